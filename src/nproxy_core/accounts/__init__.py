@@ -1,0 +1,25 @@
+"""Accounts: registration, log in and out, password reset, the dashboard, ``/api/v1/me``."""
+
+from typing import Any
+
+from nproxy_core.accounts.interfaces import ISubscriptionSummary, NoBilling
+
+
+def includeme(config: Any) -> None:
+    config.register_service(NoBilling(), ISubscriptionSummary)
+
+    config.add_route("api.session", "/api/v1/session")
+    config.add_route("api.register", "/api/v1/auth/register")
+    config.add_route("api.login", "/api/v1/auth/login")
+    config.add_route("api.logout", "/api/v1/auth/logout")
+    config.add_route("api.password_reset", "/api/v1/auth/password-reset")
+    config.add_route("api.password_reset_confirm", "/api/v1/auth/password-reset/confirm")
+    config.add_route("api.me", "/api/v1/me")
+
+    config.add_route("register", "/register")
+    config.add_route("login", "/login")
+    config.add_route("logout", "/logout")
+    config.add_route("forgot_password", "/forgot-password")
+    config.add_route("reset_password", "/reset-password")
+    config.add_route("dashboard", "/dashboard")
+    config.scan("nproxy_core.accounts.views")

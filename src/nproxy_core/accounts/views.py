@@ -1,0 +1,236 @@
+"""Account views: the JSON API of DESIGN section 6 and the pages a person uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.csrf import get_csrf_token
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.security import forget, remember
+from pyramid.view import view_config
+
+from nproxy_core.accounts import services
+from nproxy_core.accounts.interfaces import ISubscriptionSummary
+from nproxy_core.accounts.models import User
+from nproxy_core.accounts.schemas import json_object, normalize_email, required_string
+from nproxy_core.config import public_url
+from nproxy_core.errors import APIError, ValidationError
+from nproxy_core.notifications import send_email
+from nproxy_core.ratelimit import client_ip
+from nproxy_core.security import Permission
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "role": str(user.role)}
+
+
+def account_summary(request: Request, user: User) -> dict[str, Any]:
+    return request.find_service(ISubscriptionSummary).summary(request, user)
+
+
+def _limit(request: Request, action: str, email: str | None) -> None:
+    limiter = request.find_service(name="ratelimiter")
+    limiter.hit(action, f"ip:{client_ip(request)}", f"account:{email}" if email else "")
+
+
+def _email_for_limit(data: dict[str, Any]) -> str | None:
+    value = data.get("email")
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+# --- the operations, shared by the JSON API and the pages ---------------------------------------
+
+
+def do_register(request: Request, data: dict[str, Any]) -> User:
+    _limit(request, "register", _email_for_limit(data))
+    email = normalize_email(data.get("email"))
+    password = data.get("password")
+    user = services.create_user(request.db, email, password)
+    remember(request, user.id)
+    return user
+
+
+def do_login(request: Request, data: dict[str, Any]) -> User:
+    _limit(request, "login", _email_for_limit(data))
+    email = normalize_email(data.get("email"))
+    password = required_string(data, "password", "your password")
+    user = services.authenticate(request.db, email, password)
+    remember(request, user.id)
+    return user
+
+
+def do_password_reset(request: Request, data: dict[str, Any]) -> None:
+    _limit(request, "password_reset", _email_for_limit(data))
+    email = normalize_email(data.get("email"))
+    started = services.start_password_reset(request.db, email)
+    if started is None:
+        return
+    user, token = started
+    link = public_url(request, "reset_password", _query={"token": token})
+    send_email(
+        request,
+        user.email,
+        "Reset your nproxy password",
+        "Someone (hopefully you) asked to reset the password of your nproxy account.\n\n"
+        f"Open this link within one hour to choose a new password:\n{link}\n\n"
+        "If it was not you, ignore this email: your password stays as it is.\n",
+    )
+
+
+def do_password_reset_confirm(request: Request, data: dict[str, Any]) -> User:
+    token = data.get("token")
+    if not isinstance(token, str):
+        raise ValidationError("The reset token is missing.", fields={"token": "required"})
+    user = services.finish_password_reset(request.db, token, data.get("password"))
+    return user
+
+
+# --- JSON API ------------------------------------------------------------------------------------
+
+
+@view_config(route_name="api.session", request_method="GET", renderer="json")
+def api_session(request: Request) -> dict[str, Any]:
+    user = request.identity
+    return {
+        "user": None if user is None else user_json(user),
+        "csrf_token": get_csrf_token(request),
+    }
+
+
+@view_config(route_name="api.register", request_method="POST", renderer="json")
+def api_register(request: Request) -> dict[str, Any]:
+    user = do_register(request, json_object(request))
+    request.response.status = 201
+    return {"user": user_json(user), "csrf_token": get_csrf_token(request)}
+
+
+@view_config(route_name="api.login", request_method="POST", renderer="json")
+def api_login(request: Request) -> dict[str, Any]:
+    user = do_login(request, json_object(request))
+    return {"user": user_json(user), "csrf_token": get_csrf_token(request)}
+
+
+@view_config(route_name="api.logout", request_method="POST")
+def api_logout(request: Request) -> Response:
+    forget(request)
+    return Response(status=204)
+
+
+@view_config(route_name="api.password_reset", request_method="POST", renderer="json")
+def api_password_reset(request: Request) -> dict[str, Any]:
+    do_password_reset(request, json_object(request))
+    request.response.status = 202
+    return {"message": "If an account exists for that email, a reset link is on its way."}
+
+
+@view_config(route_name="api.password_reset_confirm", request_method="POST")
+def api_password_reset_confirm(request: Request) -> Response:
+    do_password_reset_confirm(request, json_object(request))
+    return Response(status=204)
+
+
+@view_config(
+    route_name="api.me",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_me(request: Request) -> dict[str, Any]:
+    user = request.identity
+    return {"id": user.id, "email": user.email, "role": str(user.role)} | account_summary(
+        request, user
+    )
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _form_page(request: Request, template: str, action: Any, success: Any) -> Any:
+    """GET renders the form; POST runs ``action`` and redirects, or re-renders with the error."""
+    values = dict(request.params) if request.method == "POST" else {}
+    values.pop("password", None)
+    values.pop("csrf_token", None)
+    context: dict[str, Any] = {"values": values, "error": None, "fields": {}}
+    if request.method == "POST":
+        try:
+            result = action(request, dict(request.POST))
+        except APIError as exc:
+            request.response.status = exc.status
+            for name, value in exc.headers.items():
+                request.response.headers[name] = value
+            context.update(error=exc.message, fields=exc.fields)
+        else:
+            return success(result)
+    return render_to_response(template, context, request=request, response=request.response)
+
+
+def _safe_next(request: Request) -> str:
+    target = request.params.get("next", "")
+    # Only same-site paths, never //host or absolute URLs.
+    if target.startswith("/") and not target.startswith("//"):
+        return target
+    return request.route_url("dashboard")
+
+
+@view_config(route_name="register", request_method=("GET", "POST"))
+def register_page(request: Request) -> Any:
+    if request.identity is not None and request.method == "GET":
+        return HTTPSeeOther(request.route_url("dashboard"))
+    return _form_page(
+        request,
+        "accounts/register.html",
+        do_register,
+        lambda user: HTTPSeeOther(request.route_url("dashboard")),
+    )
+
+
+@view_config(route_name="login", request_method=("GET", "POST"))
+def login_page(request: Request) -> Any:
+    if request.identity is not None and request.method == "GET":
+        return HTTPSeeOther(_safe_next(request))
+    return _form_page(
+        request,
+        "accounts/login.html",
+        do_login,
+        lambda user: HTTPSeeOther(_safe_next(request)),
+    )
+
+
+@view_config(route_name="logout", request_method="POST")
+def logout_page(request: Request) -> Response:
+    forget(request)
+    return HTTPSeeOther(request.route_url("home"))
+
+
+@view_config(route_name="forgot_password", request_method=("GET", "POST"))
+def forgot_password_page(request: Request) -> Any:
+    return _form_page(
+        request,
+        "accounts/forgot_password.html",
+        do_password_reset,
+        lambda _: HTTPSeeOther(request.route_url("login", _query={"reset": "sent"})),
+    )
+
+
+@view_config(route_name="reset_password", request_method=("GET", "POST"))
+def reset_password_page(request: Request) -> Any:
+    return _form_page(
+        request,
+        "accounts/reset_password.html",
+        do_password_reset_confirm,
+        lambda _: HTTPSeeOther(request.route_url("login", _query={"reset": "done"})),
+    )
+
+
+@view_config(
+    route_name="dashboard",
+    request_method="GET",
+    renderer="accounts/dashboard.html",
+    permission=Permission.AUTHENTICATED,
+)
+def dashboard_page(request: Request) -> dict[str, Any]:
+    user = request.identity
+    return {"user": user, **account_summary(request, user)}

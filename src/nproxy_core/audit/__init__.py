@@ -1,0 +1,11 @@
+"""The audit log: every admin action from any surface (web, Telegram, CLI) leaves a row."""
+
+from typing import Any
+
+from nproxy_core.audit.services import Surface, record
+
+__all__ = ["Surface", "record"]
+
+
+def includeme(config: Any) -> None:
+    pass

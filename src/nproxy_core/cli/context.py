@@ -1,0 +1,62 @@
+"""What a command needs: the settings of its ini file, the wired registry, a transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import click
+import transaction
+from pyramid.registry import Registry
+from sqlalchemy.orm import Session
+
+from nproxy_core.config import configure, normalize_settings
+from nproxy_core.db import get_tm_session
+
+
+class CLIContext:
+    def __init__(self, config_path: str) -> None:
+        self.config_path = config_path
+
+    @functools.cached_property
+    def raw_settings(self) -> dict[str, Any]:
+        if not os.path.exists(self.config_path):
+            raise click.ClickException(f"config file not found: {self.config_path}")
+        from pyramid.paster import get_appsettings, setup_logging
+
+        setup_logging(self.config_path)
+        return dict(get_appsettings(self.config_path))
+
+    @functools.cached_property
+    def settings(self) -> dict[str, Any]:
+        return normalize_settings(self.raw_settings)
+
+    @functools.cached_property
+    def config(self) -> Any:
+        config = configure(self.raw_settings)
+        config.commit()
+        return config
+
+    @property
+    def registry(self) -> Registry:
+        return self.config.registry
+
+    def make_wsgi_app(self) -> Any:
+        return self.config.make_wsgi_app()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A database session whose work commits when the block ends without error."""
+        manager = transaction.TransactionManager(explicit=True)
+        db = get_tm_session(self.registry["db.session_factory"], manager)
+        try:
+            with manager:
+                yield db
+        finally:
+            db.close()
+
+
+pass_cli = click.make_pass_decorator(CLIContext)

@@ -1,0 +1,170 @@
+"""The composition root: settings, environment overrides, and the Configurator that wires
+every feature of nproxy together. The web app and the Celery app are both built from here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.settings import asbool
+
+from nproxy_core.plugins import PluginSettingError, setting
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """A missing or malformed setting, or a plugin that cannot start. Start-up stops."""
+
+
+# Environment variables that override ini settings: secrets and service URLs. The environment
+# wins, so production.ini holds no secret.
+ENVIRONMENT_OVERRIDES: dict[str, str] = {
+    "DATABASE_URL": "sqlalchemy.url",
+    "BROKER_URL": "celery.broker_url",
+    "NPROXY_SECRET": "nproxy.secret",
+    "NPROXY_PUBLIC_URL": "nproxy.public_url",
+    "RATELIMIT_STORAGE_URL": "nproxy.ratelimit.storage",
+    "S3_ENDPOINT_URL": "storage.s3.endpoint_url",
+    "S3_BUCKET": "storage.s3.bucket",
+    "S3_REGION": "storage.s3.region",
+    "S3_ACCESS_KEY": "storage.s3.access_key",
+    "S3_SECRET_KEY": "storage.s3.secret_key",
+    "NOWPAYMENTS_API_KEY": "nowpayments.api_key",
+    "NOWPAYMENTS_IPN_SECRET": "nowpayments.ipn_secret",
+    "TELEGRAM_BOT_TOKEN": "telegram.bot_token",
+    "SMTP_HOST": "mail.host",
+    "SMTP_PORT": "mail.port",
+    "SMTP_USERNAME": "mail.username",
+    "SMTP_PASSWORD": "mail.password",
+}
+
+DEFAULTS: dict[str, str] = {
+    "nproxy.env": "development",
+    "nproxy.storage": "local",
+    "nproxy.plan.name": "Monthly",
+    "nproxy.plan.price": "9.99",
+    "nproxy.plan.currency": "USD",
+    "nproxy.plan.request_limit": "300",
+    "nproxy.plan.period_months": "1",
+    "nproxy.providers": "demo",
+    "nproxy.payments": "",
+    "nproxy.ratelimit.login": "10/minute",
+    "nproxy.ratelimit.register": "5/minute",
+    "nproxy.ratelimit.password_reset": "5/minute",
+    "nproxy.ratelimit.storage": "memory://",
+    "nproxy.keypool.cooldown_seconds": "300",
+    "nproxy.keypool.max_consecutive_failures": "10",
+    "nproxy.session_max_age_seconds": str(14 * 24 * 3600),
+    "nproxy.mailer": "console",
+    "mail.default_sender": "nproxy <no-reply@localhost>",
+    "telegram.api_base": "https://api.telegram.org",
+}
+
+REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(value)
+    return value.rstrip("/")
+
+
+def _secret(value: str) -> str:
+    # The secret signs sessions and reset tokens and derives the key-encryption key.
+    if len(value) < 32:
+        raise ValueError("shorter than 32 characters")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def normalize_settings(
+    settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, ini and environment, and check the settings nproxy cannot run without.
+
+    Raises :class:`ConfigurationError` with one line naming the setting at fault.
+    """
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {**DEFAULTS, **settings}
+    for env_name, key in ENVIRONMENT_OVERRIDES.items():
+        if environ.get(env_name):
+            merged[key] = environ[env_name]
+    try:
+        for key in REQUIRED:
+            setting(merged, key, required=True)
+        merged["nproxy.public_url"] = setting(merged, "nproxy.public_url", cast=_url)
+        if merged["nproxy.env"] not in ("development", "production"):
+            raise PluginSettingError(f"malformed setting 'nproxy.env': {merged['nproxy.env']!r}")
+        if merged["nproxy.env"] == "production":
+            setting(merged, "nproxy.secret", cast=_secret)
+        for key in (
+            "nproxy.plan.request_limit",
+            "nproxy.plan.period_months",
+            "nproxy.keypool.cooldown_seconds",
+            "nproxy.keypool.max_consecutive_failures",
+            "nproxy.session_max_age_seconds",
+        ):
+            setting(merged, key, cast=_positive_int)
+        if merged["nproxy.storage"] not in ("local", "s3"):
+            raise PluginSettingError(
+                f"malformed setting 'nproxy.storage': {merged['nproxy.storage']!r}"
+            )
+    except PluginSettingError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return merged
+
+
+def is_production(settings: Mapping[str, Any]) -> bool:
+    return settings.get("nproxy.env") == "production"
+
+
+def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
+    """Build the Configurator. Order matters: transactions and the database before features."""
+    settings = normalize_settings(settings or {})
+    config = Configurator(settings=settings)
+
+    # Transactions: one per request, retried on serialization failures and conflicts.
+    config.include("pyramid_services")
+    config.include("pyramid_retry")
+    settings.setdefault("retry.attempts", 3)
+    config.include("pyramid_tm")
+    config.include("nproxy_core.db")
+
+    # Plugins are loaded once; a broken or unknown one stops start-up here.
+    config.include("nproxy_core.plugin_registry")
+
+    # Rendering, sessions, security and errors.
+    config.include("pyramid_jinja2")
+    config.include("nproxy_core.templating")
+    config.include("nproxy_core.security")
+    config.include("nproxy_core.errors")
+    config.include("nproxy_core.ratelimit")
+    config.include("nproxy_core.tasks")
+
+    # Features, each registering its own routes, services and tasks, in dependency order.
+    config.include("nproxy_core.notifications")
+    config.include("nproxy_core.audit")
+    config.include("nproxy_core.accounts")
+    config.include("nproxy_core.site")
+    return config
+
+
+def asbool_setting(settings: Mapping[str, Any], name: str, default: bool = False) -> bool:
+    value = settings.get(name)
+    return default if value is None else asbool(value)
+
+
+def public_url(request: Any, route_name: str, **kw: Any) -> str:
+    """An absolute URL on the public base, for emails and payment callbacks."""
+    base = request.registry.settings["nproxy.public_url"]
+    return base + request.route_path(route_name, **kw)

@@ -1,0 +1,132 @@
+"""The demo provider: real PNG images made locally with Pillow, deterministic from the prompt.
+
+``demo.delay_seconds`` (default 1.0) makes it as slow as a real model, and ``demo.failure_rate``
+(0..1, default 0) makes that share of attempts fail as a retryable provider error, so the key
+pool can be seen at work without any external service. Image-to-image blends the first input
+image under the generated pattern; ``strength`` (default 0.6) is how much of the pattern
+replaces the input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageOps
+
+from nproxy_core.plugins import (
+    AttemptResult,
+    GeneratedImage,
+    ImageRequest,
+    InvalidInputError,
+    KeyRejectedError,
+    Mode,
+    ModelCapabilities,
+    Provider,
+    RetryableError,
+    setting,
+)
+
+#: Presets and their pixel sizes; small, since these are stand-ins.
+RESOLUTIONS: dict[str, tuple[int, int]] = {
+    "square": (512, 512),
+    "portrait": (384, 512),
+    "landscape": (512, 384),
+    "tall": (288, 512),
+    "wide": (512, 288),
+}
+
+
+def _rate(value: str) -> float:
+    rate = float(value)
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(value)
+    return rate
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(value)
+    return seconds
+
+
+class DemoProvider(Provider):
+    is_demo = True
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.delay = setting(settings, "demo.delay_seconds", default=1.0, cast=_seconds)
+        self.failure_rate = setting(settings, "demo.failure_rate", default=0.0, cast=_rate)
+        self._random = random.Random()
+
+    def capabilities(self) -> Sequence[ModelCapabilities]:
+        return [
+            ModelCapabilities(
+                model="demo-image-1",
+                modes=(Mode.TEXT_TO_IMAGE, Mode.IMAGE_TO_IMAGE),
+                resolutions=tuple(RESOLUTIONS),
+                max_batch=4,
+                supports_strength=True,
+                max_input_images=3,
+            )
+        ]
+
+    @property
+    def attempt_deadline(self) -> float:
+        return self.delay + 30.0
+
+    def generate(
+        self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
+    ) -> AttemptResult:
+        # Keys starting with "reject" behave as a revoked key: handy for trying the pool.
+        if api_key.startswith("reject"):
+            raise KeyRejectedError("demo key rejected", http_status=403)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.failure_rate and self._random.random() < self.failure_rate:
+            raise RetryableError("demo provider failed on purpose", http_status=503)
+        size = RESOLUTIONS.get(request.resolution)
+        if size is None:
+            raise InvalidInputError(f"unknown resolution {request.resolution!r}")
+        data = render(request, size)
+        return AttemptResult(
+            image=GeneratedImage(data=data, mime="image/png", width=size[0], height=size[1]),
+            usage={"images": 1},
+        )
+
+
+def render(request: ImageRequest, size: tuple[int, int]) -> bytes:
+    """A pattern drawn from the prompt's hash: the same prompt gives the same picture."""
+    digest = hashlib.sha256(f"{request.prompt}\0{request.index}".encode()).digest()
+    rng = random.Random(digest)
+    width, height = size
+    top = tuple(digest[0:3])
+    bottom = tuple(digest[3:6])
+    image = Image.new("RGB", size)
+    draw = ImageDraw.Draw(image)
+    for y in range(height):
+        t = y / max(1, height - 1)
+        draw.line(
+            [(0, y), (width, y)],
+            fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+        )
+    for _ in range(12):
+        x0, y0 = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(20, max(21, width // 3))
+        color = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], outline=color, width=4)
+    if request.mode == Mode.IMAGE_TO_IMAGE and request.inputs:
+        source = Image.open(io.BytesIO(request.inputs[0].data))
+        source = ImageOps.fit(ImageOps.exif_transpose(source).convert("RGB"), size)
+        strength = 0.6 if request.strength is None else request.strength
+        image = Image.blend(source, image, strength)
+    draw = ImageDraw.Draw(image)
+    draw.text((10, height - 20), request.prompt[:60], fill=(255, 255, 255))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()

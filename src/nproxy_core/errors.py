@@ -1,0 +1,162 @@
+"""Errors as values users can read: one domain exception per failure, mapped once to a JSON
+answer (``{"error": {"code", "message"}}``) for the API or an HTML page for people."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyramid.csrf import BadCSRFToken
+from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """Base of every error a user may see. ``message`` is safe to show."""
+
+    status = 400
+    code = "validation_error"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        self.headers: dict[str, str] = {}
+
+
+class ValidationError(APIError):
+    status = 400
+    code = "validation_error"
+
+
+class NotAuthenticated(APIError):
+    status = 401
+    code = "not_authenticated"
+
+
+class Forbidden(APIError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(APIError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(APIError):
+    status = 409
+    code = "conflict"
+
+
+class RateLimited(APIError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(max(1, retry_after))
+
+
+class NoActiveSubscription(APIError):
+    status = 402
+    code = "no_active_subscription"
+
+
+class QuotaExhausted(APIError):
+    status = 402
+    code = "quota_exhausted"
+
+
+def wants_json(request: Request) -> bool:
+    if request.path.startswith(("/api/", "/billing/webhooks/", "/healthz")):
+        return True
+    return request.accept.best_match(["text/html", "application/json"]) == "application/json"
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    *,
+    fields: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if wants_json(request):
+        body: dict[str, Any] = {"code": code, "message": message}
+        if fields:
+            body["fields"] = fields
+        response = Response(json_body={"error": body}, status=status)
+    else:
+        response = render_to_response(
+            "errors/error.html",
+            {"status": status, "code": code, "message": message},
+            request=request,
+        )
+        response.status = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@exception_view_config(APIError)
+def api_error(exc: APIError, request: Request) -> Response:
+    return error_response(
+        request, exc.status, exc.code, exc.message, fields=exc.fields, headers=exc.headers
+    )
+
+
+@exception_view_config(BadCSRFToken)
+def bad_csrf(exc: BadCSRFToken, request: Request) -> Response:
+    return error_response(
+        request,
+        403,
+        "forbidden",
+        "Missing or invalid CSRF token. Reload the page and try again.",
+    )
+
+
+@notfound_view_config()
+def not_found(exc: HTTPNotFound, request: Request) -> Response:
+    return error_response(request, 404, "not_found", "Not found.")
+
+
+@forbidden_view_config()
+def forbidden(exc: HTTPForbidden, request: Request) -> Response:
+    if request.identity is None:
+        if not wants_json(request):
+            from pyramid.httpexceptions import HTTPSeeOther
+
+            return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
+        return error_response(request, 401, "not_authenticated", "Log in first.")
+    return error_response(request, 403, "forbidden", "You are not allowed to do that.")
+
+
+@exception_view_config(HTTPException)
+def http_exception(exc: HTTPException, request: Request) -> Response:
+    if exc.code < 400:
+        return exc
+    code = {400: "validation_error", 405: "method_not_allowed"}.get(exc.code, "error")
+    return error_response(request, exc.code, code, exc.title)
+
+
+@exception_view_config(Exception)
+def internal_error(exc: Exception, request: Request) -> Response:
+    # Never a stack trace to the user; the log has it.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(
+        request,
+        500,
+        "internal_error",
+        "Something went wrong on our side. Please try again in a moment.",
+    )
+
+
+def includeme(config: Any) -> None:
+    config.scan(__name__)

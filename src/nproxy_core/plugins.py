@@ -1,0 +1,400 @@
+"""The public plugin interface of nproxy: what provider and payment plugins import, and how the
+core finds them.
+
+A plugin package imports this module and nothing else from ``nproxy_core``. Providers register
+under the ``nproxy.providers`` entry-point group, payment processors under ``nproxy.payments``;
+only those named in the settings (``nproxy.providers``, ``nproxy.payments``) are enabled.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import metadata
+from typing import Any, ClassVar
+
+__all__ = [
+    "PAYMENT_GROUP",
+    "PROVIDER_GROUP",
+    "AttemptResult",
+    "CheckoutRequest",
+    "ContentPolicyError",
+    "GeneratedImage",
+    "HostedCheckout",
+    "ImageRequest",
+    "InputImage",
+    "InvalidInputError",
+    "KeyRejectedError",
+    "Mode",
+    "ModelCapabilities",
+    "OutOfFundsError",
+    "PaymentEvent",
+    "PaymentProcessor",
+    "PaymentProcessorError",
+    "PaymentStatus",
+    "PluginError",
+    "PluginSettingError",
+    "Plugins",
+    "Provider",
+    "ProviderError",
+    "RetryableError",
+    "TransportError",
+    "UserCausedError",
+    "WebhookRejected",
+    "discover",
+    "load_plugins",
+    "setting",
+]
+
+PROVIDER_GROUP = "nproxy.providers"
+PAYMENT_GROUP = "nproxy.payments"
+
+
+class PluginError(Exception):
+    """A plugin is unknown, broken, duplicated or misconfigured; start-up stops."""
+
+
+class PluginSettingError(PluginError):
+    """A plugin's own setting is missing or malformed. The message names the setting."""
+
+
+def setting(
+    settings: Mapping[str, Any],
+    name: str,
+    *,
+    default: Any = None,
+    cast: Any = str,
+    required: bool = False,
+) -> Any:
+    """Read one plugin setting, failing with a message that names it."""
+    raw = settings.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            raise PluginSettingError(f"missing required setting {name!r}")
+        return default
+    try:
+        return cast(raw.strip() if isinstance(raw, str) else raw)
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise PluginSettingError(f"malformed setting {name!r}: {raw!r}") from exc
+
+
+# --- Providers --------------------------------------------------------------------------------
+
+
+class Mode(enum.StrEnum):
+    TEXT_TO_IMAGE = "text_to_image"
+    IMAGE_TO_IMAGE = "image_to_image"
+
+
+@dataclass(frozen=True)
+class ModelCapabilities:
+    """What a provider's model accepts; submissions are validated against this."""
+
+    model: str
+    modes: tuple[Mode, ...]
+    resolutions: tuple[str, ...]
+    max_batch: int = 4
+    supports_strength: bool = False
+    max_input_images: int = 0
+    input_mime_types: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp")
+    max_input_bytes: int = 10 * 1024 * 1024
+    max_input_side: int = 4096
+
+    def as_dict(self, provider: str) -> dict[str, Any]:
+        return {
+            "provider": provider,
+            "model": self.model,
+            "modes": [str(m) for m in self.modes],
+            "resolutions": list(self.resolutions),
+            "max_batch": self.max_batch,
+            "supports_strength": self.supports_strength,
+            "max_input_images": self.max_input_images,
+        }
+
+
+@dataclass(frozen=True)
+class InputImage:
+    data: bytes
+    mime: str
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One image to make: a batch of N is N of these."""
+
+    mode: Mode
+    prompt: str
+    resolution: str
+    strength: float | None = None
+    inputs: tuple[InputImage, ...] = ()
+    model: str | None = None
+    # Index of the image within its batch, so deterministic providers can vary the result.
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    data: bytes
+    mime: str
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def extension(self) -> str:
+        return {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}.get(self.mime, "bin")
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """A successful attempt: the image, and what it is estimated to have cost."""
+
+    image: GeneratedImage
+    estimated_cost: Decimal | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ProviderError(Exception):
+    """A failed attempt, classified. The router decides what happens to the key.
+
+    ``message`` is for admins and logs; it must never contain the key.
+    """
+
+    outcome: ClassVar[str] = "error"
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.http_status = http_status
+
+
+class RetryableError(ProviderError):
+    """Network error, timeout, provider 5xx or 429: cool the key down and try the next one."""
+
+    outcome = "retryable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        self.retry_after = retry_after
+
+
+class TransportError(RetryableError):
+    """The request never got an answer (connect, proxy, read timeout, dropped connection).
+
+    On the proxy path this counts against the proxy and the key is retried directly.
+    """
+
+
+class OutOfFundsError(ProviderError):
+    outcome = "out_of_funds"
+
+
+class KeyRejectedError(ProviderError):
+    """Invalid, expired, revoked, leaked or suspended key, or the API is disabled for it."""
+
+    outcome = "key_rejected"
+
+
+class UserCausedError(ProviderError):
+    """The request itself is at fault: the image fails now, and the key is untouched."""
+
+    outcome = "user_caused"
+    code: ClassVar[str] = "invalid_input"
+
+
+class ContentPolicyError(UserCausedError):
+    code = "content_policy"
+
+
+class InvalidInputError(UserCausedError):
+    code = "invalid_input"
+
+
+class Provider(abc.ABC):
+    """An image provider: one attempt with one key over one path.
+
+    It does no retrying and no key choice: that is the router's job. ``name`` is set by the
+    loader to the entry-point name.
+    """
+
+    name: str = ""
+    #: Whether :meth:`check_balance` can read a key's balance.
+    supports_balance: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def capabilities(self) -> Sequence[ModelCapabilities]:
+        """The models this provider offers; the first is the default."""
+
+    @abc.abstractmethod
+    def generate(
+        self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
+    ) -> AttemptResult:
+        """Make one image, or raise a :class:`ProviderError` subclass."""
+
+    @property
+    def attempt_deadline(self) -> float:
+        """Outer bound in seconds on one attempt, whatever the transport does."""
+        return 180.0
+
+    def check_balance(self, *, api_key: str, proxy_url: str | None = None) -> Decimal | None:
+        """The key's balance, or None when it cannot be read."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled connections."""
+
+
+# --- Payments ---------------------------------------------------------------------------------
+
+
+class PaymentStatus(enum.StrEnum):
+    WAITING = "waiting"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    SENDING = "sending"
+    PARTIALLY_PAID = "partially_paid"
+    FINISHED = "finished"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What the core asks a processor to invoice. ``order_id`` is the core's own reference."""
+
+    order_id: str
+    amount: Decimal
+    currency: str
+    description: str
+    callback_url: str
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class HostedCheckout:
+    checkout_url: str
+    #: The processor's reference for the invoice (e.g. NOWPayments invoice id).
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A processor's notification or status answer, normalised."""
+
+    order_id: str | None
+    status: PaymentStatus
+    amount: Decimal | None
+    currency: str | None
+    payment_id: str | None = None
+    invoice_id: str | None = None
+    parent_payment_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PaymentProcessorError(Exception):
+    """The processor could not be reached or answered something unusable."""
+
+
+class WebhookRejected(Exception):
+    """A notification failed verification (unsigned, forged, malformed): answer 4xx."""
+
+
+class PaymentProcessor(abc.ABC):
+    name: str = ""
+    display_name: ClassVar[str] = ""
+    #: Demo processors are refused in production unless a setting allows them.
+    is_demo: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def create_checkout(self, checkout: CheckoutRequest) -> HostedCheckout:
+        """Create a hosted invoice and return where to send the user."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Verify and parse a notification, or raise :class:`WebhookRejected`."""
+
+    @abc.abstractmethod
+    def fetch_status(self, payment_id: str) -> PaymentEvent:
+        """The processor's current view of a payment, for reconciliation."""
+
+
+# --- Discovery --------------------------------------------------------------------------------
+
+
+@dataclass
+class Plugins:
+    providers: dict[str, Provider]
+    payments: dict[str, PaymentProcessor]
+
+
+def discover(group: str) -> dict[str, metadata.EntryPoint]:
+    """All entry points of a group by name; two distributions claiming one name is an error."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=group):
+        other = found.get(ep.name)
+        if other is not None and other.value != ep.value:
+            raise PluginError(
+                f"duplicate plugin {ep.name!r} in {group}: {other.value} and {ep.value}"
+            )
+        found[ep.name] = ep
+    return dict(sorted(found.items()))
+
+
+def enabled_names(settings: Mapping[str, Any], key: str) -> list[str]:
+    raw = settings.get(key) or ""
+    names = [n for n in raw.replace(",", " ").split() if n]
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise PluginError(f"setting {key!r} names {n!r} twice")
+        seen.add(n)
+    return names
+
+
+def _load(group: str, key: str, base: type, settings: Mapping[str, Any]) -> dict[str, Any]:
+    available = discover(group)
+    loaded: dict[str, Any] = {}
+    for name in enabled_names(settings, key):
+        ep = available.get(name)
+        if ep is None:
+            known = ", ".join(available) or "none"
+            raise PluginError(f"setting {key!r} names unknown plugin {name!r} (installed: {known})")
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must stop start-up, whatever it raised
+            raise PluginError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"plugin {name!r} ({ep.value}) is not a {base.__name__}")
+        try:
+            instance = cls(settings)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} failed to start: {exc}") from exc
+        instance.name = name
+        loaded[name] = instance
+    return loaded
+
+
+def load_plugins(settings: Mapping[str, Any]) -> Plugins:
+    """Load and start the enabled plugins, or raise :class:`PluginError`."""
+    return Plugins(
+        providers=_load(PROVIDER_GROUP, "nproxy.providers", Provider, settings),
+        payments=_load(PAYMENT_GROUP, "nproxy.payments", PaymentProcessor, settings),
+    )

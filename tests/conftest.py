@@ -1,0 +1,173 @@
+"""Shared fixtures: a real PostgreSQL database migrated to head, the real app through WebTest,
+and an API client that speaks CSRF like the chat UI does.
+
+Tests commit for real (threads, subprocesses and workers must see their rows); every table is
+emptied after each test that touched the database.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+import webtest
+from sqlalchemy.orm import Session
+
+from apiclient import PASSWORD, ApiClient
+from nproxy_core.config import configure
+from nproxy_core.db import create_engine, import_models
+
+ADMIN_URL = os.environ.get("NPROXY_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_DB = os.environ.get("NPROXY_TEST_DB", "nproxy_test")
+TEST_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}"
+
+
+def _recreate_database() -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (TEST_DB,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
+        conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+
+
+@pytest.fixture(scope="session")
+def media_root() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="nproxy-media-") as folder:
+        yield folder
+
+
+@pytest.fixture(scope="session")
+def base_settings(media_root: str) -> dict[str, Any]:
+    return {
+        "nproxy.env": "development",
+        "sqlalchemy.url": TEST_URL,
+        "nproxy.secret": "test-secret-" + "x" * 40,
+        "nproxy.public_url": "http://localhost",
+        "nproxy.storage": "local",
+        "storage.local.path": media_root,
+        "nproxy.providers": "demo",
+        "nproxy.payments": "",
+        "demo.delay_seconds": "0",
+        "nproxy.ratelimit.login": "1000/minute",
+        "nproxy.ratelimit.register": "1000/minute",
+        "nproxy.ratelimit.password_reset": "1000/minute",
+        "nproxy.ratelimit.storage": "memory://",
+        "nproxy.mailer": "console",
+        "celery.broker_url": "memory://",
+        "retry.attempts": "3",
+    }
+
+
+@pytest.fixture(scope="session")
+def database(base_settings: dict[str, Any]) -> str:
+    """A fresh database at the start of the run, migrated to head with Alembic."""
+    from nproxy_core.migrations import upgrade
+
+    _recreate_database()
+    upgrade(base_settings)
+    return TEST_URL
+
+
+@pytest.fixture(scope="session")
+def engine(database: str, base_settings: dict[str, Any]) -> Iterator[sa.Engine]:
+    engine = create_engine(base_settings)
+    yield engine
+    engine.dispose()
+
+
+def truncate_all(engine: sa.Engine) -> None:
+    tables = [t.name for t in reversed(import_models().sorted_tables)]
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db(engine: sa.Engine) -> Iterator[Session]:
+    """A plain session for arranging and checking rows; commit to make them visible."""
+    session = Session(bind=engine, expire_on_commit=False)
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+        truncate_all(engine)
+
+
+@pytest.fixture
+def make_app(db: Session, base_settings: dict[str, Any]) -> Callable[..., webtest.TestApp]:
+    """Build the real WSGI app with setting overrides, wrapped in WebTest."""
+    built: list[Any] = []
+
+    def factory(**overrides: Any) -> webtest.TestApp:
+        settings = {**base_settings, **{k.replace("__", "."): v for k, v in overrides.items()}}
+        config = configure(settings)
+        wsgi = config.make_wsgi_app()
+        built.append(config.registry)
+        return webtest.TestApp(wsgi, extra_environ={"HTTP_HOST": "localhost"})
+
+    yield factory
+    for registry in built:
+        registry["db.engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
+    return make_app()
+
+
+@pytest.fixture
+def registry(app: webtest.TestApp) -> Any:
+    return app.app.registry
+
+
+@pytest.fixture
+def api(app: webtest.TestApp) -> ApiClient:
+    return ApiClient(app)
+
+
+def registry_service(registry: Any, iface: Any = None, name: str = "") -> Any:
+    """A service from an app's registry, found as a request would find it."""
+    from pyramid.request import Request, apply_request_extensions
+
+    request = Request.blank("/")
+    request.registry = registry
+    apply_request_extensions(request)
+    return request.find_service(iface, name=name)
+
+
+@pytest.fixture
+def outbox(app: webtest.TestApp) -> list[dict[str, str]]:
+    """Mail sent by the app under test (the console mailer keeps what it logs)."""
+    from nproxy_core.notifications import IMailer
+
+    return registry_service(app.app.registry, IMailer).outbox
+
+
+@pytest.fixture
+def user_factory(db: Session) -> Callable[..., Any]:
+    from nproxy_core.accounts.models import Role
+    from nproxy_core.accounts.services import create_user
+
+    counter = iter(range(1, 10**6))
+
+    def factory(
+        email: str | None = None,
+        *,
+        password: str = PASSWORD,
+        admin: bool = False,
+        blocked: bool = False,
+    ) -> Any:
+        email = email or f"user{next(counter)}@example.com"
+        user = create_user(db, email, password, role=Role.ADMIN if admin else Role.USER)
+        user.is_blocked = blocked
+        db.commit()
+        return user
+
+    return factory
