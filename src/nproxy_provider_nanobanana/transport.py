@@ -1,0 +1,138 @@
+"""HTTP to Gemini: one pooled httpx client per network path, and one bounded POST.
+
+Every failure to get a complete answer becomes a :class:`TransportError`, which the router
+counts against the proxy (when there is one) rather than the key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from nproxy_core.plugins import TransportError
+
+__all__ = ["ClientPool", "RawResponse", "describe_proxy", "post"]
+
+
+def describe_proxy(proxy_url: str | None) -> str:
+    """A proxy URL fit for a log line: scheme, host and port, never its credentials."""
+    if proxy_url is None:
+        return "direct"
+    try:
+        parts = urlsplit(proxy_url)
+        host = parts.hostname or "?"
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "proxy <unparseable URL>"
+    return f"proxy {parts.scheme}://{host}{port}"
+
+
+class ClientPool:
+    """httpx clients by proxy URL (``None`` = direct), created on first use and kept.
+
+    httpx binds a proxy to a client, so each path needs its own client; keeping them lets
+    attempts reuse TLS connections. httpx clients are thread-safe, so worker threads share
+    them. ``trust_env=False`` keeps ``HTTPS_PROXY`` and friends from silently rerouting a
+    "direct" attempt.
+    """
+
+    def __init__(self, timeout: httpx.Timeout, *, user_agent: str) -> None:
+        self._timeout = timeout
+        self._headers = {"user-agent": user_agent}
+        self._clients: dict[str | None, httpx.Client] = {}
+        self._lock = threading.Lock()
+
+    def client(self, proxy_url: str | None) -> httpx.Client:
+        with self._lock:
+            client = self._clients.get(proxy_url)
+            if client is None:
+                try:
+                    client = httpx.Client(
+                        proxy=proxy_url,
+                        timeout=self._timeout,
+                        trust_env=False,
+                        headers=self._headers,
+                        follow_redirects=False,
+                    )
+                except (ValueError, ImportError, httpx.InvalidURL) as exc:
+                    # An unknown scheme, a malformed URL, or SOCKS without httpx[socks]: the
+                    # path is unusable, which is the proxy's fault, not the key's.
+                    raise TransportError(
+                        f"{describe_proxy(proxy_url)} is unusable: {type(exc).__name__}"
+                    ) from exc
+                self._clients[proxy_url] = client
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def post(
+    client: httpx.Client,
+    url: str,
+    *,
+    content: bytes,
+    headers: dict[str, str],
+    total_seconds: float,
+    max_bytes: int,
+    path: str,
+) -> RawResponse:
+    """POST and read the whole answer, or raise :class:`TransportError`.
+
+    httpx's read timeout bounds each read, not the whole body, so a server trickling bytes
+    could hold an attempt forever; ``total_seconds`` bounds the body as a whole. ``path``
+    ("direct" or the described proxy) goes into messages; the key never does.
+    """
+    started = time.monotonic()
+    try:
+        with client.stream("POST", url, content=content, headers=headers) as response:
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TransportError(
+                        f"Gemini's answer over {path} exceeded {max_bytes} bytes",
+                        http_status=response.status_code,
+                    )
+                if time.monotonic() - started > total_seconds:
+                    raise TransportError(
+                        f"Gemini's answer over {path} took longer than {total_seconds:g} s",
+                        http_status=response.status_code,
+                    )
+                chunks.append(chunk)
+            return RawResponse(response.status_code, response.headers, b"".join(chunks))
+    except httpx.TimeoutException as exc:
+        raise TransportError(f"{_timeout_kind(exc)} over {path}") from exc
+    except httpx.ProxyError as exc:
+        raise TransportError(f"{path} refused or failed the tunnel: {exc}") from exc
+    except httpx.ConnectError as exc:
+        raise TransportError(f"could not connect over {path}: {exc}") from exc
+    except httpx.RemoteProtocolError as exc:
+        raise TransportError(f"connection dropped over {path}: {exc}") from exc
+    except httpx.HTTPError as exc:
+        # Every other transport failure (decoding, protocol, unsupported proxy protocol…).
+        raise TransportError(f"{type(exc).__name__} over {path}: {exc}") from exc
+
+
+def _timeout_kind(exc: httpx.TimeoutException) -> str:
+    return {
+        httpx.ConnectTimeout: "connect timed out",
+        httpx.ReadTimeout: "read timed out waiting for Gemini",
+        httpx.WriteTimeout: "write timed out sending the request",
+        httpx.PoolTimeout: "no free connection in the pool",
+    }.get(type(exc), "timed out")
