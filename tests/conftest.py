@@ -22,18 +22,23 @@ from apiclient import PASSWORD, ApiClient
 from nproxy_core.config import configure
 from nproxy_core.db import create_engine, import_models
 
+# Shared fixtures that live in their own modules: the SeaweedFS S3 server (``s3_server``).
+pytest_plugins = ("s3server",)
+
 ADMIN_URL = os.environ.get("NPROXY_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-TEST_DB = os.environ.get("NPROXY_TEST_DB", "nproxy_test")
+# One database per test run, so that runs side by side never disturb each other.
+TEST_DB = os.environ.get("NPROXY_TEST_DB", f"nproxy_test_{os.getpid()}")
 TEST_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}"
 
 
-def _recreate_database() -> None:
+def _drop_database() -> None:
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (TEST_DB,),
-        )
-        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+
+
+def _recreate_database() -> None:
+    _drop_database()
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{TEST_DB}"')
 
 
@@ -66,13 +71,14 @@ def base_settings(media_root: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def database(base_settings: dict[str, Any]) -> str:
+def database(base_settings: dict[str, Any]) -> Iterator[str]:
     """A fresh database at the start of the run, migrated to head with Alembic."""
     from nproxy_core.migrations import upgrade
 
     _recreate_database()
     upgrade(base_settings)
-    return TEST_URL
+    yield TEST_URL
+    _drop_database()
 
 
 @pytest.fixture(scope="session")

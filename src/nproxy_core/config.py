@@ -11,7 +11,7 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.settings import asbool
 
-from nproxy_core.plugins import PluginSettingError, setting
+from nproxy_core.plugins import PluginError, PluginSettingError, setting
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,16 @@ def is_production(settings: Mapping[str, Any]) -> bool:
 
 
 def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
-    """Build the Configurator. Order matters: transactions and the database before features."""
-    settings = normalize_settings(settings or {})
+    """Build the Configurator, or raise :class:`ConfigurationError` naming what is wrong."""
+    try:
+        return _configure(settings or {})
+    except PluginError as exc:  # includes a feature's own malformed setting
+        raise ConfigurationError(str(exc)) from None
+
+
+def _configure(settings: Mapping[str, Any]) -> Configurator:
+    # Order matters: transactions and the database before the features that use them.
+    settings = normalize_settings(settings)
     config = Configurator(settings=settings)
 
     # Transactions: one per request, retried on serialization failures and conflicts.
@@ -154,8 +162,13 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     # Features, each registering its own routes, services and tasks, in dependency order.
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
+    config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
+    config.include("nproxy_core.quota")
+    config.include("nproxy_core.billing")
+    config.include("nproxy_core.storage")
+    config.include("nproxy_core.uploads")
     return config
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,6 +74,10 @@ def utcnow() -> dt.datetime:
 MODEL_MODULES = (
     "nproxy_core.accounts.models",
     "nproxy_core.audit.models",
+    "nproxy_core.billing.models",
+    "nproxy_core.quota.models",
+    "nproxy_core.keypool.models",
+    "nproxy_core.uploads.models",
 )
 
 
@@ -87,6 +92,9 @@ def import_models() -> sa.MetaData:
 def create_engine(settings: Mapping[str, Any], **kwargs: Any) -> sa.Engine:
     url = sa.make_url(settings["sqlalchemy.url"])
     if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            # The embedded default keeps its database under var/, made on first start.
+            os.makedirs(os.path.dirname(os.path.abspath(url.database)), exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -76,7 +76,8 @@ class QuotaExhausted(APIError):
 def wants_json(request: Request) -> bool:
     if request.path.startswith(("/api/", "/billing/webhooks/", "/healthz")):
         return True
-    return request.accept.best_match(["text/html", "application/json"]) == "application/json"
+    offers = request.accept.acceptable_offers(["text/html", "application/json"])
+    return bool(offers) and offers[0][0] == "application/json"
 
 
 def error_response(

@@ -18,7 +18,7 @@ import celery
 import transaction
 from celery.schedules import crontab
 from pyramid.registry import Registry
-from pyramid.request import Request
+from pyramid.request import Request, apply_request_extensions
 from pyramid.threadlocal import RequestContext
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def make_task_request(registry: Registry) -> Request:
     request = Request.blank("/", base_url=registry.settings["nproxy.public_url"])
     request.registry = registry
     request.tm = transaction.TransactionManager(explicit=True)
+    # request.db and the other add_request_method extensions exist only once applied.
+    apply_request_extensions(request)
     return request
 
 

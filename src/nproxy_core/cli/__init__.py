@@ -50,9 +50,10 @@ def main(ctx: click.Context, config_path: str) -> None:
 
 
 def _register() -> None:
-    from nproxy_core.cli.commands import db, dev, plugins, users
+    from nproxy_core.cli.commands import beat, db, dev, plugins, users, worker
+    from nproxy_core.keypool.cli import keys, proxies
 
-    for command in (db, users, plugins, dev):
+    for command in (db, users, plugins, dev, worker, beat, keys, proxies):
         main.add_command(command)
 
 

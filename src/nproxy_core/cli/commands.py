@@ -64,6 +64,7 @@ def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool)
 @pass_cli
 def plugins(cli: CLIContext) -> None:
     """List discovered providers and payment processors, and which are enabled."""
+    problems = []
     for title, group, key in (
         ("providers", PROVIDER_GROUP, "nproxy.providers"),
         ("payment processors", PAYMENT_GROUP, "nproxy.payments"),
@@ -76,9 +77,18 @@ def plugins(cli: CLIContext) -> None:
         for name, ep in found.items():
             dist = ep.dist.name if ep.dist else "?"
             state = "enabled" if name in enabled else "available"
+            if name in enabled:
+                try:
+                    ep.load()
+                except Exception as exc:  # report, whatever a broken plugin raises
+                    state = "BROKEN"
+                    problems.append(f"plugin {name!r} failed to load: {exc}")
             click.echo(f"  {name:<16} {state:<10} {ep.value}  [{dist}]")
         for name in sorted(enabled - set(found)):
             click.echo(f"  {name:<16} MISSING    named in {key} but not installed")
+            problems.append(f"plugin {name!r} named in {key} is not installed")
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @click.command("dev")
@@ -92,3 +102,36 @@ def dev(cli: CLIContext, host: str, port: int) -> None:
 
     upgrade(cli.settings)
     serve(cli, host=host, port=port)
+
+
+@click.command("worker")
+@click.option("--concurrency", default=64, show_default=True, help="Threads in flight.")
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_cli
+def worker(cli: CLIContext, concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker: generation jobs and notifications (a thread pool: I/O bound)."""
+    from nproxy_core.tasks import get_celery_app
+
+    cli.registry  # noqa: B018 - building the registry builds the Celery app
+    get_celery_app().worker_main(
+        [
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@click.command("beat")
+@click.option("--loglevel", default="INFO", show_default=True)
+@pass_cli
+def beat(cli: CLIContext, loglevel: str) -> None:
+    """Run Celery beat: the periodic jobs (run exactly one)."""
+    from nproxy_core.tasks import get_celery_app
+
+    cli.registry  # noqa: B018 - building the registry builds the Celery app
+    schedule = cli.settings.get("celery.beat_schedule_file", "var/celerybeat-schedule")
+    get_celery_app().start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])

@@ -1,0 +1,46 @@
+"""Billing: the plan, billing cycles, payments through processor plugins, and their pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid_services import IServiceRegistry
+
+from nproxy_core.accounts.interfaces import ISubscriptionSummary
+from nproxy_core.billing.plan import REGISTRY_KEY, Plan, PlanSettingError
+
+
+def includeme(config: Any) -> None:
+    from nproxy_core.billing.services import BillingSummary
+    from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
+    from nproxy_core.config import ConfigurationError
+
+    try:
+        config.registry[REGISTRY_KEY] = Plan.from_settings(config.get_settings())
+    except PlanSettingError as exc:
+        raise ConfigurationError(str(exc)) from None
+    # Replaces accounts' NoBilling so the dashboard and /api/v1/me show the real state.
+    # register_service() for the same interface would be a configuration conflict with
+    # accounts' registration, so ours is made by an action ordered after every default one.
+    summary = BillingSummary()
+
+    def replace_subscription_summary() -> None:
+        services = config.registry.getUtility(IServiceRegistry)
+        services.register_singleton(summary, ISubscriptionSummary)
+
+    config.action(("nproxy.billing", "subscription summary"), replace_subscription_summary, order=1)
+
+    config.add_route("pricing", "/pricing")
+    config.add_route("billing.history", "/billing")
+    config.add_route("billing.checkout", "/billing/checkout")
+    config.add_route("billing.success", "/billing/payments/{order_id}/success")
+    config.add_route("billing.cancel", "/billing/payments/{order_id}/cancel")
+    config.add_route("billing.webhook", "/billing/webhooks/{processor}")
+    config.add_route("billing.demo_checkout", "/billing/demo/checkout/{order_id}")
+    config.add_route("api.plan", "/api/v1/plan")
+    config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
+    config.add_route("api.billing.payments", "/api/v1/billing/payments")
+    config.scan("nproxy_core.billing.views")
+
+    config.add_periodic_task("billing.reconcile_payments", reconcile_payments, 300)
+    config.add_periodic_task("billing.send_expiry_warnings", send_expiry_warnings, 900)

@@ -1,0 +1,161 @@
+"""Billing: payments, the notifications processors sent about them, and the billing cycles
+that successful payments grant."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from nproxy_core.accounts.models import User
+from nproxy_core.db import Base, JSONType, str_enum, utcnow
+
+
+class PaymentState(enum.StrEnum):
+    """A payment's status: ``created`` until the processor has an invoice, then the
+    processor's own statuses (``nproxy_core.plugins.PaymentStatus``)."""
+
+    CREATED = "created"
+    WAITING = "waiting"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    SENDING = "sending"
+    PARTIALLY_PAID = "partially_paid"
+    FINISHED = "finished"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+
+
+#: Payments the processor may still move; reconciliation asks about these.
+OPEN_STATES = (
+    PaymentState.CREATED,
+    PaymentState.WAITING,
+    PaymentState.CONFIRMING,
+    PaymentState.CONFIRMED,
+    PaymentState.SENDING,
+)
+
+
+class NotificationSource(enum.StrEnum):
+    WEBHOOK = "webhook"
+    RECONCILIATION = "reconciliation"
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Our own reference, sent to the processor and shown to the user: random, so it reveals
+    # nothing and cannot be guessed.
+    order_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    processor: Mapped[str] = mapped_column(sa.String(64))
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(18, 8))
+    currency: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[PaymentState] = mapped_column(
+        str_enum(PaymentState, "payment_state"), default=PaymentState.CREATED
+    )
+    invoice_id: Mapped[str | None] = mapped_column(sa.String(128))
+    processor_payment_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
+    checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    needs_review: Mapped[bool] = mapped_column(default=False)
+    review_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+    #: The cycle this payment activated. The key is on the cycle's side, unique there, so the
+    #: database itself allows at most one cycle per payment.
+    cycle: Mapped[BillingCycle | None] = relationship(back_populates="payment", uselist=False)
+    notifications: Mapped[list[PaymentNotification]] = relationship(
+        back_populates="payment", order_by="PaymentNotification.id"
+    )
+
+    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+
+    def flag_for_review(self, reason: str) -> None:
+        self.needs_review = True
+        # Keep the first reason and count on the notifications for the rest.
+        if not self.review_reason:
+            self.review_reason = reason[:255]
+
+    def __repr__(self) -> str:
+        return f"<Payment {self.id} {self.status}>"
+
+
+class PaymentNotification(Base):
+    """Every verified webhook and every reconciliation answer, as received, and what it did."""
+
+    __tablename__ = "payment_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    payment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("payments.id", ondelete="SET NULL"), index=True
+    )
+    processor: Mapped[str] = mapped_column(sa.String(64))
+    source: Mapped[NotificationSource] = mapped_column(
+        str_enum(NotificationSource, "notification_source")
+    )
+    #: Whether the processor's signature checked out (reconciliation answers come over the
+    #: processor's authenticated API and count as verified). Rejected webhooks are only logged:
+    #: a forged notification changes nothing, not even this table.
+    signature_valid: Mapped[bool] = mapped_column(default=True)
+    order_id: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    status: Mapped[str] = mapped_column(sa.String(32))
+    processor_payment_id: Mapped[str | None] = mapped_column(sa.String(128))
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: ``activated``, ``updated``, ``ignored``, ``review``, ``refunded``, ``unknown_order``…
+    result: Mapped[str] = mapped_column(sa.String(32))
+    needs_review: Mapped[bool] = mapped_column(default=False)
+    detail: Mapped[str | None] = mapped_column(sa.String(255))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+    payment: Mapped[Payment | None] = relationship(back_populates="notifications")
+
+
+class BillingCycle(Base):
+    """A period of access with its request limit and the quota ledger's counters."""
+
+    __tablename__ = "billing_cycles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    period_months: Mapped[int]
+    request_limit: Mapped[int]
+    # Images made (``used``) and held for generations in flight (``reserved``): see quota/.
+    used: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    payment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("payments.id", ondelete="SET NULL"), unique=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Expiry warnings go out once each.
+    warned_3d_at: Mapped[dt.datetime | None]
+    warned_1d_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship()
+    payment: Mapped[Payment | None] = relationship(back_populates="cycle")
+
+    __table_args__ = (
+        # The ledger's promise, kept by the database too: never more than the limit.
+        sa.CheckConstraint(
+            "used >= 0 AND reserved >= 0 AND used + reserved <= request_limit",
+            name="quota_within_limit",
+        ),
+        sa.CheckConstraint("ends_at >= starts_at", name="ends_after_start"),
+        sa.Index("ix_billing_cycles_user_id_ends_at", "user_id", "ends_at"),
+    )
+
+    @property
+    def remaining(self) -> int:
+        return self.request_limit - self.used - self.reserved
+
+    def __repr__(self) -> str:
+        return f"<BillingCycle {self.id} user={self.user_id}>"

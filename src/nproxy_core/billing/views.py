@@ -1,0 +1,283 @@
+"""Billing views: pricing, checkout, return pages, history, the webhook, the demo checkout page
+and the JSON API of DESIGN section 6. No page or answer here shows a quota count."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render_to_response
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from nproxy_core.accounts.schemas import json_object
+from nproxy_core.billing import services
+from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
+from nproxy_core.billing.plan import get_plan
+from nproxy_core.config import public_url
+from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
+from nproxy_core.errors import NotFound, ValidationError, error_response
+from nproxy_core.plugin_registry import get_plugins, get_processor
+from nproxy_core.plugins import PaymentProcessor, WebhookRejected
+from nproxy_core.ratelimit import client_ip
+from nproxy_core.security import Permission
+
+log = logging.getLogger(__name__)
+
+#: Real notifications are a few kilobytes; anything this large is not one.
+MAX_WEBHOOK_BYTES = 64 * 1024
+
+
+def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("Choose a payment method.", fields={"processor": "required"})
+    processor = get_processor(request.registry, name.strip())
+    if processor is None:
+        raise ValidationError(
+            f"The payment method {name.strip()[:40]!r} is unknown or not enabled.",
+            fields={"processor": "unknown"},
+        )
+    return processor
+
+
+def do_checkout(request: Request, processor: PaymentProcessor) -> Payment:
+    return services.start_checkout(
+        request.db,
+        get_plan(request.registry),
+        processor,
+        request.identity.id,
+        callback_url=public_url(request, "billing.webhook", processor=processor.name),
+        return_urls=lambda order_id: (
+            public_url(request, "billing.success", order_id=order_id),
+            public_url(request, "billing.cancel", order_id=order_id),
+        ),
+    )
+
+
+def checkout_failed(request: Request) -> Response:
+    # Returned, not raised: the transaction commits and keeps the failed payment's row.
+    return error_response(
+        request,
+        502,
+        "payment_unavailable",
+        "The payment provider did not answer. Nothing was charged; please try again shortly.",
+    )
+
+
+def own_payment(request: Request) -> Payment:
+    payment = request.db.scalar(
+        sa.select(Payment).where(
+            Payment.order_id == request.matchdict["order_id"],
+            Payment.user_id == request.identity.id,
+        )
+    )
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment
+
+
+def payment_label(payment: Payment) -> str:
+    """The payment's state in words a buyer understands."""
+    status = payment.status
+    if status == PaymentState.FINISHED and payment.cycle is not None:
+        return "Paid"
+    if status == PaymentState.REFUNDED:
+        return "Refunded"
+    if payment.needs_review:
+        return "Under review"
+    return {
+        PaymentState.CREATED: "Starting",
+        PaymentState.WAITING: "Waiting for payment",
+        PaymentState.CONFIRMING: "Confirming",
+        PaymentState.CONFIRMED: "Confirming",
+        PaymentState.SENDING: "Confirming",
+        PaymentState.FAILED: "Failed",
+        PaymentState.EXPIRED: "Expired",
+    }.get(status, "Under review")
+
+
+def enabled_processors(request: Request) -> list[dict[str, str]]:
+    return [
+        {"name": name, "display_name": processor.display_name or name}
+        for name, processor in get_plugins(request.registry).payments.items()
+    ]
+
+
+# --- JSON API --------------------------------------------------------------------------------
+
+
+@view_config(route_name="api.plan", request_method="GET", renderer="json")
+def api_plan(request: Request) -> dict[str, Any]:
+    return get_plan(request.registry).public_json()
+
+
+@view_config(
+    route_name="api.billing.checkout",
+    request_method="POST",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_checkout(request: Request) -> Any:
+    processor = chosen_processor(request, json_object(request).get("processor"))
+    payment = do_checkout(request, processor)
+    if payment.checkout_url is None:
+        return checkout_failed(request)
+    request.response.status = 201
+    return {"payment_id": payment.order_id, "checkout_url": payment.checkout_url}
+
+
+@view_config(
+    route_name="api.billing.payments",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_payments(request: Request) -> dict[str, Any]:
+    payments = services.user_payments(request.db, request.identity.id)
+    return {"payments": [services.payment_json(p) for p in payments]}
+
+
+# --- webhook ---------------------------------------------------------------------------------
+
+
+@view_config(route_name="billing.webhook", request_method="POST", require_csrf=False)
+def webhook(request: Request) -> Response:
+    """Verify, record, apply, answer: no call to anyone else, so it answers fast."""
+    name = request.matchdict["processor"]
+    processor = get_processor(request.registry, name)
+    if processor is None:
+        return error_response(request, 404, "not_found", "No such payment processor.")
+    if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
+        return error_response(request, 413, "validation_error", "The notification is too large.")
+    try:
+        outcome = services.receive_notification(
+            request.db, get_plan(request.registry), processor, request.body, request.headers
+        )
+    except WebhookRejected as exc:
+        # Nothing is written for a notification that fails verification.
+        log.warning("rejected %s notification from %s: %s", name, client_ip(request), exc)
+        return error_response(
+            request, 400, "validation_error", f"The notification was rejected: {exc}"
+        )
+    return Response(json_body={"ok": True, "result": outcome.result})
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+@view_config(route_name="pricing", request_method="GET", renderer="billing/pricing.html")
+def pricing_page(request: Request) -> dict[str, Any]:
+    summary = None
+    if request.identity is not None:
+        summary = services.subscription_summary(request.db, request.identity.id)
+    return {
+        "plan": get_plan(request.registry),
+        "processors": enabled_processors(request),
+        "summary": summary,
+    }
+
+
+@view_config(
+    route_name="billing.checkout", request_method="POST", permission=Permission.AUTHENTICATED
+)
+def checkout_page(request: Request) -> Response:
+    processor = chosen_processor(request, request.POST.get("processor"))
+    payment = do_checkout(request, processor)
+    if payment.checkout_url is None:
+        return checkout_failed(request)
+    return HTTPSeeOther(payment.checkout_url)
+
+
+@view_config(
+    route_name="billing.history",
+    request_method="GET",
+    renderer="billing/history.html",
+    permission=Permission.AUTHENTICATED,
+)
+def history_page(request: Request) -> dict[str, Any]:
+    user = request.identity
+    payments = services.user_payments(request.db, user.id)
+    return {
+        "payments": [(p, payment_label(p)) for p in payments],
+        **services.subscription_summary(request.db, user.id),
+    }
+
+
+def _return_page(request: Request, cancelled: bool) -> dict[str, Any]:
+    payment = own_payment(request)
+    pending = payment.status in OPEN_STATES and not payment.needs_review
+    return {
+        "payment": payment,
+        "label": payment_label(payment),
+        "pending": pending,
+        "cancelled": cancelled,
+        "cycle": payment.cycle,
+        **services.subscription_summary(request.db, request.identity.id),
+    }
+
+
+@view_config(
+    route_name="billing.success",
+    request_method="GET",
+    renderer="billing/return.html",
+    permission=Permission.AUTHENTICATED,
+)
+def success_page(request: Request) -> dict[str, Any]:
+    return _return_page(request, cancelled=False)
+
+
+@view_config(
+    route_name="billing.cancel",
+    request_method="GET",
+    renderer="billing/return.html",
+    permission=Permission.AUTHENTICATED,
+)
+def cancel_page(request: Request) -> dict[str, Any]:
+    return _return_page(request, cancelled=True)
+
+
+@view_config(
+    route_name="billing.demo_checkout",
+    request_method=("GET", "POST"),
+    permission=Permission.AUTHENTICATED,
+)
+def demo_checkout_page(request: Request) -> Response:
+    """The demo processor's hosted checkout: the owner picks what the "payment" does."""
+    payment = own_payment(request)
+    processor = get_processor(request.registry, payment.processor)
+    if not isinstance(processor, DemoProcessor):
+        raise NotFound("No such payment.")
+    error = None
+    if request.method == "POST":
+        outcome = request.POST.get("outcome")
+        if outcome in OUTCOMES:
+            # Signed like a processor's notification and verified and applied by the same
+            # code as the webhook.
+            body, headers = processor.notification(
+                order_id=payment.order_id,
+                outcome=outcome,
+                amount=payment.amount,
+                currency=payment.currency,
+                invoice_id=payment.invoice_id,
+            )
+            services.receive_notification(
+                request.db, get_plan(request.registry), processor, body, headers
+            )
+            target = "billing.cancel" if outcome == "expired" else "billing.success"
+            return HTTPSeeOther(request.route_url(target, order_id=payment.order_id))
+        error = "Choose one of the outcomes below."
+        request.response.status = 400
+    return render_to_response(
+        "billing/demo_checkout.html",
+        {
+            "payment": payment,
+            "open": payment.status in OPEN_STATES,
+            "plan": get_plan(request.registry),
+            "error": error,
+        },
+        request=request,
+        response=request.response,
+    )

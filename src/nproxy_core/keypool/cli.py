@@ -1,0 +1,150 @@
+"""``nproxy keys`` and ``nproxy proxies``: the key pool from the server console (audited)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from nproxy_core.audit import Surface
+from nproxy_core.cli.context import CLIContext, pass_cli
+from nproxy_core.errors import ValidationError
+from nproxy_core.keypool import get_secret_box
+from nproxy_core.keypool import services as pool
+from nproxy_core.plugins import PROVIDER_GROUP, discover, enabled_names
+
+CONSOLE = pool.Actor("console", Surface.CLI)
+
+
+def _read_secret() -> str:
+    # Never an argument: arguments end up in shell history and in `ps`.
+    if sys.stdin.isatty():
+        return click.prompt("Key secret", hide_input=True)
+    return sys.stdin.readline().strip()
+
+
+@click.group()
+def keys() -> None:
+    """Provider API keys."""
+
+
+@keys.command("add")
+@click.option("--provider", required=True, help="Provider entry-point name, e.g. nanobanana.")
+@click.option("--label", default=None, help="A name for people.")
+@click.option("--proxy", "proxy_url", default=None, metavar="URL", help="Call through this proxy.")
+@click.option("--billing-group", default=None, help="Keys paid by the same account.")
+@pass_cli
+def keys_add(
+    cli: CLIContext,
+    provider: str,
+    label: str | None,
+    proxy_url: str | None,
+    billing_group: str | None,
+) -> None:
+    """Add a key; its secret is read from standard input."""
+    enabled = enabled_names(cli.settings, "nproxy.providers")
+    if provider not in enabled:
+        if provider in discover(PROVIDER_GROUP):
+            raise ValidationError(
+                f"provider {provider!r} is installed but not enabled in nproxy.providers"
+            )
+        raise ValidationError(f"unknown provider {provider!r} (enabled: {', '.join(enabled)})")
+    secret = _read_secret()
+    with cli.transaction() as db:
+        key = pool.add_key(
+            db,
+            get_secret_box(cli.registry),
+            provider=provider,
+            secret=secret,
+            enabled_providers=enabled,
+            actor=CONSOLE,
+            label=label,
+            proxy_url=proxy_url,
+            billing_group=billing_group,
+        )
+        click.echo(f"added {key.provider} key {key.id} ({key.secret_mask})")
+
+
+@keys.command("list")
+@click.option("--provider", default=None, help="Only this provider's keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
+    """List keys: state, cooldown deadline, failures, masked secret."""
+    with cli.transaction() as db:
+        views = [pool.key_view(key) for key in pool.list_keys(db, provider)]
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    if not views:
+        click.echo("no keys")
+        return
+    click.echo(
+        f"{'id':>4}  {'provider':<12} {'label':<16} {'state':<14} {'fails':>5}  "
+        f"{'secret':<11} {'group':<12} {'cooldown until':<20} proxy"
+    )
+    for v in views:
+        cooldown = (v["cooldown_until"] or "-")[:19]
+        click.echo(
+            f"{v['id']:>4}  {v['provider']:<12} {(v['label'] or '-'):<16} {v['state']:<14} "
+            f"{v['consecutive_failures']:>5}  {v['secret']:<11} {(v['billing_group'] or '-'):<12} "
+            f"{cooldown:<20} {v['proxy'] or '-'}"
+        )
+
+
+@keys.command("restore")
+@click.argument("key_id", type=int)
+@pass_cli
+def keys_restore(cli: CLIContext, key_id: int) -> None:
+    """Put a key back in service (from cooldown, out of funds, review or disabled)."""
+    with cli.transaction() as db:
+        key = pool.restore_key(db, key_id, actor=CONSOLE)
+        click.echo(f"key {key.id} is active")
+
+
+@keys.command("disable")
+@click.argument("key_id", type=int)
+@pass_cli
+def keys_disable(cli: CLIContext, key_id: int) -> None:
+    """Take a key out of service until restored."""
+    with cli.transaction() as db:
+        key = pool.disable_key(db, key_id, actor=CONSOLE)
+        click.echo(f"key {key.id} is disabled")
+
+
+@click.group()
+def proxies() -> None:
+    """Proxies that keys call through."""
+
+
+@proxies.command("add")
+@click.argument("url")
+@click.option("--label", default=None, help="A name for people.")
+@pass_cli
+def proxies_add(cli: CLIContext, url: str, label: str | None) -> None:
+    """Add a proxy (http://, https:// or socks5://host:port)."""
+    with cli.transaction() as db:
+        proxy = pool.add_proxy(db, url, label=label, actor=CONSOLE)
+        click.echo(f"added proxy {proxy.id} ({pool.display_proxy_url(proxy.url)})")
+
+
+@proxies.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def proxies_list(cli: CLIContext, as_json: bool) -> None:
+    """List proxies and their health."""
+    with cli.transaction() as db:
+        views = [pool.proxy_view(proxy) for proxy in pool.list_proxies(db)]
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    if not views:
+        click.echo("no proxies")
+        return
+    click.echo(f"{'id':>4}  {'state':<9} {'fails':>5}  {'label':<16} url")
+    for v in views:
+        click.echo(
+            f"{v['id']:>4}  {v['state']:<9} {v['consecutive_failures']:>5}  "
+            f"{(v['label'] or '-'):<16} {v['url']}"
+        )

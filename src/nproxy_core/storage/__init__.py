@@ -1,0 +1,81 @@
+"""Storage: the object store for generated images and uploads (S3 or a local folder), chosen by
+the ``nproxy.storage`` setting, and the ``/media/{asset_id}`` route that serves what it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pyramid.settings import asbool
+
+from nproxy_core.config import ConfigurationError, _positive_int, _url
+from nproxy_core.plugins import PluginSettingError, setting
+from nproxy_core.storage.interfaces import (
+    InvalidKey,
+    IStorage,
+    ObjectNotFound,
+    StorageError,
+)
+from nproxy_core.storage.keys import generation_key, upload_key, validate_key
+from nproxy_core.storage.media import MediaAsset, MediaResolver, add_media_resolver
+
+__all__ = [
+    "IStorage",
+    "InvalidKey",
+    "MediaAsset",
+    "MediaResolver",
+    "ObjectNotFound",
+    "StorageError",
+    "add_media_resolver",
+    "generation_key",
+    "make_storage",
+    "upload_key",
+    "validate_key",
+]
+
+DEFAULT_LOCAL_PATH = "var/media"
+
+
+def make_storage(settings: Mapping[str, Any]) -> Any:
+    """Build the backend named by ``nproxy.storage`` from the settings.
+
+    Raises :class:`nproxy_core.config.ConfigurationError` naming a missing or malformed setting.
+    """
+    backend = settings.get("nproxy.storage", "local")
+    try:
+        if backend == "local":
+            from nproxy_core.storage.local import LocalStorage
+
+            return LocalStorage(setting(settings, "storage.local.path", default=DEFAULT_LOCAL_PATH))
+        if backend == "s3":
+            # boto3 is imported only when S3 is used: the embedded default starts faster.
+            from nproxy_core.storage.s3 import S3Settings, S3Storage
+
+            return S3Storage(
+                S3Settings(
+                    bucket=setting(settings, "storage.s3.bucket", required=True),
+                    access_key=setting(settings, "storage.s3.access_key", required=True),
+                    secret_key=setting(settings, "storage.s3.secret_key", required=True),
+                    endpoint_url=setting(settings, "storage.s3.endpoint_url", cast=_url),
+                    region=setting(settings, "storage.s3.region", default="us-east-1"),
+                    create_bucket=setting(
+                        settings, "storage.s3.create_bucket", default=True, cast=asbool
+                    ),
+                    presign_seconds=setting(
+                        settings, "storage.s3.presign_seconds", default=300, cast=_positive_int
+                    ),
+                    public_endpoint_url=setting(
+                        settings, "storage.s3.public_endpoint_url", cast=_url
+                    ),
+                )
+            )
+    except PluginSettingError as exc:
+        raise ConfigurationError(str(exc)) from None
+    raise ConfigurationError(f"malformed setting 'nproxy.storage': {backend!r}")
+
+
+def includeme(config: Any) -> None:
+    config.register_service(make_storage(config.get_settings()), IStorage)
+    config.add_directive("add_media_resolver", add_media_resolver)
+    config.add_route("media", "/media/{asset_id}")
+    config.scan("nproxy_core.storage.views")

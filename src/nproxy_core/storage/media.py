@@ -1,0 +1,48 @@
+"""Media assets behind ``GET /media/{asset_id}``: a registry of resolvers, one per kind of asset.
+
+Each feature that stores images (uploads now, generated images later) registers a resolver with
+``config.add_media_resolver(fn)``. ``fn(request, asset_id)`` answers a :class:`MediaAsset` for an
+id it knows, or None; the media view asks each resolver in turn and checks the owner itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from pyramid.request import Request
+
+
+class MediaAsset(NamedTuple):
+    owner_user_id: int
+    storage_key: str
+    mime: str
+
+
+MediaResolver = Callable[[Request, str], MediaAsset | tuple[int, str, str] | None]
+
+REGISTRY_KEY = "nproxy.media_resolvers"
+
+
+def add_media_resolver(config: Any, resolver: MediaResolver, name: str | None = None) -> None:
+    """Directive: let ``resolver`` answer for some ``/media/{asset_id}`` ids.
+
+    ``name`` (default: the function's qualified name) guards against registering the same
+    resolver twice, which Pyramid reports as a configuration conflict.
+    """
+    resolver = config.maybe_dotted(resolver)
+    name = name or f"{resolver.__module__}.{resolver.__qualname__}"
+
+    def register() -> None:
+        config.registry.setdefault(REGISTRY_KEY, []).append(resolver)
+
+    config.action(("nproxy.media_resolver", name), register)
+
+
+def resolve_media(request: Request, asset_id: str) -> MediaAsset | None:
+    """The asset behind ``asset_id``, whoever owns it; None when no resolver knows it."""
+    for resolver in request.registry.get(REGISTRY_KEY, ()):
+        found = resolver(request, asset_id)
+        if found is not None:
+            return MediaAsset(*found)
+    return None

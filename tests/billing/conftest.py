@@ -1,0 +1,121 @@
+"""Fixtures for billing tests: the fake NOWPayments server, an app with it enabled, a real
+HTTP server for the app, and helpers to arrange cycles and payments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import waitress.server
+import webtest
+from sqlalchemy.orm import Session
+
+from apiclient import ApiClient
+from fakes.nowpayments import FakeNowPayments
+from nproxy_core.billing.models import BillingCycle
+from nproxy_core.db import utcnow
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with minimal cost: accounts are set-up here, not what is tested, and the
+    default cost takes about a second per hash on the shared test machine."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        "nproxy_core.accounts.services._hasher",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNowPayments]:
+    with FakeNowPayments() as server:
+        yield server
+
+
+@pytest.fixture
+def np_settings(fake: FakeNowPayments) -> dict[str, str]:
+    """Setting overrides (make_app style) enabling NOWPayments against the fake, and demo."""
+    return {
+        "nproxy__payments": "nowpayments demo",
+        "nowpayments__api_base": fake.api_base,
+        "nowpayments__api_key": fake.api_key,
+        "nowpayments__ipn_secret": fake.ipn_secret,
+        "nowpayments__timeout_seconds": "5",
+    }
+
+
+@pytest.fixture
+def np_app(make_app: Callable[..., webtest.TestApp], np_settings: dict[str, str]) -> Any:
+    return make_app(**np_settings)
+
+
+@pytest.fixture
+def np_api(np_app: webtest.TestApp) -> ApiClient:
+    return ApiClient(np_app)
+
+
+class LiveServer:
+    """The real WSGI app behind waitress on 127.0.0.1, for tests that need real HTTP."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+        self.server = waitress.server.create_server(
+            lambda environ, start: self.app(environ, start),
+            host="127.0.0.1",
+            port=0,
+            threads=12,
+            connection_limit=200,
+            clear_untrusted_proxy_headers=True,
+        )
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, app: Any) -> None:
+        self.app = app
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server() -> Iterator[LiveServer]:
+    """A bound port first, so the app's public URL (its IPN callback) can point at it."""
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def make_cycle(db: Session) -> Callable[..., BillingCycle]:
+    def factory(
+        user: Any,
+        *,
+        starts_at: dt.datetime | None = None,
+        ends_at: dt.datetime | None = None,
+        request_limit: int = 300,
+        used: int = 0,
+        reserved: int = 0,
+    ) -> BillingCycle:
+        now = utcnow()
+        cycle = BillingCycle(
+            user_id=user.id,
+            starts_at=starts_at or now - dt.timedelta(days=1),
+            ends_at=ends_at or now + dt.timedelta(days=29),
+            period_months=1,
+            request_limit=request_limit,
+            used=used,
+            reserved=reserved,
+        )
+        db.add(cycle)
+        db.commit()
+        return cycle
+
+    return factory

@@ -1,0 +1,132 @@
+"""Fixtures for the key pool: the app with Nano Banana pointed at the fake Gemini server, key
+and proxy factories, a real HTTP proxy (PyPI ``proxy.py``) and a scripted provider plugin for
+what Gemini cannot do on demand (hang forever, report a balance)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session
+
+from fakes.gemini import FakeGemini, fake_gemini
+from keypool_support import ACTOR, ScriptedProvider, _wait_for_port, free_port
+from nproxy_core.keypool import KeyPoolRouter, get_router, get_secret_box, services
+from nproxy_core.keypool.models import KeyState
+from nproxy_core.plugin_registry import get_plugins
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGemini]:
+    with fake_gemini() as server:
+        yield server
+
+
+@pytest.fixture
+def pool_settings(fake: FakeGemini) -> dict[str, Any]:
+    return {
+        "nproxy.providers": "demo nanobanana",
+        "nanobanana.api_base": fake.base_url,
+        "nanobanana.timeout_seconds": "10",
+        "nanobanana.connect_timeout_seconds": "2",
+    }
+
+
+@pytest.fixture
+def registry(make_app: Callable[..., Any], pool_settings: dict[str, Any]) -> Any:
+    app = make_app(**{k.replace(".", "__"): v for k, v in pool_settings.items()})
+    registry = app.app.registry
+    yield registry
+    for provider in get_plugins(registry).providers.values():
+        provider.close()
+
+
+@pytest.fixture
+def router(registry: Any) -> KeyPoolRouter:
+    return get_router(registry)
+
+
+@pytest.fixture
+def add_key(db: Session, registry: Any) -> Callable[..., int]:
+    """Add a key through the admin service (committed); returns its id."""
+
+    def add(
+        secret: str,
+        *,
+        provider: str = "nanobanana",
+        billing_group: str | None = None,
+        proxy_url: str | None = None,
+        state: KeyState | None = None,
+        label: str | None = None,
+    ) -> int:
+        key = services.add_key(
+            db,
+            get_secret_box(registry),
+            provider=provider,
+            secret=secret,
+            enabled_providers=list(get_plugins(registry).providers),
+            actor=ACTOR,
+            label=label,
+            proxy_url=proxy_url,
+            billing_group=billing_group,
+        )
+        if state is not None:
+            key.state = state
+        db.commit()
+        return key.id
+
+    return add
+
+
+# --- a scripted provider plugin --------------------------------------------------------------
+
+
+@pytest.fixture
+def scripted(registry: Any) -> Iterator[ScriptedProvider]:
+    provider = ScriptedProvider(deadline=0.5)
+    provider.name = "scripted"
+    get_plugins(registry).providers["scripted"] = provider
+    yield provider
+    provider.release.set()
+
+
+# --- a real HTTP proxy ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def http_proxy(tmp_path: Path) -> Iterator[str]:
+    """A real forwarding HTTP proxy in a subprocess; yields its URL."""
+    port = free_port()
+    log_file = tmp_path / "proxy.log"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num-workers",
+            "1",
+            "--num-acceptors",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file.open("wb"),
+    )
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,146 @@
+"""``nproxy keys`` and ``nproxy proxies`` in a subprocess, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cli_runner import NPROXY, nproxy, write_ini
+from nproxy_core.audit.models import AuditEntry
+from nproxy_core.keypool.models import KeyState, ProviderKey
+
+SECRET = "AIzaSyTESTtestTESTtestTESTtest0x9Q2"
+
+
+@pytest.fixture
+def ini(tmp_path: Path, base_settings: dict[str, Any], db: Any) -> str:
+    settings = {**base_settings, "nproxy.providers": "demo nanobanana"}
+    return str(write_ini(tmp_path, settings))
+
+
+def run(ini: str, *args: str, stdin: str = "") -> Any:
+    return nproxy("-c", ini, *args, stdin=stdin)
+
+
+def assert_one_line_error(result: Any, *words: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_keys_add_list_disable_restore(ini, db):
+    added = run(
+        ini,
+        "keys",
+        "add",
+        "--provider",
+        "nanobanana",
+        "--label",
+        "main",
+        "--billing-group",
+        "acme",
+        stdin=SECRET + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "AIza…x9Q2" in added.stdout and SECRET not in added.stdout
+
+    listed = run(ini, "keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [key] = json.loads(listed.stdout)
+    assert key["provider"] == "nanobanana" and key["label"] == "main"
+    assert key["state"] == "active" and key["consecutive_failures"] == 0
+    assert key["secret"] == "AIza…x9Q2" and key["billing_group"] == "acme"
+    assert key["cooldown_until"] is None and key["proxy"] is None
+    assert SECRET not in listed.stdout
+
+    table = run(ini, "keys", "list")
+    assert "AIza…x9Q2" in table.stdout and "active" in table.stdout
+
+    disabled = run(ini, "keys", "disable", str(key["id"]))
+    assert disabled.returncode == 0, disabled.stderr
+    assert db.scalars(sa.select(ProviderKey)).one().state == KeyState.DISABLED
+    db.rollback()
+
+    restored = run(ini, "keys", "restore", str(key["id"]))
+    assert restored.returncode == 0, restored.stderr
+    assert_one_line_error(run(ini, "keys", "restore", str(key["id"])), "already active")
+    assert_one_line_error(
+        run(ini, "keys", "add", "--provider", "nanobanana", stdin=SECRET), "already in the pool"
+    )
+    assert db.scalars(sa.select(ProviderKey)).one().state == KeyState.ACTIVE
+
+    entries = db.scalars(sa.select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [e.action for e in entries] == ["key.add", "key.disable", "key.restore"]
+    assert {e.surface for e in entries} == {"cli"}
+    assert entries[2].before["state"] == "disabled" and entries[2].after["state"] == "active"
+    assert all(SECRET not in json.dumps([e.before, e.after]) for e in entries)
+
+
+def test_keys_add_with_a_proxy_and_proxies_commands(ini, db):
+    added = run(ini, "proxies", "add", "socks5://user:pw@127.0.0.1:1080", "--label", "eu")
+    assert added.returncode == 0, added.stderr
+    assert "pw" not in added.stdout
+
+    key = run(
+        ini,
+        "keys",
+        "add",
+        "--provider",
+        "demo",
+        "--proxy",
+        "http://127.0.0.1:3128",
+        stdin="demo-key-0123456789\n",
+    )
+    assert key.returncode == 0, key.stderr
+
+    proxies = json.loads(run(ini, "proxies", "list", "--json").stdout)
+    assert [(p["url"], p["label"]) for p in proxies] == [
+        ("socks5://user:***@127.0.0.1:1080", "eu"),
+        ("http://127.0.0.1:3128", None),
+    ]
+    assert proxies[0]["consecutive_failures"] == 0
+    assert db.scalars(sa.select(ProviderKey)).one().proxy.url == "http://127.0.0.1:3128"
+    assert "eu" in run(ini, "proxies", "list").stdout
+    actions = db.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.id)).all()
+    assert actions == ["proxy.add", "proxy.add", "key.add"]
+
+
+ERROR_CASES = [
+    (("keys", "add", "--provider", "nosuch"), SECRET, ("unknown provider", "nosuch")),
+    (("keys", "add", "--provider", "nanobanana"), "\n", ("empty",)),
+    (("keys", "restore", "999"), "", ("no provider key with id 999",)),
+    (("proxies", "add", "ftp://127.0.0.1:21"), "", ("http://", "socks5://")),
+]
+
+
+def test_errors_are_one_line_and_change_nothing(ini, db):
+    # Started together: each command pays the app's start-up, and they are independent.
+    running = [
+        (
+            subprocess.Popen(
+                [*NPROXY, "-c", ini, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+            stdin,
+            words,
+        )
+        for args, stdin, words in ERROR_CASES
+    ]
+    for process, stdin, words in running:
+        stdout, stderr = process.communicate(stdin, timeout=60)
+        assert_one_line_error(
+            subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), *words
+        )
+    assert db.scalar(sa.select(sa.func.count()).select_from(ProviderKey)) == 0
+    assert db.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0

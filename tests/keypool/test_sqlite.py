@@ -1,0 +1,46 @@
+"""The embedded default: the same router code on a SQLite file migrated by Alembic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from keypool_support import ACTOR, IMAGE
+from nproxy_core.config import configure
+from nproxy_core.keypool import get_router, get_secret_box, services
+from nproxy_core.keypool.models import AttemptOutcome, KeyAttempt, KeyState, ProviderKey
+from nproxy_core.migrations import upgrade
+
+
+def test_routing_on_sqlite(tmp_path: Path, base_settings: dict[str, Any]):
+    settings = {**base_settings, "sqlalchemy.url": f"sqlite:///{tmp_path / 'nproxy.sqlite'}"}
+    upgrade(settings)
+    config = configure(settings)
+    config.commit()
+    registry = config.registry
+    factory = registry["db.session_factory"]
+    with factory.begin() as db:
+        ids = [
+            services.add_key(
+                db,
+                get_secret_box(registry),
+                provider="demo",
+                secret=secret,
+                enabled_providers=["demo"],
+                actor=ACTOR,
+            ).id
+            for secret in ("demo-key-000001", "reject-key-000002", "demo-key-000003")
+        ]
+    router = get_router(registry)
+
+    used = Counter(router.route_image("demo", IMAGE).key_id for _ in range(6))
+
+    assert used == {ids[0]: 3, ids[2]: 3}
+    with factory() as db:
+        assert db.get(ProviderKey, ids[1]).state == KeyState.MANUAL_REVIEW
+        outcomes = Counter(db.scalars(sa.select(KeyAttempt.outcome)))
+        assert outcomes == {AttemptOutcome.SUCCESS: 6, AttemptOutcome.KEY_REJECTED: 1}
+    registry["db.engine"].dispose()

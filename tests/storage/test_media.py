@@ -1,0 +1,63 @@
+"""``GET /media/{asset_id}`` with a resolver of another feature: the extension point the
+generation pipeline uses for generated images."""
+
+from __future__ import annotations
+
+import pytest
+import webtest
+from pyramid.exceptions import ConfigurationConflictError
+
+from apiclient import ApiClient
+from conftest import registry_service
+from nproxy_core.config import configure
+from nproxy_core.storage import IStorage, MediaAsset
+
+
+@pytest.fixture
+def generated_app(base_settings, tmp_path, db):
+    """The real app plus a resolver for made-up generated images of ``owner["id"]``."""
+    owner: dict[str, int] = {}
+
+    def resolve(request, asset_id):
+        if asset_id == "gen-asset-1":
+            return MediaAsset(owner["id"], "generations/1/77/0.png", "image/png")
+        if asset_id == "gen-asset-missing":
+            # A plain (owner, key, mime) tuple works too.
+            return (owner["id"], "generations/1/77/9.png", "image/png")
+        return None
+
+    config = configure({**base_settings, "storage.local.path": str(tmp_path / "media")})
+    config.add_media_resolver(resolve)
+    app = webtest.TestApp(config.make_wsgi_app(), extra_environ={"HTTP_HOST": "localhost"})
+    yield app, owner
+    config.registry["db.engine"].dispose()
+
+
+def test_a_registered_resolver_serves_its_assets(generated_app):
+    app, asset_owner = generated_app
+    storage = registry_service(app.app.registry, IStorage)
+    storage.put("generations/1/77/0.png", b"\x89PNG generated", "image/png")
+    owner = ApiClient(app)
+    asset_owner["id"] = owner.register("first@example.com").json["user"]["id"]
+    stranger = ApiClient(webtest.TestApp(app.app, extra_environ={"HTTP_HOST": "localhost"}))
+    stranger.register("second@example.com")
+    assert stranger.get("/media/gen-asset-1").status_int == 404
+    res = owner.get("/media/gen-asset-1")
+    assert res.status_int == 200
+    assert res.body == b"\x89PNG generated"
+    assert res.content_type == "image/png"
+    # An asset whose object is gone is a plain 404, not an error page.
+    assert owner.get("/media/gen-asset-missing").status_int == 404
+    assert owner.get("/media/nobody-knows-this").status_int == 404
+
+
+def test_the_same_resolver_twice_is_a_configuration_conflict(base_settings):
+    def resolve(request, asset_id):
+        return None
+
+    config = configure(base_settings)
+    config.add_media_resolver(resolve)
+    config.add_media_resolver(resolve)
+    with pytest.raises(ConfigurationConflictError):
+        config.commit()
+    config.registry["db.engine"].dispose()
