@@ -1,0 +1,186 @@
+"""Key pool router overhead on PostgreSQL: choice and state updates per image, provider excluded.
+
+Creates its own database (``nproxy_bench``), 100 keys of a provider that answers instantly,
+routes images and prints p50/p95 of the router's own time per image; then the added latency of
+one failover (first key retryable, second succeeds). Drops the database at the end.
+
+    /work/venv/bin/python benchmarks/keypool.py [--images 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from decimal import Decimal
+
+import psycopg
+import sqlalchemy as sa
+
+from nproxy_core.audit import Surface
+from nproxy_core.db import create_engine, session_factory
+from nproxy_core.keypool import KeyPoolRouter, services
+from nproxy_core.keypool.crypto import SecretBox
+from nproxy_core.keypool.models import KeyCursor, KeyState, ProviderKey
+from nproxy_core.migrations import upgrade
+from nproxy_core.plugins import (
+    AttemptResult,
+    GeneratedImage,
+    ImageRequest,
+    Mode,
+    ModelCapabilities,
+    Provider,
+    RetryableError,
+)
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DB_NAME = "nproxy_bench"
+SECRET = "benchmark-secret-" + "x" * 40
+KEYS = 100
+IMAGE = ImageRequest(mode=Mode.TEXT_TO_IMAGE, prompt="bench", resolution="square")
+
+
+class InstantProvider(Provider):
+    """Answers at once; keys starting with ``fail`` answer 503. Keeps the time spent inside
+    ``generate`` so it can be taken out of the measurement."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.spent = 0.0
+        self.image = GeneratedImage(data=b"\x89PNG bench", mime="image/png")
+
+    def capabilities(self) -> Sequence[ModelCapabilities]:
+        return [ModelCapabilities(model="instant", modes=(Mode.TEXT_TO_IMAGE,), resolutions=())]
+
+    def generate(
+        self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
+    ) -> AttemptResult:
+        started = time.perf_counter()
+        try:
+            if api_key.startswith("fail"):
+                raise RetryableError("benchmark failure", http_status=503)
+            return AttemptResult(image=self.image, estimated_cost=Decimal("0.039"))
+        finally:
+            self.spent += time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+CPU: list[float] = []
+
+
+def measure(router: KeyPoolRouter, provider: InstantProvider, name: str, count: int) -> list[float]:
+    """Milliseconds of router time per image (wall time minus time inside the provider).
+
+    The router's CPU time in this process is kept in ``CPU``: on a busy machine wall time is
+    mostly waiting for a core, and CPU time shows what the router itself costs.
+    """
+    samples = []
+    CPU.clear()
+    for _ in range(count):
+        provider.spent = 0.0
+        started, cpu = time.perf_counter(), time.process_time()
+        router.route_image(name, IMAGE)
+        samples.append((time.perf_counter() - started - provider.spent) * 1000)
+        CPU.append((time.process_time() - cpu) * 1000)
+    return samples
+
+
+def reference_commit(engine: sa.Engine, count: int = 300) -> list[float]:
+    """One UPDATE and a durable COMMIT, for scale: the floor the machine sets right now."""
+    samples = []
+    with engine.connect() as conn:
+        for _ in range(count):
+            started = time.perf_counter()
+            with conn.begin():
+                conn.execute(sa.text("UPDATE key_cursors SET turns = turns WHERE false"))
+                conn.execute(sa.text("SELECT 1"))
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def report(title: str, samples: list[float]) -> None:
+    print(
+        f"{title:<34} n={len(samples):<5} p50={percentile(samples, 0.50):6.2f} ms  "
+        f"p95={percentile(samples, 0.95):6.2f} ms  p99={percentile(samples, 0.99):6.2f} ms  "
+        f"mean={statistics.fmean(samples):6.2f} ms"
+    )
+
+
+def run(images: int) -> None:
+    settings = {"sqlalchemy.url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"}
+    upgrade(settings)
+    engine = create_engine(settings)
+    factory = session_factory(engine)
+    box = SecretBox(SECRET)
+    actor = services.Actor("benchmark", Surface.SYSTEM)
+    with factory.begin() as db:
+        for n in range(KEYS):
+            services.add_key(
+                db,
+                box,
+                provider="instant",
+                secret=f"ok-bench-{n:05d}",
+                enabled_providers=["instant", "flaky"],
+                actor=actor,
+            )
+            # Alternating failing / healthy keys: every image fails over exactly once.
+            services.add_key(
+                db,
+                box,
+                provider="flaky",
+                secret=f"{'fail' if n % 2 == 0 else 'ok'}-flaky-{n:05d}",
+                enabled_providers=["instant", "flaky"],
+                actor=actor,
+            )
+    provider = InstantProvider()
+    router = KeyPoolRouter(
+        factory,
+        {"instant": provider, "flaky": provider},
+        box,
+        alert=lambda *a, **k: None,
+    )
+    print(f"PostgreSQL, {KEYS} keys, provider time excluded")
+    measure(router, provider, "instant", 100)  # warm up connections and statement caches
+    report("one image, no failover", measure(router, provider, "instant", images))
+    report("  (router CPU in this process)", list(CPU))
+
+    failover: list[float] = []
+    while len(failover) < images:
+        with factory.begin() as db:  # every flaky key back in service, cursor at the start
+            db.execute(
+                sa.update(ProviderKey)
+                .where(ProviderKey.provider == "flaky")
+                .values(state=KeyState.ACTIVE, cooldown_until=None, consecutive_failures=0)
+            )
+            db.execute(sa.delete(KeyCursor).where(KeyCursor.provider == "flaky"))
+        failover += measure(router, provider, "flaky", KEYS // 2)
+    report("one image, one failover", failover)
+    report("reference: empty transaction", reference_commit(engine))
+    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    added = percentile(failover, 0.5) - percentile(measure(router, provider, "instant", 200), 0.5)
+    print(f"added latency of one failover (p50): {added:.2f} ms")
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1000)
+    args = parser.parse_args()
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    try:
+        run(args.images)
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
