@@ -169,6 +169,7 @@ def _configure(settings: Mapping[str, Any]) -> Configurator:
     config.include("nproxy_core.billing")
     config.include("nproxy_core.storage")
     config.include("nproxy_core.uploads")
+    config.include("nproxy_core.generation")
     return config
 
 

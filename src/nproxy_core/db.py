@@ -78,6 +78,7 @@ MODEL_MODULES = (
     "nproxy_core.quota.models",
     "nproxy_core.keypool.models",
     "nproxy_core.uploads.models",
+    "nproxy_core.generation.models",
 )
 
 

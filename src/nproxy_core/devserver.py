@@ -1,16 +1,102 @@
-"""``nproxy dev``: the whole product in one process on the embedded defaults."""
+"""``nproxy dev``: the whole product in one process on the embedded defaults.
+
+Waitress serves the web app; a Celery worker (thread pool) and Celery beat run in background
+threads of the same process, on the same configuration, so generation jobs and the periodic
+jobs (the generation sweeper among them) work with no broker server, no second process.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: Threads of the in-process worker: plenty for one developer, few enough for SQLite.
+DEV_WORKER_CONCURRENCY = 8
+#: The demo provider's key in a fresh embedded database: the pool needs one to route to.
+DEMO_KEY_SECRET = "demo-key-embedded-default"  # noqa: S105 - not a secret: the demo fakes calls
+
+
+def ensure_demo_key(cli: Any) -> None:
+    """Give the demo provider a key on first start, so a fresh checkout can generate at once."""
+    import sqlalchemy as sa
+
+    from nproxy_core.audit import Surface
+    from nproxy_core.keypool import get_secret_box, services
+    from nproxy_core.keypool.models import ProviderKey
+    from nproxy_core.plugin_registry import get_plugins
+
+    enabled = list(get_plugins(cli.registry).providers)
+    if "demo" not in enabled:
+        return
+    with cli.transaction() as db:
+        if db.scalar(sa.select(ProviderKey.id).where(ProviderKey.provider == "demo").limit(1)):
+            return
+        services.add_key(
+            db,
+            get_secret_box(cli.registry),
+            provider="demo",
+            secret=DEMO_KEY_SECRET,
+            enabled_providers=enabled,
+            actor=services.Actor("nproxy dev", Surface.SYSTEM),
+            label="demo (added by nproxy dev)",
+        )
+        log.info("added a key for the demo provider to the key pool")
+
+
+def start_worker(registry: Any) -> Any:
+    """A Celery worker (thread pool) and Celery beat in daemon threads of this process."""
+    from celery.beat import EmbeddedService
+
+    from nproxy_core.generation.tasks import send_generation
+    from nproxy_core.tasks import get_celery_app
+
+    app = get_celery_app()
+    # The pool's threads find the app through Celery's default app, not this thread's
+    # current one: without this they would run the tasks on a bare app of their own.
+    app.set_default()
+    worker = app.WorkController(
+        app=app,
+        pool="threads",
+        concurrency=DEV_WORKER_CONCURRENCY,
+        hostname=f"dev-{os.getpid()}@{socket.gethostname()}",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        ready_callback=None,
+    )
+    threading.Thread(target=worker.start, name="nproxy-dev-worker", daemon=True).start()
+
+    schedule = registry.settings.get("celery.beat_schedule_file") or os.path.join(
+        os.path.dirname(registry.settings.get("celery.filesystem_folder", "var/queue")),
+        "celerybeat-schedule",
+    )
+    beat = EmbeddedService(app, thread=True, schedule_filename=schedule)
+    beat.start()
+
+    # Jobs left queued by a previous run need not wait for beat's first sweep.
+    from nproxy_core.generation.settings import get_settings
+    from nproxy_core.generation.sweeper import sweep
+
+    try:
+        sweep(registry["db.session_factory"], get_settings(registry), send_generation)
+    except Exception:
+        log.exception("the start-up sweep failed; beat's next sweep will do it")
+    return worker
 
 
 def serve(cli: Any, *, host: str, port: int) -> None:
     import waitress
 
     app = cli.make_wsgi_app()
-    log.info("nproxy is serving on http://%s:%s/", host, port)
-    waitress.serve(app, host=host, port=port, threads=8)
+    ensure_demo_key(cli)
+    worker = start_worker(cli.registry)
+    log.info("nproxy is serving on http://%s:%s/ (with a worker and beat)", host, port)
+    try:
+        waitress.serve(app, host=host, port=port, threads=8)
+    finally:
+        worker.stop(in_sighandler=False)

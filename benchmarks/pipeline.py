@@ -1,0 +1,321 @@
+"""Generation pipeline benchmark: real PostgreSQL, real RabbitMQ, a real worker process.
+
+Creates its own database (``nproxy_bench_<pid>``) and RabbitMQ vhost, starts ``nproxy worker``
+(thread pool, 64 threads) on them with the demo provider at a fixed delay, and measures:
+
+1. end-to-end overhead of single-image jobs: from the submission (the generation row's
+   ``created_at``, stamped in the submit request) to the terminal state (``finished_at``,
+   stamped in the finishing transaction), minus the provider's own time (the key attempt's
+   latency as the router measured it around the provider call). Timestamps come from the
+   database, so no client polling interval is in the figures. Jobs are submitted at a steady
+   rate through the WSGI app;
+2. requests per second of ``GET /api/v1/generations/{id}``, calling the WSGI app directly
+   (no HTTP server, no network) from 1 and from 4 threads;
+3. how many provider calls one worker process keeps in flight: 100 single-image jobs at a
+   2 s provider delay submitted at once; the maximum overlap of the provider calls' intervals
+   (from the key attempt log).
+
+Drops the database and the vhost at the end.
+
+    /work/venv/bin/python benchmarks/pipeline.py [--jobs 200] [--rate 10] [--delay 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+import webtest
+from webob import Request
+
+from nproxy_core.audit import Surface
+from nproxy_core.billing.models import BillingCycle
+from nproxy_core.config import configure
+from nproxy_core.db import utcnow
+from nproxy_core.generation.models import TERMINAL, Generation
+from nproxy_core.keypool import get_secret_box, services
+from nproxy_core.keypool.models import KeyAttempt, ProviderKey
+from nproxy_core.migrations import upgrade
+from nproxy_core.plugin_registry import get_plugins
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+AMQP = "amqp://guest:guest@127.0.0.1:5672"
+NPROXY = str(Path(sys.executable).parent / "nproxy")
+PASSWORD = "benchmark password"
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+class Bench:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.name = f"nproxy_bench_{os.getpid()}"
+        self.settings: dict[str, Any] = {
+            "nproxy.env": "development",
+            "sqlalchemy.url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{self.name}",
+            "nproxy.secret": "benchmark-secret-" + "x" * 40,
+            "nproxy.public_url": "http://localhost",
+            "nproxy.storage": "local",
+            "storage.local.path": str(folder / "media"),
+            "nproxy.providers": "demo",
+            "nproxy.payments": "",
+            "nproxy.mailer": "console",
+            "celery.broker_url": f"{AMQP}/{self.name}",
+            "celery.beat_schedule_file": str(folder / "beat-schedule"),
+            "sqlalchemy.pool_size": "20",
+            "sqlalchemy.max_overflow": "60",
+        }
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    # --- set-up and tear-down -------------------------------------------------------------------
+
+    def create(self) -> None:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        rabbitmqctl("add_vhost", self.name)
+        rabbitmqctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        upgrade(self.settings)
+        self.config = configure(self.settings)
+        self.wsgi = self.config.make_wsgi_app()
+        self.registry = self.config.registry
+        self.session = self.registry["db.session_factory"]
+
+    def drop(self) -> None:
+        self.stop_worker()
+        self.registry["db.engine"].dispose()
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        rabbitmqctl("delete_vhost", self.name)
+
+    def start_worker(self, delay: float) -> None:
+        self.stop_worker()
+        ini = self.folder / "worker.ini"
+        lines = ["[app:main]", "use = egg:nproxy"]
+        lines += [f"{k} = {v}" for k, v in {**self.settings, "demo.delay_seconds": delay}.items()]
+        lines += [
+            "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic",
+            "[logger_root]\nlevel = INFO\nhandlers = console",
+            "[handler_console]\nclass = StreamHandler\nargs = (sys.stderr,)\nlevel = NOTSET\n"
+            "formatter = generic",
+            "[formatter_generic]\nformat = %(asctime)s %(levelname)s [%(name)s] %(message)s",
+        ]
+        ini.write_text("\n".join(lines) + "\n")
+        self.worker_log = self.folder / "worker.log"
+        self.worker = subprocess.Popen(
+            [NPROXY, "-c", str(ini), "worker", "--concurrency", "64", "--loglevel", "INFO"],
+            stdout=self.worker_log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while " ready." not in self.worker_log.read_text(errors="replace"):
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(self.worker_log.read_text(errors="replace"))
+            time.sleep(0.1)
+
+    def stop_worker(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+        self.worker = None
+
+    def customer(self) -> webtest.TestApp:
+        from nproxy_core.accounts.services import create_user
+
+        with self.session.begin() as db:
+            user = create_user(db, f"bench{time.monotonic_ns()}@example.com", PASSWORD)
+            now = utcnow()
+            db.add(
+                BillingCycle(
+                    user_id=user.id,
+                    starts_at=now - dt.timedelta(days=1),
+                    ends_at=now + dt.timedelta(days=29),
+                    period_months=1,
+                    request_limit=1_000_000,
+                )
+            )
+            email = user.email
+        with self.session.begin() as db:
+            if db.scalar(sa.select(sa.func.count()).select_from(ProviderKey)) == 0:
+                services.add_key(
+                    db,
+                    get_secret_box(self.registry),
+                    provider="demo",
+                    secret="demo-benchmark-key",
+                    enabled_providers=list(get_plugins(self.registry).providers),
+                    actor=services.Actor("benchmark", Surface.CLI),
+                )
+        client = webtest.TestApp(self.wsgi, extra_environ={"HTTP_HOST": "localhost"})
+        csrf = client.get("/api/v1/session").json["csrf_token"]
+        client.post_json(
+            "/api/v1/auth/login",
+            {"email": email, "password": PASSWORD},
+            headers={"X-CSRF-Token": csrf},
+        )
+        client.csrf = client.get("/api/v1/session").json["csrf_token"]  # type: ignore[attr-defined]
+        client.conversation = client.post_json(  # type: ignore[attr-defined]
+            "/api/v1/conversations", {}, headers={"X-CSRF-Token": client.csrf}
+        ).json["id"]
+        return client
+
+    def submit(self, client: webtest.TestApp) -> str:
+        answer = client.post_json(
+            f"/api/v1/conversations/{client.conversation}/generations",
+            {"mode": "text_to_image", "prompt": "benchmark", "resolution": "square"},
+            headers={"X-CSRF-Token": client.csrf},
+        )
+        return answer.json["id"]
+
+    def wait_all(self, ids: list[str], timeout: float = 300) -> list[Generation]:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.session() as db:
+                rows = list(db.scalars(sa.select(Generation).where(Generation.id.in_(ids))))
+            if len(rows) == len(ids) and all(r.status in TERMINAL for r in rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise RuntimeError("jobs did not finish in time")
+            time.sleep(0.2)
+
+    def attempts(self, ids: list[str]) -> dict[str, KeyAttempt]:
+        with self.session() as db:
+            rows = db.scalars(sa.select(KeyAttempt).where(KeyAttempt.reference.in_(ids)))
+            return {row.reference: row for row in rows}
+
+    # --- the three measurements -------------------------------------------------------------------
+
+    def overhead(self, jobs: int, rate: float, delay: float) -> dict[str, float]:
+        self.start_worker(delay)
+        client = self.customer()
+        for _ in range(5):  # warm-up: connections, imports, first queue declarations
+            self.wait_all([self.submit(client)])
+        ids: list[str] = []
+        interval = 1.0 / rate
+        started = time.monotonic()
+        for n in range(jobs):
+            # Paced, not bursty: the figure is the pipeline's own cost, not a queue's wait.
+            pause = started + n * interval - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            ids.append(self.submit(client))
+        rows = self.wait_all(ids)
+        attempts = self.attempts(ids)
+        overheads, queue_waits = [], []
+        for row in rows:
+            assert row.status == "succeeded", row.status
+            provider = attempts[str(row.id)].latency_ms / 1000
+            total = (row.finished_at - row.created_at).total_seconds()
+            overheads.append((total - provider) * 1000)
+            queue_waits.append((row.started_at - row.created_at).total_seconds() * 1000)
+        return {
+            "jobs": jobs,
+            "rate_per_s": rate,
+            "provider_delay_s": delay,
+            "overhead_p50_ms": percentile(overheads, 50),
+            "overhead_p95_ms": percentile(overheads, 95),
+            "overhead_max_ms": max(overheads),
+            "submit_to_claim_p50_ms": percentile(queue_waits, 50),
+            "submit_to_claim_p95_ms": percentile(queue_waits, 95),
+        }
+
+    def polling(self, seconds: float = 5.0) -> dict[str, float]:
+        client = self.customer()
+        gid = self.submit(client)
+        self.wait_all([gid])
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        results: dict[str, float] = {}
+        for threads in (1, 4):
+            counts = [0] * threads
+            stop = time.monotonic() + seconds
+
+            def poll(slot: int, stop: float = stop, counts: list[int] = counts) -> None:
+                while time.monotonic() < stop:
+                    request = Request.blank(
+                        f"/api/v1/generations/{gid}",
+                        headers={"Cookie": cookie, "Host": "localhost"},
+                    )
+                    response = request.get_response(self.wsgi)
+                    assert response.status_int == 200, response.status
+                    counts[slot] += 1
+
+            workers = [threading.Thread(target=poll, args=(i,)) for i in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            results[f"poll_rps_{threads}_thread{'s' if threads > 1 else ''}"] = (
+                sum(counts) / seconds
+            )
+        return results
+
+    def in_flight(self, jobs: int = 100, delay: float = 2.0) -> dict[str, float]:
+        self.start_worker(delay)
+        client = self.customer()
+        started = time.monotonic()
+        ids = [self.submit(client) for _ in range(jobs)]
+        submitted = time.monotonic() - started
+        rows = self.wait_all(ids)
+        elapsed = max(r.finished_at for r in rows) - min(r.created_at for r in rows)
+        events: list[tuple[dt.datetime, int]] = []
+        for attempt in self.attempts(ids).values():
+            begin = attempt.created_at - dt.timedelta(milliseconds=attempt.latency_ms)
+            events += [(begin, 1), (attempt.created_at, -1)]
+        running = peak = 0
+        for _, change in sorted(events, key=lambda e: (e[0], e[1])):
+            running += change
+            peak = max(peak, running)
+        return {
+            "jobs": jobs,
+            "provider_delay_s": delay,
+            "submit_seconds": round(submitted, 2),
+            "max_provider_calls_in_flight": peak,
+            "all_done_seconds": round(elapsed.total_seconds(), 2),
+        }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=200, help="jobs for the overhead figure")
+    parser.add_argument("--rate", type=float, default=10.0, help="submissions per second")
+    parser.add_argument("--delay", type=float, default=0.5, help="demo provider delay (s)")
+    args = parser.parse_args(argv)
+
+    folder = Path(tempfile.mkdtemp(prefix="nproxy-bench-"))
+    bench = Bench(folder)
+    bench.create()
+    try:
+        print("overhead      ", bench.overhead(args.jobs, args.rate, args.delay), flush=True)
+        print("polling       ", bench.polling(), flush=True)
+        print("in flight     ", bench.in_flight(), flush=True)
+    finally:
+        bench.drop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

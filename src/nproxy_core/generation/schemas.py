@@ -1,0 +1,227 @@
+"""Reading and checking what clients send: conversation titles and generation submissions.
+
+A submission is checked against the chosen provider's declared capabilities
+(:class:`~nproxy_core.plugins.ModelCapabilities`); every refusal is a ``ValidationError`` that
+names the field at fault, before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nproxy_core.errors import ValidationError
+from nproxy_core.plugins import Mode, ModelCapabilities, Provider
+
+#: Longest prompt accepted, in characters; longer ones are refused, never cut.
+PROMPT_MAX_CHARS = 4000
+TITLE_MAX_CHARS = 200
+IDEMPOTENCY_KEY_MAX_CHARS = 128
+
+_MODES = ", ".join(m.value for m in Mode)
+
+
+def _invalid(field: str, message: str, reason: str = "invalid") -> ValidationError:
+    return ValidationError(message, fields={field: reason})
+
+
+def json_object(request: Any) -> dict[str, Any]:
+    """The request body as a JSON object; an empty body counts as ``{}``."""
+    if not request.body:
+        return {}
+    try:
+        body = request.json_body
+    except ValueError:
+        raise ValidationError("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ValidationError("The request body must be a JSON object.")
+    return body
+
+
+def conversation_title(body: Mapping[str, Any]) -> str | None:
+    """The optional ``title`` of a new conversation: trimmed, at most 200 characters."""
+    title = body.get("title")
+    if title is None:
+        return None
+    if not isinstance(title, str):
+        raise _invalid("title", "The title must be text.")
+    title = " ".join(title.split())
+    if len(title) > TITLE_MAX_CHARS:
+        raise _invalid("title", f"The title is longer than {TITLE_MAX_CHARS} characters.")
+    return title or None
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` header, checked: printable, at most 128 characters."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > IDEMPOTENCY_KEY_MAX_CHARS or not value.isprintable():
+        raise _invalid(
+            "Idempotency-Key",
+            f"The Idempotency-Key header must be printable text of at most "
+            f"{IDEMPOTENCY_KEY_MAX_CHARS} characters.",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A checked submission; uploads are still ids (ownership is checked by the service)."""
+
+    provider: str
+    model: str
+    mode: Mode
+    prompt: str
+    resolution: str
+    batch_size: int
+    strength: float | None
+    input_upload_ids: tuple[str, ...]
+    capabilities: ModelCapabilities
+
+
+def _choose_provider(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> str:
+    name = body.get("provider")
+    if name is None:
+        if not providers:
+            raise _invalid("provider", "No image provider is enabled.", "unavailable")
+        # The first provider named in ``nproxy.providers`` is the default.
+        return next(iter(providers))
+    if not isinstance(name, str) or name not in providers:
+        known = ", ".join(providers) or "none"
+        raise _invalid("provider", f"Unknown provider {str(name)[:64]!r} (available: {known}).")
+    return name
+
+
+def _choose_model(
+    body: Mapping[str, Any], models: Sequence[ModelCapabilities]
+) -> ModelCapabilities:
+    name = body.get("model")
+    if name is None:
+        return models[0]
+    for capabilities in models:
+        if capabilities.model == name:
+            return capabilities
+    known = ", ".join(m.model for m in models)
+    raise _invalid("model", f"Unknown model {str(name)[:64]!r} (available: {known}).")
+
+
+def _whole_number(value: Any, field: str, label: str) -> int:
+    # JSON has one number type: 2.0 is a whole number, True is not a number at all.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _invalid(field, f"The {label} must be a whole number.")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise _invalid(field, f"The {label} must be a whole number.")
+        value = int(value)
+    return value
+
+
+def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Submission:
+    """Check a submission body against the chosen provider's declared capabilities."""
+    provider = _choose_provider(body, providers)
+    models = list(providers[provider].capabilities())
+    if not models:
+        raise _invalid("provider", f"The provider {provider!r} offers no model.", "unavailable")
+    caps = _choose_model(body, models)
+
+    raw_mode = body.get("mode")
+    if raw_mode is None:
+        raise _invalid("mode", f"The mode is required (one of: {_MODES}).", "required")
+    try:
+        mode = Mode(raw_mode) if isinstance(raw_mode, str) else None
+    except ValueError:
+        mode = None
+    if mode is None:
+        raise _invalid("mode", f"Unknown mode {str(raw_mode)[:64]!r} (one of: {_MODES}).")
+    if mode not in caps.modes:
+        offered = ", ".join(m.value for m in caps.modes)
+        raise _invalid("mode", f"The model {caps.model} does not offer {mode} (only: {offered}).")
+
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise _invalid("prompt", "The prompt is required.", "required")
+    if not isinstance(prompt, str):
+        raise _invalid("prompt", "The prompt must be text.")
+    prompt = prompt.strip()
+    if not prompt:
+        raise _invalid("prompt", "The prompt is empty. Describe the image you want.", "required")
+    if len(prompt) > PROMPT_MAX_CHARS:
+        raise _invalid(
+            "prompt", f"The prompt is longer than {PROMPT_MAX_CHARS} characters.", "too_long"
+        )
+    if "\x00" in prompt:
+        raise _invalid("prompt", "The prompt contains a NUL character.")
+
+    resolution = body.get("resolution")
+    if resolution is None:
+        resolution = caps.resolutions[0]
+    if not isinstance(resolution, str) or resolution not in caps.resolutions:
+        offered = ", ".join(caps.resolutions)
+        raise _invalid(
+            "resolution", f"Unknown resolution {str(resolution)[:64]!r} (one of: {offered})."
+        )
+
+    batch_size = body.get("batch_size")
+    batch_size = 1 if batch_size is None else _whole_number(batch_size, "batch_size", "batch size")
+    if not 1 <= batch_size <= caps.max_batch:
+        raise _invalid(
+            "batch_size", f"The batch size must be between 1 and {caps.max_batch}.", "out_of_range"
+        )
+
+    strength = body.get("strength")
+    if strength is not None:
+        if mode is not Mode.IMAGE_TO_IMAGE:
+            raise _invalid("strength", "Strength applies to image-to-image only.", "not_allowed")
+        if not caps.supports_strength:
+            raise _invalid(
+                "strength", f"The model {caps.model} does not support strength.", "not_allowed"
+            )
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, int | float)
+            or not math.isfinite(strength)
+            or not 0 <= strength <= 1
+        ):
+            raise _invalid("strength", "The strength must be a number from 0 to 1.", "out_of_range")
+        strength = float(strength)
+
+    raw_ids = body.get("input_upload_ids")
+    raw_ids = [] if raw_ids is None else raw_ids
+    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
+        raise _invalid("input_upload_ids", "The input images must be a list of upload ids.")
+    if mode is Mode.TEXT_TO_IMAGE and raw_ids:
+        raise _invalid(
+            "input_upload_ids",
+            "Text-to-image takes no input images; choose image-to-image to use them.",
+            "not_allowed",
+        )
+    if mode is Mode.IMAGE_TO_IMAGE:
+        if not raw_ids:
+            raise _invalid(
+                "input_upload_ids", "Image-to-image needs at least one input image.", "required"
+            )
+        if len(raw_ids) > caps.max_input_images:
+            raise _invalid(
+                "input_upload_ids",
+                f"The model {caps.model} takes at most {caps.max_input_images} input images.",
+                "too_many",
+            )
+        if len(set(raw_ids)) != len(raw_ids):
+            raise _invalid("input_upload_ids", "The same input image is listed twice.")
+
+    return Submission(
+        provider=provider,
+        model=caps.model,
+        mode=mode,
+        prompt=prompt,
+        resolution=resolution,
+        batch_size=batch_size,
+        strength=strength,
+        input_upload_ids=tuple(raw_ids),
+        capabilities=caps,
+    )

@@ -1,0 +1,309 @@
+"""Conversations and generation submissions, and how they are shown to their owner.
+
+Submission (DESIGN 4.4): check the controls against the provider's capabilities, write the
+message and the generation, reserve the quota, all in the request's transaction; the job is
+sent to the queue only after that transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from pyramid.request import Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from nproxy_core.db import utcnow
+from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.generation.models import (
+    Conversation,
+    Generation,
+    GenerationImage,
+    GenerationStatus,
+    Message,
+)
+from nproxy_core.generation.schemas import Submission, parse_submission
+from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.quota import services as quota
+from nproxy_core.storage import MediaAsset
+from nproxy_core.uploads.models import Upload
+from nproxy_core.uploads.services import load_user_uploads
+
+#: Conversations listed at most; the newest come first.
+LIST_LIMIT = 200
+#: Characters of the first prompt that name an untitled conversation.
+AUTO_TITLE_CHARS = 60
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def _not_found() -> NotFound:
+    # The same answer for a malformed id, an unknown one and another user's.
+    return NotFound("Not found.")
+
+
+def isoformat(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+# --- conversations -----------------------------------------------------------------------------
+
+
+def create_conversation(db: Session, user_id: int, title: str | None) -> Conversation:
+    conversation = Conversation(user_id=user_id, title=title)
+    db.add(conversation)
+    db.flush()
+    return conversation
+
+
+def owned_conversation(db: Session, user_id: int, conversation_id: Any) -> Conversation:
+    """The user's conversation, or NotFound."""
+    cid = parse_uuid(conversation_id)
+    conversation = None if cid is None else db.get(Conversation, cid)
+    if conversation is None or conversation.user_id != user_id:
+        raise _not_found()
+    return conversation
+
+
+def list_conversations(db: Session, user_id: int) -> list[Conversation]:
+    return list(
+        db.scalars(
+            sa.select(Conversation)
+            .where(Conversation.user_id == user_id)
+            .order_by(Conversation.updated_at.desc(), Conversation.created_at.desc())
+            .limit(LIST_LIMIT)
+        )
+    )
+
+
+def conversation_with_history(db: Session, user_id: int, conversation_id: Any) -> Conversation:
+    conversation = owned_conversation(db, user_id, conversation_id)
+    # Three queries in all, however long the thread.
+    db.scalars(
+        sa.select(Message)
+        .where(Message.conversation_id == conversation.id)
+        .options(selectinload(Message.generations).selectinload(Generation.images))
+    ).all()
+    return conversation
+
+
+# --- submission --------------------------------------------------------------------------------
+
+
+def _check_inputs(submission: Submission, uploads: list[Upload]) -> None:
+    caps = submission.capabilities
+    for upload in uploads:
+        problem = None
+        if upload.mime not in caps.input_mime_types:
+            problem = f"is a {upload.mime} image, which {caps.model} does not accept"
+        elif upload.size_bytes > caps.max_input_bytes:
+            problem = f"is larger than {caps.model} accepts"
+        elif max(upload.width, upload.height) > caps.max_input_side:
+            problem = f"is larger than {caps.max_input_side} px a side"
+        if problem:
+            raise ValidationError(
+                f"The input image {upload.id} {problem}.", fields={"input_upload_ids": "invalid"}
+            )
+
+
+def find_by_idempotency_key(db: Session, user_id: int, key: str) -> Generation | None:
+    return db.scalar(
+        sa.select(Generation).where(
+            Generation.user_id == user_id, Generation.idempotency_key == key
+        )
+    )
+
+
+def submit_generation(
+    request: Request,
+    user_id: int,
+    conversation_id: Any,
+    body: dict[str, Any],
+    idempotency_key: str | None = None,
+) -> tuple[Generation, bool]:
+    """Accept a generation: returns (generation, created).
+
+    ``created`` is False when ``idempotency_key`` names a generation the user already
+    submitted; that one is returned unchanged, whatever the body says now. Raises
+    ValidationError, NotFound, NoActiveSubscription or QuotaExhausted with nothing written.
+    """
+    from nproxy_core.generation.tasks import run_generation
+
+    db: Session = request.db
+    conversation = owned_conversation(db, user_id, conversation_id)
+    if idempotency_key is not None:
+        existing = find_by_idempotency_key(db, user_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+
+    submission = parse_submission(body, get_plugins(request.registry).providers)
+    uploads = load_user_uploads(db, user_id, submission.input_upload_ids)
+    _check_inputs(submission, uploads)
+
+    now = utcnow()
+    message = Message(
+        id=uuid.uuid4(),
+        conversation_id=conversation.id,
+        user_id=user_id,
+        mode=submission.mode,
+        prompt=submission.prompt,
+        resolution=submission.resolution,
+        batch_size=submission.batch_size,
+        strength=submission.strength,
+        input_upload_ids=[str(u.id) for u in uploads],
+        provider=submission.provider,
+        model=submission.model,
+        created_at=now,
+    )
+    generation = Generation(
+        id=uuid.uuid4(),
+        message_id=message.id,
+        conversation_id=conversation.id,
+        user_id=user_id,
+        provider=submission.provider,
+        status=GenerationStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        enqueued_at=now,
+        attempts=0,
+    )
+    # The rows first, in a savepoint: a concurrent submit with the same Idempotency-Key
+    # waits here on the unique index until the first one commits, then finds it. Reserving
+    # only after that means the loser never holds quota.
+    try:
+        with db.begin_nested():
+            db.add_all([message, generation])
+            db.flush()
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        winner = find_by_idempotency_key(db, user_id, idempotency_key)
+        if winner is None:
+            raise
+        return winner, False
+
+    hold = quota.reserve(db, user_id, submission.batch_size, reference=str(generation.id), now=now)
+    generation.quota_hold_id = hold.id
+    conversation.updated_at = now
+    if not conversation.title:
+        conversation.title = _auto_title(submission.prompt)
+    db.flush()
+    request.enqueue(run_generation, str(generation.id))
+    return generation, True
+
+
+def _auto_title(prompt: str) -> str:
+    words = " ".join(prompt.split())
+    if len(words) <= AUTO_TITLE_CHARS:
+        return words
+    return words[: AUTO_TITLE_CHARS - 1].rstrip() + "…"
+
+
+def owned_generation(db: Session, user_id: int, generation_id: Any) -> Generation:
+    gid = parse_uuid(generation_id)
+    generation = (
+        None
+        if gid is None
+        else db.scalar(
+            sa.select(Generation)
+            .where(Generation.id == gid, Generation.user_id == user_id)
+            .options(selectinload(Generation.images))
+        )
+    )
+    if generation is None:
+        raise _not_found()
+    return generation
+
+
+# --- what the owner sees -----------------------------------------------------------------------
+
+
+def media_url(request: Request, asset_id: Any) -> str:
+    return request.route_path("media", asset_id=str(asset_id))
+
+
+def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
+    """``{id, status, images: [{id, url}], error: {code, message} | null}`` (DESIGN 6)."""
+    error = None
+    if generation.error_code:
+        error = {"code": generation.error_code, "message": generation.error_message or ""}
+    return {
+        "id": str(generation.id),
+        "status": str(generation.status),
+        "images": [
+            {"id": str(image.id), "url": media_url(request, image.id)}
+            for image in generation.images
+        ],
+        "error": error,
+    }
+
+
+def conversation_summary_json(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(conversation.id),
+        "title": conversation.title,
+        "created_at": isoformat(conversation.created_at),
+        "updated_at": isoformat(conversation.updated_at),
+    }
+
+
+def message_json(request: Request, message: Message) -> dict[str, Any]:
+    return {
+        "id": str(message.id),
+        "mode": str(message.mode),
+        "prompt": message.prompt,
+        "resolution": message.resolution,
+        "batch_size": message.batch_size,
+        "strength": message.strength,
+        "input_upload_ids": list(message.input_upload_ids or ()),
+        "inputs": [
+            {"id": upload_id, "url": media_url(request, upload_id)}
+            for upload_id in message.input_upload_ids or ()
+        ],
+        "provider": message.provider,
+        "model": message.model,
+        "created_at": isoformat(message.created_at),
+        "generations": [
+            {
+                **generation_json(request, generation),
+                "batch_size": message.batch_size,
+                "created_at": isoformat(generation.created_at),
+                "finished_at": isoformat(generation.finished_at),
+            }
+            for generation in message.generations
+        ],
+    }
+
+
+def conversation_json(request: Request, conversation: Conversation) -> dict[str, Any]:
+    return {
+        **conversation_summary_json(conversation),
+        "messages": [message_json(request, message) for message in conversation.messages],
+    }
+
+
+def models_json(request: Request) -> dict[str, Any]:
+    """Every model of every enabled provider, in the order of ``nproxy.providers``."""
+    models = []
+    for name, provider in get_plugins(request.registry).providers.items():
+        models.extend(capabilities.as_dict(name) for capabilities in provider.capabilities())
+    return {"models": models}
+
+
+def resolve_generation_media(request: Request, asset_id: str) -> MediaAsset | None:
+    """Media resolver: ``/media/{image id}`` is a generated image (the view checks the owner)."""
+    image_id = parse_uuid(asset_id)
+    if image_id is None:
+        return None
+    image = request.db.get(GenerationImage, image_id)
+    if image is None:
+        return None
+    return MediaAsset(image.user_id, image.storage_key, image.mime)

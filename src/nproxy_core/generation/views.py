@@ -1,0 +1,100 @@
+"""The generation JSON API (DESIGN 6): models, conversations, submissions and polling.
+
+Every route needs a logged-in user and answers 404 for anything that is not theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from nproxy_core.generation import schemas, services
+from nproxy_core.security import Permission
+
+
+def _user_id(request: Request) -> int:
+    return request.identity.id
+
+
+@view_config(
+    route_name="api.models",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_models(request: Request) -> dict[str, Any]:
+    return services.models_json(request)
+
+
+@view_config(
+    route_name="api.conversations",
+    request_method="POST",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_create_conversation(request: Request) -> dict[str, Any]:
+    title = schemas.conversation_title(schemas.json_object(request))
+    conversation = services.create_conversation(request.db, _user_id(request), title)
+    request.response.status = 201
+    return services.conversation_summary_json(conversation)
+
+
+@view_config(
+    route_name="api.conversations",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_list_conversations(request: Request) -> dict[str, Any]:
+    conversations = services.list_conversations(request.db, _user_id(request))
+    return {"conversations": [services.conversation_summary_json(c) for c in conversations]}
+
+
+@view_config(
+    route_name="api.conversation",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_get_conversation(request: Request) -> dict[str, Any]:
+    conversation = services.conversation_with_history(
+        request.db, _user_id(request), request.matchdict["conversation_id"]
+    )
+    return services.conversation_json(request, conversation)
+
+
+@view_config(
+    route_name="api.conversation.generations",
+    request_method="POST",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_submit_generation(request: Request) -> dict[str, Any]:
+    key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
+    generation, _created = services.submit_generation(
+        request,
+        _user_id(request),
+        request.matchdict["conversation_id"],
+        schemas.json_object(request),
+        key,
+    )
+    # 202 for a replayed Idempotency-Key too: the client sees the answer it missed.
+    request.response.status = 202
+    return {"id": str(generation.id), "status": str(generation.status)}
+
+
+@view_config(
+    route_name="api.generation",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_get_generation(request: Request) -> dict[str, Any]:
+    generation = services.owned_generation(
+        request.db, _user_id(request), request.matchdict["generation_id"]
+    )
+    # A poll must never be cached: the state changes under it.
+    request.response.headers["Cache-Control"] = "no-store"
+    return services.generation_json(request, generation)

@@ -1,0 +1,255 @@
+"""What the generation tests share: worker and beat subprocesses, a private RabbitMQ node, an
+API customer, and waiting for a job's state with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import webtest
+from sqlalchemy.orm import Session
+
+from apiclient import ApiClient
+from nproxy_core.billing.models import BillingCycle
+from nproxy_core.generation.models import TERMINAL, Generation
+
+NPROXY = str(Path(sys.executable).parent / "nproxy")
+RABBITMQCTL = "rabbitmqctl"
+AMQP_BASE = os.environ.get("NPROXY_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+
+LOGGING_INI = """
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
+"""
+
+
+def rabbitmqctl(*args: str, node: str | None = None) -> None:
+    command = [RABBITMQCTL, *(["-n", node] if node else []), "-q", *args]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def write_ini(folder: Path, settings: dict[str, Any], name: str = "worker.ini") -> Path:
+    ini = folder / name
+    lines = ["[app:main]", "use = egg:nproxy"]
+    lines += [f"{k} = {str(v).replace('%', '%%')}" for k, v in settings.items()]
+    ini.write_text("\n".join(lines) + "\n" + LOGGING_INI)
+    return ini
+
+
+class Process:
+    """An ``nproxy`` subprocess (worker or beat) with its log in a file."""
+
+    def __init__(self, args: list[str], log_path: Path, cwd: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            [NPROXY, *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log:
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"process exited with {self.popen.returncode}:\n{self.log}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{text!r} not in the log within {timeout} s:\n{self.log[-4000:]}")
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            # TERM is Celery's warm shutdown; a worker stuck in a long job is killed after.
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        self._log.close()
+
+
+class Customer:
+    """A logged-in user with a cycle, talking to the API like the chat UI."""
+
+    def __init__(self, api: ApiClient, user: Any, cycle: BillingCycle | None) -> None:
+        self.api = api
+        self.user = user
+        self.cycle = cycle
+
+    def conversation(self, title: str | None = None) -> str:
+        response = self.api.post("/api/v1/conversations", {} if title is None else {"title": title})
+        assert response.status_int == 201, response.text
+        return response.json["id"]
+
+    def submit(
+        self, conversation_id: str, headers: dict[str, str] | None = None, **controls: Any
+    ) -> webtest.TestResponse:
+        body = {"mode": "text_to_image", "prompt": "a red bicycle", **controls}
+        return self.api.post(
+            f"/api/v1/conversations/{conversation_id}/generations", body, headers=headers or {}
+        )
+
+    def poll(self, generation_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/api/v1/generations/{generation_id}")
+        assert response.status_int == 200, response.text
+        return response.json
+
+
+def wait_for_generation(
+    db: Session, generation_id: str, *, timeout: float = 60, states: Any = None
+) -> Generation:
+    """Wait (with a deadline) until the job reaches one of ``states`` (default: terminal)."""
+
+    wanted = tuple(states or TERMINAL)
+    deadline = time.monotonic() + timeout
+    gid = uuid.UUID(generation_id)
+    while True:
+        db.expire_all()
+        generation = db.scalar(sa.select(Generation).where(Generation.id == gid))
+        if generation is not None and generation.status in wanted:
+            return generation
+        if time.monotonic() > deadline:
+            state = None if generation is None else generation.status
+            raise AssertionError(f"generation {generation_id} still {state} after {timeout} s")
+        time.sleep(0.05)
+
+
+def fresh_cycle(db: Session, cycle_id: int) -> BillingCycle:
+    db.expire_all()
+    cycle = db.get(BillingCycle, cycle_id)
+    assert cycle is not None
+    return cycle
+
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of this test alone (own name, ports and data folder), so restarting it
+    disturbs no one else's run on the machine's broker."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.node = f"nproxy_test_{os.getpid()}_{self.port}@localhost"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
+        (folder / "enabled_plugins").write_text("[].\n")
+        self.env = {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid"),
+            "RABBITMQ_CONF_ENV_FILE": str(folder / "rabbitmq-env.conf"),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"],
+            env=self.env,
+            cwd=self.folder,
+            check=True,
+            timeout=60,
+        )
+        self.wait_until_up()
+
+    def wait_until_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"RabbitMQ node {self.node} did not listen within {timeout} s")
+
+    def restart_app(self) -> None:
+        """``stop_app`` then ``start_app``: the broker goes away and comes back."""
+        self.ctl("stop_app")
+        deadline = time.monotonic() + 60
+        while True:
+            # The listener may take a moment to let go of its port after stop_app.
+            if self.ctl("start_app", check=False).returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"RabbitMQ node {self.node} did not start again")
+            time.sleep(0.5)
+        self.wait_until_up()
+
+    def queue_depth(self, queue: str = "celery") -> int:
+        out = self.ctl("-q", "list_queues", "name", "messages").stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == queue:
+                return int(parts[1])
+        return 0
+
+    def stop(self) -> None:
+        self.ctl("shutdown", check=False)
