@@ -170,6 +170,7 @@ def _configure(settings: Mapping[str, Any]) -> Configurator:
     config.include("nproxy_core.storage")
     config.include("nproxy_core.uploads")
     config.include("nproxy_core.generation")
+    config.include("nproxy_core.chat")
     return config
 
 

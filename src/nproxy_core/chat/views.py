@@ -1,0 +1,31 @@
+"""Chat pages: ``/chat`` and ``/chat/{conversation_id}`` render the same shell.
+
+The page holds no conversation data: ``chat.js`` loads it from the JSON API, so a conversation
+that is not the user's simply fails to load there (404) like any other API call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.view import view_config
+
+from nproxy_core.security import Permission
+
+
+@view_config(
+    route_name="chat",
+    request_method="GET",
+    renderer="chat/chat.html",
+    permission=Permission.AUTHENTICATED,
+)
+@view_config(
+    route_name="chat.conversation",
+    request_method="GET",
+    renderer="chat/chat.html",
+    permission=Permission.AUTHENTICATED,
+)
+def chat_page(request: Request) -> dict[str, Any]:
+    """The chat shell; ``conversation_id`` (if any) is the thread to open first."""
+    return {"conversation_id": request.matchdict.get("conversation_id") or ""}

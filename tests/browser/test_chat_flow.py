@@ -1,0 +1,207 @@
+"""A person's whole first visit, in a real browser: register, pay with the demo processor,
+generate text-to-image, then image-to-image from an uploaded file, and see the images.
+
+Screenshots of every step land in ``test-artifacts/browser/``; look at them after a change to
+the chat UI.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from browser_support import ARTIFACTS, CHROMIUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin"),
+]
+
+EMAIL = "painter@example.com"
+PASSWORD = "correct horse battery"
+#: Generous for the first generation (worker warm-up), the demo provider takes one second.
+GENERATION_TIMEOUT_MS = 30_000
+
+
+def input_png() -> bytes:
+    """A small picture with something recognisable on it, made here rather than stored."""
+    image = Image.new("RGB", (320, 240), (30, 120, 200))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((90, 50, 230, 190), fill=(250, 210, 40))
+    draw.rectangle((0, 200, 320, 240), fill=(40, 160, 80))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def drop_file(page: Any, selector: str, name: str, data: bytes) -> None:
+    """Drop a file onto an element the way a person's drag and drop does (DataTransfer)."""
+    page.evaluate(
+        """([selector, name, bytes]) => {
+            const target = document.querySelector(selector);
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, {type: "image/png"}));
+            for (const type of ["dragenter", "dragover", "drop"]) {
+                target.dispatchEvent(new DragEvent(type, {
+                    dataTransfer: transfer, bubbles: true, cancelable: true}));
+            }
+        }""",
+        [selector, name, list(data)],
+    )
+
+
+def images_loaded(page: Any, turn: Any) -> int:
+    """How many of a turn's result images the browser actually decoded."""
+    return turn.locator(".tile img").evaluate_all(
+        "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+
+
+def wait_for_images(page: Any, turn: Any, count: int) -> None:
+    from playwright.sync_api import expect
+
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    expect(turn.locator(".tile img")).to_have_count(count)
+    page.wait_for_function(
+        "([el, n]) => [...el.querySelectorAll('.tile img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length === n",
+        arg=[turn.element_handle(), count],
+        timeout=10_000,
+    )
+
+
+def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    # Register.
+    page.goto(f"{base}/register")
+    page.fill("#email", EMAIL)
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard")
+    shot(page, "01-registered")
+
+    # Before paying, the chat explains in place why nothing is generated, with the way out.
+    page.goto(f"{base}/chat")
+    expect(page.locator("#quota-note")).to_contain_text("No active plan")
+    page.fill("#prompt", "a cat in a hat")
+    page.press("#prompt", "Enter")
+    refused = page.locator(".turn").nth(0)
+    expect(refused).to_have_attribute("data-state", "error")
+    expect(refused.locator(".turn-error")).to_contain_text("active plan")
+    expect(refused.locator(".turn-error a")).to_have_attribute("href", "/pricing")
+    shot(page, "01b-no-plan")
+
+    # Buy a cycle with the demo processor: pricing -> checkout -> demo page -> paid.
+    page.goto(f"{base}/pricing")
+    page.select_option("#processor", "demo")
+    page.click("#checkout button[type=submit]")
+    page.wait_for_url(re.compile(r"/billing/demo/checkout/"))
+    shot(page, "02-demo-checkout")
+    page.click("button[value=paid]")
+    expect(page.locator("#payment")).to_have_attribute("data-status", "finished")
+    page.goto(f"{base}/dashboard")
+    expect(page.locator("#subscription")).to_have_attribute("data-status", "active")
+    shot(page, "03-dashboard-active")
+
+    # Open the chat from the navigation, and start a new conversation.
+    page.click("header nav >> text=Chat")
+    page.wait_for_url(f"{base}/chat")
+    page.click("#new-chat")
+    chat = page.locator("#chat")
+    expect(chat).to_have_attribute("data-quota-bucket", "100")
+    expect(page.locator("#resolution option").first).to_be_attached()
+    expect(page.locator("#quota-text")).to_have_text("About 100% left")
+    shot(page, "04-chat-empty")
+
+    # Text to image, two images; Enter sends.
+    page.fill("#prompt", "a lighthouse on a cliff at dusk, oil painting")
+    page.select_option("#batch-size", "2")
+    page.press("#prompt", "Enter")
+    first = page.locator(".turn").nth(0)
+    expect(first).to_have_attribute("data-state", "pending")
+    expect(first.locator(".tile.placeholder")).to_have_count(2)
+    expect(first.locator(".turn-status")).to_contain_text(re.compile(r"(Waiting|Generating)"))
+    shot(page, "05-text-to-image-progress")
+    wait_for_images(page, first, 2)
+    page.wait_for_url(re.compile(r"/chat/[^/]+$"))
+    conversation_url = page.url
+    shot(page, "06-text-to-image-done")
+
+    # The quota meter refreshed after the generation: 2 of 10 used shows as "about 80%".
+    expect(chat).to_have_attribute("data-quota-bucket", "80")
+    expect(page.locator("#quota-text")).to_have_text("About 80% left")
+
+    # Enlarge one image in the lightbox, with a download link.
+    first.locator(".tile-open").first.click()
+    lightbox = page.locator("#lightbox")
+    expect(lightbox).to_be_visible()
+    expect(page.locator("#lightbox-download")).to_have_attribute("href", re.compile(r"/media/"))
+    shot(page, "07-lightbox")
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
+
+    # Image to image from an uploaded file: pick it, see it upload, send.
+    page.click("label[for=mode-i2i]")
+    expect(page.locator("#strength-control")).to_be_visible()
+    page.set_input_files(
+        "#file-input", files=[{"name": "sun.png", "mimeType": "image/png", "buffer": input_png()}]
+    )
+    expect(page.locator(".input-thumb")).to_have_attribute("data-state", "ready", timeout=10_000)
+    # A second image dropped onto the composer uploads too, and can be removed again.
+    drop_file(page, "#composer", "dropped.png", input_png())
+    expect(page.locator(".input-thumb[data-state=ready]")).to_have_count(2, timeout=10_000)
+    page.click("button[aria-label='Remove dropped.png']")
+    expect(page.locator(".input-thumb")).to_have_count(1)
+    page.fill("#prompt", "the same scene as a watercolour")
+    page.select_option("#batch-size", "1")
+    shot(page, "08-image-to-image-composer")
+    page.click("#send")
+    second = page.locator(".turn").nth(1)
+    expect(second.locator(".turn-inputs img")).to_have_count(1)
+    expect(second).to_have_attribute("data-generation-id", re.compile(".+"))
+    # Leave while the job runs and come back: the history shows the message, and polling
+    # resumes until the image is there.
+    page.reload()
+    second = page.locator(".turn").nth(1)
+    expect(second.locator(".turn-inputs img")).to_have_count(1)
+    wait_for_images(page, second, 1)
+    shot(page, "09-image-to-image-done")
+    assert images_loaded(page, second) == 1
+
+    # Resuming: opening the conversation's address shows its history with the images.
+    page.goto(conversation_url)
+    expect(page.locator(".turn")).to_have_count(2)
+    wait_for_images(page, page.locator(".turn").nth(0), 2)
+    wait_for_images(page, page.locator(".turn").nth(1), 1)
+    expect(page.locator("#conversation-list a[aria-current=page]")).to_have_count(1)
+    shot(page, "10-resumed")
+
+    # Phone width: no horizontal scroll, sidebar behind a toggle.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the page scrolls sideways by {overflow}px at phone width"
+    expect(page.locator("#chat-sidebar")).not_to_be_in_viewport()
+    shot(page, "11-phone")
+    page.click("#sidebar-toggle")
+    expect(page.locator("#chat-sidebar")).to_be_in_viewport()
+    page.wait_for_timeout(300)  # the drawer slides in
+    shot(page, "12-phone-sidebar")
+
+    assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -1,0 +1,157 @@
+"""What the browser tests share: the real app served over HTTP, a real Celery worker process
+on RabbitMQ, and how to launch Debian's headless Chromium.
+
+The whole stack is real: PostgreSQL (the session's test database), RabbitMQ (a virtual host of
+this run's own, so runs side by side never steal each other's jobs), the demo provider with a
+small delay and the demo payment processor. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import waitress.server
+
+from nproxy_core.config import configure
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
+RABBIT = "amqp://guest:guest@127.0.0.1:5672"
+#: The ``nproxy`` command of the environment running pytest (its console script when there).
+_SCRIPT = Path(sys.executable).with_name("nproxy")
+NPROXY = (
+    [str(_SCRIPT)]
+    if _SCRIPT.exists()
+    else [sys.executable, "-c", "from nproxy_core.cli import main; main()"]
+)
+WORKER_START_SECONDS = 30
+
+
+class RabbitVhost:
+    """A RabbitMQ virtual host for one test run, removed afterwards.
+
+    Falls back to the default vhost when ``rabbitmqctl`` cannot be used (not root, say): the
+    test still runs, it is merely not isolated from a parallel run.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.created = False
+
+    def __enter__(self) -> str:
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is not None:
+            try:
+                subprocess.run([ctl, "add_vhost", self.name], check=True, capture_output=True)
+                subprocess.run(
+                    [ctl, "set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"],
+                    check=True,
+                    capture_output=True,
+                )
+                self.created = True
+            except (subprocess.CalledProcessError, OSError):
+                self.created = False
+        return f"{RABBIT}/{self.name}" if self.created else f"{RABBIT}//"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.created:
+            subprocess.run(
+                ["rabbitmqctl", "delete_vhost", self.name], check=False, capture_output=True
+            )
+
+
+class LiveStack:
+    """The web app behind waitress on 127.0.0.1 plus one ``nproxy worker`` subprocess."""
+
+    def __init__(self, settings: dict[str, Any], workdir: Path) -> None:
+        self.server = waitress.server.create_server(
+            lambda environ, start: self.app(environ, start),
+            host="127.0.0.1",
+            port=0,
+            threads=8,
+        )
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        # Payment callbacks and the demo checkout link are built on the public URL.
+        self.settings = {**settings, "nproxy.public_url": self.url}
+        self.workdir = workdir
+        self.ini = workdir / "browser.ini"
+        self.worker_log = ARTIFACTS / "worker.log"
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.app: Any = None
+        self.registry: Any = None
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def write_ini(self) -> None:
+        lines = ["[app:main]", "use = egg:nproxy"]
+        # configparser interpolates %: escape it in every value.
+        lines += [f"{k} = {str(v).replace('%', '%%')}" for k, v in self.settings.items()]
+        self.ini.write_text("\n".join(lines) + "\n")
+
+    def nproxy(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*NPROXY, "-c", str(self.ini), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def start(self) -> None:
+        self.write_ini()
+        config = configure(self.settings)
+        self.registry = config.registry
+        self.app = config.make_wsgi_app()
+        self.thread.start()
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        log = self.worker_log.open("wb")
+        self.worker = subprocess.Popen(
+            [*NPROXY, "-c", str(self.ini), "worker", "--concurrency", "8"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.worker.poll() is not None:
+                raise RuntimeError(f"the worker exited early; see {self.worker_log}")
+            # Celery logs "celery@host ready." once it consumes from the queue.
+            if b" ready." in self.worker_log.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"the worker did not get ready; see {self.worker_log}")
+
+    def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()
+            try:
+                self.worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait(timeout=5)
+        self.server.close()
+        with contextlib.suppress(Exception):
+            self.server.task_dispatcher.shutdown()
+        self.thread.join(timeout=10)
+        if self.registry is not None:
+            self.registry["db.engine"].dispose()
