@@ -42,6 +42,19 @@ def _recreate_database() -> None:
         conn.execute(f'CREATE DATABASE "{TEST_DB}"')
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with minimal cost inside the test process: the default cost takes about a
+    second per hash on a busy two-core machine, and accounts are mostly set-up, not subject.
+    Subprocesses (the CLI, workers) keep the real cost."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(
+        "nproxy_core.accounts.services._hasher",
+        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
+    )
+
+
 @pytest.fixture(scope="session")
 def media_root() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="nproxy-media-") as folder:

@@ -25,10 +25,18 @@ class Permission:
 
 SESSION_USER = "auth.user_id"
 SESSION_VERSION = "auth.version"
+_IDENTITY = "_nproxy_identity"
 
 
 class SessionSecurityPolicy:
     def identity(self, request: Request) -> User | None:
+        # Asked several times per request (permission, views, pyramid_tm's annotation): load the
+        # user once. remember() and forget() drop the cached answer.
+        if _IDENTITY not in request.__dict__:
+            request.__dict__[_IDENTITY] = self._load_identity(request)
+        return request.__dict__[_IDENTITY]
+
+    def _load_identity(self, request: Request) -> User | None:
         user_id = request.session.get(SESSION_USER)
         if user_id is None:
             return None
@@ -62,10 +70,12 @@ class SessionSecurityPolicy:
         request.session[SESSION_USER] = userid
         request.session[SESSION_VERSION] = user.session_version
         request.session.new_csrf_token()
+        request.__dict__.pop(_IDENTITY, None)
         return []
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         request.session.invalidate()
+        request.__dict__.pop(_IDENTITY, None)
         return []
 
 
@@ -90,6 +100,6 @@ def includeme(config: Any) -> None:
     # CSRF on every unsafe request; JSON sends X-CSRF-Token, forms send csrf_token.
     config.set_default_csrf_options(
         require_csrf=True,
-        token="csrf_token",
-        header="X-CSRF-Token",  # noqa: S106 - field names
+        token="csrf_token",  # noqa: S106 - a form field's name, not a secret
+        header="X-CSRF-Token",
     )

@@ -19,18 +19,6 @@ from nproxy_core.billing.models import BillingCycle
 from nproxy_core.db import utcnow
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with minimal cost: accounts are set-up here, not what is tested, and the
-    default cost takes about a second per hash on the shared test machine."""
-    from argon2 import PasswordHasher
-
-    monkeypatch.setattr(
-        "nproxy_core.accounts.services._hasher",
-        PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
-    )
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeNowPayments]:
     with FakeNowPayments() as server:

@@ -137,7 +137,7 @@ def test_broken_plugin_stops_start_up(installed, tmp_path, base_settings, monkey
 
     settings = {**base_settings, "nproxy.providers": "demo broken"}
     monkeypatch.syspath_prepend(str(installed["broken"]))
-    with pytest.raises(ConfigurationError, match="plugin 'broken'.*missing dependency"):
+    with pytest.raises(ConfigurationError, match=r"plugin 'broken'.*missing dependency"):
         configure(settings)
 
     result = run(write_ini(tmp_path, settings), installed["broken"], "plugins")
