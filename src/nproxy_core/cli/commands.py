@@ -100,6 +100,8 @@ def dev(cli: CLIContext, host: str, port: int) -> None:
     from nproxy_core.devserver import serve
     from nproxy_core.migrations import upgrade
 
+    # Links in mail and payment callbacks must point at where this server really listens.
+    cli.raw_settings["nproxy.public_url"] = f"http://{host}:{port}"
     upgrade(cli.settings)
     serve(cli, host=host, port=port)
 

@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
 from nproxy_core.db import UTCDateTime, utcnow
@@ -109,17 +110,23 @@ _SET_CURSOR = (
     .where(CURSORS.c.provider == sa.bindparam("b_provider"))
     .values(last_key_id=sa.bindparam("b_key_id"))
 )
-# The first eligible key after the cursor, else wrap around to the lowest id.
-_CANDIDATE = (
-    sa.select(K.id)
-    .where(
-        K.provider == sa.bindparam("b_provider"),
-        _ELIGIBLE,
-        K.id.not_in(sa.bindparam("b_skip", expanding=True)),
+
+
+def _candidate_after(last_key_id: Any) -> sa.Select[Any]:
+    """The first eligible key after ``last_key_id``, else wrap around to the lowest id."""
+    return (
+        sa.select(K.id)
+        .where(
+            K.provider == sa.bindparam("b_provider"),
+            _ELIGIBLE,
+            K.id.not_in(sa.bindparam("b_skip", expanding=True)),
+        )
+        .order_by(sa.case((K.id > last_key_id, 0), else_=1), K.id)
+        .limit(1)
     )
-    .order_by(sa.case((K.id > sa.bindparam("b_last"), 0), else_=1), K.id)
-    .limit(1)
-)
+
+
+_CANDIDATE = _candidate_after(sa.bindparam("b_last"))
 _CLAIM = (
     sa.update(KEYS)
     # Eligibility is checked again on the row itself: on PostgreSQL, if another process
@@ -176,6 +183,107 @@ _FAILED = (
     .returning(K.version, K.state, K.cooldown_until, K.consecutive_failures)
 )
 _RECORD = ATTEMPTS.insert()
+
+# --- PostgreSQL: each step of the hot path as one statement ---------------------------------
+#
+# The statements above, run one by one in a transaction, cost a round trip each plus BEGIN and
+# COMMIT. On PostgreSQL the same statements are folded into one data-modifying statement per
+# step, run in autocommit (its own implicit transaction): a choice and an outcome then cost one
+# round trip each. SQLite (the embedded default) keeps the statement-by-statement path.
+
+_ONE_ROW = sa.select(sa.literal(1).label("one")).subquery("one")
+
+# Taken first, as in the portable path: FOR UPDATE waits for a concurrent choice to commit and
+# then reads the cursor it left, so choices stay serialised per provider.
+_CURSOR_ROW = (
+    sa.select(CURSORS.c.last_key_id)
+    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
+    .with_for_update()
+    .cte("cursor_row")
+)
+_PICK = _candidate_after(
+    sa.func.coalesce(sa.select(_CURSOR_ROW.c.last_key_id).scalar_subquery(), 0)
+).cte("pick")
+_CLAIMED = (
+    sa.update(KEYS)
+    # The statement reads keys as of its start; if another process changed the picked key
+    # since (and committed), PostgreSQL re-checks this WHERE on the key's current row.
+    .where(
+        K.id == sa.select(_PICK.c.id).scalar_subquery(),
+        _ELIGIBLE,
+        sa.exists(_CURSOR_ROW.select()),
+    )
+    .values(last_used_at=_NOW, version=K.version + 1)
+    .returning(K.id, K.secret_encrypted, K.proxy_id, K.billing_group, K.version)
+    .cte("claimed")
+)
+_CURSOR_MOVED = (
+    sa.update(CURSORS)
+    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
+    .values(
+        turns=CURSORS.c.turns + 1,
+        last_key_id=sa.func.coalesce(
+            sa.select(_CLAIMED.c.id).scalar_subquery(), CURSORS.c.last_key_id
+        ),
+    )
+    .cte("cursor_moved")
+)
+_CLAIM_IN_ONE = (
+    sa.select(
+        sa.exists(_CURSOR_ROW.select()).label("has_cursor"),
+        sa.select(_PICK.c.id).scalar_subquery().label("candidate"),
+        _CLAIMED.c.id,
+        _CLAIMED.c.secret_encrypted,
+        _CLAIMED.c.proxy_id,
+        _CLAIMED.c.billing_group,
+        _CLAIMED.c.version,
+        PROXIES.c.url.label("proxy_url"),
+        # Only bookkeeping is written here (cursor, last use, row version), so waiting for the
+        # disk is not needed: a crash loses at most a cursor step, and the outcome's own
+        # durable commit flushes this one first anyway. (SET LOCAL for this statement's
+        # implicit transaction.)
+        sa.func.set_config("synchronous_commit", "off", sa.true()).label("no_flush"),
+    )
+    .select_from(
+        _ONE_ROW.outerjoin(_CLAIMED, sa.true()).outerjoin(
+            PROXIES,
+            sa.and_(PROXIES.c.id == _CLAIMED.c.proxy_id, PROXIES.c.state == ProxyState.ACTIVE),
+        )
+    )
+    .add_cte(_CURSOR_MOVED)
+)
+
+
+def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[Any]:
+    """``key_update`` (with RETURNING) and the attempt's row as one statement.
+
+    The attempt's values are the ``a_<column>`` parameters, except its outcome version (and,
+    with ``sets_cooldown``, its cooldown deadline), which come from the updated key row. The
+    attempt is written even when the update matched nothing. Returns the update's row.
+    """
+    changed = key_update.cte("changed_key")
+    row = _ONE_ROW.outerjoin(changed, sa.true())
+    values: dict[str, Any] = {
+        c.name: sa.bindparam(f"a_{c.name}", type_=c.type)
+        for c in ATTEMPTS.c
+        if c.name not in ("id", "outcome_version", "cooldown_until")
+    }
+    values["outcome_version"] = changed.c.version
+    values["cooldown_until"] = changed.c.cooldown_until if sets_cooldown else sa.null()
+    logged = ATTEMPTS.insert().from_select(
+        list(values), sa.select(*values.values()).select_from(row)
+    )
+    return sa.select(changed).select_from(row).add_cte(logged.cte("logged"))
+
+
+_NEW_CURSOR = (
+    postgresql.insert(CURSORS)
+    .values(provider=sa.bindparam("b_provider"), turns=0)
+    .on_conflict_do_nothing()
+    .returning(CURSORS.c.provider)
+)
+_SUCCEEDED_LOGGED = _with_attempt(_SUCCEEDED, sets_cooldown=False)
+_FAILED_LOGGED = _with_attempt(_FAILED, sets_cooldown=True)
 
 
 class PoolUnavailable(Exception):
@@ -302,6 +410,8 @@ class KeyPoolRouter:
         alert: Callable[..., None] = alert_admins,
     ) -> None:
         self._session_factory = session_factory
+        # PostgreSQL: the hot path's one-statement steps run on an engine of the router's own.
+        self._statements = _statement_engine(session_factory.kw["bind"])
         # Kept by reference: the registry's dict of enabled providers.
         self._providers = providers
         self._secrets = secrets
@@ -333,6 +443,25 @@ class KeyPoolRouter:
         """A short transaction of the router's own, committed when the block ends."""
         with self._session_factory.begin() as session:
             yield session.connection()
+
+    def _run(self, statement: sa.Executable, params: dict[str, Any]) -> sa.Row[Any] | None:
+        """One statement in its own implicit transaction (PostgreSQL); returns its first row.
+
+        Connections are not pinged on checkout (a round trip each time); instead a statement
+        that finds its connection dead (the database restarted) runs once more on a fresh one:
+        the pool throws away every connection older than the failure, and a statement sent
+        over a dead connection never reached the server.
+        """
+        assert self._statements is not None
+        for last in (False, True):
+            try:
+                with self._statements.connect() as conn:
+                    return conn.execute(statement, params).first()
+            except sa.exc.DBAPIError as exc:
+                if last or not exc.connection_invalidated:
+                    raise
+                log.warning("router connection lost; running the statement again: %s", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # --- the public entry point ----------------------------------------------------------------
 
@@ -386,12 +515,9 @@ class KeyPoolRouter:
 
     def _claim(self, provider: str, tried: list[int]) -> _Claim | None:
         now = self._clock()
+        if self._statements is not None:
+            return self._claim_in_one(provider, tried, now)
         with self._transaction() as conn:
-            if conn.dialect.name == "postgresql":
-                # Only bookkeeping is written here (cursor, last use, row version), so waiting
-                # for the disk is not needed: a crash loses at most a cursor step, and the
-                # outcome's own durable commit flushes this one first anyway.
-                conn.execute(sa.text("SET LOCAL synchronous_commit TO OFF"))
             params = {
                 "b_provider": provider,
                 "b_now": now,
@@ -417,6 +543,33 @@ class KeyPoolRouter:
             token=row.secret_encrypted,
             proxy_id=row.proxy_id if proxy_url is not None else None,
             proxy_url=proxy_url,
+            billing_group=row.billing_group,
+            version=row.version,
+            picked_at=now,
+        )
+
+    def _claim_in_one(self, provider: str, tried: list[int], now: dt.datetime) -> _Claim | None:
+        """PostgreSQL: :meth:`_claim` as one statement (``_CLAIM_IN_ONE``) per try."""
+        params = {"b_provider": provider, "b_now": now, "b_skip": list(tried)}
+        while True:
+            row = self._run(_CLAIM_IN_ONE, params)
+            assert row is not None  # the statement always returns one row
+            if row.id is not None:
+                break
+            if not row.has_cursor:
+                # The provider's first choice: make its cursor row, then choose under it.
+                self._run(_NEW_CURSOR, {"b_provider": provider})
+                continue
+            # Nothing eligible, or the chosen key was taken out of service just now (the next
+            # try sees that and chooses another).
+            if row.candidate is None:
+                return None
+        return _Claim(
+            provider=provider,
+            key_id=row.id,
+            token=row.secret_encrypted,
+            proxy_id=row.proxy_id if row.proxy_url is not None else None,
+            proxy_url=row.proxy_url,
             billing_group=row.billing_group,
             version=row.version,
             picked_at=now,
