@@ -7,6 +7,7 @@ emptied after each test that touched the database.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -188,5 +189,37 @@ def user_factory(db: Session) -> Callable[..., Any]:
         user.is_blocked = blocked
         db.commit()
         return user
+
+    return factory
+
+
+@pytest.fixture
+def make_cycle(db: Session) -> Callable[..., Any]:
+    """Give a user a billing cycle (current by default), as a paid one would be."""
+    from nproxy_core.billing.models import BillingCycle
+    from nproxy_core.db import utcnow
+
+    def factory(
+        user: Any,
+        *,
+        starts_at: dt.datetime | None = None,
+        ends_at: dt.datetime | None = None,
+        request_limit: int = 300,
+        used: int = 0,
+        reserved: int = 0,
+    ) -> Any:
+        now = utcnow()
+        cycle = BillingCycle(
+            user_id=user.id,
+            starts_at=starts_at or now - dt.timedelta(days=1),
+            ends_at=ends_at or now + dt.timedelta(days=29),
+            period_months=1,
+            request_limit=request_limit,
+            used=used,
+            reserved=reserved,
+        )
+        db.add(cycle)
+        db.commit()
+        return cycle
 
     return factory

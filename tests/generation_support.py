@@ -3,10 +3,8 @@ API customer, and waiting for a job's state with a deadline."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +17,7 @@ import webtest
 from sqlalchemy.orm import Session
 
 from apiclient import ApiClient
+from fakes.proxies import free_port, wait_for_port
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.generation.models import TERMINAL, Generation
 
@@ -165,19 +164,13 @@ def fresh_cycle(db: Session, cycle_id: int) -> BillingCycle:
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivateRabbitMQ:
     """A RabbitMQ node of this test alone (own name, ports and data folder), so restarting it
     disturbs no one else's run on the machine's broker."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         self.node = f"nproxy_test_{os.getpid()}_{self.port}@localhost"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rabbitmq.conf").write_text(
@@ -188,7 +181,7 @@ class PrivateRabbitMQ:
             **os.environ,
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq.conf"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
             "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
@@ -222,13 +215,7 @@ class PrivateRabbitMQ:
         self.wait_until_up()
 
     def wait_until_up(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"RabbitMQ node {self.node} did not listen within {timeout} s")
+        wait_for_port(self.port, timeout=timeout)
 
     def restart_app(self) -> None:
         """``stop_app`` then ``start_app``: the broker goes away and comes back."""

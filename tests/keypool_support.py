@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -105,23 +102,3 @@ class ScriptedProvider(Provider):
         if api_key.startswith("hang"):
             self.release.wait(60)
         return self.balances.get(api_key)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound and released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"proxy.py exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"proxy.py did not listen on port {port} within {timeout} s")

@@ -3,7 +3,6 @@ HTTP server for the app, and helpers to arrange cycles and payments."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,12 +10,9 @@ from typing import Any
 import pytest
 import waitress.server
 import webtest
-from sqlalchemy.orm import Session
 
 from apiclient import ApiClient
 from fakes.nowpayments import FakeNowPayments
-from nproxy_core.billing.models import BillingCycle
-from nproxy_core.db import utcnow
 
 
 @pytest.fixture
@@ -79,31 +75,3 @@ def live_server() -> Iterator[LiveServer]:
     server = LiveServer()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def make_cycle(db: Session) -> Callable[..., BillingCycle]:
-    def factory(
-        user: Any,
-        *,
-        starts_at: dt.datetime | None = None,
-        ends_at: dt.datetime | None = None,
-        request_limit: int = 300,
-        used: int = 0,
-        reserved: int = 0,
-    ) -> BillingCycle:
-        now = utcnow()
-        cycle = BillingCycle(
-            user_id=user.id,
-            starts_at=starts_at or now - dt.timedelta(days=1),
-            ends_at=ends_at or now + dt.timedelta(days=29),
-            period_months=1,
-            request_limit=request_limit,
-            used=used,
-            reserved=reserved,
-        )
-        db.add(cycle)
-        db.commit()
-        return cycle
-
-    return factory

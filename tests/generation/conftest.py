@@ -8,7 +8,6 @@ Every worker test talks to the real broker on 127.0.0.1:5672 in a vhost of its o
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from apiclient import ApiClient
 from generation_support import AMQP_BASE, Customer, Process, rabbitmqctl, write_ini
 from nproxy_core.audit import Surface
 from nproxy_core.billing.models import BillingCycle
-from nproxy_core.db import utcnow
 from nproxy_core.keypool import get_secret_box, services
 from nproxy_core.plugin_registry import get_plugins
 
@@ -87,28 +85,6 @@ def start_worker(
         return start_process("worker", settings, "--concurrency", "16")
 
     return start
-
-
-@pytest.fixture
-def make_cycle(db: Session) -> Callable[..., BillingCycle]:
-    """Give a user a current billing cycle (as a paid one would be)."""
-
-    def make(user: Any, *, request_limit: int = 300, used: int = 0) -> BillingCycle:
-        now = utcnow()
-        cycle = BillingCycle(
-            user_id=user.id,
-            starts_at=now - dt.timedelta(days=1),
-            ends_at=now + dt.timedelta(days=29),
-            period_months=1,
-            request_limit=request_limit,
-            used=used,
-            reserved=0,
-        )
-        db.add(cycle)
-        db.commit()
-        return cycle
-
-    return make
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ what Gemini cannot do on demand (hang forever, report a balance)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,8 @@ import pytest
 from sqlalchemy.orm import Session
 
 from fakes.gemini import FakeGemini, fake_gemini
-from keypool_support import ACTOR, ScriptedProvider, _wait_for_port, free_port
+from fakes.proxies import http_proxy as run_http_proxy
+from keypool_support import ACTOR, ScriptedProvider
 from nproxy_core.keypool import KeyPoolRouter, get_router, get_secret_box, services
 from nproxy_core.keypool.models import KeyState
 from nproxy_core.plugin_registry import get_plugins
@@ -100,33 +99,5 @@ def scripted(registry: Any) -> Iterator[ScriptedProvider]:
 @pytest.fixture
 def http_proxy(tmp_path: Path) -> Iterator[str]:
     """A real forwarding HTTP proxy in a subprocess; yields its URL."""
-    port = free_port()
-    log_file = tmp_path / "proxy.log"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "proxy",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--num-workers",
-            "1",
-            "--num-acceptors",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=log_file.open("wb"),
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with run_http_proxy(tmp_path) as url:
+        yield url

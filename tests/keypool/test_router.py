@@ -12,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from fakes.gemini import BEHAVIOURS
+from fakes.proxies import free_port
 from keypool_support import (
     ACTOR,
     IMAGE,
     attempts,
     expire_cooldown,
-    free_port,
     fresh_key,
     fresh_proxy,
     set_key,

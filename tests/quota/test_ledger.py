@@ -18,26 +18,6 @@ from nproxy_core.quota import services as quota
 from nproxy_core.quota.models import HoldState, QuotaHold
 
 
-@pytest.fixture
-def cycle_for(db: Session):
-    def factory(user, *, limit=300, used=0, reserved=0, starts_at=None, ends_at=None):
-        now = utcnow()
-        cycle = BillingCycle(
-            user_id=user.id,
-            starts_at=starts_at or now - dt.timedelta(days=1),
-            ends_at=ends_at or now + dt.timedelta(days=29),
-            period_months=1,
-            request_limit=limit,
-            used=used,
-            reserved=reserved,
-        )
-        db.add(cycle)
-        db.commit()
-        return cycle
-
-    return factory
-
-
 def counters(db: Session, cycle_id: int) -> tuple[int, int]:
     db.expire_all()
     cycle = db.get(BillingCycle, cycle_id)
@@ -86,9 +66,9 @@ def test_bucket_is_the_design_formula_for_every_remaining(limit):
 # --- reserve / settle / release --------------------------------------------------------------
 
 
-def test_reserve_holds_and_settle_consumes_successes_only(db, user_factory, cycle_for):
+def test_reserve_holds_and_settle_consumes_successes_only(db, user_factory, make_cycle):
     user = user_factory()
-    cycle = cycle_for(user, limit=10)
+    cycle = make_cycle(user, request_limit=10)
     hold = quota.reserve(db, user.id, 4, reference="gen-1")
     db.commit()
     assert counters(db, cycle.id) == (0, 4)
@@ -108,9 +88,9 @@ def test_reserve_holds_and_settle_consumes_successes_only(db, user_factory, cycl
     assert counters(db, cycle.id) == (3, 0)
 
 
-def test_release_frees_the_whole_hold(db, user_factory, cycle_for):
+def test_release_frees_the_whole_hold(db, user_factory, make_cycle):
     user = user_factory()
-    cycle = cycle_for(user, limit=10)
+    cycle = make_cycle(user, request_limit=10)
     hold = quota.reserve(db, user.id, 5)
     quota.release(db, hold)
     db.commit()
@@ -120,10 +100,10 @@ def test_release_frees_the_whole_hold(db, user_factory, cycle_for):
 
 @pytest.mark.parametrize("succeeded", [-1, 5, "2", 1.0, True])
 def test_settle_refuses_impossible_counts_and_changes_nothing(
-    db, user_factory, cycle_for, succeeded
+    db, user_factory, make_cycle, succeeded
 ):
     user = user_factory()
-    cycle = cycle_for(user, limit=10)
+    cycle = make_cycle(user, request_limit=10)
     hold = quota.reserve(db, user.id, 4)
     db.commit()
     with pytest.raises(ValidationError):
@@ -134,9 +114,9 @@ def test_settle_refuses_impossible_counts_and_changes_nothing(
 
 
 @pytest.mark.parametrize("n", [0, -3, "1", 2.0, None])
-def test_reserve_refuses_a_bad_batch_size(db, user_factory, cycle_for, n):
+def test_reserve_refuses_a_bad_batch_size(db, user_factory, make_cycle, n):
     user = user_factory()
-    cycle = cycle_for(user, limit=10)
+    cycle = make_cycle(user, request_limit=10)
     with pytest.raises(ValidationError):
         quota.reserve(db, user.id, n)
     db.rollback()
@@ -152,10 +132,10 @@ def test_reserve_without_a_cycle_is_no_active_subscription(db, user_factory):
 
 
 def test_reserve_beyond_what_is_left_is_quota_exhausted_without_numbers(
-    db, user_factory, cycle_for
+    db, user_factory, make_cycle
 ):
     user = user_factory()
-    cycle = cycle_for(user, limit=7919, used=7915)
+    cycle = make_cycle(user, request_limit=7919, used=7915)
     with pytest.raises(QuotaExhausted) as info:
         quota.reserve(db, user.id, 5)
     assert info.value.code == "quota_exhausted" and info.value.status == 402
@@ -168,10 +148,10 @@ def test_reserve_beyond_what_is_left_is_quota_exhausted_without_numbers(
     assert counters(db, cycle.id) == (7915, 4)
 
 
-def test_access_ends_exactly_at_ends_at(db, user_factory, cycle_for):
+def test_access_ends_exactly_at_ends_at(db, user_factory, make_cycle):
     user = user_factory()
     ends = utcnow() + dt.timedelta(days=2)
-    cycle_for(user, limit=10, ends_at=ends)
+    make_cycle(user, request_limit=10, ends_at=ends)
     quota.reserve(db, user.id, 1, now=ends - dt.timedelta(microseconds=1))
     with pytest.raises(NoActiveSubscription):
         quota.reserve(db, user.id, 1, now=ends)
@@ -179,20 +159,20 @@ def test_access_ends_exactly_at_ends_at(db, user_factory, cycle_for):
     assert quota.user_bucket(db, user.id, ends - dt.timedelta(microseconds=1)) == 100
 
 
-def test_a_cycle_not_started_yet_gives_no_access(db, user_factory, cycle_for):
+def test_a_cycle_not_started_yet_gives_no_access(db, user_factory, make_cycle):
     user = user_factory()
     starts = utcnow() + dt.timedelta(days=1)
-    cycle_for(user, starts_at=starts, ends_at=starts + dt.timedelta(days=30))
+    make_cycle(user, starts_at=starts, ends_at=starts + dt.timedelta(days=30))
     with pytest.raises(NoActiveSubscription):
         quota.reserve(db, user.id, 1)
     quota.reserve(db, user.id, 1, now=starts)
 
 
-def test_a_hold_settles_on_its_own_cycle_after_that_cycle_ended(db, user_factory, cycle_for):
+def test_a_hold_settles_on_its_own_cycle_after_that_cycle_ended(db, user_factory, make_cycle):
     # A job accepted before the end still completes and is counted where it was reserved.
     user = user_factory()
     ends = utcnow() + dt.timedelta(hours=1)
-    cycle = cycle_for(user, limit=10, ends_at=ends)
+    cycle = make_cycle(user, request_limit=10, ends_at=ends)
     hold = quota.reserve(db, user.id, 2)
     db.commit()
     quota.settle(db, hold.id, 2, now=ends + dt.timedelta(minutes=5))
@@ -200,9 +180,9 @@ def test_a_hold_settles_on_its_own_cycle_after_that_cycle_ended(db, user_factory
     assert counters(db, cycle.id) == (2, 0)
 
 
-def test_release_stale_holds_releases_only_old_held_ones(db, user_factory, cycle_for):
+def test_release_stale_holds_releases_only_old_held_ones(db, user_factory, make_cycle):
     user = user_factory()
-    cycle = cycle_for(user, limit=20)
+    cycle = make_cycle(user, request_limit=20)
     now = utcnow()
     old = quota.reserve(db, user.id, 3, reference="lost", now=now - dt.timedelta(hours=3))
     old_settled = quota.reserve(db, user.id, 2, now=now - dt.timedelta(hours=3))
@@ -219,21 +199,21 @@ def test_release_stale_holds_releases_only_old_held_ones(db, user_factory, cycle
     assert quota.release_stale_holds(db, now - dt.timedelta(hours=2), now=now) == 0
 
 
-def test_the_sweeper_task_runs(db, registry, user_factory, cycle_for):
+def test_the_sweeper_task_runs(db, registry, user_factory, make_cycle):
     from nproxy_core.quota.tasks import release_abandoned_holds
 
     user = user_factory()
-    cycle = cycle_for(user, limit=20)
+    cycle = make_cycle(user, request_limit=20)
     quota.reserve(db, user.id, 3, now=utcnow() - dt.timedelta(hours=5))
     db.commit()
     assert release_abandoned_holds.run_now(registry) == 1
     assert counters(db, cycle.id) == (0, 0)
 
 
-def test_exact_usage_is_for_admins(db, user_factory, cycle_for):
+def test_exact_usage_is_for_admins(db, user_factory, make_cycle):
     user = user_factory()
     assert quota.exact_usage(db, user.id) is None
-    cycle = cycle_for(user, limit=50, used=20, reserved=5)
+    cycle = make_cycle(user, request_limit=50, used=20, reserved=5)
     usage = quota.exact_usage(db, user.id)
     assert (usage.cycle_id, usage.request_limit, usage.used, usage.reserved) == (
         cycle.id,
@@ -244,9 +224,9 @@ def test_exact_usage_is_for_admins(db, user_factory, cycle_for):
     assert (usage.remaining, usage.bucket) == (25, 60)
 
 
-def test_the_database_refuses_overspending_even_without_the_ledger(db, user_factory, cycle_for):
+def test_the_database_refuses_overspending_even_without_the_ledger(db, user_factory, make_cycle):
     user = user_factory()
-    cycle = cycle_for(user, limit=10, used=10)
+    cycle = make_cycle(user, request_limit=10, used=10)
     with pytest.raises(sa.exc.IntegrityError):
         db.execute(sa.update(BillingCycle).where(BillingCycle.id == cycle.id).values(reserved=1))
     db.rollback()
@@ -256,10 +236,10 @@ def test_the_database_refuses_overspending_even_without_the_ledger(db, user_fact
 
 
 def test_100_concurrent_reservations_against_10_left_give_exactly_10(
-    db, engine, user_factory, cycle_for
+    db, engine, user_factory, make_cycle
 ):
     user = user_factory()
-    cycle = cycle_for(user, limit=50, used=35, reserved=5)
+    cycle = make_cycle(user, request_limit=50, used=35, reserved=5)
     barrier = threading.Barrier(100)
     outcomes: list[str] = []
     lock = threading.Lock()
