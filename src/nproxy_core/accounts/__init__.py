@@ -2,12 +2,8 @@
 
 from typing import Any
 
-from nproxy_core.accounts.interfaces import ISubscriptionSummary, NoBilling
-
 
 def includeme(config: Any) -> None:
-    config.register_service(NoBilling(), ISubscriptionSummary)
-
     config.add_route("api.session", "/api/v1/session")
     config.add_route("api.register", "/api/v1/auth/register")
     config.add_route("api.login", "/api/v1/auth/login")

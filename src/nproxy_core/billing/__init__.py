@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyramid_services import IServiceRegistry
-
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.billing.plan import REGISTRY_KEY, Plan, PlanSettingError
 
@@ -19,16 +17,8 @@ def includeme(config: Any) -> None:
         config.registry[REGISTRY_KEY] = Plan.from_settings(config.get_settings())
     except PlanSettingError as exc:
         raise ConfigurationError(str(exc)) from None
-    # Replaces accounts' NoBilling so the dashboard and /api/v1/me show the real state.
-    # register_service() for the same interface would be a configuration conflict with
-    # accounts' registration, so ours is made by an action ordered after every default one.
-    summary = BillingSummary()
-
-    def replace_subscription_summary() -> None:
-        services = config.registry.getUtility(IServiceRegistry)
-        services.register_singleton(summary, ISubscriptionSummary)
-
-    config.action(("nproxy.billing", "subscription summary"), replace_subscription_summary, order=1)
+    # What the dashboard and /api/v1/me show of a user's subscription and quota.
+    config.register_service(BillingSummary(), ISubscriptionSummary)
 
     config.add_route("pricing", "/pricing")
     config.add_route("billing.history", "/billing")
