@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.events import NewResponse
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
@@ -79,7 +80,21 @@ class SessionSecurityPolicy:
         return []
 
 
+#: Sent with every answer: no sniffing, no framing (clickjacking), no full URLs to other sites.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def add_security_headers(event: NewResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        event.response.headers.setdefault(name, value)
+
+
 def includeme(config: Any) -> None:
+    config.add_subscriber(add_security_headers, NewResponse)
     settings = config.get_settings()
     secure = settings["nproxy.public_url"].startswith("https://")
     factory = SignedCookieSessionFactory(

@@ -9,6 +9,8 @@ from apiclient import PASSWORD
 
 def test_landing_page(app):
     page = app.get("/")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "Make images from words" in page.text
     assert 'href="/register"' in page.text
 
