@@ -19,7 +19,9 @@ is one short transaction that first updates the cursor row (a row lock on Postgr
 write lock on SQLite), so choices are serialised per provider; the key is then claimed with a
 conditional UPDATE that re-checks eligibility. Outcomes are applied in another short
 transaction with UPDATEs computed from the row's current values (``x = x + 1``, ``CASE``), so
-concurrent outcomes never overwrite each other. The same code runs on SQLite and PostgreSQL.
+concurrent outcomes never overwrite each other. The same statements run on SQLite and
+PostgreSQL; on PostgreSQL the hot path folds each step (a choice; a success or retryable
+outcome) into one statement run in autocommit, to save round trips (see ``_CLAIM_IN_ONE``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
-from nproxy_core.db import UTCDateTime, utcnow
+from nproxy_core.db import UTCDateTime, create_engine, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.models import (
@@ -448,9 +450,10 @@ class KeyPoolRouter:
         """One statement in its own implicit transaction (PostgreSQL); returns its first row.
 
         Connections are not pinged on checkout (a round trip each time); instead a statement
-        that finds its connection dead (the database restarted) runs once more on a fresh one:
-        the pool throws away every connection older than the failure, and a statement sent
-        over a dead connection never reached the server.
+        that finds its connection dead (the database restarted, an idle connection was cut)
+        runs once more on a fresh one: the pool then replaces every connection older than the
+        failure. Such a statement never reached the server. (A connection lost in the middle
+        of a statement is as ambiguous as one lost during a COMMIT: rare, and not told apart.)
         """
         assert self._statements is not None
         for last in (False, True):
@@ -460,7 +463,7 @@ class KeyPoolRouter:
             except sa.exc.DBAPIError as exc:
                 if last or not exc.connection_invalidated:
                     raise
-                log.warning("router connection lost; running the statement again: %s", exc)
+                log.warning("router connection lost (%s); running the statement again", exc.orig)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- the public entry point ----------------------------------------------------------------
@@ -652,114 +655,126 @@ class KeyPoolRouter:
         now = self._clock()
         message = _truncate(_scrub(error.message, secret)) if error is not None else None
         cost = result.estimated_cost if result is not None else None
-        cooldown_until: dt.datetime | None = None
+        attempt = dict(
+            key_id=claim.key_id,
+            provider=claim.provider,
+            reference=reference,
+            path=path,
+            proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
+            outcome=outcome,
+            http_status=error.http_status if error is not None else None,
+            latency_ms=latency_ms,
+            error=message,
+            estimated_cost=cost,
+            picked_at=claim.picked_at,
+            claim_version=claim.version,
+            created_at=now,
+        )
+        proxy_fault = path is AttemptPath.PROXY and outcome is AttemptOutcome.TRANSPORT
+        # Success and a retryable failure each change the key with one UPDATE (``key``).
+        failed = outcome in (AttemptOutcome.RETRYABLE, AttemptOutcome.TRANSPORT)
+        key: tuple[sa.Update, dict[str, Any]] | None = None
+        if proxy_fault:
+            pass  # the proxy failed, not the key: the key row is left alone
+        elif outcome is AttemptOutcome.SUCCESS:
+            key = _SUCCEEDED, self._success_params(claim.key_id, cost or Decimal(0), now)
+        elif failed:
+            retry_after = getattr(error, "retry_after", None) or 0
+            key = _FAILED, self._failure_params(claim.key_id, retry_after, message, now)
+
         version: int | None = None
         alerts: list[tuple[str, str]] = []
-        with self._transaction() as conn:
-            proxy_fault = path is AttemptPath.PROXY and outcome is AttemptOutcome.TRANSPORT
-            if proxy_fault:
-                pass  # the proxy failed, not the key: the key row is left alone
-            elif outcome is AttemptOutcome.SUCCESS:
-                version = self._key_succeeded(conn, claim.key_id, cost or Decimal(0), now)
-            elif outcome in (AttemptOutcome.RETRYABLE, AttemptOutcome.TRANSPORT):
-                retry_after = getattr(error, "retry_after", None) or 0
-                row = self._key_failed(conn, claim.key_id, retry_after, message, now)
-                version, cooldown_until = row.version, row.cooldown_until
-                if row.state is KeyState.MANUAL_REVIEW and row.consecutive_failures == (
-                    self.max_consecutive_failures + 1
-                ):
-                    alerts.append(
-                        (
-                            "key sent to manual review",
-                            f"{claim.provider} key {claim.key_id} failed "
-                            f"{row.consecutive_failures} times in a row: {message}",
+        if key is not None and path is AttemptPath.DIRECT and self._statements is not None:
+            # The hot path on PostgreSQL: the key's update and the attempt, one statement.
+            statement, params = key
+            logged = _SUCCEEDED_LOGGED if statement is _SUCCEEDED else _FAILED_LOGGED
+            params.update({f"a_{name}": value for name, value in attempt.items()})
+            row = self._run(logged, params)
+        else:
+            with self._transaction() as conn:
+                row = None
+                if key is not None:
+                    row = conn.execute(*key).first()
+                elif outcome is AttemptOutcome.OUT_OF_FUNDS:
+                    changed = self.mark_out_of_funds(
+                        conn, claim.provider, claim.key_id, claim.billing_group, message, now
+                    )
+                    version = changed.get(claim.key_id)
+                    if changed:
+                        alerts.append(
+                            (
+                                "keys out of funds",
+                                f"{claim.provider} keys {sorted(changed)} are out of funds: "
+                                f"{message}",
+                            )
                         )
-                    )
-            elif outcome is AttemptOutcome.OUT_OF_FUNDS:
-                changed = self.mark_out_of_funds(
-                    conn, claim.provider, claim.key_id, claim.billing_group, message, now
-                )
-                version = changed.get(claim.key_id)
-                if changed:
-                    alerts.append(
-                        (
-                            "keys out of funds",
-                            f"{claim.provider} keys {sorted(changed)} are out of funds: {message}",
+                elif outcome is AttemptOutcome.KEY_REJECTED:
+                    version = conn.scalar(
+                        sa.update(KEYS)
+                        .where(K.id == claim.key_id, K.state.in_(IN_SERVICE))
+                        .values(
+                            state=KeyState.MANUAL_REVIEW,
+                            state_reason=message,
+                            version=K.version + 1,
+                            updated_at=now,
                         )
+                        .returning(K.version),
                     )
-            elif outcome is AttemptOutcome.KEY_REJECTED:
-                version = conn.scalar(
-                    sa.update(KEYS)
-                    .where(K.id == claim.key_id, K.state.in_(IN_SERVICE))
-                    .values(
-                        state=KeyState.MANUAL_REVIEW,
-                        state_reason=message,
-                        version=K.version + 1,
-                        updated_at=now,
-                    )
-                    .returning(K.version),
-                )
-                if version is not None:
-                    alerts.append(
-                        (
-                            "key rejected",
-                            f"{claim.provider} key {claim.key_id} was rejected and needs "
-                            f"review: {message}",
+                    if version is not None:
+                        alerts.append(
+                            (
+                                "key rejected",
+                                f"{claim.provider} key {claim.key_id} was rejected and needs "
+                                f"review: {message}",
+                            )
                         )
-                    )
-            # USER_CAUSED: the request was at fault; the key is untouched.
+                # USER_CAUSED: the request was at fault; the key is untouched.
 
-            if path is AttemptPath.PROXY and claim.proxy_id is not None:
-                self._proxy_health(conn, claim.proxy_id, message if proxy_fault else None, now)
+                if path is AttemptPath.PROXY and claim.proxy_id is not None:
+                    self._proxy_health(conn, claim.proxy_id, message if proxy_fault else None, now)
 
-            conn.execute(
-                _RECORD,
-                dict(
-                    key_id=claim.key_id,
-                    provider=claim.provider,
-                    reference=reference,
-                    path=path,
-                    proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
-                    outcome=outcome,
-                    http_status=error.http_status if error is not None else None,
-                    latency_ms=latency_ms,
-                    error=message,
-                    estimated_cost=cost,
-                    cooldown_until=cooldown_until,
-                    picked_at=claim.picked_at,
-                    claim_version=claim.version,
-                    outcome_version=version,
-                    created_at=now,
-                ),
+                conn.execute(
+                    _RECORD,
+                    dict(
+                        attempt,
+                        cooldown_until=row.cooldown_until if row is not None and failed else None,
+                        outcome_version=row.version if row is not None else version,
+                    ),
+                )
+        if (
+            failed
+            and row is not None
+            and row.state is KeyState.MANUAL_REVIEW
+            and row.consecutive_failures == self.max_consecutive_failures + 1
+        ):
+            alerts.append(
+                (
+                    "key sent to manual review",
+                    f"{claim.provider} key {claim.key_id} failed "
+                    f"{row.consecutive_failures} times in a row: {message}",
+                )
             )
         for subject, detail in alerts:
             self._alert(subject, detail, provider=claim.provider, key_id=claim.key_id)
 
-    def _key_succeeded(
-        self, conn: sa.Connection, key_id: int, cost: Decimal, now: dt.datetime
-    ) -> int | None:
-        return conn.scalar(_SUCCEEDED, {"b_key_id": key_id, "b_cost": cost, "b_now": now})
+    @staticmethod
+    def _success_params(key_id: int, cost: Decimal, now: dt.datetime) -> dict[str, Any]:
+        return {"b_key_id": key_id, "b_cost": cost, "b_now": now}
 
-    def _key_failed(
-        self,
-        conn: sa.Connection,
-        key_id: int,
-        retry_after: float,
-        message: str | None,
-        now: dt.datetime,
-    ) -> sa.Row[Any]:
+    def _failure_params(
+        self, key_id: int, retry_after: float, message: str | None, now: dt.datetime
+    ) -> dict[str, Any]:
         seconds = max(float(self.cooldown_seconds), float(retry_after))
         reason = _truncate(
             f"{self.max_consecutive_failures + 1} consecutive failures; last: {message}"
         )
-        params = {
+        return {
             "b_key_id": key_id,
             "b_deadline": now + dt.timedelta(seconds=seconds),
             "b_max": self.max_consecutive_failures,
             "b_reason": reason,
             "b_now": now,
         }
-        return conn.execute(_FAILED, params).one()
 
     def mark_out_of_funds(
         self,
@@ -878,6 +893,27 @@ class KeyPoolRouter:
             log.warning("balance of %s key %s not read: %s", row.provider, row.id, reason)
             return None
         return None if balance is None else Decimal(balance)
+
+
+def _statement_engine(engine: sa.Engine) -> sa.Engine | None:
+    """On PostgreSQL, the engine for the router's one-statement steps; None elsewhere.
+
+    Same database, own pool: autocommit (each statement its own transaction, so no BEGIN and
+    COMMIT round trips) and no ping on checkout (:meth:`KeyPoolRouter._run` retries instead).
+    It is disposed with ``engine``.
+    """
+    if engine.dialect.name != "postgresql":
+        return None
+    own = create_engine(
+        {"sqlalchemy.url": engine.url},
+        pool_pre_ping=False,
+        # Connections older than this are replaced, before an idle timeout can cut them.
+        pool_recycle=1800,
+        pool_size=engine.pool.size(),  # type: ignore[attr-defined]
+        isolation_level="AUTOCOMMIT",
+    )
+    sa.event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
+    return own
 
 
 def _since(started: float) -> int:
