@@ -180,36 +180,6 @@ def test_a_hold_settles_on_its_own_cycle_after_that_cycle_ended(db, user_factory
     assert counters(db, cycle.id) == (2, 0)
 
 
-def test_release_stale_holds_releases_only_old_held_ones(db, user_factory, make_cycle):
-    user = user_factory()
-    cycle = make_cycle(user, request_limit=20)
-    now = utcnow()
-    old = quota.reserve(db, user.id, 3, reference="lost", now=now - dt.timedelta(hours=3))
-    old_settled = quota.reserve(db, user.id, 2, now=now - dt.timedelta(hours=3))
-    quota.settle(db, old_settled, 1)
-    fresh = quota.reserve(db, user.id, 4, reference="running", now=now)
-    db.commit()
-    assert counters(db, cycle.id) == (1, 7)
-
-    assert quota.release_stale_holds(db, dt.timedelta(hours=2), now=now) == 1
-    db.commit()
-    assert counters(db, cycle.id) == (1, 4)
-    assert db.get(QuotaHold, old.id).state == HoldState.RELEASED
-    assert db.get(QuotaHold, fresh.id).state == HoldState.HELD
-    assert quota.release_stale_holds(db, now - dt.timedelta(hours=2), now=now) == 0
-
-
-def test_the_sweeper_task_runs(db, registry, user_factory, make_cycle):
-    from nproxy_core.quota.tasks import release_abandoned_holds
-
-    user = user_factory()
-    cycle = make_cycle(user, request_limit=20)
-    quota.reserve(db, user.id, 3, now=utcnow() - dt.timedelta(hours=5))
-    db.commit()
-    assert release_abandoned_holds.run_now(registry) == 1
-    assert counters(db, cycle.id) == (0, 0)
-
-
 def test_exact_usage_is_for_admins(db, user_factory, make_cycle):
     user = user_factory()
     assert quota.exact_usage(db, user.id) is None

@@ -7,6 +7,7 @@ from typing import Any
 
 
 def includeme(config: Any) -> None:
-    from nproxy_core.quota.tasks import release_abandoned_holds
-
-    config.add_periodic_task("quota.release_abandoned_holds", release_abandoned_holds, 600)
+    # Holds belong to generations: the generation sweeper settles or releases them when their
+    # job ends or is given up. A blind release by age would free the hold of a job still
+    # waiting in the queue, which would then run and consume nothing.
+    pass

@@ -36,7 +36,6 @@ __all__ = [
     "current_cycle",
     "exact_usage",
     "release",
-    "release_stale_holds",
     "reserve",
     "settle",
     "user_bucket",
@@ -235,30 +234,3 @@ def settle(
 def release(db: Session, hold: QuotaHold | int, *, now: dt.datetime | None = None) -> QuotaHold:
     """Free the whole hold (nothing was made). Idempotent."""
     return _close(db, hold, 0, HoldState.RELEASED, now)
-
-
-def release_stale_holds(
-    db: Session, older_than: dt.timedelta | dt.datetime, *, now: dt.datetime | None = None
-) -> int:
-    """Release holds still held that were made before a cutoff; returns how many.
-
-    ``older_than`` is an age (timedelta) or the cutoff itself. Holds another transaction has
-    locked (being settled right now) are skipped, not waited for.
-    """
-    now = now or utcnow()
-    cutoff = now - older_than if isinstance(older_than, dt.timedelta) else older_than
-    stale = db.scalars(
-        sa.select(QuotaHold)
-        .where(QuotaHold.state == HoldState.HELD, QuotaHold.created_at < cutoff)
-        .order_by(QuotaHold.id)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for hold in stale:
-        release(db, hold, now=now)
-        log.warning(
-            "released abandoned quota hold %s (reference %s, %s requests)",
-            hold.id,
-            hold.reference,
-            hold.amount,
-        )
-    return len(stale)
