@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -165,6 +166,8 @@ def run(images: int) -> None:
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     added = percentile(failover, 0.5) - percentile(measure(router, provider, "instant", 200), 0.5)
     print(f"added latency of one failover (p50): {added:.2f} ms")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process: {peak:.1f} MiB")
     engine.dispose()
 
 

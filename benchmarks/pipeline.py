@@ -280,6 +280,7 @@ class Bench:
         ids = [self.submit(client) for _ in range(jobs)]
         submitted = time.monotonic() - started
         rows = self.wait_all(ids)
+        memory = worker_memory_mb(self.worker.pid) if self.worker is not None else {}
         elapsed = max(r.finished_at for r in rows) - min(r.created_at for r in rows)
         events: list[tuple[dt.datetime, int]] = []
         for attempt in self.attempts(ids).values():
@@ -295,7 +296,21 @@ class Bench:
             "submit_seconds": round(submitted, 2),
             "max_provider_calls_in_flight": peak,
             "all_done_seconds": round(elapsed.total_seconds(), 2),
+            **memory,
         }
+
+
+def worker_memory_mb(pid: int) -> dict[str, float]:
+    """The worker's resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = round(int(value.split()[0]) / 1024, 1)
+    return {
+        "worker_rss_mb": fields.get("VmRSS", 0.0),
+        "worker_peak_rss_mb": fields.get("VmHWM", 0.0),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
