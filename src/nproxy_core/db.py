@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,6 +69,18 @@ class Base(DeclarativeBase):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def parse_uuid(value: Any) -> uuid.UUID | None:
+    """A public id from a URL or a body as a UUID, or None when it is not one."""
+    if isinstance(value, uuid.UUID):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 # Feature modules whose models make up the schema; Alembic and the tests import them all.

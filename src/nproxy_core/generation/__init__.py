@@ -16,11 +16,12 @@ RUNNER_KEY = "nproxy.generation.runner"
 
 def includeme(config: Any) -> None:
     from nproxy_core.config import ConfigurationError
+    from nproxy_core.generation.models import GenerationImage
     from nproxy_core.generation.runner import JobRunner
-    from nproxy_core.generation.services import resolve_generation_media
     from nproxy_core.generation.tasks import sweep_generations
     from nproxy_core.keypool import get_router
     from nproxy_core.plugins import PluginSettingError
+    from nproxy_core.storage.media import stored_image_resolver
 
     try:
         settings = GenerationSettings.from_settings(config.get_settings())
@@ -31,7 +32,7 @@ def includeme(config: Any) -> None:
     # Needs the key pool's router, included before this feature.
     registry[RUNNER_KEY] = JobRunner(registry["db.session_factory"], get_router(registry), settings)
 
-    config.add_media_resolver(resolve_generation_media)
+    config.add_media_resolver(stored_image_resolver(GenerationImage), name="generated images")
     config.add_periodic_task("generation.sweep", sweep_generations, settings.sweep_interval_seconds)
 
     config.add_route("api.models", "/api/v1/models")

@@ -16,19 +16,17 @@ from pyramid.request import Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from nproxy_core.db import utcnow
+from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.errors import NotFound, ValidationError
 from nproxy_core.generation.models import (
     Conversation,
     Generation,
-    GenerationImage,
     GenerationStatus,
     Message,
 )
 from nproxy_core.generation.schemas import Submission, parse_submission
 from nproxy_core.plugin_registry import get_plugins
 from nproxy_core.quota import services as quota
-from nproxy_core.storage import MediaAsset
 from nproxy_core.uploads.models import Upload
 from nproxy_core.uploads.services import load_user_uploads
 
@@ -36,13 +34,6 @@ from nproxy_core.uploads.services import load_user_uploads
 LIST_LIMIT = 200
 #: Characters of the first prompt that name an untitled conversation.
 AUTO_TITLE_CHARS = 60
-
-
-def parse_uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
 
 
 def _not_found() -> NotFound:
@@ -296,14 +287,3 @@ def models_json(request: Request) -> dict[str, Any]:
     for name, provider in get_plugins(request.registry).providers.items():
         models.extend(capabilities.as_dict(name) for capabilities in provider.capabilities())
     return {"models": models}
-
-
-def resolve_generation_media(request: Request, asset_id: str) -> MediaAsset | None:
-    """Media resolver: ``/media/{image id}`` is a generated image (the view checks the owner)."""
-    image_id = parse_uuid(asset_id)
-    if image_id is None:
-        return None
-    image = request.db.get(GenerationImage, image_id)
-    if image is None:
-        return None
-    return MediaAsset(image.user_id, image.storage_key, image.mime)

@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 from pyramid.request import Request
 
+from nproxy_core.db import parse_uuid
+
 
 class MediaAsset(NamedTuple):
     owner_user_id: int
@@ -37,6 +39,18 @@ def add_media_resolver(config: Any, resolver: MediaResolver, name: str | None = 
         config.registry.setdefault(REGISTRY_KEY, []).append(resolver)
 
     config.action(("nproxy.media_resolver", name), register)
+
+
+def stored_image_resolver(model: Any) -> MediaResolver:
+    """A resolver for a model whose rows have a UUID ``id``, ``user_id``, ``storage_key`` and
+    ``mime``: uploads and generated images."""
+
+    def resolve(request: Request, asset_id: str) -> MediaAsset | None:
+        row_id = parse_uuid(asset_id)
+        row = None if row_id is None else request.db.get(model, row_id)
+        return None if row is None else MediaAsset(row.user_id, row.storage_key, row.mime)
+
+    return resolve
 
 
 def resolve_media(request: Request, asset_id: str) -> MediaAsset | None:

@@ -6,7 +6,9 @@ from typing import Any
 
 from nproxy_core.config import ConfigurationError, _positive_int
 from nproxy_core.plugins import PluginSettingError, setting
-from nproxy_core.uploads.services import LIMITS_KEY, UploadLimits, resolve_upload_media
+from nproxy_core.storage.media import stored_image_resolver
+from nproxy_core.uploads.models import Upload
+from nproxy_core.uploads.services import LIMITS_KEY, UploadLimits
 
 
 def includeme(config: Any) -> None:
@@ -25,6 +27,6 @@ def includeme(config: Any) -> None:
         raise ConfigurationError(str(exc)) from None
     config.registry[LIMITS_KEY] = limits
 
-    config.add_media_resolver(resolve_upload_media)
+    config.add_media_resolver(stored_image_resolver(Upload), name="uploads")
     config.add_route("api.uploads", "/api/v1/uploads")
     config.scan("nproxy_core.uploads.views")

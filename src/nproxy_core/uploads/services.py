@@ -16,8 +16,9 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from sqlalchemy.orm import Session
 
+from nproxy_core.db import parse_uuid
 from nproxy_core.errors import NotFound, ValidationError
-from nproxy_core.storage import IStorage, MediaAsset, upload_key
+from nproxy_core.storage import IStorage, upload_key
 from nproxy_core.uploads.models import Upload
 
 log = logging.getLogger(__name__)
@@ -206,17 +207,6 @@ def create_upload(request: Request, user_id: int, data: bytes) -> Upload:
     return upload
 
 
-def _parse_id(value: Any) -> uuid.UUID | None:
-    if isinstance(value, uuid.UUID):
-        return value
-    if not isinstance(value, str):
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        return None
-
-
 def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str]) -> list[Upload]:
     """The uploads ``ids`` of ``user_id``, in the order given.
 
@@ -224,7 +214,7 @@ def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str])
     indistinguishable to the caller, so no one learns that someone else's upload exists.
     """
     wanted = list(ids)
-    parsed = [_parse_id(value) for value in wanted]
+    parsed = [parse_uuid(value) for value in wanted]
     valid = {value for value in parsed if value is not None}
     found: dict[uuid.UUID, Upload] = {}
     if valid:
@@ -247,14 +237,3 @@ def read_upload_bytes(request_or_storage: Any, upload: Upload) -> bytes:
     else:
         storage = request_or_storage.find_service(IStorage)
     return storage.get(upload.storage_key)
-
-
-def resolve_upload_media(request: Request, asset_id: str) -> MediaAsset | None:
-    """Media resolver: ``/media/{upload id}`` is the upload's image."""
-    upload_id = _parse_id(asset_id)
-    if upload_id is None:
-        return None
-    upload = request.db.get(Upload, upload_id)
-    if upload is None:
-        return None
-    return MediaAsset(upload.user_id, upload.storage_key, upload.mime)
