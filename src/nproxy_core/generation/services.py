@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from pyramid.request import Request
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.errors import NotFound, ValidationError
@@ -200,14 +200,17 @@ def _auto_title(prompt: str) -> str:
 
 def owned_generation(db: Session, user_id: int, generation_id: Any) -> Generation:
     gid = parse_uuid(generation_id)
+    # One query with its images: this is what the chat polls every second.
     generation = (
         None
         if gid is None
-        else db.scalar(
+        else db.scalars(
             sa.select(Generation)
             .where(Generation.id == gid, Generation.user_id == user_id)
-            .options(selectinload(Generation.images))
+            .options(joinedload(Generation.images))
         )
+        .unique()
+        .one_or_none()
     )
     if generation is None:
         raise _not_found()
