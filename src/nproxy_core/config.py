@@ -143,8 +143,8 @@ def _configure(settings: Mapping[str, Any]) -> Configurator:
 
     # Transactions: one per request, retried on serialization failures and conflicts.
     config.include("pyramid_services")
+    settings.setdefault("retry.attempts", 3)  # read by pyramid_retry when it is included
     config.include("pyramid_retry")
-    settings.setdefault("retry.attempts", 3)
     config.include("pyramid_tm")
     config.include("nproxy_core.db")
 
