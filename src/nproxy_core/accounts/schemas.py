@@ -43,14 +43,3 @@ def required_string(data: Mapping[str, Any], name: str, label: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError(f"Enter {label}.", fields={name: "required"})
     return value
-
-
-def json_object(request: Any) -> dict[str, Any]:
-    """The request's JSON body, which must be an object."""
-    try:
-        data = request.json_body
-    except ValueError:
-        raise ValidationError("The request body must be JSON.") from None
-    if not isinstance(data, dict):
-        raise ValidationError("The request body must be a JSON object.")
-    return data

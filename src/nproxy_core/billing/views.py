@@ -13,13 +13,13 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.accounts.schemas import json_object
 from nproxy_core.billing import services
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
 from nproxy_core.billing.plan import get_plan
 from nproxy_core.config import public_url
 from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
 from nproxy_core.errors import NotFound, ValidationError, error_response
+from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import get_plugins, get_processor
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
 from nproxy_core.ratelimit import client_ip

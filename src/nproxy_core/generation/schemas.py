@@ -27,19 +27,6 @@ def _invalid(field: str, message: str, reason: str = "invalid") -> ValidationErr
     return ValidationError(message, fields={field: reason})
 
 
-def json_object(request: Any) -> dict[str, Any]:
-    """The request body as a JSON object; an empty body counts as ``{}``."""
-    if not request.body:
-        return {}
-    try:
-        body = request.json_body
-    except ValueError:
-        raise ValidationError("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ValidationError("The request body must be a JSON object.")
-    return body
-
-
 def conversation_title(body: Mapping[str, Any]) -> str | None:
     """The optional ``title`` of a new conversation: trimmed, at most 200 characters."""
     title = body.get("title")

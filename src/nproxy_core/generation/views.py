@@ -11,6 +11,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from nproxy_core.generation import schemas, services
+from nproxy_core.jsonbody import json_object
 from nproxy_core.security import Permission
 
 
@@ -35,7 +36,7 @@ def api_models(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_conversation(request: Request) -> dict[str, Any]:
-    title = schemas.conversation_title(schemas.json_object(request))
+    title = schemas.conversation_title(json_object(request, empty_ok=True))
     conversation = services.create_conversation(request.db, _user_id(request), title)
     request.response.status = 201
     return services.conversation_summary_json(conversation)
@@ -77,7 +78,7 @@ def api_submit_generation(request: Request) -> dict[str, Any]:
         request,
         _user_id(request),
         request.matchdict["conversation_id"],
-        schemas.json_object(request),
+        json_object(request, empty_ok=True),
         key,
     )
     # 202 for a replayed Idempotency-Key too: the client sees the answer it missed.
