@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import waitress.server
 
+from cli_runner import NPROXY, write_ini
 from nproxy_core.config import configure
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,13 +34,6 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672"
-#: The ``nproxy`` command of the environment running pytest (its console script when there).
-_SCRIPT = Path(sys.executable).with_name("nproxy")
-NPROXY = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "from nproxy_core.cli import main; main()"]
-)
 WORKER_START_SECONDS = 30
 
 
@@ -99,10 +92,7 @@ class LiveStack:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def write_ini(self) -> None:
-        lines = ["[app:main]", "use = egg:nproxy"]
-        # configparser interpolates %: escape it in every value.
-        lines += [f"{k} = {str(v).replace('%', '%%')}" for k, v in self.settings.items()]
-        self.ini.write_text("\n".join(lines) + "\n")
+        write_ini(self.ini.parent, self.settings, self.ini.name)
 
     def nproxy(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

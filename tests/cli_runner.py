@@ -12,10 +12,15 @@ from typing import Any
 NPROXY = [str(Path(sys.executable).parent / "nproxy")]
 
 
-def write_ini(folder: Path, settings: dict[str, Any], name: str = "test.ini") -> Path:
+def write_ini(
+    folder: Path, settings: dict[str, Any], name: str = "test.ini", *, extra: str = ""
+) -> Path:
+    """An ini file with ``settings`` under ``[app:main]``, then ``extra`` sections verbatim."""
     ini = folder / name
-    lines = ["[app:main]", "use = egg:nproxy"] + [f"{k} = {v}" for k, v in settings.items()]
-    ini.write_text("\n".join(lines) + "\n")
+    lines = ["[app:main]", "use = egg:nproxy"]
+    # configparser interpolates %: escape it in every value.
+    lines += [f"{k} = {str(v).replace('%', '%%')}" for k, v in settings.items()]
+    ini.write_text("\n".join(lines) + "\n" + extra)
     return ini
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,12 +15,13 @@ import sqlalchemy as sa
 import webtest
 from sqlalchemy.orm import Session
 
+import cli_runner
 from apiclient import ApiClient
+from cli_runner import NPROXY
 from fakes.proxies import free_port, wait_for_port
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.generation.models import TERMINAL, Generation
 
-NPROXY = str(Path(sys.executable).parent / "nproxy")
 RABBITMQCTL = "rabbitmqctl"
 AMQP_BASE = os.environ.get("NPROXY_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 
@@ -56,11 +56,7 @@ def rabbitmqctl(*args: str, node: str | None = None) -> None:
 
 
 def write_ini(folder: Path, settings: dict[str, Any], name: str = "worker.ini") -> Path:
-    ini = folder / name
-    lines = ["[app:main]", "use = egg:nproxy"]
-    lines += [f"{k} = {str(v).replace('%', '%%')}" for k, v in settings.items()]
-    ini.write_text("\n".join(lines) + "\n" + LOGGING_INI)
-    return ini
+    return cli_runner.write_ini(folder, settings, name, extra=LOGGING_INI)
 
 
 class Process:
@@ -70,7 +66,7 @@ class Process:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.popen = subprocess.Popen(
-            [NPROXY, *args],
+            [*NPROXY, *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
