@@ -43,12 +43,14 @@ from webob import Request
 from nproxy_core.audit import Surface
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.config import configure
-from nproxy_core.db import utcnow
+from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import TERMINAL, Generation
-from nproxy_core.keypool import get_secret_box, services
+from nproxy_core.keypool import services
+from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import KeyAttempt, ProviderKey
 from nproxy_core.migrations import upgrade
-from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.wiring import find_service
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
@@ -99,11 +101,11 @@ class Bench:
         self.config = configure(self.settings)
         self.wsgi = self.config.make_wsgi_app()
         self.registry = self.config.registry
-        self.session = self.registry["db.session_factory"]
+        self.session = find_service(self.registry, IDatabase).session_factory
 
     def drop(self) -> None:
         self.stop_worker()
-        self.registry["db.engine"].dispose()
+        find_service(self.registry, IDatabase).engine.dispose()
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         rabbitmqctl("delete_vhost", self.name)
@@ -164,10 +166,10 @@ class Bench:
             if db.scalar(sa.select(sa.func.count()).select_from(ProviderKey)) == 0:
                 services.add_key(
                     db,
-                    get_secret_box(self.registry),
+                    find_service(self.registry, ISecretBox),
                     provider="demo",
                     secret="demo-benchmark-key",
-                    enabled_providers=list(get_plugins(self.registry).providers),
+                    enabled_providers=list(find_service(self.registry, IPlugins).providers),
                     actor=services.Actor("benchmark", Surface.CLI),
                 )
         client = webtest.TestApp(self.wsgi, extra_environ={"HTTP_HOST": "localhost"})

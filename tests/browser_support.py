@@ -20,6 +20,8 @@ import waitress.server
 
 from cli_runner import NPROXY, write_ini
 from nproxy_core.config import configure
+from nproxy_core.db import IDatabase
+from nproxy_core.wiring import find_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -144,4 +146,4 @@ class LiveStack:
             self.server.task_dispatcher.shutdown()
         self.thread.join(timeout=10)
         if self.registry is not None:
-            self.registry["db.engine"].dispose()
+            find_service(self.registry, IDatabase).engine.dispose()

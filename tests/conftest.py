@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from apiclient import PASSWORD, ApiClient
 from nproxy_core.config import configure
-from nproxy_core.db import create_engine, import_models
+from nproxy_core.db import IDatabase, create_engine, import_models
+from nproxy_core.wiring import find_service
 
 # Shared fixtures that live in their own modules: the SeaweedFS S3 server (``s3_server``).
 pytest_plugins = ("s3server",)
@@ -134,7 +135,7 @@ def make_app(db: Session, base_settings: dict[str, Any]) -> Callable[..., webtes
 
     yield factory
     for registry in built:
-        registry["db.engine"].dispose()
+        find_service(registry, IDatabase).engine.dispose()
 
 
 @pytest.fixture

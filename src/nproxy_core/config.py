@@ -9,15 +9,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyramid.config import Configurator
-from pyramid.settings import asbool
 
-from nproxy_core.plugins import PluginError, PluginSettingError, setting
+from nproxy_core.plugins import (
+    ConfigurationError,
+    http_url,
+    one_of,
+    positive_int,
+    setting,
+)
+
+__all__ = ["ConfigurationError", "configure", "normalize_settings", "public_url"]
 
 log = logging.getLogger(__name__)
-
-
-class ConfigurationError(Exception):
-    """A missing or malformed setting, or a plugin that cannot start. Start-up stops."""
 
 
 # Environment variables that override ini settings: secrets and service URLs. The environment
@@ -67,24 +70,11 @@ DEFAULTS: dict[str, str] = {
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
 
 
-def _url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError(value)
-    return value.rstrip("/")
-
-
 def _secret(value: str) -> str:
     # The secret signs sessions and reset tokens and derives the key-encryption key.
     if len(value) < 32:
         raise ValueError("shorter than 32 characters")
     return value
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError(value)
-    return number
 
 
 def normalize_settings(
@@ -99,46 +89,28 @@ def normalize_settings(
     for env_name, key in ENVIRONMENT_OVERRIDES.items():
         if environ.get(env_name):
             merged[key] = environ[env_name]
-    try:
-        for key in REQUIRED:
-            setting(merged, key, required=True)
-        merged["nproxy.public_url"] = setting(merged, "nproxy.public_url", cast=_url)
-        if merged["nproxy.env"] not in ("development", "production"):
-            raise PluginSettingError(f"malformed setting 'nproxy.env': {merged['nproxy.env']!r}")
-        if merged["nproxy.env"] == "production":
-            setting(merged, "nproxy.secret", cast=_secret)
-        for key in (
-            "nproxy.plan.request_limit",
-            "nproxy.plan.period_months",
-            "nproxy.keypool.cooldown_seconds",
-            "nproxy.keypool.max_consecutive_failures",
-            "nproxy.session_max_age_seconds",
-        ):
-            setting(merged, key, cast=_positive_int)
-        if merged["nproxy.storage"] not in ("local", "s3"):
-            raise PluginSettingError(
-                f"malformed setting 'nproxy.storage': {merged['nproxy.storage']!r}"
-            )
-    except PluginSettingError as exc:
-        raise ConfigurationError(str(exc)) from None
+    for key in REQUIRED:
+        setting(merged, key, required=True)
+    merged["nproxy.public_url"] = setting(merged, "nproxy.public_url", cast=http_url)
+    setting(merged, "nproxy.env", cast=one_of("development", "production"))
+    if merged["nproxy.env"] == "production":
+        setting(merged, "nproxy.secret", cast=_secret)
+    for key in (
+        "nproxy.plan.request_limit",
+        "nproxy.plan.period_months",
+        "nproxy.keypool.cooldown_seconds",
+        "nproxy.keypool.max_consecutive_failures",
+        "nproxy.session_max_age_seconds",
+    ):
+        setting(merged, key, cast=positive_int)
+    setting(merged, "nproxy.storage", cast=one_of("local", "s3"))
     return merged
-
-
-def is_production(settings: Mapping[str, Any]) -> bool:
-    return settings.get("nproxy.env") == "production"
 
 
 def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     """Build the Configurator, or raise :class:`ConfigurationError` naming what is wrong."""
-    try:
-        return _configure(settings or {})
-    except PluginError as exc:  # includes a feature's own malformed setting
-        raise ConfigurationError(str(exc)) from None
-
-
-def _configure(settings: Mapping[str, Any]) -> Configurator:
     # Order matters: transactions and the database before the features that use them.
-    settings = normalize_settings(settings)
+    settings = normalize_settings(settings or {})
     config = Configurator(settings=settings)
 
     # Transactions: one per request, retried on serialization failures and conflicts.
@@ -154,7 +126,7 @@ def _configure(settings: Mapping[str, Any]) -> Configurator:
     # Rendering, sessions, security and errors.
     config.include("pyramid_jinja2")
     config.include("nproxy_core.templating")
-    config.include("nproxy_core.security")
+    config.include("nproxy_core.accounts.security")
     config.include("nproxy_core.errors")
     config.include("nproxy_core.ratelimit")
     config.include("nproxy_core.tasks")
@@ -167,16 +139,12 @@ def _configure(settings: Mapping[str, Any]) -> Configurator:
     config.include("nproxy_core.site")
     config.include("nproxy_core.quota")
     config.include("nproxy_core.billing")
+    config.include("nproxy_core.demo")
     config.include("nproxy_core.storage")
     config.include("nproxy_core.uploads")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
     return config
-
-
-def asbool_setting(settings: Mapping[str, Any], name: str, default: bool = False) -> bool:
-    value = settings.get(name)
-    return default if value is None else asbool(value)
 
 
 def public_url(request: Any, route_name: str, **kw: Any) -> str:

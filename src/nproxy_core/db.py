@@ -13,6 +13,7 @@ import zope.sqlalchemy
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from zope.interface import Attribute, Interface, implementer
 
 # Constraint names that Alembic can rely on, on every backend.
 NAMING_CONVENTION = {
@@ -137,15 +138,31 @@ def get_tm_session(factory: sessionmaker[Session], transaction_manager: Any) -> 
     return dbsession
 
 
+class IDatabase(Interface):
+    """The database of this configuration: its engine and the factory of its sessions."""
+
+    engine = Attribute("sqlalchemy.Engine")
+    session_factory = Attribute("sessionmaker: sessions that commit on their own")
+
+
+@implementer(IDatabase)
+class Database:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.session_factory = session_factory(engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection (tests and forking servers)."""
+        self.engine.dispose()
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
     settings["tm.manager_hook"] = "pyramid_tm.explicit_manager"
-    engine = create_engine(settings)
-    factory = session_factory(engine)
-    config.registry["db.engine"] = engine
-    config.registry["db.session_factory"] = factory
+    database = Database(create_engine(settings))
+    config.register_service(database, IDatabase)
 
     def db(request: Any) -> Session:
-        return get_tm_session(factory, request.tm)
+        return get_tm_session(database.session_factory, request.tm)
 
     config.add_request_method(db, "db", reify=True)

@@ -1,9 +1,9 @@
-"""The public plugin interface of nproxy: what provider and payment plugins import, and how the
-core finds them.
+"""The public plugin interface of nproxy: the contract provider and payment plugins implement.
 
 A plugin package imports this module and nothing else from ``nproxy_core``. Providers register
 under the ``nproxy.providers`` entry-point group, payment processors under ``nproxy.payments``;
-only those named in the settings (``nproxy.providers``, ``nproxy.payments``) are enabled.
+only those named in the settings (``nproxy.providers``, ``nproxy.payments``) are enabled. The
+core finds and starts them in :mod:`nproxy_core.plugin_registry`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from importlib import metadata
 from typing import Any, ClassVar
 
 __all__ = [
@@ -21,6 +20,7 @@ __all__ = [
     "PROVIDER_GROUP",
     "AttemptResult",
     "CheckoutRequest",
+    "ConfigurationError",
     "ContentPolicyError",
     "GeneratedImage",
     "HostedCheckout",
@@ -37,15 +37,17 @@ __all__ = [
     "PaymentStatus",
     "PluginError",
     "PluginSettingError",
-    "Plugins",
     "Provider",
     "ProviderError",
     "RetryableError",
     "TransportError",
     "UserCausedError",
     "WebhookRejected",
-    "discover",
-    "load_plugins",
+    "boolean",
+    "http_url",
+    "one_of",
+    "positive_float",
+    "positive_int",
     "setting",
 ]
 
@@ -53,12 +55,17 @@ PROVIDER_GROUP = "nproxy.providers"
 PAYMENT_GROUP = "nproxy.payments"
 
 
-class PluginError(Exception):
+class ConfigurationError(Exception):
+    """A missing or malformed setting, or a plugin that cannot start: start-up stops with this
+    one line, which names what is wrong."""
+
+
+class PluginError(ConfigurationError):
     """A plugin is unknown, broken, duplicated or misconfigured; start-up stops."""
 
 
 class PluginSettingError(PluginError):
-    """A plugin's own setting is missing or malformed. The message names the setting."""
+    """A setting is missing or malformed. The message names the setting."""
 
 
 def setting(
@@ -79,6 +86,55 @@ def setting(
         return cast(raw.strip() if isinstance(raw, str) else raw)
     except (TypeError, ValueError, ArithmeticError) as exc:
         raise PluginSettingError(f"malformed setting {name!r}: {raw!r}") from exc
+
+
+# Casts for :func:`setting`: each raises ValueError, which ``setting`` turns into a message
+# naming the setting.
+
+
+def positive_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:  # also refuses NaN
+        raise ValueError(value)
+    return number
+
+
+def http_url(value: Any) -> str:
+    """An absolute http(s) URL, without a trailing slash."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError(value)
+    return value.rstrip("/")
+
+
+def boolean(value: Any) -> bool:
+    """``true/yes/on/1`` (as Pyramid's ``asbool``) or ``false/no/off/0``; anything else is
+    malformed."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "t", "yes", "y", "on", "1"):
+        return True
+    if text in ("false", "f", "no", "n", "off", "0"):
+        return False
+    raise ValueError(value)
+
+
+def one_of(*choices: str) -> Any:
+    """A cast accepting only ``choices``."""
+
+    def cast(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return cast
 
 
 # --- Providers --------------------------------------------------------------------------------
@@ -332,69 +388,3 @@ class PaymentProcessor(abc.ABC):
     @abc.abstractmethod
     def fetch_status(self, payment_id: str) -> PaymentEvent:
         """The processor's current view of a payment, for reconciliation."""
-
-
-# --- Discovery --------------------------------------------------------------------------------
-
-
-@dataclass
-class Plugins:
-    providers: dict[str, Provider]
-    payments: dict[str, PaymentProcessor]
-
-
-def discover(group: str) -> dict[str, metadata.EntryPoint]:
-    """All entry points of a group by name; two distributions claiming one name is an error."""
-    found: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=group):
-        other = found.get(ep.name)
-        if other is not None and other.value != ep.value:
-            raise PluginError(
-                f"duplicate plugin {ep.name!r} in {group}: {other.value} and {ep.value}"
-            )
-        found[ep.name] = ep
-    return dict(sorted(found.items()))
-
-
-def enabled_names(settings: Mapping[str, Any], key: str) -> list[str]:
-    raw = settings.get(key) or ""
-    names = [n for n in raw.replace(",", " ").split() if n]
-    seen: set[str] = set()
-    for n in names:
-        if n in seen:
-            raise PluginError(f"setting {key!r} names {n!r} twice")
-        seen.add(n)
-    return names
-
-
-def _load(group: str, key: str, base: type, settings: Mapping[str, Any]) -> dict[str, Any]:
-    available = discover(group)
-    loaded: dict[str, Any] = {}
-    for name in enabled_names(settings, key):
-        ep = available.get(name)
-        if ep is None:
-            known = ", ".join(available) or "none"
-            raise PluginError(f"setting {key!r} names unknown plugin {name!r} (installed: {known})")
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin must stop start-up, whatever it raised
-            raise PluginError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"plugin {name!r} ({ep.value}) is not a {base.__name__}")
-        try:
-            instance = cls(settings)
-        except PluginError:
-            raise
-        except Exception as exc:
-            raise PluginError(f"plugin {name!r} failed to start: {exc}") from exc
-        instance.name = name
-        loaded[name] = instance
-    return loaded
-
-
-def load_plugins(settings: Mapping[str, Any]) -> Plugins:
-    """Load and start the enabled plugins, or raise :class:`PluginError`."""
-    return Plugins(
-        providers=_load(PROVIDER_GROUP, "nproxy.providers", Provider, settings),
-        payments=_load(PAYMENT_GROUP, "nproxy.payments", PaymentProcessor, settings),
-    )

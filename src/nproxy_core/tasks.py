@@ -1,9 +1,12 @@
-"""Background jobs: one Celery app built from the same configuration as the web app.
+"""Background jobs: one Celery app per configuration, kept on the registry, built from the same
+configuration as the web app.
 
-Tasks are declared with :func:`task` and receive a request-like object whose ``db`` session is
-joined to its own transaction, committed when the task returns. A task requested during a web
-request is sent only after that request's transaction commits (:func:`enqueue`), so a worker
-never sees an uncommitted row; a failed send is picked up by the feature's sweeper.
+A task is a plain function ``fn(request, *ids)`` declared with :func:`task`; each feature scans
+its ``tasks`` module (``config.scan(..., categories=TASKS)``), which attaches the function to
+this configuration's Celery app, as warehouse does. The task body runs inside a transaction
+with a database session of its own, committed when it returns. A task requested during a web
+request is sent only after that request's transaction commits (``request.enqueue``), so a
+worker never sees an uncommitted row; a failed send is picked up by the feature's sweeper.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ from datetime import timedelta
 from typing import Any
 
 import celery
-import transaction
+import venusian
 from celery.schedules import crontab
 from pyramid.registry import Registry
-from pyramid.request import Request, apply_request_extensions
+from pyramid.request import Request
 from pyramid.threadlocal import RequestContext
 
+from nproxy_core.wiring import prepare_request
+
 log = logging.getLogger(__name__)
+
+#: The venusian category of task declarations: ``config.scan(module, categories=TASKS)``.
+TASKS = ("nproxy.tasks",)
+#: Where the Celery app of a configuration lives.
+CELERY_APP = "celery.app"
 
 
 class NproxyTask(celery.Task):
@@ -31,90 +41,73 @@ class NproxyTask(celery.Task):
     typing = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        registry = self.app.pyramid_registry
-        request = make_task_request(registry)
-        with RequestContext(request):
-            try:
-                with request.tm:
-                    return super().__call__(request, *args, **kwargs)
-            finally:
-                request.db.close()
+        # Celery's own __call__ keeps its task stack; the body gets the request first.
+        body = super().__call__
+        return _run_in_transaction(self.app.pyramid_registry, body, args, kwargs)
 
 
-def make_task_request(registry: Registry) -> Request:
-    """A Pyramid request for work outside HTTP: route_url answers with the public URL."""
-    request = Request.blank("/", base_url=registry.settings["nproxy.public_url"])
-    request.registry = registry
-    request.tm = transaction.TransactionManager(explicit=True)
-    # request.db and the other add_request_method extensions exist only once applied.
-    apply_request_extensions(request)
-    return request
+def _run_in_transaction(registry: Registry, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    request = prepare_request(registry)
+    with RequestContext(request):
+        try:
+            with request.tm:
+                return fn(request, *args, **kwargs)
+        finally:
+            request.db.close()
 
 
-#: Every task nproxy declares, by name; the Celery app registers them when it is built.
-_TASKS: dict[str, tuple[Callable[..., Any], dict[str, Any]]] = {}
-
-
-def task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+def task(**options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a task. The function receives ``(request, *args)``; arguments are ids."""
 
-    def decorator(fn: Callable[..., Any]) -> Any:
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         name = options.pop("name", f"{fn.__module__}.{fn.__name__}")
-        _TASKS[name] = (fn, options)
-        return _TaskHandle(name)
+        fn.task_name = name  # type: ignore[attr-defined]
+
+        def attach(scanner: Any, _name: str, wrapped: Callable[..., Any]) -> None:
+            scanner.config.registry[CELERY_APP].task(name=name, **options)(wrapped)
+
+        venusian.attach(fn, attach, category=TASKS[0])
+        return fn
 
     return decorator
 
 
-class _TaskHandle:
-    """Stands for a declared task before and after the Celery app exists."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get(self) -> celery.Task:
-        return get_celery_app().tasks[self.name]
-
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
-        return self.get().apply_async(args, kwargs)
-
-    def apply_async(self, args: tuple = (), kwargs: dict | None = None, **options: Any) -> Any:
-        return self.get().apply_async(args, kwargs or {}, **options)
-
-    def run_now(self, registry: Registry, *args: Any, **kwargs: Any) -> Any:
-        """Run the body in this process, in its own transaction (CLI, tests of the body)."""
-        fn, _ = _TASKS[self.name]
-        request = make_task_request(registry)
-        with RequestContext(request):
-            try:
-                with request.tm:
-                    return fn(request, *args, **kwargs)
-            finally:
-                request.db.close()
+def celery_task(registry: Registry, fn: Callable[..., Any]) -> celery.Task:
+    """The Celery task of this configuration for a function declared with :func:`task`."""
+    return registry[CELERY_APP].tasks[fn.task_name]
 
 
-def enqueue(request: Request, handle: _TaskHandle, *args: Any, **kwargs: Any) -> None:
+def run_now(registry: Registry, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a task's body in this process, in its own transaction (commands, tests)."""
+    return _run_in_transaction(registry, fn, args, kwargs)
+
+
+def task_sender(registry: Registry, fn: Callable[..., Any]) -> Callable[..., None]:
+    """A function that sends ``fn``'s task with the given arguments (for sweepers)."""
+
+    def send(*args: Any) -> None:
+        celery_task(registry, fn).apply_async(args)
+
+    return send
+
+
+def request_task(request: Request, fn: Callable[..., Any]) -> celery.Task:
+    return celery_task(request.registry, fn)
+
+
+def enqueue(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Send a task once the request's transaction commits, never before."""
 
     def send(committed: bool) -> None:
         if not committed:
             return
         try:
-            handle.apply_async(args, kwargs)
+            celery_task(request.registry, fn).apply_async(args, kwargs)
         except Exception:
             # The row is committed; the sweeper will send the job again.
-            log.exception("could not enqueue %s%r after commit", handle.name, args)
+            log.exception("could not enqueue %s%r after commit", fn.task_name, args)
 
     request.tm.get().addAfterCommitHook(send)
-
-
-_APP: celery.Celery | None = None
-
-
-def get_celery_app() -> celery.Celery:
-    if _APP is None:
-        raise RuntimeError("the Celery app is not configured")
-    return _APP
 
 
 def _schedule(value: Any) -> Any:
@@ -124,8 +117,7 @@ def _schedule(value: Any) -> Any:
 
 
 def make_celery_app(registry: Registry) -> celery.Celery:
-    """Build the Celery app for this configuration and register every declared task."""
-    global _APP
+    """The Celery app for this configuration; tasks attach to it as features are scanned."""
     settings = registry.settings
     broker_url = settings.get("celery.broker_url") or "memory://"
     app = celery.Celery("nproxy", task_cls=NproxyTask, set_as_current=True)
@@ -162,24 +154,29 @@ def make_celery_app(registry: Registry) -> celery.Celery:
         beat_schedule={},
     )
     app.pyramid_registry = registry
-    for name, (fn, options) in _TASKS.items():
-        app.task(name=name, **options)(fn)
-    for name, (handle_name, schedule) in registry.get("nproxy.periodic", {}).items():
-        app.conf.beat_schedule[name] = {"task": handle_name, "schedule": _schedule(schedule)}
-    _APP = app
     return app
 
 
-def add_periodic_task(config: Any, name: str, handle: _TaskHandle, schedule: Any) -> None:
-    """Run ``handle`` on a schedule (seconds, a timedelta or a crontab) from ``nproxy beat``."""
-    config.registry.setdefault("nproxy.periodic", {})[name] = (handle.name, schedule)
+def add_periodic_task(config: Any, name: str, fn: Callable[..., Any], schedule: Any) -> None:
+    """Run task ``fn`` on a schedule (seconds, a timedelta or a crontab) from ``nproxy beat``."""
+    schedules = config.registry[CELERY_APP].conf.beat_schedule
+    schedules[name] = {"task": fn.task_name, "schedule": _schedule(schedule)}
 
 
 def includeme(config: Any) -> None:
+    config.registry[CELERY_APP] = make_celery_app(config.registry)
     config.add_directive("add_periodic_task", add_periodic_task)
     config.add_request_method(enqueue, "enqueue")
-    # Built once every feature has declared its tasks and schedules.
-    config.action(None, lambda: make_celery_app(config.registry), order=10)
+    config.add_request_method(request_task, "task")
 
 
-__all__ = ["add_periodic_task", "crontab", "enqueue", "get_celery_app", "task"]
+__all__ = [
+    "TASKS",
+    "add_periodic_task",
+    "celery_task",
+    "crontab",
+    "enqueue",
+    "run_now",
+    "task",
+    "task_sender",
+]

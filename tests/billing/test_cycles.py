@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from nproxy_core.billing.cycles import Span, add_months, is_current, schedule_paid_cycle
 from nproxy_core.billing.models import BillingCycle
-from nproxy_core.billing.plan import Plan, PlanSettingError
+from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.services import activate_cycle, subscription_summary
+from nproxy_core.config import ConfigurationError
 
 UTC = dt.UTC
 
@@ -142,12 +143,11 @@ def test_plan_from_default_settings():
 def test_malformed_plan_settings_name_the_setting(key, value):
     from nproxy_core.config import DEFAULTS
 
-    with pytest.raises(PlanSettingError, match=key.replace(".", r"\.")):
+    with pytest.raises(ConfigurationError, match=key.replace(".", r"\.")):
         Plan.from_settings({**DEFAULTS, key: value})
 
 
 def test_malformed_plan_stops_start_up(make_app):
-    from nproxy_core.config import ConfigurationError
 
     with pytest.raises(ConfigurationError, match=r"nproxy\.plan\.price"):
         make_app(nproxy__plan__price="nine")

@@ -22,6 +22,7 @@ from nproxy_core.billing.models import (
 )
 from nproxy_core.billing.tasks import reconcile_payments
 from nproxy_core.db import utcnow
+from nproxy_core.tasks import run_now
 
 WEBHOOK = "/billing/webhooks/nowpayments"
 _payment_ids = itertools.count(7100000001)
@@ -463,14 +464,14 @@ def test_lost_ipn_is_recovered_by_reconciliation(np_api, np_app, fake, db):
     del fields["payment_id"]
     fake.set_payment(pid, **fields)
     registry = np_app.app.registry
-    counts = reconcile_payments.run_now(registry)
+    counts = run_now(registry, reconcile_payments)
     assert counts["activated"] == 1
     assert len(cycles(db)) == 1
     assert payment(db, order_id).status == PaymentState.FINISHED
     assert notifications(db)[-1].source == NotificationSource.RECONCILIATION
     assert any(r.path == f"/v1/payment/{pid}" for r in fake.requests)
     # Nothing open is left to ask about.
-    assert reconcile_payments.run_now(registry) == {"checked": 0, "failed": 0}
+    assert run_now(registry, reconcile_payments) == {"checked": 0, "failed": 0}
 
 
 def test_reconciliation_survives_a_failing_processor(np_api, np_app, fake, db):
@@ -478,7 +479,7 @@ def test_reconciliation_survives_a_failing_processor(np_api, np_app, fake, db):
     pid = next(_payment_ids)
     post_ipn(np_app, ipn(fake, order_id, "waiting", pid), fake.ipn_secret)
     fake.fail_next(503)
-    counts = reconcile_payments.run_now(np_app.app.registry)
+    counts = run_now(np_app.app.registry, reconcile_payments)
     assert counts == {"checked": 0, "failed": 1}
     assert payment(db, order_id).status == PaymentState.WAITING
     assert cycles(db) == []

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.tasks import send_expiry_warnings
 from nproxy_core.db import utcnow
+from nproxy_core.tasks import run_now
 
 
 def ending_in(db, user, left: dt.timedelta, **kw) -> BillingCycle:
@@ -29,11 +30,11 @@ def ending_in(db, user, left: dt.timedelta, **kw) -> BillingCycle:
 def test_three_day_then_one_day_warning_once_each(db, registry, outbox, user_factory):
     user = user_factory("soon@example.com")
     cycle = ending_in(db, user, dt.timedelta(days=2, hours=12))
-    assert send_expiry_warnings.run_now(registry) == 1
+    assert run_now(registry, send_expiry_warnings) == 1
     assert [m["to"] for m in outbox] == ["soon@example.com"]
     assert "ends in 3 days" in outbox[0]["subject"]
     assert "http://localhost/pricing" in outbox[0]["body"]
-    assert send_expiry_warnings.run_now(registry) == 0
+    assert run_now(registry, send_expiry_warnings) == 0
     assert len(outbox) == 1
 
     # Time passes: now it is inside the last day.
@@ -43,9 +44,9 @@ def test_three_day_then_one_day_warning_once_each(db, registry, outbox, user_fac
         .values(ends_at=utcnow() + dt.timedelta(hours=20))
     )
     db.commit()
-    assert send_expiry_warnings.run_now(registry) == 1
+    assert run_now(registry, send_expiry_warnings) == 1
     assert "ends tomorrow" in outbox[1]["subject"]
-    assert send_expiry_warnings.run_now(registry) == 0
+    assert run_now(registry, send_expiry_warnings) == 0
     assert len(outbox) == 2
     db.expire_all()
     row = db.get(BillingCycle, cycle.id)
@@ -57,8 +58,8 @@ def test_first_seen_inside_the_last_day_sends_only_the_one_day_warning(
 ):
     user = user_factory()
     ending_in(db, user, dt.timedelta(hours=5))
-    assert send_expiry_warnings.run_now(registry) == 1
-    assert send_expiry_warnings.run_now(registry) == 0
+    assert run_now(registry, send_expiry_warnings) == 1
+    assert run_now(registry, send_expiry_warnings) == 0
     assert [m["subject"] for m in outbox] == ["Your nproxy plan ends tomorrow"]
 
 
@@ -77,5 +78,5 @@ def test_no_warning_far_from_the_end_after_it_or_when_renewed(db, registry, outb
         )
     )
     db.commit()
-    assert send_expiry_warnings.run_now(registry) == 0
+    assert run_now(registry, send_expiry_warnings) == 0
     assert outbox == []

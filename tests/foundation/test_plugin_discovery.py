@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from cli_runner import NPROXY, write_ini
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.wiring import find_service
 
 PROVIDER_SOURCE = '''
 """A throwaway provider, importing only nproxy's public plugin interface."""
@@ -124,10 +126,10 @@ def test_installed_plugin_is_listed_and_can_be_enabled(installed, tmp_path, base
 def test_enabled_plugin_is_loaded_by_the_app(installed, base_settings, monkeypatch, database):
     monkeypatch.syspath_prepend(str(installed["good"]))
     from nproxy_core.config import configure
-    from nproxy_core.plugin_registry import get_provider
 
     config = configure({**base_settings, "nproxy.providers": "demo throwaway"})
-    provider = get_provider(config.registry, "throwaway")
+    config.commit()
+    provider = find_service(config.registry, IPlugins).provider("throwaway")
     assert provider.name == "throwaway"
     assert provider.capabilities()[0].model == "throwaway-1"
 

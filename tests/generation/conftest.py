@@ -21,8 +21,10 @@ from apiclient import ApiClient
 from generation_support import AMQP_BASE, Customer, Process, rabbitmqctl, write_ini
 from nproxy_core.audit import Surface
 from nproxy_core.billing.models import BillingCycle
-from nproxy_core.keypool import get_secret_box, services
-from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.keypool import services
+from nproxy_core.keypool.interfaces import ISecretBox
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture(scope="session")
@@ -94,10 +96,10 @@ def add_key(db: Session) -> Callable[..., int]:
     def add(registry: Any, secret: str, provider: str = "demo") -> int:
         key = services.add_key(
             db,
-            get_secret_box(registry),
+            find_service(registry, ISecretBox),
             provider=provider,
             secret=secret,
-            enabled_providers=list(get_plugins(registry).providers),
+            enabled_providers=list(find_service(registry, IPlugins).providers),
             actor=services.Actor("tests", Surface.CLI),
         )
         db.commit()

@@ -12,12 +12,14 @@ import sqlalchemy as sa
 
 from fakes.gemini import make_png
 from generation_support import fresh_cycle
-from nproxy_core.db import utcnow
+from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import Generation, GenerationStatus
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.sweeper import sweep
 from nproxy_core.generation.tasks import run_generation
 from nproxy_core.quota.models import HoldState, QuotaHold
+from nproxy_core.tasks import run_now
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture
@@ -83,12 +85,12 @@ def test_poll_answers_the_documented_shape(alice, app):
     assert queued == {"id": submitted.json["id"], "status": "queued", "images": [], "error": None}
 
     # The job body, run in this process: the same code the worker runs.
-    assert run_generation.run_now(app.app.registry, submitted.json["id"]) == "succeeded"
+    assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "succeeded"
     done = alice.poll(submitted.json["id"])
     assert done["status"] == "succeeded"
     assert [set(image) for image in done["images"]] == [{"id", "url"}] * 2
     # Delivered again (a redelivery or a sweep): nothing runs twice.
-    assert run_generation.run_now(app.app.registry, submitted.json["id"]) == "skipped"
+    assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "skipped"
 
 
 def test_no_subscription_is_refused(app, customer_factory):
@@ -169,7 +171,7 @@ def test_someone_elses_things_are_not_found(app, alice, customer_factory):
     submitted = alice.submit(
         conversation, mode="image_to_image", input_upload_ids=[upload], resolution="square"
     )
-    assert run_generation.run_now(app.app.registry, submitted.json["id"]) == "succeeded"
+    assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "succeeded"
     image_url = alice.poll(submitted.json["id"])["images"][0]["url"]
     assert alice.api.get(image_url).status_int == 200
 
@@ -215,10 +217,12 @@ def test_sweeper_resends_jobs_left_queued(app, alice, db):
     _age(db, lost, enqueued_at=utcnow() - dt.timedelta(minutes=5))
     sent: list[str] = []
 
-    report = sweep(registry["db.session_factory"], settings, sent.append)
+    report = sweep(find_service(registry, IDatabase).session_factory, settings, sent.append)
     assert sent == [lost] and report.resent == 1
     # Sent once per requeue period, not at every sweep.
-    assert sweep(registry["db.session_factory"], settings, sent.append).resent == 0
+    assert (
+        sweep(find_service(registry, IDatabase).session_factory, settings, sent.append).resent == 0
+    )
     assert fresh not in sent
 
 
@@ -248,7 +252,7 @@ def test_sweeper_reruns_expired_leases_and_gives_up_after_max_attempts(app, alic
     )
     sent: list[str] = []
 
-    report = sweep(registry["db.session_factory"], settings, sent.append)
+    report = sweep(find_service(registry, IDatabase).session_factory, settings, sent.append)
     assert sent == [dead]
     assert report.failed == 1
     db.expire_all()
@@ -259,7 +263,7 @@ def test_sweeper_reruns_expired_leases_and_gives_up_after_max_attempts(app, alic
     assert fresh_cycle(db, alice.cycle.id).reserved == 1  # only the job still to run
 
     # The re-sent job runs again (its lease expired) and completes.
-    assert run_generation.run_now(registry, dead) == "succeeded"
+    assert run_now(registry, run_generation, dead) == "succeeded"
     assert db.get(Generation, uuid.UUID(dead)).attempts == 2
 
 
@@ -269,7 +273,9 @@ def test_sweeper_settles_holds_of_finished_jobs(app, alice, db):
     # A finished job whose hold was left held (a manual change, or a bug).
     _age(db, gid, status=GenerationStatus.FAILED, finished_at=utcnow())
 
-    report = sweep(registry["db.session_factory"], GenerationSettings(), lambda _: None)
+    report = sweep(
+        find_service(registry, IDatabase).session_factory, GenerationSettings(), lambda _: None
+    )
     assert report.settled == 1
     cycle = fresh_cycle(db, alice.cycle.id)
     assert (cycle.used, cycle.reserved) == (0, 0)

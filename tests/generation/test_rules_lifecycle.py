@@ -13,12 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from generation_support import fresh_cycle
-from nproxy_core.db import utcnow
+from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import Generation, GenerationStatus, Message
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.sweeper import sweep
 from nproxy_core.generation.tasks import run_generation
+from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.quota.models import HoldState, QuotaHold
+from nproxy_core.tasks import run_now
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture
@@ -49,7 +52,7 @@ def test_a_failed_job_delivered_again_does_nothing(app, customer_factory, db):
     # No key in the pool: the job fails (provider_unavailable) and gives its quota back.
     alice = customer_factory(app)
     gid = alice.submit(alice.conversation(), resolution="square", batch_size=2).json["id"]
-    assert run_generation.run_now(app.app.registry, gid) == "failed"
+    assert run_now(app.app.registry, run_generation, gid) == "failed"
     failed = generation(db, gid)
     assert (failed.error_code, failed.attempts) == ("provider_unavailable", 1)
     assert (fresh_cycle(db, alice.cycle.id).used, fresh_cycle(db, alice.cycle.id).reserved) == (
@@ -59,19 +62,23 @@ def test_a_failed_job_delivered_again_does_nothing(app, customer_factory, db):
 
     # Keys arrive meanwhile; a redelivery or a sweep must still not run the finished job again.
     from nproxy_core.audit import Surface
-    from nproxy_core.keypool import get_secret_box, services
+    from nproxy_core.keypool import services
 
     services.add_key(
         db,
-        get_secret_box(app.app.registry),
+        find_service(app.app.registry, ISecretBox),
         provider="demo",
         secret="demo-key-late",
         enabled_providers=["demo"],
         actor=services.Actor("tests", Surface.CLI),
     )
     db.commit()
-    assert run_generation.run_now(app.app.registry, gid) == "skipped"
-    sweep(app.app.registry["db.session_factory"], GenerationSettings(), lambda _: None)
+    assert run_now(app.app.registry, run_generation, gid) == "skipped"
+    sweep(
+        find_service(app.app.registry, IDatabase).session_factory,
+        GenerationSettings(),
+        lambda _: None,
+    )
     after = generation(db, gid)
     assert (after.status, after.attempts, after.images) == (GenerationStatus.FAILED, 1, [])
     cycle = fresh_cycle(db, alice.cycle.id)
@@ -85,7 +92,7 @@ def test_a_failed_job_delivered_again_does_nothing(app, customer_factory, db):
 def test_no_terminal_state_is_ever_claimed_again(keyed_app, customer_factory, db, terminal):
     alice = customer_factory(keyed_app)
     gid = alice.submit(alice.conversation(), resolution="square").json["id"]
-    assert run_generation.run_now(keyed_app.app.registry, gid) == "succeeded"
+    assert run_now(keyed_app.app.registry, run_generation, gid) == "succeeded"
     cycle = fresh_cycle(db, alice.cycle.id)
     assert (cycle.used, cycle.reserved) == (1, 0)
     # Whatever the terminal state, even with a lease left behind that has expired and a send
@@ -95,9 +102,13 @@ def test_no_terminal_state_is_ever_claimed_again(keyed_app, customer_factory, db
         db, gid, status=terminal, lease_expires_at=long_ago, enqueued_at=long_ago, attempts=1
     )
     sent: list[str] = []
-    sweep(keyed_app.app.registry["db.session_factory"], GenerationSettings(), sent.append)
+    sweep(
+        find_service(keyed_app.app.registry, IDatabase).session_factory,
+        GenerationSettings(),
+        sent.append,
+    )
     assert sent == []
-    assert run_generation.run_now(keyed_app.app.registry, gid) == "skipped"
+    assert run_now(keyed_app.app.registry, run_generation, gid) == "skipped"
     after = generation(db, gid)
     assert (after.status, after.attempts, len(after.images)) == (terminal, 1, 1)
     cycle = fresh_cycle(db, alice.cycle.id)
@@ -116,7 +127,7 @@ def test_a_job_accepted_before_the_end_completes_after_it(keyed_app, customer_fa
     db.commit()
     assert alice.api.get("/api/v1/me").json["subscription"]["status"] == "expired"
 
-    assert run_generation.run_now(keyed_app.app.registry, gid) == "succeeded"
+    assert run_now(keyed_app.app.registry, run_generation, gid) == "succeeded"
     done = alice.poll(gid)
     assert done["status"] == "succeeded" and len(done["images"]) == 2
     assert all(alice.api.get(image["url"]).status_int == 200 for image in done["images"])
@@ -221,7 +232,7 @@ def test_no_generation_route_or_chat_page_shows_exact_counts(keyed_app, customer
     submitted = alice.submit(conversation, resolution="square", batch_size=2)
     assert submitted.status_int == 202
     gid = submitted.json["id"]
-    run_generation.run_now(keyed_app.app.registry, gid)
+    run_now(keyed_app.app.registry, run_generation, gid)
     used, reserved = USED + 2, RESERVED
     texts = [submitted.text] + [
         alice.api.get(path).text
@@ -267,12 +278,16 @@ def test_a_long_queued_job_keeps_its_hold_and_is_charged_when_it_runs(
     )
     db.commit()
     # A sweep (the only thing that releases holds of unfinished jobs) leaves it alone.
-    sweep(keyed_app.app.registry["db.session_factory"], GenerationSettings(), lambda _: None)
+    sweep(
+        find_service(keyed_app.app.registry, IDatabase).session_factory,
+        GenerationSettings(),
+        lambda _: None,
+    )
     # Its request is still held, so nothing else can take it...
     assert fresh_cycle(db, alice.cycle.id).reserved == 1
     assert alice.submit(alice.conversation(), resolution="square").status_int == 402
     # ...and the image it makes is consumed.
-    assert run_generation.run_now(keyed_app.app.registry, gid) == "succeeded"
+    assert run_now(keyed_app.app.registry, run_generation, gid) == "succeeded"
     cycle = fresh_cycle(db, alice.cycle.id)
     assert (cycle.used, cycle.reserved) == (1, 0)
     assert db.get(QuotaHold, hold_id).state == HoldState.SETTLED

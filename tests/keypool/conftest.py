@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from fakes.gemini import FakeGemini, fake_gemini
 from fakes.proxies import http_proxy as run_http_proxy
 from keypool_support import ACTOR, ScriptedProvider
-from nproxy_core.keypool import KeyPoolRouter, get_router, get_secret_box, services
+from nproxy_core.keypool import KeyPoolRouter, services
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import KeyState
-from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture
@@ -40,13 +42,13 @@ def registry(make_app: Callable[..., Any], pool_settings: dict[str, Any]) -> Any
     app = make_app(**{k.replace(".", "__"): v for k, v in pool_settings.items()})
     registry = app.app.registry
     yield registry
-    for provider in get_plugins(registry).providers.values():
+    for provider in find_service(registry, IPlugins).providers.values():
         provider.close()
 
 
 @pytest.fixture
 def router(registry: Any) -> KeyPoolRouter:
-    return get_router(registry)
+    return find_service(registry, IKeyPoolRouter)
 
 
 @pytest.fixture
@@ -64,10 +66,10 @@ def add_key(db: Session, registry: Any) -> Callable[..., int]:
     ) -> int:
         key = services.add_key(
             db,
-            get_secret_box(registry),
+            find_service(registry, ISecretBox),
             provider=provider,
             secret=secret,
-            enabled_providers=list(get_plugins(registry).providers),
+            enabled_providers=list(find_service(registry, IPlugins).providers),
             actor=ACTOR,
             label=label,
             proxy_url=proxy_url,
@@ -88,7 +90,7 @@ def add_key(db: Session, registry: Any) -> Callable[..., int]:
 def scripted(registry: Any) -> Iterator[ScriptedProvider]:
     provider = ScriptedProvider(deadline=0.5)
     provider.name = "scripted"
-    get_plugins(registry).providers["scripted"] = provider
+    find_service(registry, IPlugins).providers["scripted"] = provider
     yield provider
     provider.release.set()
 

@@ -12,8 +12,10 @@ import os
 import sys
 
 from nproxy_core.config import configure
-from nproxy_core.keypool import PoolUnavailable, get_router
+from nproxy_core.keypool import PoolUnavailable
+from nproxy_core.keypool.interfaces import IKeyPoolRouter
 from nproxy_core.plugins import ImageRequest, Mode
+from nproxy_core.wiring import find_service
 
 
 def main() -> None:
@@ -21,7 +23,7 @@ def main() -> None:
     count = int(sys.argv[2])
     config = configure(settings)
     config.commit()
-    router = get_router(config.registry)
+    router = find_service(config.registry, IKeyPoolRouter)
     request = ImageRequest(mode=Mode.TEXT_TO_IMAGE, prompt="contention", resolution="square")
     print("ready", flush=True)
     sys.stdin.readline()

@@ -27,6 +27,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.keypool import KeyPoolRouter, PoolUnavailable, ProviderNotEnabled, services
 from nproxy_core.keypool.models import AttemptOutcome, AttemptPath, KeyState, ProviderKey
 from nproxy_core.plugins import ContentPolicyError, InvalidInputError, UserCausedError
+from nproxy_core.tasks import run_now
 
 COOLDOWN = dt.timedelta(seconds=300)
 
@@ -494,7 +495,7 @@ def test_balance_task_takes_empty_keys_and_their_group_out(registry, add_key, db
         }
     )
 
-    assert refresh_balances.run_now(registry) == 3
+    assert run_now(registry, refresh_balances) == 3
 
     assert (fresh_key(db, rich).state, fresh_key(db, rich).balance) == (
         KeyState.ACTIVE,
@@ -507,7 +508,7 @@ def test_balance_task_takes_empty_keys_and_their_group_out(registry, add_key, db
         fresh_key(db, unknown).balance is None and fresh_key(db, unknown).state == KeyState.ACTIVE
     )
     assert fresh_key(db, gemini).balance is None
-    assert "keypool.refresh_balances" in registry["nproxy.periodic"]
+    assert "keypool.refresh_balances" in registry["celery.app"].conf.beat_schedule
 
 
 def test_a_negative_balance_is_out_of_funds_and_a_hung_check_is_skipped(
@@ -519,7 +520,7 @@ def test_a_negative_balance_is_out_of_funds_and_a_hung_check_is_skipped(
     hung = add_key("hang-aaaa0002", provider="scripted")
     scripted.balances["owing-aaaa0001"] = Decimal("-0.01")
 
-    refresh_balances.run_now(registry)
+    run_now(registry, refresh_balances)
 
     assert fresh_key(db, owing).state == KeyState.OUT_OF_FUNDS
     assert fresh_key(db, hung).state == KeyState.ACTIVE

@@ -10,9 +10,11 @@ import sqlalchemy as sa
 from keypool_support import ACTOR, IMAGE, attempts, fresh_key
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.errors import Conflict, NotFound, ValidationError
-from nproxy_core.keypool import KeyPoolRouter, get_secret_box, services
+from nproxy_core.keypool import KeyPoolRouter, services
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
+from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import AttemptOutcome, KeyState, ProviderKey
+from nproxy_core.wiring import find_service
 
 SECRET = "AIzaSyTESTtestTESTtestTESTtest0x9Q2"
 
@@ -26,7 +28,7 @@ def test_the_secret_is_encrypted_at_rest_and_shown_masked(add_key, db, registry)
     key = fresh_key(db, key_id)
     assert key.secret_mask == "AIza…x9Q2"
     assert services.key_view(key)["secret"] == "AIza…x9Q2"
-    assert get_secret_box(registry).decrypt(key.secret_encrypted) == SECRET
+    assert find_service(registry, ISecretBox).decrypt(key.secret_encrypted) == SECRET
     audit = db.scalars(sa.select(AuditEntry)).one()
     assert audit.action == "key.add" and SECRET not in json.dumps(audit.after)
 

@@ -10,9 +10,12 @@ import sqlalchemy as sa
 
 from keypool_support import ACTOR, IMAGE
 from nproxy_core.config import configure
-from nproxy_core.keypool import get_router, get_secret_box, services
+from nproxy_core.db import IDatabase
+from nproxy_core.keypool import services
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import AttemptOutcome, KeyAttempt, KeyState, ProviderKey
 from nproxy_core.migrations import upgrade
+from nproxy_core.wiring import find_service
 
 
 def test_routing_on_sqlite(tmp_path: Path, base_settings: dict[str, Any]):
@@ -21,12 +24,12 @@ def test_routing_on_sqlite(tmp_path: Path, base_settings: dict[str, Any]):
     config = configure(settings)
     config.commit()
     registry = config.registry
-    factory = registry["db.session_factory"]
+    factory = find_service(registry, IDatabase).session_factory
     with factory.begin() as db:
         ids = [
             services.add_key(
                 db,
-                get_secret_box(registry),
+                find_service(registry, ISecretBox),
                 provider="demo",
                 secret=secret,
                 enabled_providers=["demo"],
@@ -34,7 +37,7 @@ def test_routing_on_sqlite(tmp_path: Path, base_settings: dict[str, Any]):
             ).id
             for secret in ("demo-key-000001", "reject-key-000002", "demo-key-000003")
         ]
-    router = get_router(registry)
+    router = find_service(registry, IKeyPoolRouter)
 
     used = Counter(router.route_image("demo", IMAGE).key_id for _ in range(6))
 
@@ -43,4 +46,4 @@ def test_routing_on_sqlite(tmp_path: Path, base_settings: dict[str, Any]):
         assert db.get(ProviderKey, ids[1]).state == KeyState.MANUAL_REVIEW
         outcomes = Counter(db.scalars(sa.select(KeyAttempt.outcome)))
         assert outcomes == {AttemptOutcome.SUCCESS: 6, AttemptOutcome.KEY_REJECTED: 1}
-    registry["db.engine"].dispose()
+    find_service(registry, IDatabase).engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import registry_service
 from nproxy_core.config import ConfigurationError, configure
+from nproxy_core.db import IDatabase
 from nproxy_core.storage import (
     InvalidKey,
     IStorage,
@@ -18,6 +19,7 @@ from nproxy_core.storage import (
     upload_key,
 )
 from nproxy_core.storage.local import LocalStorage
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture
@@ -170,7 +172,7 @@ def test_s3_environment_overrides_reach_the_backend(base_settings, monkeypatch):
     assert storage.bucket == "from-env"
     assert storage.settings.endpoint_url == "http://127.0.0.1:1"
     assert "env-secret" not in repr(storage) + repr(storage.settings)
-    config.registry["db.engine"].dispose()
+    find_service(config.registry, IDatabase).engine.dispose()
 
 
 def test_configure_refuses_an_unknown_backend(base_settings):

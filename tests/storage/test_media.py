@@ -10,7 +10,9 @@ from pyramid.exceptions import ConfigurationConflictError
 from apiclient import ApiClient
 from conftest import registry_service
 from nproxy_core.config import configure
+from nproxy_core.db import IDatabase
 from nproxy_core.storage import IStorage, MediaAsset
+from nproxy_core.wiring import find_service
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def generated_app(base_settings, tmp_path, db):
     config.add_media_resolver(resolve)
     app = webtest.TestApp(config.make_wsgi_app(), extra_environ={"HTTP_HOST": "localhost"})
     yield app, owner
-    config.registry["db.engine"].dispose()
+    find_service(config.registry, IDatabase).engine.dispose()
 
 
 def test_a_registered_resolver_serves_its_assets(generated_app):
@@ -60,4 +62,4 @@ def test_the_same_resolver_twice_is_a_configuration_conflict(base_settings):
     config.add_media_resolver(resolve)
     with pytest.raises(ConfigurationConflictError):
         config.commit()
-    config.registry["db.engine"].dispose()
+    # Nothing was registered, and the engine never connected: nothing to close.

@@ -11,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 
 from nproxy_core.errors import NotFound
 from nproxy_core.storage import IStorage
-from nproxy_core.tasks import make_task_request
 from nproxy_core.uploads.models import Upload
 from nproxy_core.uploads.services import (
     create_upload,
@@ -19,6 +18,7 @@ from nproxy_core.uploads.services import (
     load_user_uploads,
     read_upload_bytes,
 )
+from nproxy_core.wiring import prepare_request
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def registry(make_app, media_dir):
 
 def new_request(registry):
     """A request outside HTTP with its own transaction manager, as a task gets one."""
-    return make_task_request(registry)
+    return prepare_request(registry)
 
 
 def stored_files(folder) -> list[str]:

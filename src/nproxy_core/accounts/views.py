@@ -16,12 +16,12 @@ from nproxy_core.accounts import services
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
+from nproxy_core.accounts.security import Permission
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError
 from nproxy_core.jsonbody import json_object
 from nproxy_core.notifications import send_email
 from nproxy_core.ratelimit import client_ip
-from nproxy_core.security import Permission
 
 
 def user_json(user: User) -> dict[str, Any]:

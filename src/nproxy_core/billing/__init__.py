@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
-from nproxy_core.billing.plan import REGISTRY_KEY, Plan, PlanSettingError
+from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.plan import Plan
+from nproxy_core.billing.services import BillingSummary
+from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
+from nproxy_core.tasks import TASKS
 
 
 def includeme(config: Any) -> None:
-    from nproxy_core.billing.services import BillingSummary
-    from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
-    from nproxy_core.config import ConfigurationError
-
-    try:
-        config.registry[REGISTRY_KEY] = Plan.from_settings(config.get_settings())
-    except PlanSettingError as exc:
-        raise ConfigurationError(str(exc)) from None
+    config.register_service(Plan.from_settings(config.get_settings()), IPlan)
     # What the dashboard and /api/v1/me show of a user's subscription and quota.
     config.register_service(BillingSummary(), ISubscriptionSummary)
 
@@ -26,11 +23,11 @@ def includeme(config: Any) -> None:
     config.add_route("billing.success", "/billing/payments/{order_id}/success")
     config.add_route("billing.cancel", "/billing/payments/{order_id}/cancel")
     config.add_route("billing.webhook", "/billing/webhooks/{processor}")
-    config.add_route("billing.demo_checkout", "/billing/demo/checkout/{order_id}")
     config.add_route("api.plan", "/api/v1/plan")
     config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
     config.add_route("api.billing.payments", "/api/v1/billing/payments")
     config.scan("nproxy_core.billing.views")
 
+    config.scan("nproxy_core.billing.tasks", categories=TASKS)
     config.add_periodic_task("billing.reconcile_payments", reconcile_payments, 300)
     config.add_periodic_task("billing.send_expiry_warnings", send_expiry_warnings, 900)

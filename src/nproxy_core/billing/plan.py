@@ -5,19 +5,32 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
-from pyramid.registry import Registry
+from zope.interface import implementer
 
-REGISTRY_KEY = "nproxy.plan"
+from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.plugins import positive_int, setting
+
 _CURRENCY = re.compile(r"^[A-Z0-9]{2,10}$")
 
 
-class PlanSettingError(ValueError):
-    """A ``nproxy.plan.*`` setting is malformed; the message names it."""
+def _price(value: str) -> Decimal:
+    price = Decimal(value)  # InvalidOperation is an ArithmeticError: malformed
+    # Numeric(18, 8) holds the amount: refuse what it would silently round.
+    if not price.is_finite() or price <= 0 or price.as_tuple().exponent < -8:
+        raise ValueError(value)
+    return price
 
 
+def _currency(value: str) -> str:
+    if not _CURRENCY.match(value.upper()):
+        raise ValueError(value)
+    return value.upper()
+
+
+@implementer(IPlan)
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -29,26 +42,13 @@ class Plan:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Plan:
-        name = str(settings.get("nproxy.plan.name") or "").strip()
-        if not name:
-            raise PlanSettingError("missing required setting 'nproxy.plan.name'")
-        raw_price = str(settings.get("nproxy.plan.price") or "").strip()
-        try:
-            price = Decimal(raw_price)
-        except InvalidOperation:
-            price = Decimal("NaN")
-        # Numeric(18, 8) holds the amount: refuse what it would silently round.
-        if not price.is_finite() or price <= 0 or price.as_tuple().exponent < -8:
-            raise PlanSettingError(f"malformed setting 'nproxy.plan.price': {raw_price!r}")
-        currency = str(settings.get("nproxy.plan.currency") or "").strip().upper()
-        if not _CURRENCY.match(currency):
-            raise PlanSettingError(f"malformed setting 'nproxy.plan.currency': {currency!r}")
+        """Read ``nproxy.plan.*``; raises ConfigurationError naming a bad setting."""
         return cls(
-            name=name,
-            price=price,
-            currency=currency,
-            request_limit=int(settings["nproxy.plan.request_limit"]),
-            period_months=int(settings["nproxy.plan.period_months"]),
+            name=setting(settings, "nproxy.plan.name", required=True),
+            price=setting(settings, "nproxy.plan.price", required=True, cast=_price),
+            currency=setting(settings, "nproxy.plan.currency", required=True, cast=_currency),
+            request_limit=setting(settings, "nproxy.plan.request_limit", cast=positive_int),
+            period_months=setting(settings, "nproxy.plan.period_months", cast=positive_int),
         )
 
     def public_json(self) -> dict[str, Any]:
@@ -58,7 +58,3 @@ class Plan:
             "price": {"amount": format(self.price, "f"), "currency": self.currency},
             "period_months": self.period_months,
         }
-
-
-def get_plan(registry: Registry) -> Plan:
-    return registry[REGISTRY_KEY]

@@ -19,6 +19,7 @@ from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.audit import Surface, record
 from nproxy_core.billing.cycles import Span, schedule_paid_cycle
+from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import (
     OPEN_STATES,
     BillingCycle,
@@ -27,7 +28,7 @@ from nproxy_core.billing.models import (
     PaymentNotification,
     PaymentState,
 )
-from nproxy_core.billing.plan import Plan, get_plan
+from nproxy_core.billing.plan import Plan
 from nproxy_core.config import public_url
 from nproxy_core.db import utcnow
 from nproxy_core.notifications import send_email
@@ -528,7 +529,7 @@ def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> in
             continue
         ends = cycle.ends_at.strftime("%Y-%m-%d %H:%M UTC")
         pricing = public_url(request, "pricing")
-        plan = get_plan(request.registry)
+        plan = request.find_service(IPlan)
         send_email(
             request,
             user.email,

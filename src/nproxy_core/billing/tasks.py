@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from nproxy_core.billing import services
-from nproxy_core.billing.plan import get_plan
-from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.tasks import task
 
 
 @task(name="billing.reconcile_payments")
 def reconcile_payments(request: Any) -> dict[str, int]:
-    registry = request.registry
     return services.reconcile_open_payments(
-        request.db, get_plan(registry), get_plugins(registry).payments
+        request.db, request.find_service(IPlan), request.find_service(IPlugins).payments
     )
 
 

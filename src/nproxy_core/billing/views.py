@@ -1,5 +1,5 @@
-"""Billing views: pricing, checkout, return pages, history, the webhook, the demo checkout page
-and the JSON API of DESIGN section 6. No page or answer here shows a quota count."""
+"""Billing views: pricing, checkout, return pages, history, the webhook and the JSON API of
+DESIGN section 6. No page or answer here shows a quota count."""
 
 from __future__ import annotations
 
@@ -8,22 +8,20 @@ from typing import Any
 
 import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPSeeOther
-from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from nproxy_core.accounts.security import Permission
 from nproxy_core.billing import services
+from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
-from nproxy_core.billing.plan import get_plan
 from nproxy_core.config import public_url
-from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
 from nproxy_core.errors import NotFound, ValidationError, error_response
 from nproxy_core.jsonbody import json_object
-from nproxy_core.plugin_registry import get_plugins, get_processor
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
 from nproxy_core.ratelimit import client_ip
-from nproxy_core.security import Permission
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +32,7 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("Choose a payment method.", fields={"processor": "required"})
-    processor = get_processor(request.registry, name.strip())
+    processor = request.find_service(IPlugins).processor(name.strip())
     if processor is None:
         raise ValidationError(
             f"The payment method {name.strip()[:40]!r} is unknown or not enabled.",
@@ -46,7 +44,7 @@ def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
 def do_checkout(request: Request, processor: PaymentProcessor) -> Payment:
     return services.start_checkout(
         request.db,
-        get_plan(request.registry),
+        request.find_service(IPlan),
         processor,
         request.identity.id,
         callback_url=public_url(request, "billing.webhook", processor=processor.name),
@@ -102,7 +100,7 @@ def payment_label(payment: Payment) -> str:
 def enabled_processors(request: Request) -> list[dict[str, str]]:
     return [
         {"name": name, "display_name": processor.display_name or name}
-        for name, processor in get_plugins(request.registry).payments.items()
+        for name, processor in request.find_service(IPlugins).payments.items()
     ]
 
 
@@ -111,7 +109,7 @@ def enabled_processors(request: Request) -> list[dict[str, str]]:
 
 @view_config(route_name="api.plan", request_method="GET", renderer="json")
 def api_plan(request: Request) -> dict[str, Any]:
-    return get_plan(request.registry).public_json()
+    return request.find_service(IPlan).public_json()
 
 
 @view_config(
@@ -147,14 +145,14 @@ def api_payments(request: Request) -> dict[str, Any]:
 def webhook(request: Request) -> Response:
     """Verify, record, apply, answer: no call to anyone else, so it answers fast."""
     name = request.matchdict["processor"]
-    processor = get_processor(request.registry, name)
+    processor = request.find_service(IPlugins).processor(name)
     if processor is None:
         return error_response(request, 404, "not_found", "No such payment processor.")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
     try:
         outcome = services.receive_notification(
-            request.db, get_plan(request.registry), processor, request.body, request.headers
+            request.db, request.find_service(IPlan), processor, request.body, request.headers
         )
     except WebhookRejected as exc:
         # Nothing is written for a notification that fails verification.
@@ -174,7 +172,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
     if request.identity is not None:
         summary = services.subscription_summary(request.db, request.identity.id)
     return {
-        "plan": get_plan(request.registry),
+        "plan": request.find_service(IPlan),
         "processors": enabled_processors(request),
         "summary": summary,
     }
@@ -237,47 +235,3 @@ def success_page(request: Request) -> dict[str, Any]:
 )
 def cancel_page(request: Request) -> dict[str, Any]:
     return _return_page(request, cancelled=True)
-
-
-@view_config(
-    route_name="billing.demo_checkout",
-    request_method=("GET", "POST"),
-    permission=Permission.AUTHENTICATED,
-)
-def demo_checkout_page(request: Request) -> Response:
-    """The demo processor's hosted checkout: the owner picks what the "payment" does."""
-    payment = own_payment(request)
-    processor = get_processor(request.registry, payment.processor)
-    if not isinstance(processor, DemoProcessor):
-        raise NotFound("No such payment.")
-    error = None
-    if request.method == "POST":
-        outcome = request.POST.get("outcome")
-        if outcome in OUTCOMES:
-            # Signed like a processor's notification and verified and applied by the same
-            # code as the webhook.
-            body, headers = processor.notification(
-                order_id=payment.order_id,
-                outcome=outcome,
-                amount=payment.amount,
-                currency=payment.currency,
-                invoice_id=payment.invoice_id,
-            )
-            services.receive_notification(
-                request.db, get_plan(request.registry), processor, body, headers
-            )
-            target = "billing.cancel" if outcome == "expired" else "billing.success"
-            return HTTPSeeOther(request.route_url(target, order_id=payment.order_id))
-        error = "Choose one of the outcomes below."
-        request.response.status = 400
-    return render_to_response(
-        "billing/demo_checkout.html",
-        {
-            "payment": payment,
-            "open": payment.status in OPEN_STATES,
-            "plan": get_plan(request.registry),
-            "error": error,
-        },
-        request=request,
-        response=request.response,
-    )

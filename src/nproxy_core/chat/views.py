@@ -11,7 +11,7 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from nproxy_core.security import Permission
+from nproxy_core.accounts.security import Permission
 
 
 @view_config(

@@ -1,9 +1,16 @@
-"""The ``nproxy`` command: one click group; each feature adds its own commands to it."""
+"""The ``nproxy`` command: one click group; each feature adds its own commands to it.
+
+A feature's commands live in its ``cli`` module (``nproxy_core.keypool.cli``, …), which
+attaches them to :data:`main`. Those modules are found by name when the command starts, as
+warehouse finds its own, so no list here names them and this package imports no feature.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
+import pkgutil
 import sys
 from typing import Any
 
@@ -49,16 +56,21 @@ def main(ctx: click.Context, config_path: str) -> None:
     ctx.obj = CLIContext(config_path)
 
 
-def _register() -> None:
-    from nproxy_core.cli.commands import beat, db, dev, plugins, users, worker
-    from nproxy_core.keypool.cli import keys, proxies
+def load_commands() -> None:
+    """Import every feature's ``cli`` module, so that its commands join :data:`main`."""
+    import nproxy_core
 
-    for command in (db, users, plugins, dev, worker, beat, keys, proxies):
-        main.add_command(command)
+    importlib.import_module("nproxy_core.cli.commands")
+    for module in pkgutil.iter_modules(nproxy_core.__path__, "nproxy_core."):
+        if module.ispkg and importlib.util.find_spec(f"{module.name}.cli") is not None:
+            importlib.import_module(f"{module.name}.cli")
 
 
-_register()
+def run() -> Any:
+    """The ``nproxy`` console script."""
+    load_commands()
+    return main()
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(run())

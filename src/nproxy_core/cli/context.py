@@ -14,7 +14,8 @@ from pyramid.registry import Registry
 from sqlalchemy.orm import Session
 
 from nproxy_core.config import configure, normalize_settings
-from nproxy_core.db import get_tm_session
+from nproxy_core.db import IDatabase, get_tm_session
+from nproxy_core.wiring import find_service
 
 
 class CLIContext:
@@ -44,6 +45,9 @@ class CLIContext:
     def registry(self) -> Registry:
         return self.config.registry
 
+    def find_service(self, iface: Any, name: str = "") -> Any:
+        return find_service(self.registry, iface, name)
+
     def make_wsgi_app(self) -> Any:
         return self.config.make_wsgi_app()
 
@@ -51,7 +55,7 @@ class CLIContext:
     def transaction(self) -> Iterator[Session]:
         """A database session whose work commits when the block ends without error."""
         manager = transaction.TransactionManager(explicit=True)
-        db = get_tm_session(self.registry["db.session_factory"], manager)
+        db = get_tm_session(self.find_service(IDatabase).session_factory, manager)
         try:
             with manager:
                 yield db

@@ -9,30 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.generation.settings import REGISTRY_KEY, GenerationSettings
+from nproxy_core.db import IDatabase
+from nproxy_core.generation.interfaces import IGenerationSettings, IJobRunner
+from nproxy_core.generation.models import GenerationImage
+from nproxy_core.generation.runner import JobRunner
+from nproxy_core.generation.settings import GenerationSettings
+from nproxy_core.generation.tasks import sweep_generations
+from nproxy_core.keypool import IKeyPoolRouter
+from nproxy_core.storage.media import stored_image_resolver
+from nproxy_core.tasks import TASKS
+from nproxy_core.wiring import register_shared_service
 
-RUNNER_KEY = "nproxy.generation.runner"
+
+def _runner(request: Any) -> JobRunner:
+    return JobRunner(
+        request.find_service(IDatabase).session_factory,
+        request.find_service(IKeyPoolRouter),
+        request.find_service(IGenerationSettings),
+    )
 
 
 def includeme(config: Any) -> None:
-    from nproxy_core.config import ConfigurationError
-    from nproxy_core.generation.models import GenerationImage
-    from nproxy_core.generation.runner import JobRunner
-    from nproxy_core.generation.tasks import sweep_generations
-    from nproxy_core.keypool import get_router
-    from nproxy_core.plugins import PluginSettingError
-    from nproxy_core.storage.media import stored_image_resolver
-
-    try:
-        settings = GenerationSettings.from_settings(config.get_settings())
-    except PluginSettingError as exc:
-        raise ConfigurationError(str(exc)) from None
-    registry = config.registry
-    registry[REGISTRY_KEY] = settings
-    # Needs the key pool's router, included before this feature.
-    registry[RUNNER_KEY] = JobRunner(registry["db.session_factory"], get_router(registry), settings)
+    settings = GenerationSettings.from_settings(config.get_settings())
+    config.register_service(settings, IGenerationSettings)
+    # One runner per process: it keeps lease threads and a pool for the images of batches.
+    register_shared_service(config, _runner, IJobRunner)
 
     config.add_media_resolver(stored_image_resolver(GenerationImage), name="generated images")
+    config.scan("nproxy_core.generation.tasks", categories=TASKS)
     config.add_periodic_task("generation.sweep", sweep_generations, settings.sweep_interval_seconds)
 
     config.add_route("api.models", "/api/v1/models")

@@ -26,8 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
+from zope.interface import implementer
 
 from nproxy_core.db import utcnow
+from nproxy_core.generation.interfaces import IJobRunner
 from nproxy_core.generation.models import (
     Generation,
     GenerationImage,
@@ -169,6 +171,7 @@ def _process_tag() -> str:
     return f"{socket.gethostname()[:48]}:{os.getpid()}"
 
 
+@implementer(IJobRunner)
 class JobRunner:
     """Runs generation jobs in this process. Thread-safe; one per registry."""
 
@@ -447,7 +450,3 @@ def describe_image(data: bytes) -> tuple[str, str, int, int] | None:
     except Exception:
         return None
     return found[0], found[1], width, height
-
-
-def get_runner(registry: Any) -> JobRunner:
-    return registry["nproxy.generation.runner"]

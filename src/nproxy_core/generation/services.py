@@ -25,7 +25,8 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.generation.schemas import Submission, parse_submission
-from nproxy_core.plugin_registry import get_plugins
+from nproxy_core.generation.tasks import run_generation
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.quota import services as quota
 from nproxy_core.uploads.models import Upload
 from nproxy_core.uploads.services import load_user_uploads
@@ -126,8 +127,6 @@ def submit_generation(
     submitted; that one is returned unchanged, whatever the body says now. Raises
     ValidationError, NotFound, NoActiveSubscription or QuotaExhausted with nothing written.
     """
-    from nproxy_core.generation.tasks import run_generation
-
     db: Session = request.db
     conversation = owned_conversation(db, user_id, conversation_id)
     if idempotency_key is not None:
@@ -135,7 +134,7 @@ def submit_generation(
         if existing is not None:
             return existing, False
 
-    submission = parse_submission(body, get_plugins(request.registry).providers)
+    submission = parse_submission(body, request.find_service(IPlugins).providers)
     uploads = load_user_uploads(db, user_id, submission.input_upload_ids)
     _check_inputs(submission, uploads)
 
@@ -287,6 +286,6 @@ def conversation_json(request: Request, conversation: Conversation) -> dict[str,
 def models_json(request: Request) -> dict[str, Any]:
     """Every model of every enabled provider, in the order of ``nproxy.providers``."""
     models = []
-    for name, provider in get_plugins(request.registry).providers.items():
+    for name, provider in request.find_service(IPlugins).providers.items():
         models.extend(capabilities.as_dict(name) for capabilities in provider.capabilities())
     return {"models": models}

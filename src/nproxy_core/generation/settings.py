@@ -6,25 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nproxy_core.plugins import setting
+from zope.interface import implementer
 
-REGISTRY_KEY = "nproxy.generation.settings"
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(value)
-    return number
+from nproxy_core.generation.interfaces import IGenerationSettings
+from nproxy_core.plugins import positive_float, positive_int, setting
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError(value)
-    return number
-
-
+@implementer(IGenerationSettings)
 @dataclass(frozen=True)
 class GenerationSettings:
     #: How long a claimed job stays ours without a renewal. The run renews it every third of
@@ -43,33 +31,29 @@ class GenerationSettings:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> GenerationSettings:
-        """Read ``nproxy.generation.*``; raises PluginSettingError naming a bad setting."""
+        """Read ``nproxy.generation.*``; raises ConfigurationError naming a bad setting."""
         d = cls()
         p = "nproxy.generation."
         return cls(
             lease_seconds=setting(
-                settings, p + "lease_seconds", default=d.lease_seconds, cast=_positive_float
+                settings, p + "lease_seconds", default=d.lease_seconds, cast=positive_float
             ),
             sweep_interval_seconds=setting(
                 settings,
                 p + "sweep_interval_seconds",
                 default=d.sweep_interval_seconds,
-                cast=_positive_float,
+                cast=positive_float,
             ),
             requeue_after_seconds=setting(
                 settings,
                 p + "requeue_after_seconds",
                 default=d.requeue_after_seconds,
-                cast=_positive_float,
+                cast=positive_float,
             ),
             max_attempts=setting(
-                settings, p + "max_attempts", default=d.max_attempts, cast=_positive_int
+                settings, p + "max_attempts", default=d.max_attempts, cast=positive_int
             ),
             image_threads=setting(
-                settings, p + "image_threads", default=d.image_threads, cast=_positive_int
+                settings, p + "image_threads", default=d.image_threads, cast=positive_int
             ),
         )
-
-
-def get_settings(registry: Any) -> GenerationSettings:
-    return registry.get(REGISTRY_KEY) or GenerationSettings()

@@ -7,12 +7,14 @@ import logging
 from typing import Any
 
 from celery import signals
+from pyramid.registry import Registry
 
-from nproxy_core.generation.runner import get_runner
-from nproxy_core.generation.settings import get_settings
-from nproxy_core.generation.sweeper import sweep
+from nproxy_core.db import IDatabase
+from nproxy_core.generation.interfaces import IGenerationSettings, IJobRunner
+from nproxy_core.generation.sweeper import SweepReport, sweep
 from nproxy_core.storage import IStorage
-from nproxy_core.tasks import task
+from nproxy_core.tasks import task, task_sender
+from nproxy_core.wiring import prepare_request
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +24,23 @@ def run_generation(request: Any, generation_id: str) -> str:
     """Run one generation job. Safe to deliver twice: the claim lets only one run work."""
     # The runner opens its own short transactions; the task's own (request.db) stays unused,
     # so no transaction is open while the provider works.
-    return get_runner(request.registry).run(generation_id, request.find_service(IStorage))
+    return request.find_service(IJobRunner).run(generation_id, request.find_service(IStorage))
 
 
-def send_generation(generation_id: str) -> None:
-    run_generation.apply_async((generation_id,))
+def sweep_now(registry: Registry) -> SweepReport:
+    """One pass of the sweeper on this configuration, sending jobs with its Celery app."""
+    request = prepare_request(registry)
+    return sweep(
+        request.find_service(IDatabase).session_factory,
+        request.find_service(IGenerationSettings),
+        task_sender(registry, run_generation),
+    )
 
 
 @task(name="generation.sweep")
 def sweep_generations(request: Any) -> dict[str, int]:
     """Re-send lost jobs, re-run those of dead workers, release what finished jobs held."""
-    registry = request.registry
-    report = sweep(registry["db.session_factory"], get_settings(registry), send_generation)
-    return report.as_dict()
+    return sweep_now(request.registry).as_dict()
 
 
 @signals.worker_ready.connect(weak=False)
@@ -42,9 +48,9 @@ def _sweep_on_worker_start(sender: Any = None, **_: Any) -> None:
     # Jobs queued while no worker ran, or whose send failed, need not wait for beat.
     app = getattr(sender, "app", None)
     registry = getattr(app, "pyramid_registry", None)
-    if registry is None or "db.session_factory" not in registry:
+    if registry is None:
         return
     try:
-        sweep(registry["db.session_factory"], get_settings(registry), send_generation)
+        sweep_now(registry)
     except Exception:
         log.exception("the start-up sweep failed; beat's next sweep will do it")

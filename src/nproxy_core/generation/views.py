@@ -10,9 +10,9 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from nproxy_core.accounts.security import Permission
 from nproxy_core.generation import schemas, services
 from nproxy_core.jsonbody import json_object
-from nproxy_core.security import Permission
 
 
 def _user_id(request: Request) -> int:

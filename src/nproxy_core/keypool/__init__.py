@@ -1,7 +1,7 @@
 """The provider key pool: keys, proxies, the router that hides failing keys, and its admin
 actions (:mod:`.services`), commands (:mod:`.cli`) and balance job (:mod:`.tasks`).
 
-The generation pipeline calls :func:`get_router` and then
+The generation pipeline finds the router as the :class:`IKeyPoolRouter` service and calls
 :meth:`~nproxy_core.keypool.router.KeyPoolRouter.route_image`.
 """
 
@@ -9,45 +9,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyramid.registry import Registry
-
 from nproxy_core.keypool.crypto import SecretBox
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.router import (
     KeyPoolRouter,
     PoolUnavailable,
     ProviderNotEnabled,
     RoutedImage,
 )
+from nproxy_core.keypool.tasks import DEFAULT_BALANCE_INTERVAL, refresh_balances
+from nproxy_core.plugins import positive_int, setting
+from nproxy_core.tasks import TASKS
+from nproxy_core.wiring import register_shared_service
 
 __all__ = [
+    "IKeyPoolRouter",
+    "ISecretBox",
     "KeyPoolRouter",
     "PoolUnavailable",
     "ProviderNotEnabled",
     "RoutedImage",
-    "get_router",
-    "get_secret_box",
 ]
-
-ROUTER_KEY = "keypool.router"
-SECRETS_KEY = "keypool.secrets"
-
-
-def get_router(registry: Registry) -> KeyPoolRouter:
-    return registry[ROUTER_KEY]
-
-
-def get_secret_box(registry: Registry) -> SecretBox:
-    return registry[SECRETS_KEY]
 
 
 def includeme(config: Any) -> None:
-    from nproxy_core.keypool.tasks import DEFAULT_BALANCE_INTERVAL, refresh_balances
-
     settings = config.get_settings()
-    config.registry[SECRETS_KEY] = SecretBox(settings["nproxy.secret"])
-    # Needs the database and the plugins, both included before the features.
-    config.registry[ROUTER_KEY] = KeyPoolRouter.from_registry(config.registry)
-    interval = int(
-        settings.get("nproxy.keypool.balance_interval_seconds") or DEFAULT_BALANCE_INTERVAL
+    config.register_service(SecretBox(settings["nproxy.secret"]), ISecretBox)
+    # One router per process: it keeps an engine and threads of its own.
+    register_shared_service(
+        config, lambda request: KeyPoolRouter.from_registry(request.registry), IKeyPoolRouter
+    )
+    config.scan("nproxy_core.keypool.tasks", categories=TASKS)
+    interval = setting(
+        settings,
+        "nproxy.keypool.balance_interval_seconds",
+        default=DEFAULT_BALANCE_INTERVAL,
+        cast=positive_int,
     )
     config.add_periodic_task("keypool.refresh_balances", refresh_balances, interval)

@@ -8,11 +8,13 @@ import sys
 import click
 
 from nproxy_core.audit import Surface
+from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.errors import ValidationError
-from nproxy_core.keypool import get_secret_box
 from nproxy_core.keypool import services as pool
-from nproxy_core.plugins import PROVIDER_GROUP, discover, enabled_names
+from nproxy_core.keypool.interfaces import ISecretBox
+from nproxy_core.plugin_registry.loader import discover, enabled_names
+from nproxy_core.plugins import PROVIDER_GROUP
 
 CONSOLE = pool.Actor("console", Surface.CLI)
 
@@ -24,7 +26,7 @@ def _read_secret() -> str:
     return sys.stdin.readline().strip()
 
 
-@click.group()
+@main.group()
 def keys() -> None:
     """Provider API keys."""
 
@@ -54,7 +56,7 @@ def keys_add(
     with cli.transaction() as db:
         key = pool.add_key(
             db,
-            get_secret_box(cli.registry),
+            cli.find_service(ISecretBox),
             provider=provider,
             secret=secret,
             enabled_providers=enabled,
@@ -113,7 +115,7 @@ def keys_disable(cli: CLIContext, key_id: int) -> None:
         click.echo(f"key {key.id} is disabled")
 
 
-@click.group()
+@main.group()
 def proxies() -> None:
     """Proxies that keys call through."""
 

@@ -9,6 +9,9 @@ import hmac
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from zope.interface import implementer
+
+from nproxy_core.keypool.interfaces import ISecretBox
 
 __all__ = ["SecretBox", "SecretUnreadable", "mask_secret"]
 
@@ -28,6 +31,7 @@ def _derive(master: str, info: bytes) -> bytes:
     )
 
 
+@implementer(ISecretBox)
 class SecretBox:
     """Encrypts, decrypts and fingerprints provider key secrets."""
 

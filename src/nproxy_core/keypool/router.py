@@ -43,10 +43,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
+from zope.interface import implementer
 
-from nproxy_core.db import UTCDateTime, create_engine, utcnow
+from nproxy_core.db import IDatabase, UTCDateTime, create_engine, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import (
     IN_SERVICE,
     AttemptOutcome,
@@ -58,6 +60,7 @@ from nproxy_core.keypool.models import (
     Proxy,
     ProxyState,
 )
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import (
     AttemptResult,
     ImageRequest,
@@ -69,6 +72,7 @@ from nproxy_core.plugins import (
     TransportError,
     UserCausedError,
 )
+from nproxy_core.wiring import find_service
 
 __all__ = ["KeyPoolRouter", "PoolUnavailable", "ProviderNotEnabled", "RoutedImage"]
 
@@ -397,6 +401,7 @@ class _DaemonThreads:
             self._idle.put(inbox)
 
 
+@implementer(IKeyPoolRouter)
 class KeyPoolRouter:
     """Routes images over a provider's keys. One instance per process, shared by threads."""
 
@@ -425,8 +430,7 @@ class KeyPoolRouter:
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
-        from nproxy_core.plugin_registry import get_plugins
-
+        """A router for a configuration, on the services of its registry."""
         settings = registry.settings
         options: dict[str, Any] = {
             "cooldown_seconds": int(settings["nproxy.keypool.cooldown_seconds"]),
@@ -434,9 +438,9 @@ class KeyPoolRouter:
         }
         options.update(overrides)
         return cls(
-            registry["db.session_factory"],
-            get_plugins(registry).providers,
-            registry["keypool.secrets"],
+            find_service(registry, IDatabase).session_factory,
+            find_service(registry, IPlugins).providers,
+            find_service(registry, ISecretBox),
             **options,
         )
 

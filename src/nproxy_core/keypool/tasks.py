@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nproxy_core.keypool.interfaces import IKeyPoolRouter
 from nproxy_core.tasks import task
 
 #: How often ``nproxy beat`` refreshes balances, unless ``nproxy.keypool.balance_interval_seconds``.
@@ -16,7 +17,5 @@ def refresh_balances(request: Any) -> int:
 
     Returns how many balances were read.
     """
-    from nproxy_core.keypool import get_router
-
-    balances = get_router(request.registry).refresh_balances()
+    balances = request.find_service(IKeyPoolRouter).refresh_balances()
     return sum(1 for value in balances.values() if value is not None)

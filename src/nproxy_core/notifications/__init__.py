@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from nproxy_core.notifications.mail import ConsoleMailer, IMailer, SMTPMailer, send_email
+from nproxy_core.plugins import ConfigurationError
 
 __all__ = ["IMailer", "send_email"]
 
@@ -18,7 +19,5 @@ def includeme(config: Any) -> None:
     elif kind == "console":
         mailer = ConsoleMailer(settings)
     else:
-        from nproxy_core.config import ConfigurationError
-
         raise ConfigurationError(f"malformed setting 'nproxy.mailer': {kind!r}")
     config.register_service(mailer, IMailer)

@@ -10,6 +10,8 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from nproxy_core.db import IDatabase
+
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +30,7 @@ def landing(request: Request) -> dict[str, Any]:
 @view_config(route_name="healthz", request_method="GET")
 def healthz(request: Request) -> Response:
     # Its own connection, outside the request transaction: the probe must not hold locks.
-    engine = request.registry["db.engine"]
+    engine = request.find_service(IDatabase).engine
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))

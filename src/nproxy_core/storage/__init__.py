@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pyramid.settings import asbool
-
-from nproxy_core.config import ConfigurationError, _positive_int, _url
-from nproxy_core.plugins import PluginSettingError, setting
+from nproxy_core.plugins import (
+    ConfigurationError,
+    boolean,
+    http_url,
+    positive_int,
+    setting,
+)
 from nproxy_core.storage.interfaces import (
     InvalidKey,
     IStorage,
@@ -39,38 +42,35 @@ DEFAULT_LOCAL_PATH = "var/media"
 def make_storage(settings: Mapping[str, Any]) -> Any:
     """Build the backend named by ``nproxy.storage`` from the settings.
 
-    Raises :class:`nproxy_core.config.ConfigurationError` naming a missing or malformed setting.
+    Raises :class:`ConfigurationError` naming a missing or malformed setting.
     """
     backend = settings.get("nproxy.storage", "local")
-    try:
-        if backend == "local":
-            from nproxy_core.storage.local import LocalStorage
+    if backend == "local":
+        from nproxy_core.storage.local import LocalStorage
 
-            return LocalStorage(setting(settings, "storage.local.path", default=DEFAULT_LOCAL_PATH))
-        if backend == "s3":
-            # boto3 is imported only when S3 is used: the embedded default starts faster.
-            from nproxy_core.storage.s3 import S3Settings, S3Storage
+        return LocalStorage(setting(settings, "storage.local.path", default=DEFAULT_LOCAL_PATH))
+    if backend == "s3":
+        # boto3 is imported only when S3 is used: the embedded default starts faster.
+        from nproxy_core.storage.s3 import S3Settings, S3Storage
 
-            return S3Storage(
-                S3Settings(
-                    bucket=setting(settings, "storage.s3.bucket", required=True),
-                    access_key=setting(settings, "storage.s3.access_key", required=True),
-                    secret_key=setting(settings, "storage.s3.secret_key", required=True),
-                    endpoint_url=setting(settings, "storage.s3.endpoint_url", cast=_url),
-                    region=setting(settings, "storage.s3.region", default="us-east-1"),
-                    create_bucket=setting(
-                        settings, "storage.s3.create_bucket", default=True, cast=asbool
-                    ),
-                    presign_seconds=setting(
-                        settings, "storage.s3.presign_seconds", default=300, cast=_positive_int
-                    ),
-                    public_endpoint_url=setting(
-                        settings, "storage.s3.public_endpoint_url", cast=_url
-                    ),
-                )
+        return S3Storage(
+            S3Settings(
+                bucket=setting(settings, "storage.s3.bucket", required=True),
+                access_key=setting(settings, "storage.s3.access_key", required=True),
+                secret_key=setting(settings, "storage.s3.secret_key", required=True),
+                endpoint_url=setting(settings, "storage.s3.endpoint_url", cast=http_url),
+                region=setting(settings, "storage.s3.region", default="us-east-1"),
+                create_bucket=setting(
+                    settings, "storage.s3.create_bucket", default=True, cast=boolean
+                ),
+                presign_seconds=setting(
+                    settings, "storage.s3.presign_seconds", default=300, cast=positive_int
+                ),
+                public_endpoint_url=setting(
+                    settings, "storage.s3.public_endpoint_url", cast=http_url
+                ),
             )
-    except PluginSettingError as exc:
-        raise ConfigurationError(str(exc)) from None
+        )
     raise ConfigurationError(f"malformed setting 'nproxy.storage': {backend!r}")
 
 

@@ -12,13 +12,14 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 from PIL import Image
-from pyramid.registry import Registry
 from pyramid.request import Request
 from sqlalchemy.orm import Session
+from zope.interface import implementer
 
 from nproxy_core.db import parse_uuid
 from nproxy_core.errors import NotFound, ValidationError
 from nproxy_core.storage import IStorage, upload_key
+from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "WEBP": ("image/webp", "webp"),
 }
 
-LIMITS_KEY = "nproxy.upload_limits"
 
-
+@implementer(IUploadLimits)
 @dataclass(frozen=True)
 class UploadLimits:
     max_bytes: int = 10 * 1024 * 1024
@@ -45,10 +45,6 @@ class CheckedImage:
     extension: str
     width: int
     height: int
-
-
-def upload_limits(registry: Registry) -> UploadLimits:
-    return registry.get(LIMITS_KEY) or UploadLimits()
 
 
 def describe_size(n: int) -> str:
@@ -185,7 +181,7 @@ def create_upload(request: Request, user_id: int, data: bytes) -> Upload:
 
     Raises ValidationError, naming the problem, before anything is stored.
     """
-    limits = upload_limits(request.registry)
+    limits = request.find_service(IUploadLimits)
     checked = check_image(data, max_bytes=limits.max_bytes, max_side=limits.max_side)
     upload_id = uuid.uuid4()
     key = upload_key(user_id, upload_id, checked.extension)

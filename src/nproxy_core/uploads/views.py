@@ -8,10 +8,11 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.view import view_config
 
+from nproxy_core.accounts.security import Permission
 from nproxy_core.errors import APIError, ValidationError
-from nproxy_core.security import Permission
 from nproxy_core.storage import StorageError
 from nproxy_core.uploads import services
+from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def read_file_field(request: Request, max_bytes: int) -> bytes:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_upload(request: Request) -> dict[str, Any]:
-    limits = services.upload_limits(request.registry)
+    limits = request.find_service(IUploadLimits)
     data = read_file_field(request, limits.max_bytes)
     try:
         upload = services.create_upload(request, request.identity.id, data)

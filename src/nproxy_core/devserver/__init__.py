@@ -13,6 +13,18 @@ import socket
 import threading
 from typing import Any
 
+import sqlalchemy as sa
+import waitress
+from celery.beat import EmbeddedService
+
+from nproxy_core.audit import Surface
+from nproxy_core.generation.tasks import sweep_now
+from nproxy_core.keypool import ISecretBox, services
+from nproxy_core.keypool.models import ProviderKey
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.tasks import CELERY_APP
+from nproxy_core.wiring import find_service
+
 log = logging.getLogger(__name__)
 
 #: Threads of the in-process worker: plenty for one developer, few enough for SQLite.
@@ -23,14 +35,7 @@ DEMO_KEY_SECRET = "demo-key-embedded-default"  # noqa: S105 - not a secret: the 
 
 def ensure_demo_key(cli: Any) -> None:
     """Give the demo provider a key on first start, so a fresh checkout can generate at once."""
-    import sqlalchemy as sa
-
-    from nproxy_core.audit import Surface
-    from nproxy_core.keypool import get_secret_box, services
-    from nproxy_core.keypool.models import ProviderKey
-    from nproxy_core.plugin_registry import get_plugins
-
-    enabled = list(get_plugins(cli.registry).providers)
+    enabled = list(find_service(cli.registry, IPlugins).providers)
     if "demo" not in enabled:
         return
     with cli.transaction() as db:
@@ -38,7 +43,7 @@ def ensure_demo_key(cli: Any) -> None:
             return
         services.add_key(
             db,
-            get_secret_box(cli.registry),
+            find_service(cli.registry, ISecretBox),
             provider="demo",
             secret=DEMO_KEY_SECRET,
             enabled_providers=enabled,
@@ -50,12 +55,7 @@ def ensure_demo_key(cli: Any) -> None:
 
 def start_worker(registry: Any) -> Any:
     """A Celery worker (thread pool) and Celery beat in daemon threads of this process."""
-    from celery.beat import EmbeddedService
-
-    from nproxy_core.generation.tasks import send_generation
-    from nproxy_core.tasks import get_celery_app
-
-    app = get_celery_app()
+    app = registry[CELERY_APP]
     # The pool's threads find the app through Celery's default app, not this thread's
     # current one: without this they would run the tasks on a bare app of their own.
     app.set_default()
@@ -79,19 +79,14 @@ def start_worker(registry: Any) -> Any:
     beat.start()
 
     # Jobs left queued by a previous run need not wait for beat's first sweep.
-    from nproxy_core.generation.settings import get_settings
-    from nproxy_core.generation.sweeper import sweep
-
     try:
-        sweep(registry["db.session_factory"], get_settings(registry), send_generation)
+        sweep_now(registry)
     except Exception:
         log.exception("the start-up sweep failed; beat's next sweep will do it")
     return worker
 
 
 def serve(cli: Any, *, host: str, port: int) -> None:
-    import waitress
-
     app = cli.make_wsgi_app()
     ensure_demo_key(cli)
     worker = start_worker(cli.registry)

@@ -1,0 +1,44 @@
+"""``nproxy users``: accounts from the server console (audited, surface ``cli``)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from nproxy_core.accounts.models import Role
+from nproxy_core.accounts.services import create_user
+from nproxy_core.audit import Surface, record
+from nproxy_core.cli import main
+from nproxy_core.cli.context import CLIContext, pass_cli
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Give the account the admin role.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_cli
+def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool) -> None:
+    """Create a user account (the password is never an argument)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    role = Role.ADMIN if admin else Role.USER
+    with cli.transaction() as session:
+        user = create_user(session, email, password, role=role)
+        record(
+            session,
+            actor="console",
+            surface=Surface.CLI,
+            action="user.create",
+            target_type="user",
+            target_id=user.id,
+            after={"email": user.email, "role": str(user.role)},
+        )
+        click.echo(f"created {user.role} {user.email} (id {user.id})")

@@ -1,0 +1,31 @@
+"""The key pool's services: the router that hides failing keys, and the box for secrets."""
+
+from __future__ import annotations
+
+from zope.interface import Interface
+
+
+class IKeyPoolRouter(Interface):
+    """Routes images over a provider's keys; one object per process, shared by threads."""
+
+    def route_image(provider, request, **kw):
+        """Make one image with the first key that works, or raise PoolUnavailable."""
+
+    def mark_out_of_funds(key_id, **kw):
+        """Take a key (and its billing group) out of service for lack of funds."""
+
+    def refresh_balances():
+        """Read the balances of keys whose provider can; returns them by key id."""
+
+
+class ISecretBox(Interface):
+    """Encrypts, decrypts and fingerprints provider key secrets (keys at rest)."""
+
+    def encrypt(secret):
+        """The secret, encrypted for storage."""
+
+    def decrypt(token):
+        """The secret, or SecretUnreadable."""
+
+    def fingerprint(secret):
+        """A keyed hash that finds duplicates without storing the secret twice."""

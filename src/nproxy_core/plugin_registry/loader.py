@@ -1,0 +1,108 @@
+"""Finds plugins through their entry points and starts those the settings enable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from zope.interface import implementer
+
+from nproxy_core.plugin_registry.interfaces import IPlugins
+from nproxy_core.plugins import (
+    PAYMENT_GROUP,
+    PROVIDER_GROUP,
+    ConfigurationError,
+    PaymentProcessor,
+    PluginError,
+    Provider,
+    boolean,
+    setting,
+)
+
+
+@implementer(IPlugins)
+@dataclass
+class Plugins:
+    providers: dict[str, Provider]
+    payments: dict[str, PaymentProcessor]
+
+    def provider(self, name: str) -> Provider | None:
+        return self.providers.get(name)
+
+    def processor(self, name: str) -> PaymentProcessor | None:
+        return self.payments.get(name)
+
+
+def discover(group: str) -> dict[str, metadata.EntryPoint]:
+    """All entry points of a group by name; two distributions claiming one name is an error."""
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=group):
+        other = found.get(ep.name)
+        if other is not None and other.value != ep.value:
+            raise PluginError(
+                f"duplicate plugin {ep.name!r} in {group}: {other.value} and {ep.value}"
+            )
+        found[ep.name] = ep
+    return dict(sorted(found.items()))
+
+
+def enabled_names(settings: Mapping[str, Any], key: str) -> list[str]:
+    raw = settings.get(key) or ""
+    names = [n for n in raw.replace(",", " ").split() if n]
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise PluginError(f"setting {key!r} names {n!r} twice")
+        seen.add(n)
+    return names
+
+
+def _load(group: str, key: str, base: type, settings: Mapping[str, Any]) -> dict[str, Any]:
+    available = discover(group)
+    loaded: dict[str, Any] = {}
+    for name in enabled_names(settings, key):
+        ep = available.get(name)
+        if ep is None:
+            known = ", ".join(available) or "none"
+            raise PluginError(f"setting {key!r} names unknown plugin {name!r} (installed: {known})")
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must stop start-up, whatever it raised
+            raise PluginError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise PluginError(f"plugin {name!r} ({ep.value}) is not a {base.__name__}")
+        try:
+            instance = cls(settings)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} failed to start: {exc}") from exc
+        instance.name = name
+        loaded[name] = instance
+    return loaded
+
+
+def load_plugins(settings: Mapping[str, Any]) -> Plugins:
+    """Load and start the enabled plugins, or raise :class:`PluginError`."""
+    return Plugins(
+        providers=_load(PROVIDER_GROUP, "nproxy.providers", Provider, settings),
+        payments=_load(PAYMENT_GROUP, "nproxy.payments", PaymentProcessor, settings),
+    )
+
+
+def start_plugins(settings: Mapping[str, Any]) -> Plugins:
+    """Load the plugins named in the settings, refusing the demo ones in production unless
+    ``nproxy.allow_demo`` says otherwise; raises :class:`ConfigurationError`."""
+    plugins = load_plugins(settings)
+    production = settings.get("nproxy.env") == "production"
+    if production and not setting(settings, "nproxy.allow_demo", default=False, cast=boolean):
+        demos = [n for n, p in plugins.providers.items() if getattr(p, "is_demo", False)]
+        demos += [n for n, p in plugins.payments.items() if p.is_demo]
+        if demos:
+            raise ConfigurationError(
+                f"demo plugins {', '.join(sorted(set(demos)))!s} are refused in production "
+                "(set 'nproxy.allow_demo = true' to allow them)"
+            )
+    return plugins
