@@ -8,10 +8,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from nproxy_core.billing.activation import activate_cycle
 from nproxy_core.billing.cycles import Span, add_months, is_current, schedule_paid_cycle
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.plan import Plan, PlanSettingError
-from nproxy_core.billing.services import activate_cycle, subscription_summary
+from nproxy_core.billing.services import subscription_summary
 
 UTC = dt.UTC
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.billing import services
+from nproxy_core.billing import reconciliation, reminders
 from nproxy_core.billing.plan import get_plan
 from nproxy_core.plugin_registry import get_plugins
 from nproxy_core.tasks import task
@@ -13,11 +13,11 @@ from nproxy_core.tasks import task
 @task(name="billing.reconcile_payments")
 def reconcile_payments(request: Any) -> dict[str, int]:
     registry = request.registry
-    return services.reconcile_open_payments(
+    return reconciliation.reconcile_open_payments(
         request.db, get_plan(registry), get_plugins(registry).payments
     )
 
 
 @task(name="billing.send_expiry_warnings")
 def send_expiry_warnings(request: Any) -> int:
-    return services.send_expiry_warnings(request)
+    return reminders.send_expiry_warnings(request)

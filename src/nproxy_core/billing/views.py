@@ -13,7 +13,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.billing import services
+from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
 from nproxy_core.billing.plan import get_plan
 from nproxy_core.config import public_url
@@ -44,7 +44,7 @@ def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
 
 
 def do_checkout(request: Request, processor: PaymentProcessor) -> Payment:
-    return services.start_checkout(
+    return checkout.start_checkout(
         request.db,
         get_plan(request.registry),
         processor,
@@ -137,7 +137,7 @@ def api_checkout(request: Request) -> Any:
 )
 def api_payments(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, request.identity.id)
-    return {"payments": [services.payment_json(p) for p in payments]}
+    return {"payments": [presenters.payment_json(p) for p in payments]}
 
 
 # --- webhook ---------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def webhook(request: Request) -> Response:
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
     try:
-        outcome = services.receive_notification(
+        outcome = notifications.receive_notification(
             request.db, get_plan(request.registry), processor, request.body, request.headers
         )
     except WebhookRejected as exc:
@@ -263,7 +263,7 @@ def demo_checkout_page(request: Request) -> Response:
                 currency=payment.currency,
                 invoice_id=payment.invoice_id,
             )
-            services.receive_notification(
+            notifications.receive_notification(
                 request.db, get_plan(request.registry), processor, body, headers
             )
             target = "billing.cancel" if outcome == "expired" else "billing.success"
