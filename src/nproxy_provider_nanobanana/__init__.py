@@ -69,12 +69,12 @@ from nproxy_core.plugins import (
     Provider,
     ProviderError,
     RetryableError,
+    identify_image,
     setting,
 )
 
 from .classify import NoImageError, classify_error_response, read_candidate
 from .presets import Preset, is_pro_model, presets_for
-from .sniff import sniff_image
 from .transport import ClientPool, describe_proxy, post
 
 __all__ = ["NanoBananaProvider", "NoImageError"]
@@ -282,8 +282,9 @@ class NanoBananaProvider(Provider):
         except ProviderError as exc:
             exc.http_status = answer.status  # recorded with the attempt: "200, but blocked"
             raise
-        sniffed = sniff_image(candidate.data)
-        if sniffed is None:
+        # The declared mimeType can be wrong (image/png on JPEG bytes): the bytes decide.
+        found = identify_image(candidate.data)
+        if found is None:
             raise RetryableError(
                 f"Gemini answered with image bytes of an unknown type "
                 f"(declared {candidate.declared_mime or 'nothing'})",
@@ -294,9 +295,9 @@ class NanoBananaProvider(Provider):
         return AttemptResult(
             image=GeneratedImage(
                 data=candidate.data,
-                mime=sniffed.mime,
-                width=sniffed.width,
-                height=sniffed.height,
+                mime=found.mime,
+                width=found.width,
+                height=found.height,
             ),
             estimated_cost=self.estimate_cost(usage),
             usage=usage,

@@ -8,11 +8,12 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from nproxy_core.billing.activation import activate_cycle
 from nproxy_core.billing.cycles import Span, add_months, is_current, schedule_paid_cycle
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.plan import Plan
-from nproxy_core.billing.services import activate_cycle, subscription_summary
 from nproxy_core.config import ConfigurationError
+from nproxy_core.quota.summary import subscription_summary
 
 UTC = dt.UTC
 
@@ -148,7 +149,6 @@ def test_malformed_plan_settings_name_the_setting(key, value):
 
 
 def test_malformed_plan_stops_start_up(make_app):
-
     with pytest.raises(ConfigurationError, match=r"nproxy\.plan\.price"):
         make_app(nproxy__plan__price="nine")
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.plan import Plan
-from nproxy_core.billing.services import BillingSummary
 from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
 from nproxy_core.tasks import TASKS
 
 
 def includeme(config: Any) -> None:
     config.register_service(Plan.from_settings(config.get_settings()), IPlan)
-    # What the dashboard and /api/v1/me show of a user's subscription and quota.
-    config.register_service(BillingSummary(), ISubscriptionSummary)
 
     config.add_route("pricing", "/pricing")
     config.add_route("billing.history", "/billing")

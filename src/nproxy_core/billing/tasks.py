@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.billing import services
+from nproxy_core.billing import reconciliation, reminders
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.tasks import task
@@ -12,11 +12,11 @@ from nproxy_core.tasks import task
 
 @task(name="billing.reconcile_payments")
 def reconcile_payments(request: Any) -> dict[str, int]:
-    return services.reconcile_open_payments(
+    return reconciliation.reconcile_open_payments(
         request.db, request.find_service(IPlan), request.find_service(IPlugins).payments
     )
 
 
 @task(name="billing.send_expiry_warnings")
 def send_expiry_warnings(request: Any) -> int:
-    return services.send_expiry_warnings(request)
+    return reminders.send_expiry_warnings(request)

@@ -12,8 +12,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import Permission
-from nproxy_core.billing import services
+from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
 from nproxy_core.config import public_url
@@ -42,7 +43,7 @@ def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
 
 
 def do_checkout(request: Request, processor: PaymentProcessor) -> Payment:
-    return services.start_checkout(
+    return checkout.start_checkout(
         request.db,
         request.find_service(IPlan),
         processor,
@@ -135,7 +136,7 @@ def api_checkout(request: Request) -> Any:
 )
 def api_payments(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, request.identity.id)
-    return {"payments": [services.payment_json(p) for p in payments]}
+    return {"payments": [presenters.payment_json(p) for p in payments]}
 
 
 # --- webhook ---------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def webhook(request: Request) -> Response:
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
     try:
-        outcome = services.receive_notification(
+        outcome = notifications.receive_notification(
             request.db, request.find_service(IPlan), processor, request.body, request.headers
         )
     except WebhookRejected as exc:
@@ -170,7 +171,7 @@ def webhook(request: Request) -> Response:
 def pricing_page(request: Request) -> dict[str, Any]:
     summary = None
     if request.identity is not None:
-        summary = services.subscription_summary(request.db, request.identity.id)
+        summary = request.find_service(ISubscriptionSummary).summary(request, request.identity)
     return {
         "plan": request.find_service(IPlan),
         "processors": enabled_processors(request),
@@ -200,7 +201,7 @@ def history_page(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, user.id)
     return {
         "payments": [(p, payment_label(p)) for p in payments],
-        **services.subscription_summary(request.db, user.id),
+        **request.find_service(ISubscriptionSummary).summary(request, user),
     }
 
 
@@ -213,7 +214,7 @@ def _return_page(request: Request, cancelled: bool) -> dict[str, Any]:
         "pending": pending,
         "cancelled": cancelled,
         "cycle": payment.cycle,
-        **services.subscription_summary(request.db, request.identity.id),
+        **request.find_service(ISubscriptionSummary).summary(request, request.identity),
     }
 
 

@@ -10,7 +10,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
-from nproxy_core.billing import services
+from nproxy_core.billing import notifications
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES
 from nproxy_core.billing.views import own_payment
@@ -42,7 +42,7 @@ def demo_checkout_page(request: Request) -> Response:
                 currency=payment.currency,
                 invoice_id=payment.invoice_id,
             )
-            services.receive_notification(
+            notifications.receive_notification(
                 request.db, request.find_service(IPlan), processor, body, headers
             )
             target = "billing.cancel" if outcome == "expired" else "billing.success"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 import logging
 import os
 import socket
@@ -24,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
-from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
@@ -38,7 +36,13 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.keypool.router import KeyPoolRouter, PoolUnavailable, ProviderNotEnabled
-from nproxy_core.plugins import ImageRequest, InputImage, UserCausedError
+from nproxy_core.plugins import (
+    IMAGE_FORMATS,
+    ImageRequest,
+    InputImage,
+    UserCausedError,
+    identify_image,
+)
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, StorageError, generation_key
 from nproxy_core.uploads.models import Upload
@@ -63,13 +67,6 @@ ERROR_MESSAGES: dict[str, str] = {
 }
 #: When the user's error code is most useful to show first (a fixable request beats an outage).
 _ERROR_PRIORITY = ("content_policy", "invalid_input", "provider_unavailable")
-
-#: Accepted image formats (Pillow's name) → (MIME type, file extension).
-_FORMATS = {
-    "PNG": ("image/png", "png"),
-    "JPEG": ("image/jpeg", "jpg"),
-    "WEBP": ("image/webp", "webp"),
-}
 
 
 def error_message(code: str) -> str:
@@ -441,12 +438,8 @@ def describe_image(data: bytes) -> tuple[str, str, int, int] | None:
 
     By content: a provider's declared type can be wrong. Only the header is read.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            found = _FORMATS.get(image.format or "")
-            if found is None:
-                return None
-            width, height = image.size
-    except Exception:
+    found = identify_image(data)
+    if found is None or found.width is None or found.height is None:
         return None
-    return found[0], found[1], width, height
+    accepted = IMAGE_FORMATS.get(found.mime)
+    return None if accepted is None else (found.mime, accepted.extension, found.width, found.height)

@@ -11,7 +11,7 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
-from nproxy_core.generation import schemas, services
+from nproxy_core.generation import presenters, schemas, services
 from nproxy_core.jsonbody import json_object
 
 
@@ -26,7 +26,7 @@ def _user_id(request: Request) -> int:
     permission=Permission.AUTHENTICATED,
 )
 def api_models(request: Request) -> dict[str, Any]:
-    return services.models_json(request)
+    return presenters.models_json(request)
 
 
 @view_config(
@@ -39,7 +39,7 @@ def api_create_conversation(request: Request) -> dict[str, Any]:
     title = schemas.conversation_title(json_object(request, empty_ok=True))
     conversation = services.create_conversation(request.db, _user_id(request), title)
     request.response.status = 201
-    return services.conversation_summary_json(conversation)
+    return presenters.conversation_summary_json(conversation)
 
 
 @view_config(
@@ -50,7 +50,7 @@ def api_create_conversation(request: Request) -> dict[str, Any]:
 )
 def api_list_conversations(request: Request) -> dict[str, Any]:
     conversations = services.list_conversations(request.db, _user_id(request))
-    return {"conversations": [services.conversation_summary_json(c) for c in conversations]}
+    return {"conversations": [presenters.conversation_summary_json(c) for c in conversations]}
 
 
 @view_config(
@@ -63,7 +63,7 @@ def api_get_conversation(request: Request) -> dict[str, Any]:
     conversation = services.conversation_with_history(
         request.db, _user_id(request), request.matchdict["conversation_id"]
     )
-    return services.conversation_json(request, conversation)
+    return presenters.conversation_json(request, conversation)
 
 
 @view_config(
@@ -98,4 +98,4 @@ def api_get_generation(request: Request) -> dict[str, Any]:
     )
     # A poll must never be cached: the state changes under it.
     request.response.headers["Cache-Control"] = "no-store"
-    return services.generation_json(request, generation)
+    return presenters.generation_json(request, generation)

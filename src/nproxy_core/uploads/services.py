@@ -18,18 +18,12 @@ from zope.interface import implementer
 
 from nproxy_core.db import parse_uuid
 from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.plugins import IMAGE_FORMATS, identify_image
 from nproxy_core.storage import IStorage, upload_key
 from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
 
 log = logging.getLogger(__name__)
-
-#: Pillow format name → (MIME type, file extension), for the formats we accept.
-FORMATS: dict[str, tuple[str, str]] = {
-    "PNG": ("image/png", "png"),
-    "JPEG": ("image/jpeg", "jpg"),
-    "WEBP": ("image/webp", "webp"),
-}
 
 
 @implementer(IUploadLimits)
@@ -86,17 +80,6 @@ def read_capped(stream: IO[bytes], max_bytes: int) -> bytes:
     return bytes(buffer)
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The Pillow format the magic bytes announce, among the accepted ones."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    return None
-
-
 def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
     """Accept PNG, JPEG or WebP by content, within the limits, or raise ValidationError.
 
@@ -109,13 +92,14 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
         )
     if len(data) > max_bytes:
         raise too_large_error(max_bytes)
-    fmt = sniff_format(data)
-    if fmt is None:
+    found = identify_image(data)
+    if found is None or found.mime not in IMAGE_FORMATS:
         raise _not_an_image()
-    mime, extension = FORMATS[fmt]
-    name = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP"}[fmt]
+    fmt = IMAGE_FORMATS[found.mime]
     try:
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+        # Opened again rather than sized by identify_image, which reports a decompression bomb
+        # and a damaged header alike (no size): the messages below tell the two apart.
+        with Image.open(io.BytesIO(data), formats=[fmt.pillow]) as image:
             width, height = image.size
             # The header is enough to know the size: refuse before decoding a single pixel.
             if width > max_side or height > max_side:
@@ -135,7 +119,7 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
             image.verify()
         # verify() checks little for JPEG and WebP; a full decode of the first frame is what
         # proves the file is whole (a truncated file fails here).
-        with Image.open(io.BytesIO(data), formats=[fmt]) as image:
+        with Image.open(io.BytesIO(data), formats=[fmt.pillow]) as image:
             image.load()
     except ValidationError:
         raise
@@ -149,10 +133,10 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
         # Pillow reports a damaged file with many exception types (OSError, SyntaxError,
         # ValueError, struct.error, EOFError, ...); all mean the same thing to the user.
         raise ValidationError(
-            f"The image could not be read: the {name} file is damaged or incomplete.",
+            f"The image could not be read: the {fmt.label} file is damaged or incomplete.",
             fields={"file": "damaged"},
         ) from None
-    return CheckedImage(mime=mime, extension=extension, width=width, height=height)
+    return CheckedImage(mime=found.mime, extension=fmt.extension, width=width, height=height)
 
 
 def _delete_unless_committed(transaction: Any, storage: Any, key: str) -> None:

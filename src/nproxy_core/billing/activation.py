@@ -1,0 +1,97 @@
+"""Granting a paid cycle where ``cycles.py`` places it, and taking a refunded one back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from nproxy_core.accounts.models import User
+from nproxy_core.audit import Surface, record
+from nproxy_core.billing.cycles import Span, schedule_paid_cycle
+from nproxy_core.billing.models import BillingCycle, Payment
+from nproxy_core.billing.plan import Plan
+from nproxy_core.billing.presenters import isoformat
+from nproxy_core.db import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def activate_cycle(
+    db: Session,
+    plan: Plan,
+    user_id: int,
+    now: dt.datetime | None = None,
+    *,
+    payment: Payment | None = None,
+) -> BillingCycle:
+    """Grant one cycle of the plan, placed by :func:`schedule_paid_cycle`.
+
+    Also the way for admins to grant a cycle without a payment.
+    """
+    now = now or utcnow()
+    if payment is not None and payment.cycle is not None:
+        return payment.cycle
+    # One activation per user at a time: two payments confirmed together must not both
+    # start at the same "end of the latest cycle".
+    db.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    cycles = db.scalars(
+        sa.select(BillingCycle)
+        .where(BillingCycle.user_id == user_id, BillingCycle.ends_at > now)
+        .order_by(BillingCycle.starts_at, BillingCycle.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    spans = [
+        Span(c.starts_at, c.ends_at, c.period_months, exhausted=c.remaining <= 0) for c in cycles
+    ]
+    moved, new = schedule_paid_cycle(now, spans, plan.period_months)
+    for cycle, span in zip(cycles, moved, strict=True):
+        cycle.starts_at, cycle.ends_at = span.starts_at, span.ends_at
+    cycle = BillingCycle(
+        user_id=user_id,
+        starts_at=new.starts_at,
+        ends_at=new.ends_at,
+        period_months=new.months,
+        request_limit=plan.request_limit,
+        payment=payment,
+        created_at=now,
+    )
+    db.add(cycle)
+    db.flush()
+    log.info("activated billing cycle %s for user %s", cycle.id, user_id)
+    return cycle
+
+
+def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> None:
+    """A refunded payment takes its cycle back from now on; an audit row says so."""
+    cycle = payment.cycle
+    if cycle is None:
+        record(
+            db,
+            actor="system",
+            surface=Surface.SYSTEM,
+            action="billing.payment_refunded",
+            target_type="payment",
+            target_id=payment.id,
+            after={"order_id": payment.order_id, "status": str(payment.status)},
+        )
+        return
+    before = {"starts_at": isoformat(cycle.starts_at), "ends_at": isoformat(cycle.ends_at)}
+    # A cycle not started yet shrinks to nothing rather than ending before it begins.
+    cycle.ends_at = max(cycle.starts_at, min(cycle.ends_at, now))
+    record(
+        db,
+        actor="system",
+        surface=Surface.SYSTEM,
+        action="billing.cycle_ended_by_refund",
+        target_type="billing_cycle",
+        target_id=cycle.id,
+        before=before,
+        after={
+            "starts_at": isoformat(cycle.starts_at),
+            "ends_at": isoformat(cycle.ends_at),
+            "payment_order_id": payment.order_id,
+        },
+    )

@@ -1,0 +1,70 @@
+"""Checkout: record the payment with our own order id, then ask the processor for an invoice."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from nproxy_core.billing.models import Payment, PaymentState
+from nproxy_core.billing.plan import Plan
+from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
+
+log = logging.getLogger(__name__)
+
+
+def new_order_id() -> str:
+    """Our reference for a payment: 144 random bits, URL-safe."""
+    return secrets.token_urlsafe(18)
+
+
+def start_checkout(
+    db: Session,
+    plan: Plan,
+    processor: PaymentProcessor,
+    user_id: int,
+    *,
+    callback_url: str,
+    return_urls: Callable[[str], tuple[str, str]],
+) -> Payment:
+    """Record a payment for the plan, then ask the processor for a hosted checkout.
+
+    The row exists (with its order id) before the processor hears of it, so any notification
+    can be matched. If the processor fails, the payment is kept as ``failed`` with no
+    ``checkout_url``: should the invoice exist after all (a timeout), a later notification
+    still finds its order.
+    """
+    payment = Payment(
+        order_id=new_order_id(),
+        user_id=user_id,
+        processor=processor.name,
+        amount=plan.price,
+        currency=plan.currency,
+        status=PaymentState.CREATED,
+    )
+    db.add(payment)
+    db.flush()
+    success_url, cancel_url = return_urls(payment.order_id)
+    months = "month" if plan.period_months == 1 else f"{plan.period_months} months"
+    try:
+        hosted = processor.create_checkout(
+            CheckoutRequest(
+                order_id=payment.order_id,
+                amount=plan.price,
+                currency=plan.currency,
+                description=f"nproxy {plan.name} plan ({months})",
+                callback_url=callback_url,
+                success_url=success_url,
+                cancel_url=cancel_url,
+            )
+        )
+    except PaymentProcessorError as exc:
+        log.warning("checkout with %s failed for payment %s: %s", processor.name, payment.id, exc)
+        payment.status = PaymentState.FAILED
+        return payment
+    payment.checkout_url = hosted.checkout_url
+    payment.invoice_id = None if hosted.invoice_id is None else str(hosted.invoice_id)[:128]
+    payment.status = PaymentState.WAITING
+    return payment
