@@ -1,5 +1,6 @@
 """A person's whole first visit, in a real browser: register, pay with the demo processor,
-generate text-to-image, then image-to-image from an uploaded file, and see the images.
+generate text-to-image, then image-to-image from an uploaded file, and see the images; then
+the provider goes down, and the chat says so in the server's words.
 
 Screenshots of every step land in ``test-artifacts/browser/``; look at them after a change to
 the chat UI.
@@ -8,6 +9,7 @@ the chat UI.
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from browser_support import ARTIFACTS, CHROMIUM
+from nproxy_core.generation.runner import ERROR_MESSAGES
 
 pytestmark = [
     pytest.mark.browser,
@@ -203,5 +206,24 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     expect(page.locator("#chat-sidebar")).to_be_in_viewport()
     page.wait_for_timeout(300)  # the drawer slides in
     shot(page, "12-phone-sidebar")
+
+    # The provider goes down (its only key is taken out of service): a new request fails, and
+    # the chat shows the server's message for it, not words of its own.
+    page.keyboard.press("Escape")  # close the drawer
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.click("#new-chat")
+    listed = live_stack.nproxy("keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr or listed.stdout
+    for key in json.loads(listed.stdout):
+        disabled = live_stack.nproxy("keys", "disable", str(key["id"]))
+        assert disabled.returncode == 0, disabled.stderr or disabled.stdout
+    page.click("label[for=mode-t2i]")
+    page.fill("#prompt", "a storm over the sea")
+    page.select_option("#batch-size", "1")
+    page.press("#prompt", "Enter")
+    failed = page.locator(".turn").nth(0)
+    expect(failed).to_have_attribute("data-state", "failed", timeout=GENERATION_TIMEOUT_MS)
+    expect(failed.locator(".turn-error")).to_have_text(ERROR_MESSAGES["provider_unavailable"])
+    shot(page, "13-provider-down")
 
     assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -36,28 +36,21 @@ export function showBanner(...content) {
 
 export const announce = (text) => { ui.live.textContent = text; };
 
-/** A person's words for an error code; 402s link to the pricing page. */
+/**
+ * An API or generation error as a person reads it: the server's own message, which is the one
+ * copy of the wording, plus a link to the way out where there is one.
+ */
 export function describeError(error) {
-  const code = error?.code;
+  const message = error?.message || FALLBACK_MESSAGE;
   const pricing = (text) => el("a", { href: urls.pricing }, text);
-  switch (code) {
+  switch (error?.code) {
     case "no_active_subscription":
-      return ["You need an active plan to generate images. ", pricing("See plans"), "."];
+      return [message, " ", pricing("See plans"), "."];
     case "quota_exhausted":
-      return ["You have used this period's requests. ", pricing("Renew your plan"), " to continue."];
-    case "content_policy":
-      return ["The model declined this request for content-policy reasons. "
-        + "Try rewording it. Nothing was charged."];
-    case "invalid_input":
-      return [`The model could not use this input${error.message ? `: ${error.message}` : "."}`];
-    case "provider_unavailable":
-      return ["The image service is busy or unavailable right now. "
-        + "Nothing was charged; please try again in a few minutes."];
-    case "rate_limited":
-      return ["You are sending requests too quickly. Wait a moment and try again."];
+      return [message, " ", pricing("Renew your plan"), "."];
     case "not_authenticated":
-      return ["Your session has ended. ", el("a", { href: urls.login }, "Log in again"), "."];
+      return [el("a", { href: urls.login }, message)];
     default:
-      return [error?.message || FALLBACK_MESSAGE];
+      return [message];
   }
 }
