@@ -1,5 +1,6 @@
 """A person's whole first visit, in a real browser: register, pay with the demo processor,
-generate text-to-image, then image-to-image from an uploaded file, and see the images.
+generate text-to-image, then image-to-image from an uploaded file, and see the images; then
+the provider goes down, and the chat says so in the server's words.
 
 Screenshots of every step land in ``test-artifacts/browser/``; look at them after a change to
 the chat UI.
@@ -8,6 +9,7 @@ the chat UI.
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from browser_support import ARTIFACTS, CHROMIUM
+from nproxy_core.generation.runner import ERROR_MESSAGES
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,6 +64,40 @@ def drop_file(page: Any, selector: str, name: str, data: bytes) -> None:
     )
 
 
+def watch_for_broken_assets(page: Any) -> list[str]:
+    """Console errors and broken static files, collected while the page runs.
+
+    A person sees only a dead page when a module is missing or served as anything but
+    JavaScript (text/plain does not run); the console and the answers say which. Two console
+    errors are not the page's fault. Chromium logs every 4xx answer as "Failed to
+    load resource", and the chat answers an API's refusal in place (the 402 below); and it asks
+    for a /favicon.ico the site does not have.
+    """
+    problems: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type != "error":
+            return
+        where = message.location.get("url", "")
+        refused = re.search(r"status of 4\d\d", message.text) and "/api/" in where
+        if refused or where.endswith("/favicon.ico"):
+            return
+        problems.append(f"console: {message.text} ({where})")
+
+    def on_response(response: Any) -> None:
+        if "/static/" not in response.url:
+            return
+        content_type = response.headers.get("content-type", "")
+        if response.status >= 400:
+            problems.append(f"{response.url}: HTTP {response.status}")
+        elif response.url.endswith(".js") and "javascript" not in content_type:
+            problems.append(f"{response.url}: served as {content_type!r}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+    return problems
+
+
 def images_loaded(page: Any, turn: Any) -> int:
     """How many of a turn's result images the browser actually decoded."""
     return turn.locator(".tile img").evaluate_all(
@@ -87,6 +124,7 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     base = live_stack.url
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    broken = watch_for_broken_assets(page)
 
     # Register.
     page.goto(f"{base}/register")
@@ -98,6 +136,7 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
 
     # Before paying, the chat explains in place why nothing is generated, with the way out.
     page.goto(f"{base}/chat")
+    assert errors + broken == [], f"the chat did not load cleanly: {errors + broken}"
     expect(page.locator("#quota-note")).to_contain_text("No active plan")
     page.fill("#prompt", "a cat in a hat")
     page.press("#prompt", "Enter")
@@ -204,4 +243,24 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     page.wait_for_timeout(300)  # the drawer slides in
     shot(page, "12-phone-sidebar")
 
+    # The provider goes down (its only key is taken out of service): a new request fails, and
+    # the chat shows the server's message for it, not words of its own.
+    page.keyboard.press("Escape")  # close the drawer
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.click("#new-chat")
+    listed = live_stack.nproxy("keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr or listed.stdout
+    for key in json.loads(listed.stdout):
+        disabled = live_stack.nproxy("keys", "disable", str(key["id"]))
+        assert disabled.returncode == 0, disabled.stderr or disabled.stdout
+    page.click("label[for=mode-t2i]")
+    page.fill("#prompt", "a storm over the sea")
+    page.select_option("#batch-size", "1")
+    page.press("#prompt", "Enter")
+    failed = page.locator(".turn").nth(0)
+    expect(failed).to_have_attribute("data-state", "failed", timeout=GENERATION_TIMEOUT_MS)
+    expect(failed.locator(".turn-error")).to_have_text(ERROR_MESSAGES["provider_unavailable"])
+    shot(page, "13-provider-down")
+
     assert errors == [], f"JavaScript errors on the page: {errors}"
+    assert broken == [], f"console errors or broken static files: {broken}"

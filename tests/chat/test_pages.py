@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urljoin
+
+#: What browsers accept for a module script (the type depends on the platform's mime.types).
+JAVASCRIPT_TYPES = {"text/javascript", "application/javascript"}
+#: The module named by an ``import ... from "..."`` (or ``export ... from``) statement.
+IMPORT_FROM = re.compile(r'^\s*(?:import|export)\b[^;]*?\bfrom\s+"([^"]+)"', re.MULTILINE)
 
 
 def test_chat_needs_a_logged_in_user(app: Any) -> None:
@@ -34,3 +41,21 @@ def test_conversation_address_opens_that_thread(api: Any) -> None:
 def test_static_assets_are_served(app: Any) -> None:
     assert "function" in app.get("/static/chat.js").text
     assert ".chat" in app.get("/static/chat.css").text
+
+
+def test_chat_modules_and_their_imports_are_served_as_javascript(app: Any) -> None:
+    # Browsers refuse a module script served as anything but JavaScript (and every answer says
+    # nosniff), and resolve its relative imports against its own URL under /static/.
+    seen: set[str] = set()
+    pending = ["/static/chat.js"]
+    while pending:
+        url = pending.pop()
+        seen.add(url)
+        response = app.get(url)
+        assert response.content_type in JAVASCRIPT_TYPES, f"{url} is {response.content_type}"
+        for target in IMPORT_FROM.findall(response.text):
+            assert target.startswith("./"), f"{url} imports {target!r}: keep imports relative"
+            imported = urljoin(url, target)
+            if imported not in seen:
+                pending.append(imported)
+    assert "/static/chat/api.js" in seen and len(seen) > 2

@@ -1,0 +1,102 @@
+// The JSON API of DESIGN section 6: calls with the CSRF token, uploads with progress, ApiError.
+
+/** Said only when the server gave no words of its own: a lost connection, a proxy's error page. */
+export const FALLBACK_MESSAGE = "Something went wrong. Please try again.";
+
+let csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+let sessionEnded = false;
+let onSessionEnd = () => {};
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || FALLBACK_MESSAGE);
+    this.status = status;
+    this.code = code || (status ? "error" : "network_error");
+  }
+}
+
+/** Run `handler` once, on the first answer that says the person is no longer logged in. */
+export function whenSessionEnds(handler) {
+  onSessionEnd = handler;
+}
+
+export const hasSessionEnded = () => sessionEnded;
+
+function endSession() {
+  if (sessionEnded) return;
+  sessionEnded = true;
+  onSessionEnd();
+}
+
+async function request(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
+  } catch {
+    throw new ApiError(0, "network_error", "Could not reach nproxy. Check your connection.");
+  }
+  let data = null;
+  if (response.status !== 204) data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data?.error || {};
+    throw new ApiError(response.status, error.code, error.message);
+  }
+  return data;
+}
+
+/** The JSON API, with the two failures every call shares handled once. */
+export async function api(method, path, body, { headers = {}, retried = false } = {}) {
+  try {
+    return await request(method, path, body, headers);
+  } catch (error) {
+    if (error.status === 401) endSession();
+    // The CSRF token changes when the session is renewed (log in in another tab): fetch the
+    // current one and try once more rather than failing the user's action.
+    if (error.status === 403 && method !== "GET" && !retried && /csrf/i.test(error.message)) {
+      const session = await request("GET", "/api/v1/session");
+      csrf = session.csrf_token;
+      return api(method, path, body, { headers, retried: true });
+    }
+    throw error;
+  }
+}
+
+/**
+ * POST one file to /api/v1/uploads, reporting progress as a percentage. XHR rather than fetch:
+ * fetch cannot report upload progress. `done` settles with the upload or an ApiError (code
+ * "aborted" after `abort()`).
+ */
+export function uploadImage(file, onProgress) {
+  const form = new FormData();
+  form.append("file", file);
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve, reject) => {
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(Math.round((event.loaded / event.total) * 100));
+    });
+    xhr.addEventListener("load", () => {
+      let data = null;
+      try { data = JSON.parse(xhr.responseText); } catch { /* not JSON: treated as an error */ }
+      if (xhr.status === 201 && data?.id) { resolve(data); return; }
+      if (xhr.status === 401) endSession();
+      reject(new ApiError(xhr.status, data?.error?.code,
+        data?.error?.message || "This image could not be uploaded."));
+    });
+    xhr.addEventListener("error", () =>
+      reject(new ApiError(0, "network_error", "Upload failed: check your connection.")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "Upload cancelled.")));
+  });
+  xhr.open("POST", "/api/v1/uploads");
+  xhr.setRequestHeader("X-CSRF-Token", csrf);
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.send(form);
+  return { done, abort: () => xhr.abort() };
+}

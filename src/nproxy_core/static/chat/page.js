@@ -1,0 +1,56 @@
+// The chat page of templates/chat/chat.html: its elements, addresses, banner and live region.
+import { FALLBACK_MESSAGE } from "./api.js";
+import { el } from "./dom.js";
+
+export const $ = (id) => document.getElementById(id);
+export const root = $("chat");
+
+export const urls = {
+  chat: root.dataset.chatUrl,
+  login: root.dataset.loginUrl,
+  pricing: root.dataset.pricingUrl,
+};
+
+export const ui = {
+  sidebar: $("chat-sidebar"), scrim: $("sidebar-scrim"), toggle: $("sidebar-toggle"),
+  list: $("conversation-list"), listEmpty: $("conversation-empty"), newChat: $("new-chat"),
+  title: $("thread-title"), messages: $("messages"), empty: $("empty-thread"), live: $("live"),
+  banner: $("banner"), composer: $("composer"), prompt: $("prompt"),
+  model: $("model"), modelControl: $("model-control"),
+  resolution: $("resolution"), batch: $("batch-size"), strength: $("strength"),
+  strengthValue: $("strength-value"), strengthControl: $("strength-control"),
+  attach: $("attach"), fileInput: $("file-input"), inputs: $("input-images"), inputRow: $("input-row"),
+  send: $("send"), hint: $("composer-hint"),
+  quotaMeter: $("quota-meter"), quotaText: $("quota-text"), quotaNote: $("quota-note"),
+  lightbox: $("lightbox"), lightboxImage: $("lightbox-image"),
+  lightboxDownload: $("lightbox-download"), lightboxClose: $("lightbox-close"),
+};
+
+/** Which conversation the page shows: null for a new chat, until its first send creates one. */
+export const current = { conversationId: root.dataset.conversationId || null };
+
+export function showBanner(...content) {
+  ui.banner.replaceChildren(...content.flat());
+  ui.banner.hidden = false;
+}
+
+export const announce = (text) => { ui.live.textContent = text; };
+
+/**
+ * An API or generation error as a person reads it: the server's own message, which is the one
+ * copy of the wording, plus a link to the way out where there is one.
+ */
+export function describeError(error) {
+  const message = error?.message || FALLBACK_MESSAGE;
+  const pricing = (text) => el("a", { href: urls.pricing }, text);
+  switch (error?.code) {
+    case "no_active_subscription":
+      return [message, " ", pricing("See plans"), "."];
+    case "quota_exhausted":
+      return [message, " ", pricing("Renew your plan"), "."];
+    case "not_authenticated":
+      return [el("a", { href: urls.login }, message)];
+    default:
+      return [message];
+  }
+}

@@ -1,0 +1,199 @@
+// The thread: each prompt with its answer, its progress, and polling a generation until terminal.
+import { api } from "./api.js";
+import { el, plural, pretty } from "./dom.js";
+import { openLightbox } from "./lightbox.js";
+import { announce, describeError, ui } from "./page.js";
+import { refreshQuota } from "./sidebar.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "partial"]);
+
+const watchers = new Map(); // generation id -> poll timer, so switching threads stops them
+let epoch = 0;              // bumped on every thread switch: answers for the old thread are dropped
+
+/** Placeholder tiles take the shape of the requested preset so the layout does not jump. */
+function aspect(resolution) {
+  const ratio = /(\d+(?:\.\d+)?)\s*[:x]\s*(\d+(?:\.\d+)?)/.exec(resolution || "");
+  if (ratio) return `${ratio[1]} / ${ratio[2]}`;
+  return { portrait: "3 / 4", landscape: "4 / 3", tall: "9 / 16", wide: "16 / 9" }[resolution] || "1 / 1";
+}
+
+/** One prompt and its results. Returns the handles the polling code updates. */
+function renderTurn(turn) {
+  ui.empty.hidden = true;
+  const chips = [
+    turn.mode === "image_to_image" ? "Image → image" : "Text → image",
+    pretty(turn.resolution || ""),
+    plural(turn.batchSize, "image"),
+  ];
+  if (turn.mode === "image_to_image" && turn.strength !== null && turn.strength !== undefined) {
+    chips.push(`Strength ${Number(turn.strength).toFixed(2)}`);
+  }
+  const inputs = turn.inputs.length
+    ? el("ul", { class: "turn-inputs", role: "list" },
+      turn.inputs.map((src, i) => el("li", {}, el("img", { src, alt: `Input image ${i + 1}` }))))
+    : null;
+  const status = el("p", { class: "turn-status", "aria-hidden": "true" });
+  const results = el("div", { class: "results", style: `--tile-aspect: ${aspect(turn.resolution)}` });
+  const node = el("article", { class: "turn", "data-state": "pending" },
+    el("div", { class: "bubble" },
+      inputs,
+      el("p", { class: "prompt-text" }, turn.prompt),
+      el("ul", { class: "chips", role: "list" }, chips.filter(Boolean).map((c) => el("li", {}, c)))),
+    el("div", { class: "answer" }, status, results));
+  ui.messages.append(node);
+  return { ...turn, node, status, results };
+}
+
+/** Add a turn to the thread; while pending, its elapsed time ticks (see startElapsedClock). */
+export function mountTurn(turn) {
+  const view = renderTurn(turn);
+  view.node.addEventListener("tick", () => showPending(view, view.lastStatus));
+  return view;
+}
+
+export function showPending(view, generation) {
+  view.node.dataset.state = "pending";
+  if (view.results.querySelector(".tile.placeholder") === null) {
+    view.results.replaceChildren(...Array.from({ length: view.batchSize }, () =>
+      el("div", { class: "tile placeholder" }, el("span", { class: "spinner" }))));
+  }
+  const seconds = Math.max(0, Math.round((Date.now() - view.startedAt) / 1000));
+  const label = generation?.status === "running" ? "Generating" : "Waiting in line";
+  view.status.replaceChildren(el("span", { class: "dot" }), `${label}… ${seconds} s`);
+}
+
+function showResult(view, generation) {
+  const images = generation.images || [];
+  view.node.dataset.state = generation.status;
+  view.node.dataset.generationId = generation.id;
+  view.results.replaceChildren(...images.map((image, i) => {
+    const alt = `Image ${i + 1} for “${view.prompt.slice(0, 80)}”`;
+    const name = `nproxy-${generation.id}-${i + 1}`;
+    return el("figure", { class: "tile" },
+      el("button", { type: "button", class: "tile-open", "aria-label": `Enlarge image ${i + 1}`,
+        onclick: () => openLightbox(image.url, alt, name) },
+      el("img", { src: image.url, alt, loading: "lazy" })),
+      el("a", { class: "tile-download", href: image.url, download: name,
+        "aria-label": `Download image ${i + 1}`, title: "Download" }, "↓"));
+  }));
+  const missing = view.batchSize - images.length;
+  const finished = Date.parse(generation.finished_at || "") || Date.now();
+  const elapsed = Math.max(1, Math.round((finished - view.startedAt) / 1000));
+  if (generation.status === "succeeded") {
+    view.status.replaceChildren(`${plural(images.length, "image")} · ${elapsed} s`);
+    announce(`${plural(images.length, "image")} ready.`);
+  } else {
+    const reason = describeError(generation.error);
+    const prefix = images.length && missing > 0
+      ? `${plural(missing, "image")} could not be made. ` : "";
+    view.status.replaceChildren(el("span", { class: "turn-error", role: "note" }, prefix, ...reason));
+    announce(`Generation ${images.length ? "partly " : ""}failed. ${prefix}${
+      reason.map((r) => (typeof r === "string" ? r : r.textContent)).join("")}`);
+  }
+}
+
+export function showSubmitError(view, error, retry) {
+  view.node.dataset.state = "error";
+  view.results.replaceChildren();
+  view.status.replaceChildren(el("span", { class: "turn-error", role: "note" }, ...describeError(error)),
+    ...(retry ? [el("button", { type: "button", class: "link retry", onclick: retry }, "Try again")] : []));
+  announce(`Not sent: ${error.message}`);
+}
+
+/** Empty the thread for another conversation (its polls are stopped by stopWatching). */
+export function clearThread() {
+  ui.messages.querySelectorAll(".turn").forEach((n) => n.remove());
+  ui.empty.hidden = false;
+}
+
+/** A message of GET /api/v1/conversations/{id} in the shape renderTurn wants. */
+function turnFromMessage(message) {
+  // A message holds its generations; the latest one is the answer shown.
+  const generation = (message.generations || []).at(-1) || null;
+  return {
+    prompt: message.prompt || "",
+    mode: message.mode,
+    resolution: message.resolution,
+    batchSize: Number(message.batch_size || 1),
+    strength: message.strength ?? null,
+    inputs: (message.inputs || []).map((i) => i.url).filter(Boolean),
+    generation,
+    startedAt: Date.parse(generation?.created_at || message.created_at || "") || Date.now(),
+  };
+}
+
+/** Show a conversation's messages, as loaded from the API. */
+export function showHistory(messages) {
+  for (const message of messages) {
+    const view = mountTurn(turnFromMessage(message));
+    const generation = view.generation;
+    if (!generation) {
+      showSubmitError(view, { message: "This request was not sent." });
+      continue;
+    }
+    // Resuming: anything not yet terminal is polled exactly as if it had just been sent.
+    if (TERMINAL.has(generation.status) && Array.isArray(generation.images)) showResult(view, generation);
+    else { view.lastStatus = generation; showPending(view, generation); watch(view, generation.id); }
+  }
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+/** Poll one generation until it is terminal: every second, backing off to 5 s when slow. */
+export function watch(view, generationId) {
+  let delay = 1000;
+  const watchEpoch = epoch;
+  const tick = async () => {
+    let generation;
+    try {
+      generation = await api("GET", `/api/v1/generations/${encodeURIComponent(generationId)}`);
+      if (watchEpoch !== epoch) return; // the thread was switched while this poll was out
+    } catch (error) {
+      if (watchEpoch !== epoch) return;
+      if (error.status === 401) return;
+      if (error.status === 404) {
+        watchers.delete(generationId);
+        showSubmitError(view, error);
+        return;
+      }
+      delay = Math.min(delay * 2, 10000); // network trouble or a restart: keep trying, slower
+      watchers.set(generationId, setTimeout(tick, delay));
+      return;
+    }
+    if (TERMINAL.has(generation.status)) {
+      watchers.delete(generationId);
+      showResult(view, generation);
+      refreshQuota();
+      return;
+    }
+    view.lastStatus = generation;
+    showPending(view, generation);
+    if (Date.now() - view.startedAt > 10000) delay = Math.min(delay * 1.5, 5000);
+    watchers.set(generationId, setTimeout(tick, delay));
+  };
+  watchers.set(generationId, setTimeout(tick, 0));
+}
+
+/** Cancel the polls that are waiting for their next turn. */
+export function stopPolling() {
+  watchers.forEach((timer) => clearTimeout(timer));
+  watchers.clear();
+}
+
+/** Leave the thread: stop its polls, and drop the answers of those already out. */
+export function stopWatching() {
+  epoch += 1;
+  stopPolling();
+}
+
+/** Elapsed seconds tick on their own, between polls. */
+export function startElapsedClock() {
+  setInterval(() => {
+    for (const node of ui.messages.querySelectorAll('.turn[data-state="pending"]')) {
+      node.dispatchEvent(new Event("tick"));
+    }
+  }, 1000);
+}
+
+export function scrollToEnd() {
+  ui.messages.scrollTo({ top: ui.messages.scrollHeight, behavior: "smooth" });
+}
