@@ -24,7 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class NproxyGroup(click.Group):
-    """Turns every failure into one clear line and a non-zero exit, never a traceback."""
+    """Finds the features' commands when asked for one, and turns every failure into one clear
+    line and a non-zero exit, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        load_commands()
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -58,6 +67,8 @@ def main(ctx: click.Context, config_path: str) -> None:
 
 def load_commands() -> None:
     """Import every feature's ``cli`` module, so that its commands join :data:`main`."""
+    if "nproxy_core.cli.commands" in sys.modules:
+        return
     import nproxy_core
 
     importlib.import_module("nproxy_core.cli.commands")
@@ -66,11 +77,5 @@ def load_commands() -> None:
             importlib.import_module(f"{module.name}.cli")
 
 
-def run() -> Any:
-    """The ``nproxy`` console script."""
-    load_commands()
-    return main()
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run())
+    sys.exit(main())
