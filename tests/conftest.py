@@ -98,9 +98,22 @@ def database(base_settings: dict[str, Any]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def engine(database: str, base_settings: dict[str, Any]) -> Iterator[sa.Engine]:
-    engine = create_engine(base_settings)
+    # The tests' own engine pings: tests that cut every connection must not break the
+    # clean-up after them (the app's engines do not ping; see db.py).
+    engine = create_engine(base_settings, pool_pre_ping=True)
     yield engine
     engine.dispose()
+
+
+def cut_every_connection(database: str) -> int:
+    """Have PostgreSQL drop every connection to ``database`` (as a restart would)."""
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()
+    return row[0]
 
 
 def truncate_all(engine: sa.Engine) -> None:

@@ -65,6 +65,9 @@ DEFAULTS: dict[str, str] = {
     "nproxy.mailer": "console",
     "mail.default_sender": "nproxy <no-reply@localhost>",
     "telegram.api_base": "https://api.telegram.org",
+    # pyramid_tm would load the user on every request that carries a cookie (even /healthz and
+    # each poll) only to label the transaction: nproxy has no use for the label.
+    "tm.annotate_user": "false",
 }
 
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pyramid_retry
 from pyramid.csrf import BadCSRFToken
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.renderers import render_to_response
@@ -149,8 +150,12 @@ def http_exception(exc: HTTPException, request: Request) -> Response:
 
 @exception_view_config(Exception)
 def internal_error(exc: Exception, request: Request) -> Response:
-    # Never a stack trace to the user; the log has it.
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    if pyramid_retry.is_error_retryable(request, exc):
+        # pyramid_retry discards this answer and runs the request again.
+        log.info("retrying %s %s after %r", request.method, request.path, exc)
+    else:
+        # Never a stack trace to the user; the log has it.
+        log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(
         request,
         500,

@@ -108,6 +108,13 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(value)
+    return number
+
+
 def positive_float(value: Any) -> float:
     number = float(value)
     if not number > 0:  # also refuses NaN

@@ -24,6 +24,7 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.threadlocal import RequestContext
 
+from nproxy_core.db import is_disconnect
 from nproxy_core.wiring import prepare_request
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,19 @@ class NproxyTask(celery.Task):
 
 
 def _run_in_transaction(registry: Registry, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    try:
+        return _run_once(registry, fn, args, kwargs)
+    except Exception as exc:
+        # Pooled connections are not pinged (db.py): after a database restart the first use of
+        # one fails, and the pool is renewed. The body's transaction was lost with it, so the
+        # body runs once more on a fresh connection (task bodies are safe to run twice).
+        if not is_disconnect(exc):
+            raise
+        log.warning("%s: the database connection was lost; running it again", fn.__name__)
+        return _run_once(registry, fn, args, kwargs)
+
+
+def _run_once(registry: Registry, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     request = prepare_request(registry)
     with RequestContext(request):
         try:

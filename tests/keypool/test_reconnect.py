@@ -3,21 +3,8 @@ and records every attempt."""
 
 from __future__ import annotations
 
-import psycopg
-
+from conftest import cut_every_connection
 from keypool_support import IMAGE, attempts, fresh_key
-
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def cut_every_connection(database: str) -> int:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (database,),
-        ).fetchone()
-    return row[0]
 
 
 def test_router_survives_lost_connections(router, add_key, db, engine):

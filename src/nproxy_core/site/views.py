@@ -10,7 +10,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.db import IDatabase
+from nproxy_core.db import IDatabase, is_disconnect
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,23 @@ def landing(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="healthz", request_method="GET")
 def healthz(request: Request) -> Response:
-    # Its own connection, outside the request transaction: the probe must not hold locks.
-    engine = request.find_service(IDatabase).engine
-    try:
-        with engine.connect() as connection:
-            connection.execute(sa.text("SELECT 1"))
-    except Exception:
-        log.exception("health check: database does not answer")
+    if not _database_answers(request.find_service(IDatabase).reader):
         return Response(json_body={"status": "unavailable", "database": "down"}, status=503)
     return Response(json_body={"status": "ok", "database": "ok"})
+
+
+def _database_answers(reader: sa.Engine) -> bool:
+    # Its own connection in autocommit, outside the request transaction: the probe holds no
+    # lock and costs one round trip (no BEGIN, no ROLLBACK, no user loaded).
+    for attempt in (1, 2):
+        try:
+            with reader.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+            return True
+        except Exception as exc:
+            # A pooled connection that died with a database restart: the pool is renewed, and
+            # the database itself is asked once more before it is called down.
+            if attempt == 1 and is_disconnect(exc):
+                continue
+            log.exception("health check: database does not answer")
+    return False
