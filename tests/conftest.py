@@ -147,7 +147,11 @@ def make_app(db: Session, base_settings: dict[str, Any]) -> Callable[..., webtes
         return webtest.TestApp(wsgi, extra_environ={"HTTP_HOST": "localhost"})
 
     yield factory
+    from nproxy_core.generation.interfaces import ICompletionSignal
+
     for registry in built:
+        # The completion listener (if a held poll started it) lets go of its connection first.
+        find_service(registry, ICompletionSignal).close()
         find_service(registry, IDatabase).engine.dispose()
 
 

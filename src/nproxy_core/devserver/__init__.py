@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Threads of the in-process worker: plenty for one developer, few enough for SQLite.
 DEV_WORKER_CONCURRENCY = 8
+#: Threads of the web server: a chat tab holds one long poll per generation in flight, and
+#: the rest of the page must stay responsive meanwhile.
+DEV_WEB_THREADS = 48
 #: The demo provider's key in a fresh embedded database: the pool needs one to route to.
 DEMO_KEY_SECRET = "demo-key-embedded-default"  # noqa: S105 - not a secret: the demo fakes calls
 
@@ -92,6 +95,6 @@ def serve(cli: Any, *, host: str, port: int) -> None:
     worker = start_worker(cli.registry)
     log.info("nproxy is serving on http://%s:%s/ (with a worker and beat)", host, port)
     try:
-        waitress.serve(app, host=host, port=port, threads=8)
+        waitress.serve(app, host=host, port=port, threads=DEV_WEB_THREADS)
     finally:
         worker.stop(in_sighandler=False)

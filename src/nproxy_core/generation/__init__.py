@@ -2,20 +2,25 @@
 worker, and the JSON API the chat UI polls (DESIGN 4.4, 6).
 
 Settings (``nproxy.generation.*``): ``lease_seconds`` (120), ``sweep_interval_seconds`` (30),
-``requeue_after_seconds`` (60), ``max_attempts`` (3), ``image_threads`` (256).
+``requeue_after_seconds`` (60), ``max_attempts`` (3), ``image_threads`` (256),
+``completion_signal`` (``auto``: PostgreSQL LISTEN/NOTIFY on PostgreSQL, in-process otherwise).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from nproxy_core.db import IDatabase
-from nproxy_core.generation.interfaces import IGenerationSettings, IJobRunner
+from nproxy_core.generation.completion import completion_signal
+from nproxy_core.generation.interfaces import ICompletionSignal, IGenerationSettings, IJobRunner
 from nproxy_core.generation.models import GenerationImage
 from nproxy_core.generation.runner import JobRunner
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.tasks import sweep_generations
 from nproxy_core.keypool import IKeyPoolRouter
+from nproxy_core.plugins import ConfigurationError
 from nproxy_core.storage.media import stored_image_resolver
 from nproxy_core.tasks import TASKS
 from nproxy_core.wiring import register_shared_service
@@ -26,12 +31,27 @@ def _runner(request: Any) -> JobRunner:
         request.find_service(IDatabase).session_factory,
         request.find_service(IKeyPoolRouter),
         request.find_service(IGenerationSettings),
+        request.find_service(ICompletionSignal),
+    )
+
+
+def _completion_signal(request: Any) -> ICompletionSignal:
+    return completion_signal(
+        request.find_service(IGenerationSettings).completion_signal,
+        request.find_service(IDatabase).engine,
     )
 
 
 def includeme(config: Any) -> None:
     settings = GenerationSettings.from_settings(config.get_settings())
     config.register_service(settings, IGenerationSettings)
+    backend = sa.make_url(config.get_settings()["sqlalchemy.url"]).get_backend_name()
+    if settings.completion_signal == "postgres" and backend != "postgresql":
+        raise ConfigurationError(
+            "nproxy.generation.completion_signal = postgres needs a PostgreSQL database"
+        )
+    # One per process: in a web process it holds the listener that wakes waiting requests.
+    register_shared_service(config, _completion_signal, ICompletionSignal)
     # One runner per process: it keeps lease threads and a pool for the images of batches.
     register_shared_service(config, _runner, IJobRunner)
 
@@ -45,5 +65,6 @@ def includeme(config: Any) -> None:
     config.add_route(
         "api.conversation.generations", "/api/v1/conversations/{conversation_id}/generations"
     )
-    config.add_route("api.generation", "/api/v1/generations/{generation_id}")
+    # Read-only: the poll reads in autocommit and hands its connection back while it waits.
+    config.add_route("api.generation", "/api/v1/generations/{generation_id}", read_only=True)
     config.scan("nproxy_core.generation.views")

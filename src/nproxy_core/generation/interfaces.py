@@ -1,4 +1,5 @@
-"""The generation pipeline's services: its settings and the runner that makes the images."""
+"""The generation pipeline's services: its settings, the runner that makes the images, and the
+signal that wakes requests waiting for a generation to finish."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class IGenerationSettings(Interface):
     requeue_after_seconds = Attribute("float")
     max_attempts = Attribute("int")
     image_threads = Attribute("int")
+    completion_signal = Attribute("str: auto, postgres or local")
 
 
 class IJobRunner(Interface):
@@ -20,3 +22,18 @@ class IJobRunner(Interface):
 
     def run(generation_id, storage):
         """Run one job if it can be claimed; returns what happened."""
+
+
+class ICompletionSignal(Interface):
+    """Wakes requests waiting for a generation to reach a terminal state (completion.py)."""
+
+    def announce(session, generation_id):
+        """Call inside the transaction that makes the generation terminal: its waiters wake
+        once that transaction commits, never before, and not at all if it rolls back."""
+
+    def subscribe(generation_id):
+        """A context manager yielding a waiter (``wait(timeout) -> woken``). Subscribe before
+        reading the state, so an end that commits in between is not missed."""
+
+    def close():
+        """Wake every waiter and stop listening (the process is shutting down)."""

@@ -26,8 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
-from nproxy_core.db import utcnow
-from nproxy_core.generation.interfaces import IJobRunner
+from nproxy_core.db import is_disconnect, utcnow
+from nproxy_core.generation.interfaces import ICompletionSignal, IJobRunner
 from nproxy_core.generation.models import (
     Generation,
     GenerationImage,
@@ -177,10 +177,12 @@ class JobRunner:
         session_factory: sessionmaker[Session],
         router: KeyPoolRouter,
         settings: GenerationSettings,
+        completion: ICompletionSignal,
     ) -> None:
         self._session_factory = session_factory
         self._router = router
         self.settings = settings
+        self._completion = completion
         self.leases = LeaseKeeper(session_factory, settings.lease_seconds)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -203,7 +205,7 @@ class JobRunner:
         except ValueError:
             log.error("run_generation got a malformed id %r", generation_id)
             return "malformed"
-        job = self.claim(gid)
+        job = _once_more_after_disconnect(self.claim, gid)
         if job is None:
             return "skipped"
         self.leases.hold(job.token, gid)
@@ -220,7 +222,9 @@ class JobRunner:
             outcomes = self._make_images(job, inputs, storage)
             stored = [o for o in outcomes if isinstance(o, StoredImage)]
             failed = [o for o in outcomes if isinstance(o, FailedImage)]
-            return self.finish(job, stored, failed)
+            # The images are made and paid for: a connection that died while the provider
+            # worked must not lose them (the finish is conditional on the lease, so safe twice).
+            return _once_more_after_disconnect(self.finish, job, stored, failed)
         finally:
             self.leases.drop(job.token)
 
@@ -409,6 +413,8 @@ class JobRunner:
                 )
             if generation.quota_hold_id is not None:
                 quota.settle(session, generation.quota_hold_id, len(stored), now=now)
+            # Requests waiting for this job wake when this transaction commits.
+            self._completion.announce(session, generation.id)
         log.info(
             "generation %s %s: %d of %d images",
             job.generation_id,
@@ -417,6 +423,19 @@ class JobRunner:
             job.batch_size,
         )
         return str(status)
+
+
+def _once_more_after_disconnect(fn: Any, *args: Any) -> Any:
+    # Pooled connections are not pinged: after a database restart the first statement on one
+    # fails, and the pool is renewed. Claim and finish are each one conditional transaction
+    # that was lost with the connection, so running it again is safe.
+    try:
+        return fn(*args)
+    except Exception as exc:
+        if not is_disconnect(exc):
+            raise
+        log.warning("the database connection was lost; trying %s again", fn.__name__)
+        return fn(*args)
 
 
 def outcome_of(succeeded: int, failure_codes: list[str]) -> tuple[GenerationStatus, str | None]:

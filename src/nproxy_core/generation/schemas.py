@@ -19,6 +19,8 @@ from nproxy_core.plugins import Mode, ModelCapabilities, Provider
 PROMPT_MAX_CHARS = 4000
 TITLE_MAX_CHARS = 200
 IDEMPOTENCY_KEY_MAX_CHARS = 128
+#: The longest a poll may be held (``?wait=N``): below common proxy and browser idle timeouts.
+MAX_POLL_WAIT_SECONDS = 25
 
 _MODES = ", ".join(m.value for m in Mode)
 
@@ -54,6 +56,22 @@ def idempotency_key(value: str | None) -> str | None:
             f"{IDEMPOTENCY_KEY_MAX_CHARS} characters.",
         )
     return value
+
+
+def poll_wait(value: str | None) -> float:
+    """The ``wait`` query parameter of a poll: seconds from 0 to 25 (0 or absent: no wait)."""
+    if value is None or value == "":
+        return 0.0
+    problem = _invalid(
+        "wait", f"wait must be a number of seconds from 0 to {MAX_POLL_WAIT_SECONDS}."
+    )
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise problem from None
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_POLL_WAIT_SECONDS:
+        raise problem
+    return seconds
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,22 @@ sent to the queue only after that transaction commits.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
 from pyramid.request import Request
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.errors import NotFound, ValidationError
 from nproxy_core.generation.models import (
+    TERMINAL,
     Conversation,
     Generation,
+    GenerationImage,
     GenerationStatus,
     Message,
 )
@@ -192,20 +195,49 @@ def _auto_title(prompt: str) -> str:
     return words[: AUTO_TITLE_CHARS - 1].rstrip() + "…"
 
 
-def owned_generation(db: Session, user_id: int, generation_id: Any) -> Generation:
+@dataclasses.dataclass(frozen=True)
+class PolledImage:
+    id: uuid.UUID
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationState:
+    """What a poll answers: a generation's state and its images, read without the ORM."""
+
+    id: uuid.UUID
+    status: GenerationStatus
+    error_code: str | None
+    error_message: str | None
+    images: tuple[PolledImage, ...]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def generation_state(db: Session, user_id: int, generation_id: Any) -> GenerationState:
+    """The user's generation with its images in one round trip, or NotFound.
+
+    This is what the chat polls: a Core query of the few columns it shows, because loading
+    ORM objects cost as much as everything else in a poll.
+    """
     gid = parse_uuid(generation_id)
-    # One query with its images: this is what the chat polls every second.
-    generation = (
-        None
-        if gid is None
-        else db.scalars(
-            sa.select(Generation)
-            .where(Generation.id == gid, Generation.user_id == user_id)
-            .options(joinedload(Generation.images))
-        )
-        .unique()
-        .one_or_none()
-    )
-    if generation is None:
+    if gid is None:
         raise _not_found()
-    return generation
+    gen, img = Generation.__table__, GenerationImage.__table__
+    rows = db.execute(
+        sa.select(gen.c.status, gen.c.error_code, gen.c.error_message, img.c.id.label("image_id"))
+        .select_from(gen.outerjoin(img, img.c.generation_id == gen.c.id))
+        .where(gen.c.id == gid, gen.c.user_id == user_id)
+        .order_by(img.c.n)
+    ).all()
+    if not rows:
+        raise _not_found()
+    first = rows[0]
+    return GenerationState(
+        id=gid,
+        status=GenerationStatus(first.status),
+        error_code=first.error_code,
+        error_message=first.error_message,
+        images=tuple(PolledImage(row.image_id) for row in rows if row.image_id is not None),
+    )

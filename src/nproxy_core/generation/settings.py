@@ -9,7 +9,7 @@ from typing import Any
 from zope.interface import implementer
 
 from nproxy_core.generation.interfaces import IGenerationSettings
-from nproxy_core.plugins import positive_float, positive_int, setting
+from nproxy_core.plugins import one_of, positive_float, positive_int, setting
 
 
 @implementer(IGenerationSettings)
@@ -28,6 +28,9 @@ class GenerationSettings:
     max_attempts: int = 3
     #: Threads per process for the images of batches (single images run on the task's own).
     image_threads: int = 256
+    #: What wakes requests waiting for a job: ``postgres`` (LISTEN/NOTIFY), ``local`` (in one
+    #: process: ``nproxy dev``) or ``auto`` (postgres on PostgreSQL, local otherwise).
+    completion_signal: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> GenerationSettings:
@@ -55,5 +58,11 @@ class GenerationSettings:
             ),
             image_threads=setting(
                 settings, p + "image_threads", default=d.image_threads, cast=positive_int
+            ),
+            completion_signal=setting(
+                settings,
+                p + "completion_signal",
+                default=d.completion_signal,
+                cast=one_of("auto", "postgres", "local"),
             ),
         )

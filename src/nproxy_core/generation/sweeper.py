@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -57,9 +58,11 @@ def sweep(
     settings: GenerationSettings,
     send: Callable[[str], None],
     *,
+    announce: Callable[[Session, uuid.UUID], None] | None = None,
     now: dt.datetime | None = None,
 ) -> SweepReport:
-    """One pass of the sweeper; ``send(generation_id)`` puts a job on the queue."""
+    """One pass of the sweeper; ``send(generation_id)`` puts a job on the queue and
+    ``announce(session, generation_id)`` wakes the requests waiting for a job it ends."""
     now = now or utcnow()
     report = SweepReport()
     G = Generation
@@ -81,6 +84,8 @@ def sweep(
             generation.error_message = GAVE_UP_MESSAGE
             if generation.quota_hold_id is not None:
                 quota.release(session, generation.quota_hold_id, now=now)
+            if announce is not None:
+                announce(session, generation.id)
             report.failed += 1
             log.error(
                 "generation %s failed after %d runs that did not finish",

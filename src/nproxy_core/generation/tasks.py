@@ -10,7 +10,7 @@ from celery import signals
 from pyramid.registry import Registry
 
 from nproxy_core.db import IDatabase
-from nproxy_core.generation.interfaces import IGenerationSettings, IJobRunner
+from nproxy_core.generation.interfaces import ICompletionSignal, IGenerationSettings, IJobRunner
 from nproxy_core.generation.sweeper import SweepReport, sweep
 from nproxy_core.storage import IStorage
 from nproxy_core.tasks import task, task_sender
@@ -34,6 +34,7 @@ def sweep_now(registry: Registry) -> SweepReport:
         request.find_service(IDatabase).session_factory,
         request.find_service(IGenerationSettings),
         task_sender(registry, run_generation),
+        announce=request.find_service(ICompletionSignal).announce,
     )
 
 

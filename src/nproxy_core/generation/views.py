@@ -5,14 +5,21 @@ Every route needs a logged-in user and answers 404 for anything that is not thei
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
+from nproxy_core.db import hand_back_connection, parse_uuid
 from nproxy_core.generation import presenters, schemas, services
+from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.jsonbody import json_object
+
+#: Where a held poll keeps its start, so that a retried request (pyramid_retry reuses the
+#: environ) does not wait longer than the client asked.
+_POLL_STARTED = "nproxy.poll_started"
 
 
 def _user_id(request: Request) -> int:
@@ -93,9 +100,28 @@ def api_submit_generation(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_get_generation(request: Request) -> dict[str, Any]:
-    generation = services.owned_generation(
-        request.db, _user_id(request), request.matchdict["generation_id"]
-    )
+    """One generation; with ``?wait=N`` held until it is terminal or N seconds pass."""
+    wait = schemas.poll_wait(request.GET.get("wait"))
+    started = request.environ.setdefault(_POLL_STARTED, time.monotonic())
     # A poll must never be cached: the state changes under it.
     request.response.headers["Cache-Control"] = "no-store"
-    return presenters.generation_json(request, generation)
+    user_id = _user_id(request)
+    generation_id = request.matchdict["generation_id"]
+    if wait <= 0:
+        state = services.generation_state(request.db, user_id, generation_id)
+        return presenters.generation_json(request, state)
+
+    deadline = started + wait
+    key = parse_uuid(generation_id) or generation_id
+    # Subscribed before the first read: an end that commits in between still wakes us.
+    with request.find_service(ICompletionSignal).subscribe(key) as waiter:
+        state = services.generation_state(request.db, user_id, generation_id)
+        while not state.is_terminal and not waiter.closed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # No connection is held while waiting: hundreds of polls wait on one pool.
+            hand_back_connection(request)
+            waiter.wait(remaining)
+            state = services.generation_state(request.db, user_id, generation_id)
+    return presenters.generation_json(request, state)
