@@ -80,7 +80,7 @@ class LiveStack:
             lambda environ, start: self.app(environ, start),
             host="127.0.0.1",
             port=0,
-            threads=8,
+            threads=32,
         )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         # Payment callbacks and the demo checkout link are built on the public URL.
@@ -146,4 +146,7 @@ class LiveStack:
             self.server.task_dispatcher.shutdown()
         self.thread.join(timeout=10)
         if self.registry is not None:
+            from nproxy_core.generation.interfaces import ICompletionSignal
+
+            find_service(self.registry, ICompletionSignal).close()
             find_service(self.registry, IDatabase).engine.dispose()

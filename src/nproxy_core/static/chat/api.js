@@ -28,7 +28,7 @@ function endSession() {
   onSessionEnd();
 }
 
-async function request(method, path, body, extraHeaders = {}) {
+async function request(method, path, body, extraHeaders = {}, signal = undefined) {
   const headers = { Accept: "application/json", ...extraHeaders };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
   let payload;
@@ -39,8 +39,9 @@ async function request(method, path, body, extraHeaders = {}) {
   }
   let response;
   try {
-    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin" });
-  } catch {
+    response = await fetch(path, { method, headers, body: payload, credentials: "same-origin", signal });
+  } catch (error) {
+    if (error?.name === "AbortError") throw new ApiError(0, "aborted", "Cancelled.");
     throw new ApiError(0, "network_error", "Could not reach nproxy. Check your connection.");
   }
   let data = null;
@@ -52,10 +53,10 @@ async function request(method, path, body, extraHeaders = {}) {
   return data;
 }
 
-/** The JSON API, with the two failures every call shares handled once. */
-export async function api(method, path, body, { headers = {}, retried = false } = {}) {
+/** The JSON API, with the two failures every call shares handled once. `signal` aborts it. */
+export async function api(method, path, body, { headers = {}, retried = false, signal } = {}) {
   try {
-    return await request(method, path, body, headers);
+    return await request(method, path, body, headers, signal);
   } catch (error) {
     if (error.status === 401) endSession();
     // The CSRF token changes when the session is renewed (log in in another tab): fetch the
@@ -63,7 +64,7 @@ export async function api(method, path, body, { headers = {}, retried = false } 
     if (error.status === 403 && method !== "GET" && !retried && /csrf/i.test(error.message)) {
       const session = await request("GET", "/api/v1/session");
       csrf = session.csrf_token;
-      return api(method, path, body, { headers, retried: true });
+      return api(method, path, body, { headers, retried: true, signal });
     }
     throw error;
   }

@@ -7,7 +7,7 @@ import { refreshQuota } from "./sidebar.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "partial"]);
 
-const watchers = new Map(); // generation id -> poll timer, so switching threads stops them
+const watchers = new Map(); // generation id -> {timer, controller}, so switching threads stops them
 let epoch = 0;              // bumped on every thread switch: answers for the old thread are dropped
 
 /** Placeholder tiles take the shape of the requested preset so the layout does not jump. */
@@ -138,25 +138,42 @@ export function showHistory(messages) {
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
-/** Poll one generation until it is terminal: every second, backing off to 5 s when slow. */
+/** How long the server may hold a poll (it answers sooner, the moment the job ends). */
+const LONG_POLL_SECONDS = 25;
+/** Long polls that come back unfinished are sent again no faster than this. */
+const MIN_LONG_POLL_INTERVAL_MS = 1000;
+
+/**
+ * Follow one generation until it is terminal. A long poll (`?wait=`) is answered the moment
+ * the job ends, so the image shows as soon as it exists. If a held request fails (a proxy
+ * that cuts idle connections, a network change, a restart), this generation falls back to
+ * plain polling, every second and slower the longer it takes.
+ */
 export function watch(view, generationId) {
+  let longPoll = true;
   let delay = 1000;
   const watchEpoch = epoch;
-  const tick = async () => {
+  const controller = new AbortController();
+  const later = (ms) => watchers.set(generationId, { timer: setTimeout(tick, ms), controller });
+  const path = `/api/v1/generations/${encodeURIComponent(generationId)}`;
+  async function tick() {
+    const sentAt = Date.now();
     let generation;
     try {
-      generation = await api("GET", `/api/v1/generations/${encodeURIComponent(generationId)}`);
+      generation = await api("GET", longPoll ? `${path}?wait=${LONG_POLL_SECONDS}` : path,
+        undefined, { signal: controller.signal });
       if (watchEpoch !== epoch) return; // the thread was switched while this poll was out
     } catch (error) {
-      if (watchEpoch !== epoch) return;
+      if (watchEpoch !== epoch || error.code === "aborted") return;
       if (error.status === 401) return;
       if (error.status === 404) {
         watchers.delete(generationId);
         showSubmitError(view, error);
         return;
       }
+      longPoll = false; // a held request did not come back: plain polls from now on
       delay = Math.min(delay * 2, 10000); // network trouble or a restart: keep trying, slower
-      watchers.set(generationId, setTimeout(tick, delay));
+      later(delay);
       return;
     }
     if (TERMINAL.has(generation.status)) {
@@ -167,15 +184,20 @@ export function watch(view, generationId) {
     }
     view.lastStatus = generation;
     showPending(view, generation);
+    if (longPoll) {
+      // Held until its deadline (or a server restart): ask again at once, never in a tight loop.
+      later(Math.max(0, MIN_LONG_POLL_INTERVAL_MS - (Date.now() - sentAt)));
+      return;
+    }
     if (Date.now() - view.startedAt > 10000) delay = Math.min(delay * 1.5, 5000);
-    watchers.set(generationId, setTimeout(tick, delay));
-  };
-  watchers.set(generationId, setTimeout(tick, 0));
+    later(delay);
+  }
+  later(0);
 }
 
-/** Cancel the polls that are waiting for their next turn. */
+/** Cancel the polls: those waiting for their next turn and those held by the server. */
 export function stopPolling() {
-  watchers.forEach((timer) => clearTimeout(timer));
+  watchers.forEach(({ timer, controller }) => { clearTimeout(timer); controller.abort(); });
   watchers.clear();
 }
 
