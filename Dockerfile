@@ -14,10 +14,10 @@ COPY src ./src
 RUN pip install --upgrade pip && pip install -e .
 
 COPY templates ./templates
-COPY production.ini ./
+COPY production.ini gunicorn.conf.py ./
 
 USER nproxy
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["pserve", "production.ini"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "--paste", "production.ini"]

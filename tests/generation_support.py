@@ -3,9 +3,12 @@ API customer, and waiting for a job's state with a deadline."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -236,3 +239,62 @@ class PrivateRabbitMQ:
 
     def stop(self) -> None:
         self.ctl("shutdown", check=False)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+GUNICORN = str(Path(sys.executable).parent / "gunicorn")
+
+
+class WebServer:
+    """The web app served as in production: gunicorn with the repository's gunicorn.conf.py
+    (gthread workers), on a port of its own, its log in a file."""
+
+    def __init__(self, folder: Path, settings: dict[str, Any], **environ: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        ini = write_ini(folder, settings, name="web.ini")
+        self.log_path = folder / "web.log"
+        self._log = self.log_path.open("wb")
+        env = {**os.environ, "WEB_BIND": f"127.0.0.1:{self.port}", **environ}
+        self.popen = subprocess.Popen(
+            [GUNICORN, "--config", str(ROOT / "gunicorn.conf.py"), "--paste", str(ini)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+        )
+        wait_for_port(self.port, self.popen, timeout=60)
+
+    def request(
+        self, method: str, path: str, cookie: str, timeout: float = 60
+    ) -> tuple[int, Any, float]:
+        """(status, JSON body, seconds) of one request on a connection of its own."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        started = time.perf_counter()
+        try:
+            connection.request(
+                method, path, headers={"Cookie": cookie, "Accept": "application/json"}
+            )
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        elapsed = time.perf_counter() - started
+        return response.status, json.loads(body) if body else None, elapsed
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        self._log.close()
+
+
+def cookie_header(api: ApiClient) -> str:
+    """The session cookie of a logged-in WebTest client, for plain HTTP clients."""
+    return "; ".join(f"{name}={value}" for name, value in api.app.cookies.items())

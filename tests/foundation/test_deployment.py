@@ -16,6 +16,8 @@ from nproxy_core.config import ENVIRONMENT_OVERRIDES, configure
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_WORDS = ("secret", "password", "api_key", "token", "access_key")
+#: How production serves the web app: gunicorn with the repository's settings.
+WEB_COMMAND = ["gunicorn", "--config", "gunicorn.conf.py", "--paste", "production.ini"]
 
 
 def compose() -> dict:
@@ -44,7 +46,7 @@ def test_every_compose_command_exists_here():
                 if not hasattr(group, "commands"):
                     break
         else:
-            assert command == ["pserve", "production.ini"], name
+            assert command == WEB_COMMAND, name
     # The commands answer --help as plain processes.
     for args in (["worker", "--help"], ["beat", "--help"], ["db", "upgrade", "--help"]):
         result = CliRunner().invoke(main, args)
@@ -69,7 +71,7 @@ def test_dockerfile_copies_what_exists_and_runs_the_web_app():
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), source
     cmd = [line for line in lines if line.startswith("CMD [")][-1]
-    assert json.loads(cmd[3:].strip()) == ["pserve", "production.ini"]
+    assert json.loads(cmd[3:].strip()) == WEB_COMMAND
 
 
 def test_production_ini_holds_no_secret_and_starts_from_the_environment(monkeypatch, database):
@@ -97,3 +99,21 @@ def test_production_ini_holds_no_secret_and_starts_from_the_environment(monkeypa
         monkeypatch.setenv(key, value)
     settings["jinja2.directories"] = str(ROOT / "templates")
     configure(settings).make_wsgi_app()
+
+
+def test_gunicorn_settings_hold_many_waiting_requests_and_restart_gracefully():
+    import runpy
+
+    from gunicorn.config import Config
+
+    config = Config()
+    for name, value in runpy.run_path(str(ROOT / "gunicorn.conf.py")).items():
+        if name in config.settings:
+            config.set(name, value)
+    assert config.worker_class_str == "gthread"
+    # Held polls and API waits each take a thread while they wait (DESIGN 4.4, 4.10).
+    assert config.workers * config.threads >= 500
+    assert config.graceful_timeout >= 10
+    assert config.keepalive > 60  # longer than the proxy's idle keep-alive
+    assert callable(config.post_worker_init)
+    assert (ROOT / "production.ini").read_text().count("use = egg:gunicorn#main") == 1

@@ -1,0 +1,68 @@
+"""gunicorn in production: ``gunicorn --config gunicorn.conf.py --paste production.ini``.
+
+Why these numbers (measured with ``benchmarks/poll.py``):
+
+- ``gthread`` workers: a request runs on a thread; idle keep-alive connections wait in the
+  worker's poller, not on a thread. A held poll (``?wait=N``, the developer API's wait) blocks
+  its thread on an Event, costing no CPU and no database connection, so the right size is
+  "threads >= requests held at once + a margin for the rest". 500 held polls left the chat's
+  other requests as fast as with none (the benchmark's figures).
+- 2 processes: a small VPS has 2 cores; more processes cost memory (one app each) for no
+  gain on I/O-bound work, while two keep one serving when the other restarts.
+- Graceful restarts: ``kill -HUP`` starts new workers and retires the old ones, which finish
+  their requests within ``graceful_timeout``; held requests are answered at once with their
+  current state (below), and the clients poll again on the new workers.
+
+Every number can be changed from the environment (``WEB_WORKERS``, ``WEB_THREADS``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", "2"))
+threads = int(os.environ.get("WEB_THREADS", "400"))
+# Connections a worker keeps at once: every held request, every keep-alive connection.
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "2000"))
+# Longer than Caddy's idle keep-alive to its upstream, so gunicorn never closes first.
+keepalive = int(os.environ.get("WEB_KEEPALIVE", "75"))
+# A gthread worker reports from its main loop, so held requests never look like a hang.
+timeout = 60
+# Held requests are answered at once on shutdown; the rest finish within this.
+graceful_timeout = 30
+# Recycled now and then (with jitter, so both never restart together): bounds any slow leak.
+max_requests = 20000
+max_requests_jitter = 2000
+# Caddy's address(es): X-Forwarded-Proto is trusted only from them. compose.yml sets it.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+accesslog = None  # Caddy logs requests; the app logs what matters.
+errorlog = "-"
+# No control socket (gunicorn >= 25): nothing here uses gunicornc, and several servers on one
+# host (tests, benchmarks) would fight over the one default path.
+control_socket_disable = True
+
+
+def post_worker_init(worker: Any) -> None:
+    """When the worker starts to stop (SIGTERM: a restart, a deploy), answer the held requests
+    at once with their current state instead of after their whole wait; the clients poll again
+    on the new workers. A thread watches the worker's own flag rather than wrapping gunicorn's
+    signal handler, which is gunicorn's to change."""
+    import threading
+
+    def release_held_requests_on_stop() -> None:
+        while worker.alive:
+            time.sleep(0.1)
+        from nproxy_core.generation.interfaces import ICompletionSignal
+        from nproxy_core.wiring import find_service
+
+        registry = getattr(worker.wsgi, "registry", None)
+        if registry is not None:
+            find_service(registry, ICompletionSignal).close()
+
+    threading.Thread(
+        target=release_held_requests_on_stop, name="nproxy-stop-watch", daemon=True
+    ).start()
