@@ -146,7 +146,8 @@ class Bench:
                 self.worker.wait()
         self.worker = None
 
-    def customer(self) -> webtest.TestApp:
+    def paying_user(self) -> str:
+        """A new user with a large current cycle (and the demo key in the pool); its email."""
         from nproxy_core.accounts.services import create_user
 
         with self.session.begin() as db:
@@ -172,6 +173,10 @@ class Bench:
                     enabled_providers=list(find_service(self.registry, IPlugins).providers),
                     actor=services.Actor("benchmark", Surface.CLI),
                 )
+        return email
+
+    def customer(self) -> webtest.TestApp:
+        email = self.paying_user()
         client = webtest.TestApp(self.wsgi, extra_environ={"HTTP_HOST": "localhost"})
         csrf = client.get("/api/v1/session").json["csrf_token"]
         client.post_json(
