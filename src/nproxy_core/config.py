@@ -147,6 +147,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.uploads")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
+    config.include("nproxy_core.developer_api")
     return config
 
 

@@ -75,7 +75,7 @@ class QuotaExhausted(APIError):
 
 
 def wants_json(request: Request) -> bool:
-    if request.path.startswith(("/api/", "/billing/webhooks/", "/healthz")):
+    if request.path.startswith(("/api/", "/v1/", "/billing/webhooks/", "/healthz", "/metrics")):
         return True
     offers = request.accept.acceptable_offers(["text/html", "application/json"])
     return bool(offers) and offers[0][0] == "application/json"

@@ -233,6 +233,9 @@ class ModelCapabilities:
     input_mime_types: tuple[str, ...] = tuple(IMAGE_FORMATS)
     max_input_bytes: int = 10 * 1024 * 1024
     max_input_side: int = 4096
+    #: Each resolution preset's aspect ratio ("W:H"), where the provider can say: the developer
+    #: API maps a requested size or ratio onto the nearest preset with it.
+    aspect_ratios: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self, provider: str) -> dict[str, Any]:
         return {

@@ -205,6 +205,7 @@ class NanoBananaProvider(Provider):
             max_batch=4,
             supports_strength=True,
             max_input_images=14 if pro else 3,
+            aspect_ratios={name: p.aspect_ratio for name, p in self._presets.items()},
         )
         self._url = f"{self.api_base}/models/{self.model}:generateContent"
         self._clients = ClientPool(

@@ -73,6 +73,7 @@ class DemoProvider(Provider):
                 max_batch=4,
                 supports_strength=True,
                 max_input_images=3,
+                aspect_ratios={name: f"{w}:{h}" for name, (w, h) in RESOLUTIONS.items()},
             )
         ]
 

@@ -89,7 +89,7 @@ class Submission:
     capabilities: ModelCapabilities
 
 
-def _choose_provider(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> str:
+def choose_provider(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> str:
     name = body.get("provider")
     if name is None:
         if not providers:
@@ -102,9 +102,7 @@ def _choose_provider(body: Mapping[str, Any], providers: Mapping[str, Provider])
     return name
 
 
-def _choose_model(
-    body: Mapping[str, Any], models: Sequence[ModelCapabilities]
-) -> ModelCapabilities:
+def choose_model(body: Mapping[str, Any], models: Sequence[ModelCapabilities]) -> ModelCapabilities:
     name = body.get("model")
     if name is None:
         return models[0]
@@ -128,11 +126,11 @@ def _whole_number(value: Any, field: str, label: str) -> int:
 
 def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Submission:
     """Check a submission body against the chosen provider's declared capabilities."""
-    provider = _choose_provider(body, providers)
+    provider = choose_provider(body, providers)
     models = list(providers[provider].capabilities())
     if not models:
         raise _invalid("provider", f"The provider {provider!r} offers no model.", "unavailable")
-    caps = _choose_model(body, models)
+    caps = choose_model(body, models)
 
     raw_mode = body.get("mode")
     if raw_mode is None:

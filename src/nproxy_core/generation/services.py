@@ -8,6 +8,7 @@ sent to the queue only after that transaction commits.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -198,6 +199,8 @@ def _auto_title(prompt: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class PolledImage:
     id: uuid.UUID
+    storage_key: str
+    mime: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +209,8 @@ class GenerationState:
 
     id: uuid.UUID
     status: GenerationStatus
+    prompt: str
+    created_at: dt.datetime
     error_code: str | None
     error_message: str | None
     images: tuple[PolledImage, ...]
@@ -216,18 +221,31 @@ class GenerationState:
 
 
 def generation_state(db: Session, user_id: int, generation_id: Any) -> GenerationState:
-    """The user's generation with its images in one round trip, or NotFound.
+    """The user's generation with its prompt and images in one round trip, or NotFound.
 
-    This is what the chat polls: a Core query of the few columns it shows, because loading
-    ORM objects cost as much as everything else in a poll.
+    This is what the chat and API clients poll: a Core query of the few columns they show,
+    because loading ORM objects cost as much as everything else in a poll.
     """
     gid = parse_uuid(generation_id)
     if gid is None:
         raise _not_found()
-    gen, img = Generation.__table__, GenerationImage.__table__
+    gen, msg, img = Generation.__table__, Message.__table__, GenerationImage.__table__
     rows = db.execute(
-        sa.select(gen.c.status, gen.c.error_code, gen.c.error_message, img.c.id.label("image_id"))
-        .select_from(gen.outerjoin(img, img.c.generation_id == gen.c.id))
+        sa.select(
+            gen.c.status,
+            gen.c.created_at,
+            gen.c.error_code,
+            gen.c.error_message,
+            msg.c.prompt,
+            img.c.id.label("image_id"),
+            img.c.storage_key,
+            img.c.mime,
+        )
+        .select_from(
+            gen.join(msg, msg.c.id == gen.c.message_id).outerjoin(
+                img, img.c.generation_id == gen.c.id
+            )
+        )
         .where(gen.c.id == gid, gen.c.user_id == user_id)
         .order_by(img.c.n)
     ).all()
@@ -237,7 +255,13 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
     return GenerationState(
         id=gid,
         status=GenerationStatus(first.status),
+        prompt=first.prompt,
+        created_at=first.created_at,
         error_code=first.error_code,
         error_message=first.error_message,
-        images=tuple(PolledImage(row.image_id) for row in rows if row.image_id is not None),
+        images=tuple(
+            PolledImage(row.image_id, row.storage_key, row.mime)
+            for row in rows
+            if row.image_id is not None
+        ),
     )

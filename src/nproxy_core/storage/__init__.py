@@ -20,11 +20,14 @@ from nproxy_core.storage.interfaces import (
     StorageError,
 )
 from nproxy_core.storage.keys import generation_key, upload_key, validate_key
+from nproxy_core.storage.links import IMediaLinks, LinkCheck, MediaLinks
 from nproxy_core.storage.media import MediaAsset, MediaResolver, add_media_resolver
 
 __all__ = [
+    "IMediaLinks",
     "IStorage",
     "InvalidKey",
+    "LinkCheck",
     "MediaAsset",
     "MediaResolver",
     "ObjectNotFound",
@@ -75,7 +78,11 @@ def make_storage(settings: Mapping[str, Any]) -> Any:
 
 
 def includeme(config: Any) -> None:
-    config.register_service(make_storage(config.get_settings()), IStorage)
+    settings = config.get_settings()
+    config.register_service(make_storage(settings), IStorage)
+    config.register_service(
+        MediaLinks(settings["nproxy.secret"], settings["nproxy.public_url"]), IMediaLinks
+    )
     config.add_directive("add_media_resolver", add_media_resolver)
     config.add_route("media", "/media/{asset_id}")
     config.scan("nproxy_core.storage.views")

@@ -1,4 +1,5 @@
-"""``GET /media/{asset_id}``: an image for its owner or an admin, 404 for everyone else."""
+"""``GET /media/{asset_id}``: an image for its owner or an admin, or for anyone holding a signed
+link that has not expired (the developer API's images); 404 for everyone else."""
 
 from __future__ import annotations
 
@@ -7,21 +8,43 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.errors import NotFound
+from nproxy_core.errors import APIError, NotFound
 from nproxy_core.storage.interfaces import IStorage, ObjectNotFound
+from nproxy_core.storage.links import IMediaLinks, LinkCheck
 from nproxy_core.storage.media import resolve_media
 
 #: How long a browser may keep a served image; keys never change, so the bytes never do.
 MEDIA_MAX_AGE_SECONDS = 3600
 
 
+class LinkExpired(APIError):
+    status = 403
+    code = "link_expired"
+
+
+def _signed_link_allows(request: Request, asset_id: str) -> bool:
+    """Whether the request carries a signed link to this asset; raises when it has expired."""
+    expires, signature = request.GET.get("expires"), request.GET.get("signature")
+    if expires is None and signature is None:
+        return False
+    check = request.find_service(IMediaLinks).check(asset_id, expires, signature)
+    if check is LinkCheck.EXPIRED:
+        raise LinkExpired("This image link has expired. Fetch the generation again for a new one.")
+    # A tampered link is answered like an unknown asset.
+    return check is LinkCheck.VALID
+
+
 @view_config(route_name="media", request_method="GET")
 def media(request: Request) -> Response:
-    user = request.identity
-    asset = resolve_media(request, request.matchdict["asset_id"])
+    asset_id = request.matchdict["asset_id"]
+    signed = _signed_link_allows(request, asset_id)
+    asset = resolve_media(request, asset_id)
+    user = None if signed else request.identity
     # The same 404 for an unknown id, another user's asset and an anonymous visitor: the answer
     # must not reveal that the asset exists.
-    if asset is None or user is None or (asset.owner_user_id != user.id and not user.is_admin):
+    if asset is None or not (
+        signed or (user is not None and (asset.owner_user_id == user.id or user.is_admin))
+    ):
         raise NotFound("Not found.")
 
     storage = request.find_service(IStorage)

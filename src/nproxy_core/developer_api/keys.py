@@ -1,0 +1,153 @@
+"""API keys (DESIGN 4.10): made, listed, revoked, and recognised on each request.
+
+The secret is ``npx_`` and 40 random URL-safe characters: with that much entropy a fast keyed
+hash is as safe as a slow password hash, and cheap enough for every request. Only the hash is
+stored (HMAC-SHA256, keyed with a key derived from ``nproxy.secret``, so a leaked table is no
+use without the server's secret), with the first characters as a visible prefix that also finds
+the row; the hash is then compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from zope.interface import implementer
+
+from nproxy_core.accounts.models import User
+from nproxy_core.db import parse_uuid, utcnow
+from nproxy_core.developer_api.interfaces import IApiKeyHasher
+from nproxy_core.developer_api.models import ApiKey
+from nproxy_core.errors import APIError, Conflict, NotFound, ValidationError
+
+SECRET_PREFIX = "npx_"  # noqa: S105 - the public marker of a key, not a secret
+SECRET_CHARS = 40
+PREFIX_CHARS = len(SECRET_PREFIX) + 8
+NAME_MAX_CHARS = 100
+
+
+class InvalidApiKey(APIError):
+    status = 401
+    code = "invalid_api_key"
+
+    def __init__(self, message: str = "The API key is missing, invalid or revoked.") -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = 'Bearer realm="nproxy"'
+
+
+@implementer(IApiKeyHasher)
+class KeyHasher:
+    """Keyed hashing of API key secrets."""
+
+    def __init__(self, server_secret: str) -> None:
+        self._key = hmac.new(
+            server_secret.encode(), b"nproxy api key hashing v1", hashlib.sha256
+        ).digest()
+
+    def hash(self, secret: str) -> str:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    #: The whole secret: shown once, never stored.
+    secret: str
+
+
+def key_name(value: Any) -> str:
+    if value is None:
+        raise ValidationError("Give the key a name.", fields={"name": "required"})
+    if not isinstance(value, str):
+        raise ValidationError("The name must be text.", fields={"name": "invalid"})
+    name = " ".join(value.split())
+    if not name:
+        raise ValidationError("Give the key a name.", fields={"name": "required"})
+    if len(name) > NAME_MAX_CHARS or not name.isprintable():
+        raise ValidationError(
+            f"The name must be printable text of at most {NAME_MAX_CHARS} characters.",
+            fields={"name": "invalid"},
+        )
+    return name
+
+
+def live_keys(db: Session, user_id: int) -> list[ApiKey]:
+    return list(
+        db.scalars(
+            sa.select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.created_at.desc())
+        )
+    )
+
+
+def create_key(db: Session, hasher: KeyHasher, user_id: int, name: Any, *, max_keys: int) -> NewKey:
+    """A new key for the user, or Conflict when they already have ``max_keys`` live ones."""
+    name = key_name(name)
+    # The user's row is locked so two concurrent creations cannot both pass the count.
+    db.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    count = db.scalar(
+        sa.select(sa.func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+    )
+    if count >= max_keys:
+        raise Conflict(
+            f"You already have {max_keys} API keys, the most allowed. Revoke one first.",
+            fields={"name": "too_many_keys"},
+        )
+    secret = SECRET_PREFIX + secrets.token_urlsafe(30)[:SECRET_CHARS]
+    key = ApiKey(
+        id=uuid.uuid4(),
+        user_id=user_id,
+        name=name,
+        prefix=secret[:PREFIX_CHARS],
+        secret_hash=hasher.hash(secret),
+        created_at=utcnow(),
+    )
+    db.add(key)
+    db.flush()
+    return NewKey(key, secret)
+
+
+def revoke_key(db: Session, user_id: int, key_id: Any) -> ApiKey:
+    """Revoke one of the user's keys (again is harmless); NotFound for anyone else's."""
+    kid = parse_uuid(key_id)
+    key = None if kid is None else db.get(ApiKey, kid)
+    if key is None or key.user_id != user_id:
+        raise NotFound("Not found.")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def bearer_secret(authorization: str | None) -> str:
+    if not authorization:
+        raise InvalidApiKey("Send your API key as 'Authorization: Bearer npx_...'.")
+    scheme, _, value = authorization.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value.startswith(SECRET_PREFIX):
+        raise InvalidApiKey("Send your API key as 'Authorization: Bearer npx_...'.")
+    if len(value) > 200 or not value.isascii():
+        raise InvalidApiKey()
+    return value
+
+
+def authenticate(db: Session, hasher: KeyHasher, authorization: str | None) -> ApiKey:
+    """The live key named by an ``Authorization: Bearer`` header, of a user who may use it."""
+    secret = bearer_secret(authorization)
+    digest = hasher.hash(secret)
+    candidates = db.scalars(sa.select(ApiKey).where(ApiKey.prefix == secret[:PREFIX_CHARS]))
+    key = next((k for k in candidates if hmac.compare_digest(k.secret_hash, digest)), None)
+    if key is None or key.revoked_at is not None:
+        raise InvalidApiKey()
+    user = db.get(User, key.user_id)
+    if user is None or user.is_blocked:
+        raise InvalidApiKey("This account is blocked. Contact support.")
+    return key

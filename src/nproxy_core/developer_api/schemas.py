@@ -1,0 +1,181 @@
+"""Reading ``POST /v1/generate`` (DESIGN 4.10): the seed's sizes and aspect ratios mapped onto the
+provider's presets, base64 input images, the answer's format, and ``Prefer: wait=N``.
+
+What the chat's submission already checks (prompt, batch size, strength, modes, the number of
+input images) is checked by the same code, ``generation.schemas.parse_submission``: the API
+translates its body into the chat's, so both follow one set of rules.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nproxy_core.errors import ValidationError
+from nproxy_core.generation.schemas import choose_model, choose_provider
+from nproxy_core.plugins import ModelCapabilities, Provider
+
+#: The sizes of the seed API, as width and height.
+SEED_SIZES: dict[str, tuple[int, int]] = {
+    "1024x1024": (1024, 1024),
+    "1280x896": (1280, 896),
+    "896x1280": (896, 1280),
+    "1408x768": (1408, 768),
+    "768x1408": (768, 1408),
+}
+RESPONSE_FORMATS = ("url", "b64_json")
+FIELDS = {
+    "prompt",
+    "size",
+    "aspect_ratio",
+    "n",
+    "mode",
+    "input_images",
+    "strength",
+    "model",
+    "provider",
+    "response_format",
+}
+#: Input images a request may carry at most, before the model's own (smaller) limit applies.
+MAX_INPUT_IMAGES = 16
+_RATIO = re.compile(r"^(\d{1,4}):(\d{1,4})$")
+_DATA_URI = re.compile(r"^data:image/[a-z+.-]+;base64,", re.I)
+
+
+def _invalid(field: str, message: str, reason: str = "invalid") -> ValidationError:
+    return ValidationError(message, fields={field: reason})
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """A checked ``POST /v1/generate``: the chat's submission body, plus what only the API has."""
+
+    submission: dict[str, Any]
+    input_images: tuple[bytes, ...]
+    response_format: str
+    #: SHA-256 of the request as sent: a retry under the same Idempotency-Key must match it.
+    fingerprint: str
+
+
+def _ratio_value(text: str) -> float | None:
+    match = _RATIO.match(text)
+    if match is None or int(match.group(2)) == 0 or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) / int(match.group(2))
+
+
+def _resolution(body: Mapping[str, Any], caps: ModelCapabilities) -> str | None:
+    """The preset for ``size`` or ``aspect_ratio``; None leaves the model's default."""
+    size, ratio = body.get("size"), body.get("aspect_ratio")
+    if size is not None and ratio is not None:
+        raise _invalid("size", "Give either size or aspect_ratio, not both.", "conflict")
+    ratios = {
+        name: value
+        for name in caps.resolutions
+        if (value := _ratio_value(caps.aspect_ratios.get(name, ""))) is not None
+    }
+    if size is not None:
+        if not isinstance(size, str) or size not in SEED_SIZES:
+            known = ", ".join(SEED_SIZES)
+            raise _invalid("size", f"Unknown size {str(size)[:32]!r} (one of: {known}).")
+        if not ratios:
+            raise _invalid("size", f"The model {caps.model} does not offer sizes.", "unavailable")
+        width, height = SEED_SIZES[size]
+        wanted = width / height
+        # The nearest shape, compared on a log scale so 2:1 and 1:2 are as far from 1:1.
+        return min(ratios, key=lambda name: abs(math.log(ratios[name] / wanted)))
+    if ratio is not None:
+        offered = {caps.aspect_ratios[name]: name for name in ratios}
+        if not isinstance(ratio, str) or ratio not in offered:
+            raise _invalid(
+                "aspect_ratio",
+                f"Unknown aspect ratio {str(ratio)[:32]!r} (one of: {', '.join(offered)}).",
+            )
+        return offered[ratio]
+    return None
+
+
+def _input_images(value: Any) -> tuple[bytes, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid("input_images", "input_images must be a list of base64 strings.")
+    if len(value) > MAX_INPUT_IMAGES:
+        raise _invalid(
+            "input_images", f"At most {MAX_INPUT_IMAGES} input images are accepted.", "too_many"
+        )
+    images = []
+    for n, text in enumerate(value):
+        try:
+            data = base64.b64decode(_DATA_URI.sub("", text.strip()), validate=True)
+        except (binascii.Error, ValueError):
+            raise _invalid(
+                "input_images", f"Input image {n + 1} is not valid base64.", "not_base64"
+            ) from None
+        if not data:
+            raise _invalid("input_images", f"Input image {n + 1} is empty.", "empty")
+        images.append(data)
+    return tuple(images)
+
+
+def parse_api_request(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> ApiRequest:
+    """Check a ``POST /v1/generate`` body, or raise ValidationError naming the field."""
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise _invalid(
+            unknown[0], f"Unknown field(s): {', '.join(u[:32] for u in unknown[:5])}.", "unknown"
+        )
+    provider = choose_provider(body, providers)
+    models = list(providers[provider].capabilities())
+    if not models:
+        raise _invalid("provider", f"The provider {provider!r} offers no model.", "unavailable")
+    caps = choose_model(body, models)
+    images = _input_images(body.get("input_images"))
+
+    response_format = body.get("response_format", "url")
+    if response_format not in RESPONSE_FORMATS:
+        raise _invalid(
+            "response_format",
+            f"response_format must be one of: {', '.join(RESPONSE_FORMATS)}.",
+        )
+    n = body.get("n", 1)
+    submission: dict[str, Any] = {
+        "provider": provider,
+        "model": caps.model,
+        "mode": body.get("mode") or ("image_to_image" if images else "text_to_image"),
+        "prompt": body.get("prompt"),
+        "batch_size": n,
+    }
+    resolution = _resolution(body, caps)
+    if resolution is not None:
+        submission["resolution"] = resolution
+    if body.get("strength") is not None:
+        submission["strength"] = body["strength"]
+    fingerprint = hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    ).hexdigest()
+    return ApiRequest(submission, images, str(response_format), fingerprint)
+
+
+def prefer_wait(header: str | None, max_wait: float) -> float:
+    """Seconds to wait: ``Prefer: wait=N`` (RFC 7240) when smaller, else ``max_wait``."""
+    if not header:
+        return max_wait
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "wait":
+            try:
+                seconds = float(value.strip())
+            except ValueError:
+                raise _invalid("Prefer", "Prefer: wait=N needs a number of seconds.") from None
+            if not math.isfinite(seconds) or seconds < 0:
+                raise _invalid("Prefer", "Prefer: wait=N needs a number of seconds.")
+            return min(seconds, max_wait)
+    return max_wait

@@ -1,0 +1,50 @@
+"""Fixtures for the developer API: the generation tests' worker processes, RabbitMQ vhost and
+paying customers, and a client that speaks Bearer keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import webtest
+
+from generation.conftest import (  # noqa: F401 - fixtures shared with the generation tests
+    add_key,
+    broker_url,
+    customer_factory,
+    start_process,
+    start_worker,
+    worker_settings,
+)
+from generation_support import Customer
+
+
+class Developer:
+    """A subscriber with an API key, calling ``/v1/*`` with no cookies at all."""
+
+    def __init__(self, app: webtest.TestApp, customer: Customer, key: str, key_id: str) -> None:
+        self.app = webtest.TestApp(app.app, extra_environ={"HTTP_HOST": "localhost"})
+        self.customer = customer
+        self.key = key
+        self.key_id = key_id
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", **extra}
+
+    def generate(self, body: dict[str, Any], **headers: str) -> webtest.TestResponse:
+        return self.app.post_json("/v1/generate", body, headers=self.headers(**headers), status="*")
+
+    def get(self, url: str, **headers: str) -> webtest.TestResponse:
+        return self.app.get(url, headers=self.headers(**headers), status="*")
+
+
+@pytest.fixture
+def developer_factory(customer_factory: Callable[..., Customer]) -> Callable[..., Developer]:  # noqa: F811
+    def make(app: webtest.TestApp, **kw: Any) -> Developer:
+        customer = customer_factory(app, **kw)
+        created = customer.api.post("/api/v1/api-keys", {"name": "tests"})
+        assert created.status_int == 201, created.text
+        return Developer(app, customer, created.json["key"], created.json["id"])
+
+    return make
