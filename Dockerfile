@@ -16,6 +16,8 @@ RUN pip install --upgrade pip && pip install -e .
 COPY templates ./templates
 COPY production.ini gunicorn.conf.py ./
 
+# The metrics folder of compose.yml's shared volume, writable by the app's user.
+RUN mkdir -p /var/lib/nproxy-metrics && chown nproxy /var/lib/nproxy-metrics
 USER nproxy
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --retries=3 \

@@ -66,3 +66,11 @@ def post_worker_init(worker: Any) -> None:
     threading.Thread(
         target=release_held_requests_on_stop, name="nproxy-stop-watch", daemon=True
     ).start()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker that exits leaves its counters (they still count) but not its live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

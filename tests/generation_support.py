@@ -268,21 +268,31 @@ class WebServer:
         wait_for_port(self.port, self.popen, timeout=60)
 
     def request(
-        self, method: str, path: str, cookie: str, timeout: float = 60
+        self,
+        method: str,
+        path: str,
+        cookie: str,
+        timeout: float = 60,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any, float]:
-        """(status, JSON body, seconds) of one request on a connection of its own."""
+        """(status, body, seconds) of one request on a connection of its own; the body is
+        decoded JSON when the answer is JSON, else text."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         started = time.perf_counter()
         try:
             connection.request(
-                method, path, headers={"Cookie": cookie, "Accept": "application/json"}
+                method,
+                path,
+                headers={"Cookie": cookie, "Accept": "application/json", **(headers or {})},
             )
             response = connection.getresponse()
             body = response.read()
         finally:
             connection.close()
         elapsed = time.perf_counter() - started
-        return response.status, json.loads(body) if body else None, elapsed
+        if response.getheader("Content-Type", "").startswith("application/json"):
+            return response.status, json.loads(body), elapsed
+        return response.status, body.decode(errors="replace"), elapsed
 
     def stop(self) -> None:
         if self.popen.poll() is None:

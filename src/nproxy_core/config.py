@@ -39,6 +39,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "NOWPAYMENTS_API_KEY": "nowpayments.api_key",
     "NOWPAYMENTS_IPN_SECRET": "nowpayments.ipn_secret",
     "TELEGRAM_BOT_TOKEN": "telegram.bot_token",
+    "NPROXY_METRICS_TOKEN": "nproxy.metrics_token",
     "SMTP_HOST": "mail.host",
     "SMTP_PORT": "mail.port",
     "SMTP_USERNAME": "mail.username",
@@ -133,6 +134,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.errors")
     config.include("nproxy_core.ratelimit")
     config.include("nproxy_core.tasks")
+    config.include("nproxy_core.metrics")
 
     # Features, each registering its own routes, services and tasks, in dependency order.
     config.include("nproxy_core.notifications")
@@ -148,6 +150,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
     config.include("nproxy_core.developer_api")
+    config.include("nproxy_core.monitoring")
     return config
 
 

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
+from nproxy_core import metrics
 from nproxy_core.db import is_disconnect, utcnow
 from nproxy_core.generation.interfaces import ICompletionSignal, IJobRunner
 from nproxy_core.generation.models import (
@@ -415,6 +416,11 @@ class JobRunner:
                 quota.settle(session, generation.quota_hold_id, len(stored), now=now)
             # Requests waiting for this job wake when this transaction commits.
             self._completion.announce(session, generation.id)
+        metrics.GENERATIONS.labels(str(status)).inc()
+        if stored:
+            metrics.IMAGES.labels("succeeded").inc(len(stored))
+        for failure in failed:
+            metrics.IMAGES.labels(failure.code).inc()
         log.info(
             "generation %s %s: %d of %d images",
             job.generation_id,

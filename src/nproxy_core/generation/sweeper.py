@@ -25,6 +25,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from nproxy_core import metrics
 from nproxy_core.db import utcnow
 from nproxy_core.generation.models import (
     TERMINAL,
@@ -136,6 +137,8 @@ def sweep(
             report.resent += 1
         except Exception:
             log.exception("sweeper could not re-send generation %s", generation_id)
+    if report.failed:
+        metrics.GENERATIONS.labels(str(GenerationStatus.FAILED)).inc(report.failed)
     if report.resent or report.failed or report.settled:
         log.info("generation sweep: %s", report.as_dict())
     return report

@@ -45,6 +45,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
+from nproxy_core import metrics
 from nproxy_core.db import IDatabase, UTCDateTime, create_engine, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
@@ -493,6 +494,8 @@ class KeyPoolRouter:
             if claim is None:
                 break
             tried.append(claim.key_id)
+            if len(tried) > 1:
+                metrics.FAILOVERS.labels(provider).inc()
             result, error, used = self._use_key(plugin, claim, request, reference)
             calls += used
             if result is not None:
@@ -656,6 +659,13 @@ class KeyPoolRouter:
     ) -> None:
         """Log the attempt and apply its outcome to the key and proxy, in one transaction."""
         outcome = _outcome_of(error)
+        metrics.KEY_ATTEMPTS.labels(claim.provider, str(outcome)).inc()
+        metrics.KEY_ATTEMPT_DURATION.labels(claim.provider).observe(latency_ms / 1000)
+        if result is not None and result.estimated_cost:
+            project = getattr(claim, "project", None) or ""
+            metrics.ESTIMATED_SPEND.labels(claim.provider, project).inc(
+                float(result.estimated_cost)
+            )
         now = self._clock()
         message = _truncate(_scrub(error.message, secret)) if error is not None else None
         cost = result.estimated_cost if result is not None else None
