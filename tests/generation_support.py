@@ -58,8 +58,10 @@ def rabbitmqctl(*args: str, node: str | None = None) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=120)
 
 
-def write_ini(folder: Path, settings: dict[str, Any], name: str = "worker.ini") -> Path:
-    return cli_runner.write_ini(folder, settings, name, extra=LOGGING_INI)
+def write_ini(
+    folder: Path, settings: dict[str, Any], name: str = "worker.ini", logging: str = LOGGING_INI
+) -> Path:
+    return cli_runner.write_ini(folder, settings, name, extra=logging)
 
 
 class Process:

@@ -135,6 +135,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.ratelimit")
     config.include("nproxy_core.tasks")
     config.include("nproxy_core.metrics")
+    config.include("nproxy_core.logs")
 
     # Features, each registering its own routes, services and tasks, in dependency order.
     config.include("nproxy_core.notifications")

@@ -24,6 +24,7 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 from pyramid.threadlocal import RequestContext
 
+from nproxy_core import logs
 from nproxy_core.db import is_disconnect
 from nproxy_core.wiring import prepare_request
 
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 TASKS = ("nproxy.tasks",)
 #: Where the Celery app of a configuration lives.
 CELERY_APP = "celery.app"
+#: The message header that carries the request id of the web request that sent a task.
+REQUEST_ID_HEADER = "nproxy_request_id"
 
 
 class NproxyTask(celery.Task):
@@ -44,7 +47,10 @@ class NproxyTask(celery.Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Celery's own __call__ keeps its task stack; the body gets the request first.
         body = super().__call__
-        return _run_in_transaction(self.app.pyramid_registry, body, args, kwargs)
+        # The web request that sent the job names it in the worker's logs too.
+        request_id = getattr(self.request, REQUEST_ID_HEADER, None) or self.request.id
+        with logs.log_context(request_id=request_id):
+            return _run_in_transaction(self.app.pyramid_registry, body, args, kwargs)
 
 
 def _run_in_transaction(registry: Registry, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -116,7 +122,8 @@ def enqueue(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any)
         if not committed:
             return
         try:
-            celery_task(request.registry, fn).apply_async(args, kwargs)
+            headers = {REQUEST_ID_HEADER: getattr(request, "request_id", None)}
+            celery_task(request.registry, fn).apply_async(args, kwargs, headers=headers)
         except Exception:
             # The row is committed; the sweeper will send the job again.
             log.exception("could not enqueue %s%r after commit", fn.task_name, args)

@@ -18,7 +18,14 @@ import webtest
 from sqlalchemy.orm import Session
 
 from apiclient import ApiClient
-from generation_support import AMQP_BASE, Customer, Process, rabbitmqctl, write_ini
+from generation_support import (
+    AMQP_BASE,
+    LOGGING_INI,
+    Customer,
+    Process,
+    rabbitmqctl,
+    write_ini,
+)
 from nproxy_core.audit import Surface
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.keypool import services
@@ -60,9 +67,15 @@ def start_process(tmp_path: Path, db: Session) -> Iterator[Callable[..., Process
     started: list[Process] = []
     counter = iter(range(1, 1000))
 
-    def start(command: str, settings: dict[str, Any], *extra: str, ready: bool = True) -> Process:
+    def start(
+        command: str,
+        settings: dict[str, Any],
+        *extra: str,
+        ready: bool = True,
+        logging: str = LOGGING_INI,
+    ) -> Process:
         n = next(counter)
-        ini = write_ini(tmp_path, settings, name=f"{command}-{n}.ini")
+        ini = write_ini(tmp_path, settings, name=f"{command}-{n}.ini", logging=logging)
         process = Process(
             ["-c", str(ini), command, *extra], tmp_path / f"{command}-{n}.log", tmp_path
         )

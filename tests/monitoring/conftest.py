@@ -1,4 +1,4 @@
-"""The generation tests' worker processes and paying customers, for the metrics tests."""
+"""The generation tests' worker processes and paying customers, for the operations tests."""
 
 from generation.conftest import (  # noqa: F401 - fixtures shared with the generation tests
     add_key,

@@ -14,6 +14,7 @@ from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 
+from nproxy_core import logs
 from nproxy_core.accounts.models import Role, User
 
 
@@ -48,6 +49,7 @@ class SessionSecurityPolicy:
             or user.session_version != request.session.get(SESSION_VERSION)
         ):
             return None
+        logs.bind(user_id=user.id)
         return user
 
     def authenticated_userid(self, request: Request) -> int | None:

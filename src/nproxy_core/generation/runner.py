@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
-from nproxy_core import metrics
+from nproxy_core import logs, metrics
 from nproxy_core.db import is_disconnect, utcnow
 from nproxy_core.generation.interfaces import ICompletionSignal, IJobRunner
 from nproxy_core.generation.models import (
@@ -206,9 +206,14 @@ class JobRunner:
         except ValueError:
             log.error("run_generation got a malformed id %r", generation_id)
             return "malformed"
+        with logs.log_context(generation_id=gid, user_id=None):
+            return self._run(gid, storage)
+
+    def _run(self, gid: uuid.UUID, storage: IStorage) -> str:
         job = _once_more_after_disconnect(self.claim, gid)
         if job is None:
             return "skipped"
+        logs.bind(user_id=job.user_id)
         self.leases.hold(job.token, gid)
         try:
             if job.inputs_missing:
