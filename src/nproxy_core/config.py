@@ -152,6 +152,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.chat")
     config.include("nproxy_core.developer_api")
     config.include("nproxy_core.monitoring")
+    config.include("nproxy_core.api_docs")
     return config
 
 
