@@ -110,7 +110,7 @@ class Bench:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         rabbitmqctl("delete_vhost", self.name)
 
-    def start_worker(self, delay: float) -> None:
+    def start_worker(self, delay: float, concurrency: int = 64) -> None:
         self.stop_worker()
         ini = self.folder / "worker.ini"
         lines = ["[app:main]", "use = egg:nproxy"]
@@ -125,7 +125,7 @@ class Bench:
         ini.write_text("\n".join(lines) + "\n")
         self.worker_log = self.folder / "worker.log"
         self.worker = subprocess.Popen(
-            [NPROXY, "-c", str(ini), "worker", "--concurrency", "64", "--loglevel", "INFO"],
+            [NPROXY, "-c", str(ini), "worker", f"--concurrency={concurrency}", "--loglevel=INFO"],
             stdout=self.worker_log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,

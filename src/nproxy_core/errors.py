@@ -13,6 +13,7 @@ from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
+from sqlalchemy import exc as sa_exc
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,19 @@ def http_exception(exc: HTTPException, request: Request) -> Response:
         return exc
     code = {400: "validation_error", 405: "method_not_allowed"}.get(exc.code, "error")
     return error_response(request, exc.code, code, exc.title)
+
+
+@exception_view_config(sa_exc.TimeoutError)
+def database_busy(exc: sa_exc.TimeoutError, request: Request) -> Response:
+    # Every pooled connection stayed busy for the pool's whole timeout: an overload, not a bug.
+    log.warning("no database connection free for %s %s", request.method, request.path)
+    return error_response(
+        request,
+        503,
+        "busy",
+        "The service is very busy right now. Please try again in a few seconds.",
+        headers={"Retry-After": "5"},
+    )
 
 
 @exception_view_config(Exception)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -36,6 +37,8 @@ from nproxy_core.generation.services import (
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.quota.services import user_bucket
 from nproxy_core.uploads.services import create_upload
+
+log = logging.getLogger(__name__)
 
 #: ``last_used_at`` is written at most this often per key: not one write per request.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
@@ -74,7 +77,11 @@ def identify_caller(request: Request) -> Caller:
 
     def answer_headers(request: Request, response: Any) -> None:
         response.headers.update(rate.headers())
-        response.headers["X-Quota-Bucket"] = str(quota_bucket(request, caller.user_id))
+        try:
+            response.headers["X-Quota-Bucket"] = str(quota_bucket(request, caller.user_id))
+        except Exception:
+            # A header must not turn an answer (perhaps an accepted job) into an error.
+            log.warning("X-Quota-Bucket left out: the database did not answer", exc_info=True)
 
     request.add_response_callback(answer_headers)
     if not rate.allowed:
