@@ -10,8 +10,8 @@ Why these numbers (measured with ``benchmarks/poll.py``):
 - 2 processes: a small VPS has 2 cores; more processes cost memory (one app each) for no
   gain on I/O-bound work, while two keep one serving when the other restarts.
 - Graceful restarts: ``kill -HUP`` starts new workers and retires the old ones, which finish
-  their requests within ``graceful_timeout``; held requests are answered at once with their
-  current state (below), and the clients poll again on the new workers.
+  their requests within ``graceful_timeout``; a held poll whose connection is cut is polled
+  again by the chat (it falls back to plain polling), and an API client polls its Location.
 
 Every number can be changed from the environment (``WEB_WORKERS``, ``WEB_THREADS``, ...).
 """
@@ -19,7 +19,6 @@ Every number can be changed from the environment (``WEB_WORKERS``, ``WEB_THREADS
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
@@ -32,7 +31,7 @@ worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "2000"))
 keepalive = int(os.environ.get("WEB_KEEPALIVE", "75"))
 # A gthread worker reports from its main loop, so held requests never look like a hang.
 timeout = 60
-# Held requests are answered at once on shutdown; the rest finish within this.
+# Requests in flight finish within this on a restart.
 graceful_timeout = 30
 # Recycled now and then (with jitter, so both never restart together): bounds any slow leak.
 max_requests = 20000
@@ -44,28 +43,6 @@ errorlog = "-"
 # No control socket (gunicorn >= 25): nothing here uses gunicornc, and several servers on one
 # host (tests, benchmarks) would fight over the one default path.
 control_socket_disable = True
-
-
-def post_worker_init(worker: Any) -> None:
-    """When the worker starts to stop (SIGTERM: a restart, a deploy), answer the held requests
-    at once with their current state instead of after their whole wait; the clients poll again
-    on the new workers. A thread watches the worker's own flag rather than wrapping gunicorn's
-    signal handler, which is gunicorn's to change."""
-    import threading
-
-    def release_held_requests_on_stop() -> None:
-        while worker.alive:
-            time.sleep(0.1)
-        from nproxy_core.generation.interfaces import ICompletionSignal
-        from nproxy_core.wiring import find_service
-
-        registry = getattr(worker.wsgi, "registry", None)
-        if registry is not None:
-            find_service(registry, ICompletionSignal).close()
-
-    threading.Thread(
-        target=release_held_requests_on_stop, name="nproxy-stop-watch", daemon=True
-    ).start()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -115,5 +115,5 @@ def test_gunicorn_settings_hold_many_waiting_requests_and_restart_gracefully():
     assert config.workers * config.threads >= 500
     assert config.graceful_timeout >= 10
     assert config.keepalive > 60  # longer than the proxy's idle keep-alive
-    assert callable(config.post_worker_init)
+    assert callable(config.child_exit)  # metrics of exited workers (prometheus multiprocess)
     assert (ROOT / "production.ini").read_text().count("use = egg:gunicorn#main") == 1

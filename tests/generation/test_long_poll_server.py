@@ -89,33 +89,3 @@ def test_two_hundred_held_polls_against_a_real_worker_leave_other_requests_fast(
 
     # Holding 200 requests did not slow the others down (medians, a few milliseconds apart).
     assert statistics.median(during) - statistics.median(before) < 0.02, (before, during)
-
-
-def test_stopping_the_server_answers_held_polls_at_once_with_their_state(
-    make_app, worker_settings, customer_factory, web_server
-):
-    import signal
-    import time
-
-    app = make_app(**worker_settings)
-    alice = customer_factory(app)
-    generation_id = alice.submit(alice.conversation()).json["id"]
-    answers: list[Any] = []
-    poll = threading.Thread(
-        target=lambda: answers.append(
-            web_server.request(
-                "GET", f"/api/v1/generations/{generation_id}?wait=25", cookie_header(alice.api)
-            )
-        ),
-        daemon=True,
-    )
-    poll.start()
-    time.sleep(1.5)  # the poll is in and held (no worker runs the job)
-    assert not answers
-    stopping = time.monotonic()
-    web_server.popen.send_signal(signal.SIGTERM)  # a deploy or a restart
-    poll.join(timeout=20)
-    assert answers, "the held poll was not answered"
-    status, body, _ = answers[0]
-    assert (status, body["status"]) == (200, "queued")
-    assert time.monotonic() - stopping < 5
