@@ -65,6 +65,33 @@ def generate(server: Server, key: str, n: int, results: list[Any], go: threading
         connection.close()
 
 
+def stages(bench: Bench) -> dict[str, float]:
+    """Where the time went, from the generations' own timestamps: first submission to each
+    row's creation (the submissions queue), creation to claim (the job queue), and the run."""
+    import sqlalchemy as sa
+
+    from nproxy_core.generation.models import Generation
+
+    with bench.session() as db:
+        rows = db.execute(
+            sa.select(Generation.created_at, Generation.started_at, Generation.finished_at)
+        ).all()
+    # The oldest is the warm-up generation made before the load.
+    rows = sorted((r for r in rows if r.finished_at is not None), key=lambda r: r.created_at)[1:]
+    first = rows[0].created_at
+    created = [(r.created_at - first).total_seconds() for r in rows]
+    queued = [(r.started_at - r.created_at).total_seconds() for r in rows]
+    run = [(r.finished_at - r.started_at).total_seconds() for r in rows]
+    return {
+        "created_after_first_p50_s": round(percentile(created, 50), 2),
+        "created_after_first_max_s": round(max(created), 2),
+        "queued_p50_s": round(percentile(queued, 50), 2),
+        "queued_p95_s": round(percentile(queued, 95), 2),
+        "run_p50_s": round(percentile(run, 50), 2),
+        "run_p95_s": round(percentile(run, 95), 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -102,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         bench.wait_all([finished])
         server = Server(bench, "gunicorn")
 
+        for _ in range(50):  # warm-up: both gunicorn processes loaded, connections pooled
+            server.get(f"/api/v1/generations/{finished}", cookie)
         stop = threading.Event()
         idle: list[float] = []
         poller = threading.Thread(
@@ -167,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         print("web rss   ", {"idle_mb": rss_idle, "while_waiting_mb": rss_loaded}, flush=True)
+        print("stages    ", stages(bench), flush=True)
     finally:
         if server is not None:
             server.stop()
