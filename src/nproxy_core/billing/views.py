@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.response import Response
@@ -18,7 +17,7 @@ from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
 from nproxy_core.config import public_url
-from nproxy_core.errors import NotFound, ValidationError, error_response
+from nproxy_core.errors import ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
@@ -67,15 +66,8 @@ def checkout_failed(request: Request) -> Response:
 
 
 def own_payment(request: Request) -> Payment:
-    payment = request.db.scalar(
-        sa.select(Payment).where(
-            Payment.order_id == request.matchdict["order_id"],
-            Payment.user_id == request.identity.id,
-        )
-    )
-    if payment is None:
-        raise NotFound("No such payment.")
-    return payment
+    """The payment named in the URL, if it is the logged-in user's; else 404."""
+    return services.owned_payment(request.db, request.identity.id, request.matchdict["order_id"])
 
 
 def payment_label(payment: Payment) -> str:
