@@ -30,13 +30,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import queue
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +43,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from nproxy_core.db import UTCDateTime, create_engine, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
+from nproxy_core.keypool.deadline import DaemonThreads
+from nproxy_core.keypool.errors import PoolUnavailable, ProviderNotEnabled
 from nproxy_core.keypool.models import (
     IN_SERVICE,
     AttemptOutcome,
@@ -288,26 +286,6 @@ _SUCCEEDED_LOGGED = _with_attempt(_SUCCEEDED, sets_cooldown=False)
 _FAILED_LOGGED = _with_attempt(_FAILED, sets_cooldown=True)
 
 
-class PoolUnavailable(Exception):
-    """Every eligible key of the provider was tried (or there was none): the image fails.
-
-    The generation pipeline maps this to ``provider_unavailable``; it consumes no quota.
-    ``message`` is safe to show to users.
-    """
-
-    code = "provider_unavailable"
-    message = "Image generation is temporarily unavailable. Please try again in a few minutes."
-
-    def __init__(self, provider: str, *, tried: int) -> None:
-        super().__init__(f"no key of provider {provider!r} could make the image (tried {tried})")
-        self.provider = provider
-        self.tried = tried
-
-
-class ProviderNotEnabled(LookupError):
-    """The request names a provider that is not enabled in ``nproxy.providers``."""
-
-
 @dataclasses.dataclass(frozen=True)
 class RoutedImage:
     """A successful routing: the provider's result and which key made it."""
@@ -359,44 +337,6 @@ def _outcome_of(error: ProviderError | None) -> AttemptOutcome:
     return AttemptOutcome.RETRYABLE
 
 
-class _DaemonThreads:
-    """Runs calls on reusable daemon threads, so each attempt can be abandoned at its deadline.
-
-    A standard thread pool will not do: its threads are joined at interpreter exit, so one
-    hung attempt would keep a worker process from stopping. An abandoned call only keeps its
-    own thread; threads are reused once their call returns.
-    """
-
-    def __init__(self) -> None:
-        self._idle: queue.SimpleQueue[queue.SimpleQueue[Any]] = queue.SimpleQueue()
-
-    def run(self, fn: Callable[[], Any], timeout: float) -> Any:
-        """``fn()``'s result (or exception); :class:`TimeoutError` past ``timeout`` seconds."""
-        future: Future[Any] = Future()
-        try:
-            inbox = self._idle.get_nowait()
-        except queue.Empty:
-            inbox = queue.SimpleQueue()
-            threading.Thread(
-                target=self._serve, args=(inbox,), name="nproxy-attempt", daemon=True
-            ).start()
-        inbox.put((fn, future))
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
-            raise TimeoutError from None
-
-    def _serve(self, inbox: queue.SimpleQueue[Any]) -> None:
-        while True:
-            fn, future = inbox.get()
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # delivered to the waiting thread
-                future.set_exception(exc)
-            del fn, future
-            self._idle.put(inbox)
-
-
 class KeyPoolRouter:
     """Routes images over a provider's keys. One instance per process, shared by threads."""
 
@@ -421,7 +361,7 @@ class KeyPoolRouter:
         self.max_consecutive_failures = max_consecutive_failures
         self._clock = clock
         self._alert = alert
-        self._threads = _DaemonThreads()
+        self._threads = DaemonThreads()
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
