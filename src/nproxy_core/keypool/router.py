@@ -21,7 +21,7 @@ conditional UPDATE that re-checks eligibility. Outcomes are applied in another s
 transaction with UPDATEs computed from the row's current values (``x = x + 1``, ``CASE``), so
 concurrent outcomes never overwrite each other. The same statements run on SQLite and
 PostgreSQL; on PostgreSQL the hot path folds each step (a choice; a success or retryable
-outcome) into one statement run in autocommit, to save round trips (see ``_CLAIM_IN_ONE``).
+outcome) into one statement run in autocommit, to save round trips (see ``CLAIM_IN_ONE``).
 """
 
 from __future__ import annotations
@@ -37,10 +37,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, sessionmaker
 
-from nproxy_core.db import UTCDateTime, create_engine, utcnow
+from nproxy_core.db import create_engine, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads
@@ -49,12 +48,33 @@ from nproxy_core.keypool.models import (
     IN_SERVICE,
     AttemptOutcome,
     AttemptPath,
-    KeyAttempt,
-    KeyCursor,
     KeyState,
-    ProviderKey,
     Proxy,
     ProxyState,
+)
+from nproxy_core.keypool.rules import (
+    FAILED,
+    KEY_REJECTED,
+    KEYS,
+    OUT_OF_FUNDS,
+    PROXY_FAILED,
+    PROXY_SUCCEEDED,
+    SUCCEEDED,
+    K,
+)
+from nproxy_core.keypool.statements import (
+    BUMP_CURSOR,
+    CANDIDATE,
+    CLAIM,
+    CLAIM_IN_ONE,
+    CURSORS,
+    FAILED_LOGGED,
+    NEW_CURSOR,
+    PROXY_URL,
+    RECORD,
+    SET_CURSOR,
+    SUCCEEDED_LOGGED,
+    insert_ignore,
 )
 from nproxy_core.plugins import (
     AttemptResult,
@@ -74,216 +94,6 @@ log = logging.getLogger(__name__)
 
 #: Longest error text kept on an attempt or a key.
 ERROR_LIMIT = 500
-
-# The hot path runs Core statements on the session's connection: the ORM's bulk-update
-# machinery costs more than the SQL itself here.
-KEYS = ProviderKey.__table__
-K = KEYS.c
-CURSORS = KeyCursor.__table__
-PROXIES = Proxy.__table__
-ATTEMPTS = KeyAttempt.__table__
-
-
-def _eligible_at(now: Any) -> sa.ColumnElement[bool]:
-    """In service: active, or cooling down with the deadline passed."""
-    return sa.or_(
-        K.state == KeyState.ACTIVE,
-        sa.and_(
-            K.state == KeyState.COOLDOWN,
-            sa.or_(K.cooldown_until.is_(None), K.cooldown_until <= now),
-        ),
-    )
-
-
-# The hot path's statements are built once, with bound parameters: building SQLAlchemy
-# expressions per image cost more CPU than running them.
-_NOW = sa.bindparam("b_now", type_=UTCDateTime())
-_ELIGIBLE = _eligible_at(_NOW)
-_BUMP_CURSOR = (
-    sa.update(CURSORS)
-    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
-    .values(turns=CURSORS.c.turns + 1)
-    .returning(CURSORS.c.last_key_id)
-)
-_SET_CURSOR = (
-    sa.update(CURSORS)
-    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
-    .values(last_key_id=sa.bindparam("b_key_id"))
-)
-
-
-def _candidate_after(last_key_id: Any) -> sa.Select[Any]:
-    """The first eligible key after ``last_key_id``, else wrap around to the lowest id."""
-    return (
-        sa.select(K.id)
-        .where(
-            K.provider == sa.bindparam("b_provider"),
-            _ELIGIBLE,
-            K.id.not_in(sa.bindparam("b_skip", expanding=True)),
-        )
-        .order_by(sa.case((K.id > last_key_id, 0), else_=1), K.id)
-        .limit(1)
-    )
-
-
-_CANDIDATE = _candidate_after(sa.bindparam("b_last"))
-_CLAIM = (
-    sa.update(KEYS)
-    # Eligibility is checked again on the row itself: on PostgreSQL, if another process
-    # cooled the key down meanwhile, the UPDATE sees its committed state and matches nothing.
-    .where(K.id == _CANDIDATE.scalar_subquery(), _ELIGIBLE)
-    .values(last_used_at=_NOW, version=K.version + 1)
-    .returning(K.id, K.secret_encrypted, K.proxy_id, K.billing_group, K.version)
-)
-_PROXY_URL = sa.select(PROXIES.c.url).where(
-    PROXIES.c.id == sa.bindparam("b_proxy_id"), PROXIES.c.state == ProxyState.ACTIVE
-)
-_PASSED = sa.or_(K.cooldown_until.is_(None), K.cooldown_until <= _NOW)
-_SUCCEEDED = (
-    sa.update(KEYS)
-    .where(K.id == sa.bindparam("b_key_id"))
-    .values(
-        consecutive_failures=0,
-        estimated_spend=K.estimated_spend + sa.bindparam("b_cost", type_=sa.Numeric(18, 6)),
-        # Back to active, unless another process set a later cooldown meanwhile (a rate
-        # limit seen elsewhere still holds) or an admin took the key out.
-        state=sa.case(
-            (sa.and_(K.state == KeyState.COOLDOWN, _PASSED), sa.literal("active")),
-            else_=K.state,
-        ),
-        cooldown_until=sa.case((_PASSED, sa.null()), else_=K.cooldown_until),
-        version=K.version + 1,
-        updated_at=_NOW,
-    )
-    .returning(K.version)
-)
-_DEADLINE = sa.bindparam("b_deadline", type_=UTCDateTime())
-_IN_SERVICE = K.state.in_(IN_SERVICE)
-_TOO_MANY = K.consecutive_failures + 1 > sa.bindparam("b_max", type_=sa.Integer())
-_FAILED = (
-    sa.update(KEYS)
-    .where(K.id == sa.bindparam("b_key_id"))
-    .values(
-        consecutive_failures=K.consecutive_failures + 1,
-        # Never shorten a later deadline another failure (or a long retry delay) set.
-        cooldown_until=sa.case((K.cooldown_until > _DEADLINE, K.cooldown_until), else_=_DEADLINE),
-        # Only a key still in service moves; an admin's disable stands.
-        state=sa.case(
-            (sa.and_(_IN_SERVICE, _TOO_MANY), sa.literal("manual_review")),
-            (_IN_SERVICE, sa.literal("cooldown")),
-            else_=K.state,
-        ),
-        state_reason=sa.case(
-            (sa.and_(_IN_SERVICE, _TOO_MANY), sa.bindparam("b_reason", type_=sa.String(500))),
-            else_=K.state_reason,
-        ),
-        version=K.version + 1,
-        updated_at=_NOW,
-    )
-    .returning(K.version, K.state, K.cooldown_until, K.consecutive_failures)
-)
-_RECORD = ATTEMPTS.insert()
-
-# --- PostgreSQL: each step of the hot path as one statement ---------------------------------
-#
-# The statements above, run one by one in a transaction, cost a round trip each plus BEGIN and
-# COMMIT. On PostgreSQL the same statements are folded into one data-modifying statement per
-# step, run in autocommit (its own implicit transaction): a choice and an outcome then cost one
-# round trip each. SQLite (the embedded default) keeps the statement-by-statement path.
-
-_ONE_ROW = sa.select(sa.literal(1).label("one")).subquery("one")
-
-# Taken first, as in the portable path: FOR UPDATE waits for a concurrent choice to commit and
-# then reads the cursor it left, so choices stay serialised per provider.
-_CURSOR_ROW = (
-    sa.select(CURSORS.c.last_key_id)
-    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
-    .with_for_update()
-    .cte("cursor_row")
-)
-_PICK = _candidate_after(
-    sa.func.coalesce(sa.select(_CURSOR_ROW.c.last_key_id).scalar_subquery(), 0)
-).cte("pick")
-_CLAIMED = (
-    sa.update(KEYS)
-    # The statement reads keys as of its start; if another process changed the picked key
-    # since (and committed), PostgreSQL re-checks this WHERE on the key's current row.
-    .where(
-        K.id == sa.select(_PICK.c.id).scalar_subquery(),
-        _ELIGIBLE,
-        sa.exists(_CURSOR_ROW.select()),
-    )
-    .values(last_used_at=_NOW, version=K.version + 1)
-    .returning(K.id, K.secret_encrypted, K.proxy_id, K.billing_group, K.version)
-    .cte("claimed")
-)
-_CURSOR_MOVED = (
-    sa.update(CURSORS)
-    .where(CURSORS.c.provider == sa.bindparam("b_provider"))
-    .values(
-        turns=CURSORS.c.turns + 1,
-        last_key_id=sa.func.coalesce(
-            sa.select(_CLAIMED.c.id).scalar_subquery(), CURSORS.c.last_key_id
-        ),
-    )
-    .cte("cursor_moved")
-)
-_CLAIM_IN_ONE = (
-    sa.select(
-        sa.exists(_CURSOR_ROW.select()).label("has_cursor"),
-        sa.select(_PICK.c.id).scalar_subquery().label("candidate"),
-        _CLAIMED.c.id,
-        _CLAIMED.c.secret_encrypted,
-        _CLAIMED.c.proxy_id,
-        _CLAIMED.c.billing_group,
-        _CLAIMED.c.version,
-        PROXIES.c.url.label("proxy_url"),
-        # Only bookkeeping is written here (cursor, last use, row version), so waiting for the
-        # disk is not needed: a crash loses at most a cursor step, and the outcome's own
-        # durable commit flushes this one first anyway. (SET LOCAL for this statement's
-        # implicit transaction.)
-        sa.func.set_config("synchronous_commit", "off", sa.true()).label("no_flush"),
-    )
-    .select_from(
-        _ONE_ROW.outerjoin(_CLAIMED, sa.true()).outerjoin(
-            PROXIES,
-            sa.and_(PROXIES.c.id == _CLAIMED.c.proxy_id, PROXIES.c.state == ProxyState.ACTIVE),
-        )
-    )
-    .add_cte(_CURSOR_MOVED)
-)
-
-
-def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[Any]:
-    """``key_update`` (with RETURNING) and the attempt's row as one statement.
-
-    The attempt's values are the ``a_<column>`` parameters, except its outcome version (and,
-    with ``sets_cooldown``, its cooldown deadline), which come from the updated key row. The
-    attempt is written even when the update matched nothing. Returns the update's row.
-    """
-    changed = key_update.cte("changed_key")
-    row = _ONE_ROW.outerjoin(changed, sa.true())
-    values: dict[str, Any] = {
-        c.name: sa.bindparam(f"a_{c.name}", type_=c.type)
-        for c in ATTEMPTS.c
-        if c.name not in ("id", "outcome_version", "cooldown_until")
-    }
-    values["outcome_version"] = changed.c.version
-    values["cooldown_until"] = changed.c.cooldown_until if sets_cooldown else sa.null()
-    logged = ATTEMPTS.insert().from_select(
-        list(values), sa.select(*values.values()).select_from(row)
-    )
-    return sa.select(changed).select_from(row).add_cte(logged.cte("logged"))
-
-
-_NEW_CURSOR = (
-    postgresql.insert(CURSORS)
-    .values(provider=sa.bindparam("b_provider"), turns=0)
-    .on_conflict_do_nothing()
-    .returning(CURSORS.c.provider)
-)
-_SUCCEEDED_LOGGED = _with_attempt(_SUCCEEDED, sets_cooldown=False)
-_FAILED_LOGGED = _with_attempt(_FAILED, sets_cooldown=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,10 +260,10 @@ class KeyPoolRouter:
 
     def _lock_cursor(self, conn: sa.Connection, provider: str) -> int:
         """Take the provider's cursor row for this transaction; returns the last key id."""
-        row = conn.execute(_BUMP_CURSOR, {"b_provider": provider}).first()
+        row = conn.execute(BUMP_CURSOR, {"b_provider": provider}).first()
         if row is None:
-            conn.execute(_insert_ignore(conn, CURSORS, provider=provider, turns=0))
-            row = conn.execute(_BUMP_CURSOR, {"b_provider": provider}).one()
+            conn.execute(insert_ignore(conn, CURSORS, provider=provider, turns=0))
+            row = conn.execute(BUMP_CURSOR, {"b_provider": provider}).one()
         return row.last_key_id or 0
 
     def _claim(self, provider: str, tried: list[int]) -> _Claim | None:
@@ -468,18 +278,18 @@ class KeyPoolRouter:
                 "b_last": self._lock_cursor(conn, provider),
             }
             while True:
-                row = conn.execute(_CLAIM, params).first()
+                row = conn.execute(CLAIM, params).first()
                 if row is not None:
                     key_id = row.id
                     break
                 # Nothing eligible, or the chosen key was taken out of service just now (the
                 # next statement sees that and chooses another).
-                if conn.scalar(_CANDIDATE, params) is None:
+                if conn.scalar(CANDIDATE, params) is None:
                     return None
-            conn.execute(_SET_CURSOR, {"b_provider": provider, "b_key_id": key_id})
+            conn.execute(SET_CURSOR, {"b_provider": provider, "b_key_id": key_id})
             proxy_url = None
             if row.proxy_id is not None:
-                proxy_url = conn.scalar(_PROXY_URL, {"b_proxy_id": row.proxy_id})
+                proxy_url = conn.scalar(PROXY_URL, {"b_proxy_id": row.proxy_id})
         return _Claim(
             provider=provider,
             key_id=key_id,
@@ -492,16 +302,16 @@ class KeyPoolRouter:
         )
 
     def _claim_in_one(self, provider: str, tried: list[int], now: dt.datetime) -> _Claim | None:
-        """PostgreSQL: :meth:`_claim` as one statement (``_CLAIM_IN_ONE``) per try."""
+        """PostgreSQL: :meth:`_claim` as one statement (``CLAIM_IN_ONE``) per try."""
         params = {"b_provider": provider, "b_now": now, "b_skip": list(tried)}
         while True:
-            row = self._run(_CLAIM_IN_ONE, params)
+            row = self._run(CLAIM_IN_ONE, params)
             assert row is not None  # the statement always returns one row
             if row.id is not None:
                 break
             if not row.has_cursor:
                 # The provider's first choice: make its cursor row, then choose under it.
-                self._run(_NEW_CURSOR, {"b_provider": provider})
+                self._run(NEW_CURSOR, {"b_provider": provider})
                 continue
             # Nothing eligible, or the chosen key was taken out of service just now (the next
             # try sees that and chooses another).
@@ -617,17 +427,17 @@ class KeyPoolRouter:
         if proxy_fault:
             pass  # the proxy failed, not the key: the key row is left alone
         elif outcome is AttemptOutcome.SUCCESS:
-            key = _SUCCEEDED, self._success_params(claim.key_id, cost or Decimal(0), now)
+            key = SUCCEEDED, self._success_params(claim.key_id, cost or Decimal(0), now)
         elif failed:
             retry_after = getattr(error, "retry_after", None) or 0
-            key = _FAILED, self._failure_params(claim.key_id, retry_after, message, now)
+            key = FAILED, self._failure_params(claim.key_id, retry_after, message, now)
 
         version: int | None = None
         alerts: list[tuple[str, str]] = []
         if key is not None and path is AttemptPath.DIRECT and self._statements is not None:
             # The hot path on PostgreSQL: the key's update and the attempt, one statement.
             statement, params = key
-            logged = _SUCCEEDED_LOGGED if statement is _SUCCEEDED else _FAILED_LOGGED
+            logged = SUCCEEDED_LOGGED if statement is SUCCEEDED else FAILED_LOGGED
             params.update({f"a_{name}": value for name, value in attempt.items()})
             row = self._run(logged, params)
         else:
@@ -650,15 +460,7 @@ class KeyPoolRouter:
                         )
                 elif outcome is AttemptOutcome.KEY_REJECTED:
                     version = conn.scalar(
-                        sa.update(KEYS)
-                        .where(K.id == claim.key_id, K.state.in_(IN_SERVICE))
-                        .values(
-                            state=KeyState.MANUAL_REVIEW,
-                            state_reason=message,
-                            version=K.version + 1,
-                            updated_at=now,
-                        )
-                        .returning(K.version),
+                        KEY_REJECTED, {"b_key_id": claim.key_id, "b_reason": message, "b_now": now}
                     )
                     if version is not None:
                         alerts.append(
@@ -674,7 +476,7 @@ class KeyPoolRouter:
                     self._proxy_health(conn, claim.proxy_id, message if proxy_fault else None, now)
 
                 conn.execute(
-                    _RECORD,
+                    RECORD,
                     dict(
                         attempt,
                         cooldown_until=row.cooldown_until if row is not None and failed else None,
@@ -727,44 +529,23 @@ class KeyPoolRouter:
     ) -> dict[int, int]:
         """Take a key and every in-service key of its billing group out; {key id: version}.
 
-        A billing group is one account paying for several keys, so a depleted signal on one
-        key holds for all of them. Groups are per provider: the same label under two
-        providers names two accounts.
+        A billing group is one account paying for several keys (see ``OUT_OF_FUNDS``).
         """
-        targets = K.id == key_id
-        if billing_group:
-            targets = sa.or_(
-                targets, sa.and_(K.provider == provider, K.billing_group == billing_group)
-            )
-        rows = conn.execute(
-            sa.update(KEYS)
-            .where(targets, K.state.in_(IN_SERVICE))
-            .values(
-                state=KeyState.OUT_OF_FUNDS,
-                state_reason=reason,
-                version=K.version + 1,
-                updated_at=now,
-            )
-            .returning(K.id, K.version),
-        ).all()
+        params = {
+            "b_key_id": key_id,
+            "b_provider": provider,
+            "b_group": billing_group or None,
+            "b_reason": reason,
+            "b_now": now,
+        }
+        rows = conn.execute(OUT_OF_FUNDS, params).all()
         return {row.id: row.version for row in rows}
 
     def _proxy_health(
         self, conn: sa.Connection, proxy_id: int, failure: str | None, now: dt.datetime
     ) -> None:
-        if failure is None:
-            values: dict[str, Any] = {"consecutive_failures": 0, "last_ok_at": now}
-        else:
-            values = {
-                "consecutive_failures": PROXIES.c.consecutive_failures + 1,
-                "total_failures": PROXIES.c.total_failures + 1,
-                "last_error": failure,
-                "last_failure_at": now,
-                "updated_at": now,
-            }
-        conn.execute(
-            sa.update(PROXIES).where(PROXIES.c.id == proxy_id).values(**values),
-        )
+        params = {"b_proxy_id": proxy_id, "b_reason": failure, "b_now": now}
+        conn.execute(PROXY_SUCCEEDED if failure is None else PROXY_FAILED, params)
 
     # --- balances ------------------------------------------------------------------------------
 
@@ -794,7 +575,7 @@ class KeyPoolRouter:
             with self._transaction() as conn:
                 conn.execute(
                     sa.update(KEYS)
-                    .where(K.id == row.id)
+                    .where(KEYS.c.id == row.id)
                     .values(balance=balance, balance_checked_at=now, updated_at=now),
                 )
                 changed: dict[int, int] = {}
@@ -858,15 +639,3 @@ def _statement_engine(engine: sa.Engine) -> sa.Engine | None:
 
 def _since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
-
-
-def _insert_ignore(conn: sa.Connection, table: sa.Table, **values: Any) -> sa.Executable:
-    """INSERT that does nothing when the row exists (another process made it first)."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - nproxy runs on PostgreSQL and SQLite
-        raise RuntimeError(f"unsupported database {dialect!r}")
-    return insert(table).values(**values).on_conflict_do_nothing()
