@@ -22,87 +22,74 @@ from nproxy_core.plugins import Provider
 log = logging.getLogger(__name__)
 
 
-class BalanceReader:
-    """Reads the balances of the router's keys, through the router's connections and threads."""
+def refresh_balances(
+    connections: RouterConnections,
+    providers: Mapping[str, Provider],
+    secrets: SecretBox,
+    threads: DaemonThreads,
+    *,
+    clock: Callable[[], dt.datetime],
+    alert: Callable[..., None],
+) -> dict[int, Decimal | None]:
+    """Read the balance of every in-service key whose provider can; {key id: balance}.
 
-    def __init__(
-        self,
-        connections: RouterConnections,
-        providers: Mapping[str, Provider],
-        secrets: SecretBox,
-        threads: DaemonThreads,
-        *,
-        clock: Callable[[], dt.datetime],
-        alert: Callable[..., None],
-    ) -> None:
-        self._connections = connections
-        self._providers = providers
-        self._secrets = secrets
-        self._threads = threads
-        self._clock = clock
-        self._alert = alert
-
-    def refresh(self) -> dict[int, Decimal | None]:
-        """Read the balance of every in-service key whose provider can; {key id: balance}.
-
-        No transaction is open during the provider calls.
-        """
-        with self._connections.transaction() as conn:
-            rows = conn.execute(
-                sa.select(K.id, K.provider, K.secret_encrypted, K.billing_group, Proxy.url)
-                .outerjoin(Proxy, sa.and_(Proxy.id == K.proxy_id, Proxy.state == ProxyState.ACTIVE))
-                .where(K.state.in_(IN_SERVICE))
-                .order_by(K.id)
-            ).all()
-        balances: dict[int, Decimal | None] = {}
-        for row in rows:
-            plugin = self._providers.get(row.provider)
-            if plugin is None or not plugin.supports_balance:
-                continue
-            balance = self._read(plugin, row)
-            balances[row.id] = balance
-            if balance is None:
-                continue
-            now = self._clock()
-            with self._connections.transaction() as conn:
-                conn.execute(
-                    sa.update(KEYS)
-                    .where(K.id == row.id)
-                    .values(balance=balance, balance_checked_at=now, updated_at=now),
-                )
-                changed: dict[int, int] = {}
-                if balance <= 0:
-                    changed = take_out_of_funds(
-                        conn,
-                        row.provider,
-                        row.id,
-                        row.billing_group,
-                        f"balance is {balance}",
-                        now,
-                    )
-            if changed:
-                self._alert(
-                    "keys out of funds",
-                    f"{row.provider} key {row.id} has a balance of {balance}; "
-                    f"keys {sorted(changed)} taken out of service",
-                    provider=row.provider,
-                    key_id=row.id,
-                )
-        return balances
-
-    def _read(self, plugin: Provider, row: Any) -> Decimal | None:
-        try:
-            secret = self._secrets.decrypt(row.secret_encrypted)
-        except SecretUnreadable:
-            log.warning("key %s cannot be decrypted; balance not read", row.id)
-            return None
-        try:
-            balance = self._threads.run(
-                lambda: plugin.check_balance(api_key=secret, proxy_url=row.url),
-                plugin.attempt_deadline,
+    No transaction is open during the provider calls, which run on the router's ``threads``
+    under the provider's attempt deadline.
+    """
+    with connections.transaction() as conn:
+        rows = conn.execute(
+            sa.select(K.id, K.provider, K.secret_encrypted, K.billing_group, Proxy.url)
+            .outerjoin(Proxy, sa.and_(Proxy.id == K.proxy_id, Proxy.state == ProxyState.ACTIVE))
+            .where(K.state.in_(IN_SERVICE))
+            .order_by(K.id)
+        ).all()
+    balances: dict[int, Decimal | None] = {}
+    for row in rows:
+        plugin = providers.get(row.provider)
+        if plugin is None or not plugin.supports_balance:
+            continue
+        balance = _read_balance(plugin, row, secrets, threads)
+        balances[row.id] = balance
+        if balance is None:
+            continue
+        now = clock()
+        with connections.transaction() as conn:
+            conn.execute(
+                sa.update(KEYS)
+                .where(K.id == row.id)
+                .values(balance=balance, balance_checked_at=now, updated_at=now),
             )
-        except Exception as exc:  # a balance we cannot read changes nothing
-            reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            log.warning("balance of %s key %s not read: %s", row.provider, row.id, reason)
-            return None
-        return None if balance is None else Decimal(balance)
+            changed: dict[int, int] = {}
+            if balance <= 0:
+                changed = take_out_of_funds(
+                    conn, row.provider, row.id, row.billing_group, f"balance is {balance}", now
+                )
+        if changed:
+            alert(
+                "keys out of funds",
+                f"{row.provider} key {row.id} has a balance of {balance}; "
+                f"keys {sorted(changed)} taken out of service",
+                provider=row.provider,
+                key_id=row.id,
+            )
+    return balances
+
+
+def _read_balance(
+    plugin: Provider, row: Any, secrets: SecretBox, threads: DaemonThreads
+) -> Decimal | None:
+    try:
+        secret = secrets.decrypt(row.secret_encrypted)
+    except SecretUnreadable:
+        log.warning("key %s cannot be decrypted; balance not read", row.id)
+        return None
+    try:
+        balance = threads.run(
+            lambda: plugin.check_balance(api_key=secret, proxy_url=row.url),
+            plugin.attempt_deadline,
+        )
+    except Exception as exc:  # a balance we cannot read changes nothing
+        reason = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        log.warning("balance of %s key %s not read: %s", row.provider, row.id, reason)
+        return None
+    return None if balance is None else Decimal(balance)

@@ -8,6 +8,7 @@ statement instead, built from the same rule (:mod:`.statements`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from typing import Any
@@ -37,6 +38,16 @@ from nproxy_core.plugins import (
 
 #: Longest error text kept on an attempt or a key.
 ERROR_LIMIT = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class ProviderCall:
+    """One provider call with a claimed key: over which path, and what came of it."""
+
+    path: AttemptPath
+    result: AttemptResult | None
+    error: ProviderError | None
+    latency_ms: int
 
 
 def outcome_of(error: ProviderError | None) -> AttemptOutcome:
@@ -72,10 +83,7 @@ def truncate(text: str | None) -> str | None:
 def record_attempt(
     connections: RouterConnections,
     claim: Claim,
-    path: AttemptPath,
-    result: AttemptResult | None,
-    error: ProviderError | None,
-    latency_ms: int,
+    call: ProviderCall,
     reference: str | None,
     secret: str,
     *,
@@ -87,6 +95,7 @@ def record_attempt(
 
     Returns the admin alerts the outcome calls for, as (subject, detail).
     """
+    path, result, error = call.path, call.result, call.error
     outcome = outcome_of(error)
     message = truncate(scrub(error.message, secret)) if error is not None else None
     cost = result.estimated_cost if result is not None else None
@@ -98,7 +107,7 @@ def record_attempt(
         proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
         outcome=outcome,
         http_status=error.http_status if error is not None else None,
-        latency_ms=latency_ms,
+        latency_ms=call.latency_ms,
         error=message,
         estimated_cost=cost,
         picked_at=claim.picked_at,

@@ -35,14 +35,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nproxy_core.db import utcnow
 from nproxy_core.keypool.alerts import alert_admins
-from nproxy_core.keypool.balances import BalanceReader
+from nproxy_core.keypool.balances import refresh_balances
 from nproxy_core.keypool.choice import Claim, choose_key
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads
 from nproxy_core.keypool.errors import PoolUnavailable, ProviderNotEnabled
 from nproxy_core.keypool.models import AttemptPath
-from nproxy_core.keypool.outcomes import record_attempt, scrub
+from nproxy_core.keypool.outcomes import ProviderCall, record_attempt, scrub
 from nproxy_core.plugins import (
     AttemptResult,
     ImageRequest,
@@ -93,9 +93,6 @@ class KeyPoolRouter:
         self._clock = clock
         self._alert = alert
         self._threads = DaemonThreads()
-        self._balances = BalanceReader(
-            self._connections, providers, secrets, self._threads, clock=clock, alert=alert
-        )
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
@@ -137,14 +134,14 @@ class KeyPoolRouter:
             if claim is None:
                 break
             tried.append(claim.key_id)
-            result, error, used = self._use_key(plugin, claim, request, reference)
+            call, used = self._use_key(plugin, claim, request, reference)
             calls += used
-            if result is not None:
+            if call.result is not None:
                 return RoutedImage(
-                    result=result, provider=provider, key_id=claim.key_id, attempts=calls
+                    result=call.result, provider=provider, key_id=claim.key_id, attempts=calls
                 )
-            if isinstance(error, UserCausedError):
-                raise error
+            if isinstance(call.error, UserCausedError):
+                raise call.error
         self._alert(
             "provider unavailable",
             f"no key of provider {provider!r} could make an image "
@@ -159,41 +156,49 @@ class KeyPoolRouter:
 
         A balance at or below zero takes the key (and its billing group) out of service.
         """
-        return self._balances.refresh()
+        return refresh_balances(
+            self._connections,
+            self._providers,
+            self._secrets,
+            self._threads,
+            clock=self._clock,
+            alert=self._alert,
+        )
 
     # --- using a key ---------------------------------------------------------------------------
 
     def _use_key(
         self, plugin: Provider, claim: Claim, request: ImageRequest, reference: str | None
-    ) -> tuple[AttemptResult | None, ProviderError | None, int]:
-        """Proxy first (when the key has one), then direct. Returns (result, error, calls)."""
+    ) -> tuple[ProviderCall, int]:
+        """Proxy first (when the key has one), then direct. Returns (the last call, calls)."""
         try:
             secret = self._secrets.decrypt(claim.token)
         except SecretUnreadable as exc:
             # Unusable until an admin re-enters it: the same as a rejected key.
-            error = KeyRejectedError(str(exc))
-            self._record(claim, AttemptPath.DIRECT, None, error, 0, reference, secret="")
-            return None, error, 0
+            call = ProviderCall(AttemptPath.DIRECT, None, KeyRejectedError(str(exc)), 0)
+            self._record(claim, call, reference, secret="")
+            return call, 0
         calls = 0
         if claim.proxy_url is not None:
-            result, error, latency = self._call(plugin, request, secret, claim.proxy_url)
+            call = self._call(plugin, request, secret, claim.proxy_url)
             calls += 1
-            self._record(claim, AttemptPath.PROXY, result, error, latency, reference, secret)
-            if not isinstance(error, TransportError):
-                return result, error, calls
-        result, error, latency = self._call(plugin, request, secret, None)
+            self._record(claim, call, reference, secret)
+            if not isinstance(call.error, TransportError):
+                return call, calls
+        call = self._call(plugin, request, secret, None)
         calls += 1
-        self._record(claim, AttemptPath.DIRECT, result, error, latency, reference, secret)
-        return result, error, calls
+        self._record(claim, call, reference, secret)
+        return call, calls
 
     def _call(
         self, plugin: Provider, request: ImageRequest, secret: str, proxy_url: str | None
-    ) -> tuple[AttemptResult | None, ProviderError | None, int]:
+    ) -> ProviderCall:
         """One provider call, bounded by the provider's attempt deadline whatever it does.
 
         A transport can hang past its own timeouts (a silent SOCKS proxy does), so the call
         runs in a daemon thread we stop waiting for; a late answer is thrown away.
         """
+        path = AttemptPath.DIRECT if proxy_url is None else AttemptPath.PROXY
         deadline = plugin.attempt_deadline
         started = time.monotonic()
         try:
@@ -204,12 +209,13 @@ class KeyPoolRouter:
             error: ProviderError = TransportError(
                 f"no answer within the {deadline:g} s attempt deadline"
             )
-            return None, error, _since(started)
         except ProviderError as exc:
-            return None, exc, _since(started)
+            error = exc
         except Exception as exc:
-            return None, self._plugin_bug(plugin, exc, secret), _since(started)
-        return result, None, _since(started)
+            error = self._plugin_bug(plugin, exc, secret)
+        else:
+            return ProviderCall(path, result, None, _since(started))
+        return ProviderCall(path, None, error, _since(started))
 
     def _plugin_bug(self, plugin: Provider, exc: BaseException, secret: str) -> ProviderError:
         # A plugin bug. Log it (scrubbed) and treat it as retryable: the key rests, the next
@@ -221,24 +227,12 @@ class KeyPoolRouter:
         )
         return RetryableError(f"the provider plugin failed: {type(exc).__name__}")
 
-    def _record(
-        self,
-        claim: Claim,
-        path: AttemptPath,
-        result: AttemptResult | None,
-        error: ProviderError | None,
-        latency_ms: int,
-        reference: str | None,
-        secret: str,
-    ) -> None:
+    def _record(self, claim: Claim, call: ProviderCall, reference: str | None, secret: str) -> None:
         """Log the attempt, apply its outcome, and raise the alerts it calls for."""
         alerts = record_attempt(
             self._connections,
             claim,
-            path,
-            result,
-            error,
-            latency_ms,
+            call,
             reference,
             secret,
             now=self._clock(),
