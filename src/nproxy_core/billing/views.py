@@ -9,7 +9,7 @@ from typing import Any
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import Permission
@@ -143,17 +143,18 @@ def webhook(request: Request) -> Response:
         return error_response(request, 404, "not_found", "No such payment processor.")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
-    try:
-        outcome = notifications.receive_notification(
-            request.db, request.find_service(IPlan), processor, request.body, request.headers
-        )
-    except WebhookRejected as exc:
-        # Nothing is written for a notification that fails verification.
-        log.warning("rejected %s notification from %s: %s", name, client_ip(request), exc)
-        return error_response(
-            request, 400, "validation_error", f"The notification was rejected: {exc}"
-        )
+    outcome = notifications.receive_notification(
+        request.db, request.find_service(IPlan), processor, request.body, request.headers
+    )
     return Response(json_body={"ok": True, "result": outcome.result})
+
+
+@exception_view_config(WebhookRejected)
+def webhook_rejected(exc: WebhookRejected, request: Request) -> Response:
+    """A notification that failed verification: 400, and nothing was written for it."""
+    processor = (request.matchdict or {}).get("processor")
+    log.warning("rejected %s notification from %s: %s", processor, client_ip(request), exc)
+    return error_response(request, 400, "validation_error", f"The notification was rejected: {exc}")
 
 
 # --- pages -----------------------------------------------------------------------------------
