@@ -118,6 +118,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     settings.setdefault("retry.attempts", 3)  # read by pyramid_retry when it is included
     config.include("pyramid_retry")
     config.include("pyramid_tm")
+    # Bounded bodies and well-formed paths, queries and charsets before anything reads them.
+    config.include("nproxy_core.gate")
     config.include("nproxy_core.db")
 
     # Plugins are loaded once; a broken or unknown one stops start-up here.

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from zope.interface import implementer
 
 from nproxy_core.db import parse_uuid
-from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.errors import NotFound, ValidationError, describe_size
 from nproxy_core.plugins import IMAGE_FORMATS, identify_image
 from nproxy_core.storage import IStorage, upload_key
 from nproxy_core.uploads.interfaces import IUploadLimits
@@ -39,16 +39,6 @@ class CheckedImage:
     extension: str
     width: int
     height: int
-
-
-def describe_size(n: int) -> str:
-    """``10485760`` → ``"10 MB"``: limits in the words a person uses."""
-    mb, kb = 1024 * 1024, 1024
-    if n >= mb and n % mb == 0:
-        return f"{n // mb} MB"
-    if n >= kb and n % kb == 0:
-        return f"{n // kb} KB"
-    return f"{n} bytes"
 
 
 def too_large_error(max_bytes: int) -> ValidationError:
