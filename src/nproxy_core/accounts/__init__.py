@@ -17,5 +17,7 @@ def includeme(config: Any) -> None:
     config.add_route("logout", "/logout")
     config.add_route("forgot_password", "/forgot-password")
     config.add_route("reset_password", "/reset-password")
+    config.add_route("logout_everywhere", "/logout-everywhere")
+    config.add_route("account.password", "/account/password")
     config.add_route("dashboard", "/dashboard")
     config.scan("nproxy_core.accounts.views")

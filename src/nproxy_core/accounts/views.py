@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyramid.csrf import get_csrf_token
@@ -12,11 +13,11 @@ from pyramid.response import Response
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
-from nproxy_core.accounts import services
+from nproxy_core.accounts import services, sessions
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import Permission, current_session_token
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError
 from nproxy_core.jsonbody import json_object
@@ -153,6 +154,7 @@ def _form_page(request: Request, template: str, action: Any, success: Any) -> An
     """GET renders the form; POST runs ``action`` and redirects, or re-renders with the error."""
     values = dict(request.params) if request.method == "POST" else {}
     values.pop("password", None)
+    values.pop("current_password", None)
     values.pop("csrf_token", None)
     context: dict[str, Any] = {"values": values, "error": None, "fields": {}}
     if request.method == "POST":
@@ -206,6 +208,39 @@ def logout_page(request: Request) -> Response:
     return HTTPSeeOther(request.route_url("home"))
 
 
+@view_config(
+    route_name="logout_everywhere", request_method="POST", permission=Permission.AUTHENTICATED
+)
+def logout_everywhere_page(request: Request) -> Response:
+    """End every session of the account, this one included: a lost phone, a shared computer."""
+    sessions.end_sessions(request.db, request.identity.id)
+    forget(request)
+    return HTTPSeeOther(request.route_url("login", _query={"ended": "everywhere"}))
+
+
+def do_change_password(request: Request, data: dict[str, Any]) -> User:
+    user = request.identity
+    current = required_string(data, "current_password", "your current password")
+    services.change_password(request.db, user, current, data.get("password"))
+    # Every other session ended with the change; this browser stays logged in.
+    remember(request, user.id)
+    return user
+
+
+@view_config(
+    route_name="account.password",
+    request_method=("GET", "POST"),
+    permission=Permission.AUTHENTICATED,
+)
+def change_password_page(request: Request) -> Any:
+    return _form_page(
+        request,
+        "accounts/change_password.html",
+        do_change_password,
+        lambda _: HTTPSeeOther(request.route_url("dashboard", _query={"done": "password"})),
+    )
+
+
 @view_config(route_name="forgot_password", request_method=("GET", "POST"))
 def forgot_password_page(request: Request) -> Any:
     return _form_page(
@@ -234,4 +269,15 @@ def reset_password_page(request: Request) -> Any:
 )
 def dashboard_page(request: Request) -> dict[str, Any]:
     user = request.identity
-    return {"user": user, **account_summary(request, user)}
+    idle_limit = request.registry.settings["nproxy.session_max_age_seconds"]
+    current = current_session_token(request)
+    live = sessions.active_sessions(
+        request.db, user.id, idle_limit=dt.timedelta(seconds=int(idle_limit))
+    )
+    return {
+        "user": user,
+        "sessions": live,
+        "current_session_hash": sessions.token_hash(current) if current else None,
+        "done": request.params.get("done"),
+        **account_summary(request, user),
+    }
