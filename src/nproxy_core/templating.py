@@ -63,4 +63,11 @@ def includeme(config: Any) -> None:
     settings.setdefault("jinja2.lstrip_blocks", "true")
     config.add_jinja2_renderer(".html")
     config.add_jinja2_search_path(folder, name=".html")
+    # Plain-text email templates (templates/email/...): the same folder and filters, but no
+    # HTML escaping, which would garble links and quotes in a text/plain message.
+    for key in ("directories", "filters", "trim_blocks", "lstrip_blocks"):
+        settings.setdefault(f"jinja2_text.{key}", settings[f"jinja2.{key}"])
+    settings.setdefault("jinja2_text.autoescape", "false")
+    config.add_jinja2_renderer(".txt", settings_prefix="jinja2_text.")
+    config.add_jinja2_search_path(folder, name=".txt")
     config.add_static_view("static", "nproxy_core:static", cache_max_age=3600)

@@ -94,8 +94,7 @@ def is_familiar_address(db: Session, email: str, ip: str) -> bool:
     return bool(
         db.scalar(
             sa.select(
-                sa.exists()
-                .where(
+                sa.exists().where(
                     UserSession.user_id == User.id,
                     User.email == email,
                     UserSession.ip == ip,
