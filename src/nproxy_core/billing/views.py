@@ -22,7 +22,7 @@ from nproxy_core.errors import NotFound, ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
-from nproxy_core.ratelimit import client_ip
+from nproxy_core.ratelimit import client_ip, user_limit
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,7 @@ def api_plan(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_checkout(request: Request) -> Any:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, json_object(request).get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:
@@ -183,6 +184,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
     route_name="billing.checkout", request_method="POST", permission=Permission.AUTHENTICATED
 )
 def checkout_page(request: Request) -> Response:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, request.POST.get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:

@@ -130,10 +130,13 @@ def submit_generation(
             return existing, False
 
     submission = parse_submission(body, request.find_service(IPlugins).providers)
-    uploads = load_user_uploads(db, user_id, submission.input_upload_ids)
+    uploads = load_user_uploads(db, user_id, submission.input_upload_ids, lock=True)
     _check_inputs(submission, uploads)
 
     now = utcnow()
+    for upload in uploads:
+        # Used: the clean-up of uploads nobody used leaves it alone from now on.
+        upload.used_at = upload.used_at or now
     message = Message(
         id=uuid.uuid4(),
         conversation_id=conversation.id,

@@ -177,8 +177,12 @@ def create_upload(request: Request, user_id: int, data: bytes) -> Upload:
     return upload
 
 
-def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str]) -> list[Upload]:
-    """The uploads ``ids`` of ``user_id``, in the order given.
+def load_user_uploads(
+    db: Session, user_id: int, ids: Iterable[uuid.UUID | str], *, lock: bool = False
+) -> list[Upload]:
+    """The uploads ``ids`` of ``user_id``, in the order given; with ``lock``, their rows are
+    locked until the transaction ends (a generation about to use them: the clean-up of unused
+    uploads then waits, and skips them once they are marked used).
 
     Raises NotFound for an id that is malformed, unknown or another user's: the three are
     indistinguishable to the caller, so no one learns that someone else's upload exists.
@@ -188,7 +192,8 @@ def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str])
     valid = {value for value in parsed if value is not None}
     found: dict[uuid.UUID, Upload] = {}
     if valid:
-        rows = db.scalars(sa.select(Upload).where(Upload.id.in_(valid), Upload.user_id == user_id))
+        query = sa.select(Upload).where(Upload.id.in_(valid), Upload.user_id == user_id)
+        rows = db.scalars(query.with_for_update() if lock else query)
         found = {row.id: row for row in rows}
     for raw, value in zip(wanted, parsed, strict=True):
         if value is None or value not in found:
