@@ -21,6 +21,7 @@ from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 from nproxy_core.accounts import sessions
 from nproxy_core.accounts.models import Role, User
 from nproxy_core.ratelimit import client_ip
+from nproxy_core.storage import IStorage
 
 
 class Permission:
@@ -121,13 +122,53 @@ SECURITY_HEADERS = {
 }
 
 
-def add_security_headers(event: NewResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        event.response.headers.setdefault(name, value)
+def content_security_policy(media_origin: str | None) -> str:
+    """A strict policy: scripts, styles, fonts and requests only from this site, no inline
+    script or style anywhere, nothing may frame the pages.
+
+    Images may also be ``data:`` and ``blob:`` (the chat previews an upload before sending it)
+    and come from the object store when ``/media/...`` redirects there. Forms post to this site,
+    which may redirect a checkout to a payment processor's page (``https:``).
+    """
+    images = " ".join(filter(None, ["'self'", "data:", "blob:", media_origin]))
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self' https:",
+        ]
+    )
+
+
+class ResponseHeaders:
+    """Adds the security headers, the CSP and, unless a view chose its own caching (static
+    files, media), ``Cache-Control: no-store``: every page carries the session's CSRF token and
+    every API answer is someone's data, so no cache may keep them."""
+
+    def __init__(self) -> None:
+        self._csp: str | None = None
+
+    def __call__(self, event: NewResponse) -> None:
+        headers = event.response.headers
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        if self._csp is None:
+            storage = event.request.find_service(IStorage)
+            self._csp = content_security_policy(getattr(storage, "media_origin", None))
+        headers.setdefault("Content-Security-Policy", self._csp)
+        if "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
 
 
 def includeme(config: Any) -> None:
-    config.add_subscriber(add_security_headers, NewResponse)
+    config.add_subscriber(ResponseHeaders(), NewResponse)
     settings = config.get_settings()
     secure = settings["nproxy.public_url"].startswith("https://")
     factory = SignedCookieSessionFactory(
