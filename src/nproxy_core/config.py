@@ -55,14 +55,11 @@ DEFAULTS: dict[str, str] = {
     "nproxy.plan.period_months": "1",
     "nproxy.providers": "demo",
     "nproxy.payments": "",
-    "nproxy.ratelimit.login": "10/minute",
-    "nproxy.ratelimit.register": "5/minute",
-    "nproxy.ratelimit.password_reset": "5/minute",
     "nproxy.ratelimit.storage": "memory://",
     "nproxy.keypool.cooldown_seconds": "300",
     "nproxy.keypool.max_consecutive_failures": "10",
     "nproxy.session_max_age_seconds": str(14 * 24 * 3600),
-    "nproxy.mailer": "console",
+    "nproxy.mailer": "debug",
     "mail.default_sender": "nproxy <no-reply@localhost>",
     "telegram.api_base": "https://api.telegram.org",
 }
@@ -118,6 +115,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     settings.setdefault("retry.attempts", 3)  # read by pyramid_retry when it is included
     config.include("pyramid_retry")
     config.include("pyramid_tm")
+    # Bounded bodies and well-formed paths, queries and charsets before anything reads them.
+    config.include("nproxy_core.gate")
     config.include("nproxy_core.db")
 
     # Plugins are loaded once; a broken or unknown one stops start-up here.

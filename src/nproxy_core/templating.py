@@ -22,9 +22,40 @@ def human_datetime(value: dt.datetime | str | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
+# Order matters: Edge says Chrome and Safari too, Chrome says Safari.
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def device_name(user_agent: str | None) -> str:
+    """``Chrome on Linux``: a User-Agent header in words, for the list of a user's sessions."""
+    agent = user_agent or ""
+    browser = next((name for marker, name in _BROWSERS if marker in agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown browser"
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
-    settings.setdefault("jinja2.filters", "human_datetime = nproxy_core.templating:human_datetime")
+    settings.setdefault(
+        "jinja2.filters",
+        "human_datetime = nproxy_core.templating:human_datetime\n"
+        "device_name = nproxy_core.templating:device_name",
+    )
     folder = settings.get("jinja2.directories") or str(TEMPLATES)
     settings["jinja2.directories"] = folder
     settings.setdefault("jinja2.autoescape", "true")
@@ -32,4 +63,11 @@ def includeme(config: Any) -> None:
     settings.setdefault("jinja2.lstrip_blocks", "true")
     config.add_jinja2_renderer(".html")
     config.add_jinja2_search_path(folder, name=".html")
+    # Plain-text email templates (templates/email/...): the same folder and filters, but no
+    # HTML escaping, which would garble links and quotes in a text/plain message.
+    for key in ("directories", "filters", "trim_blocks", "lstrip_blocks"):
+        settings.setdefault(f"jinja2_text.{key}", settings[f"jinja2.{key}"])
+    settings.setdefault("jinja2_text.autoescape", "false")
+    config.add_jinja2_renderer(".txt", settings_prefix="jinja2_text.")
+    config.add_jinja2_search_path(folder, name=".txt")
     config.add_static_view("static", "nproxy_core:static", cache_max_age=3600)

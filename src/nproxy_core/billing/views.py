@@ -21,7 +21,7 @@ from nproxy_core.errors import ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
-from nproxy_core.ratelimit import client_ip
+from nproxy_core.ratelimit import client_ip, user_limit
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ def api_plan(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_checkout(request: Request) -> Any:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, json_object(request).get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:
@@ -176,6 +177,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
     route_name="billing.checkout", request_method="POST", permission=Permission.AUTHENTICATED
 )
 def checkout_page(request: Request) -> Response:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, request.POST.get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:

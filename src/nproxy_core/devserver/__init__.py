@@ -92,6 +92,8 @@ def serve(cli: Any, *, host: str, port: int) -> None:
     worker = start_worker(cli.registry)
     log.info("nproxy is serving on http://%s:%s/ (with a worker and beat)", host, port)
     try:
-        waitress.serve(app, host=host, port=port, threads=8)
+        # The server's own ceiling; the app refuses bodies over nproxy.max_body_bytes first.
+        limit = cli.registry.settings["nproxy.max_body_bytes"] + 4 * 1024 * 1024
+        waitress.serve(app, host=host, port=port, threads=8, max_request_body_size=limit)
     finally:
         worker.stop(in_sighandler=False)

@@ -104,6 +104,9 @@ class Generation(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     #: The client's ``Idempotency-Key``: a retried submit finds this job instead of a new one.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    #: SHA-256 of what the key was first used for (conversation and body): the same key sent
+    #: with anything else is refused rather than answered with this job.
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: When the job was last sent to the queue; the sweeper re-sends jobs left too long.
     enqueued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

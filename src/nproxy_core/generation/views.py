@@ -13,6 +13,7 @@ from pyramid.view import view_config
 from nproxy_core.accounts.security import Permission
 from nproxy_core.generation import presenters, schemas, services
 from nproxy_core.jsonbody import json_object
+from nproxy_core.ratelimit import user_limit
 
 
 def _user_id(request: Request) -> int:
@@ -36,6 +37,7 @@ def api_models(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_conversation(request: Request) -> dict[str, Any]:
+    user_limit(request, "conversations")
     title = schemas.conversation_title(json_object(request, empty_ok=True))
     conversation = services.create_conversation(request.db, _user_id(request), title)
     request.response.status = 201

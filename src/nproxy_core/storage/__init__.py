@@ -18,9 +18,13 @@ from nproxy_core.storage.interfaces import (
     IStorage,
     ObjectNotFound,
     StorageError,
+    StoredObject,
 )
 from nproxy_core.storage.keys import generation_key, upload_key, validate_key
 from nproxy_core.storage.media import MediaAsset, MediaResolver, add_media_resolver
+from nproxy_core.storage.orphans import add_stored_objects, delete_after_commit
+from nproxy_core.storage.tasks import sweep_orphans
+from nproxy_core.tasks import TASKS
 
 __all__ = [
     "IStorage",
@@ -29,7 +33,9 @@ __all__ = [
     "MediaResolver",
     "ObjectNotFound",
     "StorageError",
+    "StoredObject",
     "add_media_resolver",
+    "delete_after_commit",
     "generation_key",
     "make_storage",
     "upload_key",
@@ -77,5 +83,8 @@ def make_storage(settings: Mapping[str, Any]) -> Any:
 def includeme(config: Any) -> None:
     config.register_service(make_storage(config.get_settings()), IStorage)
     config.add_directive("add_media_resolver", add_media_resolver)
+    config.add_directive("add_stored_objects", add_stored_objects)
+    config.scan("nproxy_core.storage.tasks", categories=TASKS)
+    config.add_periodic_task("storage.sweep_orphans", sweep_orphans, 24 * 3600)
     config.add_route("media", "/media/{asset_id}")
     config.scan("nproxy_core.storage.views")

@@ -9,6 +9,7 @@ from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
 from nproxy_core.errors import ValidationError
+from nproxy_core.ratelimit import user_limit
 from nproxy_core.uploads import services
 from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
@@ -60,6 +61,7 @@ def read_file_field(request: Request, max_bytes: int) -> bytes:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_upload(request: Request) -> dict[str, Any]:
+    user_limit(request, "uploads")
     limits = request.find_service(IUploadLimits)
     data = read_file_field(request, limits.max_bytes)
     upload = services.create_upload(request, request.identity.id, data)
