@@ -93,6 +93,7 @@ MODEL_MODULES = (
     "nproxy_core.keypool.models",
     "nproxy_core.uploads.models",
     "nproxy_core.generation.models",
+    "nproxy_core.health.models",
 )
 
 
