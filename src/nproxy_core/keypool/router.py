@@ -51,6 +51,7 @@ from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import (
     IN_SERVICE,
+    KEY_TEST_REFERENCE,
     AttemptOutcome,
     AttemptPath,
     KeyAttempt,
@@ -64,7 +65,9 @@ from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import (
     AttemptResult,
     ImageRequest,
+    KeyCheck,
     KeyRejectedError,
+    Mode,
     OutOfFundsError,
     Provider,
     ProviderError,
@@ -74,7 +77,18 @@ from nproxy_core.plugins import (
 )
 from nproxy_core.wiring import find_service
 
-__all__ = ["KeyPoolRouter", "PoolUnavailable", "ProviderNotEnabled", "RoutedImage"]
+__all__ = [
+    "KeyPoolRouter",
+    "KeyTest",
+    "KeyTestUnsupported",
+    "PoolUnavailable",
+    "ProviderNotEnabled",
+    "RouteCheck",
+    "RoutedImage",
+]
+
+#: The prompt of a key test's one real image: small, plain, and nothing a filter could mind.
+KEY_TEST_PROMPT = "A plain red circle on a white background."
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +338,73 @@ class RoutedImage:
 
 
 @dataclasses.dataclass(frozen=True)
+class _Work:
+    """What an attempt asks of the provider, and what its attempts are recorded under.
+
+    ``call(secret, proxy_url)`` makes one provider call: an image (returning an
+    :class:`AttemptResult`) or a key check (returning a :class:`KeyCheck`).
+    """
+
+    call: Callable[[str, str | None], Any]
+    reference: str | None
+    image_index: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Used:
+    """What using one key came to: its last call's result or error, over which path."""
+
+    result: Any
+    error: ProviderError | None
+    calls: int
+    path: AttemptPath
+    latency_ms: int
+    #: The error's message as recorded (scrubbed, truncated); None on success.
+    message: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyTest:
+    """What an admin's key test found: the outcome class of its last call, and its details."""
+
+    key_id: int
+    provider: str
+    #: ``check`` (the free check) or ``image`` (one real minimal image).
+    kind: str
+    outcome: AttemptOutcome
+    path: AttemptPath
+    http_status: int | None
+    latency_ms: int
+    #: What the provider said: the check's description, the image's size, or the error.
+    detail: str
+    calls: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "outcome": str(self.outcome),
+            "path": str(self.path),
+            "http_status": self.http_status,
+            "latency_ms": self.latency_ms,
+            "detail": self.detail,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteCheck:
+    """Whether one provider answered over a proxy (an admin's proxy test)."""
+
+    provider: str
+    ok: bool
+    latency_ms: int
+    detail: str
+
+
+class KeyTestUnsupported(Exception):
+    """The key's provider cannot test a key the way asked (no free check, no text-to-image)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class _Claim:
     provider: str
     key_id: int
@@ -486,6 +567,11 @@ class KeyPoolRouter:
         plugin = self._providers.get(provider)
         if plugin is None:
             raise ProviderNotEnabled(f"provider {provider!r} is not enabled")
+        work = _Work(
+            lambda secret, proxy_url: plugin.generate(request, api_key=secret, proxy_url=proxy_url),
+            reference=reference,
+            image_index=request.index,
+        )
         tried: list[int] = []
         calls = 0
         while True:
@@ -493,14 +579,14 @@ class KeyPoolRouter:
             if claim is None:
                 break
             tried.append(claim.key_id)
-            result, error, used = self._use_key(plugin, claim, request, reference)
-            calls += used
-            if result is not None:
+            used = self._use_key(plugin, claim, work)
+            calls += used.calls
+            if used.result is not None:
                 return RoutedImage(
-                    result=result, provider=provider, key_id=claim.key_id, attempts=calls
+                    result=used.result, provider=provider, key_id=claim.key_id, attempts=calls
                 )
-            if isinstance(error, UserCausedError):
-                raise error
+            if isinstance(used.error, UserCausedError):
+                raise used.error
         self._alert(
             "provider unavailable",
             f"no key of provider {provider!r} could make an image "
@@ -509,6 +595,120 @@ class KeyPoolRouter:
             reference=reference,
         )
         raise PoolUnavailable(provider, tried=len(tried))
+
+    # --- an admin's tests ----------------------------------------------------------------------
+
+    def test_key(self, key_id: int, *, generate: bool = False) -> KeyTest:
+        """Test one key whatever its state: the provider's free check, or with ``generate``
+        one real minimal image (which costs what an image costs).
+
+        The key is called as the router calls it (proxy first, then direct) and every call is
+        recorded as an attempt, whose outcome is applied to the key as any attempt's is: a
+        rejected key goes to review, a success clears the failure count. A test never puts a
+        key back in service (an admin's restore does). Raises :class:`LookupError` for an
+        unknown key, :class:`ProviderNotEnabled` and :class:`KeyTestUnsupported`.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                sa.update(KEYS)
+                .where(K.id == key_id)
+                .values(version=K.version + 1)
+                .returning(K.provider, K.secret_encrypted, K.proxy_id, K.billing_group, K.version)
+            ).first()
+            if row is None:
+                raise LookupError(f"no provider key with id {key_id}")
+            proxy_url = None
+            if row.proxy_id is not None:
+                proxy_url = conn.scalar(_PROXY_URL, {"b_proxy_id": row.proxy_id})
+        plugin = self._providers.get(row.provider)
+        if plugin is None:
+            raise ProviderNotEnabled(f"provider {row.provider!r} is not enabled")
+        work = _Work(self._test_call(plugin, generate), reference=KEY_TEST_REFERENCE)
+        claim = _Claim(
+            provider=row.provider,
+            key_id=key_id,
+            token=row.secret_encrypted,
+            proxy_id=row.proxy_id if proxy_url is not None else None,
+            proxy_url=proxy_url,
+            billing_group=row.billing_group,
+            version=row.version,
+            picked_at=self._clock(),
+        )
+        used = self._use_key(plugin, claim, work)
+        return KeyTest(
+            key_id=key_id,
+            provider=row.provider,
+            kind="image" if generate else "check",
+            outcome=_outcome_of(used.error),
+            path=used.path,
+            http_status=(
+                used.error.http_status
+                if used.error is not None
+                else getattr(used.result, "http_status", None)
+            ),
+            latency_ms=used.latency_ms,
+            detail=used.message if used.message is not None else _describe_result(used.result),
+            calls=used.calls,
+        )
+
+    @staticmethod
+    def _test_call(plugin: Provider, generate: bool) -> Callable[[str, str | None], Any]:
+        if not generate:
+            if not plugin.supports_key_check:
+                raise KeyTestUnsupported(
+                    f"provider {plugin.name!r} cannot check a key without making an image; "
+                    "test it with one real image instead"
+                )
+            return lambda secret, proxy_url: plugin.check_key(api_key=secret, proxy_url=proxy_url)
+        model = next(
+            (m for m in plugin.capabilities() if Mode.TEXT_TO_IMAGE in m.modes and m.resolutions),
+            None,
+        )
+        if model is None:
+            raise KeyTestUnsupported(f"provider {plugin.name!r} offers no text-to-image model")
+        request = ImageRequest(
+            mode=Mode.TEXT_TO_IMAGE,
+            prompt=KEY_TEST_PROMPT,
+            resolution=model.resolutions[0],
+            model=model.model,
+        )
+        return lambda secret, proxy_url: plugin.generate(
+            request, api_key=secret, proxy_url=proxy_url
+        )
+
+    def test_proxy(self, proxy_id: int) -> list[RouteCheck]:
+        """Ask every enabled provider to answer over the proxy, and record its health: it
+        works when at least one provider answered. Raises :class:`LookupError` for an unknown
+        proxy. The proxy's state (enabled or disabled) is not changed."""
+        with self._transaction() as conn:
+            url = conn.scalar(sa.select(PROXIES.c.url).where(PROXIES.c.id == proxy_id))
+        if url is None:
+            raise LookupError(f"no proxy with id {proxy_id}")
+        checks = [self._check_route(plugin, url) for plugin in self._providers.values()]
+        failure = None
+        if not any(check.ok for check in checks):
+            failure = _truncate(
+                "; ".join(f"{c.provider}: {c.detail}" for c in checks) or "no provider enabled"
+            )
+        with self._transaction() as conn:
+            self._proxy_health(conn, proxy_id, failure, self._clock())
+        return checks
+
+    def _check_route(self, plugin: Provider, proxy_url: str) -> RouteCheck:
+        started = time.monotonic()
+        try:
+            detail = self._threads.run(
+                lambda: plugin.check_route(proxy_url=proxy_url), plugin.attempt_deadline
+            )
+        except TimeoutError:
+            detail, ok = f"no answer within {plugin.attempt_deadline:g} s", False
+        except ProviderError as exc:
+            detail, ok = exc.message, False
+        except Exception as exc:
+            detail, ok = self._plugin_bug(plugin, exc, "").message, False
+        else:
+            ok = True
+        return RouteCheck(plugin.name, ok, _since(started), _truncate(str(detail)) or "")
 
     # --- choosing a key ------------------------------------------------------------------------
 
@@ -584,32 +784,30 @@ class KeyPoolRouter:
 
     # --- using a key ---------------------------------------------------------------------------
 
-    def _use_key(
-        self, plugin: Provider, claim: _Claim, request: ImageRequest, reference: str | None
-    ) -> tuple[AttemptResult | None, ProviderError | None, int]:
-        """Proxy first (when the key has one), then direct. Returns (result, error, calls)."""
+    def _use_key(self, plugin: Provider, claim: _Claim, work: _Work) -> _Used:
+        """Proxy first (when the key has one), then direct."""
         try:
             secret = self._secrets.decrypt(claim.token)
         except SecretUnreadable as exc:
             # Unusable until an admin re-enters it: the same as a rejected key.
             error = KeyRejectedError(str(exc))
-            self._record(claim, AttemptPath.DIRECT, None, error, 0, reference, secret="")
-            return None, error, 0
+            self._record(claim, AttemptPath.DIRECT, None, error, 0, work, secret="")
+            return _Used(None, error, 0, AttemptPath.DIRECT, 0, error.message)
         calls = 0
         if claim.proxy_url is not None:
-            result, error, latency = self._call(plugin, request, secret, claim.proxy_url)
+            result, error, latency = self._call(plugin, work, secret, claim.proxy_url)
             calls += 1
-            self._record(claim, AttemptPath.PROXY, result, error, latency, reference, secret)
+            self._record(claim, AttemptPath.PROXY, result, error, latency, work, secret)
             if not isinstance(error, TransportError):
-                return result, error, calls
-        result, error, latency = self._call(plugin, request, secret, None)
+                return _Used(result, error, calls, AttemptPath.PROXY, latency, _said(error, secret))
+        result, error, latency = self._call(plugin, work, secret, None)
         calls += 1
-        self._record(claim, AttemptPath.DIRECT, result, error, latency, reference, secret)
-        return result, error, calls
+        self._record(claim, AttemptPath.DIRECT, result, error, latency, work, secret)
+        return _Used(result, error, calls, AttemptPath.DIRECT, latency, _said(error, secret))
 
     def _call(
-        self, plugin: Provider, request: ImageRequest, secret: str, proxy_url: str | None
-    ) -> tuple[AttemptResult | None, ProviderError | None, int]:
+        self, plugin: Provider, work: _Work, secret: str, proxy_url: str | None
+    ) -> tuple[Any, ProviderError | None, int]:
         """One provider call, bounded by the provider's attempt deadline whatever it does.
 
         A transport can hang past its own timeouts (a silent SOCKS proxy does), so the call
@@ -618,9 +816,7 @@ class KeyPoolRouter:
         deadline = plugin.attempt_deadline
         started = time.monotonic()
         try:
-            result = self._threads.run(
-                lambda: plugin.generate(request, api_key=secret, proxy_url=proxy_url), deadline
-            )
+            result = self._threads.run(lambda: work.call(secret, proxy_url), deadline)
         except TimeoutError:
             error: ProviderError = TransportError(
                 f"no answer within the {deadline:g} s attempt deadline"
@@ -630,6 +826,9 @@ class KeyPoolRouter:
             return None, exc, _since(started)
         except Exception as exc:
             return None, self._plugin_bug(plugin, exc, secret), _since(started)
+        if isinstance(result, AttemptResult) and result.estimated_cost is None:
+            # No cost of its own (no usage metadata): the provider's price of one image.
+            result = dataclasses.replace(result, estimated_cost=plugin.price_per_image)
         return result, None, _since(started)
 
     def _plugin_bug(self, plugin: Provider, exc: BaseException, secret: str) -> ProviderError:
@@ -648,25 +847,31 @@ class KeyPoolRouter:
         self,
         claim: _Claim,
         path: AttemptPath,
-        result: AttemptResult | None,
+        result: Any,
         error: ProviderError | None,
         latency_ms: int,
-        reference: str | None,
+        work: _Work,
         secret: str,
     ) -> None:
-        """Log the attempt and apply its outcome to the key and proxy, in one transaction."""
+        """Log the attempt and apply its outcome to the key and proxy, in one transaction.
+
+        ``result`` is what the call returned (an :class:`AttemptResult`, or a
+        :class:`KeyCheck` for a key test), None when it failed.
+        """
         outcome = _outcome_of(error)
         now = self._clock()
         message = _truncate(_scrub(error.message, secret)) if error is not None else None
-        cost = result.estimated_cost if result is not None else None
+        cost = getattr(result, "estimated_cost", None)
+        status = error.http_status if error is not None else getattr(result, "http_status", None)
         attempt = dict(
             key_id=claim.key_id,
             provider=claim.provider,
-            reference=reference,
+            reference=work.reference,
+            image_index=work.image_index,
             path=path,
             proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
             outcome=outcome,
-            http_status=error.http_status if error is not None else None,
+            http_status=status,
             latency_ms=latency_ms,
             error=message,
             estimated_cost=cost,
@@ -918,6 +1123,19 @@ def _statement_engine(engine: sa.Engine) -> sa.Engine | None:
     )
     sa.event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
     return own
+
+
+def _said(error: ProviderError | None, secret: str) -> str | None:
+    return None if error is None else _truncate(_scrub(error.message, secret))
+
+
+def _describe_result(result: Any) -> str:
+    """A successful test's detail: what the check said, or the image made."""
+    if isinstance(result, KeyCheck):
+        return result.detail
+    image = result.image
+    size = f"{image.width}x{image.height} " if image.width and image.height else ""
+    return f"made a {size}{image.mime} image"
 
 
 def _since(started: float) -> int:
