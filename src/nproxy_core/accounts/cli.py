@@ -6,11 +6,15 @@ import sys
 
 import click
 
+from nproxy_core.accounts import actions
 from nproxy_core.accounts.models import Role
 from nproxy_core.accounts.services import create_user
-from nproxy_core.audit import Surface, record
+from nproxy_core.audit import Actor, Surface, record
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
+
+#: The operator at the server console, as the audit log names them.
+CONSOLE = Actor("console", Surface.CLI)
 
 
 @main.group()
@@ -42,3 +46,25 @@ def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool)
             after={"email": user.email, "role": str(user.role)},
         )
         click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@users.command("block")
+@click.argument("email")
+@pass_cli
+def users_block(cli: CLIContext, email: str) -> None:
+    """Block an account: it cannot log in, and its sessions end."""
+    with cli.transaction() as session:
+        user = actions.user_by_email(session, email)
+        actions.block_user(session, user.id, actor=CONSOLE)
+        click.echo(f"blocked {user.email}")
+
+
+@users.command("unblock")
+@click.argument("email")
+@pass_cli
+def users_unblock(cli: CLIContext, email: str) -> None:
+    """Let a blocked account log in again."""
+    with cli.transaction() as session:
+        user = actions.user_by_email(session, email)
+        actions.unblock_user(session, user.id, actor=CONSOLE)
+        click.echo(f"unblocked {user.email}")
