@@ -22,9 +22,37 @@ def human_datetime(value: dt.datetime | str | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
+def timestamp(value: dt.datetime | None) -> str:
+    """``2026-12-21 13:54:07`` (UTC): exact, for admins and logs of events."""
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """How long ago (or how far ahead) a moment is, roughly: ``42 s ago``, ``in 3 min``."""
+    if value is None:
+        return ""
+    seconds = ((now or dt.datetime.now(dt.UTC)) - value).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        amount = f"{int(seconds)} s"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+FILTERS = ("human_datetime", "timestamp", "ago")
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
-    settings.setdefault("jinja2.filters", "human_datetime = nproxy_core.templating:human_datetime")
+    settings.setdefault(
+        "jinja2.filters",
+        "\n".join(f"{name} = nproxy_core.templating:{name}" for name in FILTERS),
+    )
     folder = settings.get("jinja2.directories") or str(TEMPLATES)
     settings["jinja2.directories"] = folder
     settings.setdefault("jinja2.autoescape", "true")
