@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -48,15 +49,19 @@ def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool)
         click.echo(f"created {user.role} {user.email} (id {user.id})")
 
 
+def _change(cli: CLIContext, email: str, change: Any, done: str) -> None:
+    with cli.transaction() as session:
+        user = actions.user_by_email(session, email)
+        change(session, user.id, actor=CONSOLE)
+        click.echo(f"{done} {user.email}")
+
+
 @users.command("block")
 @click.argument("email")
 @pass_cli
 def users_block(cli: CLIContext, email: str) -> None:
     """Block an account: it cannot log in, and its sessions end."""
-    with cli.transaction() as session:
-        user = actions.user_by_email(session, email)
-        actions.block_user(session, user.id, actor=CONSOLE)
-        click.echo(f"blocked {user.email}")
+    _change(cli, email, actions.block_user, "blocked")
 
 
 @users.command("unblock")
@@ -64,7 +69,4 @@ def users_block(cli: CLIContext, email: str) -> None:
 @pass_cli
 def users_unblock(cli: CLIContext, email: str) -> None:
     """Let a blocked account log in again."""
-    with cli.transaction() as session:
-        user = actions.user_by_email(session, email)
-        actions.unblock_user(session, user.id, actor=CONSOLE)
-        click.echo(f"unblocked {user.email}")
+    _change(cli, email, actions.unblock_user, "unblocked")

@@ -30,7 +30,6 @@ from nproxy_core.errors import APIError, NotFound, ValidationError
 from nproxy_core.health import probes
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
-from nproxy_core.keypool.models import ProxyState
 from nproxy_core.plugin_registry import IPlugins
 
 #: Audit actions the filter suggests (any action can be typed).
@@ -247,11 +246,12 @@ def overview(request: Request) -> dict[str, Any]:
 @admin_page("admin.health", "health.html")
 def health(request: Request) -> dict[str, Any]:
     db, now = request.db, utcnow()
+    queue = probes.queue_depth(request.registry)
     return base(
         request,
         "health",
-        services=probes.check_services(request.registry),
-        queue=probes.queue_depth(request.registry),
+        services=probes.check_services(request.registry, queue),
+        queue=queue,
         workers=probes.worker_statuses(db, now),
         stale_after=int(probes.STALE_AFTER.total_seconds()),
         outcomes_hour=stats.attempt_outcomes(db, now - stats.HOUR),
@@ -288,25 +288,37 @@ def _user_back(request: Request) -> str:
     return request.route_path("admin.user", user_id=request.matchdict["user_id"])
 
 
+def on_row(
+    request: Request,
+    id_name: str,
+    back: str,
+    change: Callable[..., Any],
+    said: Callable[[Any], str],
+) -> HTTPSeeOther:
+    """An action that only names its target: ``change(db, id, actor=...)``, then ``said``."""
+    row_id = int_id(request, id_name)
+    return act(request, back, lambda: said(change(request.db, row_id, actor=actor(request))))
+
+
 @admin_action("admin.user.block")
 def user_block(request: Request) -> HTTPSeeOther:
-    user_id = int_id(request, "user_id")
-    return act(
+    return on_row(
         request,
+        "user_id",
         _user_back(request),
-        lambda: f"Blocked {accounts.block_user(request.db, user_id, actor=actor(request)).email}.",
+        accounts.block_user,
+        lambda u: f"Blocked {u.email}.",
     )
 
 
 @admin_action("admin.user.unblock")
 def user_unblock(request: Request) -> HTTPSeeOther:
-    user_id = int_id(request, "user_id")
-    return act(
+    return on_row(
         request,
+        "user_id",
         _user_back(request),
-        lambda: (
-            f"Unblocked {accounts.unblock_user(request.db, user_id, actor=actor(request)).email}."
-        ),
+        accounts.unblock_user,
+        lambda u: f"Unblocked {u.email}.",
     )
 
 
@@ -440,7 +452,8 @@ def generations(request: Request) -> dict[str, Any]:
         if filters["status"] and filters["status"] not in queries.GENERATION_STATUSES:
             raise ValidationError(f"status must be one of {', '.join(queries.GENERATION_STATUSES)}")
         if filters["provider"] and filters["provider"] not in providers:
-            raise ValidationError(f"unknown provider {filters['provider']!r}")
+            # A provider no longer enabled still has its old jobs.
+            providers.append(filters["provider"])
         user_id = None
         if filters["user"]:
             found = queries.find_user_ref(request.db, filters["user"])
@@ -559,24 +572,24 @@ def key_edit(request: Request) -> HTTPSeeOther:
 
 @admin_action("admin.key.restore")
 def key_restore(request: Request) -> HTTPSeeOther:
-    key_id = int_id(request, "key_id")
-
-    def restore() -> str:
-        pool.restore_key(request.db, key_id, actor=actor(request))
-        return f"Key {key_id} is back in service."
-
-    return act(request, _key_back(request), restore)
+    return on_row(
+        request,
+        "key_id",
+        _key_back(request),
+        pool.restore_key,
+        lambda key: f"Key {key.id} is back in service.",
+    )
 
 
 @admin_action("admin.key.disable")
 def key_disable(request: Request) -> HTTPSeeOther:
-    key_id = int_id(request, "key_id")
-
-    def disable() -> str:
-        pool.disable_key(request.db, key_id, actor=actor(request))
-        return f"Key {key_id} is disabled."
-
-    return act(request, _key_back(request), disable)
+    return on_row(
+        request,
+        "key_id",
+        _key_back(request),
+        pool.disable_key,
+        lambda k: f"Key {k.id} is disabled.",
+    )
 
 
 @admin_action("admin.key.test")
@@ -628,25 +641,20 @@ def proxy_add(request: Request) -> HTTPSeeOther:
     return act(request, request.route_path("admin.proxies"), add)
 
 
-def _proxy_state(request: Request, state: ProxyState) -> HTTPSeeOther:
-    proxy_id = int_id(request, "proxy_id")
-    change = pool.enable_proxy if state == ProxyState.ACTIVE else pool.disable_proxy
-
-    def run() -> str:
-        change(request.db, proxy_id, actor=actor(request))
-        return f"Proxy {proxy_id} is {'enabled' if state == ProxyState.ACTIVE else 'disabled'}."
-
-    return act(request, request.route_path("admin.proxies"), run)
-
-
 @admin_action("admin.proxy.enable")
 def proxy_enable(request: Request) -> HTTPSeeOther:
-    return _proxy_state(request, ProxyState.ACTIVE)
+    back = request.route_path("admin.proxies")
+    return on_row(
+        request, "proxy_id", back, pool.enable_proxy, lambda p: f"Proxy {p.id} is enabled."
+    )
 
 
 @admin_action("admin.proxy.disable")
 def proxy_disable(request: Request) -> HTTPSeeOther:
-    return _proxy_state(request, ProxyState.DISABLED)
+    back = request.route_path("admin.proxies")
+    return on_row(
+        request, "proxy_id", back, pool.disable_proxy, lambda p: f"Proxy {p.id} is disabled."
+    )
 
 
 @admin_action("admin.proxy.test")

@@ -80,16 +80,17 @@ def payment_view(payment: Payment) -> dict[str, Any]:
     }
 
 
-def _locked_payment(db: Session, payment_id: int) -> Payment:
-    payment = db.scalar(
-        sa.select(Payment)
-        .where(Payment.id == payment_id)
+def _locked(db: Session, model: Any, row_id: int, what: str) -> Any:
+    """The row, locked until commit and read fresh: concurrent decisions wait for each other."""
+    row = db.scalar(
+        sa.select(model)
+        .where(model.id == row_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if payment is None:
-        raise NotFound(f"no payment with id {payment_id}")
-    return payment
+    if row is None:
+        raise NotFound(f"no {what} with id {row_id}")
+    return row
 
 
 def resolve_payment(
@@ -106,7 +107,7 @@ def resolve_payment(
     decision = parse_decision(decision)
     note = clean_note(note)
     now = now or utcnow()
-    payment = _locked_payment(db, payment_id)
+    payment: Payment = _locked(db, Payment, payment_id, "payment")
     if not payment.needs_review:
         raise Conflict(f"payment {payment.id} is not flagged for review")
     if payment.resolved_at is not None:
@@ -158,14 +159,9 @@ def dismiss_notification(
     cycle from their page (with the reason), then dismiss this with a note saying so.
     """
     note = clean_note(note)
-    notification = db.scalar(
-        sa.select(PaymentNotification)
-        .where(PaymentNotification.id == notification_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    notification: PaymentNotification = _locked(
+        db, PaymentNotification, notification_id, "payment notification"
     )
-    if notification is None:
-        raise NotFound(f"no payment notification with id {notification_id}")
     if notification.payment_id is not None:
         raise Conflict(
             f"notification {notification_id} belongs to payment {notification.payment_id}: "

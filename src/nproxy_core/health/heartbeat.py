@@ -1,4 +1,5 @@
-"""Worker heartbeats: a Celery worker bootstep that writes the worker's row every half minute.
+"""Worker heartbeats: a Celery worker bootstep that writes the worker's row every half minute
+(``nproxy.worker.heartbeat_seconds``, default 30).
 
 The beat runs on the worker's own timer, so a worker whose machinery is stuck stops beating as
 surely as one that died; the admin views show a worker red after :data:`STALE_AFTER` without a
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.health.models import WorkerHeartbeat
+from nproxy_core.plugins import positive_float, setting
 from nproxy_core.wiring import find_service
 
 log = logging.getLogger(__name__)
@@ -103,10 +105,16 @@ class Heartbeat(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         registry = worker.app.pyramid_registry
+        interval = setting(
+            registry.settings,
+            "nproxy.worker.heartbeat_seconds",
+            default=INTERVAL_SECONDS,
+            cast=positive_float,
+        )
         self._session_factory = find_service(registry, IDatabase).session_factory
         self._started_at = utcnow()
         self.beat(worker)
-        self._timer_ref = worker.timer.call_repeatedly(INTERVAL_SECONDS, self.beat, (worker,))
+        self._timer_ref = worker.timer.call_repeatedly(interval, self.beat, (worker,))
 
     def beat(self, worker: Any) -> None:
         if self._session_factory is None:

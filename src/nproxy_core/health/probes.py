@@ -49,6 +49,8 @@ class QueueDepth:
 
     queues: dict[str, int]
     error: str | None = None
+    #: How long the broker took to answer.
+    latency_ms: int = 0
 
     @property
     def total(self) -> int | None:
@@ -118,9 +120,11 @@ def queue_depth(registry: Registry) -> QueueDepth:
     embedded transport's (the queue folder, the in-memory queue) in development."""
     app = registry[CELERY_APP]
     counts: dict[str, int] = {}
+    started = time.monotonic()
     try:
         with app.connection_for_read(connect_timeout=BROKER_TIMEOUT_SECONDS) as connection:
-            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT_SECONDS)
+            # One try: a page waits for this, and a broker that is down is the answer.
+            connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
             for name in queue_names(registry):
                 # A failed passive declare closes the channel (AMQP): one channel per queue.
                 channel = connection.channel()
@@ -130,8 +134,8 @@ def queue_depth(registry: Registry) -> QueueDepth:
                     _close_quietly(channel)
     except Exception as exc:
         log.warning("queue depth: the broker did not answer: %s", exc)
-        return QueueDepth(counts, f"{type(exc).__name__}: {exc}"[:300])
-    return QueueDepth(counts)
+        return QueueDepth(counts, f"{type(exc).__name__}: {exc}"[:300], _since(started))
+    return QueueDepth(counts, None, _since(started))
 
 
 def _close_quietly(channel: Any) -> None:
@@ -153,15 +157,13 @@ def check_database(registry: Registry) -> ServiceCheck:
     return _timed("database", probe)
 
 
-def check_broker(registry: Registry) -> ServiceCheck:
-    def probe() -> str:
-        depth = queue_depth(registry)
-        if depth.error is not None:
-            raise ConnectionError(depth.error)
-        transport = registry[CELERY_APP].conf.broker_url.split("://", 1)[0] or "memory"
-        return f"{transport}, {depth.total} waiting"
-
-    return _timed("broker", probe)
+def check_broker(registry: Registry, depth: QueueDepth | None = None) -> ServiceCheck:
+    """The broker, judged by a queue-depth probe (``depth``, or a new one)."""
+    depth = depth if depth is not None else queue_depth(registry)
+    if depth.error is not None:
+        return ServiceCheck("broker", False, depth.latency_ms, depth.error)
+    transport = registry[CELERY_APP].conf.broker_url.split("://", 1)[0] or "memory"
+    return ServiceCheck("broker", True, depth.latency_ms, f"{transport}, {depth.total} waiting")
 
 
 def check_storage(registry: Registry) -> ServiceCheck:
@@ -174,9 +176,9 @@ def check_storage(registry: Registry) -> ServiceCheck:
     return _timed("storage", probe)
 
 
-def check_services(registry: Registry) -> list[ServiceCheck]:
-    """Database, broker and storage, each asked once."""
-    return [check_database(registry), check_broker(registry), check_storage(registry)]
+def check_services(registry: Registry, depth: QueueDepth | None = None) -> list[ServiceCheck]:
+    """Database, broker (from ``depth`` when the caller probed it already) and storage."""
+    return [check_database(registry), check_broker(registry, depth), check_storage(registry)]
 
 
 def worker_statuses(db: Session, now: dt.datetime | None = None) -> list[WorkerStatus]:

@@ -617,23 +617,11 @@ class KeyPoolRouter:
             ).first()
             if row is None:
                 raise LookupError(f"no provider key with id {key_id}")
-            proxy_url = None
-            if row.proxy_id is not None:
-                proxy_url = conn.scalar(_PROXY_URL, {"b_proxy_id": row.proxy_id})
+            claim = self._claim_of(conn, row.provider, key_id, row, self._clock())
         plugin = self._providers.get(row.provider)
         if plugin is None:
             raise ProviderNotEnabled(f"provider {row.provider!r} is not enabled")
         work = _Work(self._test_call(plugin, generate), reference=KEY_TEST_REFERENCE)
-        claim = _Claim(
-            provider=row.provider,
-            key_id=key_id,
-            token=row.secret_encrypted,
-            proxy_id=row.proxy_id if proxy_url is not None else None,
-            proxy_url=proxy_url,
-            billing_group=row.billing_group,
-            version=row.version,
-            picked_at=self._clock(),
-        )
         used = self._use_key(plugin, claim, work)
         return KeyTest(
             key_id=key_id,
@@ -741,9 +729,16 @@ class KeyPoolRouter:
                 if conn.scalar(_CANDIDATE, params) is None:
                     return None
             conn.execute(_SET_CURSOR, {"b_provider": provider, "b_key_id": key_id})
-            proxy_url = None
-            if row.proxy_id is not None:
-                proxy_url = conn.scalar(_PROXY_URL, {"b_proxy_id": row.proxy_id})
+            return self._claim_of(conn, provider, key_id, row, now)
+
+    @staticmethod
+    def _claim_of(
+        conn: sa.Connection, provider: str, key_id: int, row: Any, now: dt.datetime
+    ) -> _Claim:
+        """The claim of a key row just taken, with its proxy's URL if the proxy is enabled."""
+        proxy_url = None
+        if row.proxy_id is not None:
+            proxy_url = conn.scalar(_PROXY_URL, {"b_proxy_id": row.proxy_id})
         return _Claim(
             provider=provider,
             key_id=key_id,
