@@ -20,10 +20,23 @@ NOW = dt.datetime(2026, 3, 1, 14, 37, tzinfo=dt.UTC)
 
 @pytest.mark.parametrize(
     ("value", "ceiling"),
-    [(0, 1), (1, 1), (3, 5), (7, 10), (10, 10), (11, 20), (199, 200), (201, 500), (12345, 20000)],
+    [
+        (0, 2),
+        (1, 2),
+        (3, 4),
+        (5, 10),
+        (10, 10),
+        (11, 20),
+        (21, 40),
+        (199, 200),
+        (201, 400),
+        (12345, 20000),
+        (41000, 100000),
+    ],
 )
-def test_chart_scales_round_up_to_one_two_or_five(value, ceiling):
+def test_chart_scales_round_up_to_a_whole_half(value, ceiling):
     assert charts.nice_ceiling(value) == ceiling
+    assert ceiling % 2 == 0
 
 
 def test_the_24_hours_end_with_the_current_one():
@@ -41,12 +54,12 @@ def test_stacked_bars_stack_in_order_and_scale_to_the_tallest_hour():
     last = [r for r in chart.rects if r.title.startswith("14:00")]
     assert [r.css for r in last] == ["s-a", "s-b"]
     plot_h = chart.height - 10 - 26
-    # 40 in the last hour: the scale goes to 50, so 30 is 60 % of the plot.
-    assert last[0].height == pytest.approx(plot_h * 30 / 50)
+    # 40 in the last hour: the scale goes to 40, so 30 is 75 % of the plot.
+    assert last[0].height == pytest.approx(plot_h * 30 / 40)
     assert last[1].y + last[1].height == pytest.approx(last[0].y)
     assert "14:00 UTC: 30 made" in [r.title for r in last]
     assert [item.total for item in chart.legend] == ["30", "15"]
-    assert {label.text for label in chart.labels} >= {"0", "25", "50", "14h"}
+    assert {label.text for label in chart.labels} >= {"0", "20", "40", "14h"}
 
 
 def test_an_empty_day_draws_no_bars_and_says_so():

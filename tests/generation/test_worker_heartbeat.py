@@ -56,6 +56,7 @@ def test_a_running_worker_keeps_beating(start_worker, db):
     wait_for(lambda: heartbeats(db)[0].last_seen_at > first, timeout=10)
 
 
-def test_a_malformed_heartbeat_interval_stops_start_up_naming_the_setting(make_app):
+@pytest.mark.parametrize("interval", ["soon", "0", "-1", "61"])
+def test_a_malformed_heartbeat_interval_stops_start_up_naming_the_setting(make_app, interval):
     with pytest.raises(ConfigurationError, match=r"nproxy\.worker\.heartbeat_seconds"):
-        make_app(nproxy__worker__heartbeat_seconds="soon")
+        make_app(nproxy__worker__heartbeat_seconds=interval)

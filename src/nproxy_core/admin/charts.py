@@ -58,12 +58,13 @@ class Chart:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is at least ``value`` (at least 1)."""
-    if value <= 1:
-        return 1
+    """The top of a chart's scale: the smallest 2, 4 or 10 times a power of ten that holds
+    ``value`` (at least 2), so that its half, the middle grid line, is a whole number too."""
+    if value <= 2:
+        return 2
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if step * power >= value:
+    for step in (1, 2, 4, 10):
+        if step * power >= value and (step * power) % 2 == 0:
             return step * power
     return 10 * power  # pragma: no cover - the loop always returns
 

@@ -28,8 +28,10 @@ from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.errors import APIError, NotFound, ValidationError
 from nproxy_core.health import probes
+from nproxy_core.health.heartbeat import interval_seconds
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
+from nproxy_core.keypool.models import IN_SERVICE
 from nproxy_core.plugin_registry import IPlugins
 
 #: Audit actions the filter suggests (any action can be typed).
@@ -223,6 +225,7 @@ def overview(request: Request) -> dict[str, Any]:
         queue=probes.queue_depth(request.registry),
         workers=workers,
         workers_alive=sum(1 for w in workers if w.alive),
+        heartbeat_seconds=interval_seconds(request.registry.settings),
         awaiting_payments=payments,
         awaiting_notifications=notifications,
         images_chart=charts.stacked_hours(
@@ -254,6 +257,7 @@ def health(request: Request) -> dict[str, Any]:
         queue=queue,
         workers=probes.worker_statuses(db, now),
         stale_after=int(probes.STALE_AFTER.total_seconds()),
+        heartbeat_seconds=interval_seconds(request.registry.settings),
         outcomes_hour=stats.attempt_outcomes(db, now - stats.HOUR),
         outcomes_day=stats.attempt_outcomes(db, now - stats.DAY),
         images_hour=stats.image_counts(db, now - stats.HOUR),
@@ -609,8 +613,11 @@ def key_test(request: Request) -> HTTPSeeOther:
         status = f"HTTP {result.http_status}, " if result.http_status else ""
         message = (
             f"Key {key_id} test ({what}, {result.path}): {result.outcome} "
-            f"({status}{result.latency_ms} ms). {result.detail}"
+            f"({status}{result.latency_ms} ms). {result.detail}."
         )
+        state = pool.get_key(request.db, key_id).state
+        if str(result.outcome) == "success" and state not in IN_SERVICE:
+            message += f" The key stays {str(state).replace('_', ' ')} until it is restored."
         # A failed test is shown as a problem, but it ran and is recorded: no rollback.
         return message if str(result.outcome) == "success" else ("error", message)
 

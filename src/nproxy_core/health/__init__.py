@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.health.heartbeat import INTERVAL_SECONDS, STALE_AFTER, Heartbeat
-from nproxy_core.plugins import positive_float, setting
+from nproxy_core.health.heartbeat import STALE_AFTER, Heartbeat, interval_seconds
 from nproxy_core.tasks import CELERY_APP
 
 __all__ = ["STALE_AFTER"]
@@ -14,12 +13,7 @@ __all__ = ["STALE_AFTER"]
 
 def includeme(config: Any) -> None:
     # A malformed interval stops start-up here, not in a worker much later.
-    setting(
-        config.get_settings(),
-        "nproxy.worker.heartbeat_seconds",
-        default=INTERVAL_SECONDS,
-        cast=positive_float,
-    )
+    interval_seconds(config.get_settings())
     # Every worker of this configuration (``nproxy worker``, ``nproxy dev``'s embedded one)
     # records its heartbeat; the web process never does.
     config.registry[CELERY_APP].steps["worker"].add(Heartbeat)

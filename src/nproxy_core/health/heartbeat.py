@@ -46,6 +46,21 @@ def _upsert(session: Session, values: dict[str, Any]) -> None:
     session.execute(statement.on_conflict_do_update(index_elements=["hostname"], set_=changed))
 
 
+def _interval(value: Any) -> float:
+    seconds = positive_float(value)
+    # Slower than this, a healthy worker would blink red between two beats.
+    if seconds > STALE_AFTER.total_seconds() / 2:
+        raise ValueError(value)
+    return seconds
+
+
+def interval_seconds(settings: Any) -> float:
+    """How often workers beat: ``nproxy.worker.heartbeat_seconds``, default 30, at most 60."""
+    return setting(
+        settings, "nproxy.worker.heartbeat_seconds", default=INTERVAL_SECONDS, cast=_interval
+    )
+
+
 def beat(
     session_factory: sessionmaker[Session],
     hostname: str,
@@ -105,12 +120,7 @@ class Heartbeat(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         registry = worker.app.pyramid_registry
-        interval = setting(
-            registry.settings,
-            "nproxy.worker.heartbeat_seconds",
-            default=INTERVAL_SECONDS,
-            cast=positive_float,
-        )
+        interval = interval_seconds(registry.settings)
         self._session_factory = find_service(registry, IDatabase).session_factory
         self._started_at = utcnow()
         self.beat(worker)
