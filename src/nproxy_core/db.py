@@ -94,6 +94,7 @@ MODEL_MODULES = (
     "nproxy_core.uploads.models",
     "nproxy_core.generation.models",
     "nproxy_core.health.models",
+    "nproxy_core.admin.models",
 )
 
 

@@ -44,7 +44,21 @@ def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
     return f"in {amount}" if future else f"{amount} ago"
 
 
-FILTERS = ("human_datetime", "timestamp", "ago")
+#: What a table cell shows for a number that does not exist (nothing to divide, no value).
+NO_VALUE = "\N{EN DASH}"
+
+
+def percent(rate: float | None) -> str:
+    """``97.5 %`` from 0.975; a dash when there is nothing to divide."""
+    return NO_VALUE if rate is None else f"{rate * 100:.1f} %"
+
+
+def milliseconds(value: float | None) -> str:
+    """``1,234 ms``; a dash when unknown."""
+    return NO_VALUE if value is None else f"{value:,.0f} ms"
+
+
+FILTERS = ("human_datetime", "timestamp", "ago", "percent", "milliseconds")
 
 
 def includeme(config: Any) -> None:

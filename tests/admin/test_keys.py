@@ -266,7 +266,7 @@ def test_the_key_pages_show_success_rate_and_latency_percentiles(pool_admin, db)
 
 
 def test_percentiles_computed_in_python_match_postgresql(db):
-    from nproxy_core.admin.stats import percentile
+    from nproxy_core.admin.histogram import exact_percentile as percentile
 
     values = [17, 3, 250, 41, 41, 8, 1200, 77, 5]
     for fraction in (0.5, 0.95):

@@ -18,7 +18,9 @@ add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``ena
                                       ``disable_proxy``, ``test_proxy``
 ====================================  ==================================================
 
-The read side (queue depth, workers, services) is :mod:`nproxy_core.health.probes`.
+The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
+(over hourly summaries, :mod:`.models` and :mod:`.rollups`), queue depth, workers and services
+in :mod:`nproxy_core.health.probes`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
+
+from nproxy_core.admin.rollups import INTERVAL_SECONDS
+from nproxy_core.admin.tasks import roll_up_hours
+from nproxy_core.tasks import TASKS
 
 
 class AdminArea:
@@ -80,3 +86,6 @@ def includeme(config: Any) -> None:
     for name, pattern in routes.items():
         config.add_route(name, pattern)
     config.scan("nproxy_core.admin.views")
+    # Hourly summaries keep the charts fast on big tables (see admin/models.py).
+    config.scan("nproxy_core.admin.tasks", categories=TASKS)
+    config.add_periodic_task("admin.roll_up_hours", roll_up_hours, INTERVAL_SECONDS)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from nproxy_core.accounts.models import User
 from nproxy_core.admin.pagination import Page, page_by_id, page_by_time
-from nproxy_core.admin.stats import KeyStats, key_stats
+from nproxy_core.admin.stats import KeyStats, attempt_activity
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.billing.models import BillingCycle, Payment, PaymentNotification, PaymentState
 from nproxy_core.generation.models import (
@@ -292,7 +292,7 @@ def keys_with_stats(db: Session, now: dt.datetime) -> list[tuple[ProviderKey, Ke
             .order_by(ProviderKey.provider, ProviderKey.id)
         )
     )
-    stats = key_stats(db, now)
+    stats = attempt_activity(db, now).keys
     return [(key, stats.get(key.id, KeyStats())) for key in keys]
 
 

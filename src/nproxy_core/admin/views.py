@@ -211,17 +211,17 @@ def empty_page() -> Page[Any]:
 @admin_page("admin.overview", "overview.html")
 def overview(request: Request) -> dict[str, Any]:
     db, now = request.db, utcnow()
-    images = stats.images_and_failures_by_hour(db, now)
-    attempts = stats.attempts_by_hour(db, now)
-    key_rows = queries.keys_with_stats(db, now)
+    images = stats.image_activity(db, now)
+    attempts = stats.attempt_activity(db, now)
+    labels = {key.id: key.label or f"key {key.id}" for key in pool.list_keys(db)}
     payments, notifications = queries.awaiting_review(db)
     workers = probes.worker_statuses(db, now)
     return base(
         request,
         "overview",
         pool=queries.key_pool_by_state(db),
-        last_hour=stats.image_counts(db, now - stats.HOUR),
-        last_day=stats.image_counts(db, now - stats.DAY),
+        last_hour=images.hour,
+        last_day=images.day,
         queue=probes.queue_depth(request.registry),
         workers=workers,
         workers_alive=sum(1 for w in workers if w.alive),
@@ -229,17 +229,17 @@ def overview(request: Request) -> dict[str, Any]:
         awaiting_payments=payments,
         awaiting_notifications=notifications,
         images_chart=charts.stacked_hours(
-            "chart-images", "Images per hour, and failures by class", images, IMAGE_SERIES
+            "chart-images", "Images per hour, and failures by class", images.chart, IMAGE_SERIES
         ),
         attempts_chart=charts.stacked_hours(
-            "chart-attempts", "Key attempts per hour, by outcome", attempts, ATTEMPT_SERIES
+            "chart-attempts", "Key attempts per hour, by outcome", attempts.chart, ATTEMPT_SERIES
         ),
         latency_chart=charts.latency_bars(
             "chart-latency",
             "Latency per key over the last 24 hours",
             [
-                (key.label or f"key {key.id}", s.day.p50_ms, s.day.p95_ms)
-                for key, s in key_rows
+                (labels.get(key_id, f"key {key_id}"), s.day.p50_ms, s.day.p95_ms)
+                for key_id, s in sorted(attempts.keys.items())
                 if s.day.attempts
             ],
         ),
@@ -250,6 +250,8 @@ def overview(request: Request) -> dict[str, Any]:
 def health(request: Request) -> dict[str, Any]:
     db, now = request.db, utcnow()
     queue = probes.queue_depth(request.registry)
+    images = stats.image_activity(db, now)
+    attempts = stats.attempt_activity(db, now)
     return base(
         request,
         "health",
@@ -258,10 +260,10 @@ def health(request: Request) -> dict[str, Any]:
         workers=probes.worker_statuses(db, now),
         stale_after=int(probes.STALE_AFTER.total_seconds()),
         heartbeat_seconds=interval_seconds(request.registry.settings),
-        outcomes_hour=stats.attempt_outcomes(db, now - stats.HOUR),
-        outcomes_day=stats.attempt_outcomes(db, now - stats.DAY),
-        images_hour=stats.image_counts(db, now - stats.HOUR),
-        images_day=stats.image_counts(db, now - stats.DAY),
+        outcomes_hour={name: attempts.hour[name] for name in stats.OUTCOMES},
+        outcomes_day={name: attempts.day[name] for name in stats.OUTCOMES},
+        images_hour=images.hour,
+        images_day=images.day,
     )
 
 
@@ -544,7 +546,7 @@ def key(request: Request) -> dict[str, Any]:
         request,
         "keys",
         key=found,
-        stats=stats.key_stats(request.db, now, [key_id]).get(key_id, stats.KeyStats()),
+        stats=stats.attempt_activity(request.db, now, [key_id]).keys.get(key_id, stats.KeyStats()),
         attempts=attempts,
         proxies=pool.list_proxies(request.db),
         error=error,

@@ -1,5 +1,5 @@
 """admin: key projects, key-test and per-image attempts, payment review decisions, worker
-heartbeats, and the indexes the admin pages read by
+heartbeats, hourly summaries of attempts and images, and the indexes the admin pages read by
 
 Revision ID: 0006_key_projects
 Revises: 0005_generation
@@ -89,6 +89,18 @@ def upgrade() -> None:
     op.create_index("ix_generations_finished_at", "generations", ["finished_at"])
     op.create_index("ix_generation_images_created_at", "generation_images", ["created_at"])
 
+    # Users: the admin searches by any part of an email. pg_trgm is a trusted extension
+    # (PostgreSQL 13+): the database's owner may create it.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.create_index(
+            "ix_users_email_trgm",
+            "users",
+            ["email"],
+            postgresql_using="gin",
+            postgresql_ops={"email": "gin_trgm_ops"},
+        )
+
     # Audit: newest first by id, filtered by actor, action or target.
     op.drop_index("ix_audit_entries_action", table_name="audit_entries")
     op.drop_index("ix_audit_entries_target", table_name="audit_entries")
@@ -110,8 +122,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("hostname", name=op.f("pk_worker_heartbeats")),
     )
 
+    # Hourly summaries behind the admin's charts.
+    op.create_table(
+        "stat_hours",
+        sa.Column("hour", nproxy_core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("rolled_at", nproxy_core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("hour", name=op.f("pk_stat_hours")),
+    )
+    op.create_table(
+        "key_attempt_hours",
+        sa.Column("hour", nproxy_core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("outcomes", nproxy_core.db.JSONType, nullable=False),
+        sa.Column("latencies", nproxy_core.db.JSONType, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["key_id"],
+            ["provider_keys.id"],
+            name=op.f("fk_key_attempt_hours_key_id_provider_keys"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("hour", "key_id", name=op.f("pk_key_attempt_hours")),
+    )
+    op.create_table(
+        "image_hours",
+        sa.Column("hour", nproxy_core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("made", sa.Integer(), nullable=False),
+        sa.Column("failed", nproxy_core.db.JSONType, nullable=False),
+        sa.PrimaryKeyConstraint("hour", name=op.f("pk_image_hours")),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("image_hours")
+    op.drop_table("key_attempt_hours")
+    op.drop_table("stat_hours")
     op.drop_table("worker_heartbeats")
 
     op.drop_index("ix_audit_entries_action_id", table_name="audit_entries")
@@ -120,6 +164,8 @@ def downgrade() -> None:
     op.create_index("ix_audit_entries_target", "audit_entries", ["target_type", "target_id"])
     op.create_index("ix_audit_entries_action", "audit_entries", ["action"])
 
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_users_email_trgm", table_name="users")
     op.drop_index("ix_generation_images_created_at", table_name="generation_images")
     op.drop_index("ix_generations_finished_at", table_name="generations")
     op.drop_index("ix_generations_provider_created_at_id", table_name="generations")
