@@ -570,7 +570,8 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     # Do not join handler threads on close: a "slow" handler must not hold up shutdown.
     block_on_close = False
-    request_queue_size = 128
+    # Room for a worker's whole burst of calls (hundreds at once) in the listen backlog.
+    request_queue_size = 1024
     fake: FakeGemini
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -627,6 +628,9 @@ class FakeGemini:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # lifecycle
 
@@ -715,9 +719,10 @@ class FakeGemini:
         return [r for r in self.requests if r.api_key == key]
 
     def clear(self) -> None:
-        """Forget recorded requests (behaviours stay)."""
+        """Forget recorded requests and the in-flight peak (behaviours stay)."""
         with self._lock:
             self._requests.clear()
+            self.max_in_flight = self.in_flight
 
     # the work
 
@@ -743,7 +748,23 @@ class FakeGemini:
         )
         with self._lock:
             self._requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._reply(handler, request, match, key, behaviour, options)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
+    def _reply(
+        self,
+        handler: _Handler,
+        request: RecordedRequest,
+        match: re.Match[str] | None,
+        key: str | None,
+        behaviour: str | Behaviour,
+        options: dict[str, Any],
+    ) -> None:
         if match is None:
             reply = _error(404, "NOT_FOUND", f"Path {handler.path} was not found.")
         elif not key:
