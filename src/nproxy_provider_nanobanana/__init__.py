@@ -166,6 +166,9 @@ def strength_guidance(strength: float) -> str:
 class NanoBananaProvider(Provider):
     """The Gemini image API, one attempt at a time."""
 
+    #: Gemini's daily quotas reset at midnight Pacific time.
+    quota_day_zone = "America/Los_Angeles"
+
     #: What the read timeout leaves uncovered: sending the request and reading the whole body
     #: (see ``transport.post``). Below ``DEADLINE_MARGIN_SECONDS`` so that our own, clearer
     #: error comes before the router's deadline.

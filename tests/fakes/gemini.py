@@ -53,7 +53,11 @@ Behaviours (``BEHAVIOURS``; options in brackets):
 ``unavailable``             503 UNAVAILABLE "The model is overloaded"
 ``gateway_timeout``         504 DEADLINE_EXCEEDED
 ``rate_limited``            429 RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo
-                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out)
+                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out;
+                            ``quota_id``, default the per-minute
+                            ``GenerateRequestsPerMinutePerProjectPerModel``)
+``daily_quota``             the same 429 for the per-day quota
+                            ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``
 ``free_tier_zero``          429 whose quota violation has ``quotaValue`` "0" ("limit: 0")
 ``depleted``                402 RESOURCE_EXHAUSTED "prepayment credits are depleted"
 ``prepayment_depleted``     429 RESOURCE_EXHAUSTED "Your prepayment credits are depleted…"
@@ -323,15 +327,25 @@ def prompt_blocked(request: RecordedRequest, *, reason: str = "SAFETY") -> Reply
     )
 
 
-def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -> Reply:
+def rate_limited(
+    request: RecordedRequest,
+    *,
+    retry_delay: str | None = "37s",
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel",
+    quota_value: str = "10",
+) -> Reply:
     details: list[dict[str, Any]] = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [
                 {
                     "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    "quotaValue": "10",
+                    "quotaId": quota_id,
+                    "quotaDimensions": {
+                        "location": "global",
+                        "model": request.model or "gemini-2.5-flash-image",
+                    },
+                    "quotaValue": quota_value,
                 }
             ],
         },
@@ -347,6 +361,16 @@ def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -
         "You exceeded your current quota, please check your plan and billing details. For more "
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
         *details,
+    )
+
+
+def daily_quota(request: RecordedRequest, *, retry_delay: str | None = "19s") -> Reply:
+    """A per-day quota exceeded, as the free tier answers after its daily requests."""
+    return rate_limited(
+        request,
+        retry_delay=retry_delay,
+        quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        quota_value="100",
     )
 
 
@@ -422,6 +446,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         )
     ),
     "rate_limited": rate_limited,
+    "daily_quota": daily_quota,
     "free_tier_zero": free_tier_zero,
     "depleted": _fixed(lambda: _error(402, "RESOURCE_EXHAUSTED", _PREPAY)),
     "prepayment_depleted": _fixed(lambda: _error(429, "RESOURCE_EXHAUSTED", _PREPAY)),
