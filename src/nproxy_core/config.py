@@ -136,6 +136,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     # Features, each registering its own routes, services and tasks, in dependency order.
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
+    config.include("nproxy_core.health")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
@@ -146,6 +147,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.uploads")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
+    # The admin reads and acts on every feature above, so it comes last.
+    config.include("nproxy_core.admin")
     return config
 
 

@@ -93,6 +93,8 @@ MODEL_MODULES = (
     "nproxy_core.keypool.models",
     "nproxy_core.uploads.models",
     "nproxy_core.generation.models",
+    "nproxy_core.health.models",
+    "nproxy_core.admin.models",
 )
 
 

@@ -12,10 +12,12 @@ import abc
 import datetime as dt
 import enum
 import io
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 # The plugin modules are imported for the formats they register with Pillow: identify_image
@@ -37,6 +39,7 @@ __all__ = [
     "ImageRequest",
     "InputImage",
     "InvalidInputError",
+    "KeyCheck",
     "KeyRejectedError",
     "Mode",
     "ModelCapabilities",
@@ -285,6 +288,15 @@ class AttemptResult:
     usage: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class KeyCheck:
+    """A key check the provider passed: the key is accepted. ``detail`` is for admins (what
+    the provider said, e.g. the model's name); it must never contain the key."""
+
+    detail: str
+    http_status: int | None = None
+
+
 class ProviderError(Exception):
     """A failed attempt, classified. The router decides what happens to the key.
 
@@ -394,6 +406,8 @@ class Provider(abc.ABC):
     #: The time zone whose midnight resets the provider's daily quotas
     #: (:attr:`RateLimit.DAILY`).
     quota_day_zone: ClassVar[str] = "UTC"
+    #: Whether :meth:`check_key` can prove a key is accepted without making an image.
+    supports_key_check: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -415,6 +429,46 @@ class Provider(abc.ABC):
 
     def check_balance(self, *, api_key: str, proxy_url: str | None = None) -> Decimal | None:
         """The key's balance, or None when it cannot be read."""
+        return None
+
+    def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
+        """One free request that proves the key is accepted (an admin's key test).
+
+        Returns a :class:`KeyCheck`, or raises the same :class:`ProviderError` classes as
+        :meth:`generate` (a rejected key, no funds, a rate limit, a transport failure). Only
+        for providers that set :attr:`supports_key_check`; the router bounds it with
+        :attr:`attempt_deadline`.
+        """
+        raise NotImplementedError(f"provider {self.name!r} offers no key check")
+
+    def check_route(self, *, proxy_url: str | None) -> str:
+        """Whether the provider can be reached over this path (a proxy, or direct), without a
+        key: a short description of what answered, or :class:`TransportError`.
+
+        The default only proves that a proxy accepts connections; providers that talk HTTP
+        override it with a request to their API through the proxy.
+        """
+        if proxy_url is None:
+            return "direct: nothing to check"
+        try:
+            parts = urlsplit(proxy_url)
+            address = (parts.hostname or "", parts.port or 0)
+        except ValueError as exc:
+            raise TransportError("the proxy URL is malformed") from exc
+        try:
+            with socket.create_connection(address, timeout=10):
+                pass
+        except OSError as exc:
+            raise TransportError(
+                f"the proxy at {address[0]}:{address[1]} refused or did not answer: "
+                f"{type(exc).__name__}"
+            ) from exc
+        return f"the proxy at {address[0]}:{address[1]} accepts connections"
+
+    @property
+    def price_per_image(self) -> Decimal | None:
+        """The estimated spend of one image (USD), for images whose attempt gave no cost of
+        its own; None when unknown."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

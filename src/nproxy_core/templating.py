@@ -49,12 +49,50 @@ def device_name(user_agent: str | None) -> str:
     return browser or system or "Unknown browser"
 
 
+def timestamp(value: dt.datetime | None) -> str:
+    """``2026-12-21 13:54:07`` (UTC): exact, for admins and logs of events."""
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """How long ago (or how far ahead) a moment is, roughly: ``42 s ago``, ``in 3 min``."""
+    if value is None:
+        return ""
+    seconds = ((now or dt.datetime.now(dt.UTC)) - value).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        amount = f"{int(seconds)} s"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+#: What a table cell shows for a number that does not exist (nothing to divide, no value).
+NO_VALUE = "\N{EN DASH}"
+
+
+def percent(rate: float | None) -> str:
+    """``97.5 %`` from 0.975; a dash when there is nothing to divide."""
+    return NO_VALUE if rate is None else f"{rate * 100:.1f} %"
+
+
+def milliseconds(value: float | None) -> str:
+    """``1,234 ms``; a dash when unknown."""
+    return NO_VALUE if value is None else f"{value:,.0f} ms"
+
+
+FILTERS = ("human_datetime", "device_name", "timestamp", "ago", "percent", "milliseconds")
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
     settings.setdefault(
         "jinja2.filters",
-        "human_datetime = nproxy_core.templating:human_datetime\n"
-        "device_name = nproxy_core.templating:device_name",
+        "\n".join(f"{name} = nproxy_core.templating:{name}" for name in FILTERS),
     )
     folder = settings.get("jinja2.directories") or str(TEMPLATES)
     settings["jinja2.directories"] = folder

@@ -15,7 +15,7 @@ import httpx
 
 from nproxy_core.plugins import TransportError
 
-__all__ = ["ClientPool", "RawResponse", "describe_proxy", "post"]
+__all__ = ["ClientPool", "RawResponse", "describe_proxy", "fetch", "post"]
 
 
 def describe_proxy(proxy_url: str | None) -> str:
@@ -99,7 +99,31 @@ def post(
     max_bytes: int,
     path: str,
 ) -> RawResponse:
-    """POST and read the whole answer, or raise :class:`TransportError`.
+    """POST and read the whole answer, or raise :class:`TransportError` (see :func:`fetch`)."""
+    return fetch(
+        client,
+        "POST",
+        url,
+        content=content,
+        headers=headers,
+        total_seconds=total_seconds,
+        max_bytes=max_bytes,
+        path=path,
+    )
+
+
+def fetch(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    total_seconds: float,
+    max_bytes: int,
+    path: str,
+    content: bytes | None = None,
+) -> RawResponse:
+    """Send one request and read the whole answer, or raise :class:`TransportError`.
 
     httpx's read timeout bounds each read, not the whole body, so a server trickling bytes
     could hold an attempt forever; ``total_seconds`` bounds the body as a whole. ``path``
@@ -107,7 +131,7 @@ def post(
     """
     started = time.monotonic()
     try:
-        with client.stream("POST", url, content=content, headers=headers) as response:
+        with client.stream(method, url, content=content, headers=headers) as response:
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():

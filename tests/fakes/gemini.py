@@ -1,7 +1,8 @@
 """A fake Gemini ``generateContent`` server: a real HTTP server on 127.0.0.1 for tests.
 
-It speaks the wire format of ``POST /v1beta/models/{model}:generateContent`` closely enough for
-the Nano Banana provider, and each API key (header ``x-goog-api-key``) chooses how it behaves:
+It speaks the wire format of ``POST /v1beta/models/{model}:generateContent`` (and of
+``GET /v1beta/models/{model}``, the free key check) closely enough for the Nano Banana
+provider, and each API key (header ``x-goog-api-key``) chooses how it behaves:
 success, rate limits, depleted credits, rejected keys, safety blocks, slow answers, dropped
 connections and more. Only the standard library is used, so anything may import it.
 
@@ -78,6 +79,11 @@ Behaviours (``BEHAVIOURS``; options in brackets):
 
 A behaviour is any callable ``(RecordedRequest, **options) -> Reply``; pass one to ``behave``
 for one-off answers. ``stop()`` wakes sleeping handlers, so shutdown never waits for ``slow``.
+
+``GET /v1beta/models/{model}`` (the key check) runs the key's behaviour too: an error answer
+(a rejected key, a rate limit, depleted credits, a 5xx, a dropped connection) is sent as it is,
+and any 200 becomes the model's description (``model_description``), as Google answers a key it
+accepts. Without a key it answers 403, as Google does.
 """
 
 from __future__ import annotations
@@ -107,6 +113,7 @@ __all__ = [
     "Reply",
     "fake_gemini",
     "make_png",
+    "model_description",
 ]
 
 # --- images ------------------------------------------------------------------------------------
@@ -533,9 +540,29 @@ BEHAVIOURS: dict[str, Behaviour] = {
     ),
 }
 
+
+def model_description(model: str) -> dict[str, Any]:
+    """What ``GET /v1beta/models/{model}`` answers for a key Google accepts."""
+    pro = "-pro-" in model
+    return {
+        "name": f"models/{model}",
+        "version": "2.0",
+        "displayName": "Nano Banana Pro" if pro else "Nano Banana",
+        "description": "Gemini 3 Pro Image Preview" if pro else "Gemini 2.5 Flash Preview Image",
+        "inputTokenLimit": 65536 if pro else 32768,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+    }
+
+
 # --- request checks ----------------------------------------------------------------------------
 
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):generateContent$")
+_MODEL_PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+)$")
 _ASPECT_RATIOS = frozenset(ASPECT_SIZES)
 _IMAGE_SIZES = frozenset(_SIZE_SCALE)
 
@@ -612,7 +639,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self._send(_error(404, "NOT_FOUND", "Only generateContent is faked here."))
+        self.server.fake._handle(self, b"")
 
     def do_POST(self) -> None:
         length = self.headers.get("content-length")
@@ -752,7 +779,8 @@ class FakeGemini:
     # the work
 
     def _handle(self, handler: _Handler, body: bytes) -> None:
-        match = _PATH.match(handler.path.split("?", 1)[0])
+        getting = handler.command == "GET"
+        match = (_MODEL_PATH if getting else _PATH).match(handler.path.split("?", 1)[0])
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -800,6 +828,8 @@ class FakeGemini:
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
+        elif request.method == "GET":
+            reply = self._check_key(request, behaviour, options)
         else:
             reply = check_request(request)
             if reply is None:
@@ -808,6 +838,17 @@ class FakeGemini:
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply(drop=True)  # shutting down: do not answer late
         handler._send(reply)
+
+    @staticmethod
+    def _check_key(
+        request: RecordedRequest, behaviour: str | Behaviour, options: dict[str, Any]
+    ) -> Reply:
+        """The key check: the key's error answers as they are, and a model for any 200."""
+        function = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        reply = function(request, **options)
+        if reply.status == 200 and isinstance(reply.body, dict) and not reply.drop:
+            return Reply(200, model_description(request.model or ""), delay=reply.delay)
+        return reply
 
 
 @contextmanager

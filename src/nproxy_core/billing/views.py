@@ -15,7 +15,7 @@ from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import Permission
 from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
-from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
+from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
 from nproxy_core.config import public_url
 from nproxy_core.errors import ValidationError, error_response
 from nproxy_core.jsonbody import json_object
@@ -73,12 +73,14 @@ def own_payment(request: Request) -> Payment:
 def payment_label(payment: Payment) -> str:
     """The payment's state in words a buyer understands."""
     status = payment.status
-    if status == PaymentState.FINISHED and payment.cycle is not None:
-        return "Paid"
     if status == PaymentState.REFUNDED:
         return "Refunded"
-    if payment.needs_review:
+    if payment.cycle is not None:
+        return "Paid"
+    if payment.awaiting_review:
         return "Under review"
+    if payment.resolution == Resolution.DISMISSED:
+        return "Closed after review"
     return {
         PaymentState.CREATED: "Starting",
         PaymentState.WAITING: "Waiting for payment",

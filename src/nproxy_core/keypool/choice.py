@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any
 
 import sqlalchemy as sa
 
 from nproxy_core.keypool.connections import RouterConnections
+from nproxy_core.keypool.rules import KEYS, K
 from nproxy_core.keypool.statements import (
     BUMP_CURSOR,
     CANDIDATE,
@@ -59,9 +61,28 @@ def choose_key(
             if conn.scalar(CANDIDATE, params) is None:
                 return None
         conn.execute(SET_CURSOR, {"b_provider": provider, "b_key_id": key_id})
-        proxy_url = None
-        if row.proxy_id is not None:
-            proxy_url = conn.scalar(PROXY_URL, {"b_proxy_id": row.proxy_id})
+        return _claim_of(conn, provider, key_id, row, now)
+
+
+def claim_key(connections: RouterConnections, key_id: int, now: dt.datetime) -> Claim | None:
+    """Claim one key by id whatever its state (an admin's test); None for an unknown key."""
+    with connections.transaction() as conn:
+        row = conn.execute(
+            sa.update(KEYS)
+            .where(K.id == key_id)
+            .values(version=K.version + 1)
+            .returning(K.provider, K.secret_encrypted, K.proxy_id, K.billing_group, K.version)
+        ).first()
+        if row is None:
+            return None
+        return _claim_of(conn, row.provider, key_id, row, now)
+
+
+def _claim_of(conn: sa.Connection, provider: str, key_id: int, row: Any, now: dt.datetime) -> Claim:
+    """The claim of a key row just taken, with its proxy's URL if the proxy is enabled."""
+    proxy_url = None
+    if row.proxy_id is not None:
+        proxy_url = conn.scalar(PROXY_URL, {"b_proxy_id": row.proxy_id})
     return Claim(
         provider=provider,
         key_id=key_id,

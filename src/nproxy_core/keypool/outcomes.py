@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +29,6 @@ from nproxy_core.keypool.rules import (
 )
 from nproxy_core.keypool.statements import FAILED_LOGGED, RECORD, SUCCEEDED_LOGGED
 from nproxy_core.plugins import (
-    AttemptResult,
     KeyRejectedError,
     OutOfFundsError,
     ProviderError,
@@ -43,13 +43,29 @@ ERROR_LIMIT = 500
 
 
 @dataclasses.dataclass(frozen=True)
+class ProviderWork:
+    """What the calls with a claimed key ask of the provider, and what they are recorded under.
+
+    ``call(secret, proxy_url)`` makes one provider call: an image (returning an
+    :class:`AttemptResult`) or a key check (returning a :class:`KeyCheck`).
+    """
+
+    call: Callable[[str, str | None], Any]
+    reference: str | None
+    image_index: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ProviderCall:
     """One provider call with a claimed key: over which path, and what came of it."""
 
     path: AttemptPath
-    result: AttemptResult | None
+    #: An :class:`AttemptResult` (an image) or a :class:`KeyCheck` (a key test); None on error.
+    result: Any
     error: ProviderError | None
     latency_ms: int
+    #: The error's text as recorded: the key scrubbed out, truncated; None on success.
+    message: str | None = None
 
 
 def outcome_of(error: ProviderError | None) -> AttemptOutcome:
@@ -101,8 +117,7 @@ def record_attempt(
     connections: RouterConnections,
     claim: Claim,
     call: ProviderCall,
-    reference: str | None,
-    secret: str,
+    work: ProviderWork,
     *,
     now: dt.datetime,
     cooldown_seconds: float,
@@ -115,16 +130,19 @@ def record_attempt(
     """
     path, result, error = call.path, call.result, call.error
     outcome = outcome_of(error)
-    message = truncate(scrub(error.message, secret)) if error is not None else None
-    cost = result.estimated_cost if result is not None else None
+    message = call.message
+    cost = getattr(result, "estimated_cost", None)
     attempt = dict(
         key_id=claim.key_id,
         provider=claim.provider,
-        reference=reference,
+        reference=work.reference,
+        image_index=work.image_index,
         path=path,
         proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
         outcome=outcome,
-        http_status=error.http_status if error is not None else None,
+        http_status=error.http_status
+        if error is not None
+        else getattr(result, "http_status", None),
         latency_ms=call.latency_ms,
         error=message,
         estimated_cost=cost,

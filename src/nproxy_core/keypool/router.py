@@ -32,20 +32,36 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.keypool.alerts import alert_admins
 from nproxy_core.keypool.balances import refresh_balances
-from nproxy_core.keypool.choice import Claim, choose_key
+from nproxy_core.keypool.checks import (
+    KeyTest,
+    KeyTestUnsupported,
+    RouteCheck,
+    describe_result,
+    test_call,
+)
+from nproxy_core.keypool.choice import Claim, choose_key, claim_key
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads
 from nproxy_core.keypool.errors import PoolUnavailable, ProviderNotEnabled
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
-from nproxy_core.keypool.models import AttemptPath
-from nproxy_core.keypool.outcomes import ProviderCall, record_attempt, scrub
+from nproxy_core.keypool.models import KEY_TEST_REFERENCE, AttemptPath
+from nproxy_core.keypool.outcomes import (
+    ProviderCall,
+    ProviderWork,
+    outcome_of,
+    record_attempt,
+    scrub,
+    truncate,
+)
+from nproxy_core.keypool.rules import PROXIES, PROXY_FAILED, PROXY_SUCCEEDED
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import (
     AttemptResult,
@@ -59,7 +75,15 @@ from nproxy_core.plugins import (
 )
 from nproxy_core.wiring import find_service
 
-__all__ = ["KeyPoolRouter", "PoolUnavailable", "ProviderNotEnabled", "RoutedImage"]
+__all__ = [
+    "KeyPoolRouter",
+    "KeyTest",
+    "KeyTestUnsupported",
+    "PoolUnavailable",
+    "ProviderNotEnabled",
+    "RouteCheck",
+    "RoutedImage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +156,11 @@ class KeyPoolRouter:
         plugin = self._providers.get(provider)
         if plugin is None:
             raise ProviderNotEnabled(f"provider {provider!r} is not enabled")
+        work = ProviderWork(
+            lambda secret, proxy_url: plugin.generate(request, api_key=secret, proxy_url=proxy_url),
+            reference=reference,
+            image_index=request.index,
+        )
         tried: list[int] = []
         calls = 0
         while True:
@@ -139,7 +168,7 @@ class KeyPoolRouter:
             if claim is None:
                 break
             tried.append(claim.key_id)
-            call, used = self._use_key(plugin, claim, request, reference)
+            call, used = self._use_key(plugin, claim, work)
             calls += used
             if call.result is not None:
                 return RoutedImage(
@@ -170,33 +199,107 @@ class KeyPoolRouter:
             alert=self._alert,
         )
 
+    # --- an admin's tests ----------------------------------------------------------------------
+
+    def test_key(self, key_id: int, *, generate: bool = False) -> KeyTest:
+        """Test one key whatever its state: the provider's free check, or with ``generate``
+        one real minimal image (which costs what an image costs).
+
+        The key is called as the router calls it (proxy first, then direct) and every call is
+        recorded as an attempt, whose outcome is applied to the key as any attempt's is: a
+        rejected key goes to review, a success clears the failure count. A test never puts a
+        key back in service (an admin's restore does). Raises :class:`LookupError` for an
+        unknown key, :class:`ProviderNotEnabled` and :class:`KeyTestUnsupported`.
+        """
+        claim = claim_key(self._connections, key_id, self._clock())
+        if claim is None:
+            raise LookupError(f"no provider key with id {key_id}")
+        plugin = self._providers.get(claim.provider)
+        if plugin is None:
+            raise ProviderNotEnabled(f"provider {claim.provider!r} is not enabled")
+        work = ProviderWork(test_call(plugin, generate), reference=KEY_TEST_REFERENCE)
+        call, calls = self._use_key(plugin, claim, work)
+        return KeyTest(
+            key_id=key_id,
+            provider=claim.provider,
+            kind="image" if generate else "check",
+            outcome=outcome_of(call.error),
+            path=call.path,
+            http_status=(
+                call.error.http_status
+                if call.error is not None
+                else getattr(call.result, "http_status", None)
+            ),
+            latency_ms=call.latency_ms,
+            detail=call.message if call.error is not None else describe_result(call.result),
+            calls=calls,
+        )
+
+    def test_proxy(self, proxy_id: int) -> list[RouteCheck]:
+        """Ask every enabled provider to answer over the proxy, and record its health: it
+        works when at least one provider answered. Raises :class:`LookupError` for an unknown
+        proxy. The proxy's state (enabled or disabled) is not changed."""
+        with self._connections.transaction() as conn:
+            url = conn.scalar(sa.select(PROXIES.c.url).where(PROXIES.c.id == proxy_id))
+        if url is None:
+            raise LookupError(f"no proxy with id {proxy_id}")
+        checks = [self._check_route(plugin, url) for plugin in self._providers.values()]
+        failure = None
+        if not any(check.ok for check in checks):
+            failure = truncate(
+                "; ".join(f"{c.provider}: {c.detail}" for c in checks) or "no provider enabled"
+            )
+        with self._connections.transaction() as conn:
+            conn.execute(
+                PROXY_FAILED if failure is not None else PROXY_SUCCEEDED,
+                {"b_proxy_id": proxy_id, "b_reason": failure, "b_now": self._clock()},
+            )
+        return checks
+
+    def _check_route(self, plugin: Provider, proxy_url: str) -> RouteCheck:
+        started = time.monotonic()
+        try:
+            detail = self._threads.run(
+                lambda: plugin.check_route(proxy_url=proxy_url), plugin.attempt_deadline
+            )
+        except TimeoutError:
+            detail, ok = f"no answer within {plugin.attempt_deadline:g} s", False
+        except ProviderError as exc:
+            detail, ok = exc.message, False
+        except Exception as exc:
+            detail, ok = self._plugin_bug(plugin, exc, "").message, False
+        else:
+            ok = True
+        return RouteCheck(plugin.name, ok, _since(started), truncate(str(detail)) or "")
+
     # --- using a key ---------------------------------------------------------------------------
 
     def _use_key(
-        self, plugin: Provider, claim: Claim, request: ImageRequest, reference: str | None
+        self, plugin: Provider, claim: Claim, work: ProviderWork
     ) -> tuple[ProviderCall, int]:
         """Proxy first (when the key has one), then direct. Returns (the last call, calls)."""
         try:
             secret = self._secrets.decrypt(claim.token)
         except SecretUnreadable as exc:
             # Unusable until an admin re-enters it: the same as a rejected key.
-            call = ProviderCall(AttemptPath.DIRECT, None, KeyRejectedError(str(exc)), 0)
-            self._record(claim, call, reference, secret="")
+            error = KeyRejectedError(str(exc))
+            call = ProviderCall(AttemptPath.DIRECT, None, error, 0, truncate(error.message))
+            self._record(claim, call, work)
             return call, 0
         calls = 0
         if claim.proxy_url is not None:
-            call = self._call(plugin, request, secret, claim.proxy_url)
+            call = self._call(plugin, work, secret, claim.proxy_url)
             calls += 1
-            self._record(claim, call, reference, secret)
+            self._record(claim, call, work)
             if not isinstance(call.error, TransportError):
                 return call, calls
-        call = self._call(plugin, request, secret, None)
+        call = self._call(plugin, work, secret, None)
         calls += 1
-        self._record(claim, call, reference, secret)
+        self._record(claim, call, work)
         return call, calls
 
     def _call(
-        self, plugin: Provider, request: ImageRequest, secret: str, proxy_url: str | None
+        self, plugin: Provider, work: ProviderWork, secret: str, proxy_url: str | None
     ) -> ProviderCall:
         """One provider call, bounded by the provider's attempt deadline whatever it does.
 
@@ -207,9 +310,7 @@ class KeyPoolRouter:
         deadline = plugin.attempt_deadline
         started = time.monotonic()
         try:
-            result = self._threads.run(
-                lambda: plugin.generate(request, api_key=secret, proxy_url=proxy_url), deadline
-            )
+            result = self._threads.run(lambda: work.call(secret, proxy_url), deadline)
         except TimeoutError:
             error: ProviderError = TransportError(
                 f"no answer within the {deadline:g} s attempt deadline"
@@ -219,8 +320,12 @@ class KeyPoolRouter:
         except Exception as exc:
             error = self._plugin_bug(plugin, exc, secret)
         else:
+            if isinstance(result, AttemptResult) and result.estimated_cost is None:
+                # No cost of its own (no usage metadata): the provider's price of one image.
+                result = dataclasses.replace(result, estimated_cost=plugin.price_per_image)
             return ProviderCall(path, result, None, _since(started))
-        return ProviderCall(path, None, error, _since(started))
+        said = truncate(scrub(error.message, secret))
+        return ProviderCall(path, None, error, _since(started), said)
 
     def _plugin_bug(self, plugin: Provider, exc: BaseException, secret: str) -> ProviderError:
         # A plugin bug. Log it (scrubbed) and treat it as retryable: the key rests, the next
@@ -232,14 +337,13 @@ class KeyPoolRouter:
         )
         return RetryableError(f"the provider plugin failed: {type(exc).__name__}")
 
-    def _record(self, claim: Claim, call: ProviderCall, reference: str | None, secret: str) -> None:
+    def _record(self, claim: Claim, call: ProviderCall, work: ProviderWork) -> None:
         """Log the attempt, apply its outcome, and raise the alerts it calls for."""
         alerts = record_attempt(
             self._connections,
             claim,
             call,
-            reference,
-            secret,
+            work,
             now=self._clock(),
             cooldown_seconds=self.cooldown_seconds,
             max_consecutive_failures=self.max_consecutive_failures,

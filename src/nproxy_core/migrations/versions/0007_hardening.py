@@ -10,7 +10,7 @@ from alembic import op
 import nproxy_core.db
 
 revision = "0007_hardening"
-down_revision = "0005_generation"
+down_revision = "0006_key_projects"
 branch_labels = None
 depends_on = None
 
