@@ -58,6 +58,8 @@ DEFAULTS: dict[str, str] = {
     "nproxy.ratelimit.storage": "memory://",
     "nproxy.keypool.cooldown_seconds": "300",
     "nproxy.keypool.max_consecutive_failures": "10",
+    # Provider calls one worker process keeps in flight (its thread pool; I/O bound).
+    "nproxy.worker.concurrency": "256",
     "nproxy.session_max_age_seconds": str(14 * 24 * 3600),
     "nproxy.mailer": "debug",
     "mail.default_sender": "nproxy <no-reply@localhost>",
@@ -97,6 +99,7 @@ def normalize_settings(
         "nproxy.plan.period_months",
         "nproxy.keypool.cooldown_seconds",
         "nproxy.keypool.max_consecutive_failures",
+        "nproxy.worker.concurrency",
         "nproxy.session_max_age_seconds",
     ):
         setting(merged, key, cast=positive_int)

@@ -9,6 +9,7 @@ core finds and starts them in :mod:`nproxy_core.plugin_registry`.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import enum
 import io
 import socket
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 # The plugin modules are imported for the formats they register with Pillow: identify_image
 # reads those registrations, and importing four modules beats Image.init() importing forty.
@@ -50,6 +52,7 @@ __all__ = [
     "PluginSettingError",
     "Provider",
     "ProviderError",
+    "RateLimit",
     "RetryableError",
     "TransportError",
     "UserCausedError",
@@ -57,6 +60,7 @@ __all__ = [
     "boolean",
     "http_url",
     "identify_image",
+    "next_midnight",
     "one_of",
     "positive_float",
     "positive_int",
@@ -307,8 +311,27 @@ class ProviderError(Exception):
         self.http_status = http_status
 
 
+class RateLimit(enum.Enum):
+    """Which of the provider's quotas a rate-limit answer (a 429) says was exceeded.
+
+    Providers like Gemini count quotas per project, not per key, so the router cools every key
+    of the project; how long depends on the kind.
+    """
+
+    #: A per-minute (or shorter) rate: over once ``retry_after`` (or the cooldown) has passed.
+    SHORT = "short"
+    #: A per-day quota: nothing succeeds again before the provider's daily reset
+    #: (:attr:`Provider.quota_day_zone` midnight).
+    DAILY = "daily"
+
+
 class RetryableError(ProviderError):
-    """Network error, timeout, provider 5xx or 429: cool the key down and try the next one."""
+    """Network error, timeout, provider 5xx or 429: cool the key down and try the next one.
+
+    ``retry_after`` is the provider's own retry delay in seconds, when it gave one;
+    ``rate_limit`` is set only when the provider said a quota was exceeded (a 429), and says
+    which kind.
+    """
 
     outcome = "retryable"
 
@@ -318,9 +341,24 @@ class RetryableError(ProviderError):
         *,
         http_status: int | None = None,
         retry_after: float | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(message, http_status=http_status)
         self.retry_after = retry_after
+        self.rate_limit = rate_limit
+
+
+def next_midnight(now: dt.datetime, zone: str) -> dt.datetime:
+    """The first midnight in time zone ``zone`` after the aware instant ``now``, in UTC.
+
+    Calendar arithmetic on the local date, so a day of 23 or 25 hours (a daylight-saving
+    change) still ends at the local midnight, not 24 hours after the last one.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("next_midnight needs an aware datetime")
+    tz = ZoneInfo(zone)
+    tomorrow = now.astimezone(tz).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
 class TransportError(RetryableError):
@@ -365,6 +403,9 @@ class Provider(abc.ABC):
     name: str = ""
     #: Whether :meth:`check_balance` can read a key's balance.
     supports_balance: ClassVar[bool] = False
+    #: The time zone whose midnight resets the provider's daily quotas
+    #: (:attr:`RateLimit.DAILY`).
+    quota_day_zone: ClassVar[str] = "UTC"
     #: Whether :meth:`check_key` can prove a key is accepted without making an image.
     supports_key_check: ClassVar[bool] = False
 

@@ -189,6 +189,8 @@ def strength_guidance(strength: float) -> str:
 class NanoBananaProvider(Provider):
     """The Gemini image API, one attempt at a time."""
 
+    #: Gemini's daily quotas reset at midnight Pacific time.
+    quota_day_zone = "America/Los_Angeles"
     supports_key_check = True
 
     #: What the read timeout leaves uncovered: sending the request and reading the whole body

@@ -31,6 +31,11 @@ def describe_proxy(proxy_url: str | None) -> str:
     return f"proxy {parts.scheme}://{host}{port}"
 
 
+#: No cap of our own on connections per path (the worker's thread count bounds the calls), and
+#: enough idle ones kept for a busy worker to reuse its TLS connections instead of redialling.
+CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=512)
+
+
 class ClientPool:
     """httpx clients by proxy URL (``None`` = direct), created on first use and kept.
 
@@ -57,6 +62,9 @@ class ClientPool:
                         trust_env=False,
                         headers=self._headers,
                         follow_redirects=False,
+                        # httpx's default of 100 connections would queue a worker's calls
+                        # beyond the hundredth; the worker's own concurrency is the bound.
+                        limits=CONNECTION_LIMITS,
                     )
                 except (ValueError, ImportError, httpx.InvalidURL) as exc:
                     # An unknown scheme, a malformed URL, or SOCKS without httpx[socks]: the

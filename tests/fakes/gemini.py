@@ -54,7 +54,11 @@ Behaviours (``BEHAVIOURS``; options in brackets):
 ``unavailable``             503 UNAVAILABLE "The model is overloaded"
 ``gateway_timeout``         504 DEADLINE_EXCEEDED
 ``rate_limited``            429 RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo
-                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out)
+                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out;
+                            ``quota_id``, default the per-minute
+                            ``GenerateRequestsPerMinutePerProjectPerModel``)
+``daily_quota``             the same 429 for the per-day quota
+                            ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``
 ``free_tier_zero``          429 whose quota violation has ``quotaValue`` "0" ("limit: 0")
 ``depleted``                402 RESOURCE_EXHAUSTED "prepayment credits are depleted"
 ``prepayment_depleted``     429 RESOURCE_EXHAUSTED "Your prepayment credits are depleted…"
@@ -330,15 +334,25 @@ def prompt_blocked(request: RecordedRequest, *, reason: str = "SAFETY") -> Reply
     )
 
 
-def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -> Reply:
+def rate_limited(
+    request: RecordedRequest,
+    *,
+    retry_delay: str | None = "37s",
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel",
+    quota_value: str = "10",
+) -> Reply:
     details: list[dict[str, Any]] = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [
                 {
                     "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    "quotaValue": "10",
+                    "quotaId": quota_id,
+                    "quotaDimensions": {
+                        "location": "global",
+                        "model": request.model or "gemini-2.5-flash-image",
+                    },
+                    "quotaValue": quota_value,
                 }
             ],
         },
@@ -354,6 +368,16 @@ def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -
         "You exceeded your current quota, please check your plan and billing details. For more "
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
         *details,
+    )
+
+
+def daily_quota(request: RecordedRequest, *, retry_delay: str | None = "19s") -> Reply:
+    """A per-day quota exceeded, as the free tier answers after its daily requests."""
+    return rate_limited(
+        request,
+        retry_delay=retry_delay,
+        quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        quota_value="100",
     )
 
 
@@ -429,6 +453,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         )
     ),
     "rate_limited": rate_limited,
+    "daily_quota": daily_quota,
     "free_tier_zero": free_tier_zero,
     "depleted": _fixed(lambda: _error(402, "RESOURCE_EXHAUSTED", _PREPAY)),
     "prepayment_depleted": _fixed(lambda: _error(429, "RESOURCE_EXHAUSTED", _PREPAY)),
@@ -597,7 +622,8 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     # Do not join handler threads on close: a "slow" handler must not hold up shutdown.
     block_on_close = False
-    request_queue_size = 128
+    # Room for a worker's whole burst of calls (hundreds at once) in the listen backlog.
+    request_queue_size = 1024
     fake: FakeGemini
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -654,6 +680,9 @@ class FakeGemini:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # lifecycle
 
@@ -742,9 +771,10 @@ class FakeGemini:
         return [r for r in self.requests if r.api_key == key]
 
     def clear(self) -> None:
-        """Forget recorded requests (behaviours stay)."""
+        """Forget recorded requests and the in-flight peak (behaviours stay)."""
         with self._lock:
             self._requests.clear()
+            self.max_in_flight = self.in_flight
 
     # the work
 
@@ -771,7 +801,23 @@ class FakeGemini:
         )
         with self._lock:
             self._requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._reply(handler, request, match, key, behaviour, options)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
+    def _reply(
+        self,
+        handler: _Handler,
+        request: RecordedRequest,
+        match: re.Match[str] | None,
+        key: str | None,
+        behaviour: str | Behaviour,
+        options: dict[str, Any],
+    ) -> None:
         if match is None:
             reply = _error(404, "NOT_FOUND", f"Path {handler.path} was not found.")
         elif not key:
@@ -782,7 +828,7 @@ class FakeGemini:
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
-        elif getting:
+        elif request.method == "GET":
             reply = self._check_key(request, behaviour, options)
         else:
             reply = check_request(request)

@@ -22,13 +22,11 @@ from nproxy_core.generation.tasks import sweep_now
 from nproxy_core.keypool import ISecretBox, services
 from nproxy_core.keypool.models import ProviderKey
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.tasks import CELERY_APP
+from nproxy_core.tasks import CELERY_APP, size_worker_threads, worker_concurrency
 from nproxy_core.wiring import find_service
 
 log = logging.getLogger(__name__)
 
-#: Threads of the in-process worker: plenty for one developer, few enough for SQLite.
-DEV_WORKER_CONCURRENCY = 8
 #: The demo provider's key in a fresh embedded database: the pool needs one to route to.
 DEMO_KEY_SECRET = "demo-key-embedded-default"  # noqa: S105 - not a secret: the demo fakes calls
 
@@ -59,10 +57,12 @@ def start_worker(registry: Any) -> Any:
     # The pool's threads find the app through Celery's default app, not this thread's
     # current one: without this they would run the tasks on a bare app of their own.
     app.set_default()
+    size_worker_threads()
     worker = app.WorkController(
         app=app,
         pool="threads",
-        concurrency=DEV_WORKER_CONCURRENCY,
+        # Threads waiting for the database queue on its connection pool, SQLite included.
+        concurrency=worker_concurrency(registry.settings),
         hostname=f"dev-{os.getpid()}@{socket.gethostname()}",
         without_heartbeat=True,
         without_mingle=True,

@@ -32,8 +32,10 @@ from nproxy_core.plugins import (
     KeyRejectedError,
     OutOfFundsError,
     ProviderError,
+    RateLimit,
     TransportError,
     UserCausedError,
+    next_midnight,
 )
 
 #: Longest error text kept on an attempt or a key.
@@ -83,6 +85,21 @@ def outcome_of(error: ProviderError | None) -> AttemptOutcome:
     return AttemptOutcome.RETRYABLE
 
 
+def cooldown_deadline(
+    error: ProviderError | None, *, now: dt.datetime, cooldown_seconds: float, day_zone: str
+) -> dt.datetime:
+    """Until when a key that failed with ``error`` rests.
+
+    A per-day quota is exhausted until the provider's daily reset (midnight in ``day_zone``):
+    any earlier attempt only burns a user's wait. Anything else rests the pool's cooldown, or
+    the provider's own retry delay when that is longer.
+    """
+    if getattr(error, "rate_limit", None) is RateLimit.DAILY:
+        return next_midnight(now, day_zone)
+    retry_after = getattr(error, "retry_after", None) or 0
+    return now + dt.timedelta(seconds=max(float(cooldown_seconds), float(retry_after)))
+
+
 def scrub(text: str, secret: str) -> str:
     """``text`` with the key replaced by ``[key]``."""
     # Plugins should never quote the key; this is the router's own guarantee that it does
@@ -105,6 +122,7 @@ def record_attempt(
     now: dt.datetime,
     cooldown_seconds: float,
     max_consecutive_failures: int,
+    day_zone: str = "UTC",
 ) -> list[tuple[str, str]]:
     """Log the attempt and apply its outcome to the key and proxy, in one transaction.
 
@@ -141,12 +159,13 @@ def record_attempt(
     elif outcome is AttemptOutcome.SUCCESS:
         key = SUCCEEDED, {"b_key_id": claim.key_id, "b_cost": cost or Decimal(0), "b_now": now}
     elif failed:
-        retry_after = getattr(error, "retry_after", None) or 0
-        cooldown = dt.timedelta(seconds=max(float(cooldown_seconds), float(retry_after)))
+        deadline = cooldown_deadline(
+            error, now=now, cooldown_seconds=cooldown_seconds, day_zone=day_zone
+        )
         reason = f"{max_consecutive_failures + 1} consecutive failures; last: {message}"
         failure = {
             "b_key_id": claim.key_id,
-            "b_deadline": now + cooldown,
+            "b_deadline": deadline,
             "b_max": max_consecutive_failures,
             "b_reason": truncate(reason),
             "b_now": now,
@@ -206,6 +225,15 @@ def record_attempt(
                     outcome_version=row.version if row is not None else version,
                 ),
             )
+    if failed and getattr(error, "rate_limit", None) is RateLimit.DAILY:
+        alerts.append(
+            (
+                "project cooled for its daily quota",
+                f"{claim.provider} key {claim.key_id} exhausted its project's daily quota; "
+                f"it rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
+                f"(midnight {day_zone}): {message}",
+            )
+        )
     if (
         failed
         and row is not None

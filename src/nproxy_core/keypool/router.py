@@ -9,7 +9,8 @@ Rules (DESIGN.md 4.5), in the order the code applies them:
    fault, so the same key is retried directly and only the proxy's health suffers.
 3. The outcome decides what happens to the key (:mod:`.rules`, applied by :mod:`.outcomes`):
    success resets its failure count (and adds the estimated cost to its spend); retryable
-   cools it down (and sends it to manual review after too many consecutive failures); out of
+   cools it down (and sends it to manual review after too many consecutive failures), until
+   the provider's daily reset when a per-day quota ran out (with an admin alert); out of
    funds takes its whole billing group out; rejected goes to manual review; user-caused fails
    the image at once, key untouched.
 4. When every eligible key was tried, the image fails with :class:`PoolUnavailable` and the
@@ -346,6 +347,7 @@ class KeyPoolRouter:
             now=self._clock(),
             cooldown_seconds=self.cooldown_seconds,
             max_consecutive_failures=self.max_consecutive_failures,
+            day_zone=self._providers[claim.provider].quota_day_zone,
         )
         for subject, detail in alerts:
             self._alert(subject, detail, provider=claim.provider, key_id=claim.key_id)
