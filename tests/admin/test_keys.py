@@ -14,7 +14,10 @@ import sqlalchemy as sa
 
 from admin_support import audit_rows
 from fakes.proxies import free_port, http_proxy
+from nproxy_core.audit import Actor, Surface
 from nproxy_core.db import utcnow
+from nproxy_core.keypool import services as pool
+from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import (
     KEY_TEST_REFERENCE,
     AttemptOutcome,
@@ -24,6 +27,7 @@ from nproxy_core.keypool.models import (
     ProviderKey,
     Proxy,
 )
+from nproxy_core.wiring import find_service
 
 SECRET = "AIzaSyADMINtestADMINtestADMINtest0x9Q2"
 
@@ -356,3 +360,33 @@ def test_spend_falls_back_to_the_price_per_image_when_an_answer_reports_no_usage
     [attempt] = attempts(db)
     assert attempt.estimated_cost == Decimal("0.05")
     assert only_key(db).estimated_spend == Decimal("0.05")
+
+
+def test_a_provider_without_a_free_check_refuses_it_and_changes_nothing(pool_app, pool_admin, db):
+    """A plugin may offer no key check (the contract's ``supports_key_check``): the free test
+    is refused with the way out, and only the test with one real image runs."""
+    from keypool_support import ScriptedProvider
+    from nproxy_core.plugin_registry import IPlugins
+
+    scripted = ScriptedProvider()
+    scripted.name = "scripted"
+    find_service(pool_app.app.registry, IPlugins).providers["scripted"] = scripted
+    key = pool.add_key(
+        db,
+        find_service(pool_app.app.registry, ISecretBox),
+        provider="scripted",
+        secret="scripted-key-1",
+        enabled_providers=["scripted"],
+        actor=Actor("t", Surface.CLI),
+    )
+    db.commit()
+    version = key.version
+    _, ok, errors = pool_admin.act(f"/admin/keys/{key.id}/test")
+    assert ok == [] and errors == [
+        "provider 'scripted' cannot check a key without making an image; "
+        "test it with one real image instead"
+    ]
+    assert only_key(db).version == version and attempts(db) == []
+    assert audit_rows(db, "key.test") == []
+    _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test", {"generate": "1"})
+    assert ": success (" in ok[0] and scripted.calls == ["scripted-key-1"]

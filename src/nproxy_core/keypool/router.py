@@ -61,7 +61,7 @@ from nproxy_core.keypool.outcomes import (
     scrub,
     truncate,
 )
-from nproxy_core.keypool.rules import PROXIES, PROXY_FAILED, PROXY_SUCCEEDED
+from nproxy_core.keypool.rules import KEYS, PROXIES, PROXY_FAILED, PROXY_SUCCEEDED
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import (
     AttemptResult,
@@ -211,13 +211,18 @@ class KeyPoolRouter:
         key back in service (an admin's restore does). Raises :class:`LookupError` for an
         unknown key, :class:`ProviderNotEnabled` and :class:`KeyTestUnsupported`.
         """
+        with self._connections.transaction() as conn:
+            provider = conn.scalar(sa.select(KEYS.c.provider).where(KEYS.c.id == key_id))
+        if provider is None:
+            raise LookupError(f"no provider key with id {key_id}")
+        plugin = self._providers.get(provider)
+        if plugin is None:
+            raise ProviderNotEnabled(f"provider {provider!r} is not enabled")
+        # Refused tests (no such check) stop here, before the key row is touched.
+        work = ProviderWork(test_call(plugin, generate), reference=KEY_TEST_REFERENCE)
         claim = claim_key(self._connections, key_id, self._clock())
         if claim is None:
             raise LookupError(f"no provider key with id {key_id}")
-        plugin = self._providers.get(claim.provider)
-        if plugin is None:
-            raise ProviderNotEnabled(f"provider {claim.provider!r} is not enabled")
-        work = ProviderWork(test_call(plugin, generate), reference=KEY_TEST_REFERENCE)
         call, calls = self._use_key(plugin, claim, work)
         return KeyTest(
             key_id=key_id,
