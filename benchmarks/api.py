@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         client = bench.customer()
         cookie = cookie_of(client)
         # Enough worker threads that every job's provider call runs at once.
-        bench.start_worker(args.delay, concurrency=args.requests + 20)
+        bench.start_worker(args.delay, **{"nproxy.worker.concurrency": args.requests + 20})
         finished = bench.submit(client)
         bench.wait_all([finished])
         server = Server(bench, "gunicorn")

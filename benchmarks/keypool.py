@@ -1,10 +1,10 @@
 """Key pool router overhead on PostgreSQL: choice and state updates per image, provider excluded.
 
-Creates its own database (``nproxy_bench``), 100 keys of a provider that answers instantly,
+Creates its own database (``nproxy_bench_PID``), 100 keys of a provider that answers instantly,
 routes images and prints p50/p95 of the router's own time per image; then the added latency of
 one failover (first key retryable, second succeeds). Drops the database at the end.
 
-    /work/venv/bin/python benchmarks/keypool.py [--images 1000]
+    .venv/bin/python benchmarks/keypool.py [--images 1000]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from nproxy_core.plugins import (
 )
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DB_NAME = "nproxy_bench"
+# One database per run, so that two runs side by side never drop each other's.
+DB_NAME = f"nproxy_bench_{os.getpid()}"
 SECRET = "benchmark-secret-" + "x" * 40
 KEYS = 100
 IMAGE = ImageRequest(mode=Mode.TEXT_TO_IMAGE, prompt="bench", resolution="square")

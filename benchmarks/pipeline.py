@@ -13,11 +13,16 @@ Creates its own database (``nproxy_bench_<pid>``) and RabbitMQ vhost, starts ``n
    (no HTTP server, no network) from 1 and from 4 threads;
 3. how many provider calls one worker process keeps in flight: 100 single-image jobs at a
    2 s provider delay submitted at once; the maximum overlap of the provider calls' intervals
-   (from the key attempt log).
+   (from the key attempt log);
+4. capacity (``--capacity``): 256 and then 512 single-image jobs queued while no worker runs,
+   then one worker process started, running the Gemini plugin against the fake Gemini server
+   of the tests, which takes 3 s per image: the time from the worker being ready to the last
+   finish, the most calls the fake server had in flight at once, the worker's resident memory.
 
 Drops the database and the vhost at the end.
 
-    /work/venv/bin/python benchmarks/pipeline.py [--jobs 200] [--rate 10] [--delay 0.5]
+    .venv/bin/python benchmarks/pipeline.py [--jobs 200] [--rate 10] [--delay 0.5]
+    .venv/bin/python benchmarks/pipeline.py --capacity [--concurrency N]
 """
 
 from __future__ import annotations
@@ -55,6 +60,11 @@ from nproxy_core.wiring import find_service
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 AMQP = "amqp://guest:guest@127.0.0.1:5672"
 NPROXY = str(Path(sys.executable).parent / "nproxy")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakes.gemini import FakeGemini  # noqa: E402
+
 PASSWORD = "benchmark password"
 
 
@@ -110,11 +120,12 @@ class Bench:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         rabbitmqctl("delete_vhost", self.name)
 
-    def start_worker(self, delay: float, concurrency: int = 64) -> None:
+    def start_worker(self, delay: float, **settings: Any) -> None:
         self.stop_worker()
         ini = self.folder / "worker.ini"
         lines = ["[app:main]", "use = egg:nproxy"]
-        lines += [f"{k} = {v}" for k, v in {**self.settings, "demo.delay_seconds": delay}.items()]
+        settings = {**self.settings, "demo.delay_seconds": delay, **settings}
+        lines += [f"{k} = {v}" for k, v in settings.items()]
         lines += [
             "[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic",
             "[logger_root]\nlevel = INFO\nhandlers = console",
@@ -125,7 +136,7 @@ class Bench:
         ini.write_text("\n".join(lines) + "\n")
         self.worker_log = self.folder / "worker.log"
         self.worker = subprocess.Popen(
-            [NPROXY, "-c", str(ini), "worker", f"--concurrency={concurrency}", "--loglevel=INFO"],
+            [NPROXY, "-c", str(ini), "worker", "--loglevel", "INFO"],
             stdout=self.worker_log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -146,8 +157,9 @@ class Bench:
                 self.worker.wait()
         self.worker = None
 
-    def paying_user(self) -> str:
-        """A new user with a large current cycle (and the demo key in the pool); its email."""
+    def paying_user(self, provider: str = "demo") -> str:
+        """A new user with a large current cycle (and a key of ``provider`` in the pool); its
+        email."""
         from nproxy_core.accounts.services import create_user
 
         with self.session.begin() as db:
@@ -164,19 +176,20 @@ class Bench:
             )
             email = user.email
         with self.session.begin() as db:
-            if db.scalar(sa.select(sa.func.count()).select_from(ProviderKey)) == 0:
+            keys = sa.select(sa.func.count()).where(ProviderKey.provider == provider)
+            if db.scalar(keys) == 0:
                 services.add_key(
                     db,
                     find_service(self.registry, ISecretBox),
-                    provider="demo",
-                    secret="demo-benchmark-key",
+                    provider=provider,
+                    secret=f"{provider}-benchmark-key",
                     enabled_providers=list(find_service(self.registry, IPlugins).providers),
                     actor=services.Actor("benchmark", Surface.CLI),
                 )
         return email
 
-    def customer(self) -> webtest.TestApp:
-        email = self.paying_user()
+    def customer(self, provider: str = "demo") -> webtest.TestApp:
+        email = self.paying_user(provider)
         client = webtest.TestApp(self.wsgi, extra_environ={"HTTP_HOST": "localhost"})
         csrf = client.get("/api/v1/session").json["csrf_token"]
         client.post_json(
@@ -190,10 +203,15 @@ class Bench:
         ).json["id"]
         return client
 
-    def submit(self, client: webtest.TestApp) -> str:
+    def submit(self, client: webtest.TestApp, provider: str = "demo") -> str:
         answer = client.post_json(
             f"/api/v1/conversations/{client.conversation}/generations",
-            {"mode": "text_to_image", "prompt": "benchmark", "resolution": "square"},
+            {
+                "mode": "text_to_image",
+                "prompt": "benchmark",
+                "resolution": "square",
+                "provider": provider,
+            },
             headers={"X-CSRF-Token": client.csrf},
         )
         return answer.json["id"]
@@ -306,6 +324,60 @@ class Bench:
             **memory,
         }
 
+    def capacity(self, concurrency: int | None, delay: float = 3.0) -> list[dict[str, Any]]:
+        """256 then 512 jobs at once to one worker calling the fake Gemini server."""
+        results = []
+        with FakeGemini(default="slow") as gemini:
+            settings = {
+                "nproxy.providers": "demo, nanobanana",
+                "nanobanana.api_base": gemini.base_url,
+                "nanobanana.timeout_seconds": "60",
+                # The database's connections are shared with everything else on the machine:
+                # the worker's threads wait for one of a bounded pool instead of each holding one.
+                "sqlalchemy.pool_size": "10",
+                "sqlalchemy.max_overflow": "10",
+            }
+            self.settings.update(settings)
+            self.config = configure(self.settings)
+            self.wsgi = self.config.make_wsgi_app()
+            self.registry = self.config.registry
+            gemini.behave("nanobanana-benchmark-key", "slow", delay=delay)
+            extra = {} if concurrency is None else {"nproxy.worker.concurrency": concurrency}
+            self.start_worker(0.0, **extra)
+            client = self.customer("nanobanana")
+            self.wait_all([self.submit(client, "nanobanana")])  # warm-up
+            for jobs in (256, 512):
+                # Queued while no worker runs, so the figure is the worker's, not how fast this
+                # script can submit: the clock starts when the worker says it is ready.
+                self.stop_worker()
+                ids = [self.submit(client, "nanobanana") for _ in range(jobs)]
+                gemini.clear()
+                self.start_worker(0.0, **extra)
+                ready = utcnow()
+                rows = self.wait_all(ids, timeout=120)
+                memory = worker_memory_mb(self.worker.pid) if self.worker is not None else {}
+                elapsed = max(r.finished_at for r in rows) - ready
+                results.append(
+                    result := {
+                        "jobs": jobs,
+                        "provider_delay_s": delay,
+                        "succeeded": sum(r.status == "succeeded" for r in rows),
+                        "all_done_seconds": round(elapsed.total_seconds(), 2),
+                        "max_calls_in_flight_at_provider": gemini.max_in_flight,
+                        **memory,
+                    }
+                )
+                print("capacity      ", result, flush=True)
+                errors = [
+                    line
+                    for line in self.worker_log.read_text(errors="replace").splitlines()
+                    if " ERROR " in line or " WARNING " in line
+                ]
+                for line in errors[:5]:
+                    print("  worker said:", line[:300], flush=True)
+            self.stop_worker()
+        return results
+
 
 def worker_memory_mb(pid: int) -> dict[str, float]:
     """The worker's resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
@@ -325,12 +397,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=200, help="jobs for the overhead figure")
     parser.add_argument("--rate", type=float, default=10.0, help="submissions per second")
     parser.add_argument("--delay", type=float, default=0.5, help="demo provider delay (s)")
+    parser.add_argument(
+        "--capacity", action="store_true", help="only the capacity run (256 and 512 jobs of 3 s)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="nproxy.worker.concurrency for --capacity"
+    )
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="nproxy-bench-"))
     bench = Bench(folder)
     bench.create()
     try:
+        if args.capacity:
+            bench.capacity(args.concurrency)
+            return
         print("overhead      ", bench.overhead(args.jobs, args.rate, args.delay), flush=True)
         print("polling       ", bench.polling(), flush=True)
         print("in flight     ", bench.in_flight(), flush=True)

@@ -35,3 +35,12 @@ def nproxy(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command prints on stderr (no traceback, a non-zero exit)."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]

@@ -79,7 +79,7 @@ def base_settings(media_root: str) -> dict[str, Any]:
         "nproxy.ratelimit.register": "1000/minute",
         "nproxy.ratelimit.password_reset": "1000/minute",
         "nproxy.ratelimit.storage": "memory://",
-        "nproxy.mailer": "console",
+        "nproxy.mailer": "dummy",
         "celery.broker_url": "memory://",
         "retry.attempts": "3",
     }
@@ -181,11 +181,11 @@ def registry_service(registry: Any, iface: Any = None, name: str = "") -> Any:
 
 
 @pytest.fixture
-def outbox(app: webtest.TestApp) -> list[dict[str, str]]:
-    """Mail sent by the app under test (the console mailer keeps what it logs)."""
-    from nproxy_core.notifications import IMailer
+def outbox(app: webtest.TestApp) -> Any:
+    """Mail sent by any app of the test, delivered from the queue as a worker would."""
+    from mail_support import Outbox
 
-    return registry_service(app.app.registry, IMailer).outbox
+    return Outbox(app.app.registry)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ API customer, and waiting for a job's state with a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,18 @@ format = %(asctime)s %(levelname)-5.5s [%(name)s] %(message)s
 def rabbitmqctl(*args: str, node: str | None = None) -> None:
     command = [RABBITMQCTL, *(["-n", node] if node else []), "-q", *args]
     subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+@contextlib.contextmanager
+def rabbitmq_vhost(name: str) -> Iterator[str]:
+    """A RabbitMQ virtual host of its own on the machine's broker (its URL), deleted after."""
+    rabbitmqctl("add_vhost", name)
+    rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    try:
+        yield f"{AMQP_BASE}/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            rabbitmqctl("delete_vhost", name)
 
 
 def write_ini(

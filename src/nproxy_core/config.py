@@ -56,14 +56,13 @@ DEFAULTS: dict[str, str] = {
     "nproxy.plan.period_months": "1",
     "nproxy.providers": "demo",
     "nproxy.payments": "",
-    "nproxy.ratelimit.login": "10/minute",
-    "nproxy.ratelimit.register": "5/minute",
-    "nproxy.ratelimit.password_reset": "5/minute",
     "nproxy.ratelimit.storage": "memory://",
     "nproxy.keypool.cooldown_seconds": "300",
     "nproxy.keypool.max_consecutive_failures": "10",
+    # Provider calls one worker process keeps in flight (its thread pool; I/O bound).
+    "nproxy.worker.concurrency": "256",
     "nproxy.session_max_age_seconds": str(14 * 24 * 3600),
-    "nproxy.mailer": "console",
+    "nproxy.mailer": "debug",
     "mail.default_sender": "nproxy <no-reply@localhost>",
     "telegram.api_base": "https://api.telegram.org",
     # pyramid_tm would load the user on every request that carries a cookie (even /healthz and
@@ -104,6 +103,7 @@ def normalize_settings(
         "nproxy.plan.period_months",
         "nproxy.keypool.cooldown_seconds",
         "nproxy.keypool.max_consecutive_failures",
+        "nproxy.worker.concurrency",
         "nproxy.session_max_age_seconds",
     ):
         setting(merged, key, cast=positive_int)
@@ -122,6 +122,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     settings.setdefault("retry.attempts", 3)  # read by pyramid_retry when it is included
     config.include("pyramid_retry")
     config.include("pyramid_tm")
+    # Bounded bodies and well-formed paths, queries and charsets before anything reads them.
+    config.include("nproxy_core.gate")
     config.include("nproxy_core.db")
 
     # Plugins are loaded once; a broken or unknown one stops start-up here.
@@ -140,6 +142,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     # Features, each registering its own routes, services and tasks, in dependency order.
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
+    config.include("nproxy_core.health")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
@@ -153,6 +156,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.developer_api")
     config.include("nproxy_core.monitoring")
     config.include("nproxy_core.api_docs")
+    # The admin reads and acts on every feature above, so it comes last.
+    config.include("nproxy_core.admin")
     return config
 
 

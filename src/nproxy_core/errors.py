@@ -8,6 +8,7 @@ from typing import Any
 
 import pyramid_retry
 from pyramid.csrf import BadCSRFToken
+from pyramid.exceptions import URLDecodeError
 from pyramid.httpexceptions import HTTPException, HTTPForbidden, HTTPNotFound
 from pyramid.renderers import render_to_response
 from pyramid.request import Request
@@ -65,6 +66,18 @@ class RateLimited(APIError):
         self.headers["Retry-After"] = str(max(1, retry_after))
 
 
+class PayloadTooLarge(APIError):
+    status = 413
+    code = "payload_too_large"
+
+
+class IdempotencyMismatch(APIError):
+    """An ``Idempotency-Key`` reused for a different request than the one it first named."""
+
+    status = 422
+    code = "idempotency_mismatch"
+
+
 class NoActiveSubscription(APIError):
     status = 402
     code = "no_active_subscription"
@@ -75,8 +88,27 @@ class QuotaExhausted(APIError):
     code = "quota_exhausted"
 
 
+def describe_size(n: int) -> str:
+    """``10485760`` → ``"10 MB"``: limits in the words a person uses."""
+    mb, kb = 1024 * 1024, 1024
+    if n >= mb and n % mb == 0:
+        return f"{n // mb} MB"
+    if n >= kb and n % kb == 0:
+        return f"{n // kb} KB"
+    return f"{n} bytes"
+
+
+def request_path(request: Request) -> str:
+    """The request's path as text, even when it is not valid UTF-8 (error views and logs must
+    never fail on the very input they report)."""
+    raw = request.environ.get("PATH_INFO", "")
+    return raw.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def wants_json(request: Request) -> bool:
-    if request.path.startswith(("/api/", "/v1/", "/billing/webhooks/", "/healthz", "/metrics")):
+    if request_path(request).startswith(
+        ("/api/", "/v1/", "/billing/webhooks/", "/healthz", "/metrics")
+    ):
         return True
     offers = request.accept.acceptable_offers(["text/html", "application/json"])
     return bool(offers) and offers[0][0] == "application/json"
@@ -125,6 +157,13 @@ def bad_csrf(exc: BadCSRFToken, request: Request) -> Response:
     )
 
 
+@exception_view_config(URLDecodeError)
+def undecodable_url(exc: URLDecodeError, request: Request) -> Response:
+    return error_response(
+        request, 400, "validation_error", "The address is not valid UTF-8 once decoded."
+    )
+
+
 @notfound_view_config()
 def not_found(exc: HTTPNotFound, request: Request) -> Response:
     return error_response(request, 404, "not_found", "Not found.")
@@ -136,6 +175,7 @@ def forbidden(exc: HTTPForbidden, request: Request) -> Response:
         if not wants_json(request):
             from pyramid.httpexceptions import HTTPSeeOther
 
+            # The gate has checked that the path decodes before any view could be refused.
             return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
         return error_response(request, 401, "not_authenticated", "Log in first.")
     return error_response(request, 403, "forbidden", "You are not allowed to do that.")
@@ -152,7 +192,7 @@ def http_exception(exc: HTTPException, request: Request) -> Response:
 @exception_view_config(sa_exc.TimeoutError)
 def database_busy(exc: sa_exc.TimeoutError, request: Request) -> Response:
     # Every pooled connection stayed busy for the pool's whole timeout: an overload, not a bug.
-    log.warning("no database connection free for %s %s", request.method, request.path)
+    log.warning("no database connection free for %s %s", request.method, request_path(request))
     return error_response(
         request,
         503,
@@ -166,10 +206,10 @@ def database_busy(exc: sa_exc.TimeoutError, request: Request) -> Response:
 def internal_error(exc: Exception, request: Request) -> Response:
     if pyramid_retry.is_error_retryable(request, exc):
         # pyramid_retry discards this answer and runs the request again.
-        log.info("retrying %s %s after %r", request.method, request.path, exc)
+        log.info("retrying %s %s after %r", request.method, request_path(request), exc)
     else:
         # Never a stack trace to the user; the log has it.
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, request_path(request))
     return error_response(
         request,
         500,

@@ -1,10 +1,48 @@
-"""Reading a JSON request body: the one way every JSON route gets its input."""
+"""Reading a JSON request body: the one way every JSON route gets its input.
+
+JSON can carry what no column or template should ever see: ``\\u0000`` (PostgreSQL refuses it
+in text), lone surrogates such as ``\\ud800`` (no UTF-8 encoding exists for them) and nesting
+deep enough to exhaust the parser's recursion. All are refused here, once, with a 400.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nproxy_core.errors import ValidationError
+
+#: Deepest nesting of arrays and objects accepted; real bodies are two or three levels deep.
+MAX_DEPTH = 32
+
+
+def _bad_text(value: str) -> str | None:
+    if "\x00" in value:
+        return "a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (text that is not valid Unicode)"
+    return None
+
+
+def check_json_value(body: Any, *, max_depth: int = MAX_DEPTH) -> None:
+    """Raise ValidationError if any key or string in ``body`` holds NUL or a lone surrogate,
+    or if it nests deeper than ``max_depth``. Iterative: a deep body cannot recurse here."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            problem = _bad_text(value)
+            if problem:
+                raise ValidationError(f"The request body holds {problem}.")
+        elif isinstance(value, dict | list):
+            if depth > max_depth:
+                raise ValidationError(f"The JSON body is nested deeper than {max_depth} levels.")
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                stack.extend((item, depth + 1) for item in value.values())
+            else:
+                stack.extend((item, depth + 1) for item in value)
 
 
 def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -14,7 +52,11 @@ def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:
     try:
         body = request.json_body
     except ValueError:
+        # Also a body that does not decode in its declared charset (UnicodeDecodeError).
         raise ValidationError("The request body is not valid JSON.") from None
+    except RecursionError:
+        raise ValidationError(f"The JSON body is nested deeper than {MAX_DEPTH} levels.") from None
     if not isinstance(body, dict):
         raise ValidationError("The request body must be a JSON object.")
+    check_json_value(body)
     return body

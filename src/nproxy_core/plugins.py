@@ -9,12 +9,16 @@ core finds and starts them in :mod:`nproxy_core.plugin_registry`.
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import enum
 import io
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 # The plugin modules are imported for the formats they register with Pillow: identify_image
 # reads those registrations, and importing four modules beats Image.init() importing forty.
@@ -35,6 +39,7 @@ __all__ = [
     "ImageRequest",
     "InputImage",
     "InvalidInputError",
+    "KeyCheck",
     "KeyRejectedError",
     "Mode",
     "ModelCapabilities",
@@ -47,6 +52,7 @@ __all__ = [
     "PluginSettingError",
     "Provider",
     "ProviderError",
+    "RateLimit",
     "RetryableError",
     "TransportError",
     "UserCausedError",
@@ -54,6 +60,7 @@ __all__ = [
     "boolean",
     "http_url",
     "identify_image",
+    "next_midnight",
     "one_of",
     "positive_float",
     "positive_int",
@@ -291,6 +298,15 @@ class AttemptResult:
     usage: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class KeyCheck:
+    """A key check the provider passed: the key is accepted. ``detail`` is for admins (what
+    the provider said, e.g. the model's name); it must never contain the key."""
+
+    detail: str
+    http_status: int | None = None
+
+
 class ProviderError(Exception):
     """A failed attempt, classified. The router decides what happens to the key.
 
@@ -305,8 +321,27 @@ class ProviderError(Exception):
         self.http_status = http_status
 
 
+class RateLimit(enum.Enum):
+    """Which of the provider's quotas a rate-limit answer (a 429) says was exceeded.
+
+    Providers like Gemini count quotas per project, not per key, so the router cools every key
+    of the project; how long depends on the kind.
+    """
+
+    #: A per-minute (or shorter) rate: over once ``retry_after`` (or the cooldown) has passed.
+    SHORT = "short"
+    #: A per-day quota: nothing succeeds again before the provider's daily reset
+    #: (:attr:`Provider.quota_day_zone` midnight).
+    DAILY = "daily"
+
+
 class RetryableError(ProviderError):
-    """Network error, timeout, provider 5xx or 429: cool the key down and try the next one."""
+    """Network error, timeout, provider 5xx or 429: cool the key down and try the next one.
+
+    ``retry_after`` is the provider's own retry delay in seconds, when it gave one;
+    ``rate_limit`` is set only when the provider said a quota was exceeded (a 429), and says
+    which kind.
+    """
 
     outcome = "retryable"
 
@@ -316,9 +351,24 @@ class RetryableError(ProviderError):
         *,
         http_status: int | None = None,
         retry_after: float | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(message, http_status=http_status)
         self.retry_after = retry_after
+        self.rate_limit = rate_limit
+
+
+def next_midnight(now: dt.datetime, zone: str) -> dt.datetime:
+    """The first midnight in time zone ``zone`` after the aware instant ``now``, in UTC.
+
+    Calendar arithmetic on the local date, so a day of 23 or 25 hours (a daylight-saving
+    change) still ends at the local midnight, not 24 hours after the last one.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("next_midnight needs an aware datetime")
+    tz = ZoneInfo(zone)
+    tomorrow = now.astimezone(tz).date() + dt.timedelta(days=1)
+    return dt.datetime.combine(tomorrow, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
 class TransportError(RetryableError):
@@ -363,6 +413,11 @@ class Provider(abc.ABC):
     name: str = ""
     #: Whether :meth:`check_balance` can read a key's balance.
     supports_balance: ClassVar[bool] = False
+    #: The time zone whose midnight resets the provider's daily quotas
+    #: (:attr:`RateLimit.DAILY`).
+    quota_day_zone: ClassVar[str] = "UTC"
+    #: Whether :meth:`check_key` can prove a key is accepted without making an image.
+    supports_key_check: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -384,6 +439,46 @@ class Provider(abc.ABC):
 
     def check_balance(self, *, api_key: str, proxy_url: str | None = None) -> Decimal | None:
         """The key's balance, or None when it cannot be read."""
+        return None
+
+    def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
+        """One free request that proves the key is accepted (an admin's key test).
+
+        Returns a :class:`KeyCheck`, or raises the same :class:`ProviderError` classes as
+        :meth:`generate` (a rejected key, no funds, a rate limit, a transport failure). Only
+        for providers that set :attr:`supports_key_check`; the router bounds it with
+        :attr:`attempt_deadline`.
+        """
+        raise NotImplementedError(f"provider {self.name!r} offers no key check")
+
+    def check_route(self, *, proxy_url: str | None) -> str:
+        """Whether the provider can be reached over this path (a proxy, or direct), without a
+        key: a short description of what answered, or :class:`TransportError`.
+
+        The default only proves that a proxy accepts connections; providers that talk HTTP
+        override it with a request to their API through the proxy.
+        """
+        if proxy_url is None:
+            return "direct: nothing to check"
+        try:
+            parts = urlsplit(proxy_url)
+            address = (parts.hostname or "", parts.port or 0)
+        except ValueError as exc:
+            raise TransportError("the proxy URL is malformed") from exc
+        try:
+            with socket.create_connection(address, timeout=10):
+                pass
+        except OSError as exc:
+            raise TransportError(
+                f"the proxy at {address[0]}:{address[1]} refused or did not answer: "
+                f"{type(exc).__name__}"
+            ) from exc
+        return f"the proxy at {address[0]}:{address[1]} accepts connections"
+
+    @property
+    def price_per_image(self) -> Decimal | None:
+        """The estimated spend of one image (USD), for images whose attempt gave no cost of
+        its own; None when unknown."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

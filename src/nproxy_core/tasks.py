@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from pyramid.threadlocal import RequestContext
 
 from nproxy_core import logs
 from nproxy_core.db import is_disconnect
+from nproxy_core.plugins import positive_int, setting
 from nproxy_core.wiring import prepare_request
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,20 @@ TASKS = ("nproxy.tasks",)
 CELERY_APP = "celery.app"
 #: The message header that carries the request id of the web request that sent a task.
 REQUEST_ID_HEADER = "nproxy_request_id"
+#: Stack reserved per worker thread. A worker keeps hundreds of threads (its pool, and one per
+#: provider attempt) that mostly wait on sockets; the default 8 MiB of address space each is
+#: sized for deep C recursion none of them does. Python code recurses on the heap (3.11+).
+WORKER_THREAD_STACK_BYTES = 1024 * 1024
+
+
+def worker_concurrency(settings: Any) -> int:
+    """``nproxy.worker.concurrency``: tasks (so provider calls) in flight per worker process."""
+    return setting(settings, "nproxy.worker.concurrency", default=256, cast=positive_int)
+
+
+def size_worker_threads() -> None:
+    """Give threads started from now on the worker's small stack (call before the pool starts)."""
+    threading.stack_size(WORKER_THREAD_STACK_BYTES)
 
 
 class NproxyTask(celery.Task):
@@ -162,6 +178,10 @@ def make_celery_app(registry: Registry) -> celery.Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
+        # One thread per task: the pool's size is the number of provider calls in flight, and
+        # the broker hands this process exactly that many unacknowledged messages.
+        worker_pool="threads",
+        worker_concurrency=worker_concurrency(settings),
         worker_prefetch_multiplier=1,
         task_default_delivery_mode="persistent",
         task_queue_ha_policy=None,
@@ -200,4 +220,5 @@ __all__ = [
     "run_now",
     "task",
     "task_sender",
+    "worker_concurrency",
 ]

@@ -22,9 +22,78 @@ def human_datetime(value: dt.datetime | str | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
+# Order matters: Edge says Chrome and Safari too, Chrome says Safari.
+_BROWSERS = (
+    ("Edg/", "Edge"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+)
+_SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("Linux", "Linux"),
+)
+
+
+def device_name(user_agent: str | None) -> str:
+    """``Chrome on Linux``: a User-Agent header in words, for the list of a user's sessions."""
+    agent = user_agent or ""
+    browser = next((name for marker, name in _BROWSERS if marker in agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown browser"
+
+
+def timestamp(value: dt.datetime | None) -> str:
+    """``2026-12-21 13:54:07`` (UTC): exact, for admins and logs of events."""
+    if value is None:
+        return ""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def ago(value: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """How long ago (or how far ahead) a moment is, roughly: ``42 s ago``, ``in 3 min``."""
+    if value is None:
+        return ""
+    seconds = ((now or dt.datetime.now(dt.UTC)) - value).total_seconds()
+    future, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            amount = f"{int(seconds // size)} {unit}"
+            break
+    else:
+        amount = f"{int(seconds)} s"
+    return f"in {amount}" if future else f"{amount} ago"
+
+
+#: What a table cell shows for a number that does not exist (nothing to divide, no value).
+NO_VALUE = "\N{EN DASH}"
+
+
+def percent(rate: float | None) -> str:
+    """``97.5 %`` from 0.975; a dash when there is nothing to divide."""
+    return NO_VALUE if rate is None else f"{rate * 100:.1f} %"
+
+
+def milliseconds(value: float | None) -> str:
+    """``1,234 ms``; a dash when unknown."""
+    return NO_VALUE if value is None else f"{value:,.0f} ms"
+
+
+FILTERS = ("human_datetime", "device_name", "timestamp", "ago", "percent", "milliseconds")
+
+
 def includeme(config: Any) -> None:
     settings = config.get_settings()
-    settings.setdefault("jinja2.filters", "human_datetime = nproxy_core.templating:human_datetime")
+    settings.setdefault(
+        "jinja2.filters",
+        "\n".join(f"{name} = nproxy_core.templating:{name}" for name in FILTERS),
+    )
     folder = settings.get("jinja2.directories") or str(TEMPLATES)
     settings["jinja2.directories"] = folder
     settings.setdefault("jinja2.autoescape", "true")
@@ -32,4 +101,11 @@ def includeme(config: Any) -> None:
     settings.setdefault("jinja2.lstrip_blocks", "true")
     config.add_jinja2_renderer(".html")
     config.add_jinja2_search_path(folder, name=".html")
+    # Plain-text email templates (templates/email/...): the same folder and filters, but no
+    # HTML escaping, which would garble links and quotes in a text/plain message.
+    for key in ("directories", "filters", "trim_blocks", "lstrip_blocks"):
+        settings.setdefault(f"jinja2_text.{key}", settings[f"jinja2.{key}"])
+    settings.setdefault("jinja2_text.autoescape", "false")
+    config.add_jinja2_renderer(".txt", settings_prefix="jinja2_text.")
+    config.add_jinja2_search_path(folder, name=".txt")
     config.add_static_view("static", "nproxy_core:static", cache_max_age=3600)

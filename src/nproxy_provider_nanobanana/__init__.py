@@ -22,6 +22,9 @@ Settings (all optional):
 ``nanobanana.price_per_million_output_tokens``, ``nanobanana.price_per_million_input_tokens``
     USD, for the spend estimate. Defaults are Google's published prices for the configured
     model: Flash 30 (image output) and 0.30 (input); Pro 120 and 2.00.
+``nanobanana.price_per_image``
+    USD, default 0.039 (about 1,290 output tokens at $30 per million): the spend estimate of
+    an image whose answer carried no usage metadata.
 
 Resolutions are presets naming an aspect ratio (and a size tier on Pro), listed in
 :mod:`.presets`.
@@ -44,6 +47,12 @@ as in diffusion image-to-image (0 = keep the reference, 1 = free reinterpretatio
 
 It is guidance, not a guarantee: the model weighs it like any other instruction. Strength is
 ignored for ``text_to_image``, where there is nothing to follow.
+
+Key check (an admin's key test): ``GET {api_base}/models/{model}`` with the key. 200 with the
+model's description means Google accepts the key for this model; every other answer is
+classified like a ``generateContent`` error (a rejected key, depleted funds, a rate limit…).
+It costs nothing. The same request without a key checks a network path (a proxy): any answer
+from Google proves the path works.
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ from nproxy_core.plugins import (
     GeneratedImage,
     ImageRequest,
     InvalidInputError,
+    KeyCheck,
     KeyRejectedError,
     Mode,
     ModelCapabilities,
@@ -75,7 +85,7 @@ from nproxy_core.plugins import (
 
 from .classify import NoImageError, classify_error_response, read_candidate
 from .presets import Preset, is_pro_model, presets_for
-from .transport import ClientPool, describe_proxy, post
+from .transport import ClientPool, describe_proxy, fetch, post
 
 __all__ = ["NanoBananaProvider", "NoImageError"]
 
@@ -86,6 +96,10 @@ DEFAULT_MODEL = "gemini-2.5-flash-image"
 MAX_REQUEST_BYTES = 20 * 1024 * 1024
 #: A 4K PNG in base64 is well under this; anything bigger is not an answer we want to hold.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: A model description is a few hundred bytes.
+MAX_CHECK_RESPONSE_BYTES = 256 * 1024
+#: What one image costs when Gemini's answer carries no usage metadata (DESIGN 8).
+DEFAULT_PRICE_PER_IMAGE = Decimal("0.039")
 #: Keys shorter than this are not real Gemini keys and are not scrubbed from messages.
 MIN_SCRUBBED_KEY_LENGTH = 8
 #: The router's outer deadline is connect + read timeout + this (see ``attempt_deadline``).
@@ -155,6 +169,15 @@ def _modalities(raw: Any) -> tuple[str, ...]:
     return tuple(sorted(set(values), key=("TEXT", "IMAGE").index))
 
 
+def _scrub_key(exc: ProviderError, api_key: str) -> None:
+    # Nothing we write contains the key, but Google's messages and transport errors are quoted
+    # in ours; scrub them so a key can never reach a log or the admin UI. (Real keys are ~39
+    # characters; scrubbing a 1-letter test key would only garble.)
+    if len(api_key) >= MIN_SCRUBBED_KEY_LENGTH and api_key in exc.message:
+        exc.message = exc.message.replace(api_key, "[key]")
+        exc.args = (exc.message,)
+
+
 def strength_guidance(strength: float) -> str:
     """The sentence that carries ``strength`` (0-1) to the model; see the module docstring."""
     for upper, sentence in _STRENGTH_GUIDANCE:
@@ -165,6 +188,10 @@ def strength_guidance(strength: float) -> str:
 
 class NanoBananaProvider(Provider):
     """The Gemini image API, one attempt at a time."""
+
+    #: Gemini's daily quotas reset at midnight Pacific time.
+    quota_day_zone = "America/Los_Angeles"
+    supports_key_check = True
 
     #: What the read timeout leaves uncovered: sending the request and reading the whole body
     #: (see ``transport.post``). Below ``DEADLINE_MARGIN_SECONDS`` so that our own, clearer
@@ -197,6 +224,9 @@ class NanoBananaProvider(Provider):
             default=default_out,
             cast=_price,
         )
+        self._price_per_image: Decimal = setting(
+            settings, "nanobanana.price_per_image", default=DEFAULT_PRICE_PER_IMAGE, cast=_price
+        )
         self._presets: dict[str, Preset] = presets_for(self.model)
         self._capabilities = ModelCapabilities(
             model=self.model,
@@ -207,7 +237,8 @@ class NanoBananaProvider(Provider):
             max_input_images=14 if pro else 3,
             aspect_ratios={name: p.aspect_ratio for name, p in self._presets.items()},
         )
-        self._url = f"{self.api_base}/models/{self.model}:generateContent"
+        self._model_url = f"{self.api_base}/models/{self.model}"
+        self._url = f"{self._model_url}:generateContent"
         self._clients = ClientPool(
             httpx.Timeout(
                 connect=self.connect_timeout,
@@ -228,22 +259,71 @@ class NanoBananaProvider(Provider):
     def attempt_deadline(self) -> float:
         return self.connect_timeout + self.read_timeout + DEADLINE_MARGIN_SECONDS
 
+    @property
+    def price_per_image(self) -> Decimal:
+        return self._price_per_image
+
     def generate(
         self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
     ) -> AttemptResult:
         try:
             return self._generate(request, api_key, proxy_url)
         except ProviderError as exc:
-            # Nothing we write contains the key, but Google's messages and transport errors
-            # are quoted in ours; scrub them so a key can never reach a log or the admin UI.
-            # (Real keys are ~39 characters; scrubbing a 1-letter test key would only garble.)
-            if len(api_key) >= MIN_SCRUBBED_KEY_LENGTH and api_key in exc.message:
-                exc.message = exc.message.replace(api_key, "[key]")
-                exc.args = (exc.message,)
+            _scrub_key(exc, api_key)
             raise
+
+    def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
+        try:
+            return self._check_key(api_key, proxy_url)
+        except ProviderError as exc:
+            _scrub_key(exc, api_key)
+            raise
+
+    def check_route(self, *, proxy_url: str | None) -> str:
+        path = describe_proxy(proxy_url)
+        answer = self._get_model(proxy_url, {}, path)
+        return f"Gemini answered HTTP {answer.status} over {path}"
 
     def close(self) -> None:
         self._clients.close()
+
+    # --- the key check ------------------------------------------------------------------------
+
+    def _get_model(self, proxy_url: str | None, headers: dict[str, str], path: str) -> Any:
+        return fetch(
+            self._clients.client(proxy_url),
+            "GET",
+            self._model_url,
+            headers={"accept": "application/json", **headers},
+            total_seconds=self.connect_timeout + self.read_timeout + self.body_margin_seconds,
+            max_bytes=MAX_CHECK_RESPONSE_BYTES,
+            path=path,
+        )
+
+    def _check_key(self, api_key: str, proxy_url: str | None) -> KeyCheck:
+        if not _KEY_SHAPE.fullmatch(api_key or ""):
+            raise KeyRejectedError("the key is empty or contains characters a key cannot have")
+        answer = self._get_model(proxy_url, {"x-goog-api-key": api_key}, describe_proxy(proxy_url))
+        if not 200 <= answer.status < 300:
+            raise classify_error_response(answer.status, answer.body, answer.headers)
+        try:
+            model = json.loads(answer.body)
+        except (ValueError, UnicodeDecodeError):
+            model = None
+        if not isinstance(model, dict):
+            raise RetryableError(
+                f"Gemini answered {answer.status} to the key check with a body that is not a "
+                "model description",
+                http_status=answer.status,
+            )
+        name = str(model.get("displayName") or model.get("name") or self.model)[:80]
+        methods = model.get("supportedGenerationMethods")
+        if isinstance(methods, list) and "generateContent" not in methods:
+            raise InvalidInputError(
+                f"{self.model} does not offer generateContent to this key",
+                http_status=answer.status,
+            )
+        return KeyCheck(f"{name} ({self.model}) is available to this key", answer.status)
 
     # --- one attempt --------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ The router acts on the class, so the class must say whose fault a failure is. Fi
     ``API_KEY_INVALID`` and friends; message "API key not valid" / "API key expired".
 ``RetryableError``
     429 rate limit, with ``retry_after`` from ``RetryInfo.retryDelay`` ("37s") or the
-    ``Retry-After`` header.
+    ``Retry-After`` header, and ``rate_limit`` from the ``QuotaFailure`` violations: DAILY
+    when a ``quotaId`` names a per-day quota (``...PerDayPerProjectPerModel...``), which only
+    Google's midnight Pacific reset lifts, else SHORT.
 ``TransportError``
     400 "User location is not supported" (the network path's region, see below). Failures to
     get an answer at all (connect, proxy, timeouts, dropped connections) are raised as
@@ -50,6 +52,7 @@ from nproxy_core.plugins import (
     KeyRejectedError,
     OutOfFundsError,
     ProviderError,
+    RateLimit,
     RetryableError,
     TransportError,
 )
@@ -118,6 +121,8 @@ class _GoogleError:
     reasons: frozenset[str] = frozenset()
     retry_delay: float | None = None
     zero_quota: bool = False
+    #: A violated quota is a per-day one (its ``quotaId`` contains ``PerDay``).
+    daily_quota: bool = False
 
     @classmethod
     def parse(cls, body: bytes) -> _GoogleError:
@@ -133,7 +138,7 @@ class _GoogleError:
             return cls()
         reasons: set[str] = set()
         retry_delay: float | None = None
-        zero_quota = False
+        zero_quota = daily_quota = False
         details = error.get("details")
         for detail in details if isinstance(details, list) else ():
             if not isinstance(detail, dict):
@@ -144,8 +149,13 @@ class _GoogleError:
                 retry_delay = _parse_duration(detail["retryDelay"])
             violations = detail.get("violations")
             for violation in violations if isinstance(violations, list) else ():
-                if isinstance(violation, dict) and str(violation.get("quotaValue")) == "0":
+                if not isinstance(violation, dict):
+                    continue
+                if str(violation.get("quotaValue")) == "0":
                     zero_quota = True
+                quota_id = violation.get("quotaId")
+                if isinstance(quota_id, str) and "PerDay" in quota_id:
+                    daily_quota = True
         message = error.get("message")
         message = message if isinstance(message, str) else ""
         status = error.get("status")
@@ -157,6 +167,7 @@ class _GoogleError:
             # A free-tier key asking for a paid-only model gets "limit: 0": it never succeeds
             # until billing is set up, so waiting out the retry delay is pointless.
             zero_quota=zero_quota or "limit: 0" in message,
+            daily_quota=daily_quota,
         )
 
 
@@ -205,7 +216,12 @@ def classify_error_response(status: int, body: bytes, headers: Mapping[str, str]
         retry_after = error.retry_delay
         if retry_after is None:
             retry_after = _retry_after_header(headers)
-        return RetryableError(message, http_status=status, retry_after=retry_after)
+        return RetryableError(
+            message,
+            http_status=status,
+            retry_after=retry_after,
+            rate_limit=RateLimit.DAILY if error.daily_quota else RateLimit.SHORT,
+        )
     if status == 400 and _LOCATION_PHRASE.search(error.message):
         # Google refuses requests from some countries. That is the network path's fault (a
         # proxy in the wrong region, or this server's own location), not the key's or the

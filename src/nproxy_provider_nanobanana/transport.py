@@ -15,7 +15,7 @@ import httpx
 
 from nproxy_core.plugins import TransportError
 
-__all__ = ["ClientPool", "RawResponse", "describe_proxy", "post"]
+__all__ = ["ClientPool", "RawResponse", "describe_proxy", "fetch", "post"]
 
 
 def describe_proxy(proxy_url: str | None) -> str:
@@ -29,6 +29,11 @@ def describe_proxy(proxy_url: str | None) -> str:
     except ValueError:
         return "proxy <unparseable URL>"
     return f"proxy {parts.scheme}://{host}{port}"
+
+
+#: No cap of our own on connections per path (the worker's thread count bounds the calls), and
+#: enough idle ones kept for a busy worker to reuse its TLS connections instead of redialling.
+CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=512)
 
 
 class ClientPool:
@@ -57,6 +62,9 @@ class ClientPool:
                         trust_env=False,
                         headers=self._headers,
                         follow_redirects=False,
+                        # httpx's default of 100 connections would queue a worker's calls
+                        # beyond the hundredth; the worker's own concurrency is the bound.
+                        limits=CONNECTION_LIMITS,
                     )
                 except (ValueError, ImportError, httpx.InvalidURL) as exc:
                     # An unknown scheme, a malformed URL, or SOCKS without httpx[socks]: the
@@ -91,7 +99,31 @@ def post(
     max_bytes: int,
     path: str,
 ) -> RawResponse:
-    """POST and read the whole answer, or raise :class:`TransportError`.
+    """POST and read the whole answer, or raise :class:`TransportError` (see :func:`fetch`)."""
+    return fetch(
+        client,
+        "POST",
+        url,
+        content=content,
+        headers=headers,
+        total_seconds=total_seconds,
+        max_bytes=max_bytes,
+        path=path,
+    )
+
+
+def fetch(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    total_seconds: float,
+    max_bytes: int,
+    path: str,
+    content: bytes | None = None,
+) -> RawResponse:
+    """Send one request and read the whole answer, or raise :class:`TransportError`.
 
     httpx's read timeout bounds each read, not the whole body, so a server trickling bytes
     could hold an attempt forever; ``total_seconds`` bounds the body as a whole. ``path``
@@ -99,7 +131,7 @@ def post(
     """
     started = time.monotonic()
     try:
-        with client.stream("POST", url, content=content, headers=headers) as response:
+        with client.stream(method, url, content=content, headers=headers) as response:
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():

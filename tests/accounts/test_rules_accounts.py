@@ -102,7 +102,9 @@ def test_a_blocked_admin_cannot_log_in(api, user_factory):
 def limited(make_app: Any) -> ApiClient:
     return ApiClient(
         make_app(
-            nproxy__ratelimit__register="3/minute", nproxy__ratelimit__password_reset="3/minute"
+            nproxy__ratelimit__register="3/minute",
+            nproxy__ratelimit__password_reset="3/minute",
+            nproxy__ratelimit__password_reset_account="3/minute",
         )
     )
 
@@ -111,23 +113,30 @@ def from_ip(n: int) -> dict[str, str]:
     return {"REMOTE_ADDR": f"10.1.0.{n}"}
 
 
-def test_registration_is_limited_per_account_across_ips(limited, db):
+def test_registration_is_limited_per_address_and_ip_but_no_one_can_block_a_sign_up(limited, db):
     body = {"email": "target@example.com", "password": "short"}
-    for n in range(3):
-        res = limited.post("/api/v1/auth/register", body, extra_environ=from_ip(n))
+    for _ in range(3):
+        res = limited.post("/api/v1/auth/register", body, extra_environ=from_ip(1))
         assert res.status_int == 400
     res = limited.post(
         "/api/v1/auth/register",
         {"email": "Target@Example.com", "password": "long enough now"},
-        extra_environ=from_ip(99),
+        extra_environ=from_ip(1),
     )
     assert res.status_int == 429
     assert res.json["error"]["code"] == "rate_limited"
     assert db.scalar(sa.select(sa.func.count()).select_from(User)) == 0
+    # The owner of the address, from anywhere else, still signs up.
+    res = limited.post(
+        "/api/v1/auth/register",
+        {"email": "target@example.com", "password": "long enough now"},
+        extra_environ=from_ip(99),
+    )
+    assert res.status_int == 201
 
 
-def test_reset_is_limited_per_account_across_ips_and_per_ip_across_accounts(
-    limited, db, user_factory
+def test_reset_is_limited_per_account_across_new_ips_and_per_ip_across_accounts(
+    limited, db, outbox, user_factory
 ):
     user_factory("victim@example.com")
     for n in range(3):
@@ -139,7 +148,8 @@ def test_reset_is_limited_per_account_across_ips_and_per_ip_across_accounts(
         "/api/v1/auth/password-reset", {"email": "victim@example.com"}, extra_environ=from_ip(50)
     )
     assert res.status_int == 429
-    # The refused request issued no token.
+    # The refused request issued no token and sent no mail.
+    assert len(outbox) == 3
     assert db.scalar(sa.select(sa.func.count()).select_from(PasswordResetToken)) == 3
 
     for n in range(3):

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from browser_support import ARTIFACTS, CHROMIUM
-from nproxy_core.generation.runner import ERROR_MESSAGES
+from nproxy_core.keypool.errors import FAILURE_MESSAGES
 
 pytestmark = [
     pytest.mark.browser,
@@ -259,7 +259,7 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     page.press("#prompt", "Enter")
     failed = page.locator(".turn").nth(0)
     expect(failed).to_have_attribute("data-state", "failed", timeout=GENERATION_TIMEOUT_MS)
-    expect(failed.locator(".turn-error")).to_have_text(ERROR_MESSAGES["provider_unavailable"])
+    expect(failed.locator(".turn-error")).to_have_text(FAILURE_MESSAGES["provider_unavailable"])
     shot(page, "13-provider-down")
 
     assert errors == [], f"JavaScript errors on the page: {errors}"

@@ -1,7 +1,8 @@
 """A fake Gemini ``generateContent`` server: a real HTTP server on 127.0.0.1 for tests.
 
-It speaks the wire format of ``POST /v1beta/models/{model}:generateContent`` closely enough for
-the Nano Banana provider, and each API key (header ``x-goog-api-key``) chooses how it behaves:
+It speaks the wire format of ``POST /v1beta/models/{model}:generateContent`` (and of
+``GET /v1beta/models/{model}``, the free key check) closely enough for the Nano Banana
+provider, and each API key (header ``x-goog-api-key``) chooses how it behaves:
 success, rate limits, depleted credits, rejected keys, safety blocks, slow answers, dropped
 connections and more. Only the standard library is used, so anything may import it.
 
@@ -53,7 +54,11 @@ Behaviours (``BEHAVIOURS``; options in brackets):
 ``unavailable``             503 UNAVAILABLE "The model is overloaded"
 ``gateway_timeout``         504 DEADLINE_EXCEEDED
 ``rate_limited``            429 RESOURCE_EXHAUSTED with QuotaFailure and RetryInfo
-                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out)
+                            (``retry_delay``, default ``"37s"``; ``None`` leaves RetryInfo out;
+                            ``quota_id``, default the per-minute
+                            ``GenerateRequestsPerMinutePerProjectPerModel``)
+``daily_quota``             the same 429 for the per-day quota
+                            ``GenerateRequestsPerDayPerProjectPerModel-FreeTier``
 ``free_tier_zero``          429 whose quota violation has ``quotaValue`` "0" ("limit: 0")
 ``depleted``                402 RESOURCE_EXHAUSTED "prepayment credits are depleted"
 ``prepayment_depleted``     429 RESOURCE_EXHAUSTED "Your prepayment credits are depleted…"
@@ -74,6 +79,11 @@ Behaviours (``BEHAVIOURS``; options in brackets):
 
 A behaviour is any callable ``(RecordedRequest, **options) -> Reply``; pass one to ``behave``
 for one-off answers. ``stop()`` wakes sleeping handlers, so shutdown never waits for ``slow``.
+
+``GET /v1beta/models/{model}`` (the key check) runs the key's behaviour too: an error answer
+(a rejected key, a rate limit, depleted credits, a 5xx, a dropped connection) is sent as it is,
+and any 200 becomes the model's description (``model_description``), as Google answers a key it
+accepts. Without a key it answers 403, as Google does.
 """
 
 from __future__ import annotations
@@ -103,6 +113,7 @@ __all__ = [
     "Reply",
     "fake_gemini",
     "make_png",
+    "model_description",
 ]
 
 # --- images ------------------------------------------------------------------------------------
@@ -323,15 +334,25 @@ def prompt_blocked(request: RecordedRequest, *, reason: str = "SAFETY") -> Reply
     )
 
 
-def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -> Reply:
+def rate_limited(
+    request: RecordedRequest,
+    *,
+    retry_delay: str | None = "37s",
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel",
+    quota_value: str = "10",
+) -> Reply:
     details: list[dict[str, Any]] = [
         {
             "@type": "type.googleapis.com/google.rpc.QuotaFailure",
             "violations": [
                 {
                     "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
-                    "quotaValue": "10",
+                    "quotaId": quota_id,
+                    "quotaDimensions": {
+                        "location": "global",
+                        "model": request.model or "gemini-2.5-flash-image",
+                    },
+                    "quotaValue": quota_value,
                 }
             ],
         },
@@ -347,6 +368,16 @@ def rate_limited(request: RecordedRequest, *, retry_delay: str | None = "37s") -
         "You exceeded your current quota, please check your plan and billing details. For more "
         "information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.",
         *details,
+    )
+
+
+def daily_quota(request: RecordedRequest, *, retry_delay: str | None = "19s") -> Reply:
+    """A per-day quota exceeded, as the free tier answers after its daily requests."""
+    return rate_limited(
+        request,
+        retry_delay=retry_delay,
+        quota_id="GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+        quota_value="100",
     )
 
 
@@ -422,6 +453,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
         )
     ),
     "rate_limited": rate_limited,
+    "daily_quota": daily_quota,
     "free_tier_zero": free_tier_zero,
     "depleted": _fixed(lambda: _error(402, "RESOURCE_EXHAUSTED", _PREPAY)),
     "prepayment_depleted": _fixed(lambda: _error(429, "RESOURCE_EXHAUSTED", _PREPAY)),
@@ -508,9 +540,29 @@ BEHAVIOURS: dict[str, Behaviour] = {
     ),
 }
 
+
+def model_description(model: str) -> dict[str, Any]:
+    """What ``GET /v1beta/models/{model}`` answers for a key Google accepts."""
+    pro = "-pro-" in model
+    return {
+        "name": f"models/{model}",
+        "version": "2.0",
+        "displayName": "Nano Banana Pro" if pro else "Nano Banana",
+        "description": "Gemini 3 Pro Image Preview" if pro else "Gemini 2.5 Flash Preview Image",
+        "inputTokenLimit": 65536 if pro else 32768,
+        "outputTokenLimit": 32768,
+        "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+    }
+
+
 # --- request checks ----------------------------------------------------------------------------
 
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):generateContent$")
+_MODEL_PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+)$")
 _ASPECT_RATIOS = frozenset(ASPECT_SIZES)
 _IMAGE_SIZES = frozenset(_SIZE_SCALE)
 
@@ -570,7 +622,8 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     # Do not join handler threads on close: a "slow" handler must not hold up shutdown.
     block_on_close = False
-    request_queue_size = 128
+    # Room for a worker's whole burst of calls (hundreds at once) in the listen backlog.
+    request_queue_size = 1024
     fake: FakeGemini
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -586,7 +639,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        self._send(_error(404, "NOT_FOUND", "Only generateContent is faked here."))
+        self.server.fake._handle(self, b"")
 
     def do_POST(self) -> None:
         length = self.headers.get("content-length")
@@ -627,6 +680,9 @@ class FakeGemini:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # lifecycle
 
@@ -715,14 +771,16 @@ class FakeGemini:
         return [r for r in self.requests if r.api_key == key]
 
     def clear(self) -> None:
-        """Forget recorded requests (behaviours stay)."""
+        """Forget recorded requests and the in-flight peak (behaviours stay)."""
         with self._lock:
             self._requests.clear()
+            self.max_in_flight = self.in_flight
 
     # the work
 
     def _handle(self, handler: _Handler, body: bytes) -> None:
-        match = _PATH.match(handler.path.split("?", 1)[0])
+        getting = handler.command == "GET"
+        match = (_MODEL_PATH if getting else _PATH).match(handler.path.split("?", 1)[0])
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -743,7 +801,23 @@ class FakeGemini:
         )
         with self._lock:
             self._requests.append(request)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._reply(handler, request, match, key, behaviour, options)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
+    def _reply(
+        self,
+        handler: _Handler,
+        request: RecordedRequest,
+        match: re.Match[str] | None,
+        key: str | None,
+        behaviour: str | Behaviour,
+        options: dict[str, Any],
+    ) -> None:
         if match is None:
             reply = _error(404, "NOT_FOUND", f"Path {handler.path} was not found.")
         elif not key:
@@ -754,6 +828,8 @@ class FakeGemini:
                 "identity). Please use API Key or other form of API consumer identity to call "
                 "this API.",
             )
+        elif request.method == "GET":
+            reply = self._check_key(request, behaviour, options)
         else:
             reply = check_request(request)
             if reply is None:
@@ -762,6 +838,17 @@ class FakeGemini:
         if reply.delay and self._stopping.wait(reply.delay):
             reply = Reply(drop=True)  # shutting down: do not answer late
         handler._send(reply)
+
+    @staticmethod
+    def _check_key(
+        request: RecordedRequest, behaviour: str | Behaviour, options: dict[str, Any]
+    ) -> Reply:
+        """The key check: the key's error answers as they are, and a model for any 200."""
+        function = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
+        reply = function(request, **options)
+        if reply.status == 200 and isinstance(reply.body, dict) and not reply.drop:
+            return Reply(200, model_description(request.model or ""), delay=reply.delay)
+        return reply
 
 
 @contextmanager

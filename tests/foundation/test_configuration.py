@@ -27,6 +27,8 @@ def test_missing_required_setting_names_it(base_settings, name):
         ("nproxy.storage", "ftp"),
         ("nproxy.env", "staging"),
         ("nproxy.ratelimit.login", "lots"),
+        ("nproxy.worker.concurrency", "0"),
+        ("nproxy.worker.concurrency", "lots"),
     ],
 )
 def test_malformed_setting_names_it(base_settings, name, value, database):
@@ -67,3 +69,14 @@ def test_paste_factory_exits_with_one_line(base_settings):
     assert result.stderr.strip() == (
         "nproxy: configuration error: missing required setting 'nproxy.secret'"
     )
+
+
+def test_the_worker_runs_as_many_tasks_at_once_as_the_concurrency_setting_says(
+    base_settings, database
+):
+    from nproxy_core.tasks import CELERY_APP
+
+    default = configure(base_settings).registry[CELERY_APP].conf
+    assert (default.worker_pool, default.worker_concurrency) == ("threads", 256)
+    chosen = configure({**base_settings, "nproxy.worker.concurrency": "512"})
+    assert chosen.registry[CELERY_APP].conf.worker_concurrency == 512

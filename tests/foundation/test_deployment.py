@@ -26,7 +26,9 @@ def compose() -> dict:
 
 def test_compose_has_every_process_and_service():
     services = compose()["services"]
-    assert {"web", "worker", "beat", "migrate", "postgres", "rabbitmq", "caddy"} <= set(services)
+    assert {"web", "worker", "beat", "migrate", "postgres", "rabbitmq", "caddy", "backup"} <= set(
+        services
+    )
     assert services["web"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )

@@ -13,13 +13,14 @@ LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
 def test_every_import_linter_contract_is_kept():
-    # In a process of its own: import-linter configures logging as it starts, which disables
-    # the loggers of the test process (and caplog sees nothing in the tests that follow).
+    # In a process of its own: import-linter changes process-wide logging state, which would
+    # silence the log records later tests look for.
     result = subprocess.run(
         [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr

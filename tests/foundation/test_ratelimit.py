@@ -14,6 +14,7 @@ def limited(make_app):
     return ApiClient(
         make_app(
             nproxy__ratelimit__login="3/minute",
+            nproxy__ratelimit__login_account="3/minute",
             nproxy__ratelimit__register="3/minute",
             nproxy__ratelimit__password_reset="3/minute",
         )
@@ -43,7 +44,7 @@ def test_login_limit_trips_within_a_long_window(limited, user_factory):
     assert limited.login("slow@example.com").status_int == 429
 
 
-def test_account_limit_holds_across_ips(limited, user_factory):
+def test_the_account_ceiling_holds_across_new_ips(limited, user_factory):
     user_factory("target@example.com")
     for n in range(3):
         res = limited.post(
@@ -58,6 +59,7 @@ def test_account_limit_holds_across_ips(limited, user_factory):
         extra_environ={"REMOTE_ADDR": "10.0.0.99"},
     )
     assert res.status_int == 429
+    assert "from new places" in res.json["error"]["message"]
 
 
 def test_ip_limit_holds_across_accounts(limited, db):

@@ -7,7 +7,6 @@ Every worker test talks to the real broker on 127.0.0.1:5672 in a vhost of its o
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +18,10 @@ from sqlalchemy.orm import Session
 
 from apiclient import ApiClient
 from generation_support import (
-    AMQP_BASE,
     LOGGING_INI,
     Customer,
     Process,
-    rabbitmqctl,
+    rabbitmq_vhost,
     write_ini,
 )
 from nproxy_core.audit import Surface
@@ -37,12 +35,8 @@ from nproxy_core.wiring import find_service
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
     """A RabbitMQ vhost for this test run on the machine's broker, deleted at the end."""
-    vhost = f"nproxy_test_{os.getpid()}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"{AMQP_BASE}/{vhost}"
-    with contextlib.suppress(Exception):
-        rabbitmqctl("delete_vhost", vhost)
+    with rabbitmq_vhost(f"nproxy_test_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from nproxy_core.generation.models import Generation, GenerationStatus
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.sweeper import sweep
 from nproxy_core.generation.tasks import run_generation
+from nproxy_core.keypool.errors import FAILURE_MESSAGES
 from nproxy_core.quota.models import HoldState, QuotaHold
 from nproxy_core.tasks import run_now
 from nproxy_core.wiring import find_service
@@ -91,6 +92,17 @@ def test_poll_answers_the_documented_shape(alice, app):
     assert [set(image) for image in done["images"]] == [{"id", "url"}] * 2
     # Delivered again (a redelivery or a sweep): nothing runs twice.
     assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "skipped"
+
+
+def test_a_failed_poll_answers_the_code_and_the_servers_message_for_it(app, customer_factory):
+    # No key in the pool: the job fails as provider_unavailable.
+    bob = customer_factory(app)
+    gid = bob.submit(bob.conversation(), resolution="square").json["id"]
+    assert run_now(app.app.registry, run_generation, gid) == "failed"
+
+    error = bob.poll(gid)["error"]
+    assert error == {"code": "provider_unavailable", "message": FAILURE_MESSAGES[error["code"]]}
+    assert "temporarily unavailable" in error["message"]
 
 
 def test_no_subscription_is_refused(app, customer_factory):

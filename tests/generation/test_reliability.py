@@ -97,7 +97,11 @@ def _session_clone(customer: Any) -> webtest.TestApp:
 
 
 def _submit_concurrently(
-    customer: Any, conversation: str, count: int, headers: dict[str, str] | None = None
+    customer: Any,
+    conversation: str,
+    count: int,
+    headers: dict[str, str] | None = None,
+    prompt: Any = lambda n: f"cat {n}",
 ) -> list[Any]:
     csrf = customer.api.csrf()
     clients = [_session_clone(customer) for _ in range(count)]
@@ -108,7 +112,7 @@ def _submit_concurrently(
         start.wait()
         answers[n] = clients[n].post_json(
             f"/api/v1/conversations/{conversation}/generations",
-            {"mode": "text_to_image", "prompt": f"cat {n}", "resolution": "square"},
+            {"mode": "text_to_image", "prompt": prompt(n), "resolution": "square"},
             headers={"X-CSRF-Token": csrf, **(headers or {})},
             status="*",
         )
@@ -157,10 +161,62 @@ def test_idempotency_key_returns_the_same_generation(app, customer_factory, db):
 def test_concurrent_retries_with_one_idempotency_key_make_one_generation(app, customer_factory, db):
     alice = customer_factory(app)
     answers = _submit_concurrently(
-        alice, alice.conversation(), 12, headers={"Idempotency-Key": "retry-me"}
+        alice,
+        alice.conversation(),
+        12,
+        headers={"Idempotency-Key": "retry-me"},
+        prompt=lambda n: "cat",
     )
 
     assert {answer.status_int for answer in answers} == {202}
     assert len({answer.json["id"] for answer in answers}) == 1
     assert db.scalar(sa.select(sa.func.count()).select_from(Generation)) == 1
     assert fresh_cycle(db, alice.cycle.id).reserved == 1
+
+
+def test_concurrent_submits_of_two_bodies_under_one_key_make_one_generation(
+    app, customer_factory, db
+):
+    alice = customer_factory(app)
+    answers = _submit_concurrently(
+        alice,
+        alice.conversation(),
+        12,
+        headers={"Idempotency-Key": "one-key"},
+        prompt=lambda n: "a dog" if n % 2 else "a cat",
+    )
+
+    assert db.scalar(sa.select(sa.func.count()).select_from(Generation)) == 1
+    assert fresh_cycle(db, alice.cycle.id).reserved == 1
+    winner = db.scalar(sa.select(Generation))
+    prompt = winner.message.prompt
+    for n, answer in enumerate(answers):
+        mine = "a dog" if n % 2 else "a cat"
+        if mine == prompt:
+            assert answer.status_int == 202
+            assert answer.json["id"] == str(winner.id)
+        else:
+            assert answer.status_int == 422
+            assert answer.json["error"]["code"] == "idempotency_mismatch"
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(app, customer_factory, db):
+    alice = customer_factory(app)
+    conversation = alice.conversation()
+    key = {"Idempotency-Key": "once"}
+    first = alice.submit(conversation, resolution="square", headers=key)
+    assert first.status_int == 202
+    for changed in (
+        alice.submit(conversation, resolution="square", prompt="something else", headers=key),
+        alice.submit(conversation, resolution="square", batch_size=2, headers=key),
+        alice.submit(alice.conversation(), resolution="square", headers=key),
+    ):
+        assert changed.status_int == 422
+        assert changed.json["error"]["code"] == "idempotency_mismatch"
+        assert "Idempotency-Key" in changed.json["error"]["message"]
+    assert db.scalar(sa.select(sa.func.count()).select_from(Generation)) == 1
+    assert fresh_cycle(db, alice.cycle.id).reserved == 1
+    # The very same request is still answered with the first generation.
+    again = alice.submit(conversation, resolution="square", headers=key)
+    assert again.status_int == 202
+    assert again.json["id"] == first.json["id"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cli_runner import NPROXY, nproxy, write_ini
+from cli_runner import NPROXY, nproxy, one_line_error, write_ini
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.keypool.models import KeyState, ProviderKey
 
@@ -28,12 +28,9 @@ def run(ini: str, *args: str, stdin: str = "") -> Any:
 
 
 def assert_one_line_error(result: Any, *words: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
+    line = one_line_error(result)
     for word in words:
-        assert word in lines[0], lines[0]
+        assert word in line, line
 
 
 def test_keys_add_list_disable_restore(ini, db):

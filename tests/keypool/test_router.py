@@ -524,3 +524,59 @@ def test_a_negative_balance_is_out_of_funds_and_a_hung_check_is_skipped(
 
     assert fresh_key(db, owing).state == KeyState.OUT_OF_FUNDS
     assert fresh_key(db, hung).state == KeyState.ACTIVE
+
+
+# --- per-day quotas ---------------------------------------------------------------------------
+
+
+def _utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("frozen", "reset"),
+    [
+        # The 23-hour day of the spring change (PDT from 02:00): the reset is 07:00 UTC.
+        (
+            dt.datetime(2026, 3, 8, 19, 0, tzinfo=dt.UTC),
+            dt.datetime(2026, 3, 9, 7, 0, tzinfo=dt.UTC),
+        ),
+        # The 25-hour day of the autumn change, after it (PST again): the reset is 08:00 UTC.
+        (
+            dt.datetime(2026, 11, 1, 10, 30, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC),
+        ),
+    ],
+)
+def test_a_per_day_quota_rests_the_key_until_midnight_pacific_and_alerts(
+    registry, add_key, db, fake, caplog, frozen, reset
+):
+    router = KeyPoolRouter.from_registry(registry, clock=lambda: frozen)
+    limited = add_key("limited-aaaa1")
+    fake.behave("limited-aaaa1", "daily_quota")  # RetryInfo says 19 s: not what counts
+    healthy = add_key("success-aaaa2")
+
+    with caplog.at_level(logging.ERROR, logger="nproxy.alerts"):
+        routed = route(router)
+
+    assert routed.key_id == healthy
+    key = fresh_key(db, limited)
+    assert (key.state, key.cooldown_until, key.consecutive_failures) == (
+        KeyState.COOLDOWN,
+        reset,
+        1,
+    )
+    assert attempts(db, limited)[0].cooldown_until == reset
+    [alert] = [r for r in caplog.records if "daily quota" in r.getMessage()]
+    assert "America/Los_Angeles" in alert.getMessage()
+    assert "aaaa1" not in alert.getMessage()
+
+    # Until the reset the key is never called again, even when it is the only one left.
+    router_later = KeyPoolRouter.from_registry(
+        registry, clock=lambda: reset - dt.timedelta(seconds=1)
+    )
+    set_key(db, healthy, state=KeyState.DISABLED)
+    fake.clear()
+    with pytest.raises(PoolUnavailable):
+        route(router_later)
+    assert fake.requests_for("limited-aaaa1") == []

@@ -14,6 +14,7 @@ from nproxy_core.plugins import (
     Mode,
     OutOfFundsError,
     ProviderError,
+    RateLimit,
     RetryableError,
     TransportError,
     UserCausedError,
@@ -71,6 +72,24 @@ def test_rate_limit_honours_retry_delay(fake: FakeGemini, provider) -> None:
     with pytest.raises(RetryableError) as info:
         provider.generate(REQUEST, api_key="fractional")
     assert info.value.retry_after == 1.5
+
+
+def test_a_per_minute_429_is_a_short_rate_limit_and_a_per_day_429_a_daily_one(fake, provider):
+    minute = attempt(provider, "rate_limited")
+    assert (minute.rate_limit, minute.retry_after) == (RateLimit.SHORT, 37.0)
+    day = attempt(provider, "daily_quota")
+    assert type(day) is RetryableError
+    assert (day.http_status, day.rate_limit, day.retry_after) == (429, RateLimit.DAILY, 19.0)
+    # Only a 429 says which quota was exceeded; an outage is no rate limit at all.
+    assert attempt(provider, "unavailable").rate_limit is None
+    assert provider.quota_day_zone == "America/Los_Angeles"
+
+
+def test_a_429_without_quota_details_is_a_short_rate_limit(fake, provider) -> None:
+    fake.behave("bare", lambda request: Reply(429, b'{"error": {"code": 429}}', {}))
+    with pytest.raises(RetryableError) as info:
+        provider.generate(REQUEST, api_key="bare")
+    assert info.value.rate_limit is RateLimit.SHORT
 
 
 def test_rate_limit_without_delay_falls_back_to_retry_after_header(fake, provider) -> None:

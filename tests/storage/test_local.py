@@ -185,3 +185,14 @@ def test_local_folder_is_created_on_first_write(tmp_path):
     assert not os.path.exists(tmp_path / "deep")
     storage.put("uploads/1/x.png", b"x", "image/png")
     assert (tmp_path / "deep" / "media" / "uploads" / "1" / "x.png").exists()
+
+
+def test_local_objects_are_listed_by_prefix_and_serve_no_origin(tmp_path):
+    from nproxy_core.storage.local import LocalStorage
+
+    storage = LocalStorage(tmp_path)
+    storage.put("uploads/1/a.png", b"x", "image/png")
+    storage.put("generations/1/g/0.png", b"y", "image/png")
+    (tmp_path / "uploads" / "1" / ".tmp-abc.part").write_bytes(b"half")
+    assert [item.key for item in storage.list_keys("uploads/")] == ["uploads/1/a.png"]
+    assert storage.media_origin is None

@@ -26,6 +26,9 @@ def generated_app(base_settings, tmp_path, db):
         if asset_id == "gen-asset-missing":
             # A plain (owner, key, mime) tuple works too.
             return (owner["id"], "generations/1/77/9.png", "image/png")
+        if asset_id == "gen-asset-unreadable":
+            # A folder where the object should be: the backend cannot read it.
+            return MediaAsset(owner["id"], "generations/1/77", "image/png")
         return None
 
     config = configure({**base_settings, "storage.local.path": str(tmp_path / "media")})
@@ -51,6 +54,17 @@ def test_a_registered_resolver_serves_its_assets(generated_app):
     # An asset whose object is gone is a plain 404, not an error page.
     assert owner.get("/media/gen-asset-missing").status_int == 404
     assert owner.get("/media/nobody-knows-this").status_int == 404
+
+
+def test_a_storage_failure_is_a_503_that_names_no_path(generated_app):
+    app, asset_owner = generated_app
+    registry_service(app.app.registry, IStorage).put("generations/1/77/0.png", b"png", "image/png")
+    owner = ApiClient(app)
+    asset_owner["id"] = owner.register("first@example.com").json["user"]["id"]
+    res = owner.get("/media/gen-asset-unreadable", headers={"Accept": "application/json"})
+    assert res.status_int == 503
+    assert res.json["error"]["code"] == "storage_unavailable"
+    assert "generations" not in res.json["error"]["message"]
 
 
 def test_the_same_resolver_twice_is_a_configuration_conflict(base_settings):

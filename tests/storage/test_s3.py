@@ -128,3 +128,20 @@ def test_unreachable_server_is_a_storage_error(s3_server, bucket):
     storage = make_storage(settings)
     with pytest.raises(StorageError):
         storage.put("uploads/1/a.png", PNG, "image/png")
+
+
+def test_objects_are_listed_by_prefix_with_their_age(storage):
+    for key in ("uploads/1/a.png", "uploads/2/b.png", "generations/1/g/0.png"):
+        storage.put(key, PNG, "image/png")
+    listed = {item.key: item.modified_at for item in storage.list_keys("uploads/")}
+    assert set(listed) == {"uploads/1/a.png", "uploads/2/b.png"}
+    now = time.time()
+    assert all(abs(moment.timestamp() - now) < 120 for moment in listed.values())
+
+
+def test_the_media_origin_is_where_presigned_urls_point(s3_server, bucket):
+    public = make_storage(
+        {**s3_server.settings(bucket), "storage.s3.public_endpoint_url": "https://media.example"}
+    )
+    assert public.media_origin == "https://media.example"
+    assert public.url_for("uploads/1/a.png").startswith("https://media.example/")

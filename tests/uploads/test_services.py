@@ -9,12 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from nproxy_core.errors import NotFound
+from nproxy_core.errors import NotFound, describe_size
 from nproxy_core.storage import IStorage
 from nproxy_core.uploads.models import Upload
 from nproxy_core.uploads.services import (
     create_upload,
-    describe_size,
     load_user_uploads,
     read_upload_bytes,
 )

@@ -2,6 +2,9 @@
 
 from typing import Any
 
+from nproxy_core.accounts.tasks import prune_sessions
+from nproxy_core.tasks import TASKS
+
 
 def includeme(config: Any) -> None:
     config.add_route("api.session", "/api/v1/session")
@@ -17,5 +20,9 @@ def includeme(config: Any) -> None:
     config.add_route("logout", "/logout")
     config.add_route("forgot_password", "/forgot-password")
     config.add_route("reset_password", "/reset-password")
+    config.add_route("logout_everywhere", "/logout-everywhere")
+    config.add_route("account.password", "/account/password")
     config.add_route("dashboard", "/dashboard")
     config.scan("nproxy_core.accounts.views")
+    config.scan("nproxy_core.accounts.tasks", categories=TASKS)
+    config.add_periodic_task("accounts.prune_sessions", prune_sessions, 24 * 3600)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
+from nproxy_core.accounts import actions
 from nproxy_core.accounts.models import Role
 from nproxy_core.accounts.services import create_user
-from nproxy_core.audit import Surface, record
+from nproxy_core.audit import Actor, Surface, record
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
+
+#: The operator at the server console, as the audit log names them.
+CONSOLE = Actor("console", Surface.CLI)
 
 
 @main.group()
@@ -42,3 +47,26 @@ def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool)
             after={"email": user.email, "role": str(user.role)},
         )
         click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+def _change(cli: CLIContext, email: str, change: Any, done: str) -> None:
+    with cli.transaction() as session:
+        user = actions.user_by_email(session, email)
+        change(session, user.id, actor=CONSOLE)
+        click.echo(f"{done} {user.email}")
+
+
+@users.command("block")
+@click.argument("email")
+@pass_cli
+def users_block(cli: CLIContext, email: str) -> None:
+    """Block an account: it cannot log in, and its sessions end."""
+    _change(cli, email, actions.block_user, "blocked")
+
+
+@users.command("unblock")
+@click.argument("email")
+@pass_cli
+def users_unblock(cli: CLIContext, email: str) -> None:
+    """Let a blocked account log in again."""
+    _change(cli, email, actions.unblock_user, "unblocked")

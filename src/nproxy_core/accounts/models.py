@@ -34,12 +34,50 @@ class User(Base):
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    __table_args__ = (
+        # The admin's search by any part of an email (PostgreSQL's trigram index serves
+        # ILIKE '%part%'; the migration makes it on PostgreSQL only).
+        sa.Index(
+            "ix_users_email_trgm",
+            "email",
+            postgresql_using="gin",
+            postgresql_ops={"email": "gin_trgm_ops"},
+        ),
+    )
+
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
+
+
+class UserSession(Base):
+    """One logged-in browser. The cookie carries a random token; only its SHA-256 is stored.
+
+    Logging out ends the row, so a copied cookie stops working at once. Rows are kept for a
+    while after they end: the addresses a user logged in from are what login throttling
+    recognises as theirs (DESIGN 9).
+    """
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None]
+    #: The client's address at login (IPv6 at most 45 characters).
+    ip: Mapped[str] = mapped_column(sa.String(45))
+    user_agent: Mapped[str] = mapped_column(sa.String(200), default="")
+
+    __table_args__ = (sa.Index("ix_user_sessions_user_id_ip", "user_id", "ip"),)
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
 
 
 class PasswordResetToken(Base):

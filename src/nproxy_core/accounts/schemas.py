@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
+
 from nproxy_core.errors import ValidationError
+from nproxy_core.jsonbody import check_json_value
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
-# Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is proven by mail.
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+MAX_EMAIL_LENGTH = 254
 
 
 def normalize_email(value: Any) -> str:
+    """A plausible address, trimmed and lower-cased, or ValidationError saying what is wrong.
+
+    Syntax only (email-validator, without DNS): no display names or angle brackets, no quoted
+    local parts, no spaces or control characters, a domain with a dot. Deliverability is proven
+    by the mail itself. An internationalised domain is kept in its Unicode form, so the same
+    address written in punycode is the same account.
+    """
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("Enter your email address.", fields={"email": "required"})
     email = value.strip().lower()
-    if len(email) > 254 or not EMAIL_RE.match(email) or ".." in email.split("@")[1]:
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise ValidationError("That email address is too long.", fields={"email": "invalid"})
+    try:
+        checked = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
         raise ValidationError(
-            "That does not look like an email address.", fields={"email": "invalid"}
-        )
-    return email
+            f"That does not look like an email address: {exc}", fields={"email": "invalid"}
+        ) from None
+    return checked.normalized.lower()
 
 
 def check_new_password(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValidationError("Enter a password.", fields={"password": "required"})
+    check_text(value, "password", "The password")
     if len(value) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
             f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
@@ -38,8 +51,19 @@ def check_new_password(value: Any) -> str:
     return value
 
 
+def check_text(value: str, field: str, label: str) -> None:
+    """Refuse NUL and lone surrogates in ``value``, whatever route it came by."""
+    try:
+        check_json_value(value)
+    except ValidationError:
+        raise ValidationError(
+            f"{label} holds a character that is not allowed.", fields={field: "invalid"}
+        ) from None
+
+
 def required_string(data: Mapping[str, Any], name: str, label: str) -> str:
     value = data.get(name)
     if not isinstance(value, str) or not value:
         raise ValidationError(f"Enter {label}.", fields={name: "required"})
+    check_text(value, name, label[0].upper() + label[1:])
     return value

@@ -1,11 +1,15 @@
 """Sessions, identity, permissions and CSRF, as one Pyramid security policy.
 
-The session cookie carries the user id and the user's ``session_version``; bumping the version
-(password reset) logs every other session out.
+The signed session cookie carries the user id, the user's ``session_version`` and the token of
+a server-side session row (:mod:`nproxy_core.accounts.sessions`). Logging out ends that row, so
+a copied cookie stops working at once; ending every row of a user (log out everywhere, a
+password change or reset) ends every browser's session; bumping the version does the same in
+one UPDATE for any feature that needs it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyramid.csrf import SessionCSRFStoragePolicy
@@ -15,7 +19,10 @@ from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
 
 from nproxy_core import logs
+from nproxy_core.accounts import sessions
 from nproxy_core.accounts.models import Role, User
+from nproxy_core.ratelimit import client_ip
+from nproxy_core.storage import IStorage
 
 
 class Permission:
@@ -27,10 +34,14 @@ class Permission:
 
 SESSION_USER = "auth.user_id"
 SESSION_VERSION = "auth.version"
+SESSION_TOKEN = "auth.token"  # noqa: S105 - a session key name, not a secret
 _IDENTITY = "_nproxy_identity"
 
 
 class SessionSecurityPolicy:
+    def __init__(self, idle_limit: dt.timedelta) -> None:
+        self.idle_limit = idle_limit
+
     def identity(self, request: Request) -> User | None:
         # Asked several times per request (permission, views, pyramid_tm's annotation): load the
         # user once. remember() and forget() drop the cached answer.
@@ -40,7 +51,11 @@ class SessionSecurityPolicy:
 
     def _load_identity(self, request: Request) -> User | None:
         user_id = request.session.get(SESSION_USER)
-        if user_id is None:
+        token = request.session.get(SESSION_TOKEN)
+        if user_id is None or not isinstance(token, str):
+            return None
+        row = sessions.find_session(request.db, token, idle_limit=self.idle_limit)
+        if row is None or row.user_id != user_id:
             return None
         user = request.db.get(User, user_id)
         if (
@@ -69,17 +84,36 @@ class SessionSecurityPolicy:
     def remember(self, request: Request, userid: int, **kw: Any) -> list[tuple[str, str]]:
         user = request.db.get(User, userid)
         # A fresh session on login prevents session fixation.
+        self._end(request)
         request.session.invalidate()
         request.session[SESSION_USER] = userid
         request.session[SESSION_VERSION] = user.session_version
+        request.session[SESSION_TOKEN] = sessions.start_session(
+            request.db,
+            user,
+            ip=client_ip(request),
+            user_agent=request.user_agent or "",
+        )
         request.session.new_csrf_token()
         request.__dict__.pop(_IDENTITY, None)
         return []
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
+        self._end(request)
         request.session.invalidate()
         request.__dict__.pop(_IDENTITY, None)
         return []
+
+    def _end(self, request: Request) -> None:
+        # Ended on the server: the cookie, wherever a copy of it is, no longer logs anyone in.
+        token = request.session.get(SESSION_TOKEN)
+        if isinstance(token, str):
+            sessions.end_session(request.db, token)
+
+
+def current_session_token(request: Request) -> str | None:
+    token = request.session.get(SESSION_TOKEN)
+    return token if isinstance(token, str) else None
 
 
 #: Sent with every answer: no sniffing, no framing (clickjacking), no full URLs to other sites.
@@ -90,13 +124,53 @@ SECURITY_HEADERS = {
 }
 
 
-def add_security_headers(event: NewResponse) -> None:
-    for name, value in SECURITY_HEADERS.items():
-        event.response.headers.setdefault(name, value)
+def content_security_policy(media_origin: str | None) -> str:
+    """A strict policy: scripts, styles, fonts and requests only from this site, no inline
+    script or style anywhere, nothing may frame the pages.
+
+    Images may also be ``data:`` and ``blob:`` (the chat previews an upload before sending it)
+    and come from the object store when ``/media/...`` redirects there. Forms post to this site,
+    which may redirect a checkout to a payment processor's page (``https:``).
+    """
+    images = " ".join(filter(None, ["'self'", "data:", "blob:", media_origin]))
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'self' https:",
+        ]
+    )
+
+
+class ResponseHeaders:
+    """Adds the security headers, the CSP and, unless a view chose its own caching (static
+    files, media), ``Cache-Control: no-store``: every page carries the session's CSRF token and
+    every API answer is someone's data, so no cache may keep them."""
+
+    def __init__(self) -> None:
+        self._csp: str | None = None
+
+    def __call__(self, event: NewResponse) -> None:
+        headers = event.response.headers
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        if self._csp is None:
+            storage = event.request.find_service(IStorage)
+            self._csp = content_security_policy(getattr(storage, "media_origin", None))
+        headers.setdefault("Content-Security-Policy", self._csp)
+        if "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
 
 
 def includeme(config: Any) -> None:
-    config.add_subscriber(add_security_headers, NewResponse)
+    config.add_subscriber(ResponseHeaders(), NewResponse)
     settings = config.get_settings()
     secure = settings["nproxy.public_url"].startswith("https://")
     factory = SignedCookieSessionFactory(
@@ -112,7 +186,11 @@ def includeme(config: Any) -> None:
         serializer=JSONSerializer(),
     )
     config.set_session_factory(factory)
-    config.set_security_policy(SessionSecurityPolicy())
+    config.set_security_policy(
+        SessionSecurityPolicy(
+            idle_limit=dt.timedelta(seconds=int(settings["nproxy.session_max_age_seconds"]))
+        )
+    )
     config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
     # CSRF on every unsafe request; JSON sends X-CSRF-Token, forms send csrf_token.
     config.set_default_csrf_options(

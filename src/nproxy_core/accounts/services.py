@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from nproxy_core.accounts.models import PasswordResetToken, Role, User
 from nproxy_core.accounts.schemas import check_new_password, normalize_email
+from nproxy_core.accounts.sessions import end_sessions
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Forbidden, NotAuthenticated, ValidationError
 
@@ -37,6 +38,23 @@ def verify_password(user: User, password: str) -> bool:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
     return True
+
+
+def set_password(db: Session, user: User, password: str) -> None:
+    """Change the password and end every session of the account (the caller may start one)."""
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    end_sessions(db, user.id)
+
+
+def change_password(db: Session, user: User, current: str, new: str) -> None:
+    """A logged-in user's password change: the current password first, then the new one."""
+    if not verify_password(user, current):
+        raise ValidationError(
+            "The current password is not right.", fields={"current_password": "wrong"}
+        )
+    new = check_new_password(new)
+    set_password(db, user, new)
 
 
 def find_user(db: Session, email: str) -> User | None:
@@ -118,8 +136,7 @@ def finish_password_reset(db: Session, token: str, password: str) -> User:
     if row is None or row.used_at is not None or row.expires_at <= now:
         raise invalid
     user = row.user
-    user.password_hash = hash_password(password)
-    user.session_version += 1
+    set_password(db, user, password)
     # Every outstanding token of the account dies with this one.
     db.execute(
         sa.update(PasswordResetToken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyramid.csrf import get_csrf_token
@@ -12,15 +13,14 @@ from pyramid.response import Response
 from pyramid.security import forget, remember
 from pyramid.view import view_config
 
-from nproxy_core.accounts import services
+from nproxy_core.accounts import services, sessions
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
-from nproxy_core.accounts.security import Permission
-from nproxy_core.config import public_url
-from nproxy_core.errors import APIError, ValidationError
+from nproxy_core.accounts.security import Permission, current_session_token
+from nproxy_core.accounts.tasks import send_password_reset
+from nproxy_core.errors import APIError, NotAuthenticated, ValidationError
 from nproxy_core.jsonbody import json_object
-from nproxy_core.notifications import send_email
 from nproxy_core.ratelimit import client_ip
 
 
@@ -32,22 +32,34 @@ def account_summary(request: Request, user: User) -> dict[str, Any]:
     return request.find_service(ISubscriptionSummary).summary(request, user)
 
 
-def _limit(request: Request, action: str, email: str | None) -> None:
-    limiter = request.find_service(name="ratelimiter")
-    limiter.hit(action, f"ip:{client_ip(request)}", f"account:{email}" if email else "")
+def _limiter(request: Request) -> Any:
+    return request.find_service(name="ratelimiter")
 
 
-def _email_for_limit(data: dict[str, Any]) -> str | None:
-    value = data.get("email")
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+# Throttling (DESIGN 9): an attacker must never lock the owner out from the owner's usual
+# address. Every attempt counts per IP; failures count per account *and* IP, so guesses from
+# elsewhere never touch the owner's own allowance; and an account-wide ceiling, much higher,
+# holds only for addresses the account never logged in from.
+
+ACCOUNT_CEILING = (
+    "Too many failed attempts on this account from new places. Log in from a device you "
+    "used before, or wait and try again."
+)
+
+
+def _account_ip(email: str, ip: str) -> str:
+    return f"account-ip:{email}|{ip}"
 
 
 # --- the operations, shared by the JSON API and the pages ---------------------------------------
 
 
 def do_register(request: Request, data: dict[str, Any]) -> User:
-    _limit(request, "register", _email_for_limit(data))
+    ip = client_ip(request)
+    _limiter(request).hit("register", f"ip:{ip}")
     email = normalize_email(data.get("email"))
+    # Per address and IP, never per address alone: that would let anyone block a sign-up.
+    _limiter(request).hit("register", _account_ip(email, ip))
     password = data.get("password")
     user = services.create_user(request.db, email, password)
     remember(request, user.id)
@@ -55,30 +67,35 @@ def do_register(request: Request, data: dict[str, Any]) -> User:
 
 
 def do_login(request: Request, data: dict[str, Any]) -> User:
-    _limit(request, "login", _email_for_limit(data))
+    limiter, ip = _limiter(request), client_ip(request)
+    limiter.hit("login", f"ip:{ip}")
     email = normalize_email(data.get("email"))
     password = required_string(data, "password", "your password")
-    user = services.authenticate(request.db, email, password)
+    familiar = sessions.is_familiar_address(request.db, email, ip)
+    limiter.check("login", _account_ip(email, ip))
+    if not familiar:
+        limiter.check("login_account", f"account:{email}", message=ACCOUNT_CEILING)
+    try:
+        user = services.authenticate(request.db, email, password)
+    except NotAuthenticated:
+        limiter.count("login", _account_ip(email, ip))
+        limiter.count("login_account", f"account:{email}")
+        raise
     remember(request, user.id)
     return user
 
 
 def do_password_reset(request: Request, data: dict[str, Any]) -> None:
-    _limit(request, "password_reset", _email_for_limit(data))
+    limiter, ip = _limiter(request), client_ip(request)
+    limiter.hit("password_reset", f"ip:{ip}")
     email = normalize_email(data.get("email"))
-    started = services.start_password_reset(request.db, email)
-    if started is None:
-        return
-    user, token = started
-    link = public_url(request, "reset_password", _query={"token": token})
-    send_email(
-        request,
-        user.email,
-        "Reset your nproxy password",
-        "Someone (hopefully you) asked to reset the password of your nproxy account.\n\n"
-        f"Open this link within one hour to choose a new password:\n{link}\n\n"
-        "If it was not you, ignore this email: your password stays as it is.\n",
-    )
+    limiter.hit("password_reset", _account_ip(email, ip))
+    if not sessions.is_familiar_address(request.db, email, ip):
+        # Keeps a stranger from filling the owner's inbox; the owner's usual address is free.
+        limiter.hit("password_reset_account", f"account:{email}")
+    # The same work whether or not the account exists: the lookup, the token and the mail
+    # happen in a worker, after this request has answered.
+    request.enqueue(send_password_reset, email)
 
 
 def do_password_reset_confirm(request: Request, data: dict[str, Any]) -> User:
@@ -153,6 +170,7 @@ def _form_page(request: Request, template: str, action: Any, success: Any) -> An
     """GET renders the form; POST runs ``action`` and redirects, or re-renders with the error."""
     values = dict(request.params) if request.method == "POST" else {}
     values.pop("password", None)
+    values.pop("current_password", None)
     values.pop("csrf_token", None)
     context: dict[str, Any] = {"values": values, "error": None, "fields": {}}
     if request.method == "POST":
@@ -206,6 +224,39 @@ def logout_page(request: Request) -> Response:
     return HTTPSeeOther(request.route_url("home"))
 
 
+@view_config(
+    route_name="logout_everywhere", request_method="POST", permission=Permission.AUTHENTICATED
+)
+def logout_everywhere_page(request: Request) -> Response:
+    """End every session of the account, this one included: a lost phone, a shared computer."""
+    sessions.end_sessions(request.db, request.identity.id)
+    forget(request)
+    return HTTPSeeOther(request.route_url("login", _query={"ended": "everywhere"}))
+
+
+def do_change_password(request: Request, data: dict[str, Any]) -> User:
+    user = request.identity
+    current = required_string(data, "current_password", "your current password")
+    services.change_password(request.db, user, current, data.get("password"))
+    # Every other session ended with the change; this browser stays logged in.
+    remember(request, user.id)
+    return user
+
+
+@view_config(
+    route_name="account.password",
+    request_method=("GET", "POST"),
+    permission=Permission.AUTHENTICATED,
+)
+def change_password_page(request: Request) -> Any:
+    return _form_page(
+        request,
+        "accounts/change_password.html",
+        do_change_password,
+        lambda _: HTTPSeeOther(request.route_url("dashboard", _query={"done": "password"})),
+    )
+
+
 @view_config(route_name="forgot_password", request_method=("GET", "POST"))
 def forgot_password_page(request: Request) -> Any:
     return _form_page(
@@ -234,4 +285,15 @@ def reset_password_page(request: Request) -> Any:
 )
 def dashboard_page(request: Request) -> dict[str, Any]:
     user = request.identity
-    return {"user": user, **account_summary(request, user)}
+    idle_limit = request.registry.settings["nproxy.session_max_age_seconds"]
+    current = current_session_token(request)
+    live = sessions.active_sessions(
+        request.db, user.id, idle_limit=dt.timedelta(seconds=int(idle_limit))
+    )
+    return {
+        "user": user,
+        "sessions": live,
+        "current_session_hash": sessions.token_hash(current) if current else None,
+        "done": request.params.get("done"),
+        **account_summary(request, user),
+    }

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from nproxy_core.audit.services import Surface, record
+from nproxy_core.audit.services import Actor, Surface, record
 
-__all__ = ["Surface", "record"]
+__all__ = ["Actor", "Surface", "record"]
 
 
 def includeme(config: Any) -> None:

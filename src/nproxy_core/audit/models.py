@@ -23,7 +23,7 @@ class AuditEntry(Base):
         sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
     surface: Mapped[str] = mapped_column(sa.String(16))
-    action: Mapped[str] = mapped_column(sa.String(64), index=True)
+    action: Mapped[str] = mapped_column(sa.String(64))
     target_type: Mapped[str] = mapped_column(sa.String(64))
     target_id: Mapped[str | None] = mapped_column(sa.String(64))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
@@ -31,5 +31,8 @@ class AuditEntry(Base):
 
     __table_args__ = (
         sa.CheckConstraint("surface IN ('web', 'telegram', 'cli', 'system')", name="surface"),
-        sa.Index("ix_audit_entries_target", "target_type", "target_id"),
+        # The audit page: newest first (by id), filtered by actor, action or target.
+        sa.Index("ix_audit_entries_target", "target_type", "target_id", "id"),
+        sa.Index("ix_audit_entries_actor_id", "actor", "id"),
+        sa.Index("ix_audit_entries_action_id", "action", "id"),
     )

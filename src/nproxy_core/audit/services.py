@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -42,3 +43,44 @@ def record(
     )
     db.add(entry)
     return entry
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts and from where, as the audit log records it.
+
+    Every admin action takes one: the web admin makes it from the logged-in admin, the
+    Telegram bot from the paired admin, the console from ``nproxy``'s operator. ``user_id`` is
+    the account behind the actor when there is one; the guards that stop an admin from locking
+    themselves out compare it with the target.
+    """
+
+    name: str
+    surface: Surface
+    user_id: int | None = None
+
+    @classmethod
+    def of_user(cls, user: Any, surface: Surface) -> Actor:
+        return cls(user.email, surface, user.id)
+
+    def record(
+        self,
+        db: Session,
+        action: str,
+        target_type: str,
+        target_id: Any,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> AuditEntry:
+        """This actor's audit row for ``action``, in the caller's transaction."""
+        return record(
+            db,
+            actor=self.name,
+            surface=self.surface,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            before=before,
+            after=after,
+            actor_user_id=self.user_id,
+        )

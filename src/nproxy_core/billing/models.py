@@ -41,6 +41,13 @@ OPEN_STATES = (
 )
 
 
+class Resolution(enum.StrEnum):
+    """What an admin decided about a payment flagged for review."""
+
+    ACTIVATED = "activated"
+    DISMISSED = "dismissed"
+
+
 class NotificationSource(enum.StrEnum):
     WEBHOOK = "webhook"
     RECONCILIATION = "reconciliation"
@@ -63,8 +70,16 @@ class Payment(Base):
     invoice_id: Mapped[str | None] = mapped_column(sa.String(128))
     processor_payment_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    #: Flagged once, flagged for good: from then on only an admin's resolve activates it
+    #: (DESIGN 4.9), even when a clean ``finished`` arrives later.
     needs_review: Mapped[bool] = mapped_column(default=False)
     review_reason: Mapped[str | None] = mapped_column(sa.String(255))
+    #: The admin's decision on a flagged payment; a new problem reported after it (a status
+    #: change, another processor payment) puts the payment back in the queue.
+    resolved_at: Mapped[dt.datetime | None]
+    resolution: Mapped[Resolution | None] = mapped_column(str_enum(Resolution, "resolution"))
+    resolution_note: Mapped[str | None] = mapped_column(sa.String(1000))
+    resolved_by: Mapped[str | None] = mapped_column(sa.String(320))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -76,13 +91,38 @@ class Payment(Base):
         back_populates="payment", order_by="PaymentNotification.id"
     )
 
-    __table_args__ = (sa.CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # The admin's payment list, newest first, and its review queue.
+        sa.Index("ix_payments_created_at_id", "created_at", "id"),
+        sa.Index(
+            "ix_payments_awaiting_review",
+            "created_at",
+            "id",
+            postgresql_where=sa.text("needs_review AND resolved_at IS NULL"),
+            sqlite_where=sa.text("needs_review AND resolved_at IS NULL"),
+        ),
+    )
+
+    @property
+    def awaiting_review(self) -> bool:
+        """Flagged and not yet decided by an admin: in the review queue."""
+        return self.needs_review and self.resolved_at is None
 
     def flag_for_review(self, reason: str) -> None:
         self.needs_review = True
         # Keep the first reason and count on the notifications for the rest.
         if not self.review_reason:
             self.review_reason = reason[:255]
+
+    def reopen_review(self, reason: str) -> None:
+        """A new problem after an admin's decision: the payment goes back to the queue."""
+        self.needs_review = True
+        self.review_reason = reason[:255]
+        self.resolved_at = None
+        self.resolution = None
+        self.resolution_note = None
+        self.resolved_by = None
 
     def __repr__(self) -> str:
         return f"<Payment {self.id} {self.status}>"
@@ -114,8 +154,23 @@ class PaymentNotification(Base):
     needs_review: Mapped[bool] = mapped_column(default=False)
     detail: Mapped[str | None] = mapped_column(sa.String(255))
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: For a notification about no known payment (an unknown order): an admin looked at it
+    #: and closed it. Notifications of a payment are resolved with their payment.
+    resolved_at: Mapped[dt.datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(sa.String(1000))
+    resolved_by: Mapped[str | None] = mapped_column(sa.String(320))
 
     payment: Mapped[Payment | None] = relationship(back_populates="notifications")
+
+    __table_args__ = (
+        # The review queue's notifications about no known payment.
+        sa.Index(
+            "ix_payment_notifications_unmatched",
+            "received_at",
+            postgresql_where=sa.text("payment_id IS NULL AND needs_review AND resolved_at IS NULL"),
+            sqlite_where=sa.text("payment_id IS NULL AND needs_review AND resolved_at IS NULL"),
+        ),
+    )
 
 
 class BillingCycle(Base):
@@ -139,6 +194,8 @@ class BillingCycle(Base):
     # Expiry warnings go out once each.
     warned_3d_at: Mapped[dt.datetime | None]
     warned_1d_at: Mapped[dt.datetime | None]
+    #: Why an admin granted this cycle free of charge (no payment); shown on the user's page.
+    grant_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
     user: Mapped[User] = relationship()
     payment: Mapped[Payment | None] = relationship(back_populates="cycle")

@@ -1,4 +1,9 @@
-"""Processor notifications (webhooks and status answers): verified, recorded, applied once."""
+"""Processor notifications (webhooks and status answers): verified, recorded, applied once.
+
+A payment flagged for review stays flagged: from then on only an admin's resolve activates it
+(DESIGN 4.9), even when a clean ``finished`` arrives later. A new problem reported after an
+admin resolved it (a status change, another processor payment) puts it back in the queue.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nproxy_core.audit import Surface, record
 from nproxy_core.billing.activation import activate_cycle, end_cycle_for_refund
 from nproxy_core.billing.models import (
     NotificationSource,
@@ -124,6 +130,15 @@ def _decide(
     if new == PaymentState.FINISHED:
         if mismatches:
             return Outcome("review", review)
+        if payment.needs_review:
+            if payment.cycle is not None:
+                return Outcome("updated", review)  # an admin activated it already
+            # Flagged before (partial, mismatch, re-deposit…): a clean finish does not
+            # overrule that; an admin decides.
+            reason = "; ".join(
+                [f"finished after it was flagged for review ({payment.review_reason})", *notes]
+            )[:255]
+            return Outcome("review", reason)
         activate_cycle(db, plan, payment.user_id, now, payment=payment)
         return Outcome("activated", review)
     if new == PaymentState.PARTIALLY_PAID:
@@ -160,7 +175,16 @@ def apply_event(
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+    status_before = None if payment is None else payment.status
+    news = payment is not None and _is_news(db, payment, event, status_before)
     outcome = _decide(db, plan, payment, processor, event, now)
+    if (
+        payment is not None
+        and outcome.review is not None
+        and payment.resolved_at is not None
+        and news
+    ):
+        _reopen(db, payment, outcome.review)
     db.add(
         PaymentNotification(
             payment_id=None if payment is None else payment.id,
@@ -185,6 +209,48 @@ def apply_event(
             outcome.review,
         )
     return outcome
+
+
+def _is_news(
+    db: Session, payment: Payment, event: PaymentEvent, status_before: PaymentState | None
+) -> bool:
+    """Whether a notification tells something new: a status the payment has not had yet, or a
+    processor payment not seen before for it. Replays and duplicates are not news."""
+    if event.payment_id is not None:
+        seen = db.scalar(
+            sa.select(PaymentNotification.id)
+            .where(
+                PaymentNotification.payment_id == payment.id,
+                PaymentNotification.processor_payment_id == event.payment_id[:128],
+            )
+            .limit(1)
+        )
+        if seen is None:
+            return True
+    try:
+        new = PaymentState(str(event.status))
+    except ValueError:
+        return False
+    return status_before is not None and new != status_before
+
+
+def _reopen(db: Session, payment: Payment, reason: str) -> None:
+    before = {
+        "resolution": None if payment.resolution is None else str(payment.resolution),
+        "resolved_by": payment.resolved_by,
+        "review_reason": payment.review_reason,
+    }
+    payment.reopen_review(reason)
+    record(
+        db,
+        actor="system",
+        surface=Surface.SYSTEM,
+        action="payment.review_reopened",
+        target_type="payment",
+        target_id=payment.id,
+        before=before,
+        after={"review_reason": payment.review_reason, "status": str(payment.status)},
+    )
 
 
 def receive_notification(

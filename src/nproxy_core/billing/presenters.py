@@ -19,5 +19,5 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "amount": format(payment.amount.normalize(), "f"),
         "currency": payment.currency,
         "created_at": isoformat(payment.created_at),
-        "under_review": payment.needs_review,
+        "under_review": payment.awaiting_review,
     }

@@ -61,17 +61,16 @@ def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> in
         user = cycle.user
         if renewed or user.is_blocked:
             continue
-        ends = cycle.ends_at.strftime("%Y-%m-%d %H:%M UTC")
-        pricing = public_url(request, "pricing")
-        plan = request.find_service(IPlan)
         send_email(
             request,
             user.email,
-            f"Your nproxy plan ends {when}",
-            f"Your nproxy {plan.name} plan ends on {ends}. After that, new images cannot be "
-            "started until you renew.\n\n"
-            f"Renew here: {pricing}\n\n"
-            "Renewing early loses no days: the new period starts when the current one ends.\n",
+            "plan_ending",
+            {
+                "when": when,
+                "ends": cycle.ends_at.strftime("%Y-%m-%d %H:%M UTC"),
+                "plan": request.find_service(IPlan),
+                "pricing_url": public_url(request, "pricing"),
+            },
         )
         sent += 1
     return sent

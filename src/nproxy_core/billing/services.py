@@ -1,4 +1,4 @@
-"""A user's payments, newest first."""
+"""A user's payments: all of them, newest first, or one of theirs by its order id."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.billing.models import Payment
+from nproxy_core.errors import NotFound
 
 
 def user_payments(db: Session, user_id: int) -> list[Payment]:
@@ -16,3 +17,13 @@ def user_payments(db: Session, user_id: int) -> list[Payment]:
             .order_by(Payment.created_at.desc(), Payment.id.desc())
         )
     )
+
+
+def owned_payment(db: Session, user_id: int, order_id: str) -> Payment:
+    """The payment with ``order_id`` if ``user_id`` made it; NotFound for anyone else."""
+    payment = db.scalar(
+        sa.select(Payment).where(Payment.order_id == order_id, Payment.user_id == user_id)
+    )
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment

@@ -6,23 +6,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import Permission
 from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
-from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState
+from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
 from nproxy_core.config import public_url
-from nproxy_core.errors import NotFound, ValidationError, error_response
+from nproxy_core.errors import ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
-from nproxy_core.ratelimit import client_ip
+from nproxy_core.ratelimit import client_ip, user_limit
 
 log = logging.getLogger(__name__)
 
@@ -67,26 +66,21 @@ def checkout_failed(request: Request) -> Response:
 
 
 def own_payment(request: Request) -> Payment:
-    payment = request.db.scalar(
-        sa.select(Payment).where(
-            Payment.order_id == request.matchdict["order_id"],
-            Payment.user_id == request.identity.id,
-        )
-    )
-    if payment is None:
-        raise NotFound("No such payment.")
-    return payment
+    """The payment named in the URL, if it is the logged-in user's; else 404."""
+    return services.owned_payment(request.db, request.identity.id, request.matchdict["order_id"])
 
 
 def payment_label(payment: Payment) -> str:
     """The payment's state in words a buyer understands."""
     status = payment.status
-    if status == PaymentState.FINISHED and payment.cycle is not None:
-        return "Paid"
     if status == PaymentState.REFUNDED:
         return "Refunded"
-    if payment.needs_review:
+    if payment.cycle is not None:
+        return "Paid"
+    if payment.awaiting_review:
         return "Under review"
+    if payment.resolution == Resolution.DISMISSED:
+        return "Closed after review"
     return {
         PaymentState.CREATED: "Starting",
         PaymentState.WAITING: "Waiting for payment",
@@ -120,6 +114,7 @@ def api_plan(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_checkout(request: Request) -> Any:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, json_object(request).get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:
@@ -151,17 +146,18 @@ def webhook(request: Request) -> Response:
         return error_response(request, 404, "not_found", "No such payment processor.")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
-    try:
-        outcome = notifications.receive_notification(
-            request.db, request.find_service(IPlan), processor, request.body, request.headers
-        )
-    except WebhookRejected as exc:
-        # Nothing is written for a notification that fails verification.
-        log.warning("rejected %s notification from %s: %s", name, client_ip(request), exc)
-        return error_response(
-            request, 400, "validation_error", f"The notification was rejected: {exc}"
-        )
+    outcome = notifications.receive_notification(
+        request.db, request.find_service(IPlan), processor, request.body, request.headers
+    )
     return Response(json_body={"ok": True, "result": outcome.result})
+
+
+@exception_view_config(WebhookRejected)
+def webhook_rejected(exc: WebhookRejected, request: Request) -> Response:
+    """A notification that failed verification: 400, and nothing was written for it."""
+    processor = (request.matchdict or {}).get("processor")
+    log.warning("rejected %s notification from %s: %s", processor, client_ip(request), exc)
+    return error_response(request, 400, "validation_error", f"The notification was rejected: {exc}")
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -183,6 +179,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
     route_name="billing.checkout", request_method="POST", permission=Permission.AUTHENTICATED
 )
 def checkout_page(request: Request) -> Response:
+    user_limit(request, "checkouts")
     processor = chosen_processor(request, request.POST.get("processor"))
     payment = do_checkout(request, processor)
     if payment.checkout_url is None:

@@ -6,7 +6,7 @@ import click
 
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
-from nproxy_core.tasks import CELERY_APP
+from nproxy_core.tasks import CELERY_APP, size_worker_threads, worker_concurrency
 
 
 @main.group()
@@ -26,11 +26,19 @@ def db_upgrade(cli: CLIContext, revision: str) -> None:
 
 
 @main.command("worker")
-@click.option("--concurrency", default=64, show_default=True, help="Threads in flight.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Tasks in flight (default: the setting nproxy.worker.concurrency, 256).",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_cli
-def worker(cli: CLIContext, concurrency: int, loglevel: str) -> None:
+def worker(cli: CLIContext, concurrency: int | None, loglevel: str) -> None:
     """Run a Celery worker: generation jobs and notifications (a thread pool: I/O bound)."""
+    if concurrency is None:
+        concurrency = worker_concurrency(cli.settings)
+    size_worker_threads()
     cli.registry[CELERY_APP].worker_main(
         [
             "worker",

@@ -5,6 +5,9 @@
 pool can be seen at work without any external service. Image-to-image blends the first input
 image under the generated pattern; ``strength`` (default 0.6) is how much of the pattern
 replaces the input.
+
+A key check (an admin's key test) answers at once: keys starting with ``reject`` are refused as
+a revoked key would be, every other key is accepted. Demo images cost nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import io
 import random
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageOps
@@ -23,6 +27,7 @@ from nproxy_core.plugins import (
     GeneratedImage,
     ImageRequest,
     InvalidInputError,
+    KeyCheck,
     KeyRejectedError,
     Mode,
     ModelCapabilities,
@@ -55,8 +60,12 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+MODEL = "demo-image-1"
+
+
 class DemoProvider(Provider):
     is_demo = True
+    supports_key_check = True
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -67,7 +76,7 @@ class DemoProvider(Provider):
     def capabilities(self) -> Sequence[ModelCapabilities]:
         return [
             ModelCapabilities(
-                model="demo-image-1",
+                model=MODEL,
                 modes=(Mode.TEXT_TO_IMAGE, Mode.IMAGE_TO_IMAGE),
                 resolutions=tuple(RESOLUTIONS),
                 max_batch=4,
@@ -81,12 +90,18 @@ class DemoProvider(Provider):
     def attempt_deadline(self) -> float:
         return self.delay + 30.0
 
+    @property
+    def price_per_image(self) -> Decimal:
+        return Decimal(0)
+
+    def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
+        _refuse_rejected(api_key)
+        return KeyCheck(f"{MODEL} is available to this key", http_status=200)
+
     def generate(
         self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
     ) -> AttemptResult:
-        # Keys starting with "reject" behave as a revoked key: handy for trying the pool.
-        if api_key.startswith("reject"):
-            raise KeyRejectedError("demo key rejected", http_status=403)
+        _refuse_rejected(api_key)
         if self.delay:
             time.sleep(self.delay)
         if self.failure_rate and self._random.random() < self.failure_rate:
@@ -99,6 +114,12 @@ class DemoProvider(Provider):
             image=GeneratedImage(data=data, mime="image/png", width=size[0], height=size[1]),
             usage={"images": 1},
         )
+
+
+def _refuse_rejected(api_key: str) -> None:
+    # Keys starting with "reject" behave as a revoked key: handy for trying the pool.
+    if api_key.startswith("reject"):
+        raise KeyRejectedError("demo key rejected", http_status=403)
 
 
 def render(request: ImageRequest, size: tuple[int, int]) -> bytes:

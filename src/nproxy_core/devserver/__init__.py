@@ -22,13 +22,11 @@ from nproxy_core.generation.tasks import sweep_now
 from nproxy_core.keypool import ISecretBox, services
 from nproxy_core.keypool.models import ProviderKey
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.tasks import CELERY_APP
+from nproxy_core.tasks import CELERY_APP, size_worker_threads, worker_concurrency
 from nproxy_core.wiring import find_service
 
 log = logging.getLogger(__name__)
 
-#: Threads of the in-process worker: plenty for one developer, few enough for SQLite.
-DEV_WORKER_CONCURRENCY = 8
 #: Threads of the web server: a chat tab holds one long poll per generation in flight, and
 #: the rest of the page must stay responsive meanwhile.
 DEV_WEB_THREADS = 48
@@ -62,10 +60,12 @@ def start_worker(registry: Any) -> Any:
     # The pool's threads find the app through Celery's default app, not this thread's
     # current one: without this they would run the tasks on a bare app of their own.
     app.set_default()
+    size_worker_threads()
     worker = app.WorkController(
         app=app,
         pool="threads",
-        concurrency=DEV_WORKER_CONCURRENCY,
+        # Threads waiting for the database queue on its connection pool, SQLite included.
+        concurrency=worker_concurrency(registry.settings),
         hostname=f"dev-{os.getpid()}@{socket.gethostname()}",
         without_heartbeat=True,
         without_mingle=True,
@@ -95,6 +95,10 @@ def serve(cli: Any, *, host: str, port: int) -> None:
     worker = start_worker(cli.registry)
     log.info("nproxy is serving on http://%s:%s/ (with a worker and beat)", host, port)
     try:
-        waitress.serve(app, host=host, port=port, threads=DEV_WEB_THREADS)
+        # The server's own ceiling; the app refuses bodies over nproxy.max_body_bytes first.
+        limit = cli.registry.settings["nproxy.max_body_bytes"] + 4 * 1024 * 1024
+        waitress.serve(
+            app, host=host, port=port, threads=DEV_WEB_THREADS, max_request_body_size=limit
+        )
     finally:
         worker.stop(in_sighandler=False)

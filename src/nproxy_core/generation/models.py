@@ -104,6 +104,9 @@ class Generation(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     #: The client's ``Idempotency-Key``: a retried submit finds this job instead of a new one.
     idempotency_key: Mapped[str | None] = mapped_column(sa.String(128))
+    #: SHA-256 of what the key was first used for (conversation and body): the same key sent
+    #: with anything else is refused rather than answered with this job.
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     #: When the job was last sent to the queue; the sweeper re-sends jobs left too long.
     enqueued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -122,6 +125,13 @@ class Generation(Base):
         # What the sweeper looks for: queued jobs by age, running jobs by lease.
         sa.Index("ix_generations_status_enqueued_at", "status", "enqueued_at"),
         sa.Index("ix_generations_status_lease_expires_at", "status", "lease_expires_at"),
+        # The admin's job list: newest first, alone or filtered by status, user or provider,
+        # paginated by (created_at, id); and failures by the time they finished.
+        sa.Index("ix_generations_created_at_id", "created_at", "id"),
+        sa.Index("ix_generations_status_created_at_id", "status", "created_at", "id"),
+        sa.Index("ix_generations_user_id_created_at_id", "user_id", "created_at", "id"),
+        sa.Index("ix_generations_provider_created_at_id", "provider", "created_at", "id"),
+        sa.Index("ix_generations_finished_at", "finished_at"),
     )
 
     @property
@@ -153,4 +163,8 @@ class GenerationImage(Base):
 
     generation: Mapped[Generation] = relationship(back_populates="images")
 
-    __table_args__ = (sa.UniqueConstraint("generation_id", "n", name="uq_generation_images_n"),)
+    __table_args__ = (
+        sa.UniqueConstraint("generation_id", "n", name="uq_generation_images_n"),
+        # Images made per hour, for the admin's overview.
+        sa.Index("ix_generation_images_created_at", "created_at"),
+    )

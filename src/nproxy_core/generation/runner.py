@@ -36,7 +36,13 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.generation.settings import GenerationSettings
-from nproxy_core.keypool.router import KeyPoolRouter, PoolUnavailable, ProviderNotEnabled
+from nproxy_core.keypool.errors import (
+    FAILURE_MESSAGES,
+    PoolUnavailable,
+    ProviderNotEnabled,
+    failure_message,
+)
+from nproxy_core.keypool.router import KeyPoolRouter
 from nproxy_core.plugins import (
     IMAGE_FORMATS,
     ImageRequest,
@@ -52,26 +58,10 @@ log = logging.getLogger(__name__)
 
 _NO_SYNC = {"synchronize_session": False}
 
-#: What users read for each error code: what happened and what to do, never a key or proxy.
-ERROR_MESSAGES: dict[str, str] = {
-    "content_policy": (
-        "The image was blocked by the provider's content policy. "
-        "Try rephrasing the prompt or using different input images."
-    ),
-    "invalid_input": (
-        "The provider could not use this request (for example an input image or a setting it "
-        "does not accept). Try different input images or settings."
-    ),
-    "provider_unavailable": (
-        "Image generation is temporarily unavailable. Please try again in a few minutes."
-    ),
-}
 #: When the user's error code is most useful to show first (a fixable request beats an outage).
 _ERROR_PRIORITY = ("content_policy", "invalid_input", "provider_unavailable")
-
-
-def error_message(code: str) -> str:
-    return ERROR_MESSAGES.get(code, ERROR_MESSAGES["provider_unavailable"])
+#: The ``invalid_input`` text for a job whose input image went away after it was submitted.
+INPUTS_LOST_MESSAGE = "An input image is no longer available. Upload it again and retry."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -335,7 +325,7 @@ class JobRunner:
         try:
             routed = self._router.route_image(job.provider, request, reference=str(gid))
         except UserCausedError as exc:
-            return FailedImage(n, exc.code if exc.code in ERROR_MESSAGES else "invalid_input")
+            return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
         except (PoolUnavailable, ProviderNotEnabled) as exc:
             log.warning("generation %s image %d: %s", gid, n, exc)
             return FailedImage(n, "provider_unavailable")
@@ -413,9 +403,7 @@ class JobRunner:
             if code is not None:
                 generation.error_code = code
                 generation.error_message = (
-                    "An input image is no longer available. Upload it again and retry."
-                    if inputs_lost
-                    else error_message(code)
+                    INPUTS_LOST_MESSAGE if inputs_lost else failure_message(code)
                 )
             if generation.quota_hold_id is not None:
                 quota.settle(session, generation.quota_hold_id, len(stored), now=now)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -18,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from nproxy_core.db import parse_uuid, utcnow
-from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.errors import IdempotencyMismatch, NotFound, ValidationError
 from nproxy_core.generation.models import (
     TERMINAL,
     Conversation,
@@ -105,6 +107,31 @@ def _check_inputs(submission: Submission, uploads: list[Upload]) -> None:
             )
 
 
+def request_fingerprint(conversation_id: uuid.UUID, body: dict[str, Any]) -> str:
+    """What an ``Idempotency-Key`` was used for: the conversation and the body, canonically."""
+    canonical = json.dumps(
+        {"conversation": str(conversation_id), "body": body},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _replay(generation: Generation, conversation_id: uuid.UUID, fingerprint: str) -> Generation:
+    """The generation a retried submit asks for, or 422 if the key was used for another one."""
+    if generation.conversation_id != conversation_id or (
+        # Jobs submitted before fingerprints were kept match on the conversation alone.
+        generation.idempotency_fingerprint not in (None, fingerprint)
+    ):
+        raise IdempotencyMismatch(
+            "This Idempotency-Key was already used for a different request. Use a new key "
+            "for a new generation.",
+            fields={"Idempotency-Key": "mismatch"},
+        )
+    return generation
+
+
 def find_by_idempotency_key(db: Session, user_id: int, key: str) -> Generation | None:
     return db.scalar(
         sa.select(Generation).where(
@@ -123,21 +150,27 @@ def submit_generation(
     """Accept a generation: returns (generation, created).
 
     ``created`` is False when ``idempotency_key`` names a generation the user already
-    submitted; that one is returned unchanged, whatever the body says now. Raises
-    ValidationError, NotFound, NoActiveSubscription or QuotaExhausted with nothing written.
+    submitted with the same conversation and body; that one is returned unchanged. The same
+    key with anything else is IdempotencyMismatch (422). Raises ValidationError, NotFound,
+    NoActiveSubscription or QuotaExhausted with nothing written.
     """
     db: Session = request.db
     conversation = owned_conversation(db, user_id, conversation_id)
+    fingerprint = None
     if idempotency_key is not None:
+        fingerprint = request_fingerprint(conversation.id, body)
         existing = find_by_idempotency_key(db, user_id, idempotency_key)
         if existing is not None:
-            return existing, False
+            return _replay(existing, conversation.id, fingerprint), False
 
     submission = parse_submission(body, request.find_service(IPlugins).providers)
-    uploads = load_user_uploads(db, user_id, submission.input_upload_ids)
+    uploads = load_user_uploads(db, user_id, submission.input_upload_ids, lock=True)
     _check_inputs(submission, uploads)
 
     now = utcnow()
+    for upload in uploads:
+        # Used: the clean-up of uploads nobody used leaves it alone from now on.
+        upload.used_at = upload.used_at or now
     message = Message(
         id=uuid.uuid4(),
         conversation_id=conversation.id,
@@ -160,6 +193,7 @@ def submit_generation(
         provider=submission.provider,
         status=GenerationStatus.QUEUED,
         idempotency_key=idempotency_key,
+        idempotency_fingerprint=fingerprint,
         created_at=now,
         enqueued_at=now,
         attempts=0,
@@ -175,9 +209,9 @@ def submit_generation(
         if idempotency_key is None:
             raise
         winner = find_by_idempotency_key(db, user_id, idempotency_key)
-        if winner is None:
+        if winner is None or fingerprint is None:
             raise
-        return winner, False
+        return _replay(winner, conversation.id, fingerprint), False
 
     hold = quota.reserve(db, user_id, submission.batch_size, reference=str(generation.id), now=now)
     generation.quota_hold_id = hold.id

@@ -16,6 +16,7 @@ from nproxy_core.db import hand_back_connection, parse_uuid
 from nproxy_core.generation import presenters, schemas, services
 from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.jsonbody import json_object
+from nproxy_core.ratelimit import user_limit
 
 #: Where a held poll keeps its start, so that a retried request (pyramid_retry reuses the
 #: environ) does not wait longer than the client asked.
@@ -43,6 +44,7 @@ def api_models(request: Request) -> dict[str, Any]:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_conversation(request: Request) -> dict[str, Any]:
+    user_limit(request, "conversations")
     title = schemas.conversation_title(json_object(request, empty_ok=True))
     conversation = services.create_conversation(request.db, _user_id(request), title)
     request.response.status = 201

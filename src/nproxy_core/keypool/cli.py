@@ -12,7 +12,7 @@ from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
-from nproxy_core.keypool.interfaces import ISecretBox
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.plugin_registry.loader import discover, enabled_names
 from nproxy_core.plugins import PROVIDER_GROUP
 
@@ -36,6 +36,9 @@ def keys() -> None:
 @click.option("--label", default=None, help="A name for people.")
 @click.option("--proxy", "proxy_url", default=None, metavar="URL", help="Call through this proxy.")
 @click.option("--billing-group", default=None, help="Keys paid by the same account.")
+@click.option(
+    "--project", default=None, help="The provider-side project (Google Cloud project) of the key."
+)
 @pass_cli
 def keys_add(
     cli: CLIContext,
@@ -43,6 +46,7 @@ def keys_add(
     label: str | None,
     proxy_url: str | None,
     billing_group: str | None,
+    project: str | None,
 ) -> None:
     """Add a key; its secret is read from standard input."""
     enabled = enabled_names(cli.settings, "nproxy.providers")
@@ -64,6 +68,7 @@ def keys_add(
             label=label,
             proxy_url=proxy_url,
             billing_group=billing_group,
+            project=project,
         )
         click.echo(f"added {key.provider} key {key.id} ({key.secret_mask})")
 
@@ -84,14 +89,14 @@ def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
         return
     click.echo(
         f"{'id':>4}  {'provider':<12} {'label':<16} {'state':<14} {'fails':>5}  "
-        f"{'secret':<11} {'group':<12} {'cooldown until':<20} proxy"
+        f"{'secret':<11} {'project':<14} {'group':<12} {'cooldown until':<20} proxy"
     )
     for v in views:
         cooldown = (v["cooldown_until"] or "-")[:19]
         click.echo(
             f"{v['id']:>4}  {v['provider']:<12} {(v['label'] or '-'):<16} {v['state']:<14} "
-            f"{v['consecutive_failures']:>5}  {v['secret']:<11} {(v['billing_group'] or '-'):<12} "
-            f"{cooldown:<20} {v['proxy'] or '-'}"
+            f"{v['consecutive_failures']:>5}  {v['secret']:<11} {(v['project'] or '-'):<14} "
+            f"{(v['billing_group'] or '-'):<12} {cooldown:<20} {v['proxy'] or '-'}"
         )
 
 
@@ -113,6 +118,33 @@ def keys_disable(cli: CLIContext, key_id: int) -> None:
     with cli.transaction() as db:
         key = pool.disable_key(db, key_id, actor=CONSOLE)
         click.echo(f"key {key.id} is disabled")
+
+
+@keys.command("test")
+@click.argument("key_id", type=int)
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Make one real minimal image (billed) instead of the free check.",
+)
+@pass_cli
+def keys_test(cli: CLIContext, key_id: int, generate: bool) -> None:
+    """Test a key: the provider's free check, or one real image. Never restores a key.
+
+    Prints the outcome class; exits non-zero unless the key answered with success.
+    """
+    with cli.transaction() as db:
+        result = pool.test_key(
+            db, cli.find_service(IKeyPoolRouter), key_id, generate=generate, actor=CONSOLE
+        )
+        state = pool.get_key(db, key_id).state
+    status = f"HTTP {result.http_status}, " if result.http_status else ""
+    click.echo(
+        f"key {key_id} ({result.kind}, {result.path}): {result.outcome} "
+        f"({status}{result.latency_ms} ms): {result.detail}; the key is {state}"
+    )
+    if result.outcome != "success":
+        raise SystemExit(1)
 
 
 @main.group()

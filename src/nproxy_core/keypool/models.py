@@ -88,6 +88,9 @@ class ProviderKey(Base):
     cooldown_until: Mapped[dt.datetime | None]
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     billing_group: Mapped[str | None] = mapped_column(sa.String(100))
+    #: The provider-side project that owns the key (for Gemini, the Google Cloud project):
+    #: rate limits apply per project, not per key (DESIGN 4.5). None: the key is its own.
+    project: Mapped[str | None] = mapped_column(sa.String(100))
     proxy_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("proxies.id", ondelete="SET NULL"), index=True
     )
@@ -109,6 +112,7 @@ class ProviderKey(Base):
         # The router walks a provider's keys in id order.
         sa.Index("ix_provider_keys_provider_id", "provider", "id"),
         sa.Index("ix_provider_keys_billing_group", "provider", "billing_group"),
+        sa.Index("ix_provider_keys_project", "provider", "project"),
     )
 
 
@@ -122,8 +126,12 @@ class KeyAttempt(Base):
     )
     key_id: Mapped[int] = mapped_column(sa.ForeignKey("provider_keys.id", ondelete="CASCADE"))
     provider: Mapped[str] = mapped_column(sa.String(64))
-    #: What the image belongs to (a generation id), when the caller gave one.
+    #: What the image belongs to (a generation id), when the caller gave one; an admin's key
+    #: test is :data:`KEY_TEST_REFERENCE`.
     reference: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    #: The image's place in its batch (``ImageRequest.index``), so an admin sees each image's
+    #: own attempts; None for key tests.
+    image_index: Mapped[int | None] = mapped_column(sa.SmallInteger)
     path: Mapped[AttemptPath] = mapped_column(str_enum(AttemptPath, "attempt_path"))
     proxy_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("proxies.id", ondelete="SET NULL"), index=True
@@ -143,7 +151,20 @@ class KeyAttempt(Base):
     outcome_version: Mapped[int | None] = mapped_column(sa.BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (sa.Index("ix_key_attempts_key_created", "key_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_key_attempts_key_created", "key_id", "created_at"),
+        # The admin's health views aggregate the last hour and day over every key; the
+        # included columns let PostgreSQL answer from the index alone.
+        sa.Index(
+            "ix_key_attempts_created_at",
+            "created_at",
+            postgresql_include=["key_id", "outcome", "latency_ms"],
+        ),
+    )
+
+
+#: The ``reference`` of attempts made by an admin's key test rather than for an image.
+KEY_TEST_REFERENCE = "key-test"
 
 
 class KeyCursor(Base):

@@ -1,7 +1,8 @@
-"""Admin actions on the key pool, shared by every surface (CLI now, web and Telegram later).
+"""Admin actions on the key pool, shared by every surface (web admin, Telegram bot, CLI).
 
-Each action runs in the caller's transaction and writes its audit row there, so the change
-and its record commit together. Secrets never reach an audit row, a log line or a message.
+Each action runs in the caller's transaction and writes its one audit row there, so the change
+and its record commit together; a refused action raises before it changes anything. Secrets
+never reach an audit row, a log line or a message.
 """
 
 from __future__ import annotations
@@ -15,22 +16,35 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from nproxy_core.audit import Surface, record
+from nproxy_core.audit import Actor
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.models import KeyState, ProviderKey, Proxy, ProxyState
+from nproxy_core.keypool.router import (
+    KeyPoolRouter,
+    KeyTest,
+    KeyTestUnsupported,
+    ProviderNotEnabled,
+    RouteCheck,
+)
 
 __all__ = [
     "Actor",
     "add_key",
     "add_proxy",
     "disable_key",
+    "disable_proxy",
+    "edit_key",
+    "enable_proxy",
     "get_key",
+    "get_proxy",
     "key_view",
     "list_keys",
     "list_proxies",
     "proxy_view",
     "restore_key",
+    "test_key",
+    "test_proxy",
 ]
 
 PROXY_SCHEMES = ("http", "https", "socks5")
@@ -38,37 +52,7 @@ MIN_SECRET_LENGTH = 8
 MAX_SECRET_LENGTH = 512
 _SECRET_SHAPE = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: a header value
 _LABEL_LIMIT = 100
-
-
-class Actor:
-    """Who acts and from where, as the audit log records it."""
-
-    def __init__(self, name: str, surface: Surface, user_id: int | None = None) -> None:
-        self.name = name
-        self.surface = surface
-        self.user_id = user_id
-
-
-def _audit(
-    db: Session,
-    actor: Actor,
-    action: str,
-    target_type: str,
-    target_id: Any,
-    before: dict[str, Any] | None,
-    after: dict[str, Any] | None,
-) -> None:
-    record(
-        db,
-        actor=actor.name,
-        surface=actor.surface,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        before=before,
-        after=after,
-        actor_user_id=actor.user_id,
-    )
+_NAME_SHAPE = re.compile(r"^[^\x00-\x1f\x7f]*$")  # no control characters (NUL included)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -87,6 +71,7 @@ def key_view(key: ProviderKey) -> dict[str, Any]:
         "consecutive_failures": key.consecutive_failures,
         "secret": key.secret_mask,
         "billing_group": key.billing_group,
+        "project": key.project,
         "proxy_id": key.proxy_id,
         "proxy": display_proxy_url(key.proxy.url) if key.proxy is not None else None,
         "balance": None if key.balance is None else str(key.balance),
@@ -120,12 +105,15 @@ def display_proxy_url(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-def _label(value: str | None) -> str | None:
+def _label(value: str | None, field: str = "label") -> str | None:
+    """A short optional name (label, project, billing group): stripped, empty as None."""
     if value is None:
         return None
     value = value.strip()
     if len(value) > _LABEL_LIMIT:
-        raise ValidationError(f"label is longer than {_LABEL_LIMIT} characters")
+        raise ValidationError(f"{field} is longer than {_LABEL_LIMIT} characters")
+    if not _NAME_SHAPE.match(value):
+        raise ValidationError(f"{field} contains control characters")
     return value or None
 
 
@@ -177,7 +165,7 @@ def add_proxy(db: Session, url: str, *, label: str | None = None, actor: Actor) 
     proxy = Proxy(url=url, label=_label(label), state=ProxyState.ACTIVE)
     db.add(proxy)
     db.flush()
-    _audit(db, actor, "proxy.add", "proxy", proxy.id, None, proxy_view(proxy))
+    actor.record(db, "proxy.add", "proxy", proxy.id, None, proxy_view(proxy))
     return proxy
 
 
@@ -191,9 +179,12 @@ def add_key(
     actor: Actor,
     label: str | None = None,
     proxy_url: str | None = None,
+    proxy_id: int | None = None,
     billing_group: str | None = None,
+    project: str | None = None,
 ) -> ProviderKey:
-    """Store a new key, encrypted. A proxy URL not known yet is added (and audited) too."""
+    """Store a new key, encrypted. Its proxy is ``proxy_id`` (a known proxy) or ``proxy_url``;
+    a proxy URL not known yet is added (and audited) too."""
     enabled = list(enabled_providers)
     if provider not in enabled:
         raise ValidationError(
@@ -208,27 +199,34 @@ def add_key(
     )
     if existing is not None:
         raise Conflict(f"this {provider} key is already in the pool (key {existing})")
+    if proxy_url is not None and proxy_id is not None:
+        raise ValidationError("give a proxy URL or a known proxy, not both")
+    group = _label(billing_group, "billing group")
+    project = _label(project, "project")
+    label = _label(label)
     proxy = None
-    if proxy_url is not None:
+    if proxy_id is not None:
+        proxy = get_proxy(db, proxy_id)
+    elif proxy_url is not None:
         url = validate_proxy_url(proxy_url)
         proxy = db.scalar(sa.select(Proxy).where(Proxy.url == url))
         if proxy is None:
             proxy = add_proxy(db, url, actor=actor)
-    group = _label(billing_group)
     key = ProviderKey(
         provider=provider,
-        label=_label(label),
+        label=label,
         secret_encrypted=secrets.encrypt(secret),
         secret_fingerprint=fingerprint,
         secret_mask=mask_secret(secret),
         state=KeyState.ACTIVE,
         consecutive_failures=0,
         billing_group=group,
+        project=project,
         proxy=proxy,
     )
     db.add(key)
     db.flush()
-    _audit(db, actor, "key.add", "provider_key", key.id, None, key_view(key))
+    actor.record(db, "key.add", "provider_key", key.id, None, key_view(key))
     return key
 
 
@@ -255,7 +253,7 @@ def restore_key(db: Session, key_id: int, *, actor: Actor) -> ProviderKey:
     key.cooldown_until = None
     key.version = key.version + 1
     db.flush()
-    _audit(db, actor, "key.restore", "provider_key", key.id, before, key_view(key))
+    actor.record(db, "key.restore", "provider_key", key.id, before, key_view(key))
     return key
 
 
@@ -269,8 +267,132 @@ def disable_key(db: Session, key_id: int, *, actor: Actor) -> ProviderKey:
     key.state_reason = f"disabled by {actor.name}"
     key.version = key.version + 1
     db.flush()
-    _audit(db, actor, "key.disable", "provider_key", key.id, before, key_view(key))
+    actor.record(db, "key.disable", "provider_key", key.id, before, key_view(key))
     return key
+
+
+#: What :func:`edit_key` leaves as it is when not given.
+UNCHANGED: Any = object()
+
+
+def edit_key(
+    db: Session,
+    key_id: int,
+    *,
+    actor: Actor,
+    label: str | None = UNCHANGED,
+    proxy_id: int | None = UNCHANGED,
+    project: str | None = UNCHANGED,
+    billing_group: str | None = UNCHANGED,
+) -> ProviderKey:
+    """Change a key's label, proxy (a known proxy's id, or None for direct), project or
+    billing group. The secret never changes: a new secret is a new key."""
+    changes: dict[str, Any] = {}
+    if label is not UNCHANGED:
+        changes["label"] = _label(label)
+    if project is not UNCHANGED:
+        changes["project"] = _label(project, "project")
+    if billing_group is not UNCHANGED:
+        changes["billing_group"] = _label(billing_group, "billing group")
+    proxy: Proxy | None = None
+    if proxy_id is not UNCHANGED and proxy_id is not None:
+        proxy = get_proxy(db, proxy_id)
+    key = get_key(db, key_id, for_update=True)
+    before = key_view(key)
+    changed = {name: value for name, value in changes.items() if getattr(key, name) != value}
+    if proxy_id is not UNCHANGED and key.proxy_id != proxy_id:
+        changed["proxy_id"] = proxy_id
+    if not changed:
+        raise Conflict(f"key {key_id} already has these settings; nothing changed")
+    for name, value in changed.items():
+        setattr(key, name, value)
+    if "proxy_id" in changed:
+        key.proxy = proxy
+    key.version = key.version + 1
+    db.flush()
+    actor.record(db, "key.edit", "provider_key", key.id, before, key_view(key))
+    return key
+
+
+def test_key(
+    db: Session, router: KeyPoolRouter, key_id: int, *, generate: bool, actor: Actor
+) -> KeyTest:
+    """Test a key (DESIGN 4.5): the provider's free check, or one real minimal image.
+
+    The calls are recorded as attempts by the router, which applies their outcome as it does
+    any attempt's, and never restores a key. No lock is held on the key meanwhile: the router
+    writes it from its own transactions.
+    """
+    key = get_key(db, key_id)
+    before = key_view(key)
+    try:
+        result = router.test_key(key_id, generate=generate)
+    except ProviderNotEnabled:
+        raise ValidationError(
+            f"key {key_id} belongs to provider {key.provider!r}, which is not enabled"
+        ) from None
+    except KeyTestUnsupported as exc:
+        raise ValidationError(str(exc)) from None
+    except LookupError:
+        raise NotFound(f"no provider key with id {key_id}") from None
+    db.expire(key)
+    after = {**key_view(get_key(db, key_id)), "test": result.as_dict()}
+    actor.record(db, "key.test", "provider_key", key_id, before, after)
+    return result
+
+
+def get_proxy(db: Session, proxy_id: int, *, for_update: bool = False) -> Proxy:
+    query = sa.select(Proxy).where(Proxy.id == proxy_id)
+    if for_update:
+        query = query.with_for_update()
+    proxy = db.scalar(query)
+    if proxy is None:
+        raise NotFound(f"no proxy with id {proxy_id}")
+    return proxy
+
+
+def _set_proxy_state(db: Session, proxy_id: int, state: ProxyState, actor: Actor) -> Proxy:
+    proxy = get_proxy(db, proxy_id, for_update=True)
+    if proxy.state == state:
+        raise Conflict(f"proxy {proxy_id} is already {state}")
+    before = proxy_view(proxy)
+    proxy.state = state
+    db.flush()
+    action = "proxy.enable" if state == ProxyState.ACTIVE else "proxy.disable"
+    actor.record(db, action, "proxy", proxy.id, before, proxy_view(proxy))
+    return proxy
+
+
+def enable_proxy(db: Session, proxy_id: int, *, actor: Actor) -> Proxy:
+    """Let keys call through the proxy again."""
+    return _set_proxy_state(db, proxy_id, ProxyState.ACTIVE, actor)
+
+
+def disable_proxy(db: Session, proxy_id: int, *, actor: Actor) -> Proxy:
+    """Keys that use the proxy call directly until it is enabled again."""
+    return _set_proxy_state(db, proxy_id, ProxyState.DISABLED, actor)
+
+
+def test_proxy(
+    db: Session, router: KeyPoolRouter, proxy_id: int, *, actor: Actor
+) -> list[RouteCheck]:
+    """Ask every enabled provider to answer over the proxy; its health records the result."""
+    proxy = get_proxy(db, proxy_id)
+    before = proxy_view(proxy)
+    try:
+        checks = router.test_proxy(proxy_id)
+    except LookupError:
+        raise NotFound(f"no proxy with id {proxy_id}") from None
+    db.expire(proxy)
+    after = {
+        **proxy_view(get_proxy(db, proxy_id)),
+        "test": [
+            {"provider": c.provider, "ok": c.ok, "latency_ms": c.latency_ms, "detail": c.detail}
+            for c in checks
+        ],
+    }
+    actor.record(db, "proxy.test", "proxy", proxy_id, before, after)
+    return checks
 
 
 def list_keys(db: Session, provider: str | None = None) -> list[ProviderKey]:

@@ -1,23 +1,15 @@
-"""Outgoing mail: a console mailer for development (messages go to the log, so a person can
-follow a reset link locally) and SMTP through pyramid_mailer in production."""
+"""Outgoing mail: rendered from templates, sent from the queue through pyramid_mailer."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.notifications.mail import ConsoleMailer, IMailer, SMTPMailer, send_email
-from nproxy_core.plugins import ConfigurationError
+from nproxy_core.notifications.mail import IMailer, make_mailer, render_email, send_email
+from nproxy_core.tasks import TASKS
 
-__all__ = ["IMailer", "send_email"]
+__all__ = ["IMailer", "render_email", "send_email"]
 
 
 def includeme(config: Any) -> None:
-    settings = config.get_settings()
-    kind = settings.get("nproxy.mailer", "console")
-    if kind == "smtp":
-        mailer: IMailer = SMTPMailer(settings)
-    elif kind == "console":
-        mailer = ConsoleMailer(settings)
-    else:
-        raise ConfigurationError(f"malformed setting 'nproxy.mailer': {kind!r}")
-    config.register_service(mailer, IMailer)
+    config.register_service(make_mailer(config.get_settings()), IMailer)
+    config.scan("nproxy_core.notifications.mail", categories=TASKS)

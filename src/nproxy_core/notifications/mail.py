@@ -1,58 +1,99 @@
-"""Mailers and the one way to send an email: after the transaction commits."""
+"""Outgoing mail through pyramid_mailer, always from the queue (DESIGN 9).
+
+``send_email`` renders a message from ``templates/email/<name>/subject.txt`` and ``body.txt``
+and asks for the ``notifications.send_email`` task once the transaction commits: no request
+waits on SMTP (so timing tells nothing about who has an account), no mail goes out about a
+change that was rolled back, and a mail server that is down is retried with backoff.
+
+The mailer is chosen by ``nproxy.mailer``: ``smtp`` (production, ``mail.*`` settings),
+``debug`` (development: each message is written to ``mail.top_level_directory`` and to the
+log) or ``dummy`` (tests: kept in ``.outbox``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import smtplib
 from collections.abc import Mapping
 from typing import Any
 
+from pyramid.renderers import render
 from pyramid.request import Request
-from pyramid_mailer.mailer import Mailer
+from pyramid_mailer.mailer import DebugMailer, DummyMailer, Mailer
 from pyramid_mailer.message import Message
-from zope.interface import Interface, implementer
+from zope.interface import Interface
+
+from nproxy_core.plugins import ConfigurationError, one_of, setting
+from nproxy_core.tasks import task
 
 log = logging.getLogger("nproxy.mail")
 
+DEFAULT_DEBUG_FOLDER = "var/mail"
+
 
 class IMailer(Interface):
-    def send(to: str, subject: str, body: str) -> None:
-        """Send one plain-text email now."""
+    """A pyramid_mailer mailer: ``send_immediately(message, fail_silently=False)``."""
 
 
-@implementer(IMailer)
-class ConsoleMailer:
-    """Development: the message is written to the log instead of being sent."""
+class LoggingDebugMailer(DebugMailer):
+    """pyramid_mailer's debug mailer, which also writes each message to the log, so a person
+    running the embedded default can follow a reset link from the console."""
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.sender = settings.get("mail.default_sender")
-        self.outbox: list[dict[str, str]] = []
-
-    def send(self, to: str, subject: str, body: str) -> None:
-        self.outbox.append({"to": to, "subject": subject, "body": body})
-        log.info("mail to %s: %s\n%s", to, subject, body)
+    def send_immediately(self, message: Message, fail_silently: bool = False) -> None:
+        super().send_immediately(message, fail_silently)
+        log.info("mail to %s: %s\n%s", ", ".join(message.recipients), message.subject, message.body)
 
 
-@implementer(IMailer)
-class SMTPMailer:
-    def __init__(self, settings: Mapping[str, Any]) -> None:
-        self.mailer = Mailer.from_settings(settings, "mail.")
-        self.sender = settings.get("mail.default_sender")
+def make_mailer(settings: Mapping[str, Any]) -> Any:
+    kind = setting(
+        settings, "nproxy.mailer", default="debug", cast=one_of("smtp", "debug", "dummy", "console")
+    )
+    if kind == "smtp":
+        return Mailer.from_settings(settings, "mail.")
+    if kind == "dummy":
+        return DummyMailer()
+    # "console" is the older name of the development mailer.
+    folder = setting(settings, "mail.top_level_directory", default=DEFAULT_DEBUG_FOLDER)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"malformed setting 'mail.top_level_directory': cannot create {folder!r}"
+        ) from exc
+    return LoggingDebugMailer(folder)
 
-    def send(self, to: str, subject: str, body: str) -> None:
-        message = Message(subject=subject, sender=self.sender, recipients=[to], body=body)
-        self.mailer.send_immediately(message, fail_silently=False)
+
+def render_email(request: Request, name: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """The subject and plain-text body of the email template ``name``."""
+    values = {"settings": request.registry.settings, **context}
+    subject = render(f"email/{name}/subject.txt", values, request=request)
+    body = render(f"email/{name}/body.txt", values, request=request)
+    return " ".join(subject.split()), body
 
 
-def send_email(request: Request, to: str, subject: str, body: str) -> None:
-    """Send once the transaction commits: no mail about a change that was rolled back."""
+#: Transient failures of the mail server or the network: retried with growing delays.
+RETRYABLE = (smtplib.SMTPException, OSError)
+
+
+@task(
+    name="notifications.send_email",
+    autoretry_for=RETRYABLE,
+    retry_backoff=10,
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=12,
+)
+def send_email_task(request: Request, to: str, subject: str, body: str) -> None:
+    """Send one rendered message now; raising a transient error makes Celery retry it."""
     mailer = request.find_service(IMailer)
+    sender = request.registry.settings.get("mail.default_sender")
+    message = Message(subject=subject, sender=sender, recipients=[to], body=body)
+    mailer.send_immediately(message, fail_silently=False)
+    log.info("mail %r sent", subject)
 
-    def after_commit(committed: bool) -> None:
-        if not committed:
-            return
-        try:
-            mailer.send(to, subject, body)
-        except Exception:
-            log.exception("could not send mail %r", subject)
 
-    request.tm.get().addAfterCommitHook(after_commit)
+def send_email(request: Request, to: str, name: str, context: Mapping[str, Any]) -> None:
+    """Render the email template ``name`` and send it from the queue once this commits."""
+    subject, body = render_email(request, name, context)
+    request.enqueue(send_email_task, to, subject, body)

@@ -18,10 +18,14 @@ from nproxy_core.storage.interfaces import (
     IStorage,
     ObjectNotFound,
     StorageError,
+    StoredObject,
 )
 from nproxy_core.storage.keys import generation_key, upload_key, validate_key
 from nproxy_core.storage.links import IMediaLinks, LinkCheck, MediaLinks
 from nproxy_core.storage.media import MediaAsset, MediaResolver, add_media_resolver
+from nproxy_core.storage.orphans import add_stored_objects, delete_after_commit
+from nproxy_core.storage.tasks import sweep_orphans
+from nproxy_core.tasks import TASKS
 
 __all__ = [
     "IMediaLinks",
@@ -32,7 +36,9 @@ __all__ = [
     "MediaResolver",
     "ObjectNotFound",
     "StorageError",
+    "StoredObject",
     "add_media_resolver",
+    "delete_after_commit",
     "generation_key",
     "make_storage",
     "upload_key",
@@ -84,5 +90,8 @@ def includeme(config: Any) -> None:
         MediaLinks(settings["nproxy.secret"], settings["nproxy.public_url"]), IMediaLinks
     )
     config.add_directive("add_media_resolver", add_media_resolver)
+    config.add_directive("add_stored_objects", add_stored_objects)
+    config.scan("nproxy_core.storage.tasks", categories=TASKS)
+    config.add_periodic_task("storage.sweep_orphans", sweep_orphans, 24 * 3600)
     config.add_route("media", "/media/{asset_id}")
     config.scan("nproxy_core.storage.views")

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from zope.interface import implementer
 
-from nproxy_core.storage.interfaces import InvalidKey, IStorage, ObjectNotFound, StorageError
+from nproxy_core.storage.interfaces import (
+    InvalidKey,
+    IStorage,
+    ObjectNotFound,
+    StorageError,
+    StoredObject,
+)
 from nproxy_core.storage.keys import validate_key
 
 
 @implementer(IStorage)
 class LocalStorage:
     """Files under ``root``; the app serves them itself (``url_for`` answers None)."""
+
+    media_origin = None
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
@@ -74,6 +84,18 @@ class LocalStorage:
 
     def exists(self, key: str) -> bool:
         return self.path_for(key).is_file()
+
+    def list_keys(self, prefix: str) -> Iterator[StoredObject]:
+        for folder, _dirs, files in os.walk(self.root):
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                # Half-written temporary files are not objects (and not valid keys).
+                if not key.startswith(prefix) or name.startswith(".tmp-"):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    modified = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+                    yield StoredObject(key, modified)
 
     def url_for(self, key: str, expires_in: int | None = None) -> str | None:
         # No URL of its own: /media/{asset_id} reads the bytes and serves them.

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from zope.interface import implementer
 
-from nproxy_core.storage.interfaces import IStorage, ObjectNotFound, StorageError
+from nproxy_core.storage.interfaces import IStorage, ObjectNotFound, StorageError, StoredObject
 from nproxy_core.storage.keys import validate_key
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
@@ -166,6 +168,24 @@ class S3Storage:
         except BotoCoreError as exc:
             raise self._fail("head", key, exc) from exc
         return True
+
+    @property
+    def media_origin(self) -> str | None:
+        """Where presigned URLs point: the public endpoint's origin (path-style addressing)."""
+        parts = urlsplit(self._presigner.meta.endpoint_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def list_keys(self, prefix: str) -> Iterator[StoredObject]:
+        self.ensure_bucket()
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield StoredObject(item["Key"], item["LastModified"])
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("list", prefix, exc) from exc
 
     def url_for(self, key: str, expires_in: int | None = None) -> str | None:
         validate_key(key)

@@ -1,17 +1,22 @@
 """``GET /media/{asset_id}``: an image for its owner or an admin, or for anyone holding a signed
-link that has not expired (the developer API's images); 404 for everyone else."""
+link that has not expired (the developer API's images), 404 for everyone else; and how a storage
+failure in any request is answered."""
 
 from __future__ import annotations
+
+import logging
 
 from pyramid.httpexceptions import HTTPFound
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
+from pyramid.view import exception_view_config, view_config
 
-from nproxy_core.errors import APIError, NotFound
-from nproxy_core.storage.interfaces import IStorage, ObjectNotFound
+from nproxy_core.errors import APIError, NotFound, error_response
+from nproxy_core.storage.interfaces import IStorage, ObjectNotFound, StorageError
 from nproxy_core.storage.links import IMediaLinks, LinkCheck
 from nproxy_core.storage.media import resolve_media
+
+log = logging.getLogger(__name__)
 
 #: How long a browser may keep a served image; keys never change, so the bytes never do.
 MEDIA_MAX_AGE_SECONDS = 3600
@@ -55,11 +60,25 @@ def media(request: Request) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    try:
-        data = storage.get(asset.storage_key)
-    except ObjectNotFound:
-        raise NotFound("Not found.") from None
+    data = storage.get(asset.storage_key)
     response = Response(body=data, content_type=asset.mime)
     response.headers["Cache-Control"] = f"private, max-age={MEDIA_MAX_AGE_SECONDS}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+@exception_view_config(ObjectNotFound)
+def object_not_found(exc: ObjectNotFound, request: Request) -> Response:
+    return error_response(request, 404, "not_found", "Not found.")
+
+
+@exception_view_config(StorageError)
+def storage_unavailable(exc: StorageError, request: Request) -> Response:
+    # The error names the bucket or folder and the backend's own words: for the log only.
+    log.error("storage failed during %s %s", request.method, request.path, exc_info=exc)
+    return error_response(
+        request,
+        503,
+        "storage_unavailable",
+        "Image storage is unavailable just now. Please try again in a moment.",
+    )

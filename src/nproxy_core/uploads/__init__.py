@@ -6,9 +6,11 @@ from typing import Any
 
 from nproxy_core.plugins import positive_int, setting
 from nproxy_core.storage.media import stored_image_resolver
+from nproxy_core.tasks import TASKS
 from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
 from nproxy_core.uploads.services import UploadLimits
+from nproxy_core.uploads.tasks import delete_unused_uploads
 
 
 def includeme(config: Any) -> None:
@@ -24,5 +26,8 @@ def includeme(config: Any) -> None:
     )
     config.register_service(limits, IUploadLimits)
     config.add_media_resolver(stored_image_resolver(Upload), name="uploads")
+    config.add_stored_objects(Upload, prefix="uploads/")
+    config.scan("nproxy_core.uploads.tasks", categories=TASKS)
+    config.add_periodic_task("uploads.delete_unused", delete_unused_uploads, 3600)
     config.add_route("api.uploads", "/api/v1/uploads")
     config.scan("nproxy_core.uploads.views")

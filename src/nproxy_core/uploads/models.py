@@ -27,6 +27,11 @@ class Upload(Base):
     # Lets later features spot the same image sent twice without reading storage.
     sha256: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: When a generation first took it as an input. Uploads never used within a day are
+    #: deleted, row and object, by a periodic job.
+    used_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (sa.Index("ix_uploads_used_at_created_at", "used_at", "created_at"),)
 
     @property
     def extension(self) -> str:

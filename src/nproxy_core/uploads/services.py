@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from zope.interface import implementer
 
 from nproxy_core.db import parse_uuid
-from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.errors import NotFound, ValidationError, describe_size
 from nproxy_core.plugins import IMAGE_FORMATS, identify_image
 from nproxy_core.storage import IStorage, upload_key
 from nproxy_core.uploads.interfaces import IUploadLimits
@@ -39,16 +39,6 @@ class CheckedImage:
     extension: str
     width: int
     height: int
-
-
-def describe_size(n: int) -> str:
-    """``10485760`` → ``"10 MB"``: limits in the words a person uses."""
-    mb, kb = 1024 * 1024, 1024
-    if n >= mb and n % mb == 0:
-        return f"{n // mb} MB"
-    if n >= kb and n % kb == 0:
-        return f"{n // kb} KB"
-    return f"{n} bytes"
 
 
 def too_large_error(max_bytes: int) -> ValidationError:
@@ -187,8 +177,12 @@ def create_upload(request: Request, user_id: int, data: bytes) -> Upload:
     return upload
 
 
-def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str]) -> list[Upload]:
-    """The uploads ``ids`` of ``user_id``, in the order given.
+def load_user_uploads(
+    db: Session, user_id: int, ids: Iterable[uuid.UUID | str], *, lock: bool = False
+) -> list[Upload]:
+    """The uploads ``ids`` of ``user_id``, in the order given; with ``lock``, their rows are
+    locked until the transaction ends (a generation about to use them: the clean-up of unused
+    uploads then waits, and skips them once they are marked used).
 
     Raises NotFound for an id that is malformed, unknown or another user's: the three are
     indistinguishable to the caller, so no one learns that someone else's upload exists.
@@ -198,7 +192,8 @@ def load_user_uploads(db: Session, user_id: int, ids: Iterable[uuid.UUID | str])
     valid = {value for value in parsed if value is not None}
     found: dict[uuid.UUID, Upload] = {}
     if valid:
-        rows = db.scalars(sa.select(Upload).where(Upload.id.in_(valid), Upload.user_id == user_id))
+        query = sa.select(Upload).where(Upload.id.in_(valid), Upload.user_id == user_id)
+        rows = db.scalars(query.with_for_update() if lock else query)
         found = {row.id: row for row in rows}
     for raw, value in zip(wanted, parsed, strict=True):
         if value is None or value not in found:

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pyramid.request import Request
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
-from nproxy_core.errors import APIError, ValidationError
-from nproxy_core.storage import StorageError
+from nproxy_core.errors import ValidationError
+from nproxy_core.ratelimit import user_limit
 from nproxy_core.uploads import services
 from nproxy_core.uploads.interfaces import IUploadLimits
 from nproxy_core.uploads.models import Upload
 
-log = logging.getLogger(__name__)
-
 # Room for the multipart boundaries and part headers around the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
-
-
-class StorageUnavailable(APIError):
-    status = 503
-    code = "storage_unavailable"
 
 
 def upload_json(request: Request, upload: Upload) -> dict[str, Any]:
@@ -69,14 +61,9 @@ def read_file_field(request: Request, max_bytes: int) -> bytes:
     permission=Permission.AUTHENTICATED,
 )
 def api_create_upload(request: Request) -> dict[str, Any]:
+    user_limit(request, "uploads")
     limits = request.find_service(IUploadLimits)
     data = read_file_field(request, limits.max_bytes)
-    try:
-        upload = services.create_upload(request, request.identity.id, data)
-    except StorageError:
-        log.exception("storing an upload failed")
-        raise StorageUnavailable(
-            "Your image could not be stored just now. Please try again in a moment."
-        ) from None
+    upload = services.create_upload(request, request.identity.id, data)
     request.response.status = 201
     return upload_json(request, upload)

@@ -1,7 +1,7 @@
 """api keys: Bearer keys of the developer API and the generations they submitted
 
 Revision ID: 0008_api_keys
-Revises: 0005_generation
+Revises: 0007_hardening
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import nproxy_core.db
 
 revision = "0008_api_keys"
-down_revision = "0005_generation"
+down_revision = "0007_hardening"
 branch_labels = None
 depends_on = None
 

@@ -6,6 +6,10 @@ export function el(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (name === "class") node.className = value;
+    // Styles through the CSSOM: a style attribute would be inline style, which the CSP blocks.
+    else if (name === "style") {
+      for (const [property, setting] of Object.entries(value)) node.style.setProperty(property, setting);
+    }
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : value);
   }

@@ -33,7 +33,7 @@ function renderTurn(turn) {
       turn.inputs.map((src, i) => el("li", {}, el("img", { src, alt: `Input image ${i + 1}` }))))
     : null;
   const status = el("p", { class: "turn-status", "aria-hidden": "true" });
-  const results = el("div", { class: "results", style: `--tile-aspect: ${aspect(turn.resolution)}` });
+  const results = el("div", { class: "results", style: { "--tile-aspect": aspect(turn.resolution) } });
   const node = el("article", { class: "turn", "data-state": "pending" },
     el("div", { class: "bubble" },
       inputs,

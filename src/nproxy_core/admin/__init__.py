@@ -1,0 +1,91 @@
+"""The web admin under ``/admin`` (DESIGN 4.7): pages for admins, and their actions.
+
+Every action calls the same service as the Telegram bot and the CLI, with the admin as actor
+and surface ``web``; each writes one audit row and a refused one changes nothing:
+
+====================================  ==================================================
+action                                service
+====================================  ==================================================
+block, unblock, change role           ``accounts.actions``: ``block_user``, ``unblock_user``,
+                                      ``set_role``
+grant a free cycle                    ``billing.grants.grant_cycle``
+resolve a flagged payment             ``billing.review.resolve_payment``
+dismiss a notification (no payment)   ``billing.review.dismiss_notification``
+add, edit, restore, disable a key     ``keypool.services``: ``add_key``, ``edit_key``,
+                                      ``restore_key``, ``disable_key``
+test a key                            ``keypool.services.test_key``
+add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``enable_proxy``,
+                                      ``disable_proxy``, ``test_proxy``
+====================================  ==================================================
+
+The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
+(over hourly summaries, :mod:`.models` and :mod:`.rollups`), queue depth, workers and services
+in :mod:`nproxy_core.health.probes`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+
+from nproxy_core.admin.rollups import INTERVAL_SECONDS
+from nproxy_core.admin.tasks import roll_up_hours
+from nproxy_core.tasks import TASKS
+
+
+class AdminArea:
+    """View predicate: the admin exists only for admins and anonymous visitors.
+
+    A logged-in non-admin does not match, so the admin's URLs answer them 404 as if they did
+    not exist; an anonymous visitor matches, and the view's permission sends them to log in.
+    """
+
+    def __init__(self, value: bool, config: Any) -> None:
+        self.value = value
+
+    def text(self) -> str:
+        return f"admin_area = {self.value}"
+
+    phash = text
+
+    def __call__(self, context: Any, request: Request) -> bool:
+        user = request.identity
+        return (user is None or user.is_admin) == self.value
+
+
+def includeme(config: Any) -> None:
+    config.add_view_predicate("admin_area", AdminArea)
+    routes = {
+        "admin.overview": "/admin",
+        "admin.health": "/admin/health",
+        "admin.users": "/admin/users",
+        "admin.user": "/admin/users/{user_id}",
+        "admin.user.block": "/admin/users/{user_id}/block",
+        "admin.user.unblock": "/admin/users/{user_id}/unblock",
+        "admin.user.grant_cycle": "/admin/users/{user_id}/grant-cycle",
+        "admin.user.role": "/admin/users/{user_id}/role",
+        "admin.payments": "/admin/payments",
+        "admin.notification.dismiss": "/admin/payments/notifications/{notification_id}/dismiss",
+        "admin.payment": "/admin/payments/{payment_id}",
+        "admin.payment.resolve": "/admin/payments/{payment_id}/resolve",
+        "admin.generations": "/admin/generations",
+        "admin.generation": "/admin/generations/{generation_id}",
+        "admin.keys": "/admin/keys",
+        "admin.key": "/admin/keys/{key_id}",
+        "admin.key.edit": "/admin/keys/{key_id}/edit",
+        "admin.key.restore": "/admin/keys/{key_id}/restore",
+        "admin.key.disable": "/admin/keys/{key_id}/disable",
+        "admin.key.test": "/admin/keys/{key_id}/test",
+        "admin.proxies": "/admin/proxies",
+        "admin.proxy.enable": "/admin/proxies/{proxy_id}/enable",
+        "admin.proxy.disable": "/admin/proxies/{proxy_id}/disable",
+        "admin.proxy.test": "/admin/proxies/{proxy_id}/test",
+        "admin.audit": "/admin/audit",
+    }
+    for name, pattern in routes.items():
+        config.add_route(name, pattern)
+    config.scan("nproxy_core.admin.views")
+    # Hourly summaries keep the charts fast on big tables (see admin/models.py).
+    config.scan("nproxy_core.admin.tasks", categories=TASKS)
+    config.add_periodic_task("admin.roll_up_hours", roll_up_hours, INTERVAL_SECONDS)
