@@ -24,6 +24,7 @@ KNOWN_ACTIONS = (
     "user.unblock",
     "user.role",
     "user.grant_cycle",
+    "api_key.revoke",
     "payment.resolve",
     "payment.review_reopened",
     "payment_notification.dismiss",

@@ -25,6 +25,7 @@ from nproxy_core.admin.page import (
 from nproxy_core.billing import grants
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.db import utcnow
+from nproxy_core.developer_api import keys as api_keys
 from nproxy_core.errors import NotFound, ValidationError
 
 
@@ -103,3 +104,14 @@ def user_grant_cycle(request: Request) -> HTTPSeeOther:
         )
 
     return act(request, _user_back(request), grant)
+
+
+@admin_action("admin.user.api_key.revoke")
+def user_api_key_revoke(request: Request) -> HTTPSeeOther:
+    user_id, key_id = int_id(request, "user_id"), request.matchdict["key_id"]
+
+    def revoke() -> str:
+        key = api_keys.revoke_key_as_admin(request.db, user_id, key_id, actor=actor(request))
+        return f"API key {key.prefix}… is revoked: calls with it now get 401."
+
+    return act(request, _user_back(request), revoke)
