@@ -269,6 +269,7 @@ def test_an_admin_revokes_a_users_api_key_once_and_its_calls_get_401(
     [entry] = audit_rows(db, "api_key.revoke")
     assert (entry.target_type, entry.target_id) == ("user", str(user.id))
     assert made.secret not in str(entry.before) + str(entry.after)
+    assert entry.after == {f"API key {made.key.prefix}… (ci)": "revoked"}
 
     # Again: refused with a message, and still one audit row.
     _, said, errors = admin.act(url)

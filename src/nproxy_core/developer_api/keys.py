@@ -129,12 +129,9 @@ def revoke_key(db: Session, user_id: int, key_id: Any) -> ApiKey:
 
 
 def key_view(key: ApiKey) -> dict[str, Any]:
-    """What the audit log keeps of a key: never its secret, nor its hash."""
-    return {
-        "name": key.name,
-        "prefix": key.prefix,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
+    """What the audit log keeps of a key: which one (by its shown prefix and name, never its
+    secret or hash) and whether it is live."""
+    return {f"API key {key.prefix}… ({key.name})": "revoked" if key.revoked_at else "live"}
 
 
 def revoke_key_as_admin(db: Session, user_id: int, key_id: Any, *, actor: Actor) -> ApiKey:
