@@ -51,6 +51,8 @@ def dev_server(tmp_path):
     except subprocess.TimeoutExpired:
         process.kill()
     assert (tmp_path / "var" / "nproxy.sqlite").exists()
+    # Everything it keeps is under var/: nothing is left in the folder it was started from.
+    assert {p.name for p in tmp_path.iterdir()} == {"development.ini", "dev.log", "var"}
 
 
 def wait_for_terminal(client: httpx.Client, generation_id: str) -> dict:
