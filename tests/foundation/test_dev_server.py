@@ -65,6 +65,7 @@ def wait_for_terminal(client: httpx.Client, generation_id: str) -> dict:
     raise AssertionError(f"generation {generation_id} did not finish: {body}")
 
 
+@pytest.mark.slow
 def test_register_pay_and_generate_on_the_embedded_default(dev_server):
     client = dev_server
     assert "Make images from words" in client.get("/").text
