@@ -8,6 +8,7 @@ action                                service
 ====================================  ==================================================
 block, unblock, change role           ``accounts.actions``: ``block_user``, ``unblock_user``,
                                       ``set_role``
+revoke a user's API key               ``developer_api.keys.revoke_key_as_admin``
 grant a free cycle                    ``billing.grants.grant_cycle``
 resolve a flagged payment             ``billing.review.resolve_payment``
 dismiss a notification (no payment)   ``billing.review.dismiss_notification``
@@ -65,6 +66,7 @@ def includeme(config: Any) -> None:
         "admin.user.unblock": "/admin/users/{user_id}/unblock",
         "admin.user.grant_cycle": "/admin/users/{user_id}/grant-cycle",
         "admin.user.role": "/admin/users/{user_id}/role",
+        "admin.user.api_key.revoke": "/admin/users/{user_id}/api-keys/{key_id}/revoke",
         "admin.payments": "/admin/payments",
         "admin.notification.dismiss": "/admin/payments/notifications/{notification_id}/dismiss",
         "admin.payment": "/admin/payments/{payment_id}",

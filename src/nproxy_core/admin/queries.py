@@ -18,6 +18,7 @@ from nproxy_core.admin.pagination import Page, page_by_id, page_by_time
 from nproxy_core.admin.stats import KeyStats, attempt_activity
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.billing.models import BillingCycle, Payment, PaymentNotification, PaymentState
+from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.generation.models import (
     Generation,
     GenerationImage,
@@ -79,6 +80,8 @@ class UserDetail:
     payments: list[Payment]
     generations: list[Any]
     audit: list[AuditEntry]
+    #: Developer API keys, live ones first, then the newest.
+    api_keys: list[ApiKey]
 
 
 def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | None:
@@ -119,7 +122,15 @@ def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | Non
             .limit(RECENT)
         )
     )
-    return UserDetail(user, cycles, current, payments, generations, audit)
+    api_keys = list(
+        db.scalars(
+            sa.select(ApiKey)
+            .where(ApiKey.user_id == user_id)
+            .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc())
+            .limit(RECENT)
+        )
+    )
+    return UserDetail(user, cycles, current, payments, generations, audit, api_keys)
 
 
 def find_user_ref(db: Session, ref: str) -> User | None:
