@@ -64,6 +64,8 @@ DEFAULTS: dict[str, str] = {
     "nproxy.mailer": "debug",
     "mail.default_sender": "nproxy <no-reply@localhost>",
     "telegram.api_base": "https://api.telegram.org",
+    "nproxy.admin.alert_dedup_seconds": "900",
+    "nproxy.admin.daily_report_hour": "8",
 }
 
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
@@ -137,6 +139,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
     config.include("nproxy_core.health")
+    # Admin alerts: every feature below may raise one (the key pool, billing, the probes).
+    config.include("nproxy_core.telegram")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
@@ -147,8 +151,9 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.uploads")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
-    # The admin reads and acts on every feature above, so it comes last.
+    # The admin surfaces read and act on every feature above, so they come last.
     config.include("nproxy_core.admin")
+    config.include("nproxy_core.adminbot")
     return config
 
 

@@ -95,6 +95,7 @@ MODEL_MODULES = (
     "nproxy_core.generation.models",
     "nproxy_core.health.models",
     "nproxy_core.admin.models",
+    "nproxy_core.telegram.models",
 )
 
 

@@ -9,6 +9,7 @@ A refused action dooms the request's transaction, so nothing it may have touched
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import IN_SERVICE
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.telegram import IAlertNotifier
 
 #: Audit actions the filter suggests (any action can be typed).
 KNOWN_ACTIONS = (
@@ -413,6 +415,7 @@ def payment_resolve(request: Request) -> HTTPSeeOther:
             decision=form(request, "decision"),
             note=form(request, "note"),
             actor=actor(request),
+            alerts=request.find_service(IAlertNotifier),
         )
         if done.cycle is not None and str(done.resolution) == "activated":
             return (
@@ -582,7 +585,7 @@ def key_restore(request: Request) -> HTTPSeeOther:
         request,
         "key_id",
         _key_back(request),
-        pool.restore_key,
+        functools.partial(pool.restore_key, alerts=request.find_service(IAlertNotifier)),
         lambda key: f"Key {key.id} is back in service.",
     )
 
