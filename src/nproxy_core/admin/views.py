@@ -34,7 +34,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import IN_SERVICE
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.telegram import IAlertNotifier
+from nproxy_core.telegram import IAlertNotifier, pairing
 
 #: Audit actions the filter suggests (any action can be typed).
 KNOWN_ACTIONS = (
@@ -57,6 +57,8 @@ KNOWN_ACTIONS = (
     "proxy.enable",
     "proxy.disable",
     "proxy.test",
+    "telegram.pair",
+    "telegram.revoke",
 )
 
 IMAGE_SERIES = (
@@ -688,6 +690,34 @@ def proxy_test(request: Request) -> HTTPSeeOther:
 
 
 # --- audit -------------------------------------------------------------------------------------
+
+
+# --- Telegram ----------------------------------------------------------------------------------
+
+
+@admin_page("admin.telegram", "telegram.html")
+def telegram(request: Request) -> dict[str, Any]:
+    db, now = request.db, utcnow()
+    return base(
+        request,
+        "telegram",
+        admins=queries.telegram_admins(db),
+        pending=pairing.pending(db, now),
+        alerts=queries.recent_alerts(db),
+        bot_configured=bool((request.registry.settings.get("telegram.bot_token") or "").strip()),
+    )
+
+
+@admin_action("admin.telegram.revoke")
+def telegram_revoke(request: Request) -> HTTPSeeOther:
+    telegram_id = int_id(request, "telegram_id")
+
+    def revoke() -> str:
+        admin = pairing.revoke(request.db, telegram_id, actor=actor(request))
+        who = f"@{admin.username}" if admin.username else f"Telegram id {admin.telegram_id}"
+        return f"{who} no longer has access to the admin bot."
+
+    return act(request, request.route_path("admin.telegram"), revoke)
 
 
 @admin_page("admin.audit", "audit.html")
