@@ -66,6 +66,7 @@ DEFAULTS: dict[str, str] = {
     "telegram.api_base": "https://api.telegram.org",
     "nproxy.admin.alert_dedup_seconds": "900",
     "nproxy.admin.daily_report_hour": "8",
+    "nproxy.admin.alert_queue_depth": "1000",
 }
 
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
