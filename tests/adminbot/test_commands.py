@@ -3,6 +3,7 @@ with its audit row (surface ``telegram``); bad and hostile updates get a short a
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -12,12 +13,14 @@ from sqlalchemy.orm import Session
 from fakes.telegram import FakeTelegram
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.audit.models import AuditEntry
+from nproxy_core.db import utcnow
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.crypto import SecretBox
 from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.telegram.models import TelegramAdmin
 
 ADMIN = 4242
+WINDOW = dt.timedelta(seconds=900)
 
 
 @pytest.fixture
@@ -119,7 +122,23 @@ def test_bad_commands_get_a_short_answer(bot, telegram, paired, text, answer):
     assert answer in say(telegram, text).text
 
 
-@pytest.mark.parametrize("data", ["k:restore:99999", "k:explode:1", "k:restore:1:2", "", "é" * 32])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "k:restore:99999",
+        "k:explode:1",
+        "k:restore:1:2",
+        "k:restore:１",  # a full-width digit: isdigit() says yes, int() would too
+        "g:x:0",
+        "g:1",
+        "g::0",
+        "p:refund:1",
+        "p:activate",
+        "p:activate:1" + "0" * 20,
+        "",
+        "é" * 32,
+    ],
+)
 def test_forged_or_stale_buttons_change_nothing(bot, telegram, paired, key_id, db, data):
     message = press(telegram, data)
     assert "no longer valid" in message.text or "no provider key" in message.text
@@ -142,3 +161,103 @@ def test_a_revoked_admin_pressing_an_old_button_gets_pairing_instructions(
     message = press(telegram, f"k:restore:{key_id}")
     assert "nproxy pair" in message.text
     assert key_state(db, key_id) == KeyState.MANUAL_REVIEW
+
+
+def telegram_audit(db: Session, action: str) -> list[AuditEntry]:
+    db.expire_all()
+    return list(
+        db.scalars(
+            sa.select(AuditEntry)
+            .where(AuditEntry.action == action, AuditEntry.surface == "telegram")
+            .order_by(AuditEntry.id)
+        )
+    )
+
+
+def test_a_key_test_runs_the_free_check_through_the_service_and_never_restores(
+    bot, telegram, paired, key_id, db
+):
+    answer = say(telegram, f"/test {key_id}").text
+    assert f"Key {key_id} test (free check" in answer and "success" in answer
+    assert "stays manual_review until it is restored" in answer
+    assert "test" in press(telegram, f"k:test:{key_id}").text
+    assert key_state(db, key_id) == KeyState.MANUAL_REVIEW
+    entries = telegram_audit(db, "key.test")
+    assert len(entries) == 2  # one per test, whatever the surface
+    assert entries[0].actor == "telegram:@ops" and entries[0].after["test"]["outcome"] == "success"
+    assert "Usage: /test KEY_ID" in say(telegram, "/test").text
+
+
+def test_user_shows_exact_numbers_and_grant_needs_its_button_once(
+    bot, telegram, paired, db, user_factory
+):
+    from nproxy_core.billing.models import BillingCycle
+
+    customer = user_factory("Ann@Example.com")
+    assert "no user with email nobody@example.com" in say(telegram, "/user nobody@example.com").text
+    shown = say(telegram, "/user ann@example.com").text
+    assert f"User #{customer.id} ann@example.com" in shown
+    assert "Role: user; blocked: no" in shown and "Current cycle: none" in shown
+
+    offer = say(telegram, "/grant ANN@example.com")
+    assert "Grant ann@example.com one free cycle" in offer.text
+    assert [b["callback_data"] for b in offer.buttons()] == [f"g:{customer.id}:0"]
+    assert telegram_audit(db, "user.grant_cycle") == []  # asking is not granting
+
+    granted = press(telegram, f"g:{customer.id}:0").text
+    assert "Granted ann@example.com a free cycle" in granted
+    # The same button again (a double tap, or a second admin): nothing more is granted.
+    again = press(telegram, f"g:{customer.id}:0").text
+    assert "nothing granted" in again
+    cycles = db.scalars(sa.select(BillingCycle).where(BillingCycle.user_id == customer.id)).all()
+    assert len(cycles) == 1 and cycles[0].grant_reason == "granted from Telegram with /grant"
+    [entry] = telegram_audit(db, "user.grant_cycle")
+    assert (entry.actor, entry.actor_user_id) == ("telegram:@ops", paired.user_id)
+    assert entry.target_id == str(customer.id)
+
+    cycles[0].used, cycles[0].reserved = 7, 2
+    db.commit()
+    shown = say(telegram, "/user ann@example.com").text
+    limit = cycles[0].request_limit
+    assert f"limit {limit}, used 7, reserved 2, left {limit - 9}" in shown
+
+
+def test_payments_lists_the_review_queue_and_its_buttons_resolve_once(
+    bot, telegram, paired, db, user_factory
+):
+    from admin_support import make_payment
+    from nproxy_core.billing.models import BillingCycle
+    from nproxy_core.billing.notifications import payment_subject
+    from nproxy_core.telegram.alerts import raise_in
+    from nproxy_core.telegram.models import Alert, AlertState
+
+    assert "No payments await review" in say(telegram, "/payments").text
+    customer = user_factory("payer@example.com")
+    first = make_payment(db, customer, status="partially_paid", review="partially paid")
+    second = make_payment(db, customer, status="finished", review="amount mismatch")
+    make_payment(db, customer)  # not flagged: not listed
+    raise_in(db, "payment_flagged", payment_subject(first.id), "partial", WINDOW, utcnow())
+    db.commit()
+
+    listing = say(telegram, "/payments")
+    assert f"#{first.id}" in listing.text and "partially paid" in listing.text
+    assert f"#{second.id}" in listing.text and "amount mismatch" in listing.text
+    assert [b["callback_data"] for b in listing.buttons()] == [
+        f"p:activate:{first.id}",
+        f"p:dismiss:{first.id}",
+        f"p:activate:{second.id}",
+        f"p:dismiss:{second.id}",
+    ]
+
+    assert "activated" in press(telegram, f"p:activate:{first.id}").text
+    assert "already resolved" in press(telegram, f"p:dismiss:{first.id}").text
+    assert "dismissed" in press(telegram, f"p:dismiss:{second.id}").text
+    cycles = db.scalars(sa.select(BillingCycle).where(BillingCycle.user_id == customer.id)).all()
+    assert [c.payment_id for c in cycles] == [first.id]
+    entries = telegram_audit(db, "payment.resolve")
+    assert [(e.target_id, e.after["resolution"]) for e in entries] == [
+        (str(first.id), "activated"),
+        (str(second.id), "dismissed"),
+    ]
+    assert db.scalars(sa.select(Alert.state)).one() == AlertState.RESOLVED
+    assert "No payments await review" in say(telegram, "/payments").text
