@@ -55,7 +55,8 @@ def test_the_report_reaches_every_admin_with_the_days_figures(
         secret_encrypted="x",
         secret_fingerprint="f" * 64,
         secret_mask="demo…0001",
-        billing_group="acme",
+        billing_group="acme-billing",
+        project="acme",
         state=KeyState.OUT_OF_FUNDS,
     )
     db.add(key)

@@ -31,8 +31,11 @@ def compose(db: Session, now: dt.datetime) -> str:
             .group_by(KeyAttempt.outcome)
         ).all()
     )
-    # Keys of a billing group are paid by one account: spend is summed per group.
-    group = sa.func.coalesce(ProviderKey.billing_group, "key " + sa.cast(ProviderKey.id, sa.String))
+    # Quotas and bills follow the provider's project: spend is summed per project, and a key
+    # without one stands alone.
+    group = sa.func.coalesce(
+        sa.func.nullif(ProviderKey.project, ""), "key " + sa.cast(ProviderKey.id, sa.String)
+    )
     spend = db.execute(
         sa.select(ProviderKey.provider, group, sa.func.sum(KeyAttempt.estimated_cost))
         .join(ProviderKey, ProviderKey.id == KeyAttempt.key_id)
@@ -61,7 +64,7 @@ def compose(db: Session, now: dt.datetime) -> str:
     failures = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "none"
     lines.append(f"Failed provider calls by class: {failures}")
     total = sum((row[2] or Decimal(0) for row in spend), Decimal(0))
-    lines.append(f"Estimated spend: ${total:.2f}")
+    lines.append(f"Estimated spend: ${total:.2f} (by project)")
     lines += [f"  {provider} {name}: ${amount:.2f}" for provider, name, amount in spend]
     lines.append(f"New subscriptions: {new}; expiring in the next 3 days: {expiring}")
     if out:
