@@ -203,3 +203,30 @@ def test_a_429_is_retried_after_retry_after_and_not_dropped(registry, worker, ad
     limited = [p for name, p in telegram.calls if name == "sendMessage"]
     assert len(limited) == 3  # the refused one, then one per admin
     assert all(len(telegram.sent_to(chat)) == 1 for chat in admins)
+
+
+def test_a_project_out_of_its_daily_quota_is_one_alert_for_the_project(registry, admins, db):
+    # No worker here: what matters is the alert row and its queued messages (the outbox).
+    ids = []
+    for secret in ("daily_quota-aaaa1", "daily_quota-aaaa2"):
+        key = pool.add_key(
+            db,
+            find_service(registry, ISecretBox),
+            provider="nanobanana",
+            secret=secret,
+            project="acme-images",
+            enabled_providers=list(find_service(registry, IPlugins).providers),
+            actor=ACTOR,
+        )
+        ids.append(key.id)
+    db.commit()
+    with pytest.raises(PoolUnavailable):
+        find_service(registry, IKeyPoolRouter).route_image("nanobanana", IMAGE)
+
+    db.expire_all()
+    quota = db.scalars(sa.select(Alert).where(Alert.kind == "project_daily_quota")).one()
+    assert quota.subject == "nanobanana project acme-images"
+    assert quota.count == 2 and quota.state == AlertState.OPEN  # both keys, one alert
+    queued = db.scalars(sa.select(AlertMessage).where(AlertMessage.alert_id == quota.id)).all()
+    assert sorted(m.chat_id for m in queued) == sorted(admins)
+    assert "daily quota" in queued[0].text and "aaaa1" not in queued[0].text

@@ -128,7 +128,7 @@ def test_bad_commands_get_a_short_answer(bot, telegram, paired, text, answer):
         "k:restore:99999",
         "k:explode:1",
         "k:restore:1:2",
-        "k:restore:１",  # a full-width digit: isdigit() says yes, int() would too
+        "k:restore:\uff11",  # a full-width digit: isdigit() says yes, int() would too
         "g:x:0",
         "g:1",
         "g::0",
