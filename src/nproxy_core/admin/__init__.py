@@ -17,6 +17,7 @@ add, edit, restore, disable a key     ``keypool.services``: ``add_key``, ``edit_
 test a key                            ``keypool.services.test_key``
 add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``enable_proxy``,
                                       ``disable_proxy``, ``test_proxy``
+revoke a paired Telegram admin        ``telegram.pairing.revoke``
 ====================================  ==================================================
 
 The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
@@ -84,6 +85,8 @@ def includeme(config: Any) -> None:
         "admin.proxy.disable": "/admin/proxies/{proxy_id}/disable",
         "admin.proxy.test": "/admin/proxies/{proxy_id}/test",
         "admin.audit": "/admin/audit",
+        "admin.telegram": "/admin/telegram",
+        "admin.telegram.revoke": "/admin/telegram/{telegram_id}/revoke",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

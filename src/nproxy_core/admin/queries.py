@@ -26,6 +26,7 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.keypool.models import KeyAttempt, KeyState, ProviderKey, Proxy
+from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
 
 #: Rows of related lists shown on one user's page (each links to the full list).
 RECENT = 20
@@ -357,3 +358,42 @@ def list_audit(
     if ident is not None:
         query = query.where(AuditEntry.target_id == ident)
     return page_by_id(db, query, AuditEntry.id, cursor)
+
+
+# --- Telegram --------------------------------------------------------------------------------
+
+#: Alerts shown on the Telegram page: the open ones, then the latest resolved.
+RECENT_ALERTS = 50
+
+
+def telegram_admins(db: Session) -> list[tuple[TelegramAdmin, str | None]]:
+    """Paired Telegram admins, in pairing order, with the email of their linked account."""
+    return [
+        (admin, email)
+        for admin, email in db.execute(
+            sa.select(TelegramAdmin, User.email)
+            .outerjoin(User, User.id == TelegramAdmin.user_id)
+            .order_by(TelegramAdmin.id)
+        ).all()
+    ]
+
+
+def recent_alerts(db: Session) -> list[Alert]:
+    """Open alerts first, then the latest resolved ones: two index reads, bounded, however
+    long the history grows."""
+    shown = list(
+        db.scalars(
+            sa.select(Alert)
+            .where(Alert.state == AlertState.OPEN)
+            .order_by(Alert.last_seen.desc(), Alert.id.desc())
+            .limit(RECENT_ALERTS)
+        )
+    )
+    if len(shown) < RECENT_ALERTS:
+        shown += db.scalars(
+            sa.select(Alert)
+            .where(Alert.state == AlertState.RESOLVED)
+            .order_by(Alert.last_seen.desc(), Alert.id.desc())
+            .limit(RECENT_ALERTS - len(shown))
+        )
+    return shown

@@ -38,7 +38,13 @@ from zope.interface import implementer
 
 from nproxy_core import metrics
 from nproxy_core.db import IDatabase, utcnow
-from nproxy_core.keypool.alerts import alert_admins
+from nproxy_core.keypool.alerts import (
+    AlertKind,
+    PoolAlerts,
+    key_subject,
+    project_subject,
+    provider_subject,
+)
 from nproxy_core.keypool.balances import refresh_balances
 from nproxy_core.keypool.checks import (
     KeyTest,
@@ -74,6 +80,7 @@ from nproxy_core.plugins import (
     TransportError,
     UserCausedError,
 )
+from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.wiring import find_service
 
 __all__ = [
@@ -113,7 +120,7 @@ class KeyPoolRouter:
         cooldown_seconds: float = 300,
         max_consecutive_failures: int = 10,
         clock: Callable[[], dt.datetime] = utcnow,
-        alert: Callable[..., None] = alert_admins,
+        alert: Callable[..., None],
     ) -> None:
         self._connections = RouterConnections(session_factory)
         # Kept by reference: the registry's dict of enabled providers.
@@ -124,6 +131,8 @@ class KeyPoolRouter:
         self._clock = clock
         self._alert = alert
         self._threads = DaemonThreads()
+        # Providers this process reported as exhausted: the next image made clears the alert.
+        self._exhausted: set[str] = set()
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
@@ -133,6 +142,7 @@ class KeyPoolRouter:
             "cooldown_seconds": int(settings["nproxy.keypool.cooldown_seconds"]),
             "max_consecutive_failures": int(settings["nproxy.keypool.max_consecutive_failures"]),
         }
+        options.setdefault("alert", PoolAlerts(find_service(registry, IAlertNotifier)))
         options.update(overrides)
         return cls(
             find_service(registry, IDatabase).session_factory,
@@ -174,17 +184,26 @@ class KeyPoolRouter:
             call, used = self._use_key(plugin, claim, work)
             calls += used
             if call.result is not None:
+                if provider in self._exhausted:
+                    self._exhausted.discard(provider)
+                    resolve = getattr(self._alert, "resolve", None)
+                    if resolve is not None:
+                        resolve(
+                            AlertKind.POOL_EXHAUSTED,
+                            provider_subject(provider),
+                            f"images are being made again (key {claim.key_id})",
+                        )
                 return RoutedImage(
                     result=call.result, provider=provider, key_id=claim.key_id, attempts=calls
                 )
             if isinstance(call.error, UserCausedError):
                 raise call.error
+        self._exhausted.add(provider)
         self._alert(
-            "provider unavailable",
-            f"no key of provider {provider!r} could make an image "
+            AlertKind.POOL_EXHAUSTED,
+            provider_subject(provider),
+            f"provider unavailable: no key of provider {provider!r} could make an image "
             f"({len(tried)} tried, {calls} calls); the request failed",
-            provider=provider,
-            reference=reference,
         )
         raise PoolUnavailable(provider, tried=len(tried))
 
@@ -358,8 +377,12 @@ class KeyPoolRouter:
             day_zone=self._providers[claim.provider].quota_day_zone,
         )
         _count(claim, call)
-        for subject, detail in alerts:
-            self._alert(subject, detail, provider=claim.provider, key_id=claim.key_id)
+        for kind, detail in alerts:
+            subject = key_subject(claim.provider, claim.key_id)
+            if kind is AlertKind.PROJECT_DAILY_QUOTA and claim.project:
+                # The quota is the project's: one alert for the project, whichever key hit it.
+                subject = project_subject(claim.provider, claim.project)
+            self._alert(kind, subject, detail)
 
 
 def _count(claim: Claim, call: ProviderCall) -> None:

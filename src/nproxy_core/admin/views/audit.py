@@ -39,6 +39,8 @@ KNOWN_ACTIONS = (
     "proxy.enable",
     "proxy.disable",
     "proxy.test",
+    "telegram.pair",
+    "telegram.revoke",
 )
 
 

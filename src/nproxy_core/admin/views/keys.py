@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
@@ -27,6 +28,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import IN_SERVICE
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.telegram import IAlertNotifier
 
 
 @admin_page("admin.keys", "keys.html")
@@ -111,7 +113,7 @@ def key_restore(request: Request) -> HTTPSeeOther:
         request,
         "key_id",
         _key_back(request),
-        pool.restore_key,
+        functools.partial(pool.restore_key, alerts=request.find_service(IAlertNotifier)),
         lambda key: f"Key {key.id} is back in service.",
     )
 

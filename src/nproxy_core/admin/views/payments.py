@@ -23,6 +23,7 @@ from nproxy_core.admin.pagination import Page
 from nproxy_core.billing import review
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.telegram import IAlertNotifier
 
 
 @admin_page("admin.payments", "payments.html")
@@ -76,6 +77,7 @@ def payment_resolve(request: Request) -> HTTPSeeOther:
             decision=form(request, "decision"),
             note=form(request, "note"),
             actor=actor(request),
+            alerts=request.find_service(IAlertNotifier),
         )
         if done.cycle is not None and str(done.resolution) == "activated":
             return (
