@@ -27,22 +27,31 @@ def _bad_text(value: str) -> str | None:
 
 def check_json_value(body: Any, *, max_depth: int = MAX_DEPTH) -> None:
     """Raise ValidationError if any key or string in ``body`` holds NUL or a lone surrogate,
-    or if it nests deeper than ``max_depth``. Iterative: a deep body cannot recurse here."""
-    stack: list[tuple[Any, int]] = [(body, 1)]
+    or if it nests deeper than ``max_depth``; bad text names the top-level field it is in.
+    Iterative: a deep body cannot recurse here."""
+    stack: list[tuple[Any, int, str | None]] = [(body, 1, None)]
     while stack:
-        value, depth = stack.pop()
+        value, depth, field = stack.pop()
         if isinstance(value, str):
             problem = _bad_text(value)
-            if problem:
+            if problem and field is None:
                 raise ValidationError(f"The request body holds {problem}.")
+            if problem:
+                raise ValidationError(
+                    f"The field {field!r} holds {problem}.", fields={field: "invalid"}
+                )
         elif isinstance(value, dict | list):
             if depth > max_depth:
                 raise ValidationError(f"The JSON body is nested deeper than {max_depth} levels.")
             if isinstance(value, dict):
-                stack.extend((key, depth) for key in value)
-                stack.extend((item, depth + 1) for item in value.values())
+                for key, item in value.items():
+                    # A field is named only by a short key of sane text.
+                    sane = isinstance(key, str) and len(key) <= 64 and not _bad_text(key)
+                    inner = field if field is not None or not sane else key
+                    stack.append((key, depth, field))
+                    stack.append((item, depth + 1, inner))
             else:
-                stack.extend((item, depth + 1) for item in value)
+                stack.extend((item, depth + 1, field) for item in value)
 
 
 def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:

@@ -52,8 +52,8 @@ def app_settings(ini: str) -> dict[str, str]:
 
 
 def gunicorn_forwarded_allow_ips() -> str:
-    command = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]["web"]["command"]
-    return command[command.index("--forwarded-allow-ips") + 1]
+    web = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]["web"]
+    return web["environment"]["FORWARDED_ALLOW_IPS"]
 
 
 def test_only_caddys_address_is_trusted_for_forwarded_headers():
