@@ -269,3 +269,17 @@ def test_restoring_one_key_of_a_cooled_project_tries_that_key_alone(router, add_
     assert fresh_key(db, limited).state == KeyState.COOLDOWN
     outcomes = [a.outcome for a in attempts(db)]
     assert outcomes == [AttemptOutcome.RETRYABLE, AttemptOutcome.SUCCESS]
+
+
+def test_a_key_test_answered_with_a_rate_limit_cools_the_project_as_routing_does(
+    router, add_key, db, fake
+):
+    limited = add_key("rate_limited-a001", project="gcp-a")
+    peer = add_key("success-a002", project="gcp-a")
+
+    result = router.test_key(limited)
+
+    assert (result.outcome, result.http_status) == (AttemptOutcome.RETRYABLE, 429)
+    assert fresh_key(db, peer).state == KeyState.COOLDOWN
+    assert fresh_key(db, peer).cooldown_until == fresh_key(db, limited).cooldown_until
+    assert [a.reference for a in attempts(db)] == ["key-test"]
