@@ -111,7 +111,7 @@ class RawResponse:
 
 def post(
     client: httpx.Client,
-    url: str,
+    url: str | httpx.URL,
     *,
     content: bytes,
     headers: dict[str, str],
@@ -135,7 +135,7 @@ def post(
 def fetch(
     client: httpx.Client,
     method: str,
-    url: str,
+    url: str | httpx.URL,
     *,
     headers: dict[str, str],
     total_seconds: float,
