@@ -233,11 +233,16 @@ class Bench:
             return {row.reference: row for row in rows}
 
     def phases(
-        self, ids: list[str], rows: list[Generation], ready: dt.datetime, cpu: float
+        self,
+        ids: list[str],
+        rows: list[Generation],
+        ready: dt.datetime,
+        cpu: tuple[float, float],
     ) -> dict[str, float]:
         """Where a capacity run's time went, in seconds from the worker being ready: when jobs
         were claimed, when their provider call started and ended (the key attempt), and how
-        long from the call's end to the job's finish; and the worker's CPU time."""
+        long from the call's end to the job's finish; and the worker's CPU time (user, system:
+        much system time is threads handing the GIL to each other)."""
         attempts = self.attempts(ids)
 
         def since(values: list[dt.datetime]) -> list[float]:
@@ -259,8 +264,9 @@ class Bench:
             "last_call_answered": round(answered[-1], 2),
             "answer_to_finish_p50": round(percentile(tails, 50), 3),
             "answer_to_finish_max": round(tails[-1], 3),
-            "worker_cpu_seconds": round(cpu, 2),
-            "worker_cpu_ms_per_job": round(cpu * 1000 / len(rows), 1),
+            "worker_cpu_user_s": round(cpu[0], 2),
+            "worker_cpu_system_s": round(cpu[1], 2),
+            "worker_cpu_ms_per_job": round(sum(cpu) * 1000 / len(rows), 1),
         }
 
     # --- the three measurements -------------------------------------------------------------------
@@ -390,7 +396,8 @@ class Bench:
                 cpu = worker_cpu_seconds(self.worker.pid)
                 rows = self.wait_all(ids, timeout=120)
                 memory = worker_memory_mb(self.worker.pid) if self.worker is not None else {}
-                cpu = worker_cpu_seconds(self.worker.pid) - cpu
+                user, system = worker_cpu_seconds(self.worker.pid)
+                cpu = (user - cpu[0], system - cpu[1])
                 elapsed = max(r.finished_at for r in rows) - ready
                 results.append(
                     result := {
@@ -415,10 +422,11 @@ class Bench:
         return results
 
 
-def worker_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the worker process used so far, in seconds."""
+def worker_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time the worker process used so far in user and in system mode, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def worker_memory_mb(pid: int) -> dict[str, float]:
