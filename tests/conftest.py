@@ -28,8 +28,11 @@ from nproxy_core.wiring import find_service
 pytest_plugins = ("s3server",)
 
 ADMIN_URL = os.environ.get("NPROXY_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-# One database per test run, so that runs side by side never disturb each other.
+# One database per test run, and per pytest-xdist worker (gw0, gw1, ...: a process each), so
+# that runs side by side never disturb each other.
 TEST_DB = os.environ.get("NPROXY_TEST_DB", f"nproxy_test_{os.getpid()}")
+if "NPROXY_TEST_DB" in os.environ and "PYTEST_XDIST_WORKER" in os.environ:
+    TEST_DB = f"{TEST_DB}_{os.environ['PYTEST_XDIST_WORKER']}"
 TEST_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{TEST_DB}"
 
 
@@ -241,3 +244,9 @@ def make_cycle(db: Session) -> Callable[..., Any]:
         return cycle
 
     return factory
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The slow tests first (a stable sort): under pytest-xdist they spread over the workers
+    # from the start, instead of one worker being left with the longest at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -232,8 +232,16 @@ def run_seaweedfs(workdir: Path) -> Iterator[S3Server]:
                 process.wait(timeout=10)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Under ``--dist loadgroup`` the tests of S3 all run on one xdist worker: one SeaweedFS.
+    for item in items:
+        if "s3_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("seaweedfs"))
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """One SeaweedFS for the whole session, started on first use."""
+    """One SeaweedFS for the whole session (of an xdist worker), started on first use."""
     with run_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server

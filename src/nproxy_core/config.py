@@ -71,6 +71,9 @@ DEFAULTS: dict[str, str] = {
     # pyramid_tm would load the user on every request that carries a cookie (even /healthz and
     # each poll) only to label the transaction: nproxy has no use for the label.
     "tm.annotate_user": "false",
+    "nproxy.admin.alert_dedup_seconds": "900",
+    "nproxy.admin.daily_report_hour": "8",
+    "nproxy.admin.alert_queue_depth": "1000",
 }
 
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
@@ -147,6 +150,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
     config.include("nproxy_core.health")
+    # Admin alerts: every feature below may raise one (the key pool, billing, the probes).
+    config.include("nproxy_core.telegram")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
@@ -162,6 +167,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.api_docs")
     # The admin reads and acts on every feature above, so it comes last.
     config.include("nproxy_core.admin")
+    config.include("nproxy_core.adminbot")
     return config
 
 

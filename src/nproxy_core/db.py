@@ -109,6 +109,7 @@ MODEL_MODULES = (
     "nproxy_core.developer_api.models",
     "nproxy_core.health.models",
     "nproxy_core.admin.models",
+    "nproxy_core.telegram.models",
 )
 
 

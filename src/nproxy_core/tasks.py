@@ -165,7 +165,11 @@ def make_celery_app(registry: Registry) -> celery.Celery:
     if broker_url.startswith("filesystem"):
         folder = settings.get("celery.filesystem_folder", "var/queue")
         os.makedirs(folder, exist_ok=True)
-        transport_options.update(data_folder_in=folder, data_folder_out=folder)
+        control = os.path.join(folder, "control")  # kombu's default is ./control, in any cwd
+        os.makedirs(control, exist_ok=True)
+        transport_options.update(
+            data_folder_in=folder, data_folder_out=folder, control_folder=control
+        )
     app.conf.update(
         broker_url=broker_url,
         broker_transport_options=transport_options,

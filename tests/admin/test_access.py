@@ -14,6 +14,7 @@ from nproxy_core.accounts.models import User
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import ISecretBox
+from nproxy_core.telegram.models import TelegramAdmin
 from nproxy_core.wiring import find_service
 
 PAGES = [
@@ -33,6 +34,7 @@ PAGES = [
     "/admin/proxies",
     "/admin/audit",
     "/admin/audit?action=key.add",
+    "/admin/telegram",
 ]
 
 ACTIONS = [
@@ -51,6 +53,7 @@ ACTIONS = [
     ("/admin/proxies/{proxy}/enable", {}),
     ("/admin/proxies/{proxy}/disable", {}),
     ("/admin/proxies/{proxy}/test", {}),
+    ("/admin/telegram/{telegram}/revoke", {}),
 ]
 
 
@@ -83,6 +86,7 @@ def world(db: Any, app: Any, user_factory: Any, admin_user: Any) -> dict[str, An
         order_id="nope",
     )
     db.add(note)
+    db.add(TelegramAdmin(telegram_id=4242, chat_id=4242, username="ops", paired_by="tests"))
     db.commit()
     return {
         "user": user.id,
@@ -91,6 +95,7 @@ def world(db: Any, app: Any, user_factory: Any, admin_user: Any) -> dict[str, An
         "key": key.id,
         "proxy": proxy.id,
         "notification": note.id,
+        "telegram": 4242,
     }
 
 

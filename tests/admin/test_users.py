@@ -234,3 +234,54 @@ def test_a_granted_cycle_follows_the_current_one_without_losing_days(
     db.expire_all()
     cycles = db.scalars(sa.select(BillingCycle).order_by(BillingCycle.starts_at)).all()
     assert cycles[1].starts_at == current.ends_at
+
+
+def api_key_for(app: Any, db: Any, user: Any, name: str = "ci") -> Any:
+    from nproxy_core.developer_api.interfaces import IApiKeyHasher
+    from nproxy_core.developer_api.keys import create_key
+    from nproxy_core.wiring import find_service
+
+    hasher = find_service(app.app.registry, IApiKeyHasher)
+    made = create_key(db, hasher, user.id, name, max_keys=10)
+    db.commit()
+    return made
+
+
+def test_an_admin_revokes_a_users_api_key_once_and_its_calls_get_401(
+    app, admin, db, user_factory, make_cycle
+):
+    user = user_factory("builder@example.com")
+    make_cycle(user)
+    made = api_key_for(app, db, user)
+    bearer = {"Authorization": f"Bearer {made.secret}"}
+    assert app.get("/v1/usage", headers=bearer, status="*").status_int == 200
+
+    page = admin.get(f"/admin/users/{user.id}")
+    row = page.html.select_one(f"#api-keys tr[data-api-key='{made.key.id}']")
+    assert made.key.prefix in row.get_text() and "live" in row.get_text()
+    assert made.secret not in page.text
+
+    url = f"/admin/users/{user.id}/api-keys/{made.key.id}/revoke"
+    _, said, errors = admin.act(url)
+    assert said and not errors
+    answer = app.get("/v1/usage", headers=bearer, status="*")
+    assert answer.status_int == 401 and answer.json["error"]["code"] == "invalid_api_key"
+    [entry] = audit_rows(db, "api_key.revoke")
+    assert (entry.target_type, entry.target_id) == ("user", str(user.id))
+    assert made.secret not in str(entry.before) + str(entry.after)
+    assert entry.after == {f"API key {made.key.prefix}… (ci)": "revoked"}
+
+    # Again: refused with a message, and still one audit row.
+    _, said, errors = admin.act(url)
+    assert errors and "already revoked" in errors[0]
+    assert len(audit_rows(db, "api_key.revoke")) == 1
+
+
+def test_an_admin_cannot_revoke_a_key_through_another_users_page(app, admin, db, user_factory):
+    owner, other = user_factory("owner@example.com"), user_factory("other@example.com")
+    made = api_key_for(app, db, owner)
+    _, said, errors = admin.act(f"/admin/users/{other.id}/api-keys/{made.key.id}/revoke")
+    assert errors and not said
+    db.expire_all()
+    assert db.get(type(made.key), made.key.id).revoked_at is None
+    assert audit_rows(db, "api_key.revoke") == []

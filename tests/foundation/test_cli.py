@@ -11,6 +11,8 @@ from cli_runner import nproxy, write_ini
 from nproxy_core.accounts.models import Role, User
 from nproxy_core.audit.models import AuditEntry
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def ini(tmp_path, base_settings, database, db) -> Path:

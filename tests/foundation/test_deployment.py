@@ -26,9 +26,20 @@ def compose() -> dict:
 
 def test_compose_has_every_process_and_service():
     services = compose()["services"]
-    assert {"web", "worker", "beat", "migrate", "postgres", "rabbitmq", "caddy", "backup"} <= set(
-        services
-    )
+    assert {
+        "web",
+        "worker",
+        "beat",
+        "bot",
+        "migrate",
+        "postgres",
+        "rabbitmq",
+        "caddy",
+        "backup",
+    } <= set(services)
+    # Long polling: a second bot would steal the first one's updates.
+    assert services["bot"]["command"] == ["nproxy", "bot"]
+    assert services["bot"].get("deploy", {}).get("replicas", 1) == 1
     assert services["web"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully"
     )
@@ -50,7 +61,12 @@ def test_every_compose_command_exists_here():
         else:
             assert command == WEB_COMMAND, name
     # The commands answer --help as plain processes.
-    for args in (["worker", "--help"], ["beat", "--help"], ["db", "upgrade", "--help"]):
+    for args in (
+        ["worker", "--help"],
+        ["beat", "--help"],
+        ["bot", "--help"],
+        ["db", "upgrade", "--help"],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
 

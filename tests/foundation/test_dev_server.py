@@ -51,6 +51,8 @@ def dev_server(tmp_path):
     except subprocess.TimeoutExpired:
         process.kill()
     assert (tmp_path / "var" / "nproxy.sqlite").exists()
+    # Everything it keeps is under var/: nothing is left in the folder it was started from.
+    assert {p.name for p in tmp_path.iterdir()} == {"development.ini", "dev.log", "var"}
 
 
 def wait_for_terminal(client: httpx.Client, generation_id: str) -> dict:
@@ -63,6 +65,7 @@ def wait_for_terminal(client: httpx.Client, generation_id: str) -> dict:
     raise AssertionError(f"generation {generation_id} did not finish: {body}")
 
 
+@pytest.mark.slow
 def test_register_pay_and_generate_on_the_embedded_default(dev_server):
     client = dev_server
     assert "Make images from words" in client.get("/").text

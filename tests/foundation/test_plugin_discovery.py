@@ -14,6 +14,9 @@ from cli_runner import NPROXY, write_ini
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.wiring import find_service
 
+# The plugins are built once, by one xdist worker (under ``--dist loadgroup``).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("plugin-builds")]
+
 PROVIDER_SOURCE = '''
 """A throwaway provider, importing only nproxy's public plugin interface."""
 from nproxy_core.plugins import AttemptResult, GeneratedImage, Mode, ModelCapabilities, Provider

@@ -66,6 +66,7 @@ PAGES = [
     "/chat",
     "/forgot-password",
     "/does-not-exist",
+    "/admin/telegram",
 ]
 
 

@@ -21,6 +21,7 @@ def ini(tmp_path, base_settings, database, db) -> Path:
     return write_ini(tmp_path, base_settings)
 
 
+@pytest.mark.slow
 def test_users_create_is_audited_with_every_field_and_a_refusal_is_not(ini, db):
     started = utcnow()
     created = nproxy(

@@ -15,6 +15,8 @@ from cli_runner import NPROXY, nproxy, one_line_error, write_ini
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.keypool.models import KeyState, ProviderKey
 
+pytestmark = pytest.mark.slow
+
 SECRET = "AIzaSyTESTtestTESTtestTESTtest0x9Q2"
 
 

@@ -30,6 +30,7 @@ def contended_pool(add_key, fake) -> dict[int, str]:
     return {add_key(secret): secret for secret in secrets}
 
 
+@pytest.mark.slow
 def test_processes_routing_at_once_keep_every_invariant(
     contended_pool, base_settings, pool_settings, fake, db
 ):

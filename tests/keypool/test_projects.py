@@ -189,7 +189,7 @@ def test_a_per_day_quota_cools_the_project_until_midnight_pacific(
     [alert] = [r for r in caplog.records if "daily quota" in r.getMessage()]
     assert "project 'gcp-a'" in alert.getMessage()
     assert "America/Los_Angeles" in alert.getMessage()
-    assert alert.project == "gcp-a" and "a001" not in alert.getMessage()
+    assert alert.subject.endswith("project gcp-a") and "a001" not in alert.getMessage()
 
     # A second before the reset nothing of the project is called, even as the last resort.
     set_key(db, elsewhere, state=KeyState.DISABLED)

@@ -8,6 +8,7 @@ action                                service
 ====================================  ==================================================
 block, unblock, change role           ``accounts.actions``: ``block_user``, ``unblock_user``,
                                       ``set_role``
+revoke a user's API key               ``developer_api.keys.revoke_key_as_admin``
 grant a free cycle                    ``billing.grants.grant_cycle``
 resolve a flagged payment             ``billing.review.resolve_payment``
 dismiss a notification (no payment)   ``billing.review.dismiss_notification``
@@ -16,6 +17,7 @@ add, edit, restore, disable a key     ``keypool.services``: ``add_key``, ``edit_
 test a key                            ``keypool.services.test_key``
 add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``enable_proxy``,
                                       ``disable_proxy``, ``test_proxy``
+revoke a paired Telegram admin        ``telegram.pairing.revoke``
 ====================================  ==================================================
 
 The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
@@ -65,6 +67,7 @@ def includeme(config: Any) -> None:
         "admin.user.unblock": "/admin/users/{user_id}/unblock",
         "admin.user.grant_cycle": "/admin/users/{user_id}/grant-cycle",
         "admin.user.role": "/admin/users/{user_id}/role",
+        "admin.user.api_key.revoke": "/admin/users/{user_id}/api-keys/{key_id}/revoke",
         "admin.payments": "/admin/payments",
         "admin.notification.dismiss": "/admin/payments/notifications/{notification_id}/dismiss",
         "admin.payment": "/admin/payments/{payment_id}",
@@ -82,6 +85,8 @@ def includeme(config: Any) -> None:
         "admin.proxy.disable": "/admin/proxies/{proxy_id}/disable",
         "admin.proxy.test": "/admin/proxies/{proxy_id}/test",
         "admin.audit": "/admin/audit",
+        "admin.telegram": "/admin/telegram",
+        "admin.telegram.revoke": "/admin/telegram/{telegram_id}/revoke",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

@@ -18,6 +18,7 @@ from nproxy_core.admin.pagination import Page, page_by_id, page_by_time
 from nproxy_core.admin.stats import KeyStats, attempt_activity
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.billing.models import BillingCycle, Payment, PaymentNotification, PaymentState
+from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.generation.models import (
     Generation,
     GenerationImage,
@@ -25,6 +26,7 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.keypool.models import KeyAttempt, KeyState, ProviderKey, Proxy
+from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
 
 #: Rows of related lists shown on one user's page (each links to the full list).
 RECENT = 20
@@ -79,6 +81,8 @@ class UserDetail:
     payments: list[Payment]
     generations: list[Any]
     audit: list[AuditEntry]
+    #: Developer API keys, live ones first, then the newest.
+    api_keys: list[ApiKey]
 
 
 def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | None:
@@ -119,7 +123,15 @@ def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | Non
             .limit(RECENT)
         )
     )
-    return UserDetail(user, cycles, current, payments, generations, audit)
+    api_keys = list(
+        db.scalars(
+            sa.select(ApiKey)
+            .where(ApiKey.user_id == user_id)
+            .order_by(ApiKey.revoked_at.is_not(None), ApiKey.created_at.desc())
+            .limit(RECENT)
+        )
+    )
+    return UserDetail(user, cycles, current, payments, generations, audit, api_keys)
 
 
 def find_user_ref(db: Session, ref: str) -> User | None:
@@ -346,3 +358,42 @@ def list_audit(
     if ident is not None:
         query = query.where(AuditEntry.target_id == ident)
     return page_by_id(db, query, AuditEntry.id, cursor)
+
+
+# --- Telegram --------------------------------------------------------------------------------
+
+#: Alerts shown on the Telegram page: the open ones, then the latest resolved.
+RECENT_ALERTS = 50
+
+
+def telegram_admins(db: Session) -> list[tuple[TelegramAdmin, str | None]]:
+    """Paired Telegram admins, in pairing order, with the email of their linked account."""
+    return [
+        (admin, email)
+        for admin, email in db.execute(
+            sa.select(TelegramAdmin, User.email)
+            .outerjoin(User, User.id == TelegramAdmin.user_id)
+            .order_by(TelegramAdmin.id)
+        ).all()
+    ]
+
+
+def recent_alerts(db: Session) -> list[Alert]:
+    """Open alerts first, then the latest resolved ones: two index reads, bounded, however
+    long the history grows."""
+    shown = list(
+        db.scalars(
+            sa.select(Alert)
+            .where(Alert.state == AlertState.OPEN)
+            .order_by(Alert.last_seen.desc(), Alert.id.desc())
+            .limit(RECENT_ALERTS)
+        )
+    )
+    if len(shown) < RECENT_ALERTS:
+        shown += db.scalars(
+            sa.select(Alert)
+            .where(Alert.state == AlertState.RESOLVED)
+            .order_by(Alert.last_seen.desc(), Alert.id.desc())
+            .limit(RECENT_ALERTS - len(shown))
+        )
+    return shown

@@ -26,6 +26,7 @@ from nproxy_core.billing.models import (
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentEvent, PaymentProcessor
+from nproxy_core.telegram import AlertKind, IAlertNotifier
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,11 @@ def _decide(
     return Outcome("updated", review)
 
 
+def payment_subject(payment_id: int) -> str:
+    """The subject of a ``payment_flagged`` alert about a known payment."""
+    return f"payment {payment_id}"
+
+
 def apply_event(
     db: Session,
     plan: Plan,
@@ -159,8 +165,10 @@ def apply_event(
     *,
     source: NotificationSource,
     now: dt.datetime | None = None,
+    alerts: IAlertNotifier | None = None,
 ) -> Outcome:
-    """Record a verified notification and apply it, idempotently.
+    """Record a verified notification and apply it, idempotently; a notification that needs
+    review raises a ``payment_flagged`` alert with ``alerts``, sent if this transaction commits.
 
     The payment row is locked for the whole decision (SELECT ... FOR UPDATE), so duplicates
     arriving together are applied one after the other and activate at most one cycle; the
@@ -208,6 +216,16 @@ def apply_event(
             event.order_id,
             outcome.review,
         )
+        if alerts is not None:
+            subject = (
+                payment_subject(payment.id) if payment is not None else f"order {event.order_id}"
+            )
+            alerts.raise_alert(
+                AlertKind.PAYMENT_FLAGGED,
+                subject[:200],
+                f"{processor} notification ({event.status}) needs review: {outcome.review}",
+                db=db,
+            )
     return outcome
 
 
@@ -261,10 +279,13 @@ def receive_notification(
     headers: Mapping[str, str],
     *,
     now: dt.datetime | None = None,
+    alerts: IAlertNotifier | None = None,
 ) -> Outcome:
     """Verify a webhook with its processor, then record and apply it.
 
     Raises :class:`~nproxy_core.plugins.WebhookRejected` before anything is written.
     """
     event = processor.parse_webhook(body, headers)
-    return apply_event(db, plan, processor.name, event, source=NotificationSource.WEBHOOK, now=now)
+    return apply_event(
+        db, plan, processor.name, event, source=NotificationSource.WEBHOOK, now=now, alerts=alerts
+    )

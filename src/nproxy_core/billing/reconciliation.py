@@ -15,6 +15,7 @@ from nproxy_core.billing.notifications import apply_event
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError
+from nproxy_core.telegram import IAlertNotifier
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def reconcile_open_payments(
     *,
     now: dt.datetime | None = None,
     limit: int = 500,
+    alerts: IAlertNotifier | None = None,
 ) -> dict[str, int]:
     """Ask the processors about open payments, so a lost webhook still activates.
 
@@ -63,7 +65,13 @@ def reconcile_open_payments(
         try:
             with db.begin_nested():
                 outcome = apply_event(
-                    db, plan, name, event, source=NotificationSource.RECONCILIATION, now=now
+                    db,
+                    plan,
+                    name,
+                    event,
+                    source=NotificationSource.RECONCILIATION,
+                    now=now,
+                    alerts=alerts,
                 )
         except Exception:
             counts["failed"] += 1

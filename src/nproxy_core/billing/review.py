@@ -24,10 +24,13 @@ from nproxy_core.billing.models import (
     PaymentState,
     Resolution,
 )
+from nproxy_core.billing.notifications import payment_subject
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
+from nproxy_core.telegram import AlertKind, IAlertNotifier
+from nproxy_core.telegram.alerts import resolve_in
 
 __all__ = ["Decision", "dismiss_notification", "payment_view", "resolve_payment"]
 
@@ -102,8 +105,13 @@ def resolve_payment(
     note: Any,
     actor: Actor,
     now: dt.datetime | None = None,
+    alerts: IAlertNotifier | None = None,
 ) -> Payment:
-    """Resolve a flagged payment: ``activate`` grants its cycle, ``dismiss`` closes it."""
+    """Resolve a flagged payment: ``activate`` grants its cycle, ``dismiss`` closes it.
+
+    Its ``payment_flagged`` alert resolves with it (only if this transaction commits); with
+    ``alerts`` the "resolved" message goes out right after the commit, else with the periodic
+    alert delivery."""
     decision = parse_decision(decision)
     note = clean_note(note)
     now = now or utcnow()
@@ -130,6 +138,11 @@ def resolve_payment(
     payment.resolved_by = actor.name[:320]
     db.flush()
     actor.record(db, "payment.resolve", "payment", payment.id, before, payment_view(payment))
+    detail = f"{payment.resolution} by {actor.name} ({actor.surface})"
+    if alerts is not None:
+        alerts.resolve(AlertKind.PAYMENT_FLAGGED, payment_subject(payment.id), detail, db=db)
+    else:
+        resolve_in(db, AlertKind.PAYMENT_FLAGGED, payment_subject(payment.id), detail, now)
     return payment
 
 

@@ -22,6 +22,7 @@ from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
 from nproxy_core.ratelimit import client_ip, user_limit
+from nproxy_core.telegram import IAlertNotifier
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,12 @@ def webhook(request: Request) -> Response:
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
     outcome = notifications.receive_notification(
-        request.db, request.find_service(IPlan), processor, request.body, request.headers
+        request.db,
+        request.find_service(IPlan),
+        processor,
+        request.body,
+        request.headers,
+        alerts=request.find_service(IAlertNotifier),
     )
     return Response(json_body={"ok": True, "result": outcome.result})
 

@@ -17,6 +17,7 @@ from nproxy_core.billing.views import own_payment
 from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
 from nproxy_core.errors import NotFound
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.telegram import IAlertNotifier
 
 
 @view_config(
@@ -43,7 +44,12 @@ def demo_checkout_page(request: Request) -> Response:
                 invoice_id=payment.invoice_id,
             )
             notifications.receive_notification(
-                request.db, request.find_service(IPlan), processor, body, headers
+                request.db,
+                request.find_service(IPlan),
+                processor,
+                body,
+                headers,
+                alerts=request.find_service(IAlertNotifier),
             )
             target = "billing.cancel" if outcome == "expired" else "billing.success"
             return HTTPSeeOther(request.route_url(target, order_id=payment.order_id))

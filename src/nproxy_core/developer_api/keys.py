@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from zope.interface import implementer
 
 from nproxy_core.accounts.models import User
+from nproxy_core.audit import Actor
 from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.developer_api.interfaces import IApiKeyHasher
 from nproxy_core.developer_api.models import ApiKey
@@ -124,6 +125,29 @@ def revoke_key(db: Session, user_id: int, key_id: Any) -> ApiKey:
         raise NotFound("Not found.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+    return key
+
+
+def key_view(key: ApiKey) -> dict[str, Any]:
+    """What the audit log keeps of a key: which one (by its shown prefix and name, never its
+    secret or hash) and whether it is live."""
+    return {f"API key {key.prefix}… ({key.name})": "revoked" if key.revoked_at else "live"}
+
+
+def revoke_key_as_admin(db: Session, user_id: int, key_id: Any, *, actor: Actor) -> ApiKey:
+    """An admin revokes a user's key (a leaked one, say): audited on the key's owner.
+    NotFound for a key that is not that user's, Conflict for one already revoked (nothing is
+    recorded either way)."""
+    kid = parse_uuid(key_id)
+    key = None if kid is None else db.get(ApiKey, kid, with_for_update=True)
+    if key is None or key.user_id != user_id:
+        raise NotFound("No such API key.")
+    if key.revoked_at is not None:
+        raise Conflict(f"API key {key.prefix}… is already revoked.")
+    before = key_view(key)
+    key.revoked_at = utcnow()
+    db.flush()
+    actor.record(db, "api_key.revoke", "user", key.user_id, before, key_view(key))
     return key
 
 

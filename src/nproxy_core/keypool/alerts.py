@@ -1,17 +1,37 @@
-"""The one place the key pool raises an admin alert.
-
-Today an alert is an ERROR log line. The Telegram notifier hooks in here (and only here): it
-replaces the body of :func:`alert_admins`, so every caller alerts through it unchanged.
-"""
+"""The one place the key pool raises an admin alert: through the admin notifier
+(:class:`~nproxy_core.telegram.IAlertNotifier`), which records it, de-duplicates it and
+sends it to the paired Telegram admins from the queue. Raising never fails the routing."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-log = logging.getLogger("nproxy.alerts")
+from nproxy_core.telegram import AlertKind, IAlertNotifier
+
+__all__ = ["AlertKind", "PoolAlerts", "key_subject", "project_subject", "provider_subject"]
 
 
-def alert_admins(subject: str, detail: str, **context: Any) -> None:
-    """Tell the admins something needs them. ``detail`` must never contain a secret."""
-    log.error("admin alert: %s: %s", subject, detail, extra={"alert": subject, **context})
+def key_subject(provider: str, key_id: int) -> str:
+    return f"{provider} key {key_id}"
+
+
+def provider_subject(provider: str) -> str:
+    return f"provider {provider}"
+
+
+def project_subject(provider: str, project: str) -> str:
+    """The subject of :attr:`AlertKind.PROJECT_DAILY_QUOTA` for a provider project."""
+    return f"{provider} project {project}"
+
+
+class PoolAlerts:
+    """The key pool's alert callable: ``alert(kind, subject, detail)``."""
+
+    def __init__(self, notifier: Any) -> None:
+        self._notifier: IAlertNotifier = notifier
+
+    def __call__(self, kind: AlertKind, subject: str, detail: str) -> None:
+        self._notifier.raise_alert(kind, subject, detail)
+
+    def resolve(self, kind: AlertKind, subject: str, detail: str = "") -> None:
+        self._notifier.resolve(kind, subject, detail)

@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nproxy_core.keypool.alerts import AlertKind, key_subject
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads
@@ -66,11 +67,10 @@ def refresh_balances(
                 )
         if changed:
             alert(
-                "keys out of funds",
+                AlertKind.KEY_OUT_OF_FUNDS,
+                key_subject(row.provider, row.id),
                 f"{row.provider} key {row.id} has a balance of {balance}; "
                 f"keys {sorted(changed)} taken out of service",
-                provider=row.provider,
-                key_id=row.id,
             )
     return balances
 

@@ -17,6 +17,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.plugin_registry.loader import discover, enabled_names
 from nproxy_core.plugins import PROVIDER_GROUP
+from nproxy_core.telegram import IAlertNotifier
 
 CONSOLE = pool.Actor("console", Surface.CLI)
 
@@ -138,7 +139,7 @@ def _money(amount: str) -> str:
 def keys_restore(cli: CLIContext, key_id: int) -> None:
     """Put a key back in service (from cooldown, out of funds, review or disabled)."""
     with cli.transaction() as db:
-        key = pool.restore_key(db, key_id, actor=CONSOLE)
+        key = pool.restore_key(db, key_id, actor=CONSOLE, alerts=cli.find_service(IAlertNotifier))
         click.echo(f"key {key.id} is active")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from nproxy_core.keypool.alerts import AlertKind
 from nproxy_core.keypool.choice import Claim
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.models import AttemptOutcome, AttemptPath, KeyState
@@ -143,10 +144,10 @@ def record_attempt(
     max_consecutive_failures: int,
     day_zone: str = "UTC",
     group_rate_limits: bool = True,
-) -> list[tuple[str, str]]:
+) -> list[tuple[AlertKind, str]]:
     """Log the attempt and apply its outcome to the key and proxy, in one transaction.
 
-    Returns the admin alerts the outcome calls for, as (subject, detail).
+    Returns the admin alerts the outcome calls for, as (kind, detail) about the claimed key.
     """
     path, result, error = call.path, call.result, call.error
     outcome = outcome_of(error)
@@ -197,7 +198,7 @@ def record_attempt(
             key = FAILED, failure
 
     version: int | None = None
-    alerts: list[tuple[str, str]] = []
+    alerts: list[tuple[AlertKind, str]] = []
     if key is not None and path is AttemptPath.DIRECT and connections.one_statement:
         # The hot path on PostgreSQL: the key's update and the attempt, one statement.
         statement, params = key
@@ -217,7 +218,7 @@ def record_attempt(
                 if changed:
                     alerts.append(
                         (
-                            "keys out of funds",
+                            AlertKind.KEY_OUT_OF_FUNDS,
                             f"{claim.provider} keys {sorted(changed)} are out of funds: {message}",
                         )
                     )
@@ -228,9 +229,9 @@ def record_attempt(
                 if version is not None:
                     alerts.append(
                         (
-                            "key rejected",
+                            AlertKind.KEY_MANUAL_REVIEW,
                             f"{claim.provider} key {claim.key_id} was rejected and needs "
-                            f"review: {message}",
+                            f"manual review: {message}",
                         )
                     )
             # USER_CAUSED: the request was at fault; the key is untouched.
@@ -256,7 +257,7 @@ def record_attempt(
             whose = f"key {claim.key_id}"
         alerts.append(
             (
-                "project cooled for its daily quota",
+                AlertKind.PROJECT_DAILY_QUOTA,
                 f"{claim.provider} key {claim.key_id} exhausted its project's daily quota; "
                 f"{whose} rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
                 f"(midnight {day_zone}): {message}",
@@ -270,9 +271,9 @@ def record_attempt(
     ):
         alerts.append(
             (
-                "key sent to manual review",
-                f"{claim.provider} key {claim.key_id} failed "
-                f"{row.consecutive_failures} times in a row: {message}",
+                AlertKind.KEY_MANUAL_REVIEW,
+                f"{claim.provider} key {claim.key_id} was sent to manual review after "
+                f"{row.consecutive_failures} failures in a row: {message}",
             )
         )
     return alerts

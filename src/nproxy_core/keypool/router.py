@@ -40,7 +40,13 @@ from zope.interface import implementer
 
 from nproxy_core import metrics
 from nproxy_core.db import IDatabase, utcnow
-from nproxy_core.keypool.alerts import alert_admins
+from nproxy_core.keypool.alerts import (
+    AlertKind,
+    PoolAlerts,
+    key_subject,
+    project_subject,
+    provider_subject,
+)
 from nproxy_core.keypool.balances import refresh_balances
 from nproxy_core.keypool.checks import (
     KeyTest,
@@ -77,6 +83,7 @@ from nproxy_core.plugins import (
     UserCausedError,
     boolean,
 )
+from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.wiring import find_service
 
 __all__ = [
@@ -117,7 +124,7 @@ class KeyPoolRouter:
         max_consecutive_failures: int = 10,
         group_rate_limits: bool = True,
         clock: Callable[[], dt.datetime] = utcnow,
-        alert: Callable[..., None] = alert_admins,
+        alert: Callable[..., None],
     ) -> None:
         self._connections = RouterConnections(session_factory)
         # Kept by reference: the registry's dict of enabled providers.
@@ -129,6 +136,8 @@ class KeyPoolRouter:
         self._clock = clock
         self._alert = alert
         self._threads = DaemonThreads()
+        # Providers this process reported as exhausted: the next image made clears the alert.
+        self._exhausted: set[str] = set()
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
@@ -139,6 +148,7 @@ class KeyPoolRouter:
             "max_consecutive_failures": int(settings["nproxy.keypool.max_consecutive_failures"]),
             "group_rate_limits": boolean(settings["nproxy.keypool.group_rate_limits"]),
         }
+        options.setdefault("alert", PoolAlerts(find_service(registry, IAlertNotifier)))
         options.update(overrides)
         return cls(
             find_service(registry, IDatabase).session_factory,
@@ -180,17 +190,26 @@ class KeyPoolRouter:
             call, used = self._use_key(plugin, claim, work)
             calls += used
             if call.result is not None:
+                if provider in self._exhausted:
+                    self._exhausted.discard(provider)
+                    resolve = getattr(self._alert, "resolve", None)
+                    if resolve is not None:
+                        resolve(
+                            AlertKind.POOL_EXHAUSTED,
+                            provider_subject(provider),
+                            f"images are being made again (key {claim.key_id})",
+                        )
                 return RoutedImage(
                     result=call.result, provider=provider, key_id=claim.key_id, attempts=calls
                 )
             if isinstance(call.error, UserCausedError):
                 raise call.error
+        self._exhausted.add(provider)
         self._alert(
-            "provider unavailable",
-            f"no key of provider {provider!r} could make an image "
+            AlertKind.POOL_EXHAUSTED,
+            provider_subject(provider),
+            f"provider unavailable: no key of provider {provider!r} could make an image "
             f"({len(tried)} tried, {calls} calls); the request failed",
-            provider=provider,
-            reference=reference,
         )
         raise PoolUnavailable(provider, tried=len(tried))
 
@@ -365,10 +384,12 @@ class KeyPoolRouter:
             group_rate_limits=self.group_rate_limits,
         )
         _count(claim, call)
-        for subject, detail in alerts:
-            self._alert(
-                subject, detail, provider=claim.provider, key_id=claim.key_id, project=claim.project
-            )
+        for kind, detail in alerts:
+            subject = key_subject(claim.provider, claim.key_id)
+            if kind is AlertKind.PROJECT_DAILY_QUOTA and claim.project:
+                # The quota is the project's: one alert for the project, whichever key hit it.
+                subject = project_subject(claim.provider, claim.project)
+            self._alert(kind, subject, detail)
 
 
 def _count(claim: Claim, call: ProviderCall) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.audit import Actor
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
+from nproxy_core.keypool.alerts import AlertKind, key_subject
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey, Proxy, ProxyState
 from nproxy_core.keypool.router import (
@@ -30,6 +31,8 @@ from nproxy_core.keypool.router import (
     RouteCheck,
 )
 from nproxy_core.keypool.rules import PROJECT_REST
+from nproxy_core.telegram import IAlertNotifier
+from nproxy_core.telegram.alerts import resolve_in
 
 __all__ = [
     "Actor",
@@ -264,8 +267,12 @@ def get_key(db: Session, key_id: int, *, for_update: bool = False) -> ProviderKe
     return key
 
 
-def restore_key(db: Session, key_id: int, *, actor: Actor) -> ProviderKey:
-    """Put a key back in service: active, failures and cooldown cleared."""
+def restore_key(
+    db: Session, key_id: int, *, actor: Actor, alerts: IAlertNotifier | None = None
+) -> ProviderKey:
+    """Put a key back in service: active, failures and cooldown cleared; its open alerts
+    resolve with it (and only if this transaction commits). With ``alerts`` the "resolved"
+    messages go out right after the commit, else with the periodic alert delivery."""
     key = get_key(db, key_id, for_update=True)
     if key.state == KeyState.ACTIVE:
         raise Conflict(f"key {key_id} is already active")
@@ -277,6 +284,13 @@ def restore_key(db: Session, key_id: int, *, actor: Actor) -> ProviderKey:
     key.version = key.version + 1
     db.flush()
     actor.record(db, "key.restore", "provider_key", key.id, before, key_view(key))
+    subject = key_subject(key.provider, key.id)
+    detail = f"key {key.id} restored by {actor.name} ({actor.surface})"
+    for kind in (AlertKind.KEY_MANUAL_REVIEW, AlertKind.KEY_OUT_OF_FUNDS):
+        if alerts is not None:
+            alerts.resolve(kind, subject, detail, db=db)
+        else:
+            resolve_in(db, kind, subject, detail, utcnow())
     return key
 
 

@@ -1,0 +1,157 @@
+"""Provider keys: add, edit, restore, disable, test."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.request import Request
+
+from nproxy_core.admin import queries, stats
+from nproxy_core.admin.page import (
+    act,
+    actor,
+    admin_action,
+    admin_page,
+    base,
+    empty_page,
+    form,
+    int_id,
+    list_error,
+    on_row,
+    optional_int,
+)
+from nproxy_core.db import utcnow
+from nproxy_core.errors import ValidationError
+from nproxy_core.keypool import services as pool
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
+from nproxy_core.keypool.models import IN_SERVICE
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.telegram import IAlertNotifier
+
+
+@admin_page("admin.keys", "keys.html")
+def keys(request: Request) -> dict[str, Any]:
+    now = utcnow()
+    return base(
+        request,
+        "keys",
+        rows=queries.keys_with_stats(request.db, now),
+        providers=list(request.find_service(IPlugins).providers),
+        proxies=pool.list_proxies(request.db),
+    )
+
+
+@admin_action("admin.keys")
+def key_add(request: Request) -> HTTPSeeOther:
+    def add() -> str:
+        key = pool.add_key(
+            request.db,
+            request.find_service(ISecretBox),
+            provider=form(request, "provider"),
+            secret=form(request, "secret"),
+            enabled_providers=list(request.find_service(IPlugins).providers),
+            actor=actor(request),
+            label=form(request, "label"),
+            proxy_id=optional_int(form(request, "proxy_id"), "proxy"),
+            project=form(request, "project"),
+            billing_group=form(request, "billing_group"),
+        )
+        return f"Added {key.provider} key {key.id} ({key.secret_mask})."
+
+    return act(request, request.route_path("admin.keys"), add)
+
+
+@admin_page("admin.key", "key.html")
+def key(request: Request) -> dict[str, Any]:
+    key_id = int_id(request, "key_id")
+    found = pool.get_key(request.db, key_id)
+    now = utcnow()
+    error = None
+    try:
+        attempts = queries.key_attempts(request.db, key_id, request.params.get("after"))
+    except ValidationError as exc:
+        attempts, error = empty_page(), list_error(request, exc)
+    return base(
+        request,
+        "keys",
+        key=found,
+        stats=stats.attempt_activity(request.db, now, [key_id]).keys.get(key_id, stats.KeyStats()),
+        attempts=attempts,
+        proxies=pool.list_proxies(request.db),
+        error=error,
+    )
+
+
+def _key_back(request: Request) -> str:
+    return request.route_path("admin.key", key_id=request.matchdict["key_id"])
+
+
+@admin_action("admin.key.edit")
+def key_edit(request: Request) -> HTTPSeeOther:
+    key_id = int_id(request, "key_id")
+
+    def edit() -> str:
+        pool.edit_key(
+            request.db,
+            key_id,
+            actor=actor(request),
+            label=form(request, "label"),
+            proxy_id=optional_int(form(request, "proxy_id"), "proxy"),
+            project=form(request, "project"),
+            billing_group=form(request, "billing_group"),
+        )
+        return f"Key {key_id} saved."
+
+    return act(request, _key_back(request), edit)
+
+
+@admin_action("admin.key.restore")
+def key_restore(request: Request) -> HTTPSeeOther:
+    return on_row(
+        request,
+        "key_id",
+        _key_back(request),
+        functools.partial(pool.restore_key, alerts=request.find_service(IAlertNotifier)),
+        lambda key: f"Key {key.id} is back in service.",
+    )
+
+
+@admin_action("admin.key.disable")
+def key_disable(request: Request) -> HTTPSeeOther:
+    return on_row(
+        request,
+        "key_id",
+        _key_back(request),
+        pool.disable_key,
+        lambda k: f"Key {k.id} is disabled.",
+    )
+
+
+@admin_action("admin.key.test")
+def key_test(request: Request) -> HTTPSeeOther:
+    key_id = int_id(request, "key_id")
+    generate = form(request, "generate") in ("1", "on", "true")
+
+    def test() -> str | tuple[str, str]:
+        result = pool.test_key(
+            request.db,
+            request.find_service(IKeyPoolRouter),
+            key_id,
+            generate=generate,
+            actor=actor(request),
+        )
+        what = "one real image" if generate else "free check"
+        status = f"HTTP {result.http_status}, " if result.http_status else ""
+        message = (
+            f"Key {key_id} test ({what}, {result.path}): {result.outcome} "
+            f"({status}{result.latency_ms} ms). {result.detail}."
+        )
+        state = pool.get_key(request.db, key_id).state
+        if str(result.outcome) == "success" and state not in IN_SERVICE:
+            message += f" The key stays {str(state).replace('_', ' ')} until it is restored."
+        # A failed test is shown as a problem, but it ran and is recorded: no rollback.
+        return message if str(result.outcome) == "success" else ("error", message)
+
+    return act(request, _key_back(request), test)

@@ -1,0 +1,86 @@
+"""The payment processor contract: hosted checkouts and signed payment notifications."""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+
+class PaymentStatus(enum.StrEnum):
+    WAITING = "waiting"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    SENDING = "sending"
+    PARTIALLY_PAID = "partially_paid"
+    FINISHED = "finished"
+    FAILED = "failed"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class CheckoutRequest:
+    """What the core asks a processor to invoice. ``order_id`` is the core's own reference."""
+
+    order_id: str
+    amount: Decimal
+    currency: str
+    description: str
+    callback_url: str
+    success_url: str
+    cancel_url: str
+
+
+@dataclass(frozen=True)
+class HostedCheckout:
+    checkout_url: str
+    #: The processor's reference for the invoice (e.g. NOWPayments invoice id).
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentEvent:
+    """A processor's notification or status answer, normalised."""
+
+    order_id: str | None
+    status: PaymentStatus
+    amount: Decimal | None
+    currency: str | None
+    payment_id: str | None = None
+    invoice_id: str | None = None
+    parent_payment_id: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PaymentProcessorError(Exception):
+    """The processor could not be reached or answered something unusable."""
+
+
+class WebhookRejected(Exception):
+    """A notification failed verification (unsigned, forged, malformed): answer 4xx."""
+
+
+class PaymentProcessor(abc.ABC):
+    name: str = ""
+    display_name: ClassVar[str] = ""
+    #: Demo processors are refused in production unless a setting allows them.
+    is_demo: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, Any]) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def create_checkout(self, checkout: CheckoutRequest) -> HostedCheckout:
+        """Create a hosted invoice and return where to send the user."""
+
+    @abc.abstractmethod
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
+        """Verify and parse a notification, or raise :class:`WebhookRejected`."""
+
+    @abc.abstractmethod
+    def fetch_status(self, payment_id: str) -> PaymentEvent:
+        """The processor's current view of a payment, for reconciliation."""

@@ -1,0 +1,57 @@
+"""Telegram for admins: the allowlist and pairing (:mod:`.pairing`), stateful alerts sent
+from the queue (:mod:`.alerts`, found as :class:`IAlertNotifier`), and the console commands
+(:mod:`.cli`), and beat's own watch of the workers and the queue (:mod:`.watch`). The bot
+process itself, which calls the admin services, is ``adminbot``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from nproxy_core.db import IDatabase
+from nproxy_core.plugins import http_url, positive_float, setting
+from nproxy_core.tasks import CELERY_APP, TASKS, task_sender
+from nproxy_core.telegram import watch
+from nproxy_core.telegram.alerts import AlertNotifier
+from nproxy_core.telegram.botapi import BotAPI
+from nproxy_core.telegram.interfaces import AlertKind, IAlertNotifier, IBotAPI
+from nproxy_core.telegram.tasks import DELIVERY_INTERVAL, deliver_alerts, prune_alert_messages
+from nproxy_core.telegram.watch import queue_threshold
+from nproxy_core.wiring import register_shared_service
+
+__all__ = ["AlertKind", "IAlertNotifier", "IBotAPI"]
+
+
+def includeme(config: Any) -> None:
+    settings = config.get_settings()
+    api_base = setting(
+        settings, "telegram.api_base", default="https://api.telegram.org", cast=http_url
+    )
+    token = setting(settings, "telegram.bot_token", default="") or ""
+    dedup = setting(settings, "nproxy.admin.alert_dedup_seconds", default=900, cast=positive_float)
+    config.register_service(BotAPI(api_base, token.strip()), IBotAPI)
+    registry = config.registry
+
+    def build(request: Any) -> AlertNotifier:
+        return AlertNotifier(
+            request.find_service(IDatabase).session_factory,
+            dedup_seconds=dedup,
+            wake=lambda: task_sender(registry, deliver_alerts)(),
+        )
+
+    register_shared_service(config, build, IAlertNotifier)
+    config.scan("nproxy_core.telegram.tasks", categories=TASKS)
+    config.add_periodic_task("telegram.deliver_alerts", deliver_alerts, DELIVERY_INTERVAL)
+    config.add_periodic_task("telegram.prune_alert_messages", prune_alert_messages, 24 * 3600)
+    # A malformed threshold stops start-up here, not in beat much later.
+    setting(settings, "nproxy.admin.alert_queue_depth", default=None, cast=queue_threshold)
+    app = registry[CELERY_APP]
+
+    def beat_started(sender: Any = None, **kwargs: Any) -> None:
+        # Beat of this configuration (``nproxy beat``, ``nproxy dev``'s embedded one) watches
+        # the workers and the queue itself: see :mod:`.watch`.
+        if getattr(sender, "app", None) is app:
+            watch.start(registry)
+
+    signals.beat_init.connect(beat_started, weak=False)
