@@ -2,7 +2,10 @@
 
 Creates its own database (``nproxy_bench_PID``), 100 keys of a provider that answers instantly,
 routes images and prints p50/p95 of the router's own time per image; then the added latency of
-one failover (first key retryable, second succeeds). Drops the database at the end.
+one failover (first key retryable, second succeeds); then the project run: 100 keys in 10
+projects, one project rate-limited (every key of it answers 429): provider calls wasted on the
+limited project per image after its first 429, with ``group_rate_limits`` on and off, and the
+router's time per image next to the plain run's. Drops the database at the end.
 
     .venv/bin/python benchmarks/keypool.py [--images 1000]
 """
@@ -33,6 +36,7 @@ from nproxy_core.plugins import (
     Mode,
     ModelCapabilities,
     Provider,
+    RateLimit,
     RetryableError,
 )
 
@@ -41,16 +45,19 @@ ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DB_NAME = f"nproxy_bench_{os.getpid()}"
 SECRET = "benchmark-secret-" + "x" * 40
 KEYS = 100
+PROJECTS = 10
 IMAGE = ImageRequest(mode=Mode.TEXT_TO_IMAGE, prompt="bench", resolution="square")
 
 
 class InstantProvider(Provider):
-    """Answers at once; keys starting with ``fail`` answer 503. Keeps the time spent inside
-    ``generate`` so it can be taken out of the measurement."""
+    """Answers at once; keys starting with ``fail`` answer 503, keys starting with ``limited``
+    429 (a per-minute quota). Keeps the time spent inside ``generate`` so it can be taken out
+    of the measurement, and counts the rate-limited calls."""
 
     def __init__(self) -> None:
         super().__init__({})
         self.spent = 0.0
+        self.limited_calls = 0
         self.image = GeneratedImage(data=b"\x89PNG bench", mime="image/png")
 
     def capabilities(self) -> Sequence[ModelCapabilities]:
@@ -63,6 +70,11 @@ class InstantProvider(Provider):
         try:
             if api_key.startswith("fail"):
                 raise RetryableError("benchmark failure", http_status=503)
+            if api_key.startswith("limited"):
+                self.limited_calls += 1
+                raise RetryableError(
+                    "quota exceeded", http_status=429, retry_after=37, rate_limit=RateLimit.SHORT
+                )
             return AttemptResult(image=self.image, estimated_cost=Decimal("0.039"))
         finally:
             self.spent += time.perf_counter() - started
@@ -114,6 +126,41 @@ def report(title: str, samples: list[float]) -> None:
     )
 
 
+def project_run(
+    factory: sa.orm.sessionmaker, box: SecretBox, provider: InstantProvider, images: int
+) -> list[float]:
+    """The project run: ``KEYS`` keys of provider ``projects`` in ``PROJECTS`` projects, key
+    ``n`` in project ``n % PROJECTS``, project 0 rate-limited. Returns the router's time per
+    image with group_rate_limits on (the default), after printing the wasted calls."""
+    samples: list[float] = []
+    for grouped in (False, True):  # on last: its figures stay in CPU
+        with factory.begin() as db:  # every key back in service, cursor at the start
+            db.execute(
+                sa.update(ProviderKey)
+                .where(ProviderKey.provider == "projects")
+                .values(state=KeyState.ACTIVE, cooldown_until=None, consecutive_failures=0)
+            )
+            db.execute(sa.delete(KeyCursor).where(KeyCursor.provider == "projects"))
+        router = KeyPoolRouter(
+            factory,
+            {"projects": provider},
+            box,
+            group_rate_limits=grouped,
+            alert=lambda *a, **k: None,
+        )
+        provider.limited_calls = 0
+        measured = measure(router, provider, "projects", images)
+        wasted = max(provider.limited_calls - 1, 0)
+        print(
+            f"project run, group_rate_limits={'on ' if grouped else 'off'}: "
+            f"{provider.limited_calls} calls to the limited project for {images} images; "
+            f"wasted after its first 429: {wasted} ({wasted / images:.4f} per image)"
+        )
+        if grouped:
+            samples = measured
+    return samples
+
+
 def run(images: int) -> None:
     settings = {"sqlalchemy.url": f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB_NAME}"}
     upgrade(settings)
@@ -140,6 +187,16 @@ def run(images: int) -> None:
                 enabled_providers=["instant", "flaky"],
                 actor=actor,
             )
+            # Ten projects of ten keys, interleaved by id; project 0 is rate-limited.
+            services.add_key(
+                db,
+                box,
+                provider="projects",
+                secret=f"{'limited' if n % PROJECTS == 0 else 'ok'}-project-{n:05d}",
+                enabled_providers=["projects"],
+                actor=actor,
+                project=f"project-{n % PROJECTS}",
+            )
     provider = InstantProvider()
     router = KeyPoolRouter(
         factory,
@@ -149,8 +206,16 @@ def run(images: int) -> None:
     )
     print(f"PostgreSQL, {KEYS} keys, provider time excluded")
     measure(router, provider, "instant", 100)  # warm up connections and statement caches
-    report("one image, no failover", measure(router, provider, "instant", images))
+    plain = measure(router, provider, "instant", images)
+    report("one image, no failover", plain)
     report("  (router CPU in this process)", list(CPU))
+    projects = project_run(factory, box, provider, images)
+    report("one image, 10 projects, 1 limited", projects)
+    report("  (router CPU in this process)", list(CPU))
+    print(
+        f"project run vs plain: p50 {percentile(projects, 0.5) - percentile(plain, 0.5):+.2f} ms"
+        f", p95 {percentile(projects, 0.95) - percentile(plain, 0.95):+.2f} ms"
+    )
 
     failover: list[float] = []
     while len(failover) < images:

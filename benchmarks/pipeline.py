@@ -232,6 +232,43 @@ class Bench:
             rows = db.scalars(sa.select(KeyAttempt).where(KeyAttempt.reference.in_(ids)))
             return {row.reference: row for row in rows}
 
+    def phases(
+        self,
+        ids: list[str],
+        rows: list[Generation],
+        ready: dt.datetime,
+        cpu: tuple[float, float],
+    ) -> dict[str, float]:
+        """Where a capacity run's time went, in seconds from the worker being ready: when jobs
+        were claimed, when their provider call started and ended (the key attempt), and how
+        long from the call's end to the job's finish; and the worker's CPU time (user, system:
+        much system time is threads handing the GIL to each other)."""
+        attempts = self.attempts(ids)
+
+        def since(values: list[dt.datetime]) -> list[float]:
+            return sorted((v - ready).total_seconds() for v in values)
+
+        claimed = since([r.started_at for r in rows])
+        called = since([a.picked_at for a in attempts.values()])
+        answered = since([a.created_at for a in attempts.values()])
+        tails = sorted(
+            (r.finished_at - attempts[str(r.id)].created_at).total_seconds()
+            for r in rows
+            if str(r.id) in attempts
+        )
+        return {
+            "first_claim": round(claimed[0], 2),
+            "last_claim": round(claimed[-1], 2),
+            "last_call_started": round(called[-1], 2),
+            "first_call_answered": round(answered[0], 2),
+            "last_call_answered": round(answered[-1], 2),
+            "answer_to_finish_p50": round(percentile(tails, 50), 3),
+            "answer_to_finish_max": round(tails[-1], 3),
+            "worker_cpu_user_s": round(cpu[0], 2),
+            "worker_cpu_system_s": round(cpu[1], 2),
+            "worker_cpu_ms_per_job": round(sum(cpu) * 1000 / len(rows), 1),
+        }
+
     # --- the three measurements -------------------------------------------------------------------
 
     def overhead(self, jobs: int, rate: float, delay: float) -> dict[str, float]:
@@ -324,7 +361,9 @@ class Bench:
             **memory,
         }
 
-    def capacity(self, concurrency: int | None, delay: float = 3.0) -> list[dict[str, Any]]:
+    def capacity(
+        self, concurrency: int | None, delay: float = 3.0, sizes: tuple[int, ...] = (256, 512)
+    ) -> list[dict[str, Any]]:
         """256 then 512 jobs at once to one worker calling the fake Gemini server."""
         results = []
         with FakeGemini(default="slow") as gemini:
@@ -346,7 +385,7 @@ class Bench:
             self.start_worker(0.0, **extra)
             client = self.customer("nanobanana")
             self.wait_all([self.submit(client, "nanobanana")])  # warm-up
-            for jobs in (256, 512):
+            for jobs in sizes:
                 # Queued while no worker runs, so the figure is the worker's, not how fast this
                 # script can submit: the clock starts when the worker says it is ready.
                 self.stop_worker()
@@ -354,8 +393,11 @@ class Bench:
                 gemini.clear()
                 self.start_worker(0.0, **extra)
                 ready = utcnow()
+                cpu = worker_cpu_seconds(self.worker.pid)
                 rows = self.wait_all(ids, timeout=120)
                 memory = worker_memory_mb(self.worker.pid) if self.worker is not None else {}
+                user, system = worker_cpu_seconds(self.worker.pid)
+                cpu = (user - cpu[0], system - cpu[1])
                 elapsed = max(r.finished_at for r in rows) - ready
                 results.append(
                     result := {
@@ -368,6 +410,7 @@ class Bench:
                     }
                 )
                 print("capacity      ", result, flush=True)
+                print("  where it went", self.phases(ids, rows, ready, cpu), flush=True)
                 errors = [
                     line
                     for line in self.worker_log.read_text(errors="replace").splitlines()
@@ -377,6 +420,13 @@ class Bench:
                     print("  worker said:", line[:300], flush=True)
             self.stop_worker()
         return results
+
+
+def worker_cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time the worker process used so far in user and in system mode, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def worker_memory_mb(pid: int) -> dict[str, float]:
@@ -403,6 +453,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--concurrency", type=int, default=None, help="nproxy.worker.concurrency for --capacity"
     )
+    parser.add_argument(
+        "--capacity-jobs",
+        type=int,
+        nargs="+",
+        default=[256, 512],
+        help="job counts of the capacity run (default: 256 512)",
+    )
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="nproxy-bench-"))
@@ -410,7 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     bench.create()
     try:
         if args.capacity:
-            bench.capacity(args.concurrency)
+            bench.capacity(args.concurrency, sizes=tuple(args.capacity_jobs))
             return
         print("overhead      ", bench.overhead(args.jobs, args.rate, args.delay), flush=True)
         print("polling       ", bench.polling(), flush=True)

@@ -22,6 +22,8 @@ from nproxy_core.plugins import (
     Mode,
     ModelCapabilities,
     Provider,
+    RateLimit,
+    RetryableError,
 )
 
 ACTOR = services.Actor("tester@example.com", Surface.CLI)
@@ -62,8 +64,9 @@ def expire_cooldown(db: Session, key_id: int) -> None:
 
 
 class ScriptedProvider(Provider):
-    """A provider plugin whose keys do what the test says: answer, hang, crash, or report a
-    balance. Installed into the app's enabled providers like any loaded plugin."""
+    """A provider plugin whose keys do what the test says: answer, hang, crash, answer 429
+    (``limited...``), or report a balance. Installed into the app's enabled providers like any
+    loaded plugin."""
 
     supports_balance = True
 
@@ -93,6 +96,8 @@ class ScriptedProvider(Provider):
             self.release.wait(60)  # far past the deadline; released when the test ends
         if api_key.startswith("crash"):
             raise RuntimeError(f"plugin bug while using {api_key}")
+        if api_key.startswith("limited"):
+            raise RetryableError("quota exceeded", http_status=429, rate_limit=RateLimit.SHORT)
         return AttemptResult(
             image=GeneratedImage(data=b"\x89PNG fake", mime="image/png"),
             estimated_cost=Decimal("0.01"),

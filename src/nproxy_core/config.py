@@ -12,6 +12,7 @@ from pyramid.config import Configurator
 
 from nproxy_core.plugins import (
     ConfigurationError,
+    boolean,
     http_url,
     one_of,
     positive_int,
@@ -59,6 +60,8 @@ DEFAULTS: dict[str, str] = {
     "nproxy.ratelimit.storage": "memory://",
     "nproxy.keypool.cooldown_seconds": "300",
     "nproxy.keypool.max_consecutive_failures": "10",
+    # A rate limit (429) cools every key of the key's project, not only the key (DESIGN 4.5).
+    "nproxy.keypool.group_rate_limits": "true",
     # Provider calls one worker process keeps in flight (its thread pool; I/O bound).
     "nproxy.worker.concurrency": "256",
     "nproxy.session_max_age_seconds": str(14 * 24 * 3600),
@@ -111,6 +114,7 @@ def normalize_settings(
     ):
         setting(merged, key, cast=positive_int)
     setting(merged, "nproxy.storage", cast=one_of("local", "s3"))
+    setting(merged, "nproxy.keypool.group_rate_limits", cast=boolean)
     return merged
 
 

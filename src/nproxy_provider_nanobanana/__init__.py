@@ -237,8 +237,9 @@ class NanoBananaProvider(Provider):
             max_input_images=14 if pro else 3,
             aspect_ratios={name: p.aspect_ratio for name, p in self._presets.items()},
         )
-        self._model_url = f"{self.api_base}/models/{self.model}"
-        self._url = f"{self._model_url}:generateContent"
+        # Parsed once: httpx parses (and percent-encodes) a string URL on every request.
+        self._model_url = httpx.URL(f"{self.api_base}/models/{self.model}")
+        self._url = httpx.URL(f"{self._model_url}:generateContent")
         self._clients = ClientPool(
             httpx.Timeout(
                 connect=self.connect_timeout,

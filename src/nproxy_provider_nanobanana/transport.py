@@ -1,4 +1,4 @@
-"""HTTP to Gemini: one pooled httpx client per network path, and one bounded POST.
+"""HTTP to Gemini: pooled httpx clients per network path, and one bounded POST.
 
 Every failure to get a complete answer becomes a :class:`TransportError`, which the router
 counts against the proxy (when there is one) rather than the key.
@@ -6,6 +6,8 @@ counts against the proxy (when there is one) rather than the key.
 
 from __future__ import annotations
 
+import itertools
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -31,30 +33,47 @@ def describe_proxy(proxy_url: str | None) -> str:
     return f"proxy {parts.scheme}://{host}{port}"
 
 
-#: No cap of our own on connections per path (the worker's thread count bounds the calls), and
-#: enough idle ones kept for a busy worker to reuse its TLS connections instead of redialling.
-CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=512)
+#: httpx clients per network path. httpcore's pool does work quadratic in its connections on
+#: every request and every response closed (it scans them all, and for each idle one counts
+#: them all again, each check a socket poll): with 256 calls in flight on one client that was
+#: 40 % of a worker's CPU (py-spy, benchmarks/pipeline.py --capacity). Spread over this many
+#: clients, each holds a few connections and the scans stay short.
+CLIENTS_PER_PATH = 32
+#: No cap of our own on connections per client (the worker's thread count bounds the calls),
+#: and enough idle ones kept for a busy worker to reuse its TLS connections instead of
+#: redialling.
+CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
 
 
 class ClientPool:
     """httpx clients by proxy URL (``None`` = direct), created on first use and kept.
 
-    httpx binds a proxy to a client, so each path needs its own client; keeping them lets
-    attempts reuse TLS connections. httpx clients are thread-safe, so worker threads share
-    them. ``trust_env=False`` keeps ``HTTPS_PROXY`` and friends from silently rerouting a
-    "direct" attempt.
+    httpx binds a proxy to a client, so each path needs its own clients; keeping them lets
+    attempts reuse TLS connections. A path has :data:`CLIENTS_PER_PATH` clients, taken in
+    turn, so that no client's pool grows large; they share one TLS context (certificates are
+    loaded once). httpx clients are thread-safe, so worker threads share them.
+    ``trust_env=False`` keeps ``HTTPS_PROXY`` and friends from silently rerouting a "direct"
+    attempt.
     """
 
     def __init__(self, timeout: httpx.Timeout, *, user_agent: str) -> None:
         self._timeout = timeout
         self._headers = {"user-agent": user_agent}
-        self._clients: dict[str | None, httpx.Client] = {}
+        self._clients: dict[tuple[str | None, int], httpx.Client] = {}
+        self._turns = itertools.count()
+        self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
     def client(self, proxy_url: str | None) -> httpx.Client:
+        slot = (proxy_url, next(self._turns) % CLIENTS_PER_PATH)
+        client = self._clients.get(slot)
+        if client is not None:
+            return client
         with self._lock:
-            client = self._clients.get(proxy_url)
+            client = self._clients.get(slot)
             if client is None:
+                if self._tls is None:
+                    self._tls = httpx.create_ssl_context()
                 try:
                     client = httpx.Client(
                         proxy=proxy_url,
@@ -62,6 +81,7 @@ class ClientPool:
                         trust_env=False,
                         headers=self._headers,
                         follow_redirects=False,
+                        verify=self._tls,
                         # httpx's default of 100 connections would queue a worker's calls
                         # beyond the hundredth; the worker's own concurrency is the bound.
                         limits=CONNECTION_LIMITS,
@@ -72,7 +92,7 @@ class ClientPool:
                     raise TransportError(
                         f"{describe_proxy(proxy_url)} is unusable: {type(exc).__name__}"
                     ) from exc
-                self._clients[proxy_url] = client
+                self._clients[slot] = client
             return client
 
     def close(self) -> None:
@@ -91,7 +111,7 @@ class RawResponse:
 
 def post(
     client: httpx.Client,
-    url: str,
+    url: str | httpx.URL,
     *,
     content: bytes,
     headers: dict[str, str],
@@ -115,7 +135,7 @@ def post(
 def fetch(
     client: httpx.Client,
     method: str,
-    url: str,
+    url: str | httpx.URL,
     *,
     headers: dict[str, str],
     total_seconds: float,

@@ -63,6 +63,7 @@ def add_key(db: Session, registry: Any) -> Callable[..., int]:
         proxy_url: str | None = None,
         state: KeyState | None = None,
         label: str | None = None,
+        project: str | None = None,
     ) -> int:
         key = services.add_key(
             db,
@@ -74,6 +75,7 @@ def add_key(db: Session, registry: Any) -> Callable[..., int]:
             label=label,
             proxy_url=proxy_url,
             billing_group=billing_group,
+            project=project,
         )
         if state is not None:
             key.state = state

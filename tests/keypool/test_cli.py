@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -143,3 +144,41 @@ def test_errors_are_one_line_and_change_nothing(ini, db):
         )
     assert db.scalar(sa.select(sa.func.count()).select_from(ProviderKey)) == 0
     assert db.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0
+
+
+def test_keys_list_shows_the_estimated_spend_of_each_key_and_each_project(ini, db):
+    for n, project in enumerate(("gcp-a", "gcp-a", "gcp-b", None)):
+        extra = ["--project", project] if project else []
+        secret = f"AIzaSyTESTtestTESTtestTESTtest{n}spend"
+        added = run(ini, "keys", "add", "--provider", "nanobanana", *extra, stdin=secret)
+        assert added.returncode == 0, added.stderr
+    spends = {1: "0.039", 2: "0.078", 3: "1.5", 4: "0.2"}
+    for key_id, spend in spends.items():
+        db.execute(
+            sa.update(ProviderKey).where(ProviderKey.id == key_id).values(estimated_spend=spend)
+        )
+    # gcp-b is resting after a rate limit: its only key in service is cooling down.
+    resting = "2099-01-01T08:00:00+00:00"
+    db.execute(
+        sa.update(ProviderKey)
+        .where(ProviderKey.id == 3)
+        .values(state=KeyState.COOLDOWN, cooldown_until=dt.datetime.fromisoformat(resting))
+    )
+    db.commit()
+
+    listed = {k["id"]: k for k in json.loads(run(ini, "keys", "list", "--json").stdout)}
+    assert {k: float(v["estimated_spend"]) for k, v in listed.items()} == {
+        k: float(v) for k, v in spends.items()
+    }
+    assert float(listed[1]["project_estimated_spend"]) == pytest.approx(0.117)
+    assert listed[1]["project_estimated_spend"] == listed[2]["project_estimated_spend"]
+    assert float(listed[4]["project_estimated_spend"]) == 0.2  # its own project
+    assert listed[3]["project_rests_until"] == resting
+    assert listed[1]["project_rests_until"] is None
+
+    lines = run(ini, "keys", "list").stdout.splitlines()
+    assert "spend" in lines[0] and "$1.50" in lines[3]
+    [a] = [line for line in lines if line.startswith("gcp-a ")]
+    [b] = [line for line in lines if line.startswith("gcp-b ")]
+    assert a.split()[2:5] == ["2", "2", "$0.12"] and a.endswith("-")
+    assert b.split()[2:5] == ["1", "1", "$1.50"] and b.endswith("2099-01-01T08:00:00")

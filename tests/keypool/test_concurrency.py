@@ -105,3 +105,53 @@ def test_processes_routing_at_once_keep_every_invariant(
     limited = next(k for k, s in contended_pool.items() if s.startswith("limited"))
     for attempt in by_key[limited]:
         assert (attempt.cooldown_until - attempt.created_at).total_seconds() >= 2
+
+
+def test_processes_share_a_project_cooldown_through_postgresql(
+    add_key, base_settings, pool_settings, fake, db
+):
+    # A rate-limited project's keys interleaved with a healthy project's, so the processes'
+    # first choices land on several keys of the limited project at once.
+    limited, healthy = [], []
+    for n in range(6):
+        limited.append(add_key(f"rate_limited-proj{n:04d}", project="gcp-limited"))
+        healthy.append(add_key(f"success-proj{n:04d}", project="gcp-ok"))
+    settings: dict[str, Any] = {**base_settings, **pool_settings}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), json.dumps(settings), str(IMAGES)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout.readline().strip() == "ready"
+        for worker in workers:
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        summaries = [json.loads(worker.communicate(timeout=120)[0]) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    assert all(w.returncode == 0 for w in workers)  # no deadlock between the project updates
+    assert sum(s["ok"] for s in summaries) == PROCESSES * IMAGES
+
+    # The first 429 any process saw rested the project for all of them: at most one call per
+    # process was already on its way (six keys, called one by one, would be six or more).
+    limited_calls = [r for r in fake.requests if r.api_key.startswith("rate_limited")]
+    assert 1 <= len(limited_calls) <= PROCESSES
+
+    db.expire_all()
+    keys = {k.id: k for k in db.scalars(sa.select(ProviderKey))}
+    rows = db.scalars(sa.select(KeyAttempt).where(KeyAttempt.key_id.in_(limited))).all()
+    assert len(rows) == len(limited_calls)
+    # Only the called keys counted failures; the whole project rests until one deadline, the
+    # latest any 429 set (a later one is never shortened by an earlier one).
+    assert sum(keys[k].consecutive_failures for k in limited) == len(rows)
+    assert {keys[k].state for k in limited} == {KeyState.COOLDOWN}
+    assert {keys[k].cooldown_until for k in limited} == {max(a.cooldown_until for a in rows)}
+    assert {keys[k].state for k in healthy} == {KeyState.ACTIVE}

@@ -313,9 +313,17 @@ def test_webp_answer(fake: FakeGemini, provider) -> None:
     assert (image.mime, image.width, image.height) == ("image/webp", 30, 20)
 
 
-def test_one_client_per_path_is_reused(fake: FakeGemini, provider: NanoBananaProvider) -> None:
-    for _ in range(3):
+def test_a_paths_clients_are_reused_and_share_one_tls_context(
+    fake: FakeGemini, provider: NanoBananaProvider
+) -> None:
+    from nproxy_provider_nanobanana.transport import CLIENTS_PER_PATH
+
+    for _ in range(CLIENTS_PER_PATH + 3):
         provider.generate(text_request(), api_key="k")
     clients = provider._clients._clients
-    assert list(clients) == [None]
-    assert clients[None]._trust_env is False
+    assert sorted(clients) == [(None, n) for n in range(CLIENTS_PER_PATH)]
+    assert all(c._trust_env is False for c in clients.values())
+    # Each client made its first call, then the next turn reused a kept one.
+    assert len(fake.requests) == CLIENTS_PER_PATH + 3
+    contexts = {id(c._transport._pool._ssl_context) for c in clients.values()}
+    assert len(contexts) == 1

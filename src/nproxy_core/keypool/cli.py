@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
 
 import click
 
 from nproxy_core.audit import Surface
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
+from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
@@ -79,10 +81,21 @@ def keys_add(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
 def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
-    """List keys: state, cooldown deadline, failures, masked secret."""
+    """List keys (state, cooldown deadline, failures, masked secret, estimated spend), then
+    each project: its estimated spend and until when it rests after a rate limit."""
     with cli.transaction() as db:
-        views = [pool.key_view(key) for key in pool.list_keys(db, provider)]
+        keys = pool.list_keys(db, provider)
+        views = [pool.key_view(key) for key in keys]
+        projects = pool.project_views(keys, utcnow())
     if as_json:
+        # Each key carries its project's figures; a key without a project is its own.
+        named = {(p["provider"], p["project"]): p for p in projects}
+        for v in views:
+            project = named.get((v["provider"], v["project"]))
+            v["project_estimated_spend"] = (
+                project["estimated_spend"] if project else v["estimated_spend"]
+            )
+            v["project_rests_until"] = project["rests_until"] if project else None
         click.echo(json.dumps(views, indent=2))
         return
     if not views:
@@ -90,15 +103,34 @@ def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
         return
     click.echo(
         f"{'id':>4}  {'provider':<12} {'label':<16} {'state':<14} {'fails':>5}  "
-        f"{'secret':<11} {'project':<14} {'group':<12} {'cooldown until':<20} proxy"
+        f"{'secret':<11} {'project':<14} {'group':<12} {'cooldown until':<20} "
+        f"{'spend':>10}  proxy"
     )
     for v in views:
         cooldown = (v["cooldown_until"] or "-")[:19]
         click.echo(
             f"{v['id']:>4}  {v['provider']:<12} {(v['label'] or '-'):<16} {v['state']:<14} "
             f"{v['consecutive_failures']:>5}  {v['secret']:<11} {(v['project'] or '-'):<14} "
-            f"{(v['billing_group'] or '-'):<12} {cooldown:<20} {v['proxy'] or '-'}"
+            f"{(v['billing_group'] or '-'):<12} {cooldown:<20} "
+            f"{_money(v['estimated_spend']):>10}  {v['proxy'] or '-'}"
         )
+    if projects:
+        click.echo("")
+        click.echo(
+            f"{'project':<20} {'provider':<12} {'keys':>4} {'in service':>10} "
+            f"{'spend':>10}  rests until"
+        )
+        for p in projects:
+            click.echo(
+                f"{p['project']:<20} {p['provider']:<12} {len(p['keys']):>4} "
+                f"{p['in_service']:>10} {_money(p['estimated_spend']):>10}  "
+                f"{(p['rests_until'] or '-')[:19]}"
+            )
+
+
+def _money(amount: str) -> str:
+    """An estimated spend for the table: dollars and cents (the JSON keeps every digit)."""
+    return f"${Decimal(amount):.2f}"
 
 
 @keys.command("restore")

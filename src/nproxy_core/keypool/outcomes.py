@@ -3,7 +3,10 @@ proxy (the rules of :mod:`.rules`), and the admin alerts that follow.
 
 An outcome is applied in a short transaction of its own, never one held across a provider
 call. On PostgreSQL a success or retryable failure on the direct path (the hot path) is one
-statement instead, built from the same rule (:mod:`.statements`).
+statement instead, built from the same rule (:mod:`.statements`). Which rule applies is decided
+here, once, for both: in particular a rate limit (a 429) cools the called key's whole project
+(:data:`.rules.PROJECT_RATE_LIMITED`) when ``group_rate_limits`` is on and the key has a
+project; a key without one is its own project, and only the key cools.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ from nproxy_core.keypool.rules import (
     FAILED,
     KEY_REJECTED,
     OUT_OF_FUNDS,
+    PROJECT_RATE_LIMITED,
     PROXY_FAILED,
     PROXY_SUCCEEDED,
     SUCCEEDED,
 )
-from nproxy_core.keypool.statements import FAILED_LOGGED, RECORD, SUCCEEDED_LOGGED
+from nproxy_core.keypool.statements import LOGGED, RECORD
 from nproxy_core.plugins import (
     KeyRejectedError,
     OutOfFundsError,
@@ -101,6 +105,21 @@ def cooldown_deadline(
     return now + dt.timedelta(seconds=max(float(cooldown_seconds), float(retry_after)))
 
 
+def cools_the_project(
+    error: ProviderError | None, claim: Claim, *, group_rate_limits: bool
+) -> bool:
+    """Whether the outcome cools every key of the claimed key's project, not only the key.
+
+    A rate limit does (the provider said a quota was exceeded, so the quota is the project's);
+    a 5xx or a timeout is this call's trouble and does not. A key without a project is its own.
+    """
+    return (
+        group_rate_limits
+        and claim.project is not None
+        and getattr(error, "rate_limit", None) is not None
+    )
+
+
 def scrub(text: str, secret: str) -> str:
     """``text`` with the key replaced by ``[key]``."""
     # Plugins should never quote the key; this is the router's own guarantee that it does
@@ -124,6 +143,7 @@ def record_attempt(
     cooldown_seconds: float,
     max_consecutive_failures: int,
     day_zone: str = "UTC",
+    group_rate_limits: bool = True,
 ) -> list[tuple[AlertKind, str]]:
     """Log the attempt and apply its outcome to the key and proxy, in one transaction.
 
@@ -171,21 +191,25 @@ def record_attempt(
             "b_reason": truncate(reason),
             "b_now": now,
         }
-        key = FAILED, failure
+        if cools_the_project(error, claim, group_rate_limits=group_rate_limits):
+            failure.update(b_provider=claim.provider, b_project=claim.project)
+            key = PROJECT_RATE_LIMITED, failure
+        else:
+            key = FAILED, failure
 
     version: int | None = None
     alerts: list[tuple[AlertKind, str]] = []
     if key is not None and path is AttemptPath.DIRECT and connections.one_statement:
         # The hot path on PostgreSQL: the key's update and the attempt, one statement.
         statement, params = key
-        logged = SUCCEEDED_LOGGED if statement is SUCCEEDED else FAILED_LOGGED
         params.update({f"a_{name}": value for name, value in attempt.items()})
-        row = connections.run(logged, params)
+        row = connections.run(LOGGED[statement], params)
     else:
         with connections.transaction() as conn:
             row = None
             if key is not None:
-                row = conn.execute(*key).first()
+                # The called key's row (a rate limit also changes the rest of its project).
+                row = next((r for r in conn.execute(*key) if r.id == claim.key_id), None)
             elif outcome is AttemptOutcome.OUT_OF_FUNDS:
                 changed = take_out_of_funds(
                     conn, claim.provider, claim.key_id, claim.billing_group, message, now
@@ -227,11 +251,15 @@ def record_attempt(
                 ),
             )
     if failed and getattr(error, "rate_limit", None) is RateLimit.DAILY:
+        if key is not None and key[0] is PROJECT_RATE_LIMITED:
+            whose = f"project {claim.project!r} (every key of it)"
+        else:
+            whose = f"key {claim.key_id}"
         alerts.append(
             (
                 AlertKind.PROJECT_DAILY_QUOTA,
                 f"{claim.provider} key {claim.key_id} exhausted its project's daily quota; "
-                f"it rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
+                f"{whose} rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
                 f"(midnight {day_zone}): {message}",
             )
         )

@@ -10,9 +10,11 @@ Rules (DESIGN.md 4.5), in the order the code applies them:
 3. The outcome decides what happens to the key (:mod:`.rules`, applied by :mod:`.outcomes`):
    success resets its failure count (and adds the estimated cost to its spend); retryable
    cools it down (and sends it to manual review after too many consecutive failures), until
-   the provider's daily reset when a per-day quota ran out (with an admin alert); out of
-   funds takes its whole billing group out; rejected goes to manual review; user-caused fails
-   the image at once, key untouched.
+   the provider's daily reset when a per-day quota ran out (with an admin alert); a rate
+   limit cools every key of the key's project to the same deadline (``group_rate_limits``),
+   so the next choice never lands on the same exhausted quota; out of funds takes its whole
+   billing group out; rejected goes to manual review; user-caused fails the image at once,
+   key untouched.
 4. When every eligible key was tried, the image fails with :class:`PoolUnavailable` and the
    admins are alerted.
 
@@ -79,6 +81,7 @@ from nproxy_core.plugins import (
     RetryableError,
     TransportError,
     UserCausedError,
+    boolean,
 )
 from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.wiring import find_service
@@ -119,6 +122,7 @@ class KeyPoolRouter:
         *,
         cooldown_seconds: float = 300,
         max_consecutive_failures: int = 10,
+        group_rate_limits: bool = True,
         clock: Callable[[], dt.datetime] = utcnow,
         alert: Callable[..., None],
     ) -> None:
@@ -128,6 +132,7 @@ class KeyPoolRouter:
         self._secrets = secrets
         self.cooldown_seconds = cooldown_seconds
         self.max_consecutive_failures = max_consecutive_failures
+        self.group_rate_limits = group_rate_limits
         self._clock = clock
         self._alert = alert
         self._threads = DaemonThreads()
@@ -141,6 +146,7 @@ class KeyPoolRouter:
         options: dict[str, Any] = {
             "cooldown_seconds": int(settings["nproxy.keypool.cooldown_seconds"]),
             "max_consecutive_failures": int(settings["nproxy.keypool.max_consecutive_failures"]),
+            "group_rate_limits": boolean(settings["nproxy.keypool.group_rate_limits"]),
         }
         options.setdefault("alert", PoolAlerts(find_service(registry, IAlertNotifier)))
         options.update(overrides)
@@ -375,6 +381,7 @@ class KeyPoolRouter:
             cooldown_seconds=self.cooldown_seconds,
             max_consecutive_failures=self.max_consecutive_failures,
             day_zone=self._providers[claim.provider].quota_day_zone,
+            group_rate_limits=self.group_rate_limits,
         )
         _count(claim, call)
         for kind, detail in alerts:

@@ -61,32 +61,91 @@ SUCCEEDED = (
         version=K.version + 1,
         updated_at=NOW,
     )
-    .returning(K.version)
+    .returning(K.id, K.version)
 )
 
 _DEADLINE = sa.bindparam("b_deadline", type_=UTCDateTime())
-_TOO_MANY = K.consecutive_failures + 1 > sa.bindparam("b_max", type_=sa.Integer())
+_CALLED = K.id == _KEY_ID
+_TOO_MANY = sa.and_(
+    _CALLED, _IN_SERVICE, K.consecutive_failures + 1 > sa.bindparam("b_max", type_=sa.Integer())
+)
 
-#: Retryable: the key cools down until ``b_deadline`` and counts one more failure in a row;
-#: past ``b_max`` of them it goes to manual review with ``b_reason``.
-FAILED = (
-    sa.update(KEYS)
-    .where(K.id == _KEY_ID)
-    .values(
-        consecutive_failures=K.consecutive_failures + 1,
-        # Never shorten a later deadline another failure (or a long retry delay) set.
-        cooldown_until=sa.case((K.cooldown_until > _DEADLINE, K.cooldown_until), else_=_DEADLINE),
-        # Only a key still in service moves; an admin's disable stands.
-        state=sa.case(
-            (sa.and_(_IN_SERVICE, _TOO_MANY), sa.literal("manual_review")),
-            (_IN_SERVICE, sa.literal("cooldown")),
-            else_=K.state,
-        ),
-        state_reason=sa.case((sa.and_(_IN_SERVICE, _TOO_MANY), _REASON), else_=K.state_reason),
-        version=K.version + 1,
-        updated_at=NOW,
+
+def _failure(*, project_wide: bool) -> sa.Update:
+    """The retryable rule: the called key (``b_key_id``) cools down until ``b_deadline`` and
+    counts one more failure in a row; past ``b_max`` of them it goes to manual review with
+    ``b_reason``.
+
+    ``project_wide`` (a rate limit, DESIGN 4.5): every other in-service key of the project
+    ``b_project`` of provider ``b_provider`` cools down to the same deadline, without counting a
+    failure: the provider's quota is the project's, so any of its keys would only get the same
+    429. The rows are locked in id order first, so two processes cooling the same project from
+    two of its keys at once wait for each other instead of deadlocking.
+    """
+    if project_wide:
+        rows = (
+            sa.select(K.id)
+            .where(
+                sa.or_(
+                    _CALLED,
+                    sa.and_(
+                        K.provider == sa.bindparam("b_provider"),
+                        K.project == sa.bindparam("b_project", type_=K.project.type),
+                        _IN_SERVICE,
+                    ),
+                )
+            )
+            .order_by(K.id)
+            .with_for_update()
+        )
+        chosen = K.id.in_(rows.scalar_subquery())
+    else:
+        chosen = _CALLED
+    return (
+        sa.update(KEYS)
+        .where(chosen)
+        .values(
+            consecutive_failures=sa.case(
+                (_CALLED, K.consecutive_failures + 1), else_=K.consecutive_failures
+            ),
+            # Never shorten a later deadline another failure (or a long retry delay) set; a
+            # project's key that left service meanwhile keeps its own.
+            cooldown_until=sa.case(
+                (sa.and_(~_CALLED, ~_IN_SERVICE), K.cooldown_until),
+                (K.cooldown_until > _DEADLINE, K.cooldown_until),
+                else_=_DEADLINE,
+            ),
+            # Only a key still in service moves; an admin's disable stands.
+            state=sa.case(
+                (_TOO_MANY, sa.literal("manual_review")),
+                (_IN_SERVICE, sa.literal("cooldown")),
+                else_=K.state,
+            ),
+            state_reason=sa.case((_TOO_MANY, _REASON), else_=K.state_reason),
+            version=K.version + 1,
+            updated_at=NOW,
+        )
+        .returning(K.id, K.version, K.state, K.cooldown_until, K.consecutive_failures)
     )
-    .returning(K.version, K.state, K.cooldown_until, K.consecutive_failures)
+
+
+#: Retryable: the called key cools down and counts a failure (see :func:`_failure`).
+FAILED = _failure(project_wide=False)
+#: A rate limit: :data:`FAILED`, and the rest of the key's project cools to the same deadline.
+PROJECT_RATE_LIMITED = _failure(project_wide=True)
+
+#: Until when a project rests (``b_provider``, ``b_project`` at ``b_now``): ``rests_until`` is
+#: the earliest deadline of its in-service keys when none of them is eligible (a rate limit
+#: cools them together), else None (``in_service`` counts them; 0 for an unknown project).
+PROJECT_REST = sa.select(
+    sa.func.count().label("in_service"),
+    sa.case(
+        (sa.func.count().filter(ELIGIBLE) == 0, sa.func.min(K.cooldown_until)), else_=sa.null()
+    ).label("rests_until"),
+).where(
+    K.provider == sa.bindparam("b_provider"),
+    K.project == sa.bindparam("b_project", type_=K.project.type),
+    _IN_SERVICE,
 )
 
 #: Key rejected: the key waits in manual review for an admin (if it was still in service).

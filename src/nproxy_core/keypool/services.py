@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool.alerts import AlertKind, key_subject
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
-from nproxy_core.keypool.models import KeyState, ProviderKey, Proxy, ProxyState
+from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey, Proxy, ProxyState
 from nproxy_core.keypool.router import (
     KeyPoolRouter,
     KeyTest,
@@ -29,6 +30,7 @@ from nproxy_core.keypool.router import (
     ProviderNotEnabled,
     RouteCheck,
 )
+from nproxy_core.keypool.rules import PROJECT_REST
 from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.telegram.alerts import resolve_in
 
@@ -45,6 +47,7 @@ __all__ = [
     "key_view",
     "list_keys",
     "list_proxies",
+    "project_views",
     "proxy_view",
     "restore_key",
     "test_key",
@@ -216,13 +219,15 @@ def add_key(
         proxy = db.scalar(sa.select(Proxy).where(Proxy.url == url))
         if proxy is None:
             proxy = add_proxy(db, url, actor=actor)
+    rests_until = project_rests_until(db, provider, project)
     key = ProviderKey(
         provider=provider,
         label=label,
         secret_encrypted=secrets.encrypt(secret),
         secret_fingerprint=fingerprint,
         secret_mask=mask_secret(secret),
-        state=KeyState.ACTIVE,
+        state=KeyState.ACTIVE if rests_until is None else KeyState.COOLDOWN,
+        cooldown_until=rests_until,
         consecutive_failures=0,
         billing_group=group,
         project=project,
@@ -232,6 +237,23 @@ def add_key(
     db.flush()
     actor.record(db, "key.add", "provider_key", key.id, None, key_view(key))
     return key
+
+
+def project_rests_until(db: Session, provider: str, project: str | None) -> dt.datetime | None:
+    """Until when a key joining ``project`` must rest with it, or None.
+
+    A rate limit cools every in-service key of a project to one deadline, so a project none of
+    whose in-service keys may be called is resting; a key added to it (or moved into it) would
+    only draw the same 429, so it waits until the earliest of those deadlines, when the router
+    tries the project again anyway. A project with a key in service is not resting (one key's
+    own cooldown after a 5xx is not the project's), and a key without a project is its own.
+    """
+    if project is None:
+        return None
+    row = db.execute(
+        PROJECT_REST, {"b_provider": provider, "b_project": project, "b_now": utcnow()}
+    ).one()
+    return row.rests_until if row.in_service else None
 
 
 def get_key(db: Session, key_id: int, *, for_update: bool = False) -> ProviderKey:
@@ -319,6 +341,12 @@ def edit_key(
         changed["proxy_id"] = proxy_id
     if not changed:
         raise Conflict(f"key {key_id} already has these settings; nothing changed")
+    if "project" in changed and key.state in IN_SERVICE:
+        rests_until = project_rests_until(db, key.provider, changed["project"])
+        if rests_until is not None and (
+            key.cooldown_until is None or key.cooldown_until < rests_until
+        ):
+            key.state, key.cooldown_until = KeyState.COOLDOWN, rests_until
     for name, value in changed.items():
         setattr(key, name, value)
     if "proxy_id" in changed:
@@ -415,6 +443,40 @@ def list_keys(db: Session, provider: str | None = None) -> list[ProviderKey]:
     if provider is not None:
         query = query.where(ProviderKey.provider == provider)
     return list(db.scalars(query))
+
+
+def project_views(keys: Iterable[ProviderKey], now: dt.datetime) -> list[dict[str, Any]]:
+    """Each named project of ``keys`` (per provider): its keys, estimated spend, and until when
+    it rests (every in-service key of it cooling down, as after a rate limit; else None).
+
+    A key without a project is its own project: its spend is the key's, so it is not listed.
+    """
+    projects: dict[tuple[str, str], list[ProviderKey]] = {}
+    for key in keys:
+        if key.project is not None:
+            projects.setdefault((key.provider, key.project), []).append(key)
+    views = []
+    for (provider, project), members in sorted(projects.items()):
+        serving = [k for k in members if k.state in IN_SERVICE]
+        deadlines = [
+            k.cooldown_until
+            for k in serving
+            if k.state == KeyState.COOLDOWN
+            and k.cooldown_until is not None
+            and k.cooldown_until > now
+        ]
+        resting = bool(serving) and len(deadlines) == len(serving)
+        views.append(
+            {
+                "provider": provider,
+                "project": project,
+                "keys": [k.id for k in members],
+                "in_service": len(serving),
+                "estimated_spend": str(sum((k.estimated_spend for k in members), Decimal(0))),
+                "rests_until": _iso(min(deadlines)) if resting else None,
+            }
+        )
+    return views
 
 
 def list_proxies(db: Session) -> list[Proxy]:

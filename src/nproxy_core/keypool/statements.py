@@ -6,8 +6,8 @@ lock on PostgreSQL, the write lock on SQLite), so choices are serialised per pro
 is then claimed with a conditional UPDATE that re-checks eligibility. Run one by one in a
 transaction, these cost a round trip each plus BEGIN and COMMIT. On PostgreSQL the same steps
 are folded into one data-modifying statement each (a choice: :data:`CLAIM_IN_ONE`; a success or
-retryable outcome with its attempt: :data:`SUCCEEDED_LOGGED`, :data:`FAILED_LOGGED`), run in
-autocommit, so each costs one round trip. SQLite (the embedded default) keeps the portable path.
+retryable outcome with its attempt: :data:`LOGGED`), run in autocommit, so each costs one round
+trip. SQLite (the embedded default) keeps the portable path.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from nproxy_core.keypool.models import KeyAttempt, KeyCursor, ProxyState
-from nproxy_core.keypool.rules import ELIGIBLE, FAILED, KEYS, NOW, PROXIES, SUCCEEDED, K
+from nproxy_core.keypool.rules import (
+    ELIGIBLE,
+    FAILED,
+    KEYS,
+    NOW,
+    PROJECT_RATE_LIMITED,
+    PROXIES,
+    SUCCEEDED,
+    K,
+)
 
 CURSORS = KeyCursor.__table__
 ATTEMPTS = KeyAttempt.__table__
@@ -156,10 +165,11 @@ def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[An
 
     The attempt's values are the ``a_<column>`` parameters, except its outcome version (and,
     with ``sets_cooldown``, its cooldown deadline), which come from the updated key row. The
-    attempt is written even when the update matched nothing. Returns the update's row.
+    attempt is written even when the update matched nothing. Returns the called key's row (a
+    rate limit's update also changes the rest of its project).
     """
     changed = key_update.cte("changed_key")
-    row = _ONE_ROW.outerjoin(changed, sa.true())
+    row = _ONE_ROW.outerjoin(changed, changed.c.id == sa.bindparam("b_key_id"))
     values: dict[str, Any] = {
         c.name: sa.bindparam(f"a_{c.name}", type_=c.type)
         for c in ATTEMPTS.c
@@ -175,3 +185,11 @@ def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[An
 
 SUCCEEDED_LOGGED = _with_attempt(SUCCEEDED, sets_cooldown=False)
 FAILED_LOGGED = _with_attempt(FAILED, sets_cooldown=True)
+PROJECT_RATE_LIMITED_LOGGED = _with_attempt(PROJECT_RATE_LIMITED, sets_cooldown=True)
+
+#: The one-statement form of each key update of an outcome.
+LOGGED = {
+    SUCCEEDED: SUCCEEDED_LOGGED,
+    FAILED: FAILED_LOGGED,
+    PROJECT_RATE_LIMITED: PROJECT_RATE_LIMITED_LOGGED,
+}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.db import utcnow
@@ -213,7 +214,10 @@ def _close(
     row.state = state
     row.consumed = consumed
     row.closed_at = now or utcnow()
-    cycle = db.get(BillingCycle, row.cycle_id)
+    # A copy of the cycle this session already holds is stale after the bulk UPDATE. Only
+    # look in the identity map: ``db.get`` would load the row (a SELECT per finished job) just
+    # to forget it.
+    cycle = db.identity_map.get(identity_key(BillingCycle, row.cycle_id))
     if cycle is not None:
         db.expire(cycle)
     return row
