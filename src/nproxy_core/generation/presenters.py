@@ -85,3 +85,19 @@ def models_json(request: Request) -> dict[str, Any]:
     for name, provider in request.find_service(IPlugins).providers.items():
         models.extend(capabilities.as_dict(name) for capabilities in provider.capabilities())
     return {"models": models}
+
+
+def library_image_json(request: Request, image: Any) -> dict[str, Any]:
+    """One image of ``GET /api/v1/images`` (DESIGN 6)."""
+    return {
+        "id": str(image.id),
+        "url": media_url(request, image.id),
+        "generation_id": str(image.generation_id),
+        "conversation_id": str(image.conversation_id),
+        "prompt": image.prompt,
+        "mode": str(image.mode),
+        "resolution": image.resolution,
+        "created_at": isoformat(image.created_at),
+        "width": image.width,
+        "height": image.height,
+    }
