@@ -249,8 +249,9 @@ def test_no_page_or_answer_shows_exact_counts(demo_app, demo_api, db, user_facto
     for text in texts:
         for number in (LIMIT, USED, RESERVED, LIMIT - USED - RESERVED, USED + RESERVED):
             assert not shows(number, text), (number, text[:300])
-    # The default plan's limit is not published either.
-    assert not shows(300, demo_app.get("/pricing").text)
+    # The plan's own count is what a month buys, and the pricing page says it (issue 13);
+    # the JSON plan still gives only name, price and period.
+    assert shows(300, demo_app.get("/pricing").text)
     assert not shows(300, demo_app.get("/api/v1/plan").text)
     # Nor do the ledger's refusals.
     with pytest.raises(QuotaExhausted) as info:
