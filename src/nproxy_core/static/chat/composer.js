@@ -179,8 +179,12 @@ function renderInput(entry) {
   // Only images we accept get a preview: anything else would show as a broken image.
   const preview = !entry.file || ACCEPTED.has(entry.file.type) ? entry.preview : null;
   const image = preview ? el("img", { src: preview, alt: `Input image ${name}` }) : null;
-  // A remembered input that is gone (an unused upload is cleaned up after a day).
-  image?.addEventListener("error", () => failInput(entry, "This image is no longer available."));
+  image?.addEventListener("error", () => {
+    // A picked file the browser cannot show: no broken-image icon while the server decides.
+    if (entry.file) image.remove();
+    // A remembered input that is gone (an unused upload is cleaned up after a day).
+    else failInput(entry, "This image is no longer available.");
+  });
   return el("li", { class: "input-thumb", "data-state": entry.status },
     image,
     el("div", { class: "thumb-progress", role: "progressbar", "aria-label": `Uploading ${name}`,
