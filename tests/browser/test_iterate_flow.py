@@ -215,7 +215,13 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
     problems: list[str] = []
 
     def visit(path: str, name: str) -> None:
-        for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        # Both themes (prefers-color-scheme), both widths.
+        for size, label, scheme in (
+            (DESKTOP, "desktop", "light"),
+            (PHONE, "phone", "light"),
+            (DESKTOP, "desktop-dark", "dark"),
+        ):
+            page.emulate_media(color_scheme=scheme)
             page.set_viewport_size(size)
             page.goto(f"{base}{path}")
             page.wait_for_load_state("networkidle")
@@ -255,6 +261,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
         visit(path, name)
 
     # The lightbox and the phone's drawer are pages of their own to a person.
+    page.emulate_media(color_scheme="dark")
     page.set_viewport_size(PHONE)
     page.goto(f"{base}/chat/{conversation}")
     wait_for_images(page, page.locator(".turn").nth(0), 1)
