@@ -95,6 +95,16 @@ export function preset(resolution) {
     ratio: match ? `${match[1]}:${match[2]}` : NAMED_RATIOS[resolution] || "" };
 }
 
+/** A preset's shape as CSS aspect-ratio ("4 / 3"), from the models API; null if unknown. */
+export function presetAspect(id) {
+  for (const model of state.models) {
+    const found = (model.resolutions || []).find((r) => typeof r === "object" && r.id === id);
+    if (found?.width && found?.height) return `${found.width} / ${found.height}`;
+    if (found?.aspect_ratio) return found.aspect_ratio.replace(":", " / ");
+  }
+  return null;
+}
+
 /** The little shape beside the size control: the chosen preset's aspect ratio, drawn. */
 function showShape() {
   const chosen = preset((state.model?.resolutions || []).find((r) => preset(r).id === ui.resolution.value));

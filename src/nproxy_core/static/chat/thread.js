@@ -1,5 +1,6 @@
 // The thread: each prompt with its answer, its progress, and polling a generation until terminal.
 import { api } from "./api.js";
+import { presetAspect } from "./composer.js";
 import { el, plural, pretty } from "./dom.js";
 import { openLightbox } from "./lightbox.js";
 import { announce, describeError, ui } from "./page.js";
@@ -79,6 +80,8 @@ let epoch = 0;              // bumped on every thread switch: answers for the ol
 
 /** Placeholder tiles take the shape of the requested preset so the layout does not jump. */
 function aspect(resolution) {
+  const known = presetAspect(resolution);
+  if (known) return known;
   const ratio = /(\d+(?:\.\d+)?)\s*[:x]\s*(\d+(?:\.\d+)?)/.exec(resolution || "");
   if (ratio) return `${ratio[1]} / ${ratio[2]}`;
   return { portrait: "3 / 4", landscape: "4 / 3", tall: "9 / 16", wide: "16 / 9" }[resolution] || "1 / 1";
