@@ -136,6 +136,7 @@ export function showPending(view, generation) {
 
 function showResult(view, generation) {
   const images = generation.images || [];
+  const follow = view === views.at(-1) && nearEnd();
   view.node.dataset.state = generation.status;
   view.node.dataset.generationId = generation.id;
   view.generationId = generation.id;
@@ -176,6 +177,7 @@ function showResult(view, generation) {
   }
   view.actions = turnActions(view, generation.status);
   view.node.querySelector(".answer").append(view.actions);
+  if (follow) scrollToEnd(); // the action row made the thread taller
 }
 
 export function showSubmitError(view, error, retry) {
@@ -325,5 +327,13 @@ export function startElapsedClock() {
 }
 
 export function scrollToEnd() {
-  ui.messages.scrollTo({ top: ui.messages.scrollHeight, behavior: "smooth" });
+  // After the next layout, so the turn just added is counted in the height.
+  requestAnimationFrame(() => {
+    const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    ui.messages.scrollTo({ top: ui.messages.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+  });
 }
+
+/** Near the end of the thread (where a finished turn should stay in sight)? */
+const nearEnd = () =>
+  ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 160;
