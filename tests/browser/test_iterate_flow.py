@@ -205,6 +205,26 @@ def test_refine_regenerate_library_rename_delete(live_stack: Any, page: Any) -> 
     page.goto(f"{base}/library")
     expect(page.locator("#library-empty")).to_be_visible()
 
+    # Honest quota: 6 of the plan's 10 are used. After 3 more, only batches of 1 fit, and
+    # the picker says so; after the last one the chat says the period is used up.
+    page.goto(f"{base}/chat")
+    page.fill("#prompt", "three small boats")
+    page.select_option("#batch-size", "3")
+    page.press("#prompt", "Enter")
+    wait_for_images(page, page.locator(".turn").nth(0), 3)
+    expect(page.locator("#batch-size option[value='2']")).to_be_disabled()
+    expect(page.locator("#batch-size option[value='2']")).to_contain_text("not enough left")
+    expect(page.locator("#batch-size")).to_have_value("1")
+    expect(page.locator("#batch-size option[value='1']")).to_be_enabled()
+    shot(page, "iterate-09-batch-limited")
+    page.fill("#prompt", "one last boat")
+    page.press("#prompt", "Enter")
+    wait_for_images(page, page.locator(".turn").nth(1), 1)
+    expect(page.locator("#quota-used-up")).to_be_visible()
+    expect(page.locator("#quota-used-up a")).to_have_attribute("href", "/pricing")
+    expect(page.locator("#quota-text")).to_have_text("Used up")
+    shot(page, "iterate-10-used-up")
+
     assert errors == [], f"JavaScript errors on the page: {errors}"
 
 

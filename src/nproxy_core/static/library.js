@@ -35,7 +35,8 @@ function loadMore() {
       state.images.push(...page.images);
       state.next = page.next;
       grid.append(...page.images.map((image, i) => tile(image, start + i)));
-      status.textContent = state.next ? "" : state.images.length ? "That is everything." : "";
+      // "The end" is news only after scrolling through more than one page.
+      status.textContent = !state.next && start > 0 ? "That is everything." : "";
       $("library-empty").hidden = state.images.length > 0;
     } catch (error) {
       state.failed = true;
