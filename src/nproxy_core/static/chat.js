@@ -50,6 +50,6 @@ window.addEventListener("popstate", () => openConversation(conversationInAddress
 
 // Start: models and quota first (the composer needs them), then the thread.
 Promise.all([loadModels(), refreshQuota(), loadConversations()]).then(() => {
-  if (current.conversationId) openConversation(current.conversationId);
-  else { restoreDraft(null); ui.prompt.focus(); }
+  if (current.conversationId) openConversation(current.conversationId, { initial: true });
+  else { restoreDraft(null, { initial: true }); ui.prompt.focus(); }
 });

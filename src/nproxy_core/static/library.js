@@ -54,11 +54,23 @@ function loadMore() {
   return state.loading;
 }
 
+/** Start a new chat with the image as its input: the new chat's draft, then the chat. */
+function useInNewChat(item) {
+  try {
+    localStorage.setItem("nproxy.chat.draft.new", JSON.stringify({
+      prompt: "", mode: "image_to_image",
+      inputs: [{ imageId: item.id, preview: item.url, name: "generated image" }],
+    }));
+  } catch { /* private mode: the chat opens without it */ }
+  location.href = chatUrl;
+}
+
 function show(index) {
   openLightbox(() => state.images.map((image) => ({
     ...image, createdAt: image.created_at, generationId: image.generation_id,
   })), index, {
     openUrl: (item) => `${chatUrl}/${encodeURIComponent(item.conversation_id)}`,
+    use: useInNewChat,
     more: loadMore,
     hasMore,
   });

@@ -354,8 +354,12 @@ export function saveDraft(id = current.conversationId) {
   } catch { /* private mode: drafts are a nicety */ }
 }
 
-/** Put a conversation's draft in the composer (a new conversation starts in text → image). */
-export function restoreDraft(id) {
+/**
+ * Put a conversation's draft in the composer (a new conversation starts in text → image).
+ * On the page's first load (`initial`), what the person already typed while it loaded wins.
+ */
+export function restoreDraft(id, { initial = false } = {}) {
+  if (initial && ui.prompt.value.trim()) { saveDraft(id); return; }
   let draft = {};
   try { draft = JSON.parse(localStorage.getItem(draftKey(id))) || {}; } catch { draft = {}; }
   state.inputs.forEach((entry) => { entry.upload?.abort(); entry.node.remove(); });

@@ -15,13 +15,13 @@ let creating = null; // the in-flight "create conversation" call, so two sends m
 const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
   : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`);
 
-export async function openConversation(id, { push = false } = {}) {
+export async function openConversation(id, { push = false, initial = false } = {}) {
   stopWatching();
   // What was typed stays with the conversation it was typed in (not on the first load: the
   // composer is still empty then, and would wipe the draft it is about to show).
   if (current.conversationId !== id || ui.prompt.value) saveDraft();
   current.conversationId = id;
-  restoreDraft(id);
+  restoreDraft(id, { initial });
   if (push) history.pushState({ id }, "", id ? `${urls.chat}/${encodeURIComponent(id)}` : urls.chat);
   highlightConversation();
   clearThread();
