@@ -37,3 +37,13 @@ class ApiClient:
 
     def logout(self) -> webtest.TestResponse:
         return self.post("/api/v1/auth/logout")
+
+    def patch(self, url: str, data: Any, **kw: Any) -> webtest.TestResponse:
+        kw.setdefault("status", "*")
+        headers = {"X-CSRF-Token": self.csrf(), **kw.pop("headers", {})}
+        return self.app.patch_json(url, data, headers=headers, **kw)
+
+    def delete(self, url: str, **kw: Any) -> webtest.TestResponse:
+        kw.setdefault("status", "*")
+        headers = {"X-CSRF-Token": self.csrf(), **kw.pop("headers", {})}
+        return self.app.delete(url, headers=headers, **kw)

@@ -150,3 +150,39 @@ class LiveStack:
 
             find_service(self.registry, ICompletionSignal).close()
             find_service(self.registry, IDatabase).engine.dispose()
+
+
+#: axe-core, installed from package.json (``npm ci``); injected into pages by the tests.
+AXE_JS = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_problems(page: Any) -> list[str]:
+    """Serious and critical accessibility violations axe-core finds on the page as it is.
+
+    Without axe-core installed the check is skipped, except where ``NPROXY_REQUIRE_AXE`` is
+    set (``.ci/run``), where that is a failure: CI must never pass by not looking.
+    """
+    import os
+
+    import pytest
+
+    if not AXE_JS.exists():
+        message = f"axe-core is not installed ({AXE_JS}): run `npm ci` in the repository"
+        if os.environ.get("NPROXY_REQUIRE_AXE"):
+            pytest.fail(message)
+        pytest.skip(message)
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        # As a script evaluated by the page: the CSP forbids adding a <script> element.
+        page.evaluate(AXE_JS.read_text())
+    results = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+        ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+        ".map(v => `${v.impact} ${v.id}: ${v.help} — `"
+        " + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))"
+    )
+    return [f"{page.url}: {line}" for line in results]
+
+
+def sideways_scroll(page: Any) -> int:
+    """How far the page scrolls sideways (0 when it fits the window)."""
+    return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -22,6 +22,19 @@ def human_datetime(value: dt.datetime | str | None) -> str:
     return moment.strftime("%-d %b %Y, %H:%M UTC")
 
 
+def days_left(value: dt.datetime | str | None, now: dt.datetime | None = None) -> str:
+    """``12 days left``, ``1 day left`` or ``less than a day left`` until ``value``."""
+    if value is None or value == "":
+        return ""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    days = (moment - (now or dt.datetime.now(dt.UTC))).days
+    if days < 1:
+        return "less than a day left"
+    return f"{days} day{'s' if days != 1 else ''} left"
+
+
 # Order matters: Edge says Chrome and Safari too, Chrome says Safari.
 _BROWSERS = (
     ("Edg/", "Edge"),
@@ -85,7 +98,15 @@ def milliseconds(value: float | None) -> str:
     return NO_VALUE if value is None else f"{value:,.0f} ms"
 
 
-FILTERS = ("human_datetime", "device_name", "timestamp", "ago", "percent", "milliseconds")
+FILTERS = (
+    "human_datetime",
+    "days_left",
+    "device_name",
+    "timestamp",
+    "ago",
+    "percent",
+    "milliseconds",
+)
 
 
 def includeme(config: Any) -> None:

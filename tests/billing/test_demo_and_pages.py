@@ -65,7 +65,7 @@ def test_demo_paid_makes_the_dashboard_active(demo_app, demo_api, db):
     assert "Renew" in dashboard.text
     me = demo_api.get("/api/v1/me").json
     assert me["subscription"]["status"] == "active"
-    assert me["quota"] == {"bucket": 100}
+    assert me["quota"]["bucket"] == 100
     # It went through the webhook's verification and apply code and was recorded as one.
     [note] = db.scalars(sa.select(PaymentNotification)).all()
     assert (note.processor, note.source, note.result) == ("demo", "webhook", "activated")
@@ -245,14 +245,16 @@ def test_no_page_or_answer_shows_exact_counts(demo_app, demo_api, db, user_facto
             "/api/v1/session",
         )
     ]
-    assert demo_api.get("/api/v1/me").json["quota"] == {"bucket": 40}
+    assert demo_api.get("/api/v1/me").json["quota"]["bucket"] == 40
     for text in texts:
         for number in (LIMIT, USED, RESERVED, LIMIT - USED - RESERVED, USED + RESERVED):
             assert not shows(number, text), (number, text[:300])
-    # The default plan's limit is not published either.
-    assert not shows(300, demo_app.get("/pricing").text)
+    # The plan's own count is what a month buys, and the pricing page says it (issue 13);
+    # the JSON plan still gives only name, price and period.
+    assert shows(300, demo_app.get("/pricing").text)
     assert not shows(300, demo_app.get("/api/v1/plan").text)
     # Nor do the ledger's refusals.
     with pytest.raises(QuotaExhausted) as info:
         quota.reserve(db, user.id, 5000)
-    assert not re.search(r"\d", info.value.message)
+    # Only the batch asked for is named, never what is left.
+    assert re.findall(r"\d+", info.value.message) == ["5000"]

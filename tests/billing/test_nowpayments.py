@@ -162,7 +162,7 @@ def test_happy_path_waiting_confirming_finished(np_api, np_app, fake, db):
     [cycle] = cycles(db)
     assert cycle.payment_id == row.id and cycle.request_limit == 300
     assert subscription(np_api)["status"] == "active"
-    assert np_api.get("/api/v1/me").json["quota"] == {"bucket": 100}
+    assert np_api.get("/api/v1/me").json["quota"]["bucket"] == 100
     recorded = notifications(db)
     assert [(n.status, n.result, n.source) for n in recorded] == [
         ("waiting", "unchanged", NotificationSource.WEBHOOK),

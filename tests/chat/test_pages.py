@@ -47,7 +47,7 @@ def test_chat_modules_and_their_imports_are_served_as_javascript(app: Any) -> No
     # Browsers refuse a module script served as anything but JavaScript (and every answer says
     # nosniff), and resolve its relative imports against its own URL under /static/.
     seen: set[str] = set()
-    pending = ["/static/chat.js"]
+    pending = ["/static/chat.js", "/static/library.js"]
     while pending:
         url = pending.pop()
         seen.add(url)
@@ -59,3 +59,64 @@ def test_chat_modules_and_their_imports_are_served_as_javascript(app: Any) -> No
             if imported not in seen:
                 pending.append(imported)
     assert "/static/chat/api.js" in seen and len(seen) > 2
+
+
+def test_library_needs_a_login_and_is_a_shell_with_the_lightbox(app: Any, api: Any) -> None:
+    assert "/login?next=%2Flibrary" in app.get("/library", status=303).location
+    api.register("collector@example.com")
+    page = api.get("/library")
+    assert page.status_code == 200
+    assert "/static/library.js" in page.text
+    assert page.html.select_one("#library-grid") is not None
+    assert page.html.select_one("dialog#lightbox #lightbox-open") is not None
+    assert page.html.select_one('header nav a[href="/library"]') is not None
+
+
+def test_every_page_has_a_skip_link_a_favicon_and_the_pricing_link(app: Any) -> None:
+    for path in ("/", "/pricing", "/login", "/register"):
+        page = app.get(path)
+        skip = page.html.select_one("a.skip-link")
+        assert skip is not None and skip["href"] == "#main", path
+        assert page.html.select_one("main#main") is not None, path
+        assert page.html.select_one('link[rel="icon"]') is not None, path
+        assert page.html.select_one('header nav a[href="/pricing"]') is not None, path
+    assert app.get("/static/favicon.svg").content_type == "image/svg+xml"
+
+
+def test_landing_and_pricing_say_what_a_month_buys_with_example_pictures(app: Any) -> None:
+    for path in ("/", "/pricing"):
+        page = app.get(path)
+        assert "300 images a month" in page.text, path
+        assert "a batch of 4 counts 4" in page.text, path
+        pictures = [img["src"] for img in page.html.select(".examples img")]
+        assert len(pictures) == 3, path
+        for src in pictures:
+            assert src.startswith("/static/examples/")
+            assert app.get(src).content_type == "image/webp"
+
+
+def test_a_used_up_quota_says_so_and_links_to_renewal(
+    app: Any, api: Any, db: Any, make_cycle: Any
+) -> None:
+    from nproxy_core.accounts.models import User
+
+    api.register("busy@example.com")
+    user = db.query(User).filter_by(email="busy@example.com").one()
+    make_cycle(user, request_limit=5, used=5)
+    page = api.get("/dashboard")
+    used_up = page.html.select_one("#quota-used-up")
+    assert used_up is not None and "used up" in used_up.text
+    assert used_up.select_one('a[href="/pricing"]') is not None
+    assert "days left" in page.text
+
+
+def test_a_server_side_field_error_marks_the_field_and_points_to_the_message(app: Any) -> None:
+    page = app.get("/register")
+    form = page.forms[0]
+    form["email"] = "not-an-email"
+    form["password"] = "correct horse battery"
+    answer = form.submit(status="*")
+    field = answer.html.select_one("#email")
+    assert field.get("aria-invalid") == "true"
+    assert field.get("aria-describedby") == "form-error"
+    assert answer.html.select_one("#form-error[role=alert]") is not None

@@ -87,7 +87,7 @@ def test_register_pay_and_generate_on_the_embedded_default(dev_server):
     assert paid.status_code == 303
     me = client.get("/api/v1/me").json()
     assert me["subscription"]["status"] == "active"
-    assert me["quota"] == {"bucket": 100}
+    assert me["quota"]["bucket"] == 100
 
     conversation = client.post("/api/v1/conversations", json={}, headers=headers).json()
     submitted = client.post(

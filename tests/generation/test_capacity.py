@@ -49,7 +49,7 @@ def test_one_worker_keeps_256_slow_calls_in_flight_and_finishes_each_job_once_af
         gemini.behave("slow-key-1", "slow", delay=6)
         alice = customer_factory(app, request_limit=JOBS)
         conversation = alice.conversation()
-        resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]
+        resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]["id"]
         ids = []
         for n in range(JOBS):
             submitted = alice.submit(conversation, prompt=f"picture {n}", resolution=resolution)

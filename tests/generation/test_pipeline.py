@@ -170,7 +170,7 @@ def test_partial_batch_consumes_only_the_successes(
     gemini.behave("gemini-key-1", _alternate("success", failure))
     start_worker(**{k: v for k, v in settings.items() if k.startswith(("nproxy.prov", "nanob"))})
     alice = customer_factory(app)
-    resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]
+    resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]["id"]
 
     submitted = alice.submit(alice.conversation(), resolution=resolution, batch_size=3)
     assert submitted.status_int == 202, submitted.text
@@ -196,7 +196,7 @@ def test_policy_block_fails_and_consumes_nothing(
     gemini.behave("gemini-key-2", "prompt_blocked")
     start_worker(**{k: v for k, v in settings.items() if k.startswith(("nproxy.prov", "nanob"))})
     alice = customer_factory(app)
-    resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]
+    resolution = alice.api.get("/api/v1/models").json["models"][0]["resolutions"][0]["id"]
 
     submitted = alice.submit(alice.conversation(), resolution=resolution, batch_size=2)
     generation = wait_for_generation(db, submitted.json["id"])

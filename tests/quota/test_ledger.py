@@ -139,7 +139,8 @@ def test_reserve_beyond_what_is_left_is_quota_exhausted_without_numbers(
     with pytest.raises(QuotaExhausted) as info:
         quota.reserve(db, user.id, 5)
     assert info.value.code == "quota_exhausted" and info.value.status == 402
-    assert not re.search(r"\d", info.value.message)
+    # The only number is the batch the user asked for: nothing about what is left.
+    assert re.findall(r"\d+", info.value.message) == ["5"]
     db.rollback()
     assert counters(db, cycle.id) == (7915, 0)
     # Exactly what is left still fits.

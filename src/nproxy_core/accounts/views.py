@@ -28,8 +28,8 @@ def user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "email": user.email, "role": str(user.role)}
 
 
-def account_summary(request: Request, user: User) -> dict[str, Any]:
-    return request.find_service(ISubscriptionSummary).summary(request, user)
+def account_summary(request: Request, user: User, *, batch: bool = False) -> dict[str, Any]:
+    return request.find_service(ISubscriptionSummary).summary(request, user, batch=batch)
 
 
 def _limiter(request: Request) -> Any:
@@ -158,8 +158,9 @@ def api_password_reset_confirm(request: Request) -> Response:
 )
 def api_me(request: Request) -> dict[str, Any]:
     user = request.identity
+    # The one answer with max_batch_now: the composer offers only batch sizes that fit.
     return {"id": user.id, "email": user.email, "role": str(user.role)} | account_summary(
-        request, user
+        request, user, batch=True
     )
 
 

@@ -36,7 +36,8 @@ class Plan:
     name: str
     price: Decimal
     currency: str
-    #: Requests per cycle. Never shown to users: they only see a bucket of what is left.
+    #: Requests per cycle: the pricing page says what a period buys; a user's own usage is
+    #: only ever shown as a bucket of what is left.
     request_limit: int
     period_months: int
 

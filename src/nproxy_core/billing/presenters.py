@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from nproxy_core.billing.models import Payment
+
+#: The example pictures of the landing and pricing pages (static/examples/, drawn by
+#: ``nproxy_core.site.examples``): file name and the prompt they illustrate.
+EXAMPLES = (
+    ("lighthouse.webp", "A lighthouse on a cliff at dusk"),
+    ("garden.webp", "A watercolour garden of round flowers"),
+    ("city.webp", "A neon city at night"),
+)
 
 
 def isoformat(moment: dt.datetime | None) -> str | None:
@@ -21,3 +30,31 @@ def payment_json(payment: Payment) -> dict[str, Any]:
         "created_at": isoformat(payment.created_at),
         "under_review": payment.awaiting_review,
     }
+
+
+def month_offer(plan: Any, providers: Any) -> dict[str, Any]:
+    """What a period of the plan buys, for the landing and pricing pages: the plan's image
+    count (public, unlike a user's own counts), the batch size, the modes and the sizes."""
+    models = [caps for provider in providers.values() for caps in provider.capabilities()]
+    sizes: dict[str, str] = {}
+    for caps in models:
+        for preset in caps.resolutions:
+            ratio = _reduced(caps.aspect_ratios.get(preset, ""))
+            label = preset.replace("_", " ").capitalize()
+            sizes.setdefault(preset, f"{label} ({ratio})" if ratio else label)
+    return {
+        "images": plan.request_limit,
+        "max_batch": max((caps.max_batch for caps in models), default=1),
+        "both_modes": any(len(caps.modes) > 1 for caps in models),
+        "sizes": list(sizes.values()),
+        "period": "month" if plan.period_months == 1 else f"{plan.period_months} months",
+    }
+
+
+def _reduced(ratio: str) -> str:
+    """``512:384`` as people say it, ``4:3``; anything else as it is."""
+    width, _, height = ratio.partition(":")
+    if not (width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        return ratio
+    divisor = math.gcd(int(width), int(height))
+    return f"{int(width) // divisor}:{int(height) // divisor}"

@@ -16,6 +16,7 @@ from nproxy_core.accounts.security import Permission
 from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
+from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
 from nproxy_core.errors import ValidationError, error_response
 from nproxy_core.jsonbody import json_object
@@ -174,8 +175,11 @@ def pricing_page(request: Request) -> dict[str, Any]:
     summary = None
     if request.identity is not None:
         summary = request.find_service(ISubscriptionSummary).summary(request, request.identity)
+    plan = request.find_service(IPlan)
     return {
-        "plan": request.find_service(IPlan),
+        "plan": plan,
+        "offer": presenters.month_offer(plan, request.find_service(IPlugins).providers),
+        "examples": EXAMPLES,
         "processors": enabled_processors(request),
         "summary": summary,
     }

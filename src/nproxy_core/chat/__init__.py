@@ -1,5 +1,6 @@
-"""The chat: the page where a logged-in user generates images. The page is a shell; the
-conversation, the composer and the polling all run in ``static/chat.js`` over the JSON API."""
+"""The chat, where a logged-in user generates images, and the library of what they made. The
+pages are shells: the conversation, the composer, the polling and the library's scrolling run
+in ``static/chat.js``, ``static/library.js`` and ``static/chat/`` over the JSON API."""
 
 from __future__ import annotations
 
@@ -9,4 +10,5 @@ from typing import Any
 def includeme(config: Any) -> None:
     config.add_route("chat", "/chat")
     config.add_route("chat.conversation", "/chat/{conversation_id}")
+    config.add_route("library", "/library")
     config.scan("nproxy_core.chat.views")

@@ -29,3 +29,15 @@ from nproxy_core.accounts.security import Permission
 def chat_page(request: Request) -> dict[str, Any]:
     """The chat shell; ``conversation_id`` (if any) is the thread to open first."""
     return {"conversation_id": request.matchdict.get("conversation_id") or ""}
+
+
+@view_config(
+    route_name="library",
+    request_method="GET",
+    renderer="chat/library.html",
+    permission=Permission.AUTHENTICATED,
+)
+def library_page(request: Request) -> dict[str, Any]:
+    """Every image of the user, newest first: a shell that ``library.js`` fills from
+    ``GET /api/v1/images`` as the person scrolls."""
+    return {}

@@ -83,6 +83,7 @@ class DemoProvider(Provider):
                 supports_strength=True,
                 max_input_images=3,
                 aspect_ratios={name: f"{w}:{h}" for name, (w, h) in RESOLUTIONS.items()},
+                sizes=dict(RESOLUTIONS),
             )
         ]
 

@@ -66,6 +66,8 @@ def includeme(config: Any) -> None:
     config.add_route(
         "api.conversation.generations", "/api/v1/conversations/{conversation_id}/generations"
     )
+    config.add_route("api.generation.retry", "/api/v1/generations/{generation_id}/retry")
+    config.add_route("api.images", "/api/v1/images")
     # Read-only: the poll reads in autocommit and hands its connection back while it waits.
     config.add_route("api.generation", "/api/v1/generations/{generation_id}", read_only=True)
     config.scan("nproxy_core.generation.views")

@@ -167,4 +167,6 @@ class GenerationImage(Base):
         sa.UniqueConstraint("generation_id", "n", name="uq_generation_images_n"),
         # Images made per hour, for the admin's overview.
         sa.Index("ix_generation_images_created_at", "created_at"),
+        # The user's library, newest first, paged by (created_at, id).
+        sa.Index("ix_generation_images_user_id_created_at_id", "user_id", "created_at", "id"),
     )

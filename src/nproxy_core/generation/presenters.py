@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from typing import Any
 
 from pyramid.request import Request
 
 from nproxy_core.generation.models import Conversation, Generation, Message
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.plugins import ModelCapabilities
 
 
 def isoformat(moment: dt.datetime | None) -> str | None:
@@ -80,8 +83,65 @@ def conversation_json(request: Request, conversation: Conversation) -> dict[str,
 
 
 def models_json(request: Request) -> dict[str, Any]:
-    """Every model of every enabled provider, in the order of ``nproxy.providers``."""
+    """Every model of every enabled provider, in the order of ``nproxy.providers``; each
+    resolution preset as ``{id, label, aspect_ratio, width, height}`` (DESIGN 6)."""
     models = []
     for name, provider in request.find_service(IPlugins).providers.items():
-        models.extend(capabilities.as_dict(name) for capabilities in provider.capabilities())
+        for capabilities in provider.capabilities():
+            described = capabilities.as_dict(name)
+            described["resolutions"] = [
+                resolution_json(capabilities, preset) for preset in capabilities.resolutions
+            ]
+            models.append(described)
     return {"models": models}
+
+
+#: Pixels on the long side of a preset whose provider gives only a ratio (Gemini's 1K tier),
+#: by the size tier its name ends with.
+_TIERS = {"_2k": 2048, "_4k": 4096}
+
+
+def resolution_json(capabilities: ModelCapabilities, preset: str) -> dict[str, Any]:
+    ratio = _reduced(capabilities.aspect_ratios.get(preset, ""))
+    size = capabilities.sizes.get(preset)
+    if size is None and ratio:
+        w, h = (int(part) for part in ratio.split(":"))
+        long_side = next((px for tier, px in _TIERS.items() if preset.endswith(tier)), 1024)
+        size = (
+            (long_side, round(long_side * h / w))
+            if w >= h
+            else (round(long_side * w / h), long_side)
+        )
+    label = re.sub(r"(\d)k\b", r"\1K", preset.replace("_", " ")).capitalize()
+    return {
+        "id": preset,
+        "label": label,
+        "aspect_ratio": ratio or None,
+        "width": size[0] if size else None,
+        "height": size[1] if size else None,
+    }
+
+
+def _reduced(ratio: str) -> str:
+    """``512:384`` as people say it, ``4:3``; "" when there is no ratio to tell."""
+    width, _, height = ratio.partition(":")
+    if not (width.isdigit() and height.isdigit()) or not int(width) or not int(height):
+        return ""
+    divisor = math.gcd(int(width), int(height))
+    return f"{int(width) // divisor}:{int(height) // divisor}"
+
+
+def library_image_json(request: Request, image: Any) -> dict[str, Any]:
+    """One image of ``GET /api/v1/images`` (DESIGN 6)."""
+    return {
+        "id": str(image.id),
+        "url": media_url(request, image.id),
+        "generation_id": str(image.generation_id),
+        "conversation_id": str(image.conversation_id),
+        "prompt": image.prompt,
+        "mode": str(image.mode),
+        "resolution": image.resolution,
+        "created_at": isoformat(image.created_at),
+        "width": image.width,
+        "height": image.height,
+    }

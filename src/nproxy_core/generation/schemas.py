@@ -21,6 +21,9 @@ TITLE_MAX_CHARS = 200
 IDEMPOTENCY_KEY_MAX_CHARS = 128
 #: The longest a poll may be held (``?wait=N``): below common proxy and browser idle timeouts.
 MAX_POLL_WAIT_SECONDS = 25
+#: Images per page of the library, by default and at most.
+LIBRARY_PAGE = 30
+LIBRARY_MAX_PAGE = 100
 
 _MODES = ", ".join(m.value for m in Mode)
 
@@ -86,6 +89,8 @@ class Submission:
     batch_size: int
     strength: float | None
     input_upload_ids: tuple[str, ...]
+    #: Generated images of the user's, used as inputs like uploads.
+    input_image_ids: tuple[str, ...]
     capabilities: ModelCapabilities
 
 
@@ -122,6 +127,33 @@ def _whole_number(value: Any, field: str, label: str) -> int:
             raise _invalid(field, f"The {label} must be a whole number.")
         value = int(value)
     return value
+
+
+def _id_list(body: Mapping[str, Any], field: str, what: str) -> list[str]:
+    raw = body.get(field)
+    raw = [] if raw is None else raw
+    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
+        raise _invalid(field, f"The input images must be a list of {what}.")
+    return raw
+
+
+def rename(body: Mapping[str, Any]) -> str:
+    """The ``title`` of a rename: required, trimmed, at most 200 characters."""
+    if "title" not in body or body.get("title") is None:
+        raise _invalid("title", "The title is required.", "required")
+    title = conversation_title(body)
+    if title is None:
+        raise _invalid("title", "The title is empty. Give the conversation a name.", "required")
+    return title
+
+
+def library_limit(value: str | None) -> int:
+    """The ``limit`` of a library page: 1 to 100, default 30."""
+    if value is None or value == "":
+        return LIBRARY_PAGE
+    if not value.isdigit() or not 1 <= int(value) <= LIBRARY_MAX_PAGE:
+        raise _invalid("limit", f"limit must be a whole number from 1 to {LIBRARY_MAX_PAGE}.")
+    return int(value)
 
 
 def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Submission:
@@ -193,29 +225,30 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
             raise _invalid("strength", "The strength must be a number from 0 to 1.", "out_of_range")
         strength = float(strength)
 
-    raw_ids = body.get("input_upload_ids")
-    raw_ids = [] if raw_ids is None else raw_ids
-    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
-        raise _invalid("input_upload_ids", "The input images must be a list of upload ids.")
-    if mode is Mode.TEXT_TO_IMAGE and raw_ids:
-        raise _invalid(
-            "input_upload_ids",
-            "Text-to-image takes no input images; choose image-to-image to use them.",
-            "not_allowed",
-        )
+    raw_ids = _id_list(body, "input_upload_ids", "upload ids")
+    image_ids = _id_list(body, "input_image_ids", "image ids")
+    if mode is Mode.TEXT_TO_IMAGE:
+        for field, ids in (("input_upload_ids", raw_ids), ("input_image_ids", image_ids)):
+            if ids:
+                raise _invalid(
+                    field,
+                    "Text-to-image takes no input images; choose image-to-image to use them.",
+                    "not_allowed",
+                )
     if mode is Mode.IMAGE_TO_IMAGE:
-        if not raw_ids:
+        if not raw_ids and not image_ids:
             raise _invalid(
                 "input_upload_ids", "Image-to-image needs at least one input image.", "required"
             )
-        if len(raw_ids) > caps.max_input_images:
+        if len(raw_ids) + len(image_ids) > caps.max_input_images:
             raise _invalid(
-                "input_upload_ids",
+                "input_image_ids" if image_ids else "input_upload_ids",
                 f"The model {caps.model} takes at most {caps.max_input_images} input images.",
                 "too_many",
             )
-        if len(set(raw_ids)) != len(raw_ids):
-            raise _invalid("input_upload_ids", "The same input image is listed twice.")
+        for field, ids in (("input_upload_ids", raw_ids), ("input_image_ids", image_ids)):
+            if len(set(ids)) != len(ids):
+                raise _invalid(field, "The same input image is listed twice.")
 
     return Submission(
         provider=provider,
@@ -226,5 +259,6 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
         batch_size=batch_size,
         strength=strength,
         input_upload_ids=tuple(raw_ids),
+        input_image_ids=tuple(image_ids),
         capabilities=caps,
     )

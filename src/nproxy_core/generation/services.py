@@ -7,11 +7,13 @@ sent to the queue only after that transaction commits.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,8 +35,9 @@ from nproxy_core.generation.schemas import Submission, parse_submission
 from nproxy_core.generation.tasks import run_generation
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.quota import services as quota
+from nproxy_core.storage import IStorage, delete_after_commit
 from nproxy_core.uploads.models import Upload
-from nproxy_core.uploads.services import load_user_uploads
+from nproxy_core.uploads.services import create_upload, load_user_uploads
 
 #: Conversations listed at most; the newest come first.
 LIST_LIMIT = 200
@@ -75,6 +78,72 @@ def list_conversations(db: Session, user_id: int) -> list[Conversation]:
             .limit(LIST_LIMIT)
         )
     )
+
+
+def rename_conversation(
+    db: Session, user_id: int, conversation_id: Any, title: str
+) -> Conversation:
+    conversation = owned_conversation(db, user_id, conversation_id)
+    conversation.title = title
+    db.flush()
+    return conversation
+
+
+def delete_conversation(request: Request, user_id: int, conversation_id: Any) -> None:
+    """Delete a conversation with its messages, generations, images and the uploads only it
+    used; their stored objects are deleted once that commits (DESIGN 6), so their media 404.
+
+    Unfinished jobs lose their quota hold here: their rows are gone, so they can never
+    finish, and the user must not pay for them.
+    """
+    db: Session = request.db
+    conversation = owned_conversation(db, user_id, conversation_id)
+    cid = conversation.id
+    generations = db.execute(
+        sa.select(Generation.id, Generation.status, Generation.quota_hold_id).where(
+            Generation.conversation_id == cid
+        )
+    ).all()
+    for row in generations:
+        if row.status not in TERMINAL and row.quota_hold_id is not None:
+            quota.release(db, row.quota_hold_id)
+    generation_ids = [row.id for row in generations]
+    images = db.execute(
+        sa.select(GenerationImage.id, GenerationImage.storage_key).where(
+            GenerationImage.generation_id.in_(generation_ids)
+        )
+    ).all()
+    used_here = {
+        upload_id
+        for ids in db.scalars(
+            sa.select(Message.input_upload_ids).where(Message.conversation_id == cid)
+        )
+        for upload_id in ids or ()
+    }
+    used_elsewhere = {
+        upload_id
+        for ids in db.scalars(
+            sa.select(Message.input_upload_ids).where(
+                Message.user_id == user_id, Message.conversation_id != cid
+            )
+        )
+        for upload_id in ids or ()
+    }
+    upload_ids = [
+        value for value in (parse_uuid(u) for u in used_here - used_elsewhere) if value is not None
+    ]
+    uploads = db.execute(
+        sa.select(Upload.id, Upload.storage_key).where(
+            Upload.id.in_(upload_ids), Upload.user_id == user_id
+        )
+    ).all()
+    db.execute(sa.delete(GenerationImage).where(GenerationImage.generation_id.in_(generation_ids)))
+    db.execute(sa.delete(Generation).where(Generation.conversation_id == cid))
+    db.execute(sa.delete(Message).where(Message.conversation_id == cid))
+    db.execute(sa.delete(Upload).where(Upload.id.in_([u.id for u in uploads])))
+    db.execute(sa.delete(Conversation).where(Conversation.id == cid))
+    db.expunge(conversation)
+    delete_after_commit(request, [i.storage_key for i in images] + [u.storage_key for u in uploads])
 
 
 def conversation_with_history(db: Session, user_id: int, conversation_id: Any) -> Conversation:
@@ -164,8 +233,85 @@ def submit_generation(
             return _replay(existing, conversation.id, fingerprint), False
 
     submission = parse_submission(body, request.find_service(IPlugins).providers)
+    return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
+
+
+def retry_generation(request: Request, user_id: int, generation_id: Any) -> Generation:
+    """A new generation with the prompt and controls of ``generation_id``, in its conversation.
+
+    The controls are checked again against what the provider offers now; the input images
+    are the same uploads. Raises NotFound for anything not the user's, and the errors of a
+    submission (nothing written).
+    """
+    db: Session = request.db
+    gid = parse_uuid(generation_id)
+    original = None if gid is None else db.get(Generation, gid)
+    if original is None or original.user_id != user_id:
+        raise _not_found()
+    message = original.message
+    body: dict[str, Any] = {
+        "mode": str(message.mode),
+        "prompt": message.prompt,
+        "resolution": message.resolution,
+        "batch_size": message.batch_size,
+        "provider": message.provider,
+        "model": message.model,
+    }
+    if message.strength is not None:
+        body["strength"] = message.strength
+    if message.input_upload_ids:
+        body["input_upload_ids"] = list(message.input_upload_ids)
+    submission = parse_submission(body, request.find_service(IPlugins).providers)
+    conversation = owned_conversation(db, user_id, original.conversation_id)
+    generation, _created = _accept(request, user_id, conversation, submission)
+    return generation
+
+
+def load_user_images(db: Session, user_id: int, ids: Iterable[str]) -> list[GenerationImage]:
+    """The generated images ``ids`` of ``user_id``, in the order given, or NotFound for one
+    that is malformed, unknown or someone else's (the three look the same)."""
+    wanted = list(ids)
+    parsed = [parse_uuid(value) for value in wanted]
+    valid = {value for value in parsed if value is not None}
+    found: dict[uuid.UUID, GenerationImage] = {}
+    if valid:
+        rows = db.scalars(
+            sa.select(GenerationImage).where(
+                GenerationImage.id.in_(valid), GenerationImage.user_id == user_id
+            )
+        )
+        found = {row.id: row for row in rows}
+    for raw, value in zip(wanted, parsed, strict=True):
+        if value is None or value not in found:
+            raise NotFound(
+                f"The image {str(raw)[:64]!r} was not found.",
+                fields={"input_image_ids": "not_found"},
+            )
+    return [found[value] for value in parsed if value is not None]
+
+
+def _copy_as_uploads(request: Request, user_id: int, images: list[GenerationImage]) -> list[Upload]:
+    """Each image as an upload of its own: the new turn keeps its inputs even if the
+    conversation that made them is deleted later."""
+    storage = request.find_service(IStorage)
+    return [create_upload(request, user_id, storage.get(image.storage_key)) for image in images]
+
+
+def _accept(
+    request: Request,
+    user_id: int,
+    conversation: Conversation,
+    submission: Submission,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+) -> tuple[Generation, bool]:
+    """Write the message and the generation of a checked submission, reserve its quota and
+    queue it after commit; see :func:`submit_generation`."""
+    db: Session = request.db
     uploads = load_user_uploads(db, user_id, submission.input_upload_ids, lock=True)
     _check_inputs(submission, uploads)
+    # Checked before anything is written or reserved: someone else's image id is a 404.
+    images = load_user_images(db, user_id, submission.input_image_ids)
 
     now = utcnow()
     for upload in uploads:
@@ -215,6 +361,12 @@ def submit_generation(
 
     hold = quota.reserve(db, user_id, submission.batch_size, reference=str(generation.id), now=now)
     generation.quota_hold_id = hold.id
+    if images:
+        # Copied only once the quota is held: a refused batch stores nothing.
+        copies = _copy_as_uploads(request, user_id, images)
+        for copy in copies:
+            copy.used_at = now
+        message.input_upload_ids = [*message.input_upload_ids, *(str(c.id) for c in copies)]
     conversation.updated_at = now
     if not conversation.title:
         conversation.title = _auto_title(submission.prompt)
@@ -299,3 +451,69 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
             if row.image_id is not None
         ),
     )
+
+
+# --- the library -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LibraryImage:
+    id: uuid.UUID
+    generation_id: uuid.UUID
+    conversation_id: uuid.UUID
+    prompt: str
+    mode: str
+    resolution: str
+    created_at: dt.datetime
+    width: int
+    height: int
+
+
+def _cursor(image: LibraryImage) -> str:
+    raw = f"{image.created_at.isoformat()}|{image.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _parse_cursor(value: str) -> tuple[dt.datetime, uuid.UUID]:
+    problem = ValidationError(
+        "The library cursor is not one this server gave.", fields={"before": "invalid"}
+    )
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        moment, _, image_id = raw.partition("|")
+        return dt.datetime.fromisoformat(moment), uuid.UUID(image_id)
+    except (ValueError, UnicodeDecodeError):
+        raise problem from None
+
+
+def library_page(
+    db: Session, user_id: int, before: str | None, limit: int
+) -> tuple[list[LibraryImage], str | None]:
+    """The user's generated images, newest first, after the cursor ``before``: a keyset page
+    on (created_at, id), as fast on the thousandth page as on the first."""
+    img, gen, msg = GenerationImage.__table__, Generation.__table__, Message.__table__
+    query = (
+        sa.select(
+            img.c.id,
+            img.c.generation_id,
+            gen.c.conversation_id,
+            msg.c.prompt,
+            msg.c.mode,
+            msg.c.resolution,
+            img.c.created_at,
+            img.c.width,
+            img.c.height,
+        )
+        .select_from(
+            img.join(gen, gen.c.id == img.c.generation_id).join(msg, msg.c.id == gen.c.message_id)
+        )
+        .where(img.c.user_id == user_id)
+        .order_by(img.c.created_at.desc(), img.c.id.desc())
+        .limit(limit + 1)
+    )
+    if before:
+        moment, image_id = _parse_cursor(before)
+        query = query.where(sa.tuple_(img.c.created_at, img.c.id) < sa.tuple_(moment, image_id))
+    rows = [LibraryImage(**row._mapping) for row in db.execute(query)]
+    page = rows[:limit]
+    return page, (_cursor(page[-1]) if len(rows) > limit else None)

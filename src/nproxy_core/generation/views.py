@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from pyramid.request import Request
+from pyramid.response import Response
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
@@ -73,6 +74,65 @@ def api_get_conversation(request: Request) -> dict[str, Any]:
         request.db, _user_id(request), request.matchdict["conversation_id"]
     )
     return presenters.conversation_json(request, conversation)
+
+
+@view_config(
+    route_name="api.conversation",
+    request_method="PATCH",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_rename_conversation(request: Request) -> dict[str, Any]:
+    title = schemas.rename(json_object(request))
+    conversation = services.rename_conversation(
+        request.db, _user_id(request), request.matchdict["conversation_id"], title
+    )
+    return presenters.conversation_summary_json(conversation)
+
+
+@view_config(
+    route_name="api.conversation",
+    request_method="DELETE",
+    permission=Permission.AUTHENTICATED,
+)
+def api_delete_conversation(request: Request) -> Response:
+    services.delete_conversation(request, _user_id(request), request.matchdict["conversation_id"])
+    return Response(status=204)
+
+
+@view_config(
+    route_name="api.generation.retry",
+    request_method="POST",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_retry_generation(request: Request) -> dict[str, Any]:
+    generation = services.retry_generation(
+        request, _user_id(request), request.matchdict["generation_id"]
+    )
+    request.response.status = 202
+    return {
+        "id": str(generation.id),
+        "status": str(generation.status),
+        "conversation_id": str(generation.conversation_id),
+    }
+
+
+@view_config(
+    route_name="api.images",
+    request_method="GET",
+    renderer="json",
+    permission=Permission.AUTHENTICATED,
+)
+def api_library(request: Request) -> dict[str, Any]:
+    limit = schemas.library_limit(request.GET.get("limit"))
+    images, cursor = services.library_page(
+        request.db, _user_id(request), request.GET.get("before") or None, limit
+    )
+    return {
+        "images": [presenters.library_image_json(request, image) for image in images],
+        "next": cursor,
+    }
 
 
 @view_config(

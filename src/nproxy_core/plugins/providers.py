@@ -38,6 +38,9 @@ class ModelCapabilities:
     #: Each resolution preset's aspect ratio ("W:H"), where the provider can say: the developer
     #: API maps a requested size or ratio onto the nearest preset with it.
     aspect_ratios: Mapping[str, str] = field(default_factory=dict)
+    #: Each preset's output size in pixels (width, height), where the provider knows it; the
+    #: chat shapes its placeholders and labels by it. Derived from the ratio when left out.
+    sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def as_dict(self, provider: str) -> dict[str, Any]:
         return {

@@ -36,6 +36,8 @@ __all__ = [
     "bucket",
     "current_cycle",
     "exact_usage",
+    "exhausted_message",
+    "max_batch_now",
     "release",
     "reserve",
     "settle",
@@ -48,6 +50,27 @@ EXHAUSTED_MESSAGE = (
     "Not enough requests are left in this period for that. "
     "Try a smaller batch, or renew your plan to continue."
 )
+USED_UP_MESSAGE = "This period's requests are used up. Renew your plan to continue."
+
+
+def exhausted_message(n: int, remaining: int) -> str:
+    """Why a batch of ``n`` was refused, without a count the user did not already give.
+
+    "Not enough for 4" tells only that fewer than 4 are left, which the refusal itself says.
+    """
+    if remaining <= 0:
+        return USED_UP_MESSAGE
+    if n <= 1:
+        return EXHAUSTED_MESSAGE
+    return f"Not enough left for {n} images \u2014 try fewer, or renew your plan to continue."
+
+
+def max_batch_now(remaining: int, provider_max: int) -> int:
+    """The largest batch that fits now: the one exception to the bucket rule (DESIGN 4.3).
+
+    It is exact only when fewer than a full batch remain, which a refused batch tells anyway.
+    """
+    return max(0, min(remaining, provider_max))
 
 
 def bucket(remaining: int, request_limit: int) -> int:
@@ -162,7 +185,12 @@ def reserve(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise QuotaExhausted(EXHAUSTED_MESSAGE)
+        remaining = db.scalar(
+            sa.select(BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).where(
+                BillingCycle.id == cycle.id
+            )
+        )
+        raise QuotaExhausted(exhausted_message(n, remaining or 0))
     hold = QuotaHold(
         cycle_id=cycle.id,
         amount=n,

@@ -10,20 +10,21 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
+from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.presenters import EXAMPLES, month_offer
 from nproxy_core.db import IDatabase, is_disconnect
+from nproxy_core.plugin_registry import IPlugins
 
 log = logging.getLogger(__name__)
 
 
 @view_config(route_name="home", request_method="GET", renderer="site/landing.html")
 def landing(request: Request) -> dict[str, Any]:
-    settings = request.registry.settings
+    plan = request.find_service(IPlan)
     return {
-        "plan": {
-            "name": settings["nproxy.plan.name"],
-            "price": settings["nproxy.plan.price"],
-            "currency": settings["nproxy.plan.currency"],
-        }
+        "plan": plan,
+        "offer": month_offer(plan, request.find_service(IPlugins).providers),
+        "examples": EXAMPLES,
     }
 
 

@@ -2,13 +2,15 @@
 // Plain ES modules loaded as they are, no framework and no build step: the surface is small
 // enough that a few modules of helpers are clearer than a library (API: DESIGN section 6).
 import { whenSessionEnds } from "./chat/api.js";
-import { loadModels, wireComposer } from "./chat/composer.js";
-import { openConversation, send } from "./chat/conversation.js";
+import { loadModels, restoreDraft, useAsInput, wireComposer } from "./chat/composer.js";
+import { openConversation, regenerate, send } from "./chat/conversation.js";
 import { el } from "./chat/dom.js";
 import { wireLightbox } from "./chat/lightbox.js";
 import { current, showBanner, ui, urls } from "./chat/page.js";
-import { loadConversations, refreshQuota, wireDrawer } from "./chat/sidebar.js";
-import { startElapsedClock, stopPolling } from "./chat/thread.js";
+import {
+  loadConversations, refreshQuota, whenConversationDeleted, wireDrawer,
+} from "./chat/sidebar.js";
+import { setResultActions, startElapsedClock, stopPolling } from "./chat/thread.js";
 
 function showSessionEnded() {
   const next = encodeURIComponent(location.pathname);
@@ -29,6 +31,8 @@ wireComposer(send);
 wireDrawer();
 wireLightbox();
 startElapsedClock();
+setResultActions({ use: useAsInput, regenerate });
+whenConversationDeleted(() => openConversation(null, { push: true }));
 
 ui.newChat.addEventListener("click", () => {
   ui.banner.hidden = true;
@@ -46,6 +50,6 @@ window.addEventListener("popstate", () => openConversation(conversationInAddress
 
 // Start: models and quota first (the composer needs them), then the thread.
 Promise.all([loadModels(), refreshQuota(), loadConversations()]).then(() => {
-  if (current.conversationId) openConversation(current.conversationId);
-  else ui.prompt.focus();
+  if (current.conversationId) openConversation(current.conversationId, { initial: true });
+  else { restoreDraft(null, { initial: true }); ui.prompt.focus(); }
 });

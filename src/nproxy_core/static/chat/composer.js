@@ -1,15 +1,19 @@
 // The composer: prompt, mode and model controls, and input images (pick, drop, paste, upload).
 import { api, hasSessionEnded, uploadImage } from "./api.js";
 import { el, plural, pretty } from "./dom.js";
-import { $, describeError, showBanner, ui } from "./page.js";
+import { $, current, describeError, showBanner, ui } from "./page.js";
 
 const ACCEPTED = new Set(["image/png", "image/jpeg", "image/webp"]);
 const PREFS_KEY = "nproxy.chat.controls";
+const DRAFT_KEY = "nproxy.chat.draft.";
 
 const state = {
   models: [],
-  model: null,  // the capabilities of the chosen provider's model
-  inputs: [],   // {file, preview, node, status: uploading|ready|error, upload, uploadId}
+  model: null,      // the capabilities of the chosen provider's model
+  // {name, file?, preview, node, status: uploading|ready|error, upload?, uploadId?, imageId?}:
+  // an input is an upload of the person's, or one of their generated images.
+  inputs: [],
+  maxBatchNow: null, // what /api/v1/me says fits now; null until known
 };
 
 // --- models and controls -----------------------------------------------------------------
@@ -21,7 +25,9 @@ function savedPrefs() {
 function savePrefs() {
   try {
     localStorage.setItem(PREFS_KEY, JSON.stringify({
-      model: ui.model.value, mode: currentMode(), resolution: ui.resolution.value,
+      // The mode is not kept here: a new conversation starts in text → image, and a
+      // conversation's own mode lives in its draft.
+      model: ui.model.value, resolution: ui.resolution.value,
       batch: ui.batch.value, strength: ui.strength.value,
     }));
   } catch { /* private mode: preferences are a nicety */ }
@@ -48,18 +54,23 @@ export async function loadModels() {
   ui.modelControl.hidden = state.models.length < 2;
   ui.model.replaceChildren(...state.models.map((m) => el("option", { value: modelKey(m) }, m.model)));
   const prefs = savedPrefs();
-  applyModel(state.models.find((m) => modelKey(m) === prefs.model) || state.models[0], prefs);
+  applyModel(state.models.find((m) => modelKey(m) === prefs.model) || state.models[0],
+    { ...prefs, mode: "text_to_image" });
 }
 
 /** Fill the controls from one model's declared capabilities, keeping what still fits. */
 function applyModel(model, prefs) {
   state.model = model;
   ui.model.value = modelKey(model);
-  ui.resolution.replaceChildren(...model.resolutions.map((r) => el("option", { value: r }, pretty(r))));
-  if (model.resolutions.includes(prefs.resolution)) ui.resolution.value = prefs.resolution;
+  const presets = model.resolutions.map(preset);
+  ui.resolution.replaceChildren(...presets.map((r) => el("option", { value: r.id },
+    r.ratio ? `${r.label} · ${r.ratio}` : r.label)));
+  if (presets.some((r) => r.id === prefs.resolution)) ui.resolution.value = prefs.resolution;
+  showShape();
   const sizes = Array.from({ length: Math.max(1, model.max_batch || 1) }, (_, i) => i + 1);
   ui.batch.replaceChildren(...sizes.map((n) => el("option", { value: n }, plural(n, "image"))));
   if (sizes.includes(Number(prefs.batch))) ui.batch.value = prefs.batch;
+  limitBatch();
   if (prefs.strength) ui.strength.value = prefs.strength;
   for (const radio of ui.composer.querySelectorAll('input[name="mode"]')) {
     radio.disabled = !model.modes.includes(radio.value);
@@ -68,6 +79,62 @@ function applyModel(model, prefs) {
   const checked = ui.composer.querySelector('input[name="mode"]:checked');
   if (checked.disabled) ui.composer.querySelector('input[name="mode"]:not(:disabled)').checked = true;
   syncControls();
+}
+
+/** Names of the demo's and similar presets, when the models API gives only an id. */
+const NAMED_RATIOS = { square: "1:1", portrait: "3:4", landscape: "4:3", tall: "9:16", wide: "16:9" };
+
+/** A resolution preset as `{id, label, ratio}`, from the API's object or a bare id. */
+export function preset(resolution) {
+  if (resolution && typeof resolution === "object") {
+    return { id: resolution.id, label: resolution.label || pretty(resolution.id),
+      ratio: resolution.aspect_ratio || "" };
+  }
+  const match = /(\d+)\s*[:x]\s*(\d+)/.exec(resolution || "");
+  return { id: resolution, label: pretty(resolution),
+    ratio: match ? `${match[1]}:${match[2]}` : NAMED_RATIOS[resolution] || "" };
+}
+
+/** A preset's shape as CSS aspect-ratio ("4 / 3"), from the models API; null if unknown. */
+export function presetAspect(id) {
+  for (const model of state.models) {
+    const found = (model.resolutions || []).find((r) => typeof r === "object" && r.id === id);
+    if (found?.width && found?.height) return `${found.width} / ${found.height}`;
+    if (found?.aspect_ratio) return found.aspect_ratio.replace(":", " / ");
+  }
+  return null;
+}
+
+/** The little shape beside the size control: the chosen preset's aspect ratio, drawn. */
+function showShape() {
+  const chosen = preset((state.model?.resolutions || []).find((r) => preset(r).id === ui.resolution.value));
+  const [w, h] = (chosen.ratio || "1:1").split(":").map(Number);
+  const scale = 18 / Math.max(w, h);
+  ui.shape.style.setProperty("width", `${Math.round(w * scale)}px`);
+  ui.shape.style.setProperty("height", `${Math.round(h * scale)}px`);
+}
+
+/** Batch sizes that do not fit what is left are offered, but disabled and said so. */
+function limitBatch() {
+  const fits = state.maxBatchNow;
+  for (const option of ui.batch.options) {
+    const n = Number(option.value);
+    const tooMany = fits !== null && fits > 0 && n > fits;
+    option.disabled = tooMany;
+    option.textContent = tooMany ? `${plural(n, "image")} (not enough left)` : plural(n, "image");
+  }
+  if (fits && Number(ui.batch.value) > fits) ui.batch.value = String(fits);
+}
+
+/** What /api/v1/me says: the plan's state and the largest batch that fits now. */
+export function setQuota({ status, maxBatchNow }) {
+  state.maxBatchNow = Number.isFinite(maxBatchNow) ? maxBatchNow : null;
+  limitBatch();
+  const noPlan = status !== "active";
+  ui.composer.classList.toggle("no-plan", noPlan);
+  ui.noPlan.hidden = !noPlan;
+  ui.noPlanTitle.textContent = status === "expired" ? "Renew your plan to go on" : "Choose a plan to start";
+  ui.send.disabled = noPlan;
 }
 
 /** Show the controls that apply to the chosen mode, and say what is still missing. */
@@ -107,7 +174,7 @@ function addFiles(files) {
       showBanner(`You can use up to ${plural(max, "input image")}.`);
       break;
     }
-    const entry = { file, preview: URL.createObjectURL(file), status: "uploading" };
+    const entry = { file, name: file.name || "image", preview: URL.createObjectURL(file), status: "uploading" };
     state.inputs.push(entry);
     entry.node = renderInput(entry);
     ui.inputs.append(entry.node);
@@ -118,11 +185,18 @@ function addFiles(files) {
 }
 
 function renderInput(entry) {
-  const name = entry.file.name || "image";
+  const name = entry.name;
   // Only images we accept get a preview: anything else would show as a broken image.
-  const preview = ACCEPTED.has(entry.file.type) ? entry.preview : null;
+  const preview = !entry.file || ACCEPTED.has(entry.file.type) ? entry.preview : null;
+  const image = preview ? el("img", { src: preview, alt: `Input image ${name}` }) : null;
+  image?.addEventListener("error", () => {
+    // A picked file the browser cannot show: no broken-image icon while the server decides.
+    if (entry.file) image.remove();
+    // A remembered input that is gone (an unused upload is cleaned up after a day).
+    else failInput(entry, "This image is no longer available.");
+  });
   return el("li", { class: "input-thumb", "data-state": entry.status },
-    preview ? el("img", { src: preview, alt: `Input image ${name}` }) : null,
+    image,
     el("div", { class: "thumb-progress", role: "progressbar", "aria-label": `Uploading ${name}`,
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0 }, el("span")),
     el("p", { class: "thumb-error" }),
@@ -133,8 +207,9 @@ function renderInput(entry) {
 function failInput(entry, message) {
   entry.status = "error";
   entry.node.dataset.state = "error";
-  entry.node.querySelector(".thumb-error").textContent = message;
-  entry.node.title = message;
+  // A clean error tile: the whole message, and no preview that could show as a broken image.
+  entry.node.querySelector("img")?.remove();
+  entry.node.querySelector(".thumb-error").textContent = `${entry.name}: ${message}`;
   syncControls();
 }
 
@@ -149,6 +224,7 @@ function upload(entry) {
     entry.uploadId = data.id;
     entry.node.dataset.state = "ready";
     syncControls();
+    saveDraft();
   }, (error) => {
     if (error.code === "aborted") return; // removed while uploading: nothing left to show
     failInput(entry, error.status === 401 ? "Log in again to upload." : error.message);
@@ -161,7 +237,40 @@ function removeInput(entry) {
   URL.revokeObjectURL(entry.preview);
   state.inputs = state.inputs.filter((i) => i !== entry);
   syncControls();
+  saveDraft();
   ui.prompt.focus();
+}
+
+/**
+ * Use one of the person's generated images as an input of the next request: the composer
+ * switches to image → image and shows it with the other inputs.
+ */
+export function useAsInput(image) {
+  if (!state.model) return;
+  if (!state.model.modes.includes("image_to_image")) {
+    showBanner("This model cannot transform images.");
+    return;
+  }
+  $("mode-i2i").checked = true;
+  if (!state.inputs.some((i) => i.imageId === image.id)) {
+    const max = state.model.max_input_images || 0;
+    if (state.inputs.length >= max) {
+      showBanner(`You can use up to ${plural(max, "input image")}. Remove one first.`);
+    } else {
+      addReadyInput({ imageId: image.id, preview: image.url, name: "generated image" });
+    }
+  }
+  syncControls();
+  saveDraft();
+  ui.prompt.focus();
+}
+
+function addReadyInput(fields) {
+  const entry = { status: "ready", ...fields };
+  state.inputs.push(entry);
+  entry.node = renderInput(entry);
+  ui.inputs.append(entry.node);
+  return entry;
 }
 
 function clearInputs() {
@@ -186,7 +295,9 @@ function composeRequest() {
     model: state.model.model,
   };
   if (mode === "image_to_image") {
-    body.input_upload_ids = readyInputs().map((i) => i.uploadId);
+    body.input_upload_ids = readyInputs().filter((i) => i.uploadId).map((i) => i.uploadId);
+    const images = readyInputs().filter((i) => i.imageId).map((i) => i.imageId);
+    if (images.length) body.input_image_ids = images;
     if (state.model.supports_strength) body.strength = Number(ui.strength.value);
   }
   return body;
@@ -197,9 +308,13 @@ function blocker(body) {
   if (!body.prompt) return "Write a prompt first.";
   if (body.mode === "image_to_image") {
     if (state.inputs.some((i) => i.status === "uploading")) return "Wait for the uploads to finish.";
-    if (!body.input_upload_ids.length) return "Add at least one input image for image → image.";
+    const count = body.input_upload_ids.length + (body.input_image_ids || []).length;
+    if (!count) return "Add at least one input image for image → image.";
     const max = state.model.max_input_images || 0;
-    if (body.input_upload_ids.length > max) return `This model takes at most ${plural(max, "input image")}.`;
+    if (count > max) return `This model takes at most ${plural(max, "input image")}.`;
+  }
+  if (state.maxBatchNow !== null && state.maxBatchNow > 0 && body.batch_size > state.maxBatchNow) {
+    return `Not enough left for ${plural(body.batch_size, "image")} — try fewer.`;
   }
   return "";
 }
@@ -223,6 +338,42 @@ export function clearComposer() {
   ui.prompt.value = "";
   autosize();
   clearInputs();
+  saveDraft();
+}
+
+// --- drafts: what was typed and attached, per conversation, across reloads ---------------
+
+const draftKey = (id) => DRAFT_KEY + (id || "new");
+
+export function saveDraft(id = current.conversationId) {
+  const inputs = readyInputs().map((i) => ({ uploadId: i.uploadId, imageId: i.imageId,
+    preview: i.uploadId ? `/media/${encodeURIComponent(i.uploadId)}` : i.preview, name: i.name }));
+  try {
+    if (!ui.prompt.value.trim() && !inputs.length) localStorage.removeItem(draftKey(id));
+    else localStorage.setItem(draftKey(id), JSON.stringify({ prompt: ui.prompt.value, mode: currentMode(), inputs }));
+  } catch { /* private mode: drafts are a nicety */ }
+}
+
+/**
+ * Put a conversation's draft in the composer (a new conversation starts in text → image).
+ * On the page's first load (`initial`), what the person already typed while it loaded wins.
+ */
+export function restoreDraft(id, { initial = false } = {}) {
+  if (initial && ui.prompt.value.trim()) { saveDraft(id); return; }
+  let draft = {};
+  try { draft = JSON.parse(localStorage.getItem(draftKey(id))) || {}; } catch { draft = {}; }
+  state.inputs.forEach((entry) => { entry.upload?.abort(); entry.node.remove(); });
+  state.inputs = [];
+  ui.prompt.value = draft.prompt || "";
+  autosize();
+  const mode = draft.mode === "image_to_image" && state.model?.modes.includes("image_to_image")
+    ? "image_to_image" : "text_to_image";
+  const radio = ui.composer.querySelector(`input[name="mode"][value="${mode}"]`);
+  if (radio && !radio.disabled) radio.checked = true;
+  for (const input of draft.inputs || []) {
+    if (input.uploadId || input.imageId) addReadyInput({ ...input, name: input.name || "image" });
+  }
+  syncControls();
 }
 
 // --- wiring ------------------------------------------------------------------------------
@@ -236,12 +387,16 @@ export function wireComposer(send) {
       send();
     }
   });
+  let typing = null;
   ui.prompt.addEventListener("input", () => {
     autosize();
+    clearTimeout(typing);
+    typing = setTimeout(() => saveDraft(), 300);
     if (ui.hint.textContent === "Write a prompt first.") syncControls();
   });
   ui.composer.addEventListener("change", (event) => {
-    if (event.target.name === "mode" || event.target === ui.strength) { syncControls(); savePrefs(); }
+    if (event.target.name === "mode" || event.target === ui.strength) { syncControls(); savePrefs(); saveDraft(); }
+    if (event.target === ui.resolution) showShape();
     if (event.target === ui.model) {
       applyModel(state.models.find((m) => modelKey(m) === ui.model.value), {
         mode: currentMode(), resolution: ui.resolution.value, batch: ui.batch.value,

@@ -1,9 +1,11 @@
 // The conversation shown: opening one (resuming its generations), creating it, sending to it.
 import { api, hasSessionEnded } from "./api.js";
-import { clearComposer, takeRequest } from "./composer.js";
+import { clearComposer, restoreDraft, saveDraft, takeRequest } from "./composer.js";
 import { el, plural } from "./dom.js";
-import { announce, current, describeError, showBanner, ui, urls } from "./page.js";
-import { addConversation, closeSidebar, highlightConversation, refreshQuota } from "./sidebar.js";
+import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
+import {
+  addConversation, closeSidebar, forgetConversation, highlightConversation, refreshQuota,
+} from "./sidebar.js";
 import {
   clearThread, mountTurn, scrollToEnd, showHistory, showPending, showSubmitError, stopWatching, watch,
 } from "./thread.js";
@@ -13,9 +15,13 @@ let creating = null; // the in-flight "create conversation" call, so two sends m
 const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
   : `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`);
 
-export async function openConversation(id, { push = false } = {}) {
+export async function openConversation(id, { push = false, initial = false } = {}) {
   stopWatching();
+  // What was typed stays with the conversation it was typed in (not on the first load: the
+  // composer is still empty then, and would wipe the draft it is about to show).
+  if (current.conversationId !== id || ui.prompt.value) saveDraft();
   current.conversationId = id;
+  restoreDraft(id, { initial });
   if (push) history.pushState({ id }, "", id ? `${urls.chat}/${encodeURIComponent(id)}` : urls.chat);
   highlightConversation();
   clearThread();
@@ -38,6 +44,12 @@ export async function openConversation(id, { push = false } = {}) {
 
 export async function send() {
   if (hasSessionEnded()) return;
+  if (root.dataset.subscription !== "active") {
+    // Without a plan nothing is sent and no conversation is made: the composer shows the
+    // "choose a plan" card and keeps what was typed.
+    await refreshQuota();
+    if (root.dataset.subscription !== "active") { saveDraft(); return; }
+  }
   const request = takeRequest();
   if (!request) return;
   const { body, previews } = request;
@@ -54,6 +66,36 @@ export async function send() {
   clearComposer();
   scrollToEnd();
   await submit(view, body, uuid());
+}
+
+/** Send a turn's prompt and controls again (`POST /generations/{id}/retry`), as a new turn. */
+export async function regenerate(source) {
+  if (hasSessionEnded() || !source.generationId) return;
+  ui.banner.hidden = true;
+  const view = mountTurn({
+    prompt: source.prompt, mode: source.mode, resolution: source.resolution,
+    batchSize: source.batchSize, strength: source.strength ?? null, inputs: source.inputs,
+    startedAt: Date.now(),
+  });
+  showPending(view, null);
+  announce(`Regenerating. ${plural(source.batchSize, "image")} requested.`);
+  scrollToEnd();
+  try {
+    const generation = await api("POST",
+      `/api/v1/generations/${encodeURIComponent(source.generationId)}/retry`);
+    view.node.dataset.generationId = generation.id;
+    view.generationId = generation.id;
+    view.lastStatus = generation;
+    watch(view, generation.id);
+    refreshQuota();
+  } catch (error) {
+    const final = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
+    showSubmitError(view, error, final.includes(error.code) ? null : () => {
+      view.node.remove();
+      regenerate(source);
+    });
+    if (error.status === 402) refreshQuota();
+  }
 }
 
 /** The current conversation's id, creating it (once) on the first send of a new chat. */
@@ -73,16 +115,33 @@ async function ensureConversation(title) {
 async function submit(view, body, idempotencyKey) {
   view.startedAt = Date.now();
   showPending(view, null);
+  const fresh = !view.conversationId && !current.conversationId;
   try {
     // A retry goes to the conversation the message was first sent in.
     view.conversationId ||= await ensureConversation(body.prompt.slice(0, 80));
     const path = `/api/v1/conversations/${encodeURIComponent(view.conversationId)}/generations`;
     const generation = await api("POST", path, body, { headers: { "Idempotency-Key": idempotencyKey } });
     view.node.dataset.generationId = generation.id;
+    view.generationId = generation.id;
     view.lastStatus = generation;
     watch(view, generation.id);
     refreshQuota(); // the hold lowers what is left as soon as the job is accepted
   } catch (error) {
+    if (error.code === "no_active_subscription") {
+      // The plan ended under us: nothing was sent. Give the prompt back, drop the empty
+      // conversation this send made, and show the way to a plan.
+      view.node.remove();
+      if (fresh && view.conversationId) {
+        api("DELETE", `/api/v1/conversations/${encodeURIComponent(view.conversationId)}`).catch(() => {});
+        forgetConversation(view.conversationId);
+        current.conversationId = null;
+        history.replaceState({ id: null }, "", urls.chat);
+      }
+      ui.prompt.value = body.prompt;
+      saveDraft();
+      refreshQuota();
+      return;
+    }
     // A lost connection may have delivered the submit: the same key returns the same job.
     const key = error.status === 0 ? idempotencyKey : uuid();
     const final = ["no_active_subscription", "quota_exhausted", "not_authenticated"];

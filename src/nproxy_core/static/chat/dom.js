@@ -26,3 +26,39 @@ export function pretty(value) {
   const text = String(value).replace(/[_-]+/g, " ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** A moment as every page of nproxy writes it: "21 Dec 2026, 13:54 UTC" (templating.py). */
+export function formatDate(value) {
+  const moment = new Date(value);
+  if (Number.isNaN(moment.getTime())) return "";
+  const two = (n) => String(n).padStart(2, "0");
+  return `${moment.getUTCDate()} ${MONTHS[moment.getUTCMonth()]} ${moment.getUTCFullYear()}, `
+    + `${two(moment.getUTCHours())}:${two(moment.getUTCMinutes())} UTC`;
+}
+
+/** "3 days left", "1 day left", "less than a day left": whole days until `value`. */
+export function daysLeft(value, now = Date.now()) {
+  const days = Math.floor((new Date(value).getTime() - now) / 86400000);
+  if (days < 1) return "less than a day left";
+  return `${plural(days, "day")} left`;
+}
+
+const ICONS = {
+  pencil: "M4 20h4L19 9l-4-4L4 16v4zM14 6l4 4",
+  trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13M10 11v6M14 11v6",
+};
+
+/** A small line icon (decorative: the button around it carries the words). */
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [key, value] of Object.entries({ viewBox: "0 0 24 24", width: 16, height: 16, fill: "none",
+    stroke: "currentColor", "stroke-width": 1.8, "stroke-linecap": "round", "stroke-linejoin": "round",
+    "aria-hidden": "true", focusable: "false" })) svg.setAttribute(key, value);
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}

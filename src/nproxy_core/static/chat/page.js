@@ -22,8 +22,10 @@ export const ui = {
   attach: $("attach"), fileInput: $("file-input"), inputs: $("input-images"), inputRow: $("input-row"),
   send: $("send"), hint: $("composer-hint"),
   quotaMeter: $("quota-meter"), quotaText: $("quota-text"), quotaNote: $("quota-note"),
-  lightbox: $("lightbox"), lightboxImage: $("lightbox-image"),
-  lightboxDownload: $("lightbox-download"), lightboxClose: $("lightbox-close"),
+  shape: $("resolution-shape"), noPlan: $("no-plan"), noPlanTitle: $("no-plan-title"),
+  quotaUsedUp: $("quota-used-up"),
+  confirmDelete: $("confirm-delete"), confirmDeleteTitle: $("confirm-delete-title"),
+  confirmDeleteCancel: $("confirm-delete-cancel"),
 };
 
 /** Which conversation the page shows: null for a new chat, until its first send creates one. */

@@ -1,9 +1,14 @@
 // The sidebar: the list of conversations, the quota meter, and the drawer it becomes on a phone.
 import { api } from "./api.js";
-import { el } from "./dom.js";
-import { current, root, ui, urls } from "./page.js";
+import { setQuota } from "./composer.js";
+import { daysLeft, el, formatDate, icon } from "./dom.js";
+import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
 
 let conversations = [];
+let onDeleted = () => {};
+
+/** What to do once the conversation shown was deleted (the wiring opens a new chat). */
+export function whenConversationDeleted(handler) { onDeleted = handler; }
 
 export async function loadConversations() {
   try {
@@ -19,14 +24,83 @@ export function addConversation(conversation) {
   renderConversations();
 }
 
+/** Take a conversation off the list (deleted elsewhere, or never really started). */
+export function forgetConversation(id) {
+  conversations = conversations.filter((c) => String(c.id) !== String(id));
+  renderConversations();
+}
+
 /** Plain links: a click on one is the wiring's business (it opens the thread in place). */
 function renderConversations() {
-  ui.list.replaceChildren(...conversations.map((c) =>
-    el("li", {}, el("a", {
-      href: `${urls.chat}/${encodeURIComponent(c.id)}`, "data-id": c.id, title: c.title || "Untitled",
-    }, c.title || "Untitled"))));
+  ui.list.replaceChildren(...conversations.map(conversationRow));
   ui.listEmpty.hidden = conversations.length > 0;
   highlightConversation();
+}
+
+function conversationRow(c) {
+  const title = c.title || "Untitled";
+  return el("li", { class: "conversation", "data-id": c.id },
+    el("a", { href: `${urls.chat}/${encodeURIComponent(c.id)}`, "data-id": c.id, title }, title),
+    el("button", { type: "button", class: "row-action", "aria-label": `Rename “${title}”`,
+      title: "Rename", onclick: (event) => startRename(c, event.currentTarget.closest("li")) }, icon("pencil")),
+    el("button", { type: "button", class: "row-action", "aria-label": `Delete “${title}”`,
+      title: "Delete", onclick: () => confirmDelete(c) }, icon("trash")));
+}
+
+/** Rename in place: Enter or leaving the field saves, Escape cancels. */
+function startRename(c, row) {
+  const input = el("input", { type: "text", class: "rename-input", value: c.title || "",
+    maxlength: 200, "aria-label": "New name of the conversation" });
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    if (!save || !title || title === c.title) { renderConversations(); return; }
+    try {
+      const renamed = await api("PATCH", `/api/v1/conversations/${encodeURIComponent(c.id)}`, { title });
+      c.title = renamed.title;
+      if (String(current.conversationId) === String(c.id)) ui.title.textContent = renamed.title;
+      announce(`Renamed to ${renamed.title}.`);
+    } catch (error) {
+      showBanner("Could not rename the conversation. ", describeError(error));
+    }
+    renderConversations();
+    ui.list.querySelector(`li[data-id="${CSS.escape(c.id)}"] a`)?.focus();
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); finish(true); }
+    if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); finish(false); }
+  });
+  input.addEventListener("blur", () => finish(true));
+  row.replaceChildren(input);
+  input.focus();
+  input.select();
+}
+
+function confirmDelete(c) {
+  const dialog = ui.confirmDelete;
+  ui.confirmDeleteTitle.textContent = `Delete “${c.title || "Untitled"}”?`;
+  dialog.returnValue = "";
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== "delete") return;
+    try {
+      await api("DELETE", `/api/v1/conversations/${encodeURIComponent(c.id)}`);
+    } catch (error) {
+      if (error.status !== 404) {
+        showBanner("Could not delete the conversation. ", describeError(error));
+        return;
+      }
+    }
+    conversations = conversations.filter((other) => other.id !== c.id);
+    try { localStorage.removeItem(`nproxy.chat.draft.${c.id}`); } catch { /* private mode */ }
+    renderConversations();
+    announce("Conversation deleted.");
+    if (String(current.conversationId) === String(c.id)) onDeleted();
+    else ui.newChat.focus();
+  };
+  dialog.showModal();
+  ui.confirmDeleteCancel.focus();
 }
 
 /** Mark the conversation the page shows. */
@@ -75,11 +149,17 @@ export async function refreshQuota() {
   ui.quotaText.textContent = status === "active" ? `About ${bucket}% left` : "No plan";
   root.dataset.quotaBucket = String(bucket);
   root.dataset.subscription = status;
+  const maxBatchNow = me?.quota?.max_batch_now;
+  setQuota({ status, maxBatchNow: typeof maxBatchNow === "number" ? maxBatchNow : null });
+  ui.quotaUsedUp.hidden = !(status === "active" && bucket === 0);
   if (status === "active") {
     const end = me.subscription.current_period_end;
     ui.quotaNote.replaceChildren(
-      end ? `Plan active until ${new Date(end).toLocaleDateString()}` : "Plan active");
-    if (bucket === 0) ui.quotaNote.append(". ", el("a", { href: urls.pricing }, "Renew"));
+      end ? `Until ${formatDate(end)} (${daysLeft(end)})` : "Plan active");
+    if (bucket === 0) {
+      ui.quotaText.textContent = "Used up";
+      ui.quotaNote.append(". ", el("a", { href: urls.pricing }, "Renew now"));
+    }
   } else {
     ui.quotaNote.replaceChildren(status === "expired" ? "Your plan has expired. " : "No active plan. ",
       el("a", { href: urls.pricing }, status === "expired" ? "Renew" : "Buy a plan"));

@@ -1,5 +1,6 @@
 // The thread: each prompt with its answer, its progress, and polling a generation until terminal.
 import { api } from "./api.js";
+import { presetAspect } from "./composer.js";
 import { el, plural, pretty } from "./dom.js";
 import { openLightbox } from "./lightbox.js";
 import { announce, describeError, ui } from "./page.js";
@@ -7,11 +8,80 @@ import { refreshQuota } from "./sidebar.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "partial"]);
 
+/** What a result offers (set by the page's wiring): `use(image)`, `regenerate(view)`. */
+const actions = { use: () => {}, regenerate: () => {} };
+export function setResultActions(handlers) { Object.assign(actions, handlers); }
+
+let views = []; // the turns of the thread shown, in order: the lightbox browses their images
+
+/** Every image of the thread, oldest first, with what made it. */
+function threadImages() {
+  return views.flatMap((view) => (view.images || []).map((image) => ({
+    ...image, prompt: view.prompt, resolution: view.resolution, mode: view.mode,
+    createdAt: view.createdAt, generationId: view.generationId, view,
+  })));
+}
+
+function openImage(imageId) {
+  const items = threadImages();
+  openLightbox(() => items, Math.max(0, items.findIndex((i) => i.id === imageId)), {
+    use: (item) => actions.use(item),
+    regenerate: (item) => actions.regenerate(item.view),
+  });
+}
+
+/** Arrow keys move between a turn's images: the images of a turn are one Tab stop. */
+function roveImages(event) {
+  const keys = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+  if (!(event.key in keys) && event.key !== "Home" && event.key !== "End") return;
+  const buttons = [...event.currentTarget.closest(".results").querySelectorAll(".tile-open")];
+  const at = buttons.indexOf(event.currentTarget);
+  let next = at + (keys[event.key] || 0);
+  if (event.key === "Home") next = 0;
+  if (event.key === "End") next = buttons.length - 1;
+  next = Math.max(0, Math.min(buttons.length - 1, next));
+  event.preventDefault();
+  buttons.forEach((b, i) => b.setAttribute("tabindex", i === next ? "0" : "-1"));
+  buttons[next].focus();
+}
+
+async function copyPrompt(view, button) {
+  try {
+    await navigator.clipboard.writeText(view.prompt);
+  } catch {
+    // Without clipboard access (an insecure origin, a denied permission), select-and-copy.
+    const area = el("textarea", { class: "visually-hidden", "aria-hidden": "true" }, view.prompt);
+    document.body.append(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+  }
+  button.textContent = "Copied";
+  announce("Prompt copied.");
+  setTimeout(() => { button.textContent = "Copy prompt"; }, 1600);
+}
+
+/** The row under a finished turn: regenerate (or try again) and copy the prompt. */
+function turnActions(view, status) {
+  const again = status === "succeeded" ? "Regenerate" : "Try again";
+  const copy = el("button", { type: "button", class: "chip-button" }, "Copy prompt");
+  copy.addEventListener("click", () => copyPrompt(view, copy));
+  return el("div", { class: "turn-actions" },
+    view.generationId
+      ? el("button", { type: "button", class: "chip-button",
+        onclick: () => actions.regenerate(view) },
+      el("span", { "aria-hidden": "true" }, "↻ "), again)
+      : null,
+    copy);
+}
+
 const watchers = new Map(); // generation id -> {timer, controller}, so switching threads stops them
 let epoch = 0;              // bumped on every thread switch: answers for the old thread are dropped
 
 /** Placeholder tiles take the shape of the requested preset so the layout does not jump. */
 function aspect(resolution) {
+  const known = presetAspect(resolution);
+  if (known) return known;
   const ratio = /(\d+(?:\.\d+)?)\s*[:x]\s*(\d+(?:\.\d+)?)/.exec(resolution || "");
   if (ratio) return `${ratio[1]} / ${ratio[2]}`;
   return { portrait: "3 / 4", landscape: "4 / 3", tall: "9 / 16", wide: "16 / 9" }[resolution] || "1 / 1";
@@ -41,7 +111,9 @@ function renderTurn(turn) {
       el("ul", { class: "chips", role: "list" }, chips.filter(Boolean).map((c) => el("li", {}, c)))),
     el("div", { class: "answer" }, status, results));
   ui.messages.append(node);
-  return { ...turn, node, status, results };
+  const view = { ...turn, node, status, results };
+  views.push(view);
+  return view;
 }
 
 /** Add a turn to the thread; while pending, its elapsed time ticks (see startElapsedClock). */
@@ -64,21 +136,34 @@ export function showPending(view, generation) {
 
 function showResult(view, generation) {
   const images = generation.images || [];
+  const follow = view === views.at(-1) && nearEnd();
   view.node.dataset.state = generation.status;
   view.node.dataset.generationId = generation.id;
+  view.generationId = generation.id;
+  view.images = images;
+  view.createdAt = generation.created_at || view.createdAt;
+  const count = images.length;
   view.results.replaceChildren(...images.map((image, i) => {
     const alt = `Image ${i + 1} for “${view.prompt.slice(0, 80)}”`;
     const name = `nproxy-${generation.id}-${i + 1}`;
     return el("figure", { class: "tile" },
-      el("button", { type: "button", class: "tile-open", "aria-label": `Enlarge image ${i + 1}`,
-        onclick: () => openLightbox(image.url, alt, name) },
+      el("button", { type: "button", class: "tile-open", tabindex: i === 0 ? "0" : "-1",
+        "aria-label": count > 1 ? `Enlarge image ${i + 1} of ${count} (arrow keys for the others)`
+          : "Enlarge the image",
+        onclick: () => openImage(image.id), onkeydown: roveImages },
       el("img", { src: image.url, alt, loading: "lazy" })),
-      el("a", { class: "tile-download", href: image.url, download: name,
-        "aria-label": `Download image ${i + 1}`, title: "Download" }, "↓"));
+      // Pointer shortcuts; the keyboard finds the same actions in the lightbox.
+      el("div", { class: "tile-actions" },
+        el("button", { type: "button", class: "tile-action", tabindex: "-1", title: "Use as input",
+          "aria-label": `Use image ${i + 1} as input`, onclick: () => actions.use({ ...image, prompt: view.prompt }) },
+        "⇢ Use"),
+        el("a", { class: "tile-action", href: image.url, download: name, tabindex: "-1",
+          "aria-label": `Download image ${i + 1}`, title: "Download" }, "↓")));
   }));
   const missing = view.batchSize - images.length;
   const finished = Date.parse(generation.finished_at || "") || Date.now();
   const elapsed = Math.max(1, Math.round((finished - view.startedAt) / 1000));
+  view.actions?.remove();
   if (generation.status === "succeeded") {
     view.status.replaceChildren(`${plural(images.length, "image")} · ${elapsed} s`);
     announce(`${plural(images.length, "image")} ready.`);
@@ -90,6 +175,9 @@ function showResult(view, generation) {
     announce(`Generation ${images.length ? "partly " : ""}failed. ${prefix}${
       reason.map((r) => (typeof r === "string" ? r : r.textContent)).join("")}`);
   }
+  view.actions = turnActions(view, generation.status);
+  view.node.querySelector(".answer").append(view.actions);
+  if (follow) scrollToEnd(); // the action row made the thread taller
 }
 
 export function showSubmitError(view, error, retry) {
@@ -103,6 +191,7 @@ export function showSubmitError(view, error, retry) {
 /** Empty the thread for another conversation (its polls are stopped by stopWatching). */
 export function clearThread() {
   ui.messages.querySelectorAll(".turn").forEach((n) => n.remove());
+  views = [];
   ui.empty.hidden = false;
 }
 
@@ -118,6 +207,8 @@ function turnFromMessage(message) {
     strength: message.strength ?? null,
     inputs: (message.inputs || []).map((i) => i.url).filter(Boolean),
     generation,
+    generationId: generation?.id,
+    createdAt: generation?.created_at || message.created_at,
     startedAt: Date.parse(generation?.created_at || message.created_at || "") || Date.now(),
   };
 }
@@ -142,6 +233,8 @@ export function showHistory(messages) {
 const LONG_POLL_SECONDS = 25;
 /** Long polls that come back unfinished are sent again no faster than this. */
 const MIN_LONG_POLL_INTERVAL_MS = 1000;
+/** While the tab is hidden, polls go out no more often than this. */
+const HIDDEN_POLL_MS = 15000;
 
 /**
  * Follow one generation until it is terminal. A long poll (`?wait=`) is answered the moment
@@ -152,13 +245,22 @@ const MIN_LONG_POLL_INTERVAL_MS = 1000;
 export function watch(view, generationId) {
   let longPoll = true;
   let delay = 1000;
+  let inFlight = false;
   const watchEpoch = epoch;
   const controller = new AbortController();
-  const later = (ms) => watchers.set(generationId, { timer: setTimeout(tick, ms), controller });
+  const watcher = { timer: null, controller, wake: () => {} };
+  const later = (ms) => {
+    clearTimeout(watcher.timer);
+    watcher.timer = setTimeout(tick, ms);
+    watchers.set(generationId, watcher);
+  };
+  // Back in view: ask at once rather than at the end of a hidden tab's long pause.
+  watcher.wake = () => { if (!inFlight) later(0); };
   const path = `/api/v1/generations/${encodeURIComponent(generationId)}`;
   async function tick() {
     const sentAt = Date.now();
     let generation;
+    inFlight = true;
     try {
       generation = await api("GET", longPoll ? `${path}?wait=${LONG_POLL_SECONDS}` : path,
         undefined, { signal: controller.signal });
@@ -173,8 +275,10 @@ export function watch(view, generationId) {
       }
       longPoll = false; // a held request did not come back: plain polls from now on
       delay = Math.min(delay * 2, 10000); // network trouble or a restart: keep trying, slower
-      later(delay);
+      later(document.hidden ? Math.max(delay, HIDDEN_POLL_MS) : delay);
       return;
+    } finally {
+      inFlight = false;
     }
     if (TERMINAL.has(generation.status)) {
       watchers.delete(generationId);
@@ -185,15 +289,21 @@ export function watch(view, generationId) {
     view.lastStatus = generation;
     showPending(view, generation);
     if (longPoll) {
-      // Held until its deadline (or a server restart): ask again at once, never in a tight loop.
-      later(Math.max(0, MIN_LONG_POLL_INTERVAL_MS - (Date.now() - sentAt)));
+      // Held until its deadline (or a server restart): ask again at once, never in a tight
+      // loop; a hidden tab asks again only after a pause.
+      const pause = document.hidden ? HIDDEN_POLL_MS : MIN_LONG_POLL_INTERVAL_MS;
+      later(Math.max(0, pause - (Date.now() - sentAt)));
       return;
     }
     if (Date.now() - view.startedAt > 10000) delay = Math.min(delay * 1.5, 5000);
-    later(delay);
+    later(document.hidden ? Math.max(delay, HIDDEN_POLL_MS) : delay);
   }
   later(0);
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) watchers.forEach((watcher) => watcher.wake());
+});
 
 /** Cancel the polls: those waiting for their next turn and those held by the server. */
 export function stopPolling() {
@@ -217,5 +327,13 @@ export function startElapsedClock() {
 }
 
 export function scrollToEnd() {
-  ui.messages.scrollTo({ top: ui.messages.scrollHeight, behavior: "smooth" });
+  // After the next layout, so the turn just added is counted in the height.
+  requestAnimationFrame(() => {
+    const smooth = !matchMedia("(prefers-reduced-motion: reduce)").matches;
+    ui.messages.scrollTo({ top: ui.messages.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+  });
 }
+
+/** Near the end of the thread (where a finished turn should stay in sight)? */
+const nearEnd = () =>
+  ui.messages.scrollHeight - ui.messages.scrollTop - ui.messages.clientHeight < 160;
