@@ -1,13 +1,13 @@
 """library: a user's generated images, newest first, paged by (created_at, id)
 
 Revision ID: 0010_library
-Revises: 0008_api_keys
+Revises: 0009_telegram
 """
 
 from alembic import op
 
 revision = "0010_library"
-down_revision = "0008_api_keys"
+down_revision = "0009_telegram"
 branch_labels = None
 depends_on = None
 
