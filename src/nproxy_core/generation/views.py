@@ -14,7 +14,7 @@ from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
 from nproxy_core.db import hand_back_connection, parse_uuid
-from nproxy_core.generation import presenters, schemas, services
+from nproxy_core.generation import library, presenters, schemas, services
 from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.jsonbody import json_object
 from nproxy_core.ratelimit import user_limit
@@ -126,7 +126,7 @@ def api_retry_generation(request: Request) -> dict[str, Any]:
 )
 def api_library(request: Request) -> dict[str, Any]:
     limit = schemas.library_limit(request.GET.get("limit"))
-    images, cursor = services.library_page(
+    images, cursor = library.library_page(
         request.db, _user_id(request), request.GET.get("before") or None, limit
     )
     return {
