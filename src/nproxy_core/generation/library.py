@@ -18,6 +18,7 @@ from nproxy_core.generation.models import (
     Message,
 )
 
+
 @dataclasses.dataclass(frozen=True)
 class LibraryImage:
     id: uuid.UUID
