@@ -251,15 +251,16 @@ def test_no_generation_route_or_chat_page_shows_exact_counts(keyed_app, customer
         for number in (LIMIT, used, reserved, LIMIT - used - reserved, used + reserved):
             assert not shows(number, text), (number, text[:300])
 
-    # The refusals a user reads carry no number at all.
+    # The refusals a user reads carry no number of theirs: only the batch they asked for (4),
+    # never what is left (3).
     short = customer_factory(keyed_app, request_limit=3)
     exhausted = short.submit(short.conversation(), resolution="square", batch_size=4)
     assert exhausted.json["error"]["code"] == "quota_exhausted"
     none = customer_factory(keyed_app, request_limit=None)
     no_sub = none.submit(none.conversation(), resolution="square")
     assert no_sub.json["error"]["code"] == "no_active_subscription"
-    for refusal in (exhausted, no_sub):
-        assert not re.search(r"\d", refusal.json["error"]["message"]), refusal.text
+    assert re.findall(r"\d+", exhausted.json["error"]["message"]) == ["4"], exhausted.text
+    assert not re.search(r"\d", no_sub.json["error"]["message"]), no_sub.text
 
 
 # --- abandoned holds ----------------------------------------------------------------------------
