@@ -54,15 +54,11 @@ class SessionSecurityPolicy:
         token = request.session.get(SESSION_TOKEN)
         if user_id is None or not isinstance(token, str):
             return None
-        row = sessions.find_session(request.db, token, idle_limit=self.idle_limit)
-        if row is None or row.user_id != user_id:
+        found = sessions.find_session(request.db, token, idle_limit=self.idle_limit)
+        if found is None or found[1].id != user_id:
             return None
-        user = request.db.get(User, user_id)
-        if (
-            user is None
-            or user.is_blocked
-            or user.session_version != request.session.get(SESSION_VERSION)
-        ):
+        user = found[1]
+        if user.is_blocked or user.session_version != request.session.get(SESSION_VERSION):
             return None
         logs.bind(user_id=user.id)
         return user

@@ -38,19 +38,23 @@ def start_session(db: Session, user: User, *, ip: str, user_agent: str) -> str:
     return token
 
 
-def find_session(db: Session, token: str, *, idle_limit: dt.timedelta) -> UserSession | None:
-    """The live session of ``token``, touched; None if it ended or sat idle too long."""
-    row = db.scalar(
-        sa.select(UserSession).where(
-            UserSession.token_hash == token_hash(token), UserSession.ended_at.is_(None)
-        )
-    )
+def find_session(
+    db: Session, token: str, *, idle_limit: dt.timedelta
+) -> tuple[UserSession, User] | None:
+    """The live session of ``token`` with its user, in one round trip, touched; None if it
+    ended or sat idle too long."""
+    found = db.execute(
+        sa.select(UserSession, User)
+        .join(User, User.id == UserSession.user_id)
+        .where(UserSession.token_hash == token_hash(token), UserSession.ended_at.is_(None))
+    ).first()
     now = utcnow()
-    if row is None or row.last_seen_at + idle_limit <= now:
+    if found is None or found[0].last_seen_at + idle_limit <= now:
         return None
+    row, user = found
     if now - row.last_seen_at >= TOUCH_INTERVAL:
         row.last_seen_at = now
-    return row
+    return row, user
 
 
 def end_session(db: Session, token: str) -> None:
