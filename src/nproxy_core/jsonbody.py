@@ -33,25 +33,26 @@ def check_json_value(body: Any, *, max_depth: int = MAX_DEPTH) -> None:
     while stack:
         value, depth, field = stack.pop()
         if isinstance(value, str):
-            problem = _bad_text(value)
-            if problem and field is None:
-                raise ValidationError(f"The request body holds {problem}.")
-            if problem:
-                raise ValidationError(
-                    f"The field {field!r} holds {problem}.", fields={field: "invalid"}
-                )
+            _refuse_bad_text(value, field)
         elif isinstance(value, dict | list):
             if depth > max_depth:
                 raise ValidationError(f"The JSON body is nested deeper than {max_depth} levels.")
             if isinstance(value, dict):
                 for key, item in value.items():
-                    # A field is named only by a short key of sane text.
-                    sane = isinstance(key, str) and len(key) <= 64 and not _bad_text(key)
-                    inner = field if field is not None or not sane else key
-                    stack.append((key, depth, field))
+                    _refuse_bad_text(key, field)
+                    # A field is named only by a short key (its text is sane by now).
+                    inner = key if field is None and len(key) <= 64 else field
                     stack.append((item, depth + 1, inner))
             else:
                 stack.extend((item, depth + 1, field) for item in value)
+
+
+def _refuse_bad_text(value: str, field: str | None) -> None:
+    problem = _bad_text(value)
+    if problem and field is None:
+        raise ValidationError(f"The request body holds {problem}.")
+    if problem:
+        raise ValidationError(f"The field {field!r} holds {problem}.", fields={field: "invalid"})
 
 
 def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:

@@ -25,10 +25,14 @@ from nproxy_core.plugins import ConfigurationError
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def server_options(ini: str) -> dict[str, str]:
+def ini_section(ini: str, section: str) -> dict[str, str]:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(ROOT / ini)
-    return dict(parser["server:main"])
+    return dict(parser[section])
+
+
+def server_options(ini: str) -> dict[str, str]:
+    return ini_section(ini, "server:main")
 
 
 # --- Caddy ------------------------------------------------------------------------------------
@@ -45,12 +49,6 @@ def test_caddy_sends_hsts_and_bounds_bodies():
 # --- who may say who the client is -------------------------------------------------------------
 
 
-def app_settings(ini: str) -> dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(ROOT / ini)
-    return dict(parser["app:main"])
-
-
 def gunicorn_forwarded_allow_ips() -> str:
     web = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]["web"]
     return web["environment"]["FORWARDED_ALLOW_IPS"]
@@ -60,7 +58,7 @@ def test_only_caddys_address_is_trusted_for_forwarded_headers():
     compose = yaml.safe_load((ROOT / "compose.yml").read_text())
     caddy = compose["services"]["caddy"]["networks"]["edge"]["ipv4_address"]
     # The app believes X-Forwarded-For, and gunicorn X-Forwarded-Proto, from Caddy alone.
-    assert app_settings("production.ini")["nproxy.trusted_proxies"] == caddy
+    assert ini_section("production.ini", "app:main")["nproxy.trusted_proxies"] == caddy
     assert gunicorn_forwarded_allow_ips() == caddy
     assert "edge" in compose["services"]["web"]["networks"]
     assert "ports" not in compose["services"]["web"]  # only through Caddy

@@ -117,11 +117,17 @@ def create_key(db: Session, hasher: KeyHasher, user_id: int, name: Any, *, max_k
     return NewKey(key, secret)
 
 
+def _users_key(db: Session, user_id: int, key_id: Any, *, lock: bool = False) -> ApiKey | None:
+    """The user's key of id ``key_id`` (any text), or None for a malformed id or another's key."""
+    kid = parse_uuid(key_id)
+    key = None if kid is None else db.get(ApiKey, kid, with_for_update=lock)
+    return key if key is not None and key.user_id == user_id else None
+
+
 def revoke_key(db: Session, user_id: int, key_id: Any) -> ApiKey:
     """Revoke one of the user's keys (again is harmless); NotFound for anyone else's."""
-    kid = parse_uuid(key_id)
-    key = None if kid is None else db.get(ApiKey, kid)
-    if key is None or key.user_id != user_id:
+    key = _users_key(db, user_id, key_id)
+    if key is None:
         raise NotFound("Not found.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
@@ -138,9 +144,8 @@ def revoke_key_as_admin(db: Session, user_id: int, key_id: Any, *, actor: Actor)
     """An admin revokes a user's key (a leaked one, say): audited on the key's owner.
     NotFound for a key that is not that user's, Conflict for one already revoked (nothing is
     recorded either way)."""
-    kid = parse_uuid(key_id)
-    key = None if kid is None else db.get(ApiKey, kid, with_for_update=True)
-    if key is None or key.user_id != user_id:
+    key = _users_key(db, user_id, key_id, lock=True)
+    if key is None:
         raise NotFound("No such API key.")
     if key.revoked_at is not None:
         raise Conflict(f"API key {key.prefix}… is already revoked.")
