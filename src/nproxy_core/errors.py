@@ -20,10 +20,21 @@ log = logging.getLogger(__name__)
 
 
 class APIError(Exception):
-    """Base of every error a user may see. ``message`` is safe to show."""
+    """Base of every error a user may see. ``message`` is safe to show.
+
+    A subclass names its HTTP status and error code in its header:
+    ``class NotFound(APIError, status=404, code="not_found")``.
+    """
 
     status = 400
     code = "validation_error"
+
+    def __init_subclass__(cls, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -32,60 +43,46 @@ class APIError(Exception):
         self.headers: dict[str, str] = {}
 
 
-class ValidationError(APIError):
-    status = 400
-    code = "validation_error"
+class ValidationError(APIError, status=400, code="validation_error"):
+    pass
 
 
-class NotAuthenticated(APIError):
-    status = 401
-    code = "not_authenticated"
+class NotAuthenticated(APIError, status=401, code="not_authenticated"):
+    pass
 
 
-class Forbidden(APIError):
-    status = 403
-    code = "forbidden"
+class Forbidden(APIError, status=403, code="forbidden"):
+    pass
 
 
-class NotFound(APIError):
-    status = 404
-    code = "not_found"
+class NotFound(APIError, status=404, code="not_found"):
+    pass
 
 
-class Conflict(APIError):
-    status = 409
-    code = "conflict"
+class Conflict(APIError, status=409, code="conflict"):
+    pass
 
 
-class RateLimited(APIError):
-    status = 429
-    code = "rate_limited"
-
+class RateLimited(APIError, status=429, code="rate_limited"):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.headers["Retry-After"] = str(max(1, retry_after))
 
 
-class PayloadTooLarge(APIError):
-    status = 413
-    code = "payload_too_large"
+class PayloadTooLarge(APIError, status=413, code="payload_too_large"):
+    pass
 
 
-class IdempotencyMismatch(APIError):
+class IdempotencyMismatch(APIError, status=422, code="idempotency_mismatch"):
     """An ``Idempotency-Key`` reused for a different request than the one it first named."""
 
-    status = 422
-    code = "idempotency_mismatch"
+
+class NoActiveSubscription(APIError, status=402, code="no_active_subscription"):
+    pass
 
 
-class NoActiveSubscription(APIError):
-    status = 402
-    code = "no_active_subscription"
-
-
-class QuotaExhausted(APIError):
-    status = 402
-    code = "quota_exhausted"
+class QuotaExhausted(APIError, status=402, code="quota_exhausted"):
+    pass
 
 
 def describe_size(n: int) -> str:
