@@ -21,6 +21,7 @@ from nproxy_core.admin.page import (
     list_error,
     on_row,
     optional_int,
+    row_action,
 )
 from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
@@ -43,6 +44,16 @@ def keys(request: Request) -> dict[str, Any]:
     )
 
 
+def _key_fields(request: Request) -> dict[str, Any]:
+    """What the add and edit forms of a key both set."""
+    return {
+        "label": form(request, "label"),
+        "proxy_id": optional_int(form(request, "proxy_id"), "proxy"),
+        "project": form(request, "project"),
+        "billing_group": form(request, "billing_group"),
+    }
+
+
 @admin_action("admin.keys")
 def key_add(request: Request) -> HTTPSeeOther:
     def add() -> str:
@@ -53,10 +64,7 @@ def key_add(request: Request) -> HTTPSeeOther:
             secret=form(request, "secret"),
             enabled_providers=list(request.find_service(IPlugins).providers),
             actor=actor(request),
-            label=form(request, "label"),
-            proxy_id=optional_int(form(request, "proxy_id"), "proxy"),
-            project=form(request, "project"),
-            billing_group=form(request, "billing_group"),
+            **_key_fields(request),
         )
         return f"Added {key.provider} key {key.id} ({key.secret_mask})."
 
@@ -97,10 +105,7 @@ def key_edit(request: Request) -> HTTPSeeOther:
             request.db,
             key_id,
             actor=actor(request),
-            label=form(request, "label"),
-            proxy_id=optional_int(form(request, "proxy_id"), "proxy"),
-            project=form(request, "project"),
-            billing_group=form(request, "billing_group"),
+            **_key_fields(request),
         )
         return f"Key {key_id} saved."
 
@@ -118,15 +123,9 @@ def key_restore(request: Request) -> HTTPSeeOther:
     )
 
 
-@admin_action("admin.key.disable")
-def key_disable(request: Request) -> HTTPSeeOther:
-    return on_row(
-        request,
-        "key_id",
-        _key_back(request),
-        pool.disable_key,
-        lambda k: f"Key {k.id} is disabled.",
-    )
+key_disable = row_action(
+    "admin.key.disable", "key_id", _key_back, pool.disable_key, lambda k: f"Key {k.id} is disabled."
+)
 
 
 @admin_action("admin.key.test")

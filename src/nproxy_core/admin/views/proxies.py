@@ -16,7 +16,7 @@ from nproxy_core.admin.page import (
     base,
     form,
     int_id,
-    on_row,
+    row_action,
 )
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter
@@ -32,6 +32,10 @@ def proxies(request: Request) -> dict[str, Any]:
     )
 
 
+def _proxies(request: Request) -> str:
+    return request.route_path("admin.proxies")
+
+
 @admin_action("admin.proxies")
 def proxy_add(request: Request) -> HTTPSeeOther:
     def add() -> str:
@@ -40,23 +44,23 @@ def proxy_add(request: Request) -> HTTPSeeOther:
         )
         return f"Added proxy {proxy.id} ({pool.display_proxy_url(proxy.url)})."
 
-    return act(request, request.route_path("admin.proxies"), add)
+    return act(request, _proxies(request), add)
 
 
-@admin_action("admin.proxy.enable")
-def proxy_enable(request: Request) -> HTTPSeeOther:
-    back = request.route_path("admin.proxies")
-    return on_row(
-        request, "proxy_id", back, pool.enable_proxy, lambda p: f"Proxy {p.id} is enabled."
-    )
-
-
-@admin_action("admin.proxy.disable")
-def proxy_disable(request: Request) -> HTTPSeeOther:
-    back = request.route_path("admin.proxies")
-    return on_row(
-        request, "proxy_id", back, pool.disable_proxy, lambda p: f"Proxy {p.id} is disabled."
-    )
+proxy_enable = row_action(
+    "admin.proxy.enable",
+    "proxy_id",
+    _proxies,
+    pool.enable_proxy,
+    lambda p: f"Proxy {p.id} is enabled.",
+)
+proxy_disable = row_action(
+    "admin.proxy.disable",
+    "proxy_id",
+    _proxies,
+    pool.disable_proxy,
+    lambda p: f"Proxy {p.id} is disabled.",
+)
 
 
 @admin_action("admin.proxy.test")
@@ -74,4 +78,4 @@ def proxy_test(request: Request) -> HTTPSeeOther:
         message = f"Proxy {proxy_id} test: {said or 'no provider is enabled'}."
         return message if any(c.ok for c in checks) else ("error", message)
 
-    return act(request, request.route_path("admin.proxies"), test)
+    return act(request, _proxies(request), test)

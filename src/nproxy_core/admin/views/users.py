@@ -20,7 +20,7 @@ from nproxy_core.admin.page import (
     form,
     int_id,
     list_error,
-    on_row,
+    row_action,
 )
 from nproxy_core.billing import grants
 from nproxy_core.billing.interfaces import IPlan
@@ -53,26 +53,16 @@ def _user_back(request: Request) -> str:
     return request.route_path("admin.user", user_id=request.matchdict["user_id"])
 
 
-@admin_action("admin.user.block")
-def user_block(request: Request) -> HTTPSeeOther:
-    return on_row(
-        request,
-        "user_id",
-        _user_back(request),
-        accounts.block_user,
-        lambda u: f"Blocked {u.email}.",
-    )
-
-
-@admin_action("admin.user.unblock")
-def user_unblock(request: Request) -> HTTPSeeOther:
-    return on_row(
-        request,
-        "user_id",
-        _user_back(request),
-        accounts.unblock_user,
-        lambda u: f"Unblocked {u.email}.",
-    )
+user_block = row_action(
+    "admin.user.block", "user_id", _user_back, accounts.block_user, lambda u: f"Blocked {u.email}."
+)
+user_unblock = row_action(
+    "admin.user.unblock",
+    "user_id",
+    _user_back,
+    accounts.unblock_user,
+    lambda u: f"Unblocked {u.email}.",
+)
 
 
 @admin_action("admin.user.role")
