@@ -10,7 +10,7 @@ import click
 from nproxy_core.accounts import actions
 from nproxy_core.accounts.models import Role
 from nproxy_core.accounts.services import create_user
-from nproxy_core.audit import Actor, Surface, record
+from nproxy_core.audit import Actor, Surface
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 
@@ -37,13 +37,11 @@ def users_create(cli: CLIContext, email: str, admin: bool, password_stdin: bool)
     role = Role.ADMIN if admin else Role.USER
     with cli.transaction() as session:
         user = create_user(session, email, password, role=role)
-        record(
+        CONSOLE.record(
             session,
-            actor="console",
-            surface=Surface.CLI,
-            action="user.create",
-            target_type="user",
-            target_id=user.id,
+            "user.create",
+            "user",
+            user.id,
             after={"email": user.email, "role": str(user.role)},
         )
         click.echo(f"created {user.role} {user.email} (id {user.id})")

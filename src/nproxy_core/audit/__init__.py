@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from nproxy_core.audit.services import Actor, Surface, record
+from nproxy_core.audit.services import SYSTEM, Actor, Surface, record
 
-__all__ = ["Actor", "Surface", "record"]
+__all__ = ["SYSTEM", "Actor", "Surface", "record"]
 
 
 def includeme(config: Any) -> None:

@@ -69,8 +69,8 @@ class Actor:
         action: str,
         target_type: str,
         target_id: Any,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
     ) -> AuditEntry:
         """This actor's audit row for ``action``, in the caller's transaction."""
         return record(
@@ -84,3 +84,7 @@ class Actor:
             after=after,
             actor_user_id=self.user_id,
         )
+
+
+#: The application itself, acting on its own (a refund ending a cycle, a review reopened).
+SYSTEM = Actor("system", Surface.SYSTEM)

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.accounts.models import User
-from nproxy_core.audit import Surface, record
+from nproxy_core.audit import SYSTEM
 from nproxy_core.billing.cycles import Span, schedule_paid_cycle
 from nproxy_core.billing.models import BillingCycle, Payment
 from nproxy_core.billing.plan import Plan
@@ -68,28 +68,24 @@ def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> Non
     """A refunded payment takes its cycle back from now on; an audit row says so."""
     cycle = payment.cycle
     if cycle is None:
-        record(
+        SYSTEM.record(
             db,
-            actor="system",
-            surface=Surface.SYSTEM,
-            action="billing.payment_refunded",
-            target_type="payment",
-            target_id=payment.id,
+            "billing.payment_refunded",
+            "payment",
+            payment.id,
             after={"order_id": payment.order_id, "status": str(payment.status)},
         )
         return
     before = {"starts_at": isoformat(cycle.starts_at), "ends_at": isoformat(cycle.ends_at)}
     # A cycle not started yet shrinks to nothing rather than ending before it begins.
     cycle.ends_at = max(cycle.starts_at, min(cycle.ends_at, now))
-    record(
+    SYSTEM.record(
         db,
-        actor="system",
-        surface=Surface.SYSTEM,
-        action="billing.cycle_ended_by_refund",
-        target_type="billing_cycle",
-        target_id=cycle.id,
-        before=before,
-        after={
+        "billing.cycle_ended_by_refund",
+        "billing_cycle",
+        cycle.id,
+        before,
+        {
             "starts_at": isoformat(cycle.starts_at),
             "ends_at": isoformat(cycle.ends_at),
             "payment_order_id": payment.order_id,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from nproxy_core.audit import Surface, record
+from nproxy_core.audit import SYSTEM
 from nproxy_core.billing.activation import activate_cycle, end_cycle_for_refund
 from nproxy_core.billing.models import (
     NotificationSource,
@@ -259,15 +259,13 @@ def _reopen(db: Session, payment: Payment, reason: str) -> None:
         "review_reason": payment.review_reason,
     }
     payment.reopen_review(reason)
-    record(
+    SYSTEM.record(
         db,
-        actor="system",
-        surface=Surface.SYSTEM,
-        action="payment.review_reopened",
-        target_type="payment",
-        target_id=payment.id,
-        before=before,
-        after={"review_reason": payment.review_reason, "status": str(payment.status)},
+        "payment.review_reopened",
+        "payment",
+        payment.id,
+        before,
+        {"review_reason": payment.review_reason, "status": str(payment.status)},
     )
 
 
