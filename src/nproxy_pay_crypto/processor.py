@@ -17,6 +17,7 @@ from nproxy_core.plugins import (
     PluginSettingError,
     WebhookRejected,
     setting,
+    webhook_header,
 )
 from nproxy_pay_crypto.client import NowPaymentsClient
 from nproxy_pay_crypto.signature import SIGNATURE_HEADER, signature_matches
@@ -30,17 +31,6 @@ DEFAULT_TIMEOUT_SECONDS = 15.0
 
 class _UnusablePayment(ValueError):
     """A payment object (IPN or status answer) lacks or garbles a field we rely on."""
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by name whether or not the mapping folds case (WebOb does, a dict does not)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate
-    return None
 
 
 def _optional_id(data: Mapping[str, Any], key: str) -> str | None:
@@ -169,7 +159,7 @@ class NowPaymentsProcessor(PaymentProcessor):
     # --- Notifications ----------------------------------------------------------------------
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
-        signature = _header(headers, SIGNATURE_HEADER)
+        signature = webhook_header(headers, SIGNATURE_HEADER)
         if not signature or not signature.strip():
             raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
         try:

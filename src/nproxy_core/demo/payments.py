@@ -23,6 +23,7 @@ from nproxy_core.plugins import (
     PaymentStatus,
     WebhookRejected,
     setting,
+    webhook_header,
 )
 
 SIGNATURE_HEADER = "x-demo-signature"
@@ -33,13 +34,6 @@ OUTCOMES: dict[str, PaymentStatus] = {
     "expired": PaymentStatus.EXPIRED,
 }
 _MAX_BODY = 4096
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    return next((v for k, v in headers.items() if k.lower() == name), None)
 
 
 class DemoProcessor(PaymentProcessor):
@@ -93,7 +87,7 @@ class DemoProcessor(PaymentProcessor):
         return body, {"Content-Type": "application/json", SIGNATURE_HEADER: self._sign(body)}
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
-        signature = (_header(headers, SIGNATURE_HEADER) or "").strip().lower()
+        signature = (webhook_header(headers, SIGNATURE_HEADER) or "").strip().lower()
         if not signature:
             raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
         if len(body) > _MAX_BODY:

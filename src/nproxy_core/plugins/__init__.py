@@ -22,6 +22,7 @@ from nproxy_core.plugins.payments import (
     PaymentProcessorError,
     PaymentStatus,
     WebhookRejected,
+    webhook_header,
 )
 from nproxy_core.plugins.providers import (
     AttemptResult,
@@ -100,4 +101,5 @@ __all__ = [
     "positive_float",
     "positive_int",
     "setting",
+    "webhook_header",
 ]

@@ -64,6 +64,18 @@ class WebhookRejected(Exception):
     """A notification failed verification (unsigned, forged, malformed): answer 4xx."""
 
 
+def webhook_header(headers: Mapping[str, str], name: str) -> str | None:
+    """A notification's header by its lower-case ``name``, whether or not ``headers`` folds
+    case (WebOb's does, a plain dict does not)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    for key, candidate in headers.items():
+        if key.lower() == name:
+            return candidate
+    return None
+
+
 class PaymentProcessor(abc.ABC):
     name: str = ""
     display_name: ClassVar[str] = ""
