@@ -303,12 +303,21 @@ class WebServer:
             )
             response = connection.getresponse()
             body = response.read()
+        except ConnectionError as error:
+            # Say what the server said: a worker that died or never booted is in its log.
+            raise AssertionError(
+                f"{method} {path}: {error!r}; gunicorn:\n{self.log_tail()}"
+            ) from error
         finally:
             connection.close()
         elapsed = time.perf_counter() - started
         if response.getheader("Content-Type", "").startswith("application/json"):
             return response.status, json.loads(body), elapsed
         return response.status, body.decode(errors="replace"), elapsed
+
+    def log_tail(self, lines: int = 40) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
         if self.popen.poll() is None:

@@ -73,11 +73,12 @@ def submit(customer: Customer) -> str:
 
 
 def wait_until_waiting(registry: Any, count: int = 1, timeout: float = 10) -> None:
-    """Until ``count`` requests wait on the completion signal of this app."""
+    """Until ``count`` requests wait on the completion signal of this app: subscribed, the
+    state read and found open, and blocked until a wake or their deadline."""
     waiters = find_service(registry, ICompletionSignal).waiters
     deadline = time.monotonic() + timeout
-    while waiters.count() < count:
-        assert time.monotonic() < deadline, f"{waiters.count()} of {count} polls are waiting"
+    while (waiting := waiters.count(blocked=True)) < count:
+        assert time.monotonic() < deadline, f"{waiting} of {count} polls are waiting"
         time.sleep(0.01)
 
 

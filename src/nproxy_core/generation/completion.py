@@ -50,6 +50,8 @@ class Waiter:
     def __init__(self, waiters: Waiters) -> None:
         self._event = threading.Event()
         self._waiters = waiters
+        #: Blocked in ``wait`` right now (its caller has read the state and found it open).
+        self.blocked = False
 
     @property
     def closed(self) -> bool:
@@ -62,7 +64,11 @@ class Waiter:
     def wait(self, timeout: float) -> bool:
         if self.closed:
             return True
-        woken = self._event.wait(max(0.0, timeout))
+        self.blocked = True
+        try:
+            woken = self._event.wait(max(0.0, timeout))
+        finally:
+            self.blocked = False
         # Cleared for the next wait: the caller reads the state after each wake, and a later
         # announcement must not be lost in between (it sets the event again).
         self._event.clear()
@@ -109,9 +115,15 @@ class Waiters:
             waiter.wake()
         return len(waiters)
 
-    def count(self) -> int:
+    def count(self, *, blocked: bool = False) -> int:
+        """The waiters subscribed; with ``blocked``, only those now waiting for a wake."""
         with self._lock:
-            return sum(len(group) for group in self._waiting.values())
+            return sum(
+                1
+                for group in self._waiting.values()
+                for waiter in group
+                if waiter.blocked or not blocked
+            )
 
     def close(self) -> None:
         # Shutting down: every held request answers now with the state it has.
