@@ -10,6 +10,7 @@ one UPDATE for any feature that needs it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.csrf import SessionCSRFStoragePolicy
@@ -17,6 +18,7 @@ from pyramid.events import NewResponse
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
 from pyramid.session import JSONSerializer, SignedCookieSessionFactory
+from pyramid.view import view_config
 
 from nproxy_core import logs
 from nproxy_core.accounts import sessions
@@ -30,6 +32,20 @@ class Permission:
 
     AUTHENTICATED = "authenticated"
     ADMIN = "admin"
+
+
+def user_view(
+    route_name: str, method: str | tuple[str, ...], renderer: str | None = None
+) -> Callable[[Any], Any]:
+    """A page or JSON API view for logged-in users only (others are sent to log in, or get a
+    401 from the API)."""
+    settings: dict[str, Any] = {"renderer": renderer} if renderer is not None else {}
+    return view_config(
+        route_name=route_name,
+        request_method=method,
+        permission=Permission.AUTHENTICATED,
+        **settings,
+    )
 
 
 SESSION_USER = "auth.user_id"

@@ -17,7 +17,7 @@ from nproxy_core.accounts import services, sessions
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
-from nproxy_core.accounts.security import Permission, current_session_token
+from nproxy_core.accounts.security import current_session_token, user_view
 from nproxy_core.accounts.tasks import send_password_reset
 from nproxy_core.errors import APIError, NotAuthenticated, ValidationError
 from nproxy_core.jsonbody import json_object
@@ -150,12 +150,7 @@ def api_password_reset_confirm(request: Request) -> Response:
     return Response(status=204)
 
 
-@view_config(
-    route_name="api.me",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.me", "GET", "json")
 def api_me(request: Request) -> dict[str, Any]:
     user = request.identity
     # The one answer with max_batch_now: the composer offers only batch sizes that fit.
@@ -225,9 +220,7 @@ def logout_page(request: Request) -> Response:
     return HTTPSeeOther(request.route_url("home"))
 
 
-@view_config(
-    route_name="logout_everywhere", request_method="POST", permission=Permission.AUTHENTICATED
-)
+@user_view("logout_everywhere", "POST")
 def logout_everywhere_page(request: Request) -> Response:
     """End every session of the account, this one included: a lost phone, a shared computer."""
     sessions.end_sessions(request.db, request.identity.id)
@@ -244,11 +237,7 @@ def do_change_password(request: Request, data: dict[str, Any]) -> User:
     return user
 
 
-@view_config(
-    route_name="account.password",
-    request_method=("GET", "POST"),
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("account.password", ("GET", "POST"))
 def change_password_page(request: Request) -> Any:
     return _form_page(
         request,
@@ -278,12 +267,7 @@ def reset_password_page(request: Request) -> Any:
     )
 
 
-@view_config(
-    route_name="dashboard",
-    request_method="GET",
-    renderer="accounts/dashboard.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("dashboard", "GET", "accounts/dashboard.html")
 def dashboard_page(request: Request) -> dict[str, Any]:
     user = request.identity
     idle_limit = request.registry.settings["nproxy.session_max_age_seconds"]

@@ -12,7 +12,7 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 from nproxy_core.billing import checkout, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
@@ -109,12 +109,7 @@ def api_plan(request: Request) -> dict[str, Any]:
     return request.find_service(IPlan).public_json()
 
 
-@view_config(
-    route_name="api.billing.checkout",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.billing.checkout", "POST", "json")
 def api_checkout(request: Request) -> Any:
     user_limit(request, "checkouts")
     processor = chosen_processor(request, json_object(request).get("processor"))
@@ -125,12 +120,7 @@ def api_checkout(request: Request) -> Any:
     return {"payment_id": payment.order_id, "checkout_url": payment.checkout_url}
 
 
-@view_config(
-    route_name="api.billing.payments",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.billing.payments", "GET", "json")
 def api_payments(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, request.identity.id)
     return {"payments": [presenters.payment_json(p) for p in payments]}
@@ -185,9 +175,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
     }
 
 
-@view_config(
-    route_name="billing.checkout", request_method="POST", permission=Permission.AUTHENTICATED
-)
+@user_view("billing.checkout", "POST")
 def checkout_page(request: Request) -> Response:
     user_limit(request, "checkouts")
     processor = chosen_processor(request, request.POST.get("processor"))
@@ -197,12 +185,7 @@ def checkout_page(request: Request) -> Response:
     return HTTPSeeOther(payment.checkout_url)
 
 
-@view_config(
-    route_name="billing.history",
-    request_method="GET",
-    renderer="billing/history.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("billing.history", "GET", "billing/history.html")
 def history_page(request: Request) -> dict[str, Any]:
     user = request.identity
     payments = services.user_payments(request.db, user.id)
@@ -225,21 +208,11 @@ def _return_page(request: Request, cancelled: bool) -> dict[str, Any]:
     }
 
 
-@view_config(
-    route_name="billing.success",
-    request_method="GET",
-    renderer="billing/return.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("billing.success", "GET", "billing/return.html")
 def success_page(request: Request) -> dict[str, Any]:
     return _return_page(request, cancelled=False)
 
 
-@view_config(
-    route_name="billing.cancel",
-    request_method="GET",
-    renderer="billing/return.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("billing.cancel", "GET", "billing/return.html")
 def cancel_page(request: Request) -> dict[str, Any]:
     return _return_page(request, cancelled=True)

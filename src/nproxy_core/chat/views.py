@@ -9,34 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
-from pyramid.view import view_config
 
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 
 
-@view_config(
-    route_name="chat",
-    request_method="GET",
-    renderer="chat/chat.html",
-    permission=Permission.AUTHENTICATED,
-)
-@view_config(
-    route_name="chat.conversation",
-    request_method="GET",
-    renderer="chat/chat.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("chat", "GET", "chat/chat.html")
+@user_view("chat.conversation", "GET", "chat/chat.html")
 def chat_page(request: Request) -> dict[str, Any]:
     """The chat shell; ``conversation_id`` (if any) is the thread to open first."""
     return {"conversation_id": request.matchdict.get("conversation_id") or ""}
 
 
-@view_config(
-    route_name="library",
-    request_method="GET",
-    renderer="chat/library.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("library", "GET", "chat/library.html")
 def library_page(request: Request) -> dict[str, Any]:
     """Every image of the user, newest first: a shell that ``library.js`` fills from
     ``GET /api/v1/images`` as the person scrolls."""

@@ -7,9 +7,8 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
 
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 from nproxy_core.billing import notifications
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES
@@ -20,11 +19,7 @@ from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
 
 
-@view_config(
-    route_name="demo.checkout",
-    request_method=("GET", "POST"),
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("demo.checkout", ("GET", "POST"))
 def demo_checkout_page(request: Request) -> Response:
     payment = own_payment(request)
     processor = request.find_service(IPlugins).processor(payment.processor)

@@ -13,7 +13,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.developer_api import presenters, schemas, services
 from nproxy_core.developer_api.interfaces import IApiKeyHasher, IApiSettings
@@ -150,23 +150,13 @@ def _new_key(request: Request, name: Any) -> Any:
     )
 
 
-@view_config(
-    route_name="api.api_keys",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.api_keys", "GET", "json")
 def api_list_keys(request: Request) -> dict[str, Any]:
     keys = live_keys(request.db, request.identity.id)
     return {"api_keys": [presenters.api_key_json(key) for key in keys]}
 
 
-@view_config(
-    route_name="api.api_keys",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.api_keys", "POST", "json")
 def api_create_key(request: Request) -> dict[str, Any]:
     new = _new_key(request, json_object(request).get("name"))
     request.response.status = 201
@@ -179,7 +169,7 @@ def api_create_key(request: Request) -> dict[str, Any]:
     }
 
 
-@view_config(route_name="api.api_key", request_method="DELETE", permission=Permission.AUTHENTICATED)
+@user_view("api.api_key", "DELETE")
 def api_revoke_key(request: Request) -> Response:
     revoke_key(request.db, request.identity.id, request.matchdict["key_id"])
     return Response(status=204)
@@ -207,23 +197,13 @@ def _page(request: Request, **extra: Any) -> dict[str, Any]:
     }
 
 
-@view_config(
-    route_name="account.api_keys",
-    request_method="GET",
-    renderer="developer_api/api_keys.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("account.api_keys", "GET", "developer_api/api_keys.html")
 def api_keys_page(request: Request) -> dict[str, Any]:
     request.response.headers["Cache-Control"] = "no-store"
     return _page(request, revoked=request.GET.get("revoked") == "1")
 
 
-@view_config(
-    route_name="account.api_keys",
-    request_method="POST",
-    renderer="developer_api/api_keys.html",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("account.api_keys", "POST", "developer_api/api_keys.html")
 def api_keys_create(request: Request) -> dict[str, Any]:
     # The secret is shown on this answer only: rendered, not redirected (a redirect would have
     # to carry it in the session cookie), and never cached.
@@ -236,11 +216,7 @@ def api_keys_create(request: Request) -> dict[str, Any]:
     return _page(request, new_key=new)
 
 
-@view_config(
-    route_name="account.api_key_revoke",
-    request_method="POST",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("account.api_key_revoke", "POST")
 def api_keys_revoke(request: Request) -> HTTPSeeOther:
     revoke_key(request.db, request.identity.id, request.matchdict["key_id"])
     return HTTPSeeOther(request.route_path("account.api_keys", _query={"revoked": "1"}))

@@ -10,9 +10,8 @@ from typing import Any
 
 from pyramid.request import Request
 from pyramid.response import Response
-from pyramid.view import view_config
 
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 from nproxy_core.db import hand_back_connection, parse_uuid
 from nproxy_core.generation import library, presenters, schemas, services
 from nproxy_core.generation.interfaces import ICompletionSignal
@@ -28,22 +27,12 @@ def _user_id(request: Request) -> int:
     return request.identity.id
 
 
-@view_config(
-    route_name="api.models",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.models", "GET", "json")
 def api_models(request: Request) -> dict[str, Any]:
     return presenters.models_json(request)
 
 
-@view_config(
-    route_name="api.conversations",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversations", "POST", "json")
 def api_create_conversation(request: Request) -> dict[str, Any]:
     user_limit(request, "conversations")
     title = schemas.conversation_title(json_object(request, empty_ok=True))
@@ -52,23 +41,13 @@ def api_create_conversation(request: Request) -> dict[str, Any]:
     return presenters.conversation_summary_json(conversation)
 
 
-@view_config(
-    route_name="api.conversations",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversations", "GET", "json")
 def api_list_conversations(request: Request) -> dict[str, Any]:
     conversations = services.list_conversations(request.db, _user_id(request))
     return {"conversations": [presenters.conversation_summary_json(c) for c in conversations]}
 
 
-@view_config(
-    route_name="api.conversation",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversation", "GET", "json")
 def api_get_conversation(request: Request) -> dict[str, Any]:
     conversation = services.conversation_with_history(
         request.db, _user_id(request), request.matchdict["conversation_id"]
@@ -76,12 +55,7 @@ def api_get_conversation(request: Request) -> dict[str, Any]:
     return presenters.conversation_json(request, conversation)
 
 
-@view_config(
-    route_name="api.conversation",
-    request_method="PATCH",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversation", "PATCH", "json")
 def api_rename_conversation(request: Request) -> dict[str, Any]:
     title = schemas.rename(json_object(request))
     conversation = services.rename_conversation(
@@ -90,22 +64,13 @@ def api_rename_conversation(request: Request) -> dict[str, Any]:
     return presenters.conversation_summary_json(conversation)
 
 
-@view_config(
-    route_name="api.conversation",
-    request_method="DELETE",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversation", "DELETE")
 def api_delete_conversation(request: Request) -> Response:
     services.delete_conversation(request, _user_id(request), request.matchdict["conversation_id"])
     return Response(status=204)
 
 
-@view_config(
-    route_name="api.generation.retry",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.generation.retry", "POST", "json")
 def api_retry_generation(request: Request) -> dict[str, Any]:
     generation = services.retry_generation(
         request, _user_id(request), request.matchdict["generation_id"]
@@ -118,12 +83,7 @@ def api_retry_generation(request: Request) -> dict[str, Any]:
     }
 
 
-@view_config(
-    route_name="api.images",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.images", "GET", "json")
 def api_library(request: Request) -> dict[str, Any]:
     limit = schemas.library_limit(request.GET.get("limit"))
     images, cursor = library.library_page(
@@ -135,12 +95,7 @@ def api_library(request: Request) -> dict[str, Any]:
     }
 
 
-@view_config(
-    route_name="api.conversation.generations",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.conversation.generations", "POST", "json")
 def api_submit_generation(request: Request) -> dict[str, Any]:
     key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
     generation, _created = services.submit_generation(
@@ -155,12 +110,7 @@ def api_submit_generation(request: Request) -> dict[str, Any]:
     return {"id": str(generation.id), "status": str(generation.status)}
 
 
-@view_config(
-    route_name="api.generation",
-    request_method="GET",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.generation", "GET", "json")
 def api_get_generation(request: Request) -> dict[str, Any]:
     """One generation; with ``?wait=N`` held until it is terminal or N seconds pass."""
     wait = schemas.poll_wait(request.GET.get("wait"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.request import Request
-from pyramid.view import view_config
 
-from nproxy_core.accounts.security import Permission
+from nproxy_core.accounts.security import user_view
 from nproxy_core.errors import ValidationError
 from nproxy_core.ratelimit import user_limit
 from nproxy_core.uploads import services
@@ -54,12 +53,7 @@ def read_file_field(request: Request, max_bytes: int) -> bytes:
     return services.read_capped(stream, max_bytes)
 
 
-@view_config(
-    route_name="api.uploads",
-    request_method="POST",
-    renderer="json",
-    permission=Permission.AUTHENTICATED,
-)
+@user_view("api.uploads", "POST", "json")
 def api_create_upload(request: Request) -> dict[str, Any]:
     user_limit(request, "uploads")
     limits = request.find_service(IUploadLimits)
