@@ -119,10 +119,24 @@ def cut_every_connection(database: str) -> int:
     return row[0]
 
 
-def truncate_all(engine: sa.Engine) -> None:
-    tables = [t.name for t in reversed(import_models().sorted_tables)]
+_SEQUENCES = sa.text(
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences "
+    "WHERE schemaname = current_schema()"
+)
+
+
+def empty_all_tables(engine: sa.Engine) -> None:
+    """Every table emptied and every sequence back at 1, as after ``TRUNCATE ... RESTART
+    IDENTITY``: DELETE of the few rows a test leaves costs a tenth of TRUNCATE, which makes
+    new files for every table, rows or not."""
     with engine.begin() as conn:
-        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        for table in reversed(import_models().sorted_tables):
+            conn.execute(table.delete())
+        sequences = conn.execute(_SEQUENCES).scalars().all()
+        if sequences:
+            conn.execute(
+                sa.text("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences))
+            )
 
 
 @pytest.fixture
@@ -134,7 +148,7 @@ def db(engine: sa.Engine) -> Iterator[Session]:
     finally:
         session.rollback()
         session.close()
-        truncate_all(engine)
+        empty_all_tables(engine)
 
 
 @pytest.fixture
