@@ -36,33 +36,19 @@ class GenerationSettings:
     def from_settings(cls, settings: Mapping[str, Any]) -> GenerationSettings:
         """Read ``nproxy.generation.*``; raises ConfigurationError naming a bad setting."""
         d = cls()
-        p = "nproxy.generation."
+        casts = {
+            "lease_seconds": positive_float,
+            "sweep_interval_seconds": positive_float,
+            "requeue_after_seconds": positive_float,
+            "max_attempts": positive_int,
+            "image_threads": positive_int,
+            "completion_signal": one_of("auto", "postgres", "local"),
+        }
         return cls(
-            lease_seconds=setting(
-                settings, p + "lease_seconds", default=d.lease_seconds, cast=positive_float
-            ),
-            sweep_interval_seconds=setting(
-                settings,
-                p + "sweep_interval_seconds",
-                default=d.sweep_interval_seconds,
-                cast=positive_float,
-            ),
-            requeue_after_seconds=setting(
-                settings,
-                p + "requeue_after_seconds",
-                default=d.requeue_after_seconds,
-                cast=positive_float,
-            ),
-            max_attempts=setting(
-                settings, p + "max_attempts", default=d.max_attempts, cast=positive_int
-            ),
-            image_threads=setting(
-                settings, p + "image_threads", default=d.image_threads, cast=positive_int
-            ),
-            completion_signal=setting(
-                settings,
-                p + "completion_signal",
-                default=d.completion_signal,
-                cast=one_of("auto", "postgres", "local"),
-            ),
+            **{
+                name: setting(
+                    settings, "nproxy.generation." + name, default=getattr(d, name), cast=cast
+                )
+                for name, cast in casts.items()
+            }
         )
