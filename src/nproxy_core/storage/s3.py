@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -15,6 +16,8 @@ from zope.interface import implementer
 
 from nproxy_core.storage.interfaces import IStorage, ObjectNotFound, StorageError, StoredObject
 from nproxy_core.storage.keys import validate_key
+
+T = TypeVar("T")
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
@@ -130,43 +133,41 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("put", key, exc) from exc
 
-    def get(self, key: str) -> bytes:
+    def _on_object(self, action: str, key: str, call: Callable[[], T]) -> T:
+        """Run ``call`` on the object at ``key``: :class:`ObjectNotFound` when it is missing,
+        a :class:`StorageError` naming ``action`` for any other failure."""
         validate_key(key)
         self.ensure_bucket()
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
-            with answer["Body"] as body:
-                return body.read()
+            return call()
         except ClientError as exc:
             if _error_code(exc) in _MISSING:
                 raise ObjectNotFound(f"no object stored under {key!r}") from None
-            raise self._fail("get", key, exc) from exc
+            raise self._fail(action, key, exc) from exc
         except BotoCoreError as exc:
-            raise self._fail("get", key, exc) from exc
+            raise self._fail(action, key, exc) from exc
+
+    def get(self, key: str) -> bytes:
+        def read() -> bytes:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            with answer["Body"] as body:
+                return body.read()
+
+        return self._on_object("get", key, read)
 
     def delete(self, key: str) -> None:
-        validate_key(key)
-        self.ensure_bucket()
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING:
-                return
-            raise self._fail("delete", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("delete", key, exc) from exc
+        with contextlib.suppress(ObjectNotFound):
+            self._on_object(
+                "delete", key, lambda: self.client.delete_object(Bucket=self.bucket, Key=key)
+            )
 
     def exists(self, key: str) -> bool:
-        validate_key(key)
-        self.ensure_bucket()
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING:
-                return False
-            raise self._fail("head", key, exc) from exc
-        except BotoCoreError as exc:
-            raise self._fail("head", key, exc) from exc
+            self._on_object(
+                "head", key, lambda: self.client.head_object(Bucket=self.bucket, Key=key)
+            )
+        except ObjectNotFound:
+            return False
         return True
 
     @property
