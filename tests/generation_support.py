@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -266,12 +267,12 @@ class WebServer:
     (gthread workers), on a port of its own, its log in a file."""
 
     def __init__(self, folder: Path, settings: dict[str, Any], **environ: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         ini = write_ini(folder, settings, name="web.ini")
         self.log_path = folder / "web.log"
         self._log = self.log_path.open("wb")
-        env = {**os.environ, "WEB_BIND": f"127.0.0.1:{self.port}", **environ}
+        # Port 0: the kernel picks a free port as gunicorn binds it, so no other server of a
+        # test running beside this one can take it in between; gunicorn logs which it got.
+        env = {**os.environ, "WEB_BIND": "127.0.0.1:0", **environ}
         self.popen = subprocess.Popen(
             [GUNICORN, "--config", str(ROOT / "gunicorn.conf.py"), "--paste", str(ini)],
             stdout=self._log,
@@ -281,7 +282,22 @@ class WebServer:
             env=env,
             start_new_session=True,
         )
+        self.port = self._bound_port(timeout=60)
+        self.url = f"http://127.0.0.1:{self.port}"
         wait_for_port(self.port, self.popen, timeout=60)
+
+    def _bound_port(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log_tail())
+            if found:
+                return int(found.group(1))
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"gunicorn exited with {self.popen.returncode}:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+        raise RuntimeError(f"gunicorn did not listen within {timeout} s:\n{self.log_tail()}")
 
     def request(
         self,
