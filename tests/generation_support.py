@@ -11,9 +11,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,43 @@ class Customer:
         response = self.api.get(f"/api/v1/generations/{generation_id}")
         assert response.status_int == 200, response.text
         return response.json
+
+    def session_clone(self) -> webtest.TestApp:
+        """Another client on the same session: its own cookie jar, the same cookies."""
+        clone = webtest.TestApp(self.api.app.app, extra_environ={"HTTP_HOST": "localhost"})
+        for name, value in self.api.app.cookies.items():
+            clone.set_cookie(name, value)
+        return clone
+
+    def post_concurrently(
+        self,
+        path: str,
+        count: int,
+        body: Callable[[int], dict[str, Any] | None] = lambda n: None,
+        headers: dict[str, str] | None = None,
+    ) -> list[webtest.TestResponse]:
+        """``count`` POSTs to ``path`` at once, each from its own thread and client on this
+        session; ``body(n)`` is the JSON of the n-th (None: no body)."""
+        csrf = self.api.csrf()
+        clients = [self.session_clone() for _ in range(count)]
+        start = threading.Barrier(count)
+        answers: list[Any] = [None] * count
+
+        def post(n: int) -> None:
+            start.wait()
+            kw = {"headers": {"X-CSRF-Token": csrf, **(headers or {})}, "status": "*"}
+            data = body(n)
+            client = clients[n]
+            answers[n] = (
+                client.post(path, **kw) if data is None else client.post_json(path, data, **kw)
+            )
+
+        threads = [threading.Thread(target=post, args=(n,)) for n in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        return answers
 
 
 def wait_for_generation(

@@ -136,6 +136,44 @@ def test_retry_without_quota_is_refused_with_nothing_written(app, customer_facto
     assert _count(db, Generation) == 1
 
 
+def test_a_retry_sent_again_with_its_idempotency_key_makes_one_generation(app, alice, db):
+    conversation = alice.conversation()
+    first = _made(app, alice, conversation, prompt="a fox")
+    other = _made(app, alice, conversation, prompt="a hen")
+    key = {"Idempotency-Key": "regenerate-once"}
+    path = f"/api/v1/generations/{first['id']}/retry"
+
+    again = alice.api.post(path, headers=key)
+    assert again.status_int == 202, again.text
+    # The answer was lost on the way; the chat sends the same click with the same key.
+    resent = alice.api.post(path, headers=key)
+    assert resent.status_int == 202
+    assert resent.json == again.json
+    assert _count(db, Generation) == 3
+    assert fresh_cycle(db, alice.cycle.id).reserved == 1
+
+    # The key names that retry: a retry of another generation, or a submit, is refused.
+    for refused in (
+        alice.api.post(f"/api/v1/generations/{other['id']}/retry", headers=key),
+        alice.submit(conversation, resolution="square", prompt="a fox", headers=key),
+    ):
+        assert refused.status_int == 422
+        assert refused.json["error"]["code"] == "idempotency_mismatch"
+    assert _count(db, Generation) == 3
+    assert fresh_cycle(db, alice.cycle.id).reserved == 1
+
+
+def test_concurrent_retries_under_one_key_make_one_generation(app, alice, db):
+    first = _made(app, alice, alice.conversation())
+    answers = alice.post_concurrently(
+        f"/api/v1/generations/{first['id']}/retry", 12, headers={"Idempotency-Key": "one-click"}
+    )
+    assert {answer.status_int for answer in answers} == {202}
+    assert len({answer.json["id"] for answer in answers}) == 1
+    assert _count(db, Generation) == 2
+    assert fresh_cycle(db, alice.cycle.id).reserved == 1
+
+
 # --- honest quota ---------------------------------------------------------------------------------
 
 

@@ -3,13 +3,11 @@ jobs queued, concurrent submissions racing for the last requests, retried submit
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-import webtest
 
 from generation_support import PrivateRabbitMQ, fresh_cycle, wait_for_generation
 from nproxy_core.generation.models import Generation, GenerationImage, GenerationStatus
@@ -88,14 +86,6 @@ def test_broker_restart_loses_no_queued_job(
         rabbit.stop()
 
 
-def _session_clone(customer: Any) -> webtest.TestApp:
-    """Another client on the same session: its own cookie jar, the same cookies."""
-    clone = webtest.TestApp(customer.api.app.app, extra_environ={"HTTP_HOST": "localhost"})
-    for name, value in customer.api.app.cookies.items():
-        clone.set_cookie(name, value)
-    return clone
-
-
 def _submit_concurrently(
     customer: Any,
     conversation: str,
@@ -103,26 +93,12 @@ def _submit_concurrently(
     headers: dict[str, str] | None = None,
     prompt: Any = lambda n: f"cat {n}",
 ) -> list[Any]:
-    csrf = customer.api.csrf()
-    clients = [_session_clone(customer) for _ in range(count)]
-    start = threading.Barrier(count)
-    answers: list[Any] = [None] * count
-
-    def submit(n: int) -> None:
-        start.wait()
-        answers[n] = clients[n].post_json(
-            f"/api/v1/conversations/{conversation}/generations",
-            {"mode": "text_to_image", "prompt": prompt(n), "resolution": "square"},
-            headers={"X-CSRF-Token": csrf, **(headers or {})},
-            status="*",
-        )
-
-    threads = [threading.Thread(target=submit, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return answers
+    return customer.post_concurrently(
+        f"/api/v1/conversations/{conversation}/generations",
+        count,
+        lambda n: {"mode": "text_to_image", "prompt": prompt(n), "resolution": "square"},
+        headers,
+    )
 
 
 def test_concurrent_submissions_never_overspend(app, customer_factory, db):

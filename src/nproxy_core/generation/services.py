@@ -235,18 +235,29 @@ def submit_generation(
     return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
 
 
-def retry_generation(request: Request, user_id: int, generation_id: Any) -> Generation:
-    """A new generation with the prompt and controls of ``generation_id``, in its conversation.
+def retry_generation(
+    request: Request, user_id: int, generation_id: Any, idempotency_key: str | None = None
+) -> tuple[Generation, bool]:
+    """A new generation with the prompt and controls of ``generation_id``, in its conversation:
+    returns (generation, created), as :func:`submit_generation` does.
 
     The controls are checked again against what the provider offers now; the input images
-    are the same uploads. Raises NotFound for anything not the user's, and the errors of a
-    submission (nothing written).
+    are the same uploads. An ``idempotency_key`` already used for a retry of the same
+    generation returns that retry unchanged (a click resent after a lost answer costs one
+    generation, not two); used for anything else, it is IdempotencyMismatch. Raises NotFound
+    for anything not the user's, and the errors of a submission (nothing written).
     """
     db: Session = request.db
     gid = parse_uuid(generation_id)
     original = None if gid is None else db.get(Generation, gid)
     if original is None or original.user_id != user_id:
         raise _not_found()
+    fingerprint = None
+    if idempotency_key is not None:
+        fingerprint = request_fingerprint(original.conversation_id, {"retry_of": str(gid)})
+        existing = find_by_idempotency_key(db, user_id, idempotency_key)
+        if existing is not None:
+            return _replay(existing, original.conversation_id, fingerprint), False
     message = original.message
     body: dict[str, Any] = {
         "mode": str(message.mode),
@@ -262,8 +273,7 @@ def retry_generation(request: Request, user_id: int, generation_id: Any) -> Gene
         body["input_upload_ids"] = list(message.input_upload_ids)
     submission = parse_submission(body, request.find_service(IPlugins).providers)
     conversation = owned_conversation(db, user_id, original.conversation_id)
-    generation, _created = _accept(request, user_id, conversation, submission)
-    return generation
+    return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
 
 
 def load_user_images(db: Session, user_id: int, ids: Iterable[str]) -> list[GenerationImage]:

@@ -72,9 +72,11 @@ def api_delete_conversation(request: Request) -> Response:
 
 @user_view("api.generation.retry", "POST", "json")
 def api_retry_generation(request: Request) -> dict[str, Any]:
-    generation = services.retry_generation(
-        request, _user_id(request), request.matchdict["generation_id"]
+    key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
+    generation, _created = services.retry_generation(
+        request, _user_id(request), request.matchdict["generation_id"], key
     )
+    # 202 for a replayed Idempotency-Key too, as for a submit.
     request.response.status = 202
     return {
         "id": str(generation.id),

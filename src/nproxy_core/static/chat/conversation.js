@@ -68,8 +68,9 @@ export async function send() {
   await submit(view, body, uuid());
 }
 
-/** Send a turn's prompt and controls again (`POST /generations/{id}/retry`), as a new turn. */
-export async function regenerate(source) {
+/** Send a turn's prompt and controls again (`POST /generations/{id}/retry`), as a new turn.
+ * `idempotencyKey`: the key of a click whose answer was lost, sent again with its retry. */
+export async function regenerate(source, idempotencyKey = uuid()) {
   if (hasSessionEnded() || !source.generationId) return;
   ui.banner.hidden = true;
   const view = mountTurn({
@@ -82,17 +83,20 @@ export async function regenerate(source) {
   scrollToEnd();
   try {
     const generation = await api("POST",
-      `/api/v1/generations/${encodeURIComponent(source.generationId)}/retry`);
+      `/api/v1/generations/${encodeURIComponent(source.generationId)}/retry`, undefined,
+      { headers: { "Idempotency-Key": idempotencyKey } });
     view.node.dataset.generationId = generation.id;
     view.generationId = generation.id;
     view.lastStatus = generation;
     watch(view, generation.id);
     refreshQuota();
   } catch (error) {
+    // A lost connection may have delivered the retry: the same key returns the same job.
+    const key = error.status === 0 ? idempotencyKey : uuid();
     const final = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
     showSubmitError(view, error, final.includes(error.code) ? null : () => {
       view.node.remove();
-      regenerate(source);
+      regenerate(source, key);
     });
     if (error.status === 402) refreshQuota();
   }
