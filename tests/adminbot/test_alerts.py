@@ -4,6 +4,7 @@ or a 429."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -21,13 +22,15 @@ from nproxy_core.audit import Surface
 from nproxy_core.billing.models import NotificationSource, Payment, PaymentState
 from nproxy_core.billing.notifications import apply_event
 from nproxy_core.billing.plan import Plan
-from nproxy_core.db import IDatabase
+from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.keypool.router import PoolUnavailable
+from nproxy_core.keypool.tasks import resolve_rested_alerts
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentEvent, PaymentStatus
+from nproxy_core.tasks import run_now
 from nproxy_core.telegram import AlertKind, IAlertNotifier
 from nproxy_core.telegram.models import Alert, AlertMessage, AlertState, TelegramAdmin
 from nproxy_core.wiring import find_service
@@ -205,16 +208,18 @@ def test_a_429_is_retried_after_retry_after_and_not_dropped(registry, worker, ad
     assert all(len(telegram.sent_to(chat)) == 1 for chat in admins)
 
 
-def test_a_project_out_of_its_daily_quota_is_one_alert_for_the_project(registry, admins, db):
-    # No worker here: what matters is the alert row and its queued messages (the outbox).
+def _out_of_daily_quota(
+    registry: Any, db: Session, project: str | None, *secrets: str
+) -> list[int]:
+    """Keys that answer a per-day 429, routed to once: the pool rests them until the reset."""
     ids = []
-    for secret in ("daily_quota-aaaa1", "daily_quota-aaaa2"):
+    for secret in secrets:
         key = pool.add_key(
             db,
             find_service(registry, ISecretBox),
             provider="nanobanana",
             secret=secret,
-            project="acme-images",
+            project=project,
             enabled_providers=list(find_service(registry, IPlugins).providers),
             actor=ACTOR,
         )
@@ -222,6 +227,21 @@ def test_a_project_out_of_its_daily_quota_is_one_alert_for_the_project(registry,
     db.commit()
     with pytest.raises(PoolUnavailable):
         find_service(registry, IKeyPoolRouter).route_image("nanobanana", IMAGE)
+    return ids
+
+
+def _the_day_turns(db: Session, ids: list[int]) -> None:
+    db.execute(
+        sa.update(ProviderKey)
+        .where(ProviderKey.id.in_(ids))
+        .values(cooldown_until=utcnow() - dt.timedelta(seconds=1))
+    )
+    db.commit()
+
+
+def test_a_project_out_of_its_daily_quota_is_one_alert_for_the_project(registry, admins, db):
+    # No worker here: what matters is the alert row and its queued messages (the outbox).
+    _out_of_daily_quota(registry, db, "acme-images", "daily_quota-aaaa1", "daily_quota-aaaa2")
 
     db.expire_all()
     quota = db.scalars(sa.select(Alert).where(Alert.kind == "project_daily_quota")).one()
@@ -231,3 +251,38 @@ def test_a_project_out_of_its_daily_quota_is_one_alert_for_the_project(registry,
     queued = db.scalars(sa.select(AlertMessage).where(AlertMessage.alert_id == quota.id)).all()
     assert sorted(m.chat_id for m in queued) == sorted(admins)
     assert "daily quota" in queued[0].text and "aaaa1" not in queued[0].text
+
+
+@pytest.mark.parametrize(
+    ("project", "secrets", "subject"),
+    [
+        (
+            "acme-images",
+            ("daily_quota-aaaa1", "daily_quota-aaaa2"),
+            "nanobanana project acme-images",
+        ),
+        (None, ("daily_quota-aaaa1",), "nanobanana key 1"),  # a key of no project is its own
+    ],
+)
+def test_a_daily_quota_alert_resolves_once_the_providers_day_turns(
+    registry, admins, db, project, secrets, subject
+):
+    ids = _out_of_daily_quota(registry, db, project, *secrets)
+    [quota] = db.scalars(sa.select(Alert).where(Alert.kind == "project_daily_quota")).all()
+    assert quota.subject == subject
+    # Still resting: beat's check leaves it open.
+    assert run_now(registry, resolve_rested_alerts) == 0
+
+    _the_day_turns(db, ids)
+    assert run_now(registry, resolve_rested_alerts) == 1
+    db.expire_all()
+    assert db.get(Alert, quota.id).state == AlertState.RESOLVED
+    resolved = db.scalars(
+        sa.select(AlertMessage).where(
+            AlertMessage.alert_id == quota.id, AlertMessage.text.startswith("✅ Resolved")
+        )
+    ).all()
+    assert sorted(m.chat_id for m in resolved) == sorted(admins)
+    assert "back in service" in resolved[0].text
+    assert run_now(registry, resolve_rested_alerts) == 0  # once
+    assert "keypool.resolve_rested_alerts" in registry["celery.app"].conf.beat_schedule

@@ -17,7 +17,12 @@ from nproxy_core.keypool.router import (
     ProviderNotEnabled,
     RoutedImage,
 )
-from nproxy_core.keypool.tasks import DEFAULT_BALANCE_INTERVAL, refresh_balances
+from nproxy_core.keypool.tasks import (
+    DEFAULT_BALANCE_INTERVAL,
+    RESTED_ALERTS_INTERVAL,
+    refresh_balances,
+    resolve_rested_alerts,
+)
 from nproxy_core.plugins import positive_int, setting
 from nproxy_core.tasks import TASKS
 from nproxy_core.wiring import register_shared_service
@@ -47,3 +52,6 @@ def includeme(config: Any) -> None:
         cast=positive_int,
     )
     config.add_periodic_task("keypool.refresh_balances", refresh_balances, interval)
+    config.add_periodic_task(
+        "keypool.resolve_rested_alerts", resolve_rested_alerts, RESTED_ALERTS_INTERVAL
+    )

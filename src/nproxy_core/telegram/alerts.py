@@ -63,6 +63,17 @@ def _open_alert(db: Session, kind: str, subject: str) -> Alert | None:
     )
 
 
+def open_subjects(db: Session, kind: AlertKind) -> list[str]:
+    """The subjects of the open alerts of ``kind`` (for a feature that judges when they clear)."""
+    return list(
+        db.scalars(
+            sa.select(Alert.subject)
+            .where(Alert.kind == str(kind), Alert.state == AlertState.OPEN)
+            .order_by(Alert.id)
+        )
+    )
+
+
 def _queue(db: Session, alert: Alert, text: str) -> int:
     chats = db.scalars(sa.select(TelegramAdmin.chat_id).order_by(TelegramAdmin.id)).all()
     for chat_id in chats:
