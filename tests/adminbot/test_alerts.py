@@ -27,7 +27,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.keypool.router import PoolUnavailable
-from nproxy_core.keypool.tasks import resolve_rested_alerts
+from nproxy_core.keypool.tasks import resolve_recovered_alerts
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentEvent, PaymentStatus
 from nproxy_core.tasks import run_now
@@ -271,10 +271,10 @@ def test_a_daily_quota_alert_resolves_once_the_providers_day_turns(
     [quota] = db.scalars(sa.select(Alert).where(Alert.kind == "project_daily_quota")).all()
     assert quota.subject == subject
     # Still resting: beat's check leaves it open.
-    assert run_now(registry, resolve_rested_alerts) == 0
+    assert run_now(registry, resolve_recovered_alerts) == 0
 
     _the_day_turns(db, ids)
-    assert run_now(registry, resolve_rested_alerts) == 1
+    assert run_now(registry, resolve_recovered_alerts) == 1
     db.expire_all()
     assert db.get(Alert, quota.id).state == AlertState.RESOLVED
     resolved = db.scalars(
@@ -284,5 +284,34 @@ def test_a_daily_quota_alert_resolves_once_the_providers_day_turns(
     ).all()
     assert sorted(m.chat_id for m in resolved) == sorted(admins)
     assert "back in service" in resolved[0].text
-    assert run_now(registry, resolve_rested_alerts) == 0  # once
-    assert "keypool.resolve_rested_alerts" in registry["celery.app"].conf.beat_schedule
+    assert run_now(registry, resolve_recovered_alerts) == 0  # once
+    assert "keypool.resolve_recovered_alerts" in registry["celery.app"].conf.beat_schedule
+
+
+def test_provider_unavailable_resolves_when_another_process_makes_an_image_again(
+    registry, make_app, settings, gemini, admins, db
+):
+    [key_id] = _out_of_daily_quota(registry, db, None, "unavailable-aaaa1")  # a 503, not a quota
+    [down] = db.scalars(sa.select(Alert).where(Alert.kind == "pool_exhausted")).all()
+    assert down.subject == "provider nanobanana"
+    assert run_now(registry, resolve_recovered_alerts) == 0  # nothing made since
+
+    # Another worker process (its own router) makes an image once the key is well again; the
+    # router that raised the alert never hears of it.
+    gemini.behave("unavailable-aaaa1", "success")
+    _the_day_turns(db, [key_id])
+    other = make_app(**{k.replace(".", "__"): v for k, v in settings.items()}).app.registry
+    assert find_service(other, IKeyPoolRouter).route_image("nanobanana", IMAGE).key_id == key_id
+    db.expire_all()
+    assert db.get(Alert, down.id).state == AlertState.OPEN
+
+    assert run_now(registry, resolve_recovered_alerts) == 1
+    db.expire_all()
+    assert db.get(Alert, down.id).state == AlertState.RESOLVED
+    resolved = db.scalars(
+        sa.select(AlertMessage).where(
+            AlertMessage.alert_id == down.id, AlertMessage.text.startswith("✅ Resolved")
+        )
+    ).all()
+    assert sorted(m.chat_id for m in resolved) == sorted(admins)
+    assert "images are being made again" in resolved[0].text

@@ -19,9 +19,9 @@ from nproxy_core.keypool.router import (
 )
 from nproxy_core.keypool.tasks import (
     DEFAULT_BALANCE_INTERVAL,
-    RESTED_ALERTS_INTERVAL,
+    RECOVERED_ALERTS_INTERVAL,
     refresh_balances,
-    resolve_rested_alerts,
+    resolve_recovered_alerts,
 )
 from nproxy_core.plugins import positive_int, setting
 from nproxy_core.tasks import TASKS
@@ -53,5 +53,5 @@ def includeme(config: Any) -> None:
     )
     config.add_periodic_task("keypool.refresh_balances", refresh_balances, interval)
     config.add_periodic_task(
-        "keypool.resolve_rested_alerts", resolve_rested_alerts, RESTED_ALERTS_INTERVAL
+        "keypool.resolve_recovered_alerts", resolve_recovered_alerts, RECOVERED_ALERTS_INTERVAL
     )

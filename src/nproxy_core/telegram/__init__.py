@@ -13,14 +13,14 @@ from nproxy_core.db import IDatabase
 from nproxy_core.plugins import http_url, positive_float, setting
 from nproxy_core.tasks import CELERY_APP, TASKS, task_sender
 from nproxy_core.telegram import watch
-from nproxy_core.telegram.alerts import AlertNotifier, open_subjects
+from nproxy_core.telegram.alerts import AlertNotifier, open_alerts
 from nproxy_core.telegram.botapi import BotAPI
 from nproxy_core.telegram.interfaces import AlertKind, IAlertNotifier, IBotAPI
 from nproxy_core.telegram.tasks import DELIVERY_INTERVAL, deliver_alerts, prune_alert_messages
 from nproxy_core.telegram.watch import queue_threshold
 from nproxy_core.wiring import register_shared_service
 
-__all__ = ["AlertKind", "IAlertNotifier", "IBotAPI", "open_subjects"]
+__all__ = ["AlertKind", "IAlertNotifier", "IBotAPI", "open_alerts"]
 
 
 def includeme(config: Any) -> None:

@@ -63,11 +63,11 @@ def _open_alert(db: Session, kind: str, subject: str) -> Alert | None:
     )
 
 
-def open_subjects(db: Session, kind: AlertKind) -> list[str]:
-    """The subjects of the open alerts of ``kind`` (for a feature that judges when they clear)."""
+def open_alerts(db: Session, kind: AlertKind) -> list[Alert]:
+    """The open alerts of ``kind``, oldest first (for a feature that judges when they clear)."""
     return list(
         db.scalars(
-            sa.select(Alert.subject)
+            sa.select(Alert)
             .where(Alert.kind == str(kind), Alert.state == AlertState.OPEN)
             .order_by(Alert.id)
         )
