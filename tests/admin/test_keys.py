@@ -390,3 +390,39 @@ def test_a_provider_without_a_free_check_refuses_it_and_changes_nothing(pool_app
     assert audit_rows(db, "key.test") == []
     _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test", {"generate": "1"})
     assert ": success (" in ok[0] and scripted.calls == ["scripted-key-1"]
+
+
+def test_the_keys_page_shows_each_projects_spend_and_until_when_it_rests(pool_admin, db):
+    for n, project in enumerate(("gcp-a", "gcp-a", "gcp-b", None)):
+        _, errors = add(pool_admin, secret=f"{SECRET}{n}", project=project or "")
+        assert errors == [], errors
+    keys = {k.id: k for k in db.scalars(sa.select(ProviderKey))}
+    for key_id, spend in {1: "0.04", 2: "0.08", 3: "1.5", 4: "0.2"}.items():
+        keys[key_id].estimated_spend = Decimal(spend)
+    # gcp-b rests after a rate limit: its only key in service cools down until 08:00.
+    resting = dt.datetime(2099, 1, 1, 8, 0, tzinfo=dt.UTC)
+    keys[3].state, keys[3].cooldown_until = KeyState.COOLDOWN, resting
+    db.commit()
+
+    page = pool_admin.get("/admin/keys").html
+    rows = {
+        tr["data-project"]: {
+            td["data-label"]: " ".join(td.get_text(" ").split()) for td in tr.select("td")
+        }
+        for tr in page.select("#project-list tr[data-project]")
+    }
+    # A key of no project is its own: it is not listed.
+    assert rows == {
+        "gcp-a": {
+            "Project": "gcp-a nanobanana",
+            "Keys in service": "2 of 2",
+            "Spend": "$0.12",
+            "Rests until": "in service",
+        },
+        "gcp-b": {
+            "Project": "gcp-b nanobanana",
+            "Keys in service": "1 of 1",
+            "Spend": "$1.50",
+            "Rests until": "2099-01-01 08:00:00",
+        },
+    }

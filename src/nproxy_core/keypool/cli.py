@@ -15,6 +15,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
+from nproxy_core.keypool.projects import project_views
 from nproxy_core.plugin_registry.loader import discover, enabled_names
 from nproxy_core.plugins import PROVIDER_GROUP
 from nproxy_core.telegram import IAlertNotifier
@@ -86,7 +87,7 @@ def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
     with cli.transaction() as db:
         keys = pool.list_keys(db, provider)
         views = [pool.key_view(key) for key in keys]
-        projects = pool.project_views(keys, utcnow())
+        projects = project_views(keys, utcnow())
     if as_json:
         # Each key carries its project's figures; a key without a project is its own.
         named = {(p["provider"], p["project"]): p for p in projects}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +46,6 @@ __all__ = [
     "key_view",
     "list_keys",
     "list_proxies",
-    "project_views",
     "proxy_view",
     "restore_key",
     "test_key",
@@ -443,40 +441,6 @@ def list_keys(db: Session, provider: str | None = None) -> list[ProviderKey]:
     if provider is not None:
         query = query.where(ProviderKey.provider == provider)
     return list(db.scalars(query))
-
-
-def project_views(keys: Iterable[ProviderKey], now: dt.datetime) -> list[dict[str, Any]]:
-    """Each named project of ``keys`` (per provider): its keys, estimated spend, and until when
-    it rests (every in-service key of it cooling down, as after a rate limit; else None).
-
-    A key without a project is its own project: its spend is the key's, so it is not listed.
-    """
-    projects: dict[tuple[str, str], list[ProviderKey]] = {}
-    for key in keys:
-        if key.project is not None:
-            projects.setdefault((key.provider, key.project), []).append(key)
-    views = []
-    for (provider, project), members in sorted(projects.items()):
-        serving = [k for k in members if k.state in IN_SERVICE]
-        deadlines = [
-            k.cooldown_until
-            for k in serving
-            if k.state == KeyState.COOLDOWN
-            and k.cooldown_until is not None
-            and k.cooldown_until > now
-        ]
-        resting = bool(serving) and len(deadlines) == len(serving)
-        views.append(
-            {
-                "provider": provider,
-                "project": project,
-                "keys": [k.id for k in members],
-                "in_service": len(serving),
-                "estimated_spend": str(sum((k.estimated_spend for k in members), Decimal(0))),
-                "rests_until": _iso(min(deadlines)) if resting else None,
-            }
-        )
-    return views
 
 
 def list_proxies(db: Session) -> list[Proxy]:

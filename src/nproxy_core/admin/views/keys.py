@@ -28,6 +28,7 @@ from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import IN_SERVICE
+from nproxy_core.keypool.projects import projects_of
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
 
@@ -35,10 +36,12 @@ from nproxy_core.telegram import IAlertNotifier
 @admin_page("admin.keys", "keys.html")
 def keys(request: Request) -> dict[str, Any]:
     now = utcnow()
+    rows = queries.keys_with_stats(request.db, now)
     return base(
         request,
         "keys",
-        rows=queries.keys_with_stats(request.db, now),
+        rows=rows,
+        projects=projects_of((key for key, _stats in rows), now),
         providers=list(request.find_service(IPlugins).providers),
         proxies=pool.list_proxies(request.db),
     )
