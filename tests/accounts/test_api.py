@@ -141,6 +141,29 @@ def test_wrong_password_and_unknown_email_answer_alike(api, user_factory):
     assert api.get("/api/v1/me").status_int == 401
 
 
+def test_an_unknown_email_costs_a_password_check_of_the_same_cost(api, user_factory, monkeypatch):
+    from argon2 import PasswordHasher
+
+    from nproxy_core.accounts import services
+
+    checked: list[str] = []
+    hasher = services._hasher
+
+    class Watching(PasswordHasher):
+        def verify(self, hash: str, password: str) -> bool:
+            checked.append(hash)
+            return hasher.verify(hash, password)
+
+    monkeypatch.setattr(services, "_hasher", Watching.from_parameters(hasher._parameters))
+    user_factory("bob@example.com")
+    assert api.login("nobody@example.com", "wrong password!").status_int == 401
+    # One check, against a hash with the hasher's own parameters: as slow as a wrong password.
+    [dummy] = checked
+    assert not services._hasher.check_needs_rehash(dummy)
+    assert api.login("bob@example.com", "wrong password!").status_int == 401
+    assert len(checked) == 2
+
+
 def test_blocked_user_cannot_log_in(api, user_factory):
     user_factory("blocked@example.com", blocked=True)
     res = api.login("blocked@example.com")

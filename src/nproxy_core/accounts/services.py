@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 
@@ -22,8 +23,15 @@ RESET_TOKEN_LIFETIME = dt.timedelta(hours=1)
 
 # argon2-cffi's defaults are Argon2id with the RFC 9106 low-memory profile.
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so a login takes as long either way.
-_DUMMY_HASH = _hasher.hash("not a real password, only for timing")
+_DUMMY_PASSWORD = "not a real password, only for timing"  # noqa: S105 - never a login
+
+
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verified against when the email is unknown, so a login takes as long either way. Made
+    with ``hasher``'s own cost, on first use: a process that never logs anyone in (a worker,
+    a command) does not pay for a hash when it starts."""
+    return hasher.hash(_DUMMY_PASSWORD)
 
 
 def hash_password(password: str) -> str:
@@ -88,7 +96,7 @@ def create_user(db: Session, email: str, password: str, *, role: Role = Role.USE
 def authenticate(db: Session, email: str, password: str) -> User:
     user = find_user(db, email)
     if user is None:
-        _hasher.verify(_DUMMY_HASH, "not a real password, only for timing")
+        _hasher.verify(_dummy_hash(_hasher), _DUMMY_PASSWORD)
         raise NotAuthenticated("Wrong email or password.")
     if not verify_password(user, password):
         raise NotAuthenticated("Wrong email or password.")
