@@ -230,6 +230,20 @@ def _out_of_daily_quota(
     return ids
 
 
+def beat_resolves(registry: Any, db: Session, alert_id: int, admins: Any, says: str) -> None:
+    """Beat's pool-alert check closes the alert, and each admin is sent its "resolved"."""
+    assert run_now(registry, resolve_recovered_alerts) == 1
+    db.expire_all()
+    assert db.get(Alert, alert_id).state == AlertState.RESOLVED
+    resolved = db.scalars(
+        sa.select(AlertMessage).where(
+            AlertMessage.alert_id == alert_id, AlertMessage.text.startswith("✅ Resolved")
+        )
+    ).all()
+    assert sorted(m.chat_id for m in resolved) == sorted(admins)
+    assert all(says in m.text for m in resolved)
+
+
 def _the_day_turns(db: Session, ids: list[int]) -> None:
     db.execute(
         sa.update(ProviderKey)
@@ -274,16 +288,7 @@ def test_a_daily_quota_alert_resolves_once_the_providers_day_turns(
     assert run_now(registry, resolve_recovered_alerts) == 0
 
     _the_day_turns(db, ids)
-    assert run_now(registry, resolve_recovered_alerts) == 1
-    db.expire_all()
-    assert db.get(Alert, quota.id).state == AlertState.RESOLVED
-    resolved = db.scalars(
-        sa.select(AlertMessage).where(
-            AlertMessage.alert_id == quota.id, AlertMessage.text.startswith("✅ Resolved")
-        )
-    ).all()
-    assert sorted(m.chat_id for m in resolved) == sorted(admins)
-    assert "back in service" in resolved[0].text
+    beat_resolves(registry, db, quota.id, admins, "back in service")
     assert run_now(registry, resolve_recovered_alerts) == 0  # once
     assert "keypool.resolve_recovered_alerts" in registry["celery.app"].conf.beat_schedule
 
@@ -305,13 +310,4 @@ def test_provider_unavailable_resolves_when_another_process_makes_an_image_again
     db.expire_all()
     assert db.get(Alert, down.id).state == AlertState.OPEN
 
-    assert run_now(registry, resolve_recovered_alerts) == 1
-    db.expire_all()
-    assert db.get(Alert, down.id).state == AlertState.RESOLVED
-    resolved = db.scalars(
-        sa.select(AlertMessage).where(
-            AlertMessage.alert_id == down.id, AlertMessage.text.startswith("✅ Resolved")
-        )
-    ).all()
-    assert sorted(m.chat_id for m in resolved) == sorted(admins)
-    assert "images are being made again" in resolved[0].text
+    beat_resolves(registry, db, down.id, admins, "images are being made again")
