@@ -242,7 +242,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
     base = live_stack.url
     problems: list[str] = []
 
-    def visit(path: str, name: str) -> None:
+    def visit(path: str, name: str, prepare: Any = None) -> None:
         # Both themes (prefers-color-scheme), both widths.
         for size, label, scheme in (
             (DESKTOP, "desktop", "light"),
@@ -253,6 +253,8 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
             page.set_viewport_size(size)
             page.goto(f"{base}{path}")
             page.wait_for_load_state("networkidle")
+            if prepare is not None:
+                prepare()
             overflow = sideways_scroll(page)
             if overflow > 0:
                 problems.append(f"{path} scrolls sideways by {overflow}px at {label} width")
@@ -267,6 +269,27 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
         ("/forgot-password", "forgot"),
     ):
         visit(path, name)
+
+    # The API reference (the vendored Swagger UI under the site's strict CSP): rendered, with
+    # every operation open, and nothing refused by the policy.
+    refused: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            refused.append(message.text)
+
+    page.on("console", console)
+
+    def open_every_operation() -> None:
+        operations = page.locator(".opblock-summary")
+        expect(operations.first).to_be_visible()
+        for operation in operations.all():
+            operation.click()
+        page.wait_for_timeout(300)
+
+    visit("/docs/api", "api-docs", open_every_operation)
+    page.remove_listener("console", console)
+    assert refused == [], refused
 
     register_and_pay(page, base)
     page.fill("#prompt", "a small green frog on a leaf")
