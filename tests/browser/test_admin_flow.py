@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, LiveStack, RabbitVhost
+from browser_support import ARTIFACTS, CHROMIUM, LiveStack, RabbitVhost, axe_problems
 from fakes.gemini import FakeGemini, fake_gemini
 
 pytestmark = [
@@ -213,6 +213,7 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
         "proxies": "/admin/proxies",
         "health": "/admin/health",
         "audit": "/admin/audit",
+        "telegram": "/admin/telegram",
     }
     admin.goto(f"{base}/admin/users?q=customer")
     pages["user"] = admin.locator("#users a").first.get_attribute("href")
@@ -220,6 +221,7 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
     pages["payment"] = admin.locator("#payment-list a").first.get_attribute("href")
     admin.goto(f"{base}/admin/generations?status=failed")
     pages["generation"] = admin.locator("#generation-list a").first.get_attribute("href")
+    problems: list[str] = []
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
     phone.on("pageerror", lambda exc: errors.append(str(exc)))
     log_in(phone, base, ADMIN)
@@ -233,4 +235,6 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
                 "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 1, f"{name} at {width} px is {overflow} px too wide"
+            problems.extend(axe_problems(view))
     assert errors == [], errors
+    assert problems == [], "\n".join(problems)
