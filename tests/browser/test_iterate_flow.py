@@ -267,6 +267,7 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
         ("/login", "login"),
         ("/register", "register"),
         ("/forgot-password", "forgot"),
+        ("/reset-password?token=not-a-token", "reset"),
     ):
         visit(path, name)
 
@@ -306,6 +307,9 @@ def test_every_page_fits_a_phone_and_passes_axe(live_stack: Any, page: Any) -> N
         (f"/chat/{conversation}", "chat"),
         ("/library", "library"),
         ("/account/api-keys", "api-keys"),
+        ("/account/password", "password"),
+        (f"/billing/payments/{order}/cancel", "cancelled"),
+        (f"/billing/demo/checkout/{order}", "demo-checkout-paid"),
         ("/pricing", "pricing-customer"),
         ("/", "landing-customer"),
     ):
