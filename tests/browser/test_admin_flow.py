@@ -223,10 +223,13 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
     pages["generation"] = admin.locator("#generation-list a").first.get_attribute("href")
     problems: list[str] = []
     phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
-    phone.on("pageerror", lambda exc: errors.append(str(exc)))
-    log_in(phone, base, ADMIN)
+    dark = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+    night = dark.new_page()
+    for view in (phone, night):
+        view.on("pageerror", lambda exc: errors.append(str(exc)))
+        log_in(view, base, ADMIN)
     for name, path in pages.items():
-        for view, width in ((admin, 1280), (phone, 390)):
+        for view, width in ((admin, "1280"), (phone, "390"), (night, "1280-dark")):
             view.goto(f"{base}{path}")
             expect(view.locator(".admin-nav")).to_be_visible()
             shot(view, f"admin-{width}-{name}")
