@@ -32,6 +32,13 @@ class ProjectView:
         }
 
 
+def cooling_until(key: ProviderKey, now: dt.datetime) -> dt.datetime | None:
+    """The deadline ``key`` cools down until, if it is cooling down at ``now``."""
+    if key.state == KeyState.COOLDOWN and key.cooldown_until is not None:
+        return key.cooldown_until if key.cooldown_until > now else None
+    return None
+
+
 def projects_of(keys: Iterable[ProviderKey], now: dt.datetime) -> list[ProjectView]:
     """Each named project of ``keys`` (per provider), by provider and name.
 
@@ -44,13 +51,7 @@ def projects_of(keys: Iterable[ProviderKey], now: dt.datetime) -> list[ProjectVi
     views = []
     for (provider, project), members in sorted(projects.items()):
         serving = [k for k in members if k.state in IN_SERVICE]
-        deadlines = [
-            k.cooldown_until
-            for k in serving
-            if k.state == KeyState.COOLDOWN
-            and k.cooldown_until is not None
-            and k.cooldown_until > now
-        ]
+        deadlines = [d for k in serving if (d := cooling_until(k, now)) is not None]
         resting = bool(serving) and len(deadlines) == len(serving)
         views.append(
             ProjectView(

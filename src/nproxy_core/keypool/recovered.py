@@ -17,26 +17,22 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.keypool.alerts import key_subject, project_subject, provider_subject
-from nproxy_core.keypool.models import (
-    KEY_TEST_REFERENCE,
-    AttemptOutcome,
-    KeyAttempt,
-    KeyState,
-    ProviderKey,
-)
-from nproxy_core.keypool.services import project_rests_until
+from nproxy_core.keypool.models import KEY_TEST_REFERENCE, AttemptOutcome, KeyAttempt, ProviderKey
+from nproxy_core.keypool.projects import cooling_until, projects_of
 from nproxy_core.telegram import AlertKind, open_alerts
 
 
-def _still_resting(db: Session, key: ProviderKey, now: dt.datetime) -> bool:
-    if key.project is not None:
-        rests_until = project_rests_until(db, key.provider, key.project)
-        return rests_until is not None and rests_until > now
-    return (
-        key.state is KeyState.COOLDOWN
-        and key.cooldown_until is not None
-        and key.cooldown_until > now
-    )
+def _resting(keys: list[ProviderKey], now: dt.datetime) -> dict[str, bool]:
+    """Every subject a daily-quota alert may name (a project, or a key of no project), and
+    whether it still rests at ``now``: by the same rule the keys page shows."""
+    subjects = {
+        project_subject(view.provider, view.project): view.rests_until is not None
+        for view in projects_of(keys, now)
+    }
+    for key in keys:
+        if key.project is None:
+            subjects[key_subject(key.provider, key.id)] = cooling_until(key, now) is not None
+    return subjects
 
 
 def resolve_rested_daily_quotas(db: Session, notifier: Any, now: dt.datetime) -> int:
@@ -47,22 +43,14 @@ def resolve_rested_daily_quotas(db: Session, notifier: Any, now: dt.datetime) ->
     subjects = [alert.subject for alert in open_alerts(db, AlertKind.PROJECT_DAILY_QUOTA)]
     if not subjects:
         return 0
-    # Each subject names a project or a lone key: the keys of the pool say which, and whether
-    # it still rests. One key stands for its project (they rest together).
-    by_subject: dict[str, ProviderKey] = {}
-    for key in db.scalars(sa.select(ProviderKey).order_by(ProviderKey.id)):
-        if key.project is not None:
-            by_subject.setdefault(project_subject(key.provider, key.project), key)
-        else:
-            by_subject[key_subject(key.provider, key.id)] = key
+    resting = _resting(list(db.scalars(sa.select(ProviderKey))), now)
     closed = 0
     for subject in subjects:
-        key = by_subject.get(subject)
-        if key is not None and _still_resting(db, key, now):
+        if resting.get(subject):
             continue
         detail = (
             "its keys are back in service: the provider's daily quota reset"
-            if key is not None
+            if subject in resting
             else "its keys are no longer in the pool"
         )
         notifier.resolve(AlertKind.PROJECT_DAILY_QUOTA, subject, detail, db=db)
