@@ -208,6 +208,25 @@ def find_by_idempotency_key(db: Session, user_id: int, key: str) -> Generation |
     )
 
 
+def _idempotent(
+    db: Session,
+    user_id: int,
+    key: str | None,
+    conversation_id: uuid.UUID,
+    request_body: dict[str, Any],
+) -> tuple[str | None, Generation | None]:
+    """What an ``Idempotency-Key`` names (its fingerprint, None without a key), and the
+    generation it already made, or None for a new one; IdempotencyMismatch if it was used for
+    another request."""
+    if key is None:
+        return None, None
+    fingerprint = request_fingerprint(conversation_id, request_body)
+    existing = find_by_idempotency_key(db, user_id, key)
+    if existing is None:
+        return fingerprint, None
+    return fingerprint, _replay(existing, conversation_id, fingerprint)
+
+
 def submit_generation(
     request: Request,
     user_id: int,
@@ -224,12 +243,9 @@ def submit_generation(
     """
     db: Session = request.db
     conversation = owned_conversation(db, user_id, conversation_id)
-    fingerprint = None
-    if idempotency_key is not None:
-        fingerprint = request_fingerprint(conversation.id, body)
-        existing = find_by_idempotency_key(db, user_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, conversation.id, fingerprint), False
+    fingerprint, replayed = _idempotent(db, user_id, idempotency_key, conversation.id, body)
+    if replayed is not None:
+        return replayed, False
 
     submission = parse_submission(body, request.find_service(IPlugins).providers)
     return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
@@ -252,12 +268,11 @@ def retry_generation(
     original = None if gid is None else db.get(Generation, gid)
     if original is None or original.user_id != user_id:
         raise _not_found()
-    fingerprint = None
-    if idempotency_key is not None:
-        fingerprint = request_fingerprint(original.conversation_id, {"retry_of": str(gid)})
-        existing = find_by_idempotency_key(db, user_id, idempotency_key)
-        if existing is not None:
-            return _replay(existing, original.conversation_id, fingerprint), False
+    fingerprint, replayed = _idempotent(
+        db, user_id, idempotency_key, original.conversation_id, {"retry_of": str(gid)}
+    )
+    if replayed is not None:
+        return replayed, False
     message = original.message
     body: dict[str, Any] = {
         "mode": str(message.mode),
