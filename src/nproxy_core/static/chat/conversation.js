@@ -91,14 +91,10 @@ export async function regenerate(source, idempotencyKey = uuid()) {
     watch(view, generation.id);
     refreshQuota();
   } catch (error) {
-    // A lost connection may have delivered the retry: the same key returns the same job.
-    const key = error.status === 0 ? idempotencyKey : uuid();
-    const final = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
-    showSubmitError(view, error, final.includes(error.code) ? null : () => {
+    sendFailed(view, error, idempotencyKey, (key) => {
       view.node.remove();
       regenerate(source, key);
     });
-    if (error.status === 402) refreshQuota();
   }
 }
 
@@ -146,11 +142,17 @@ async function submit(view, body, idempotencyKey) {
       refreshQuota();
       return;
     }
-    // A lost connection may have delivered the submit: the same key returns the same job.
-    const key = error.status === 0 ? idempotencyKey : uuid();
-    const final = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
-    const retryable = !final.includes(error.code);
-    showSubmitError(view, error, retryable ? () => submit(view, body, key) : null);
-    if (error.status === 402) refreshQuota();
+    sendFailed(view, error, idempotencyKey, (key) => submit(view, body, key));
   }
+}
+
+/** Codes a second try cannot change: the turn shows the error without a retry button. */
+const FINAL_CODES = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
+
+/** A send or regenerate that failed: the error on its turn, and `again(key)` behind its retry
+ * button. A lost connection may have delivered it: the same key then returns the same job. */
+function sendFailed(view, error, idempotencyKey, again) {
+  const key = error.status === 0 ? idempotencyKey : uuid();
+  showSubmitError(view, error, FINAL_CODES.includes(error.code) ? null : () => again(key));
+  if (error.status === 402) refreshQuota();
 }
