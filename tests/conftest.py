@@ -8,6 +8,7 @@ emptied after each test that touched the database.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -125,18 +126,26 @@ _SEQUENCES = sa.text(
 )
 
 
+@functools.cache
+def _restart_sequences(engine: sa.Engine) -> sa.TextClause | None:
+    """One statement putting every sequence back at 1 (the schema is fixed for the run)."""
+    with engine.connect() as conn:
+        sequences = conn.execute(_SEQUENCES).scalars().all()
+    if not sequences:
+        return None
+    return sa.text("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences))
+
+
 def empty_all_tables(engine: sa.Engine) -> None:
     """Every table emptied and every sequence back at 1, as after ``TRUNCATE ... RESTART
     IDENTITY``: DELETE of the few rows a test leaves costs a tenth of TRUNCATE, which makes
     new files for every table, rows or not."""
+    restart = _restart_sequences(engine)
     with engine.begin() as conn:
         for table in reversed(import_models().sorted_tables):
             conn.execute(table.delete())
-        sequences = conn.execute(_SEQUENCES).scalars().all()
-        if sequences:
-            conn.execute(
-                sa.text("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences))
-            )
+        if restart is not None:
+            conn.execute(restart)
 
 
 @pytest.fixture
