@@ -186,3 +186,27 @@ def axe_problems(page: Any) -> list[str]:
 def sideways_scroll(page: Any) -> int:
     """How far the page scrolls sideways (0 when it fits the window)."""
     return page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+
+
+#: How long a browser test waits for a generation to finish (demo provider, a real worker).
+GENERATION_TIMEOUT_MS = 30_000
+
+
+def shot(page: Any, name: str, *, full_page: bool = False) -> None:
+    """A screenshot in ``test-artifacts/browser/``, to look at the page as a person would."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+def wait_for_images(page: Any, turn: Any, count: int) -> None:
+    """Until the chat turn has succeeded and the browser decoded its ``count`` images."""
+    from playwright.sync_api import expect
+
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    expect(turn.locator(".tile img")).to_have_count(count)
+    page.wait_for_function(
+        "([el, n]) => [...el.querySelectorAll('.tile img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length === n",
+        arg=[turn.element_handle(), count],
+        timeout=10_000,
+    )

@@ -9,6 +9,7 @@ Screenshots of every admin page at 1280 and 390 px wide land in ``test-artifacts
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -17,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, LiveStack, RabbitVhost, axe_problems
+import browser_support
+from browser_support import CHROMIUM, LiveStack, RabbitVhost, axe_problems
 from fakes.gemini import FakeGemini, fake_gemini
 
 pytestmark = [
@@ -87,9 +89,8 @@ def stack(db: Any, base_settings: dict[str, Any], tmp_path: Path, gemini: FakeGe
             stack.stop()
 
 
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+#: Admin pages are long tables: their screenshots show the whole page.
+shot = functools.partial(browser_support.shot, full_page=True)
 
 
 def log_in(page: Any, base: str, email: str) -> None:

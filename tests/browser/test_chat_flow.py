@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from browser_support import ARTIFACTS, CHROMIUM
+from browser_support import CHROMIUM, GENERATION_TIMEOUT_MS, shot, wait_for_images
 from nproxy_core.keypool.errors import FAILURE_MESSAGES
 
 pytestmark = [
@@ -29,7 +29,6 @@ pytestmark = [
 EMAIL = "painter@example.com"
 PASSWORD = "correct horse battery"
 #: Generous for the first generation (worker warm-up), the demo provider takes one second.
-GENERATION_TIMEOUT_MS = 30_000
 
 
 def input_png() -> bytes:
@@ -41,11 +40,6 @@ def input_png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def drop_file(page: Any, selector: str, name: str, data: bytes) -> None:
@@ -102,19 +96,6 @@ def images_loaded(page: Any, turn: Any) -> int:
     """How many of a turn's result images the browser actually decoded."""
     return turn.locator(".tile img").evaluate_all(
         "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length"
-    )
-
-
-def wait_for_images(page: Any, turn: Any, count: int) -> None:
-    from playwright.sync_api import expect
-
-    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
-    expect(turn.locator(".tile img")).to_have_count(count)
-    page.wait_for_function(
-        "([el, n]) => [...el.querySelectorAll('.tile img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length === n",
-        arg=[turn.element_handle(), count],
-        timeout=10_000,
     )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from browser_support import ARTIFACTS, CHROMIUM, axe_problems, sideways_scroll
+from browser_support import CHROMIUM, axe_problems, shot, sideways_scroll, wait_for_images
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,27 +26,8 @@ pytestmark = [
 
 EMAIL = "a-rather-long-name.for-an-email-address@example-subdomain.example.com"
 PASSWORD = "correct horse battery"
-GENERATION_TIMEOUT_MS = 30_000
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 860}
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def wait_for_images(page: Any, turn: Any, count: int) -> None:
-    from playwright.sync_api import expect
-
-    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
-    expect(turn.locator(".tile img")).to_have_count(count)
-    page.wait_for_function(
-        "([el, n]) => [...el.querySelectorAll('.tile img')]"
-        ".filter(i => i.complete && i.naturalWidth > 0).length === n",
-        arg=[turn.element_handle(), count],
-        timeout=10_000,
-    )
 
 
 def register_and_pay(page: Any, base: str) -> None:
