@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.config import ConfigurationError, configure
+# Nothing heavy at import: the ``nproxy`` command imports this package first, and its
+# ``--help`` must not wait for Pyramid, SQLAlchemy and Celery.
 
 
 def main(global_config: dict[str, Any], **settings: Any) -> Any:
     """The paste app factory for ``pserve``, waitress and gunicorn."""
+    from nproxy_core.config import ConfigurationError, configure
+
     try:
         return configure(settings).make_wsgi_app()
     except ConfigurationError as exc:

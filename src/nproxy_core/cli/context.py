@@ -1,4 +1,8 @@
-"""What a command needs: the settings of its ini file, the wired registry, a transaction."""
+"""What a command needs: the settings of its ini file, the wired registry, a transaction.
+
+Imported by every feature's ``cli`` module, so it imports only click at module level: Pyramid,
+SQLAlchemy and the wiring load when a command first asks for them, not for ``--help``.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,13 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import transaction
-from pyramid.registry import Registry
-from sqlalchemy.orm import Session
 
-from nproxy_core.config import configure, normalize_settings
-from nproxy_core.db import IDatabase, get_tm_session
-from nproxy_core.wiring import find_service
+if TYPE_CHECKING:
+    from pyramid.registry import Registry
+    from sqlalchemy.orm import Session
 
 
 class CLIContext:
@@ -33,10 +34,14 @@ class CLIContext:
 
     @functools.cached_property
     def settings(self) -> dict[str, Any]:
+        from nproxy_core.config import normalize_settings
+
         return normalize_settings(self.raw_settings)
 
     @functools.cached_property
     def config(self) -> Any:
+        from nproxy_core.config import configure
+
         config = configure(self.raw_settings)
         config.commit()
         return config
@@ -46,6 +51,8 @@ class CLIContext:
         return self.config.registry
 
     def find_service(self, iface: Any, name: str = "") -> Any:
+        from nproxy_core.wiring import find_service
+
         return find_service(self.registry, iface, name)
 
     def make_wsgi_app(self) -> Any:
@@ -54,6 +61,10 @@ class CLIContext:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A database session whose work commits when the block ends without error."""
+        import transaction
+
+        from nproxy_core.db import IDatabase, get_tm_session
+
         manager = transaction.TransactionManager(explicit=True)
         db = get_tm_session(self.find_service(IDatabase).session_factory, manager)
         try:
