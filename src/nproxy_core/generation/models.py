@@ -100,6 +100,10 @@ class Generation(Base):
     #: The claim token of the run that holds the job; a finish is accepted only from it.
     lease_owner: Mapped[str | None] = mapped_column(sa.String(96))
     lease_expires_at: Mapped[dt.datetime | None]
+    #: The worker process running the job (``worker_processes.id``): while that process is
+    #: heard from, no other run takes the job; a run outside a worker has none, and its lease
+    #: (``lease_expires_at``, renewed while it works) says the same.
+    worker_id: Mapped[str | None] = mapped_column(sa.String(32))
     #: How many runs claimed the job (a run after a worker died counts again).
     attempts: Mapped[int] = mapped_column(default=0)
     #: The client's ``Idempotency-Key``: a retried submit finds this job instead of a new one.
