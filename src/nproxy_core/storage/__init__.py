@@ -16,6 +16,7 @@ from nproxy_core.plugins import (
 from nproxy_core.storage.interfaces import (
     InvalidKey,
     IStorage,
+    ObjectBytes,
     ObjectNotFound,
     StorageError,
     StoredObject,
@@ -34,6 +35,7 @@ __all__ = [
     "LinkCheck",
     "MediaAsset",
     "MediaResolver",
+    "ObjectBytes",
     "ObjectNotFound",
     "StorageError",
     "StoredObject",

@@ -29,6 +29,11 @@ class StoredObject(NamedTuple):
     modified_at: dt.datetime
 
 
+class ObjectBytes(NamedTuple):
+    data: bytes
+    content_type: str
+
+
 class IStorage(Interface):
     """Object storage for image bytes, keyed by paths such as ``uploads/7/<uuid>.png``.
 
@@ -46,6 +51,10 @@ class IStorage(Interface):
 
     def get(key: str) -> bytes:
         """The stored bytes; raises :class:`ObjectNotFound` when there is none."""
+
+    def read(key: str) -> ObjectBytes:
+        """The stored bytes with their content type (for backups, which must put an object back
+        as it was); raises :class:`ObjectNotFound` when there is none."""
 
     def delete(key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""

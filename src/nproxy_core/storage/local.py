@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import mimetypes
 import os
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from zope.interface import implementer
 from nproxy_core.storage.interfaces import (
     InvalidKey,
     IStorage,
+    ObjectBytes,
     ObjectNotFound,
     StorageError,
     StoredObject,
@@ -74,6 +76,11 @@ class LocalStorage:
             raise ObjectNotFound(f"no object stored under {key!r}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {key!r}: {exc.strerror}") from exc
+
+    def read(self, key: str) -> ObjectBytes:
+        # A file keeps no content type; the key's extension says it (keys are made with one).
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        return ObjectBytes(self.get(key), content_type)
 
     def delete(self, key: str) -> None:
         path = self.path_for(key)

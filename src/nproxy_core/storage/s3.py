@@ -14,7 +14,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from zope.interface import implementer
 
-from nproxy_core.storage.interfaces import IStorage, ObjectNotFound, StorageError, StoredObject
+from nproxy_core.storage.interfaces import (
+    IStorage,
+    ObjectBytes,
+    ObjectNotFound,
+    StorageError,
+    StoredObject,
+)
 from nproxy_core.storage.keys import validate_key
 
 T = TypeVar("T")
@@ -148,10 +154,14 @@ class S3Storage:
             raise self._fail(action, key, exc) from exc
 
     def get(self, key: str) -> bytes:
-        def read() -> bytes:
+        return self.read(key).data
+
+    def read(self, key: str) -> ObjectBytes:
+        def read() -> ObjectBytes:
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
             with answer["Body"] as body:
-                return body.read()
+                data = body.read()
+            return ObjectBytes(data, answer.get("ContentType") or "application/octet-stream")
 
         return self._on_object("get", key, read)
 
