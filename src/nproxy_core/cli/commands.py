@@ -16,13 +16,56 @@ def db() -> None:
 
 @db.command("upgrade")
 @click.option("--revision", default="heads", show_default=True)
+@click.option(
+    "--apply-skipped",
+    is_flag=True,
+    help="First run the revisions a reordered history left out (back up the database first).",
+)
 @pass_cli
-def db_upgrade(cli: CLIContext, revision: str) -> None:
-    """Migrate the database schema (alembic upgrade)."""
-    from nproxy_core.migrations import upgrade
+def db_upgrade(cli: CLIContext, revision: str, apply_skipped: bool) -> None:
+    """Migrate the database schema (alembic upgrade); refuses when revisions were skipped."""
+    from nproxy_core import migrations
 
-    upgrade(cli.settings, revision)
-    click.echo(f"database upgraded to {revision}")
+    try:
+        if apply_skipped:
+            for applied in migrations.apply_skipped(cli.settings):
+                click.echo(f"applied skipped revision {applied}")
+        reached = migrations.upgrade(cli.settings, revision)
+    except migrations.SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"database upgraded to {', '.join(reached)}")
+
+
+@db.command("current")
+@pass_cli
+def db_current(cli: CLIContext) -> None:
+    """Print the database's schema revision(s) and whether they are the code's head."""
+    from nproxy_core import migrations
+
+    state = migrations.inspect_schema(cli.settings, compare=False)
+    if not state.current:
+        click.echo("no revision: the database has no schema (nproxy db upgrade makes it)")
+    for revision in state.current:
+        where = "head" if revision in state.heads else "not head"
+        click.echo(f"{revision} ({where})")
+    if state.current and not state.at_head:
+        click.echo(f"the code's head: {', '.join(state.heads)}")
+
+
+@db.command("check")
+@pass_cli
+def db_check(cli: CLIContext) -> None:
+    """Exit non-zero, one line per problem, unless every revision below the database's ran
+    and its schema matches the models."""
+    from nproxy_core import migrations
+
+    state = migrations.inspect_schema(cli.settings)
+    problems = state.problems()
+    if problems:
+        for line in problems:
+            click.echo(line, err=True)
+        raise SystemExit(1)
+    click.echo(f"schema matches the models at {', '.join(state.current)}")
 
 
 @main.command("worker")
