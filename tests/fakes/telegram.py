@@ -6,6 +6,7 @@ DESIGN section 8, for the real bot process and the alert sender::
         msg = fake.wait_for_message(chat_id=42)   # what the bot sent with sendMessage
         fake.press_button(user_id=42, data="k:restore:3", message=msg)
         fake.rate_limit(retry_after=2, times=1)    # the next sendMessage answers 429
+        fake.fail(times=3)                         # the next 3 sendMessage answer 502
         fake.down = True                           # every call answers 502 until reset
 
 Requests are form-encoded (python-telegram-bot) or JSON (plain HTTP senders); both are read.
@@ -53,6 +54,9 @@ class FakeTelegram:
         self.commands: list[dict[str, Any]] = []
         self._updates: list[dict[str, Any]] = []
         self._limited: list[int] = []
+        self._failing = 0
+        #: sendMessage calls answered 429 or 502 (by ``rate_limit`` and ``fail``).
+        self.refused = 0
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._lock = threading.Condition()
@@ -137,6 +141,11 @@ class FakeTelegram:
         """The next ``times`` sendMessage calls answer 429 with ``retry_after``."""
         with self._lock:
             self._limited.extend([retry_after] * times)
+
+    def fail(self, times: int = 1) -> None:
+        """The next ``times`` sendMessage calls answer 502, as when Telegram has an outage."""
+        with self._lock:
+            self._failing += times
 
     # --- what the test reads ----------------------------------------------------------------
 
@@ -273,7 +282,12 @@ class FakeTelegram:
                 "description": "Bad Request: message text is empty or too long",
             }
         with self._lock:
+            if method == "sendMessage" and self._failing:
+                self._failing -= 1
+                self.refused += 1
+                return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
             if method == "sendMessage" and self._limited:
+                self.refused += 1
                 retry_after = self._limited.pop(0)
                 return 429, {
                     "ok": False,

@@ -9,6 +9,14 @@ Messages are rows of :class:`AlertMessage` written in the same transaction as th
 sent by a task after commit: Telegram being slow, down or rate limiting never touches the
 work that raised the alert, and a message that could not be sent stays due until it is (the
 periodic delivery picks up whatever the prompt one could not send).
+
+Each chat gets its messages in the order they were raised (their ids): a "resolved" must never
+overtake the alert it resolves, whether the older message is failing, waiting out a 429 or
+being sent by another process at that moment. So a sender only ever takes the oldest unsent
+message of a chat (:func:`_claim`), and anything in the way of that message holds back the
+rest of its chat, and only its chat. Messages of one condition are written in the order raised
+(raising and resolving lock its open alert row); two conditions raised at once by overlapping
+transactions go out in the order they became visible.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from zope.interface import implementer
 
 from nproxy_core.db import utcnow
@@ -38,6 +46,7 @@ TITLES = {
     AlertKind.PAYMENT_FLAGGED: "Payment flagged for review",
     AlertKind.WORKER_HEARTBEAT: "No worker heartbeat",
     AlertKind.QUEUE_DEPTH: "Queue too deep",
+    AlertKind.KEY_UNREADABLE: "Keys cannot be decrypted",
 }
 #: How long a message being sent is kept from other senders (longer than one send).
 LEASE = dt.timedelta(seconds=60)
@@ -235,6 +244,31 @@ def prune_sent(session_factory: sessionmaker[Session], now: dt.datetime) -> int:
     return result.rowcount or 0
 
 
+def _claim(db: Session, now: dt.datetime) -> AlertMessage | None:
+    """The oldest due message that heads its chat's queue, locked; None when there is none.
+
+    Only a chat's oldest unsent message may go: one failing, waiting out a retry or leased to
+    another sender is not due, so its chat waits, while other chats' heads still qualify. A
+    sender that finds the head locked (another one is claiming it) skips it, and the later
+    messages of that chat still have it unsent before them."""
+    earlier = aliased(AlertMessage)
+    return db.scalar(
+        sa.select(AlertMessage)
+        .where(
+            AlertMessage.sent_at.is_(None),
+            AlertMessage.next_attempt_at <= now,
+            ~sa.exists().where(
+                earlier.chat_id == AlertMessage.chat_id,
+                earlier.sent_at.is_(None),
+                earlier.id < AlertMessage.id,
+            ),
+        )
+        .order_by(AlertMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=AlertMessage)
+    )
+
+
 def deliver_due(
     session_factory: sessionmaker[Session],
     api: BotAPI,
@@ -242,23 +276,20 @@ def deliver_due(
     clock: Callable[[], dt.datetime] = utcnow,
     limit: int = 500,
 ) -> float | None:
-    """Send the due messages, oldest first, each claimed with a lease so that two senders
-    never send one twice. Returns after a failure with the seconds to wait before trying
-    again (Telegram's ``retry_after`` for a 429), or None once nothing is due."""
+    """Send the due messages, each chat's strictly oldest first, each claimed with a lease so
+    that two senders never send one twice (see :func:`_claim`). A failed send holds back only
+    its own chat; a 429 holds back every chat (Telegram's wait is for the bot). Returns the
+    seconds to wait before trying again after a failure (Telegram's ``retry_after`` for a
+    429), 0 when more may be due, or None once nothing is due."""
     if not api.configured:
         return None
+    waits: list[float] = []
     for _ in range(limit):
         now = clock()
         with session_factory() as db, db.begin():
-            message = db.scalar(
-                sa.select(AlertMessage)
-                .where(AlertMessage.sent_at.is_(None), AlertMessage.next_attempt_at <= now)
-                .order_by(AlertMessage.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
+            message = _claim(db, now)
             if message is None:
-                return None
+                return min(waits, default=None)
             message.next_attempt_at = now + LEASE
             message.attempts += 1
             message_id, chat_id, text, attempts = (
@@ -291,6 +322,9 @@ def deliver_due(
                 else min(MAX_BACKOFF, 2.0 ** min(attempts, 10))
             )
             message.next_attempt_at = now + dt.timedelta(seconds=wait)
+            log.warning(
+                "alert message %s not sent (%s); again in %.0f s", message_id, result.error, wait
+            )
             if result.retry_after is not None:
                 # Telegram's wait is for the bot, not just this chat: hold back the others.
                 db.execute(
@@ -301,8 +335,6 @@ def deliver_due(
                     )
                     .values(next_attempt_at=message.next_attempt_at)
                 )
-            log.warning(
-                "alert message %s not sent (%s); again in %.0f s", message_id, result.error, wait
-            )
-            return wait
+                return wait
+            waits.append(wait)
     return 0.0
