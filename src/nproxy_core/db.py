@@ -175,6 +175,19 @@ def is_disconnect(error: BaseException) -> bool:
     return isinstance(error, sa.exc.DBAPIError) and bool(error.connection_invalidated)
 
 
+def is_unreachable(error: BaseException) -> bool:
+    """Whether ``error`` says the database could not be reached, rather than that a statement
+    failed: a connection refused or cut (the server down or restarting, ``too many clients``,
+    connections not allowed) or none free in the pool in time. Work that met it can be tried
+    again in a few seconds."""
+    if isinstance(error, sa.exc.TimeoutError):  # the pool had no connection free in time
+        return True
+    if is_disconnect(error):
+        return True
+    # Failing to connect raises with no statement; a failed statement names its statement.
+    return isinstance(error, sa.exc.OperationalError) and error.statement is None
+
+
 def session_factory(engine: sa.Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 

@@ -26,7 +26,7 @@ from pyramid.request import Request
 from pyramid.threadlocal import RequestContext
 
 from nproxy_core import logs
-from nproxy_core.db import is_disconnect
+from nproxy_core.db import is_disconnect, is_unreachable
 from nproxy_core.plugins import positive_int, setting
 from nproxy_core.wiring import prepare_request
 
@@ -42,6 +42,25 @@ REQUEST_ID_HEADER = "nproxy_request_id"
 #: provider attempt) that mostly wait on sockets; the default 8 MiB of address space each is
 #: sized for deep C recursion none of them does. Python code recurses on the heap (3.11+).
 WORKER_THREAD_STACK_BYTES = 1024 * 1024
+#: A task that could not reach the database runs again after 0.5, 1, 2, 4, 8, then every 10 s.
+UNREACHABLE_FIRST_DELAY = 0.5
+UNREACHABLE_MAX_DELAY = 10.0
+
+
+class DatabaseUnreachable(Exception):
+    """Raised by a task body that could not reach the database after it began its work: the
+    task runs again in a few seconds, with ``retry_kwargs`` added to its keyword arguments
+    (what the next run needs to take up where this one stopped)."""
+
+    def __init__(self, retry_kwargs: dict[str, Any] | None = None) -> None:
+        super().__init__("the database could not be reached")
+        self.retry_kwargs = retry_kwargs or {}
+
+
+def unreachable_delay(retries: int) -> float:
+    """Seconds before the next run of a task that could not reach the database ``retries``
+    times already."""
+    return min(UNREACHABLE_MAX_DELAY, UNREACHABLE_FIRST_DELAY * 2 ** min(retries, 10))
 
 
 def worker_concurrency(settings: Any) -> int:
@@ -55,10 +74,18 @@ def size_worker_threads() -> None:
 
 
 class NproxyTask(celery.Task):
-    """Runs the task body inside a transaction with a database session of its own."""
+    """Runs the task body inside a transaction with a database session of its own.
+
+    A body that cannot reach the database (refused, cut, no pooled connection free) is sent
+    again in a few seconds (:func:`unreachable_delay`), at most :attr:`unreachable_retries`
+    times (None: until it gets through), instead of failing: nothing it was asked to do is
+    left for a sweeper to find minutes later.
+    """
 
     abstract = True
     typing = False
+    #: Runs again after the database could not be reached; None: no limit.
+    unreachable_retries: int | None = 30
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         # Celery's own __call__ keeps its task stack; the body gets the request first.
@@ -66,7 +93,30 @@ class NproxyTask(celery.Task):
         # The web request that sent the job names it in the worker's logs too.
         request_id = getattr(self.request, REQUEST_ID_HEADER, None) or self.request.id
         with logs.log_context(request_id=request_id):
-            return _run_in_transaction(self.app.pyramid_registry, body, args, kwargs)
+            try:
+                return _run_in_transaction(self.app.pyramid_registry, body, args, kwargs)
+            except Exception as exc:
+                if self.request.called_directly or not (
+                    isinstance(exc, DatabaseUnreachable) or is_unreachable(exc)
+                ):
+                    raise
+                delay = unreachable_delay(self.request.retries or 0)
+                cause = (exc.__cause__ or exc) if isinstance(exc, DatabaseUnreachable) else exc
+                # Only the error's first line: the server's refusal, not the statement's values.
+                reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:300]
+                log.warning(
+                    "%s could not reach the database (%s); it runs again in %.1f s",
+                    self.name,
+                    reason,
+                    delay,
+                )
+                raise self.retry(
+                    args=args,
+                    kwargs={**kwargs, **getattr(exc, "retry_kwargs", {})},
+                    countdown=delay,
+                    max_retries=self.unreachable_retries,
+                    exc=exc,
+                ) from exc
 
 
 def _run_in_transaction(registry: Registry, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -217,6 +267,7 @@ def includeme(config: Any) -> None:
 
 __all__ = [
     "TASKS",
+    "DatabaseUnreachable",
     "add_periodic_task",
     "celery_task",
     "crontab",

@@ -1,7 +1,7 @@
 """Generation: conversations, generation submissions, the jobs that make the images in a
 worker, and the JSON API the chat UI polls (DESIGN 4.4, 6).
 
-Settings (``nproxy.generation.*``): ``lease_seconds`` (120), ``sweep_interval_seconds`` (30),
+Settings (``nproxy.generation.*``): ``lease_seconds`` (120), ``sweep_interval_seconds`` (5),
 ``requeue_after_seconds`` (60), ``max_attempts`` (3), ``image_threads`` (256),
 ``completion_signal`` (``auto``: PostgreSQL LISTEN/NOTIFY on PostgreSQL, in-process otherwise).
 """
@@ -19,6 +19,7 @@ from nproxy_core.generation.models import GenerationImage
 from nproxy_core.generation.runner import JobRunner
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.tasks import sweep_generations
+from nproxy_core.health.liveness import IWorkerLiveness
 from nproxy_core.keypool import IKeyPoolRouter
 from nproxy_core.plugins import ConfigurationError
 from nproxy_core.storage.media import stored_image_resolver
@@ -32,6 +33,7 @@ def _runner(request: Any) -> JobRunner:
         request.find_service(IKeyPoolRouter),
         request.find_service(IGenerationSettings),
         request.find_service(ICompletionSignal),
+        request.find_service(IWorkerLiveness),
     )
 
 

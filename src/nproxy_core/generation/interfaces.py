@@ -10,6 +10,7 @@ class IGenerationSettings(Interface):
     """``nproxy.generation.*``, read and checked once (see GenerationSettings)."""
 
     lease_seconds = Attribute("float")
+    lost_after_seconds = Attribute("float: nproxy.worker.lost_after_seconds")
     sweep_interval_seconds = Attribute("float")
     requeue_after_seconds = Attribute("float")
     max_attempts = Attribute("int")
@@ -20,8 +21,9 @@ class IGenerationSettings(Interface):
 class IJobRunner(Interface):
     """Runs generation jobs in this process; one object per process, shared by threads."""
 
-    def run(generation_id, storage):
-        """Run one job if it can be claimed; returns what happened."""
+    def run(generation_id, storage, resume=None, resume_images=None):
+        """Run one job if it can be claimed (or take it over from run ``resume`` of the same
+        task, with the images that run stored); returns what happened."""
 
 
 class ICompletionSignal(Interface):

@@ -1,10 +1,18 @@
-"""Running a generation job in a worker: claim it with a lease, make its images through the key
-pool, store them, and finish it in one transaction.
+"""Running a generation job in a worker: claim it, make its images through the key pool, store
+them, and finish it in one transaction.
 
-No database transaction is open while a provider works: the claim, the lease renewals and the
-finish are each a short transaction of their own. A job is owned by the run whose claim token
-is in ``lease_owner``; the finish is conditional on it, so a run that lost its lease (its worker
-stalled past the lease and another run took over) changes nothing.
+No database transaction is open while a provider works: the claim and the finish are each a
+short transaction of their own. A job is owned by the run whose claim token is in
+``lease_owner``; the finish is conditional on it, so a run that lost the job (another run took
+over) changes nothing.
+
+Who may take a running job (:func:`abandoned`): in a worker, the claim records the worker
+process (``worker_id``), and the job is another run's only once that process stops beating
+(:mod:`nproxy_core.health.liveness`): a live worker never loses a job however long it runs, and
+a dead one's jobs are free within seconds. A run outside a worker (a command, a test) holds a
+lease instead, renewed while it works. A run that stops without finishing lets go of the job
+at once; one that cannot reach the database hands the job to its task's next run (same claim
+token, and the images it already stored), a few seconds later.
 
 One :class:`JobRunner` per process, shared by the worker's threads. Single images run on the
 task's own thread; the images of a batch run in parallel on a per-process thread pool.
@@ -18,6 +26,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from nproxy_core import logs, metrics
-from nproxy_core.db import is_disconnect, utcnow
+from nproxy_core.db import is_disconnect, is_unreachable, utcnow
 from nproxy_core.generation.interfaces import ICompletionSignal, IJobRunner
 from nproxy_core.generation.models import (
     Generation,
@@ -36,6 +45,7 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.generation.settings import GenerationSettings
+from nproxy_core.health.liveness import IWorkerLiveness, heard_from
 from nproxy_core.keypool.errors import (
     FAILURE_MESSAGES,
     PoolUnavailable,
@@ -52,6 +62,7 @@ from nproxy_core.plugins import (
 )
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, StorageError, generation_key
+from nproxy_core.tasks import DatabaseUnreachable
 from nproxy_core.uploads.models import Upload
 
 log = logging.getLogger(__name__)
@@ -62,6 +73,9 @@ _NO_SYNC = {"synchronize_session": False}
 _ERROR_PRIORITY = ("content_policy", "invalid_input", "provider_unavailable")
 #: The ``invalid_input`` text for a job whose input image went away after it was submitted.
 INPUTS_LOST_MESSAGE = "An input image is no longer available. Upload it again and retry."
+#: Pauses between tries of a finish that could not reach the database, before the job is
+#: handed to the task's next run (which takes the images already stored).
+FINISH_PAUSES = (0.5, 1.0, 2.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,11 +87,29 @@ class StoredImage:
     height: int
     size_bytes: int
 
+    def as_list(self) -> list[Any]:
+        """As JSON for a task's retry (``resume_images``)."""
+        return [self.n, self.storage_key, self.mime, self.width, self.height, self.size_bytes]
+
 
 @dataclasses.dataclass(frozen=True)
 class FailedImage:
     n: int
     code: str
+
+
+def abandoned(now: dt.datetime, lost_after: float) -> sa.ColumnElement[bool]:
+    """SQL: the job is running, but no run is working on it any more: the worker process that
+    claimed it stopped beating, or (a run outside a worker, or one that let go) its lease
+    expired. The one rule for the claim and the sweeper."""
+    G = Generation
+    return sa.and_(
+        G.status == GenerationStatus.RUNNING,
+        sa.or_(
+            sa.and_(G.worker_id.is_(None), G.lease_expires_at < now),
+            sa.and_(G.worker_id.is_not(None), ~heard_from(G.worker_id, now, lost_after)),
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +118,8 @@ class Job:
 
     generation_id: uuid.UUID
     token: str
+    #: The worker process whose beat holds the job; None: a lease holds it.
+    worker_id: str | None
     user_id: int
     provider: str
     model: str
@@ -100,10 +134,11 @@ class Job:
 
 
 class LeaseKeeper:
-    """Renews the leases of the jobs this process is running, from one background thread.
+    """Renews the leases of the jobs this process runs outside a worker (commands, tests), from
+    one background thread. A worker's jobs need none: its liveness beat covers them all.
 
     A single UPDATE per tick covers every job in flight, so a job can take as long as its
-    provider needs while a dead worker's job is still picked up soon after it died.
+    provider needs while an abandoned one is still picked up soon after.
     """
 
     def __init__(self, session_factory: sessionmaker[Session], lease_seconds: float) -> None:
@@ -169,11 +204,13 @@ class JobRunner:
         router: KeyPoolRouter,
         settings: GenerationSettings,
         completion: ICompletionSignal,
+        liveness: IWorkerLiveness | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._router = router
         self.settings = settings
         self._completion = completion
+        self._liveness = liveness
         self.leases = LeaseKeeper(session_factory, settings.lease_seconds)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -189,69 +226,167 @@ class JobRunner:
 
     # --- the whole run ------------------------------------------------------------------------
 
-    def run(self, generation_id: str | uuid.UUID, storage: IStorage) -> str:
-        """Run one job if it can be claimed; returns what happened (for logs and tests)."""
+    def run(
+        self,
+        generation_id: str | uuid.UUID,
+        storage: IStorage,
+        *,
+        resume: str | None = None,
+        resume_images: list[list[Any]] | None = None,
+    ) -> str:
+        """Run one job if it can be claimed; returns what happened (for logs and tests).
+
+        ``resume`` is the claim token of an earlier run of this task that could not reach the
+        database, and ``resume_images`` the images it had stored: this run takes the job over
+        from it and makes only the rest.
+        """
         try:
             gid = uuid.UUID(str(generation_id))
         except ValueError:
             log.error("run_generation got a malformed id %r", generation_id)
             return "malformed"
         with logs.log_context(generation_id=gid, user_id=None):
-            return self._run(gid, storage)
+            return self._run(gid, storage, resume, resume_images or [])
 
-    def _run(self, gid: uuid.UUID, storage: IStorage) -> str:
-        job = _once_more_after_disconnect(self.claim, gid)
+    def _run(
+        self, gid: uuid.UUID, storage: IStorage, resume: str | None, resume_images: list[list[Any]]
+    ) -> str:
+        token = resume or f"{_process_tag()}:{uuid.uuid4().hex[:16]}"
+        stored = [StoredImage(*image) for image in resume_images]
+        try:
+            # The same token twice: a claim whose commit was lost with its connection is
+            # recognised as this run's own by the second try.
+            job = _once_more_after_disconnect(self.claim, gid, token)
+        except Exception as exc:
+            if is_unreachable(exc):
+                # Maybe claimed, maybe not: the next run, with this token, finds out.
+                raise DatabaseUnreachable(self._resume(token, stored)) from exc
+            raise
         if job is None:
             return "skipped"
         logs.bind(user_id=job.user_id)
-        self.leases.hold(job.token, gid)
+        if job.worker_id is None:
+            self.leases.hold(job.token, gid)
         try:
             if job.inputs_missing:
-                return self.finish(job, [], [FailedImage(0, "invalid_input")], inputs_lost=True)
+                return self._finish(job, [], [FailedImage(0, "invalid_input")], inputs_lost=True)
             try:
                 inputs = tuple(
                     InputImage(data=storage.get(key), mime=mime) for key, mime in job.upload_keys
                 )
             except StorageError:
                 log.exception("generation %s: reading its input images failed", gid)
-                return self.finish(job, [], [FailedImage(0, "invalid_input")], inputs_lost=True)
-            outcomes = self._make_images(job, inputs, storage)
-            stored = [o for o in outcomes if isinstance(o, StoredImage)]
+                return self._finish(job, [], [FailedImage(0, "invalid_input")], inputs_lost=True)
+            done = {image.n for image in stored}
+            outcomes = self._make_images(job, inputs, storage, skip=done)
+            stored += [o for o in outcomes if isinstance(o, StoredImage)]
             failed = [o for o in outcomes if isinstance(o, FailedImage)]
-            # The images are made and paid for: a connection that died while the provider
-            # worked must not lose them (the finish is conditional on the lease, so safe twice).
-            return _once_more_after_disconnect(self.finish, job, stored, failed)
+            return self._finish(job, stored, failed)
+        except DatabaseUnreachable:
+            raise
+        except BaseException:
+            # Whatever stopped this run, the job must not wait for a worker that lives on.
+            self._let_go(job)
+            raise
         finally:
             self.leases.drop(job.token)
 
+    def _resume(self, token: str, stored: list[StoredImage]) -> dict[str, Any]:
+        return {"resume": token, "resume_images": [image.as_list() for image in stored]}
+
+    def _finish(
+        self,
+        job: Job,
+        stored: list[StoredImage],
+        failed: list[FailedImage],
+        *,
+        inputs_lost: bool = False,
+    ) -> str:
+        # The images are made and paid for: a database that does not answer for a moment
+        # must not lose them (the finish is conditional on the claim token, so safe twice).
+        for pause in (*FINISH_PAUSES, None):
+            try:
+                return _once_more_after_disconnect(
+                    self.finish, job, stored, failed, inputs_lost=inputs_lost
+                )
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                if pause is None:
+                    raise DatabaseUnreachable(self._resume(job.token, stored)) from exc
+                log.warning(
+                    "generation %s: the database could not be reached to finish (%s); "
+                    "trying again in %.1f s",
+                    job.generation_id,
+                    type(exc).__name__,
+                    pause,
+                )
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _let_go(self, job: Job) -> None:
+        """Leave the job to the next run at once (its lease expired, no worker holding it)."""
+        G = Generation
+        try:
+            with self._session_factory.begin() as session:
+                session.execute(
+                    sa.update(G)
+                    .where(
+                        G.id == job.generation_id,
+                        G.status == GenerationStatus.RUNNING,
+                        G.lease_owner == job.token,
+                    )
+                    .values(worker_id=None, lease_expires_at=utcnow()),
+                    execution_options=_NO_SYNC,
+                )
+        except Exception:
+            log.exception(
+                "generation %s: could not let go of the job; it is run again when this "
+                "worker stops",
+                job.generation_id,
+            )
+
     # --- claim --------------------------------------------------------------------------------
 
-    def claim(self, gid: uuid.UUID) -> Job | None:
-        """Take the job if it is queued, or running under a lease that expired.
+    def claim(self, gid: uuid.UUID, token: str | None = None) -> Job | None:
+        """Take the job if it is queued, abandoned (:func:`abandoned`), or already claimed with
+        ``token`` (a run of the same task taking over from its predecessor).
 
         One conditional UPDATE: of two runs racing for the same job, exactly one gets it; a
-        redelivered task for a job that is running under a live lease, or is finished, gets
-        None and does nothing.
+        redelivered task for a job that a live worker runs, or that is finished, gets None and
+        does nothing.
         """
         now = utcnow()
-        token = f"{_process_tag()}:{uuid.uuid4().hex[:16]}"
+        token = token or f"{_process_tag()}:{uuid.uuid4().hex[:16]}"
+        worker_id = self._liveness.worker_id if self._liveness is not None else None
         G = Generation
+        ours = sa.and_(G.status == GenerationStatus.RUNNING, G.lease_owner == token)
         with self._session_factory.begin() as session:
             claimed = session.execute(
                 sa.update(G)
                 .where(
                     G.id == gid,
                     sa.or_(
-                        G.status == GenerationStatus.QUEUED,
-                        sa.and_(G.status == GenerationStatus.RUNNING, G.lease_expires_at < now),
+                        ours,
+                        sa.and_(
+                            sa.or_(
+                                G.status == GenerationStatus.QUEUED,
+                                abandoned(now, self.settings.lost_after_seconds),
+                            ),
+                            G.attempts < self.settings.max_attempts,
+                        ),
                     ),
-                    G.attempts < self.settings.max_attempts,
                 )
                 .values(
                     status=GenerationStatus.RUNNING,
                     lease_owner=token,
-                    lease_expires_at=now + _seconds(self.settings.lease_seconds),
-                    attempts=G.attempts + 1,
+                    worker_id=worker_id,
+                    # A worker's run needs no lease: its process's beat speaks for it.
+                    lease_expires_at=(
+                        None if worker_id else now + _seconds(self.settings.lease_seconds)
+                    ),
+                    # Taking over from this task's own earlier run is not another run.
+                    attempts=sa.case((ours, G.attempts), else_=G.attempts + 1),
                     started_at=now,
                 )
                 .returning(G.message_id, G.user_id, G.provider, G.attempts),
@@ -281,6 +416,7 @@ class JobRunner:
             return Job(
                 generation_id=gid,
                 token=token,
+                worker_id=worker_id,
                 user_id=claimed.user_id,
                 provider=claimed.provider,
                 model=message.model,
@@ -296,17 +432,22 @@ class JobRunner:
     # --- images -------------------------------------------------------------------------------
 
     def _make_images(
-        self, job: Job, inputs: tuple[InputImage, ...], storage: IStorage
+        self,
+        job: Job,
+        inputs: tuple[InputImage, ...],
+        storage: IStorage,
+        skip: set[int] = frozenset(),  # type: ignore[assignment]
     ) -> list[StoredImage | FailedImage]:
         def make(n: int) -> StoredImage | FailedImage:
             return self._make_image(job, n, inputs, storage)
 
-        if job.batch_size == 1:
-            return [make(0)]
+        wanted = [n for n in range(job.batch_size) if n not in skip]
+        if len(wanted) <= 1:
+            return [make(n) for n in wanted]
         pool = self._image_pool()
-        # Image 0 on this thread, the others alongside it on the pool.
-        futures = [pool.submit(make, n) for n in range(1, job.batch_size)]
-        first = make(0)
+        # The first on this thread, the others alongside it on the pool.
+        futures = [pool.submit(make, n) for n in wanted[1:]]
+        first = make(wanted[0])
         return [first, *(f.result() for f in futures)]
 
     def _make_image(
@@ -424,17 +565,17 @@ class JobRunner:
         return str(status)
 
 
-def _once_more_after_disconnect(fn: Any, *args: Any) -> Any:
+def _once_more_after_disconnect(fn: Any, *args: Any, **kwargs: Any) -> Any:
     # Pooled connections are not pinged: after a database restart the first statement on one
     # fails, and the pool is renewed. Claim and finish are each one conditional transaction
     # that was lost with the connection, so running it again is safe.
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except Exception as exc:
         if not is_disconnect(exc):
             raise
         log.warning("the database connection was lost; trying %s again", fn.__name__)
-        return fn(*args)
+        return fn(*args, **kwargs)
 
 
 def outcome_of(succeeded: int, failure_codes: list[str]) -> tuple[GenerationStatus, str | None]:

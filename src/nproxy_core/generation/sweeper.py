@@ -4,10 +4,14 @@ after-commit send fails.
 Each sweep, in one short transaction (rows other sweepers hold are skipped, so any number may
 run at once):
 
-1. jobs running under an expired lease that have used up their runs fail, and their quota hold
-   is released: a job that kills its worker every time must not go round forever;
-2. jobs still ``queued`` a while after they were last sent, and jobs whose lease expired (their
-   worker died), are sent to the queue again; the claim makes a duplicate harmless;
+1. abandoned jobs (their worker process stopped beating, or their lease expired: see
+   :func:`~nproxy_core.generation.runner.abandoned`) that have used up their runs fail, and
+   their quota hold is released: a job that kills its worker every time must not go round
+   forever;
+2. jobs still ``queued`` a while after they were last sent are sent to the queue again, and so
+   are abandoned jobs not sent since their last run took them (at once: with beats every 3 s,
+   15 s of silence and a sweep every 5 s, a dead worker's job is on the queue again within
+   about 20 s of its death); the claim makes a duplicate harmless;
 3. jobs that reached a terminal state with their hold still held (which the one-transaction
    finish makes impossible, short of a bug or a manual change) get it settled.
 
@@ -33,6 +37,7 @@ from nproxy_core.generation.models import (
     GenerationImage,
     GenerationStatus,
 )
+from nproxy_core.generation.runner import abandoned
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.quota import services as quota
 from nproxy_core.quota.models import HoldState, QuotaHold
@@ -68,7 +73,7 @@ def sweep(
     report = SweepReport()
     G = Generation
     requeue_before = now - dt.timedelta(seconds=settings.requeue_after_seconds)
-    expired = sa.and_(G.status == GenerationStatus.RUNNING, G.lease_expires_at < now)
+    expired = abandoned(now, settings.lost_after_seconds)
     with session_factory.begin() as session:
         # 1. Out of runs: give up, and give the quota back.
         for generation in session.scalars(
@@ -94,14 +99,22 @@ def sweep(
                 generation.attempts,
             )
 
-        # 2. Lost or stuck in the queue, or left by a dead worker: send again.
+        # 2. Lost or stuck in the queue, or left by a dead worker: send again. An abandoned job
+        # at once, unless it was sent since its last run took it (that message is on its way).
         resend = list(
             session.scalars(
                 sa.select(G.id)
                 .where(
-                    sa.or_(G.status == GenerationStatus.QUEUED, expired),
+                    sa.or_(
+                        sa.and_(
+                            G.status == GenerationStatus.QUEUED, G.enqueued_at < requeue_before
+                        ),
+                        sa.and_(
+                            expired,
+                            sa.or_(G.enqueued_at <= G.started_at, G.enqueued_at < requeue_before),
+                        ),
+                    ),
                     G.attempts < settings.max_attempts,
-                    G.enqueued_at < requeue_before,
                 )
                 .order_by(G.enqueued_at)
                 .limit(BATCH)

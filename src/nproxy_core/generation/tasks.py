@@ -19,12 +19,24 @@ from nproxy_core.wiring import prepare_request
 log = logging.getLogger(__name__)
 
 
-@task(name="generation.run")
-def run_generation(request: Any, generation_id: str) -> str:
+# Sent again until the database answers: a run that stopped half way may hold the job, and
+# only its successor (with its claim token in ``resume``) takes it over while the worker lives.
+@task(name="generation.run", unreachable_retries=None)
+def run_generation(
+    request: Any,
+    generation_id: str,
+    resume: str | None = None,
+    resume_images: list[list[Any]] | None = None,
+) -> str:
     """Run one generation job. Safe to deliver twice: the claim lets only one run work."""
     # The runner opens its own short transactions; the task's own (request.db) stays unused,
     # so no transaction is open while the provider works.
-    return request.find_service(IJobRunner).run(generation_id, request.find_service(IStorage))
+    return request.find_service(IJobRunner).run(
+        generation_id,
+        request.find_service(IStorage),
+        resume=resume,
+        resume_images=resume_images,
+    )
 
 
 def sweep_now(registry: Registry) -> SweepReport:
