@@ -1,14 +1,26 @@
-"""``nproxy users grant-cycle``: a free cycle from the server console (audited, surface ``cli``)."""
+"""``nproxy users grant-cycle`` and ``users list``: the accounts' cycles from the server console.
+
+Here rather than in ``accounts/cli.py``: accounts sit below billing and cannot read cycles.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+from typing import Any
+
 import click
+import sqlalchemy as sa
 
 from nproxy_core.accounts import actions
 from nproxy_core.accounts.cli import CONSOLE, users
+from nproxy_core.accounts.models import User
 from nproxy_core.billing.grants import grant_cycle
 from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.models import BillingCycle
 from nproxy_core.cli.context import CLIContext, pass_cli
+from nproxy_core.db import utcnow
+from nproxy_core.errors import ValidationError
 
 
 @users.command("grant-cycle")
@@ -24,3 +36,77 @@ def users_grant_cycle(cli: CLIContext, email: str, reason: str) -> None:
             f"granted {user.email} a cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "
             f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} requests)"
         )
+
+
+@users.command("list")
+@click.option(
+    "--plan", "plan_name", metavar="PLAN", help="Only accounts with a current cycle of PLAN."
+)
+@click.option("--active", is_flag=True, help="Only accounts with a current cycle.")
+@click.option("--blocked", is_flag=True, help="Only blocked accounts.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--after", type=int, metavar="ID", help="The next page: accounts older than ID.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def users_list(
+    cli: CLIContext,
+    plan_name: str | None,
+    active: bool,
+    blocked: bool,
+    limit: int,
+    after: int | None,
+    as_json: bool,
+) -> None:
+    """List accounts, newest first: email, role, blocked, created, end of the current cycle."""
+    plan = cli.find_service(IPlan)
+    if plan_name is not None and plan_name.strip().lower() != plan.name.lower():
+        # One plan today (nproxy.plan.*): any other name is a mistake, not an empty list.
+        raise ValidationError(f"no plan {plan_name!r} (the plan is {plan.name!r})")
+    now = utcnow()
+    cycle_ends = (
+        sa.select(sa.func.max(BillingCycle.ends_at))
+        .where(
+            BillingCycle.user_id == User.id,
+            BillingCycle.starts_at <= now,
+            BillingCycle.ends_at > now,
+        )
+        .scalar_subquery()
+    )
+    query = sa.select(User, cycle_ends.label("cycle_ends")).order_by(User.id.desc())
+    if plan_name is not None or active:
+        query = query.where(cycle_ends.is_not(None))
+    if blocked:
+        query = query.where(User.is_blocked.is_(True))
+    if after is not None:
+        query = query.where(User.id < after)
+    with cli.transaction() as db:
+        rows = db.execute(query.limit(limit + 1)).all()
+        more = len(rows) > limit
+        views = [_user_view(user, ends, plan.name) for user, ends in rows[:limit]]
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    if not views:
+        click.echo("no users")
+        return
+    click.echo(f"{'id':>6}  {'email':<32} {'role':<6} {'blocked':<7} {'created':<16}  cycle ends")
+    for v in views:
+        click.echo(
+            f"{v['id']:>6}  {v['email']:<32} {v['role']:<6} {'yes' if v['blocked'] else 'no':<7} "
+            f"{v['created_at'][:16].replace('T', ' '):<16}  "
+            f"{(v['cycle_ends_at'] or '-')[:16].replace('T', ' ')}"
+        )
+    if more:
+        click.echo(f"more: nproxy users list --after {views[-1]['id']}")
+
+
+def _user_view(user: User, cycle_ends: dt.datetime | None, plan: str) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "role": str(user.role),
+        "blocked": user.is_blocked,
+        "created_at": user.created_at.isoformat(),
+        "plan": plan if cycle_ends else None,
+        "cycle_ends_at": cycle_ends.isoformat() if cycle_ends else None,
+    }
