@@ -98,6 +98,10 @@ class ProviderKey(Base):
     balance_checked_at: Mapped[dt.datetime | None]
     estimated_spend: Mapped[Decimal] = mapped_column(_MONEY, default=Decimal(0))
     last_used_at: Mapped[dt.datetime | None]
+    #: When an admin deleted the key (``nproxy keys delete``). The row stays, disabled, so that
+    #: its attempts, spend and audit entries keep naming a real key; every action and list
+    #: leaves it out (:func:`nproxy_core.keypool.services.get_key`).
+    deleted_at: Mapped[dt.datetime | None]
     # Bumped by every write to the row (claim, outcome, admin action). Attempts record the
     # versions they saw, which orders them exactly against state changes made by other
     # processes (see the concurrency tests), and lets an admin form detect a stale edit.
