@@ -1,24 +1,19 @@
-"""What production adds around the app: Caddy's HSTS and body limit, gunicorn and an app that
-trust X-Forwarded-* from Caddy alone, and daily backups that restore."""
+"""What production adds around the app: Caddy's HSTS and body limit, and gunicorn and an app
+that trust X-Forwarded-* from Caddy alone. (Backups: tests/backup/.)"""
 
 from __future__ import annotations
 
 import configparser
-import datetime as dt
-import os
 import re
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import yaml
 
-from conftest import ADMIN_URL, TEST_DB
 from generation_support import WebServer
 from nproxy_core.plugins import ConfigurationError
 
@@ -152,97 +147,3 @@ def test_the_development_server_refuses_a_body_over_its_limit_before_the_app(mak
     finally:
         server.close()
     assert answer.status_code == 413
-
-
-# --- backups ------------------------------------------------------------------------------------
-
-
-def run_backup(folder: Path, database: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PGHOST": "127.0.0.1",
-        "PGPORT": "5432",
-        "PGUSER": "postgres",
-        "PGDATABASE": database,
-        "BACKUP_DIR": str(folder),
-        "BACKUP_KEEP_DAYS": "14",
-    }
-    return subprocess.run(
-        ["sh", str(ROOT / "deploy/backup.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def test_compose_runs_the_backup_script_daily_into_a_volume():
-    service = yaml.safe_load((ROOT / "compose.yml").read_text())["services"]["backup"]
-    assert service["command"][-2:] == ["/backup.sh", "--daily"]
-    assert "./deploy/backup.sh:/backup.sh:ro" in service["volumes"]
-    assert service["environment"]["BACKUP_KEEP_DAYS"] == "14"
-    assert service["environment"]["PGPASSWORD"].startswith("${")
-
-
-def test_a_dump_made_by_the_backup_script_restores_into_a_fresh_database(
-    tmp_path, db, user_factory
-):
-    user_factory("kept@example.com")
-    user_factory("also-kept@example.com")
-    old = tmp_path / "nproxy-20000101T000000Z.dump"
-    recent = tmp_path / "nproxy-20000102T000000Z.dump"
-    for path, days in ((old, 15), (recent, 13)):
-        path.write_bytes(b"an older dump")
-        moment = (dt.datetime.now() - dt.timedelta(days=days)).timestamp()
-        os.utime(path, (moment, moment))
-
-    result = run_backup(tmp_path, TEST_DB)
-    assert result.returncode == 0, result.stderr
-    dumps = sorted(p.name for p in tmp_path.iterdir())
-    # Today's dump is written; a 13-day-old one is kept, a 15-day-old one is gone.
-    assert len(dumps) == 2
-    assert recent.name in dumps
-    assert not old.exists()
-    (dump,) = [p for p in tmp_path.iterdir() if p != recent]
-    assert not dump.name.endswith(".partial")
-
-    fresh = f"{TEST_DB}_restored"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{fresh}"')
-        admin.execute(f'CREATE DATABASE "{fresh}"')
-    try:
-        restore = subprocess.run(
-            [
-                "pg_restore",
-                "--no-owner",
-                "--exit-on-error",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                fresh,
-                str(dump),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert restore.returncode == 0, restore.stderr
-        with psycopg.connect(ADMIN_URL.rsplit("/", 1)[0] + f"/{fresh}") as restored:
-            emails = {row[0] for row in restored.execute("SELECT email FROM users")}
-            head = restored.execute("SELECT version_num FROM alembic_version").fetchone()
-        assert emails == {"kept@example.com", "also-kept@example.com"}
-        assert head is not None
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{fresh}" WITH (FORCE)')
-
-
-def test_a_failed_backup_leaves_no_dump_and_says_so(tmp_path):
-    result = run_backup(tmp_path, "no_such_database_here")
-    assert result.returncode != 0
-    assert "pg_dump failed" in result.stderr
-    assert list(tmp_path.iterdir()) == []

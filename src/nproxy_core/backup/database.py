@@ -26,9 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from nproxy_core.backup.files import CHUNK, BackupFiles, inside
+from nproxy_core.migrations import BOOKKEEPING
 
-#: The table Alembic keeps its revision in: the manifest records the revision instead, and the
-#: migrations write it again on restore.
+#: The table Alembic keeps its revision in: the manifest records the revision instead.
 VERSION_TABLE = "alembic_version"
 #: Rows with a column of this name own a stored object (uploads, generated images).
 STORAGE_KEY_COLUMN = "storage_key"
@@ -55,7 +55,7 @@ class State:
 
     tables: list[str]
     heads: list[str]
-    #: The first table holding rows (the revision table aside), or None.
+    #: The first table holding rows (the migrations' bookkeeping aside), or None.
     table_with_rows: str | None
 
 
@@ -154,7 +154,9 @@ def _dump_postgresql(url: str, files: BackupFiles, snapshot: str | None) -> Dump
         result = Dump(manifest={})
         dumped: dict[str, Any] = {}
         for table in tables:
-            if table == VERSION_TABLE:
+            # The migration bookkeeping is not dumped: the restore's own migration run writes
+            # it, truthfully, for the database it migrates.
+            if table in BOOKKEEPING:
                 continue
             columns = _column(conn, _COLUMNS, (table,))
             relative = f"database/{table}.copy"
@@ -208,7 +210,7 @@ def _state_postgresql(url: str) -> State:
         heads = sorted(_column(conn, _HEADS)) if VERSION_TABLE in tables else []
         with_rows = None
         for table in tables:
-            if table == VERSION_TABLE:
+            if table in BOOKKEEPING:
                 continue
             query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
             if conn.execute(query).fetchone()[0]:
@@ -322,7 +324,7 @@ def _dump_sqlite(url: str, files: BackupFiles) -> Dump:
         heads = sorted(row[0] for row in conn.execute(_HEADS))
         dumped = {}
         for table in tables:
-            if table == VERSION_TABLE:
+            if table in BOOKKEEPING:
                 continue
             # Table names come from sqlite_master, quoted: no injection (S608).
             rows = conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]  # noqa: S608
@@ -358,7 +360,7 @@ def _state_sqlite(url: str) -> State:
             (
                 table
                 for table in tables
-                if table != VERSION_TABLE
+                if table not in BOOKKEEPING
                 and conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})").fetchone()[0]  # noqa: S608
             ),
             None,

@@ -247,7 +247,7 @@ def _refuse_unknown_revisions(settings: Mapping[str, Any], backup: Backup) -> se
 def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
     """Put the backup at ``folder`` into the configured database and storage, which must be
     empty. Every check runs before anything changes; a refusal raises BackupError."""
-    from nproxy_core.migrations import upgrade
+    from nproxy_core.migrations import SchemaError, upgrade
     from nproxy_core.storage import make_storage
 
     backup = verify_backup(folder)
@@ -289,6 +289,6 @@ def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
             data = inside(folder, entry["file"]).read_bytes()
             storage.put(key, data, entry["content_type"])
         database.load(url, folder, section)
-    except database.DatabaseError as exc:
+    except (database.DatabaseError, SchemaError) as exc:
         raise BackupError(str(exc)) from None
     return backup
