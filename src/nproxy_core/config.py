@@ -19,7 +19,13 @@ from nproxy_core.plugins import (
     setting,
 )
 
-__all__ = ["ConfigurationError", "configure", "normalize_settings", "public_url"]
+__all__ = [
+    "ConfigurationError",
+    "configure",
+    "normalize_settings",
+    "public_url",
+    "server_secrets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "DATABASE_URL": "sqlalchemy.url",
     "BROKER_URL": "celery.broker_url",
     "NPROXY_SECRET": "nproxy.secret",
+    "NPROXY_SECRET_PREVIOUS": "nproxy.secret_previous",
     "NPROXY_PUBLIC_URL": "nproxy.public_url",
     "RATELIMIT_STORAGE_URL": "nproxy.ratelimit.storage",
     "S3_ENDPOINT_URL": "storage.s3.endpoint_url",
@@ -79,11 +86,32 @@ DEFAULTS: dict[str, str] = {
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
 
 
-def _secret(value: str) -> str:
-    # The secret signs sessions and reset tokens and derives the key-encryption key.
+def _previous_secrets(merged: dict[str, Any], *, production: bool) -> tuple[str, ...]:
+    """``nproxy.secret_previous``: the secrets used before the current one, still accepted
+    for reading (a comma list, newest first). The message at fault never shows a value."""
+    raw = merged.get("nproxy.secret_previous") or ()
+    values = raw.split(",") if isinstance(raw, str) else list(raw)
+    previous: list[str] = []
+    for value in (str(v).strip() for v in values):
+        if value and value != merged["nproxy.secret"] and value not in previous:
+            previous.append(value)
+    if production:
+        for value in previous:
+            _check_secret("nproxy.secret_previous", value)
+    return tuple(previous)
+
+
+def _check_secret(name: str, value: str) -> None:
+    # The secret signs sessions and tokens and derives the key-encryption key. The message
+    # names the setting, never its value.
     if len(value) < 32:
-        raise ValueError("shorter than 32 characters")
-    return value
+        raise ConfigurationError(f"malformed setting {name!r}: shorter than 32 characters")
+
+
+def server_secrets(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret nproxy accepts, the current one (``nproxy.secret``) first, then
+    ``nproxy.secret_previous``: sign and encrypt with the first, verify and decrypt with any."""
+    return (settings["nproxy.secret"], *settings.get("nproxy.secret_previous", ()))
 
 
 def normalize_settings(
@@ -103,7 +131,10 @@ def normalize_settings(
     merged["nproxy.public_url"] = setting(merged, "nproxy.public_url", cast=http_url)
     setting(merged, "nproxy.env", cast=one_of("development", "production"))
     if merged["nproxy.env"] == "production":
-        setting(merged, "nproxy.secret", cast=_secret)
+        _check_secret("nproxy.secret", merged["nproxy.secret"])
+    merged["nproxy.secret_previous"] = _previous_secrets(
+        merged, production=merged["nproxy.env"] == "production"
+    )
     for key in (
         "nproxy.plan.request_limit",
         "nproxy.plan.period_months",

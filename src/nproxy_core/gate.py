@@ -7,7 +7,11 @@ Two layers, because they act at two moments:
 * the *execution policy* sees the WSGI environ before Pyramid makes a request of it, and so
   before pyramid_retry copies the body to make it replayable: a body over the limit (announced
   by Content-Length, or found by reading a chunked one no further than one byte past the limit)
-  is refused there, unread;
+  is refused there, unread. There too the request's scheme and host become those of
+  ``nproxy.public_url``, whatever the client sent as ``Host`` (4.11): every absolute URL the
+  app makes (``route_url``, a redirect's ``Location``, which WebOb completes from the same
+  environ, the CSRF origin check's idea of "this site") names the public address, never one a
+  client chose;
 * the *tween* sits under the exception view, so every refusal is an ordinary
   :class:`~nproxy_core.errors.APIError`, answered with the usual JSON or page and the security
   headers, before routing (which would itself trip on an undecodable path).
@@ -19,6 +23,7 @@ import codecs
 import io
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.request import Request
@@ -97,11 +102,22 @@ def check_body(environ: dict[str, Any], max_bytes: int) -> APIError | None:
 class GatedExecutionPolicy:
     """Wraps the execution policy (pyramid_retry's) with the body check."""
 
-    def __init__(self, inner: Callable[[dict[str, Any], Any], Response], max_bytes: int) -> None:
+    def __init__(
+        self,
+        inner: Callable[[dict[str, Any], Any], Response],
+        max_bytes: int,
+        public_url: str | None = None,
+    ) -> None:
         self.inner = inner
         self.max_bytes = max_bytes
+        public = urlsplit(public_url) if public_url else None
+        self.public_address = (public.scheme, public.netloc) if public else None
 
     def __call__(self, environ: dict[str, Any], router: Any) -> Response:
+        if self.public_address is not None:
+            # The router answers with this same environ, so a relative Location is completed
+            # with the public address too.
+            environ["wsgi.url_scheme"], environ["HTTP_HOST"] = self.public_address
         refusal = check_body(environ, self.max_bytes)
         if refusal is not None:
             # The body is never read: the views see an empty one, the tween raises the refusal.
@@ -213,7 +229,10 @@ def includeme(config: Any) -> None:
     def wrap_policy() -> None:
         # After pyramid_retry has registered its policy (an action of the default order).
         inner = config.registry.queryUtility(IExecutionPolicy) or default_execution_policy
-        config.registry.registerUtility(GatedExecutionPolicy(inner, max_bytes), IExecutionPolicy)
+        policy = GatedExecutionPolicy(
+            inner, max_bytes, public_url=config.registry.settings.get("nproxy.public_url")
+        )
+        config.registry.registerUtility(policy, IExecutionPolicy)
 
     config.action(("nproxy.gate", "execution policy"), wrap_policy, order=10)
     config.add_tween("nproxy_core.gate.gate_tween_factory", under=EXCVIEW)

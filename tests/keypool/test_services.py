@@ -13,7 +13,7 @@ from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool import KeyPoolRouter, services
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.interfaces import ISecretBox
-from nproxy_core.keypool.models import AttemptOutcome, KeyState, ProviderKey
+from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.wiring import find_service
 
 SECRET = "AIzaSyTESTtestTESTtestTESTtest0x9Q2"
@@ -49,10 +49,11 @@ def test_masks_never_show_much_of_a_short_secret():
     assert mask_secret("01234567") == "…"
 
 
-def test_a_key_that_cannot_be_decrypted_goes_to_review(registry, add_key, db):
+def test_a_key_no_known_secret_decrypts_is_skipped_not_sent_to_review(registry, add_key, db):
     key_id = add_key("success-aaaa1")
     healthy = add_key("success-aaaa2")
-    # As if nproxy.secret had changed since the key was stored.
+    # As if nproxy.secret had changed since the key was stored (and the old one not kept):
+    # the configuration is at fault, not the key (tests/keypool/test_secrets_rotation.py).
     db.execute(
         sa.update(ProviderKey)
         .where(ProviderKey.id == key_id)
@@ -63,8 +64,9 @@ def test_a_key_that_cannot_be_decrypted_goes_to_review(registry, add_key, db):
     routed = KeyPoolRouter.from_registry(registry).route_image("nanobanana", IMAGE)
 
     assert routed.key_id == healthy
-    assert fresh_key(db, key_id).state == KeyState.MANUAL_REVIEW
-    assert attempts(db, key_id)[0].outcome == AttemptOutcome.KEY_REJECTED
+    assert fresh_key(db, key_id).state == KeyState.ACTIVE
+    assert fresh_key(db, key_id).consecutive_failures == 0
+    assert attempts(db, key_id) == []
 
 
 def test_add_key_refuses_providers_not_enabled_and_duplicates(add_key, db, registry):

@@ -10,19 +10,21 @@ one UPDATE for any feature that needs it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.events import NewResponse
 from pyramid.request import Request
 from pyramid.security import Allowed, Denied
-from pyramid.session import JSONSerializer, SignedCookieSessionFactory
+from pyramid.session import BaseCookieSessionFactory, JSONSerializer
 from pyramid.view import view_config
+from webob.cookies import SignedSerializer
 
 from nproxy_core import logs
 from nproxy_core.accounts import sessions
 from nproxy_core.accounts.models import Role, User
+from nproxy_core.config import server_secrets
 from nproxy_core.ratelimit import client_ip
 from nproxy_core.storage import IStorage
 
@@ -181,21 +183,42 @@ class ResponseHeaders:
             headers["Cache-Control"] = "no-store"
 
 
+class RotatingSignedSerializer:
+    """The session cookie's signature across a change of ``nproxy.secret`` (4.11): signed
+    with the current secret, accepted when signed with it or any of ``nproxy.secret_previous``,
+    so sessions signed before a rotation stay valid until they expire (and are re-signed with
+    the current secret when the cookie is next reissued). Signs as Pyramid's
+    ``SignedCookieSessionFactory`` does (webob's SignedSerializer, SHA-512, JSON), so cookies
+    made before this class existed still load."""
+
+    def __init__(self, secrets: Sequence[str], *, salt: str) -> None:
+        self._signers = [SignedSerializer(s, salt, "sha512", JSONSerializer()) for s in secrets]
+
+    def dumps(self, appstruct: Any) -> bytes:
+        return self._signers[0].dumps(appstruct)
+
+    def loads(self, bstruct: bytes) -> Any:
+        for signer in self._signers:
+            try:
+                return signer.loads(bstruct)
+            except ValueError:
+                continue
+        raise ValueError("Invalid signature")
+
+
 def includeme(config: Any) -> None:
     config.add_subscriber(ResponseHeaders(), NewResponse)
     settings = config.get_settings()
     secure = settings["nproxy.public_url"].startswith("https://")
-    factory = SignedCookieSessionFactory(
-        settings["nproxy.secret"],
+    factory = BaseCookieSessionFactory(
+        RotatingSignedSerializer(server_secrets(settings), salt="nproxy.session"),
         cookie_name="nproxy_session",
-        salt="nproxy.session",
         httponly=True,
         samesite="Lax",
         secure=secure,
         max_age=int(settings["nproxy.session_max_age_seconds"]),
         timeout=int(settings["nproxy.session_max_age_seconds"]),
         reissue_time=3600,
-        serializer=JSONSerializer(),
     )
     config.set_session_factory(factory)
     config.set_security_policy(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nproxy_core.config import server_secrets
 from nproxy_core.developer_api.interfaces import IApiKeyHasher, IApiRateLimiter, IApiSettings
 from nproxy_core.developer_api.keys import KeyHasher
 from nproxy_core.developer_api.settings import ApiRateLimiter, ApiSettings
@@ -20,7 +21,7 @@ def includeme(config: Any) -> None:
     settings = config.get_settings()
     api = ApiSettings.from_settings(settings)
     config.register_service(api, IApiSettings)
-    config.register_service(KeyHasher(settings["nproxy.secret"]), IApiKeyHasher)
+    config.register_service(KeyHasher(server_secrets(settings)), IApiKeyHasher)
     config.register_service(
         ApiRateLimiter(settings["nproxy.ratelimit.storage"], api.rate_limit), IApiRateLimiter
     )

@@ -26,4 +26,7 @@ class IApiKeyHasher(Interface):
     """The keyed hash of API key secrets (keys.KeyHasher)."""
 
     def hash(secret):
-        """Hex HMAC-SHA256 of the secret."""
+        """Hex HMAC-SHA256 of the secret (keyed with the current ``nproxy.secret``)."""
+
+    def hashes(secret):
+        """The hash under every known secret, the current one first."""

@@ -5,6 +5,11 @@ hash is as safe as a slow password hash, and cheap enough for every request. Onl
 stored (HMAC-SHA256, keyed with a key derived from ``nproxy.secret``, so a leaked table is no
 use without the server's secret), with the first characters as a visible prefix that also finds
 the row; the hash is then compared in constant time.
+
+Across a change of ``nproxy.secret`` (4.11) a key is recognised by its hash under the current
+secret or any of ``nproxy.secret_previous``, and a key found under an old one is re-hashed with
+the current one on that use (only the plaintext can be re-hashed, so ``nproxy secrets rotate``
+cannot do it for keys that are not used).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +52,22 @@ class InvalidApiKey(APIError):
 class KeyHasher:
     """Keyed hashing of API key secrets."""
 
-    def __init__(self, server_secret: str) -> None:
-        self._key = hmac.new(
-            server_secret.encode(), b"nproxy api key hashing v1", hashlib.sha256
-        ).digest()
+    def __init__(self, server_secrets: str | Sequence[str]) -> None:
+        """``server_secrets``: the current secret first, then the previous ones."""
+        if isinstance(server_secrets, str):
+            server_secrets = (server_secrets,)
+        self._keys = [
+            hmac.new(s.encode(), b"nproxy api key hashing v1", hashlib.sha256).digest()
+            for s in server_secrets
+        ]
 
     def hash(self, secret: str) -> str:
-        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        """The hash stored for a key: keyed with the current secret."""
+        return hmac.new(self._keys[0], secret.encode(), hashlib.sha256).hexdigest()
+
+    def hashes(self, secret: str) -> list[str]:
+        """The hash under every known secret, the current one first."""
+        return [hmac.new(k, secret.encode(), hashlib.sha256).hexdigest() for k in self._keys]
 
 
 @dataclass(frozen=True)
@@ -171,11 +186,17 @@ def bearer_secret(authorization: str | None) -> str:
 def authenticate(db: Session, hasher: KeyHasher, authorization: str | None) -> ApiKey:
     """The live key named by an ``Authorization: Bearer`` header, of a user who may use it."""
     secret = bearer_secret(authorization)
-    digest = hasher.hash(secret)
+    digests = hasher.hashes(secret)
     candidates = db.scalars(sa.select(ApiKey).where(ApiKey.prefix == secret[:PREFIX_CHARS]))
-    key = next((k for k in candidates if hmac.compare_digest(k.secret_hash, digest)), None)
+    key = next(
+        (k for k in candidates if any(hmac.compare_digest(k.secret_hash, d) for d in digests)),
+        None,
+    )
     if key is None or key.revoked_at is not None:
         raise InvalidApiKey()
+    if key.secret_hash != digests[0]:
+        # Hashed under a previous secret: from now on under the current one.
+        key.secret_hash = digests[0]
     user = db.get(User, key.user_id)
     if user is None or user.is_blocked:
         raise InvalidApiKey("This account is blocked. Contact support.")

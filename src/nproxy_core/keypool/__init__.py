@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nproxy_core.config import server_secrets
 from nproxy_core.keypool.crypto import SecretBox
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.router import (
@@ -39,7 +40,7 @@ __all__ = [
 
 def includeme(config: Any) -> None:
     settings = config.get_settings()
-    config.register_service(SecretBox(settings["nproxy.secret"]), ISecretBox)
+    config.register_service(SecretBox.from_secrets(server_secrets(settings)), ISecretBox)
     # One router per process: it keeps an engine and threads of its own.
     register_shared_service(
         config, lambda request: KeyPoolRouter.from_registry(request.registry), IKeyPoolRouter

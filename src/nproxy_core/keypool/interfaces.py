@@ -25,7 +25,14 @@ class ISecretBox(Interface):
         """The secret, encrypted for storage."""
 
     def decrypt(token):
-        """The secret, or SecretUnreadable."""
+        """The secret, or SecretUnreadable (no known secret, current or previous, opens it)."""
+
+    def open(token):
+        """(the secret, whether the current secret encrypted it), or SecretUnreadable."""
 
     def fingerprint(secret):
-        """A keyed hash that finds duplicates without storing the secret twice."""
+        """A keyed hash that finds duplicates without storing the secret twice (current
+        secret)."""
+
+    def fingerprints(secret):
+        """The fingerprint under every known secret, the current one first."""

@@ -70,12 +70,12 @@ from nproxy_core.keypool.outcomes import (
     scrub,
     truncate,
 )
+from nproxy_core.keypool.rotation import UNREADABLE_HINT, UNREADABLE_SUBJECT
 from nproxy_core.keypool.rules import KEYS, PROXIES, PROXY_FAILED, PROXY_SUCCEEDED
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import (
     AttemptResult,
     ImageRequest,
-    KeyRejectedError,
     Provider,
     ProviderError,
     RetryableError,
@@ -138,6 +138,8 @@ class KeyPoolRouter:
         self._threads = DaemonThreads()
         # Providers this process reported as exhausted: the next image made clears the alert.
         self._exhausted: set[str] = set()
+        # Keys this process found no known secret opens (alerted once each).
+        self._unreadable_keys: set[int] = set()
 
     @classmethod
     def from_registry(cls, registry: Any, **overrides: Any) -> KeyPoolRouter:
@@ -313,12 +315,8 @@ class KeyPoolRouter:
         """Proxy first (when the key has one), then direct. Returns (the last call, calls)."""
         try:
             secret = self._secrets.decrypt(claim.token)
-        except SecretUnreadable as exc:
-            # Unusable until an admin re-enters it: the same as a rejected key.
-            error = KeyRejectedError(str(exc))
-            call = ProviderCall(AttemptPath.DIRECT, None, error, 0, truncate(error.message))
-            self._record(claim, call, work)
-            return call, 0
+        except SecretUnreadable:
+            return self._unreadable(claim), 0
         calls = 0
         if claim.proxy_url is not None:
             call = self._call(plugin, work, secret, claim.proxy_url)
@@ -330,6 +328,23 @@ class KeyPoolRouter:
         calls += 1
         self._record(claim, call, work)
         return call, calls
+
+    def _unreadable(self, claim: Claim) -> ProviderCall:
+        """A key no known secret decrypts: the server's configuration is at fault (the secret
+        changed without the old one kept in ``nproxy.secret_previous``), not the key. Judging
+        it as the provider would (review, a failure count) would send every stored key to
+        review on its next use, and restoring them would not help; so the key's state is left
+        as it is, no attempt is recorded, the admins are alerted (naming the key, never a
+        secret) and the next key is tried. Fixing the configuration brings it back at once."""
+        if claim.key_id not in self._unreadable_keys:
+            # Once per key and process: only a restart with other settings (or a rotation,
+            # or deleting the key) changes the verdict.
+            self._unreadable_keys.add(claim.key_id)
+            log.error("provider key %s %s", claim.key_id, UNREADABLE_HINT)
+            detail = f"{claim.provider} key {claim.key_id} {UNREADABLE_HINT}"
+            self._alert(AlertKind.KEY_UNREADABLE, UNREADABLE_SUBJECT, detail)
+        error = RetryableError(f"key {claim.key_id} {UNREADABLE_HINT}")
+        return ProviderCall(AttemptPath.DIRECT, None, error, 0, truncate(error.message))
 
     def _call(
         self, plugin: Provider, work: ProviderWork, secret: str, proxy_url: str | None

@@ -22,6 +22,7 @@ from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool.alerts import AlertKind, key_subject
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey, Proxy, ProxyState
+from nproxy_core.keypool.rotation import check_new_secret
 from nproxy_core.keypool.router import (
     KeyPoolRouter,
     KeyTest,
@@ -196,14 +197,8 @@ def add_key(
             f"provider {provider!r} is not enabled (enabled: {', '.join(enabled) or 'none'})"
         )
     secret = validate_secret(secret)
-    fingerprint = secrets.fingerprint(secret)
-    existing = db.scalar(
-        sa.select(ProviderKey.id).where(
-            ProviderKey.provider == provider, ProviderKey.secret_fingerprint == fingerprint
-        )
-    )
-    if existing is not None:
-        raise Conflict(f"this {provider} key is already in the pool (key {existing})")
+    # A duplicate is found under the current secret or a previous one (4.11).
+    fingerprint = check_new_secret(db, secrets, provider, secret)
     if proxy_url is not None and proxy_id is not None:
         raise ValidationError("give a proxy URL or a known proxy, not both")
     group = _label(billing_group, "billing group")

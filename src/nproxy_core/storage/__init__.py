@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nproxy_core.config import server_secrets
 from nproxy_core.plugins import (
     ConfigurationError,
     boolean,
@@ -89,7 +90,7 @@ def includeme(config: Any) -> None:
     settings = config.get_settings()
     config.register_service(make_storage(settings), IStorage)
     config.register_service(
-        MediaLinks(settings["nproxy.secret"], settings["nproxy.public_url"]), IMediaLinks
+        MediaLinks(server_secrets(settings), settings["nproxy.public_url"]), IMediaLinks
     )
     config.add_directive("add_media_resolver", add_media_resolver)
     config.add_directive("add_stored_objects", add_stored_objects)

@@ -20,6 +20,9 @@ class AlertKind(enum.StrEnum):
     PAYMENT_FLAGGED = "payment_flagged"
     WORKER_HEARTBEAT = "worker_heartbeat"
     QUEUE_DEPTH = "queue_depth"
+    #: Stored provider keys no known secret decrypts: NPROXY_SECRET changed without the old
+    #: one kept in NPROXY_SECRET_PREVIOUS (4.11). A configuration fault, not the keys'.
+    KEY_UNREADABLE = "key_unreadable"
 
 
 class IAlertNotifier(Interface):
