@@ -38,7 +38,10 @@ max_requests = 20000
 max_requests_jitter = 2000
 # Caddy's address(es): X-Forwarded-Proto is trusted only from them. compose.yml sets it.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
-accesslog = None  # Caddy logs requests; the app logs what matters.
+# Logging is the ini's sections (gunicorn applies them itself): one JSON object per line, gunicorn's
+# own lines included. The app writes one line per request (logger nproxy.access, with the route,
+# status, duration and request id), so gunicorn's access log stays off.
+accesslog = None
 errorlog = "-"
 # No control socket (gunicorn >= 25): nothing here uses gunicornc, and several servers on one
 # host (tests, benchmarks) would fight over the one default path.

@@ -304,8 +304,10 @@ class WebServer:
     """The web app served as in production: gunicorn with the repository's gunicorn.conf.py
     (gthread workers), on a port of its own, its log in a file."""
 
-    def __init__(self, folder: Path, settings: dict[str, Any], **environ: str) -> None:
-        ini = write_ini(folder, settings, name="web.ini")
+    def __init__(
+        self, folder: Path, settings: dict[str, Any], logging: str = LOGGING_INI, **environ: str
+    ) -> None:
+        ini = write_ini(folder, settings, name="web.ini", logging=logging)
         self.log_path = folder / "web.log"
         self._log = self.log_path.open("wb")
         # Port 0: the kernel picks a free port as gunicorn binds it, so no other server of a

@@ -52,6 +52,15 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "SMTP_PORT": "mail.port",
     "SMTP_USERNAME": "mail.username",
     "SMTP_PASSWORD": "mail.password",
+    # What an operator changes without rebuilding the image (DESIGN 4.11): the enabled plugins,
+    # the sender of every email, each plugin's base URL, and where processes keep their state.
+    "NPROXY_PROVIDERS": "nproxy.providers",
+    "NPROXY_PAYMENTS": "nproxy.payments",
+    "MAIL_DEFAULT_SENDER": "mail.default_sender",
+    "NANOBANANA_API_BASE": "nanobanana.api_base",
+    "NOWPAYMENTS_API_BASE": "nowpayments.api_base",
+    "TELEGRAM_API_BASE": "telegram.api_base",
+    "NPROXY_STATE_DIR": "nproxy.state_dir",
 }
 
 DEFAULTS: dict[str, str] = {
@@ -114,6 +123,16 @@ def server_secrets(settings: Mapping[str, Any]) -> tuple[str, ...]:
     return (settings["nproxy.secret"], *settings.get("nproxy.secret_previous", ()))
 
 
+def default_state_dir(environ: Mapping[str, str]) -> str:
+    """Where processes keep their state (beat's schedule, heartbeat files) when
+    ``nproxy.state_dir`` is not set: ``$XDG_STATE_HOME/nproxy``, else ``~/.local/state/nproxy``.
+    The user's own folder, so it is writable whatever the working directory (the image's
+    ``/app`` belongs to root); the image sets ``NPROXY_STATE_DIR`` to a folder of its own."""
+    home = environ.get("HOME") or os.path.expanduser("~")
+    base = environ.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
+    return os.path.join(base, "nproxy")
+
+
 def normalize_settings(
     settings: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -126,6 +145,8 @@ def normalize_settings(
     for env_name, key in ENVIRONMENT_OVERRIDES.items():
         if environ.get(env_name):
             merged[key] = environ[env_name]
+    if not str(merged.get("nproxy.state_dir") or "").strip():
+        merged["nproxy.state_dir"] = default_state_dir(environ)
     for key in REQUIRED:
         setting(merged, key, required=True)
     merged["nproxy.public_url"] = setting(merged, "nproxy.public_url", cast=http_url)
@@ -181,6 +202,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.notifications")
     config.include("nproxy_core.audit")
     config.include("nproxy_core.health")
+    # Heartbeat files for the containers' healthchecks (``nproxy health``).
+    config.include("nproxy_core.healthcheck")
     # Admin alerts: every feature below may raise one (the key pool, billing, the probes).
     config.include("nproxy_core.telegram")
     config.include("nproxy_core.keypool")

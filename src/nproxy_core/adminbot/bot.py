@@ -34,6 +34,7 @@ from telegram.ext import (
 
 from nproxy_core.adminbot import commands
 from nproxy_core.db import IDatabase, utcnow
+from nproxy_core.healthcheck import HeartbeatFile, heartbeat_path
 from nproxy_core.plugins import http_url, setting
 from nproxy_core.telegram import pairing
 from nproxy_core.wiring import find_service
@@ -205,14 +206,17 @@ class AdminBot:
     async def _started(self, application: Application) -> None:
         await application.bot.set_my_commands(commands.MENU)
         self._notifier = asyncio.create_task(self.notify_pairings())
+        # The container's healthcheck (``nproxy health bot``): beats from this event loop.
+        heartbeat = HeartbeatFile(heartbeat_path(self.registry.settings, "bot"))
+        self._heartbeat = asyncio.create_task(heartbeat.beat_forever())
         log.info("admin bot started")
 
     async def _stopped(self, application: Application) -> None:
-        task = getattr(self, "_notifier", None)
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (getattr(self, "_notifier", None), getattr(self, "_heartbeat", None)):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 POLLING = {"allowed_updates": ["message", "callback_query"], "poll_interval": 0.0, "timeout": 10}

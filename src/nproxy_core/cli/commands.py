@@ -84,6 +84,7 @@ def worker(cli: CLIContext, concurrency: int | None, loglevel: str) -> None:
     size_worker_threads()
     cli.registry[CELERY_APP].worker_main(
         [
+            *_quiet_when_json(),
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",
@@ -100,4 +101,13 @@ def worker(cli: CLIContext, concurrency: int | None, loglevel: str) -> None:
 def beat(cli: CLIContext, loglevel: str) -> None:
     """Run Celery beat: the periodic jobs (run exactly one)."""
     schedule = cli.settings.get("celery.beat_schedule_file", "var/celerybeat-schedule")
-    cli.registry[CELERY_APP].start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule}"])
+    cli.registry[CELERY_APP].start(
+        [*_quiet_when_json(), "beat", f"--loglevel={loglevel}", f"--schedule={schedule}"]
+    )
+
+
+def _quiet_when_json() -> list[str]:
+    """No banner when the logs are JSON lines (production's logging): it is plain text."""
+    from nproxy_core.logs import writes_json
+
+    return ["--quiet"] if writes_json() else []
