@@ -301,6 +301,7 @@ def keys_with_stats(db: Session, now: dt.datetime) -> list[tuple[ProviderKey, Ke
         db.scalars(
             sa.select(ProviderKey)
             .options(joinedload(ProviderKey.proxy))
+            .where(ProviderKey.deleted_at.is_(None))
             .order_by(ProviderKey.provider, ProviderKey.id)
         )
     )

@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from nproxy_core.db import IDatabase
 from nproxy_core.generation.completion import completion_signal
 from nproxy_core.generation.interfaces import ICompletionSignal, IGenerationSettings, IJobRunner
+from nproxy_core.generation.key_usage import GenerationKeyUsage
 from nproxy_core.generation.models import GenerationImage
 from nproxy_core.generation.runner import JobRunner
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.tasks import sweep_generations
 from nproxy_core.health.liveness import IWorkerLiveness
 from nproxy_core.keypool import IKeyPoolRouter
+from nproxy_core.keypool.interfaces import IKeyUsage
 from nproxy_core.plugins import ConfigurationError
 from nproxy_core.storage.media import stored_image_resolver
 from nproxy_core.tasks import TASKS
@@ -56,6 +58,8 @@ def includeme(config: Any) -> None:
     register_shared_service(config, _completion_signal, ICompletionSignal)
     # One runner per process: it keeps lease threads and a pool for the images of batches.
     register_shared_service(config, _runner, IJobRunner)
+    # The key pool asks, before deleting a key, whether unfinished generations used it.
+    config.register_service(GenerationKeyUsage(), IKeyUsage)
 
     config.add_media_resolver(stored_image_resolver(GenerationImage), name="generated images")
     config.add_stored_objects(GenerationImage, prefix="generations/")

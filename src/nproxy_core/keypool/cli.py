@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from decimal import Decimal
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
-from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
+from nproxy_core.keypool.interfaces import IKeyPoolRouter, IKeyUsage, ISecretBox
 from nproxy_core.keypool.projects import project_views
 from nproxy_core.plugin_registry.loader import discover, enabled_names
 from nproxy_core.plugins import PROVIDER_GROUP
@@ -152,6 +153,84 @@ def keys_disable(cli: CLIContext, key_id: int) -> None:
     with cli.transaction() as db:
         key = pool.disable_key(db, key_id, actor=CONSOLE)
         click.echo(f"key {key.id} is disabled")
+
+
+@keys.command("edit")
+@click.argument("key_id", type=int)
+@click.option("--label", default=None, help="A name for people (empty: none).")
+@click.option(
+    "--proxy",
+    "proxy",
+    default=None,
+    metavar="ID|URL|none",
+    help="Call through this known proxy (its id or URL), or `none` to call directly.",
+)
+@click.option("--project", default=None, help="The provider-side project (empty: none).")
+@click.option("--billing-group", default=None, help="Keys paid by the same account (empty: none).")
+@pass_cli
+def keys_edit(
+    cli: CLIContext,
+    key_id: int,
+    label: str | None,
+    proxy: str | None,
+    project: str | None,
+    billing_group: str | None,
+) -> None:
+    """Change a key's label, proxy, project or billing group (the secret never changes)."""
+    changes = {
+        name: value
+        for name, value in (
+            ("label", label),
+            ("project", project),
+            ("billing_group", billing_group),
+        )
+        if value is not None
+    }
+    if proxy is None and not changes:
+        raise click.UsageError("give at least one of --label, --proxy, --project, --billing-group")
+    with cli.transaction() as db:
+        if proxy is not None:
+            changes["proxy_id"] = _proxy_id(db, proxy)
+        key = pool.edit_key(db, key_id, actor=CONSOLE, **changes)
+        view = pool.key_view(key)
+    click.echo(
+        f"key {view['id']}: label {view['label'] or '-'}, proxy {view['proxy'] or 'none'}, "
+        f"project {view['project'] or '-'}, billing group {view['billing_group'] or '-'}"
+    )
+
+
+def _proxy_id(db: Any, proxy: str) -> int | None:
+    """A proxy named on the command line by id or URL; None for ``none`` (call directly)."""
+    if proxy.strip().lower() in ("", "none", "direct"):
+        return None
+    if proxy.strip().isdigit():
+        return pool.get_proxy(db, int(proxy)).id
+    url = pool.validate_proxy_url(proxy)
+    for known in pool.list_proxies(db):
+        if known.url == url:
+            return known.id
+    raise ValidationError(
+        f"no proxy {pool.display_proxy_url(url)}: add it first with `nproxy proxies add`"
+    )
+
+
+@keys.command("delete")
+@click.argument("key_id", type=int)
+@click.option("--yes", is_flag=True, help="Delete without asking for confirmation.")
+@pass_cli
+def keys_delete(cli: CLIContext, key_id: int, yes: bool) -> None:
+    """Delete a key: it leaves the pool for good (its attempts' history stays).
+
+    Refused while an unfinished generation has used the key.
+    """
+    with cli.transaction() as db:
+        key = pool.get_key(db, key_id)
+        if not yes and not click.confirm(
+            f"Delete {key.provider} key {key.id} ({key.secret_mask})?"
+        ):
+            raise click.ClickException("not deleted")
+        pool.delete_key(db, key_id, actor=CONSOLE, usage=cli.find_service(IKeyUsage))
+    click.echo(f"key {key_id} deleted")
 
 
 @keys.command("test")

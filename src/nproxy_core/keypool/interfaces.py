@@ -36,3 +36,11 @@ class ISecretBox(Interface):
 
     def fingerprints(secret):
         """The fingerprint under every known secret, the current one first."""
+
+
+class IKeyUsage(Interface):
+    """Whether work in progress uses a key (the generation pipeline answers; it sits above the
+    key pool, which cannot read generations)."""
+
+    def unfinished(db, key_id):
+        """Ids (str) of unfinished generations that made an attempt with the key."""

@@ -21,6 +21,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool.alerts import AlertKind, key_subject
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
+from nproxy_core.keypool.interfaces import IKeyUsage
 from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey, Proxy, ProxyState
 from nproxy_core.keypool.rotation import check_new_secret
 from nproxy_core.keypool.router import (
@@ -38,6 +39,7 @@ __all__ = [
     "Actor",
     "add_key",
     "add_proxy",
+    "delete_key",
     "disable_key",
     "disable_proxy",
     "edit_key",
@@ -250,7 +252,8 @@ def project_rests_until(db: Session, provider: str, project: str | None) -> dt.d
 
 
 def get_key(db: Session, key_id: int, *, for_update: bool = False) -> ProviderKey:
-    query = sa.select(ProviderKey).where(ProviderKey.id == key_id)
+    """A key by id; a deleted key is no longer one (NotFound) for any action."""
+    query = sa.select(ProviderKey).where(ProviderKey.id == key_id, ProviderKey.deleted_at.is_(None))
     if for_update:
         # The router writes these rows from other processes; hold the row while we change it.
         query = query.with_for_update(of=ProviderKey)
@@ -350,6 +353,32 @@ def edit_key(
     return key
 
 
+def delete_key(db: Session, key_id: int, *, actor: Actor, usage: IKeyUsage) -> ProviderKey:
+    """Delete a key: refused while a generation that used it is unfinished.
+
+    The row stays, disabled and marked deleted, out of every list and action: its attempts,
+    estimated spend, rollups and audit entries keep naming the key they were made with (a
+    removed row would take them with it, or leave ids that name nothing). The router never
+    chooses a disabled key, and the row lock taken here waits for a claim in progress.
+    """
+    key = get_key(db, key_id, for_update=True)
+    busy = usage.unfinished(db, key_id)
+    if busy:
+        shown = ", ".join(busy[:3]) + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+        raise Conflict(
+            f"key {key_id} is in use by {len(busy)} unfinished generation(s) ({shown}); "
+            "disable it and delete it once they finish"
+        )
+    before = key_view(key)
+    key.state = KeyState.DISABLED
+    key.state_reason = f"deleted by {actor.name}"
+    key.deleted_at = utcnow()
+    key.version = key.version + 1
+    db.flush()
+    actor.record(db, "key.delete", "provider_key", key.id, before, None)
+    return key
+
+
 def test_key(
     db: Session, router: KeyPoolRouter, key_id: int, *, generate: bool, actor: Actor
 ) -> KeyTest:
@@ -432,7 +461,11 @@ def test_proxy(
 
 
 def list_keys(db: Session, provider: str | None = None) -> list[ProviderKey]:
-    query = sa.select(ProviderKey).order_by(ProviderKey.provider, ProviderKey.id)
+    query = (
+        sa.select(ProviderKey)
+        .where(ProviderKey.deleted_at.is_(None))
+        .order_by(ProviderKey.provider, ProviderKey.id)
+    )
     if provider is not None:
         query = query.where(ProviderKey.provider == provider)
     return list(db.scalars(query))
