@@ -48,6 +48,24 @@ errorlog = "-"
 control_socket_disable = True
 
 
+def on_starting(server: Any) -> None:
+    """Build the app's configuration once in the master, before the port opens or a worker
+    forks: a configuration error stops gunicorn with one line and a non-zero exit, as it stops
+    the CLI. (In a worker it would not: gunicorn restarts a worker that exits, over and over,
+    with the port open and /healthz silent.) The workers then fork with the app's modules
+    already imported."""
+    if server.cfg.paste is None:
+        return
+    from pyramid.paster import get_appsettings
+
+    from nproxy_core.config import ConfigurationError, configure
+
+    try:
+        configure(get_appsettings(server.app.app_uri)).commit()
+    except ConfigurationError as exc:
+        raise SystemExit(f"nproxy: configuration error: {exc}") from None
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """A worker that exits leaves its counters (they still count) but not its live gauges."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

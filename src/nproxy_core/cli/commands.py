@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
 from nproxy_core.cli import main
@@ -100,7 +103,7 @@ def worker(cli: CLIContext, concurrency: int | None, loglevel: str) -> None:
 @pass_cli
 def beat(cli: CLIContext, loglevel: str) -> None:
     """Run Celery beat: the periodic jobs (run exactly one)."""
-    schedule = cli.settings.get("celery.beat_schedule_file", "var/celerybeat-schedule")
+    schedule = beat_schedule_file(cli.settings)
     cli.registry[CELERY_APP].start(
         [*_quiet_when_json(), "beat", f"--loglevel={loglevel}", f"--schedule={schedule}"]
     )
@@ -111,3 +114,24 @@ def _quiet_when_json() -> list[str]:
     from nproxy_core.logs import writes_json
 
     return ["--quiet"] if writes_json() else []
+
+
+def beat_schedule_file(settings: dict[str, Any]) -> str:
+    """Where beat keeps its schedule: ``celery.beat_schedule_file``, else ``celerybeat-schedule``
+    in the state folder (``nproxy.state_dir``), whose folder is created if missing. Never
+    relative to the working directory, which the process may not own (the image's /app)."""
+    configured = str(settings.get("celery.beat_schedule_file") or "").strip()
+    path = configured or os.path.join(settings["nproxy.state_dir"], "celerybeat-schedule")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot create {folder} for beat's schedule (nproxy.state_dir, NPROXY_STATE_DIR):"
+            f" {exc.strerror}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise click.ClickException(
+            f"{folder} is not writable for beat's schedule (nproxy.state_dir, NPROXY_STATE_DIR)"
+        )
+    return path
