@@ -88,7 +88,7 @@ def _one_line(exc: Exception) -> str:
 
 
 @click.group(cls=NproxyGroup)
-@click.version_option(package_name=DISTRIBUTION, message="%(prog)s %(version)s")
+@click.version_option(package_name=DISTRIBUTION, message="nproxy %(version)s")
 @click.option(
     "-c",
     "--config",
