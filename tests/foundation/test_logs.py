@@ -139,7 +139,9 @@ def test_production_logging_keeps_the_apps_info_lines_and_drops_the_libraries():
     assert len(entries) == 5
 
 
-def test_every_answer_has_one_access_line_without_the_query(app):
+def test_every_answer_has_one_access_line_without_the_query(app, customer_factory):
+    developer = customer_factory(app)
+    api_key = developer.api.post("/api/v1/api-keys", {"name": "logs"}).json["key"]
     lines = []
     handler = logging.Handler()
     handler.setFormatter(JsonFormatter())
@@ -153,6 +155,7 @@ def test_every_answer_has_one_access_line_without_the_query(app):
         app.get("/media/x.png?sig=sEcReT-signature&expires=1", status="*")
         app.get("/nowhere", status=404)
         app.post("/api/v1/auth/login", status=403)  # no CSRF token
+        app.get("/v1/usage", headers={"Authorization": f"Bearer {api_key}"})
     finally:
         access.removeHandler(handler)
         access.setLevel(logging.NOTSET)
@@ -163,8 +166,10 @@ def test_every_answer_has_one_access_line_without_the_query(app):
         ("GET", "/media/x.png", entries[2]["status"]),
         ("GET", "/nowhere", 404),
         ("POST", "/api/v1/auth/login", 403),
+        ("GET", "/v1/usage", 200),
     ]
     assert entries[0]["route"] == "/healthz" and entries[0]["request_id"] == "req-access-1"
+    assert "user_id" not in entries[0] and entries[5]["user_id"] == str(developer.user.id)
     assert entries[3]["route"] is None
     assert entries[4]["route"] == "/api/v1/auth/login"
     assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in entries)

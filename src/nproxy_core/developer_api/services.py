@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from pyramid.request import Request
 from sqlalchemy.orm import Session
 
+from nproxy_core import logs
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.developer_api.interfaces import IApiKeyHasher, IApiRateLimiter, IApiSettings
 from nproxy_core.developer_api.keys import KeyHasher, authenticate
@@ -72,6 +73,7 @@ def identify_caller(request: Request) -> Caller:
     """
     hasher: KeyHasher = request.find_service(IApiKeyHasher)
     key = authenticate(request.db, hasher, request.headers.get("Authorization"))
+    logs.bind(user_id=key.user_id)  # the request's log lines (its access line too) name the user
     rate = request.find_service(IApiRateLimiter).hit(key.id)
     caller = Caller(key.id, key.user_id, key.name)
 
