@@ -108,3 +108,43 @@ def test_the_page_says_when_no_bot_token_is_set(admin):
     page = admin.get("/admin/telegram")
     assert "No bot token is set" in page.text
     assert "Nobody is paired" in page.text
+
+
+def waiting_code(db: Any, telegram_id: int, username: str) -> None:
+    now = utcnow()
+    db.add(
+        TelegramPairing(
+            code=f"CLR{telegram_id}"[:8],
+            telegram_id=telegram_id,
+            chat_id=telegram_id,
+            username=username,
+            created_at=now,
+            expires_at=now + dt.timedelta(hours=1),
+        )
+    )
+    db.commit()
+
+
+def test_clearing_pending_pairings_drops_every_code_with_one_web_audit_row(admin, db):
+    waiting_code(db, 771, "flood1")
+    waiting_code(db, 772, "flood2")
+    page = admin.get("/admin/telegram")
+    [form] = page.html.select("#telegram-clear form")
+    assert form["method"] == "post" and form["action"] == "/admin/telegram/pending/clear"
+    assert form.select_one('input[name="csrf_token"]')
+    assert form.get_text(strip=True) == "Clear pending pairings"
+
+    # Without the form's token: refused, nothing dropped.
+    assert admin.post("/admin/telegram/pending/clear", csrf=False).status_int == 403
+    assert audit_rows(db, "telegram.clear_pending") == []
+
+    res, ok, errors = admin.act("/admin/telegram/pending/clear")
+    assert res.location.endswith("/admin/telegram")
+    assert ok == ["Dropped 2 pending pairing codes; their askers may ask the bot again."]
+    assert errors == []
+    page = admin.get("/admin/telegram")
+    assert page.html.select("#telegram-pending tbody tr") == []
+    assert page.html.select("#telegram-clear") == []  # nothing left to clear
+    [entry] = audit_rows(db, "telegram.clear_pending")
+    assert (entry.surface, entry.actor) == ("web", "boss@example.com")
+    assert entry.before == {"pending": 2, "telegram_ids": [771, 772]}

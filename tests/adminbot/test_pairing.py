@@ -9,11 +9,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
 from cli_runner import nproxy
 from cli_runner import one_line_error as refusal
 from fakes.telegram import FakeTelegram
 from nproxy_core.audit.models import AuditEntry
+from nproxy_core.cli import main
+from nproxy_core.db import utcnow
+from nproxy_core.telegram import pairing
 from nproxy_core.telegram.models import TelegramAdmin, TelegramPairing
 
 CODE = re.compile(r"nproxy pair ([A-Z0-9]{8})\b")
@@ -35,6 +39,10 @@ def ask_code(telegram: FakeTelegram, user_id: int, text: str = "/start", **kw: A
     seen = len(telegram.sent_to(user_id))
     telegram.send_text(user_id, text, **kw)
     return code_in(telegram.wait_for_message(user_id, after=seen).text)
+
+
+def asker(telegram_id: int) -> pairing.Asker:
+    return pairing.Asker(telegram_id, telegram_id, f"user{telegram_id}", "Someone")
 
 
 def test_a_stranger_pairs_from_the_console_and_is_told_within_ten_seconds(
@@ -106,15 +114,90 @@ def test_an_expired_code_is_refused_and_a_new_one_is_given(bot, telegram, ini, d
     assert ask_code(telegram, 601) != code
 
 
-def test_at_most_ten_codes_wait_and_the_eleventh_user_is_told_to_try_later(bot, telegram, db):
-    codes = {ask_code(telegram, 700 + n) for n in range(10)}
-    assert len(codes) == 10
-    telegram.send_text(711, "/start")
-    answer = telegram.wait_for_message(711).text
-    assert "try again later" in answer and "nproxy pair" not in answer
-    assert db.scalar(sa.select(sa.func.count()).select_from(TelegramPairing)) == 10
-    # A user already waiting still gets their code.
-    assert ask_code(telegram, 700) in codes
+def test_a_flood_of_200_strangers_cannot_keep_a_new_admin_out(bot, telegram, ini, db):
+    strangers = range(10_000, 10_200)
+    for stranger in strangers:  # what the bot does for each (see the tests below for the bot)
+        assert pairing.code_for(db, asker(stranger))
+        db.commit()
+    # The pool is full of their codes (the newest), and nothing refused anyone.
+    waiting = pairing.pending(db)
+    assert len(waiting) == pairing.MAX_PENDING
+    assert {p.telegram_id for p in waiting} == set(strangers[-pairing.MAX_PENDING :])
+
+    code = ask_code(telegram, 4242, username="operator")
+    paired = nproxy("-c", ini, "pair", code, "--yes")
+    assert paired.returncode == 0, paired.stderr
+    assert "Telegram id 4242, @operator" in paired.stdout
+    db.expire_all()
+    assert db.scalars(sa.select(TelegramAdmin.telegram_id)).all() == [4242]
+    telegram.wait_for_message(4242, contains="now have admin access")
+
+
+def test_an_account_gets_one_live_code_and_a_few_new_ones_a_day(db):
+    now = utcnow()
+    first = pairing.code_for(db, asker(1), now)
+    assert pairing.code_for(db, asker(1), now + dt.timedelta(minutes=59)) == first
+    codes = {first}
+    # Each hour the code expires and a new one may be had, up to the day's limit.
+    for hour in range(1, pairing.MAX_CODES_PER_DAY):
+        codes.add(pairing.code_for(db, asker(1), now + dt.timedelta(hours=hour)))
+    assert None not in codes and len(codes) == pairing.MAX_CODES_PER_DAY
+    later = now + dt.timedelta(hours=pairing.MAX_CODES_PER_DAY)
+    assert pairing.code_for(db, asker(1), later) is None
+    assert pairing.code_for(db, asker(2), later) is not None  # another account is not held
+    # A day after the first code, the oldest no longer counts; unused codes are purged then.
+    assert pairing.code_for(db, asker(1), now + dt.timedelta(hours=24, seconds=1)) is not None
+    kept = db.scalars(sa.select(TelegramPairing.created_at)).all()
+    assert min(kept) > now
+
+
+def test_a_full_pool_gives_up_the_most_persistent_askers_oldest_code_first(db):
+    now = utcnow()
+    operator = pairing.code_for(db, asker(1), now)
+    for n in range(2, pairing.MAX_PENDING + 1):  # the pool is now full
+        assert pairing.code_for(db, asker(n), now + dt.timedelta(seconds=n))
+    db.execute(
+        sa.update(TelegramPairing)
+        .where(TelegramPairing.telegram_id == 50)
+        .values(
+            expires_at=now  # stranger 50 was cleared, and asks again
+        )
+    )
+    again = now + dt.timedelta(minutes=1)
+    assert pairing.code_for(db, asker(50), again)
+    assert pairing.code_for(db, asker(1000), again)  # full: someone gives way
+    waiting = {p.telegram_id: p.code for p in pairing.pending(db, again)}
+    assert len(waiting) == pairing.MAX_PENDING
+    # Stranger 50 asked twice today: their code went, not the operator's (the oldest).
+    assert 50 not in waiting and waiting[1] == operator and 1000 in waiting
+    assert pairing.code_for(db, asker(1001), again)
+    waiting = {p.telegram_id for p in pairing.pending(db, again)}
+    assert 1 not in waiting and 1001 in waiting  # then the oldest
+
+
+def test_pending_lists_the_askers_but_no_code_and_clear_drops_them_audited(bot, telegram, ini, db):
+    codes = [ask_code(telegram, 300 + n, username=f"asker{n}") for n in range(3)]
+    listed = cli(ini, "telegram", "pending")
+    assert listed.exit_code == 0, listed.output
+    assert "Telegram id 301, @asker1, Ada; asked " in listed.output
+    assert "3 of at most 100 codes waiting." in listed.output
+    assert not any(code in listed.output for code in codes)
+
+    cleared = cli(ini, "telegram", "clear")
+    assert cleared.exit_code == 0 and "Dropped 3 pending pairing codes." in cleared.output
+    assert "No pairing codes are waiting." in cli(ini, "telegram", "pending").output
+    one_line_error(nproxy("-c", ini, "pair", codes[0], "--yes"), "expired")
+    [entry] = db.scalars(
+        sa.select(AuditEntry).where(AuditEntry.action == "telegram.clear_pending")
+    ).all()
+    assert (entry.surface, entry.actor) == ("cli", "console")
+    assert entry.before == {"pending": 3, "telegram_ids": [300, 301, 302]}
+    # Their askers may ask again, and get a new code.
+    assert ask_code(telegram, 300) not in codes
+
+
+def cli(ini: str, *args: str) -> Any:
+    return CliRunner().invoke(main, ["-c", ini, *args])
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ test a key                            ``keypool.services.test_key``
 add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``enable_proxy``,
                                       ``disable_proxy``, ``test_proxy``
 revoke a paired Telegram admin        ``telegram.pairing.revoke``
+clear pending Telegram pairings       ``telegram.pairing.clear``
 ====================================  ==================================================
 
 The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
@@ -87,6 +88,7 @@ def includeme(config: Any) -> None:
         "admin.audit": "/admin/audit",
         "admin.telegram": "/admin/telegram",
         "admin.telegram.revoke": "/admin/telegram/{telegram_id}/revoke",
+        "admin.telegram.clear": "/admin/telegram/pending/clear",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

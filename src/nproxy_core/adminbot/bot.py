@@ -127,7 +127,10 @@ class AdminBot:
         )
         code = await self.db(lambda db: pairing.code_for(db, asker))
         if code is None:
-            return "Too many pairing requests are waiting right now. Please try again later."
+            return (
+                "Too many pairing codes were asked for from this account today. "
+                "Please try again later."
+            )
         return (
             "This bot is for nproxy admins. To get access, ask an operator to run this on the "
             f"server within the hour:\n\nnproxy pair {code}"

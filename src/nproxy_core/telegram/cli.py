@@ -39,7 +39,7 @@ def pair(cli: CLIContext, code: str, yes: bool, as_email: str | None) -> None:
 
 @main.group()
 def telegram() -> None:
-    """Paired Telegram admins."""
+    """Paired Telegram admins and pending pairings."""
 
 
 @telegram.command("list")
@@ -59,6 +59,32 @@ def telegram_list(cli: CLIContext) -> None:
             )
         for item in waiting:
             click.echo(f"pending: {_who(item)}; expires {item.expires_at:%H:%M} UTC")
+
+
+@telegram.command("pending")
+@pass_cli
+def telegram_pending(cli: CLIContext) -> None:
+    """List who is waiting with a pairing code (never the codes: those prove who asked)."""
+    with cli.transaction() as db:
+        waiting = pairing.pending(db)
+        if not waiting:
+            click.echo("No pairing codes are waiting.")
+            return
+        for item in waiting:
+            click.echo(
+                f"{_who(item)}; asked {item.created_at:%Y-%m-%d %H:%M} UTC, "
+                f"expires {item.expires_at:%Y-%m-%d %H:%M} UTC"
+            )
+        click.echo(f"{len(waiting)} of at most {pairing.MAX_PENDING} codes waiting.")
+
+
+@telegram.command("clear")
+@pass_cli
+def telegram_clear(cli: CLIContext) -> None:
+    """Drop every pending pairing code (their askers may ask the bot again)."""
+    with cli.transaction() as db:
+        dropped = pairing.clear(db, actor=CONSOLE)
+    click.echo(f"Dropped {dropped} pending pairing code{'' if dropped == 1 else 's'}.")
 
 
 @telegram.command("revoke")

@@ -3,8 +3,27 @@
 A user not on the allowlist gets an 8-character code; an operator confirms it on the server
 console (``nproxy pair CODE``), which puts the Telegram id on the allowlist. Codes are single
 use and expire after an hour; asking again while a code is valid gives the same code, so a
-user pressing /start twice never invalidates what they already copied. At most
-:data:`MAX_PENDING` codes are valid at once: an open bot cannot be used to fill the table.
+user pressing /start twice never invalidates what they already copied.
+
+The bot is open to anyone on Telegram, so strangers must not be able to keep the operator
+out. A cap that refuses new askers (the old "10 pending codes at once", or any global number
+of codes per hour) is exactly the lever for that: whoever fills it first keeps everyone else
+out for as long as they keep asking. So nothing global ever refuses:
+
+- the pool holds :data:`MAX_PENDING` valid codes; when it is full, a new asker still gets a
+  code and an older one is given up (:func:`_evict`): the oldest code of whoever asked most
+  today, so a stranger asking again and again pushes out their own kind first, and an
+  operator who asked once goes last;
+- each Telegram account holds one valid code and gets at most :data:`MAX_CODES_PER_DAY` new
+  ones a day (codes given up or cleared count too), so a flood needs fresh accounts: to push
+  the operator's code out in the minute between asking and typing ``nproxy pair``, it must
+  bring :data:`MAX_PENDING` new accounts in that minute, every minute the operator might try;
+- codes that were never used are kept a day (:data:`KEEP_UNUSED`) for that count, then purged.
+
+Limits alone could not promise the operator a code; eviction does (the newest asker always
+gets one, unless that very account asked too often today), and the per-account limit is what
+makes eviction costly to abuse. ``nproxy telegram pending`` shows who is asking and
+``nproxy telegram clear`` (or the button on ``/admin/telegram``) drops every pending code.
 """
 
 from __future__ import annotations
@@ -28,7 +47,12 @@ __all__ = ["Asker", "PairingRefused", "TelegramAdmin", "TelegramPairing"]
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 CODE_TTL = dt.timedelta(hours=1)
-MAX_PENDING = 10
+#: Valid codes at once; when full, a new asker pushes an older code out (see above).
+MAX_PENDING = 100
+#: New codes one Telegram account may get in a day (:data:`KEEP_UNUSED`).
+MAX_CODES_PER_DAY = 5
+#: Unused codes are kept this long after they were given, for the per-account count.
+KEEP_UNUSED = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -75,25 +99,59 @@ def pending(db: Session, now: dt.datetime | None = None) -> list[TelegramPairing
     )
 
 
+def _lock(db: Session) -> None:
+    if db.get_bind().dialect.name == "postgresql":
+        # Counting then inserting or evicting must not interleave with another caller's.
+        db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('telegram_pairings'))"))
+
+
+def _purge(db: Session, now: dt.datetime) -> None:
+    """Unused codes older than :data:`KEEP_UNUSED` go: no count needs them any more."""
+    db.execute(
+        sa.delete(TelegramPairing).where(
+            TelegramPairing.completed_at.is_(None),
+            TelegramPairing.created_at <= now - KEEP_UNUSED,
+        )
+    )
+
+
+def _asked_today(db: Session, now: dt.datetime) -> dict[int, int]:
+    """New codes given to each Telegram account in the last day (unused ones)."""
+    rows = db.execute(
+        sa.select(TelegramPairing.telegram_id, sa.func.count())
+        .where(
+            TelegramPairing.completed_at.is_(None),
+            TelegramPairing.created_at > now - KEEP_UNUSED,
+        )
+        .group_by(TelegramPairing.telegram_id)
+    )
+    return {telegram_id: count for telegram_id, count in rows}
+
+
+def _evict(waiting: list[TelegramPairing], asked: dict[int, int], now: dt.datetime) -> None:
+    """Make room for one more code: give up the oldest code of whoever asked most today."""
+    keep = MAX_PENDING - 1
+    if len(waiting) <= keep:
+        return
+    order = sorted(waiting, key=lambda p: (-asked.get(p.telegram_id, 0), p.created_at, p.id))
+    for pairing in order[: len(waiting) - keep]:
+        pairing.expires_at = now  # no longer valid; still counted for its asker today
+
+
 def code_for(db: Session, asker: Asker, now: dt.datetime | None = None) -> str | None:
     """The pairing code for this Telegram user: their valid one, or a new one; None when
-    :data:`MAX_PENDING` codes are already waiting."""
+    this account was given :data:`MAX_CODES_PER_DAY` codes in the last day already."""
     now = now or utcnow()
-    if db.get_bind().dialect.name == "postgresql":
-        # Counting then inserting must not interleave with another caller's.
-        db.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('telegram_pairings'))"))
+    _lock(db)
+    _purge(db, now)
     waiting = pending(db, now)
     for pairing in waiting:
         if pairing.telegram_id == asker.telegram_id:
             return pairing.code
-    if len(waiting) >= MAX_PENDING:
+    asked = _asked_today(db, now)
+    if asked.get(asker.telegram_id, 0) >= MAX_CODES_PER_DAY:
         return None
-    # Expired codes are of no use to anyone: drop them so their codes may come back.
-    db.execute(
-        sa.delete(TelegramPairing).where(
-            TelegramPairing.completed_at.is_(None), TelegramPairing.expires_at <= now
-        )
-    )
+    _evict(waiting, asked, now)
     while True:
         code = new_code()
         if db.scalar(sa.select(TelegramPairing.id).where(TelegramPairing.code == code)) is None:
@@ -111,6 +169,26 @@ def code_for(db: Session, asker: Asker, now: dt.datetime | None = None) -> str |
     )
     db.flush()
     return code
+
+
+def clear(db: Session, *, actor: Actor, now: dt.datetime | None = None) -> int:
+    """Drop every pending code (shared by the console and the web admin, audited); their
+    askers may ask again, within their daily limit. Returns how many were dropped."""
+    now = now or utcnow()
+    _lock(db)
+    waiting = pending(db, now)
+    for pairing in waiting:
+        pairing.expires_at = now
+    db.flush()
+    actor.record(
+        db,
+        "telegram.clear_pending",
+        "telegram_pairing",
+        None,
+        {"pending": len(waiting), "telegram_ids": [p.telegram_id for p in waiting]},
+        {"pending": 0},
+    )
+    return len(waiting)
 
 
 def normalize_code(value: str) -> str:

@@ -1,4 +1,5 @@
-"""The Telegram admin bot: who is paired, pairings waiting, recent alerts; revoke access."""
+"""The Telegram admin bot: who is paired, pairings waiting, recent alerts; revoke access and
+clear the pending pairings."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def telegram(request: Request) -> dict[str, Any]:
         "telegram",
         admins=queries.telegram_admins(db),
         pending=pairing.pending(db, now),
+        max_pending=pairing.MAX_PENDING,
         alerts=queries.recent_alerts(db),
         bot_configured=bool((request.registry.settings.get("telegram.bot_token") or "").strip()),
     )
@@ -43,3 +45,15 @@ def telegram_revoke(request: Request) -> HTTPSeeOther:
         return f"{who} no longer has access to the admin bot."
 
     return act(request, request.route_path("admin.telegram"), revoke)
+
+
+@admin_action("admin.telegram.clear")
+def telegram_clear(request: Request) -> HTTPSeeOther:
+    def clear() -> str:
+        dropped = pairing.clear(request.db, actor=actor(request))
+        if not dropped:
+            return "No pairing codes were waiting."
+        codes = "code" if dropped == 1 else "codes"
+        return f"Dropped {dropped} pending pairing {codes}; their askers may ask the bot again."
+
+    return act(request, request.route_path("admin.telegram"), clear)
