@@ -10,13 +10,16 @@ storage, a damaged backup or a missing ``--yes`` is refused with one line, chang
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import yaml
+from zope.interface.verify import verifyObject
 
+import cli_runner
 from apiclient import ApiClient
 from backup_support import (
     Site,
@@ -29,8 +32,9 @@ from backup_support import (
     storage_keys,
     table_rows,
 )
-from nproxy_core.migrations import BOOKKEEPING
-from nproxy_core.storage import make_storage
+from generation_support import LOGGING_INI, Process
+from nproxy_core.migrations import APPLIED_TABLE, BOOKKEEPING
+from nproxy_core.storage import IStorage, make_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -293,6 +297,29 @@ def test_restore_refuses_a_backup_from_a_newer_schema(make_site, fresh_database,
         assert table_rows(conn) == {}
 
 
+def test_restore_refuses_a_schema_newer_than_the_backup_and_changes_nothing(
+    make_site, fresh_database, tmp_path
+):
+    """compose's migrate service, run before the restore on a newer nproxy, leaves a schema
+    past an older backup's revision: refused (the README restores with --no-deps)."""
+    site = make_site(**{"storage.local.path": str(tmp_path / "media")})
+    made = small_backup(site, tmp_path / "backups")
+    manifest_path = made / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["database"]["migration_heads"] = ["0011_worker_liveness"]
+    manifest_path.write_text(json.dumps(manifest))
+    url = fresh_database()
+    ini = site.ini("t.ini", **{"sqlalchemy.url": url, "storage.local.path": str(tmp_path / "e")})
+    assert run_nproxy(ini, "db", "upgrade").exit_code == 0
+    with psycopg.connect(dsn(url)) as conn:
+        before = table_rows(conn)
+
+    line = one_line(run_nproxy(ini, "backup", "restore", str(made), "--yes"))
+    assert "past the backup's 0011_worker_liveness" in line
+    with psycopg.connect(dsn(url)) as conn:
+        assert table_rows(conn) == before
+
+
 # --- keeping, listing, compose ---------------------------------------------------------------
 
 
@@ -333,3 +360,91 @@ def test_compose_backs_up_daily_with_the_app_image_and_keeps_fourteen():
     assert backup["healthcheck"]["test"][:4] == ["CMD", "nproxy", "backup", "list"]
     # The old pg_dump script (no images, a pg_dump tied to the server's version) is gone.
     assert not (ROOT / "deploy" / "backup.sh").exists()
+
+
+def test_the_compose_command_backs_up_at_once_and_its_healthcheck_passes(make_site, tmp_path):
+    """``nproxy backup create /backups --keep 14 --daily`` as a process, as compose runs it."""
+    site = make_site(**{"storage.local.path": str(tmp_path / "media")})
+    site.upload(site.customer("daily@example.com"), seed=3)
+    ini = cli_runner.write_ini(tmp_path, site.settings, "daily.ini", extra=LOGGING_INI)
+    folder = tmp_path / "backups"
+    healthcheck = ("-c", str(ini), "backup", "list", str(folder), "--max-age", "26")
+    assert "no backup in" in cli_runner.one_line_error(cli_runner.nproxy(*healthcheck))
+
+    service = Process(
+        ["-c", str(ini), "backup", "create", str(folder), "--keep", "14", "--daily"],
+        tmp_path / "daily.log",
+        tmp_path,
+    )
+    try:
+        service.wait_for_log("wrote ")
+        listed = cli_runner.nproxy(*healthcheck)
+        assert listed.returncode == 0, listed.stderr
+        (line,) = listed.stdout.splitlines()
+        assert line.startswith("nproxy-") and "1 objects" in line
+    finally:
+        service.stop()
+    assert service.popen.returncode != 0  # stopped, not finished: it runs until told to stop
+
+
+def test_storage_backends_provide_every_method_of_the_interface(s3_server, tmp_path):
+    verifyObject(IStorage, make_storage({"storage.local.path": str(tmp_path)}))
+    verifyObject(IStorage, make_storage(s3_server.settings(s3_server.new_bucket())))
+
+
+# --- SQLite, the embedded default ------------------------------------------------------------
+
+
+def sqlite_rows(path: Path) -> dict[str, list[str]]:
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            table: sorted(repr(row) for row in conn.execute(f'SELECT * FROM "{table}"'))  # noqa: S608
+            for table in tables
+            if table != APPLIED_TABLE
+        }
+    finally:
+        conn.close()
+
+
+def test_a_sqlite_backup_restores_to_the_same_rows_and_files(make_app, base_settings, tmp_path):
+    source = tmp_path / "dev" / "nproxy.sqlite3"
+    settings = {
+        **base_settings,
+        "sqlalchemy.url": f"sqlite:///{source}",
+        "storage.local.path": str(tmp_path / "media"),
+    }
+    ini = cli_runner.write_ini(tmp_path, settings, "sqlite.ini")
+    assert run_nproxy(ini, "db", "upgrade").exit_code == 0
+    api = ApiClient(make_app(**{key.replace(".", "__"): v for key, v in settings.items()}))
+    assert api.register("sqlite@example.com").status_int in (200, 201)
+    answer = api.post("/api/v1/uploads", upload_files=[("file", "in.png", png(5))])
+    assert answer.status_int == 201, answer.text
+
+    result = run_nproxy(ini, "backup", "create", str(tmp_path / "backups"))
+    assert result.exit_code == 0, result.output
+    made = only_backup(tmp_path / "backups")
+
+    # Into the database it came from: refused, it has rows.
+    line = one_line(run_nproxy(ini, "backup", "restore", str(made), "--yes"))
+    assert "the database is not empty: table" in line
+    target = tmp_path / "restored" / "nproxy.sqlite3"
+    restored = {
+        **settings,
+        "sqlalchemy.url": f"sqlite:///{target}",
+        "storage.local.path": str(tmp_path / "restored-media"),
+    }
+    done = run_nproxy(
+        cli_runner.write_ini(tmp_path, restored, "restored.ini"),
+        "backup",
+        "restore",
+        str(made),
+        "--yes",
+    )
+    assert done.exit_code == 0, done.output
+
+    assert sqlite_rows(target) == sqlite_rows(source)
+    assert sqlite_rows(target)["users"] and sqlite_rows(target)["uploads"]
+    objects = all_objects(make_storage(restored))
+    assert objects == all_objects(make_storage(settings)) and len(objects) == 1

@@ -4,6 +4,7 @@ object (DESIGN 4.11). The compose ``backup`` service runs ``create /backups --ke
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import click
 
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
+
+log = logging.getLogger("nproxy_core.backup")
 
 DAY = 24 * 3600
 #: After a failed daily backup, the next try.
@@ -63,40 +66,62 @@ def backup_create(
     settings = cli.settings
     if not daily:
         try:
-            _create_once(settings, folder, keep, snapshot)
+            _create_once(settings, folder, keep, snapshot, _Say())
         except BackupError as exc:
             raise _fail(exc) from None
         return
+    # The compose service: its lines go through logging, so production writes them as JSON.
+    say = _Say(log)
     while True:
         try:
-            _create_once(settings, folder, keep, snapshot)
+            _create_once(settings, folder, keep, snapshot, say)
             pause = DAY
         except Exception as exc:  # a daily loop outlives one failed night
-            click.echo(f"backup failed: {exc}; next try in {RETRY_SECONDS // 60} minutes", err=True)
+            say.error(f"backup failed: {exc}; next try in {RETRY_SECONDS // 60} minutes")
             pause = RETRY_SECONDS
         time.sleep(pause)
 
 
-def _create_once(settings: dict, folder: Path, keep: int | None, snapshot: str | None) -> None:
+class _Say:
+    """Lines for the operator: on the terminal, or through a logger for a service."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger
+
+    def info(self, line: str) -> None:
+        if self.logger:
+            self.logger.info(line)
+        else:
+            click.echo(line)
+
+    def error(self, line: str) -> None:
+        if self.logger:
+            self.logger.error(line)
+        else:
+            click.echo(line, err=True)
+
+
+def _create_once(
+    settings: dict, folder: Path, keep: int | None, snapshot: str | None, say: _Say
+) -> None:
     from nproxy_core.backup.services import create_backup, prune_backups
 
     made = create_backup(settings, folder, snapshot=snapshot)
     tables = made.manifest["database"]["tables"]
     objects = made.manifest["storage"]["objects"]
-    click.echo(
+    say.info(
         f"wrote {made.path} ({len(tables)} tables, {made.rows} rows, {len(objects)} objects, "
         f"{_size(made.size)})"
     )
     missing = made.manifest["storage"]["missing"]
     if missing:
-        click.echo(
+        say.error(
             f"warning: {len(missing)} objects named by rows were not in storage "
-            f"(deleted while the backup ran, or lost), e.g. {missing[0]}",
-            err=True,
+            f"(deleted while the backup ran, or lost), e.g. {missing[0]}"
         )
     if keep is not None:
         for path in prune_backups(folder, keep):
-            click.echo(f"deleted {path}")
+            say.info(f"deleted {path}")
 
 
 @backup.command("list")

@@ -271,7 +271,8 @@ def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
         if not set(target.heads) <= known:
             raise BackupError(
                 f"the database is not empty: its schema is at {', '.join(target.heads)}, "
-                f"past the backup's {', '.join(section['migration_heads'])}"
+                f"past the backup's {', '.join(section['migration_heads'])} "
+                "(restore into a database made anew)"
             )
         if target.table_with_rows:
             raise BackupError(f"the database is not empty: table {target.table_with_rows} has rows")
