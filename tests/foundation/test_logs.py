@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from apiclient import PASSWORD
-from generation_support import LOGGING_INI, WebServer, wait_for_generation
+from fakes.telegram import FakeTelegram
+from generation_support import LOGGING_INI, Process, WebServer, wait_for_generation, write_ini
 from nproxy_core.logs import JsonFormatter, log_context
 
 
@@ -245,3 +246,27 @@ def test_worker_and_beat_as_in_production_write_only_json_lines(
         e["logger"].startswith("celery") and "ready." in e["message"] for e in worker_entries
     )
     assert any(e["logger"].startswith("celery.beat") for e in beat_entries)
+
+
+@pytest.mark.slow
+def test_the_admin_bot_as_in_production_writes_only_json_lines(tmp_path, base_settings, db):
+    token = "777001:TEST-logs-token"
+    with FakeTelegram(token=token) as telegram:
+        settings = {
+            **base_settings,
+            "telegram.bot_token": token,
+            "telegram.api_base": telegram.api_base,
+        }
+        ini = write_ini(tmp_path, settings, name="bot.ini", logging=production_logging())
+        bot = Process(["-c", str(ini), "bot"], tmp_path / "bot.log", tmp_path)
+        try:
+            telegram.wait_for_polling(timeout=60)
+            telegram.send_text(4242, "/start")
+            telegram.wait_for_message(4242)
+            bot.wait_for_log("admin bot started")
+        finally:
+            bot.stop()
+    entries = json_lines(bot.log)
+    started = [e for e in entries if e["message"] == "admin bot started"]
+    assert started and started[0]["logger"].startswith("nproxy_core.")
+    assert "TEST-logs-token" not in bot.log  # the token is in every Bot API URL
