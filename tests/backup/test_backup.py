@@ -320,6 +320,39 @@ def test_restore_refuses_a_schema_newer_than_the_backup_and_changes_nothing(
         assert table_rows(conn) == before
 
 
+def test_restore_says_when_the_backup_needs_an_older_secret(make_site, fresh_database, tmp_path):
+    site = make_site(**{"storage.local.path": str(tmp_path / "media")})
+    made = small_backup(site, tmp_path / "backups")
+    old = site.settings["nproxy.secret"]
+    new = "another-secret-" + "y" * 40
+
+    ini = site.ini(
+        "new.ini",
+        **{
+            "sqlalchemy.url": fresh_database(),
+            "storage.local.path": str(tmp_path / "a"),
+            "nproxy.secret": new,
+        },
+    )
+    result = run_nproxy(ini, "backup", "restore", str(made), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "made with another NPROXY_SECRET" in result.stderr
+    assert old not in result.output
+
+    ini = site.ini(
+        "rotated.ini",
+        **{
+            "sqlalchemy.url": fresh_database(),
+            "storage.local.path": str(tmp_path / "b"),
+            "nproxy.secret": new,
+            "nproxy.secret_previous": old,
+        },
+    )
+    result = run_nproxy(ini, "backup", "restore", str(made), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "NPROXY_SECRET" not in result.output
+
+
 # --- keeping, listing, compose ---------------------------------------------------------------
 
 

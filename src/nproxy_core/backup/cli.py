@@ -177,7 +177,7 @@ def backup_restore(cli: CLIContext, folder: Path, yes: bool) -> None:
     """Restore the backup at FOLDER into an empty database and an empty storage: its checksums
     are checked first, the schema is migrated to the backup's revision, then rows and objects
     are loaded. Anything but an empty database and storage is refused, and nothing changes."""
-    from nproxy_core.backup.services import BackupError, restore_backup
+    from nproxy_core.backup.services import BackupError, knows_secret, restore_backup
 
     if not yes:
         raise click.ClickException(
@@ -189,6 +189,12 @@ def backup_restore(cli: CLIContext, folder: Path, yes: bool) -> None:
     except BackupError as exc:
         raise _fail(exc) from None
     heads = ", ".join(made.manifest["database"]["migration_heads"])
+    if not knows_secret(cli.settings, made):
+        click.echo(
+            "warning: the backup was made with another NPROXY_SECRET: put that one in "
+            "NPROXY_SECRET_PREVIOUS, or the provider keys cannot be decrypted",
+            err=True,
+        )
     click.echo(
         f"restored {made.name}: {made.rows} rows, "
         f"{len(made.manifest['storage']['objects'])} objects, schema at revision {heads} "

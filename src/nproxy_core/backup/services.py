@@ -19,6 +19,8 @@ manifest names every such key under ``storage.missing``.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -76,6 +78,24 @@ def nproxy_version() -> str:
         return "unknown"
 
 
+def secret_fingerprint(secret: str) -> str:
+    """Names the secret a backup's provider keys are encrypted with, without revealing it."""
+    return hmac.new(secret.encode(), b"nproxy backup secret", hashlib.sha256).hexdigest()[:16]
+
+
+def knows_secret(settings: Mapping[str, Any], backup: Backup) -> bool:
+    """Whether this configuration holds the secret the backup was made with (as NPROXY_SECRET
+    or in NPROXY_SECRET_PREVIOUS): without it, the restored provider keys cannot be decrypted
+    and every session is signed with another key."""
+    from nproxy_core.config import server_secrets
+
+    wanted = backup.manifest.get("secret_fingerprint")
+    return wanted is None or any(
+        hmac.compare_digest(secret_fingerprint(secret), wanted)
+        for secret in server_secrets(settings)
+    )
+
+
 # --- create ------------------------------------------------------------------------------------
 
 
@@ -128,6 +148,7 @@ def create_backup(
         manifest = {
             "format": FORMAT,
             "nproxy_version": nproxy_version(),
+            "secret_fingerprint": secret_fingerprint(settings["nproxy.secret"]),
             "created_at": now.astimezone(dt.UTC).isoformat(),
             "database": dumped.manifest,
             "storage": {
