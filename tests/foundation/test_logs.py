@@ -7,10 +7,12 @@ import configparser
 import io
 import json
 import logging
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import httpx
@@ -200,6 +202,14 @@ def test_gunicorn_as_in_production_writes_only_json_lines_and_one_per_request(
             assert login.status_code == 200, login.text
             me = client.get("/api/v1/me", headers={"X-Request-Id": "req-me-1"})
             assert me.status_code == 200
+        # A graceful restart (kill -HUP) sets the logging up again: still JSON.
+        server.popen.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while server.log_path.read_text().count("Booting worker") < 2:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.05)
+        with httpx.Client(base_url=server.url, trust_env=False, timeout=30) as client:
+            assert client.get("/healthz", headers={"X-Request-Id": "req-after-hup"}).is_success
     finally:
         server.stop()
     entries = json_lines(server.log_path.read_text())
@@ -212,9 +222,11 @@ def test_gunicorn_as_in_production_writes_only_json_lines_and_one_per_request(
         ("GET", "/api/v1/session", 200),
         ("POST", "/api/v1/auth/login", 200),
         ("GET", "/api/v1/me", 200),
+        ("GET", "/healthz", 200),
     ]
+    assert access[-1]["request_id"] == "req-after-hup"
     assert access[0]["request_id"] == "req-healthz-1" and access[0]["route"] == "/healthz"
-    assert access[-1]["request_id"] == "req-me-1" and access[-1]["user_id"] == str(user.id)
+    assert access[5]["request_id"] == "req-me-1" and access[5]["user_id"] == str(user.id)
     assert all(e["duration_ms"] >= 0 and e["request_id"] for e in access)
     assert "sEcReT" not in server.log_path.read_text()
 
