@@ -23,7 +23,7 @@ import codecs
 import io
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pyramid.interfaces import IExecutionPolicy
 from pyramid.request import Request
@@ -115,9 +115,9 @@ class GatedExecutionPolicy:
 
     def __call__(self, environ: dict[str, Any], router: Any) -> Response:
         if self.public_address is not None:
-            # The router answers with this same environ, so a relative Location is completed
-            # with the public address too.
-            environ["wsgi.url_scheme"], environ["HTTP_HOST"] = self.public_address
+            # A copy: the server's environ (and what it shows its access log) stays as sent.
+            scheme, host = self.public_address
+            environ = {**environ, "wsgi.url_scheme": scheme, "HTTP_HOST": host}
         refusal = check_body(environ, self.max_bytes)
         if refusal is not None:
             # The body is never read: the views see an empty one, the tween raises the refusal.
@@ -125,7 +125,18 @@ class GatedExecutionPolicy:
             environ["wsgi.input"] = io.BytesIO()
             environ["CONTENT_LENGTH"] = "0"
             environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return self.inner(environ, router)
+        response = self.inner(environ, router)
+        if self.public_address is not None:
+            _complete_location(response, environ)
+        return response
+
+
+def _complete_location(response: Response, environ: dict[str, Any]) -> None:
+    """A relative ``Location`` made absolute on the public address: WebOb would complete it
+    later from the server's environ, that is from the client's ``Host``."""
+    location = response.headers.get("Location")
+    if location and not urlsplit(location).scheme:
+        response.headers["Location"] = urljoin(Request(environ).url, location)
 
 
 # --- what the request says, before routing ----------------------------------------------------
