@@ -102,6 +102,7 @@ def _one_line(exc: Exception) -> str:
 def main(ctx: click.Context, config_path: str) -> None:
     """nproxy: AI image generation behind a monthly crypto subscription."""
     ctx.obj = CLIContext(config_path)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def load_commands() -> None:

@@ -55,6 +55,13 @@ class CLIContext:
 
         return find_service(self.registry, iface, name)
 
+    def close(self) -> None:
+        """Let go of the database connections a command opened (when it built the app)."""
+        if "config" in self.__dict__:
+            from nproxy_core.db import IDatabase
+
+            self.find_service(IDatabase).engine.dispose()
+
     def make_wsgi_app(self) -> Any:
         return self.config.make_wsgi_app()
 
