@@ -69,7 +69,10 @@ def statement_engine(engine: sa.Engine) -> sa.Engine | None:
         pool_pre_ping=False,
         # Connections older than this are replaced, before an idle timeout can cut them.
         pool_recycle=1800,
+        # The same bound as the main pool (sqlalchemy.pool_size + max_overflow), so a
+        # process's connections add up to twice that: the deployment's budget counts on it.
         pool_size=engine.pool.size(),  # type: ignore[attr-defined]
+        max_overflow=engine.pool._max_overflow,  # type: ignore[attr-defined]
         isolation_level="AUTOCOMMIT",
     )
     sa.event.listen(engine, "engine_disposed", lambda _engine: own.dispose())
