@@ -237,6 +237,9 @@ def make_celery_app(registry: Registry) -> celery.Celery:
         worker_pool="threads",
         worker_concurrency=worker_concurrency(settings),
         worker_prefetch_multiplier=1,
+        # Nothing here inspects or commands workers remotely; without it, two workers with one
+        # node name (two on one host, no -n) do not fight over the node's exclusive queue.
+        worker_enable_remote_control=False,
         task_default_delivery_mode="persistent",
         task_queue_ha_policy=None,
         # RabbitMQ's consumer_timeout is 30 minutes: stay below it.

@@ -119,7 +119,8 @@ class WorkerLiveness:
                 self.beat()
             except Exception as exc:
                 # Logged without a traceback: during an outage this repeats every few seconds.
-                log.warning("worker liveness: could not beat: %s", exc)
+                first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("worker liveness: could not beat: %s", first_line[:300])
 
     def beat(self, now: dt.datetime | None = None) -> None:
         assert self._engine is not None and self.worker_id is not None
