@@ -38,8 +38,8 @@ __all__ = [
 UNREADABLE_SUBJECT = "nproxy.secret"
 #: What the operator should do about it, said once for every surface.
 UNREADABLE_HINT = (
-    "cannot be decrypted with NPROXY_SECRET nor NPROXY_SECRET_PREVIOUS: put the secret they "
-    "were stored with in NPROXY_SECRET_PREVIOUS and restart"
+    "cannot be decrypted with NPROXY_SECRET nor NPROXY_SECRET_PREVIOUS: list the secret "
+    "used before in NPROXY_SECRET_PREVIOUS and restart"
 )
 
 
