@@ -10,7 +10,6 @@ no feature, and nothing heavier than click at module level.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from typing import Any
@@ -18,8 +17,6 @@ from typing import Any
 import click
 
 from nproxy_core.cli.context import CLIContext
-
-log = logging.getLogger(__name__)
 
 DISTRIBUTION = "nproxy"
 
@@ -76,6 +73,8 @@ class NproxyGroup(click.Group):
 
 
 def _one_line(exc: Exception) -> str:
+    import logging
+
     from nproxy_core.config import ConfigurationError
     from nproxy_core.errors import APIError
 
@@ -83,7 +82,7 @@ def _one_line(exc: Exception) -> str:
         return f"configuration error: {exc}"
     if isinstance(exc, APIError):
         return exc.message
-    log.debug("command failed", exc_info=True)
+    logging.getLogger(__name__).debug("command failed", exc_info=True)
     return f"{type(exc).__name__}: {exc}"
 
 
