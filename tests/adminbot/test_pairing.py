@@ -175,6 +175,25 @@ def test_a_full_pool_gives_up_the_most_persistent_askers_oldest_code_first(db):
     assert 1 not in waiting and 1001 in waiting  # then the oldest
 
 
+def test_an_account_that_asked_too_often_today_is_told_to_try_later(bot, telegram, db):
+    now = utcnow()
+    for n in range(pairing.MAX_CODES_PER_DAY):  # codes given up or cleared today
+        db.add(
+            TelegramPairing(
+                code=f"GONE234{n}",
+                telegram_id=333,
+                chat_id=333,
+                created_at=now - dt.timedelta(hours=n + 1),
+                expires_at=now - dt.timedelta(hours=n),
+            )
+        )
+    db.commit()
+    telegram.send_text(333, "/start")
+    answer = telegram.wait_for_message(333).text
+    assert "try again later" in answer and "nproxy pair" not in answer
+    assert ask_code(telegram, 334)  # another account is not held back
+
+
 def test_pending_lists_the_askers_but_no_code_and_clear_drops_them_audited(bot, telegram, ini, db):
     codes = [ask_code(telegram, 300 + n, username=f"asker{n}") for n in range(3)]
     listed = cli(ini, "telegram", "pending")
