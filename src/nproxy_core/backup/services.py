@@ -116,7 +116,7 @@ def create_backup(
     now: dt.datetime | None = None,
 ) -> Backup:
     """Write a new backup under ``parent`` and return it."""
-    from nproxy_core.storage import InvalidKey, ObjectNotFound, make_storage
+    from nproxy_core.storage import InvalidKey, ObjectNotFound, StorageError, make_storage
 
     now = now or dt.datetime.now(dt.UTC)
     try:
@@ -164,6 +164,12 @@ def create_backup(
             os.fsync(handle.fileno())
         final = parent / name
         os.replace(work, final)
+    except StorageError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"cannot read the storage: {exc}") from None
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"cannot write the backup into {parent}: {exc.strerror}") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -269,7 +275,7 @@ def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
     """Put the backup at ``folder`` into the configured database and storage, which must be
     empty. Every check runs before anything changes; a refusal raises BackupError."""
     from nproxy_core.migrations import SchemaError, upgrade
-    from nproxy_core.storage import make_storage
+    from nproxy_core.storage import StorageError, make_storage
 
     backup = verify_backup(folder)
     url = settings["sqlalchemy.url"]
@@ -298,7 +304,10 @@ def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
         if target.table_with_rows:
             raise BackupError(f"the database is not empty: table {target.table_with_rows} has rows")
     storage = make_storage(settings)
-    first = next(iter(storage.list_keys("")), None)
+    try:
+        first = next(iter(storage.list_keys("")), None)
+    except StorageError as exc:
+        raise BackupError(f"cannot read the storage: {exc}") from None
     if first is not None:
         raise BackupError(f"the storage is not empty: it holds {first.key}")
 
@@ -311,6 +320,9 @@ def restore_backup(settings: Mapping[str, Any], folder: Path) -> Backup:
             data = inside(folder, entry["file"]).read_bytes()
             storage.put(key, data, entry["content_type"])
         database.load(url, folder, section)
-    except (database.DatabaseError, SchemaError) as exc:
-        raise BackupError(str(exc)) from None
+    except (database.DatabaseError, SchemaError, StorageError) as exc:
+        raise BackupError(
+            f"the restore stopped half-way ({exc}): empty the database and the storage again, "
+            "then run it again"
+        ) from None
     return backup
