@@ -37,8 +37,8 @@ def test_one_worker_keeps_256_slow_calls_in_flight_and_finishes_each_job_once_af
             "nanobanana.api_base": gemini.base_url,
             "nanobanana.timeout_seconds": "60",
             # A dead worker's jobs are free once it has been silent for 15 s (its liveness beat,
-            # on a connection of its own, speaks for all 256), and the sweeper sends them again.
-            "nproxy.generation.requeue_after_seconds": "1",
+            # on a connection of its own, speaks for all 256), and the sweeper sends them again
+            # at once. (Queued jobs are not sent twice: the first worker would start with 512.)
             "nproxy.generation.sweep_interval_seconds": "0.5",
             # 256 threads share a small pool: the machine's database has few connections.
             "sqlalchemy.pool_size": "5",
