@@ -108,7 +108,7 @@ def login_statuses(url: str, forwarded_for: str = "203.0.113.{n}") -> list[int]:
 
 
 def test_forwarded_headers_from_elsewhere_neither_rotate_limits_nor_poison_redirects(
-    production_server,
+    production_server, base_settings
 ):
     url = production_server(gunicorn_forwarded_allow_ips())
     assert login_statuses(url) == [401, 401, 401, 429, 429]
@@ -118,7 +118,8 @@ def test_forwarded_headers_from_elsewhere_neither_rotate_limits_nor_poison_redir
             headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"},
         )
     assert answer.status_code == 303
-    assert answer.headers["location"].startswith(f"{url}/login")
+    # Absolute URLs are built on nproxy.public_url, never on what the request says.
+    assert answer.headers["location"].startswith(f"{base_settings['nproxy.public_url']}/login")
 
 
 def test_forwarded_headers_from_the_trusted_proxy_are_honoured(production_server):
