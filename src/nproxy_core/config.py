@@ -120,7 +120,10 @@ def _check_secret(name: str, value: str) -> None:
 def server_secrets(settings: Mapping[str, Any]) -> tuple[str, ...]:
     """Every secret nproxy accepts, the current one (``nproxy.secret``) first, then
     ``nproxy.secret_previous``: sign and encrypt with the first, verify and decrypt with any."""
-    return (settings["nproxy.secret"], *settings.get("nproxy.secret_previous", ()))
+    previous = settings.get("nproxy.secret_previous") or ()
+    if isinstance(previous, str):  # settings not normalised yet: the comma list as written
+        previous = [p.strip() for p in previous.split(",") if p.strip()]
+    return (settings["nproxy.secret"], *(p for p in previous if p != settings["nproxy.secret"]))
 
 
 def default_state_dir(environ: Mapping[str, str]) -> str:

@@ -42,3 +42,8 @@ def test_production_refuses_a_short_secret_without_showing_it(base_settings, nam
         normalize_settings(settings, environ={})
     assert name in str(refused.value) and "32 characters" in str(refused.value)
     assert "tell-no-one" not in str(refused.value)
+
+
+def test_server_secrets_reads_settings_not_normalised_yet():
+    raw = {"nproxy.secret": CURRENT, "nproxy.secret_previous": f"old-{'o' * 30}, {CURRENT}"}
+    assert server_secrets(raw) == (CURRENT, f"old-{'o' * 30}")
