@@ -246,3 +246,15 @@ def test_an_empty_database_has_no_revision(fresh_settings, tmp_path):
     checked = invoke(fresh_settings, tmp_path, "db", "check")
     assert checked.exit_code == 1
     assert "nproxy db upgrade" in checked.stderr
+
+
+def test_a_downgrade_takes_its_revisions_out_of_the_record(migrated_settings):
+    script = migrations.script_directory()
+    above = [r.revision for r in script.iterate_revisions("heads", "0012_applied_revisions")]
+    assert above, "a revision above 0012 is needed to downgrade through"
+    command.downgrade(migrations.alembic_config(migrated_settings), "0012_applied_revisions")
+    state = migrations.inspect_schema(migrated_settings, compare=False)
+    assert state.current == ("0012_applied_revisions",)
+    assert not set(above) & state.recorded and state.skipped == []
+    migrations.upgrade(migrated_settings)
+    assert set(above) <= migrations.inspect_schema(migrated_settings, compare=False).recorded
