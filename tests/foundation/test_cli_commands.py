@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from admin_support import audit_rows, make_generation
 from cli_runner import write_ini
+from nproxy_core.admin import queries
 from nproxy_core.cli import main
 from nproxy_core.db import utcnow
 from nproxy_core.keypool.models import KeyAttempt, KeyState, ProviderKey, Proxy
@@ -197,6 +198,8 @@ def test_a_deleted_key_keeps_its_history_but_leaves_the_pool(ini, db, key, user_
     assert (entry.surface, entry.target_id, entry.before["label"]) == ("cli", str(key.id), "first")
 
     assert run(ini, "keys", "list").stdout.strip() == "no keys"
+    # Nor is it counted among the disabled keys of the admin pages and /metrics.
+    assert queries.key_pool_by_state(db) == {}
     for args in (("restore",), ("disable",), ("edit", "--label", "x"), ("delete", "--yes")):
         refused = run(ini, "keys", args[0], str(key.id), *args[1:])
         assert f"no provider key with id {key.id}" in one_line(refused), args

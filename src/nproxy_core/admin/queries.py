@@ -44,6 +44,7 @@ def key_pool_by_state(db: Session) -> dict[str, dict[str, int]]:
     pool: dict[str, dict[str, int]] = {}
     rows = db.execute(
         sa.select(ProviderKey.provider, ProviderKey.state, sa.func.count())
+        .where(ProviderKey.deleted_at.is_(None))
         .group_by(ProviderKey.provider, ProviderKey.state)
         .order_by(ProviderKey.provider)
     ).all()
@@ -322,6 +323,7 @@ def proxies_with_keys(db: Session) -> list[tuple[Proxy, int]]:
     """Every proxy, and how many keys call through it."""
     uses = (
         sa.select(ProviderKey.proxy_id, sa.func.count().label("key_count"))
+        .where(ProviderKey.deleted_at.is_(None))
         .group_by(ProviderKey.proxy_id)
         .subquery()
     )

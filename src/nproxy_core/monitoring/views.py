@@ -44,9 +44,9 @@ class StateCollector:
             counts = {
                 (row.provider, str(row.state)): row.n
                 for row in db.execute(
-                    sa.select(
-                        ProviderKey.provider, ProviderKey.state, sa.func.count().label("n")
-                    ).group_by(ProviderKey.provider, ProviderKey.state)
+                    sa.select(ProviderKey.provider, ProviderKey.state, sa.func.count().label("n"))
+                    .where(ProviderKey.deleted_at.is_(None))
+                    .group_by(ProviderKey.provider, ProviderKey.state)
                 )
             }
             for provider in sorted({p for p, _ in counts}):
