@@ -101,7 +101,7 @@ def test_the_index_reads_names_help_and_extensions_as_click_would():
         '''
     )
     built = index.Index()
-    index._read(built, "nproxy_core.example.cli", ast.parse(source))
+    index._read(built, "nproxy_core.example.cli", ast.parse(source), {"nproxy_core.accounts.cli"})
     assert sorted(built.commands) == ["backup", "do-thing", "restore-all"]
     restore = built.commands["restore-all"]
     assert (restore.short_help, restore.hidden, restore.function) == ("Short.", True, "restore")

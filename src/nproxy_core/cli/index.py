@@ -68,12 +68,16 @@ def cli_modules() -> dict[str, Path]:
 @functools.cache
 def build() -> Index:
     index = Index()
-    for module, path in cli_modules().items():
-        _read(index, module, ast.parse(path.read_text(encoding="utf-8"), str(path)))
+    modules = cli_modules()
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        _read(index, module, tree, set(modules))
     return index
 
 
-def _read(index: Index, module: str, tree: ast.Module) -> None:
+def _read(index: Index, module: str, tree: ast.Module, cli: set[str]) -> None:
+    """Add what ``module`` declares: commands on the root group, and groups of the other
+    ``cli`` modules (the names of ``cli``) that it adds commands to."""
     roots: set[str] = set()  # local names of the root group
     groups: dict[str, tuple[str, str]] = {}  # local name → (module, function) of a foreign group
     for node in tree.body:
@@ -82,7 +86,7 @@ def _read(index: Index, module: str, tree: ast.Module) -> None:
                 local = alias.asname or alias.name
                 if node.module == ROOT_MODULE and alias.name == "main":
                     roots.add(local)
-                elif node.module.startswith(PACKAGE + ".") and node.module.endswith(".cli"):
+                elif node.module in cli:
                     groups[local] = (node.module, alias.name)
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef):
