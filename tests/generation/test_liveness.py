@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from zope.interface.verify import verifyObject
 
 from conftest import ADMIN_URL, cut_every_connection
 from generation_support import Process, fresh_cycle, wait_for_generation
@@ -28,6 +29,7 @@ from nproxy_core.generation.models import TERMINAL, Generation, GenerationStatus
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.sweeper import sweep
 from nproxy_core.generation.tasks import run_generation
+from nproxy_core.health.liveness import IWorkerLiveness
 from nproxy_core.health.models import WorkerProcess
 from nproxy_core.tasks import run_now
 from nproxy_core.wiring import find_service
@@ -83,6 +85,9 @@ def test_a_job_is_free_only_once_its_worker_process_is_silent(app, add_key, cust
     )
     db.commit()
     registry = app.app.registry
+    # This process runs no worker: it has no worker id, and its runs hold leases instead.
+    liveness = find_service(registry, IWorkerLiveness)
+    assert verifyObject(IWorkerLiveness, liveness) and liveness.worker_id is None
     session_factory = find_service(registry, IDatabase).session_factory
     settings = GenerationSettings()
     sent: list[str] = []
