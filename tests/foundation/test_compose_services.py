@@ -384,6 +384,7 @@ def test_nproxy_health_answers_in_one_line_and_its_exit_code(tmp_path, monkeypat
         f"nproxy.secret = {'s' * 40}\nnproxy.public_url = http://x\n"
         f"nproxy.state_dir = {tmp_path}\n"
     )
+    monkeypatch.delenv("NPROXY_STATE_DIR", raising=False)
     runner = CliRunner()
     stale = runner.invoke(main, ["-c", str(ini), "health", "beat"])
     assert stale.exit_code == 1
@@ -392,6 +393,9 @@ def test_nproxy_health_answers_in_one_line_and_its_exit_code(tmp_path, monkeypat
     healthcheck.HeartbeatFile(tmp_path / "beat.heartbeat").beat()
     fresh = runner.invoke(main, ["-c", str(ini), "health", "beat"])
     assert fresh.exit_code == 0, fresh.output
+    # NPROXY_STATE_DIR wins over the ini, as for every process.
+    monkeypatch.setenv("NPROXY_STATE_DIR", str(tmp_path / "elsewhere"))
+    assert runner.invoke(main, ["-c", str(ini), "health", "beat"]).exit_code == 1
     monkeypatch.setenv("WEB_BIND", f"127.0.0.1:{free_port()}")
     web = runner.invoke(main, ["health", "web"])
     assert web.exit_code == 1

@@ -37,7 +37,10 @@ def health(cli: CLIContext, process: str, max_age: float, timeout: float) -> Non
     if process == "web":
         healthy, line = _web(timeout)
     else:
-        path = healthcheck.heartbeat_path(cli.settings, process)
+        # The environment wins over the ini (config.ENVIRONMENT_OVERRIDES), and the image sets
+        # it: then the check reads no ini (importing Pyramid is most of its second).
+        state_dir = os.environ.get("NPROXY_STATE_DIR") or cli.settings["nproxy.state_dir"]
+        path = healthcheck.heartbeat_path({"nproxy.state_dir": state_dir}, process)
         healthy, line = healthcheck.check(path, max_age)
     click.echo(f"{process}: {line}", err=not healthy)
     sys.exit(0 if healthy else 1)
