@@ -63,7 +63,9 @@ def on_starting(server: Any) -> None:
     try:
         configure(get_appsettings(server.app.app_uri)).commit()
     except ConfigurationError as exc:
-        raise SystemExit(f"nproxy: configuration error: {exc}") from None
+        # One line, through gunicorn's logger (JSON, as every other), then a plain exit 1.
+        server.log.error("nproxy: configuration error: %s", exc)
+        raise SystemExit(1) from None
 
 
 def child_exit(server: Any, worker: Any) -> None:
