@@ -41,19 +41,23 @@ def test_running_a_group_imports_every_module_that_adds_to_it():
     assert "nproxy_core.billing.cli" in built.modules_for("users")
 
 
-def test_help_imports_no_feature_and_lists_every_command():
+HEAVY = ("pyramid", "sqlalchemy", "celery", "alembic", "boto3", "telegram")
+
+
+def loaded_by(*args: str) -> tuple[list[str], str]:
+    """The nproxy_core modules and heavy libraries ``nproxy ARGS`` imports, in a fresh
+    process, and what it printed."""
     probe = textwrap.dedent(
-        """
+        f"""
         import sys
         from nproxy_core.cli import main
         try:
-            main(["--help"])
+            main({list(args)!r})
         except SystemExit:
             pass
-        heavy = ("pyramid", "sqlalchemy", "celery", "alembic", "boto3", "telegram")
         loaded = sorted(
             m for m in sys.modules
-            if m.startswith("nproxy_core.") or m.split(".")[0] in heavy
+            if m.startswith("nproxy_core.") or m.split(".")[0] in {HEAVY!r}
         )
         print("LOADED", " ".join(loaded))
         """
@@ -61,11 +65,25 @@ def test_help_imports_no_feature_and_lists_every_command():
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
-    loaded = done.stdout.split("LOADED", 1)[1].split()
+    printed, loaded = done.stdout.split("LOADED", 1)
+    return loaded.split(), printed
+
+
+def test_help_imports_no_feature_and_lists_every_command():
+    loaded, printed = loaded_by("--help")
     assert loaded == ["nproxy_core.cli", "nproxy_core.cli.context", "nproxy_core.cli.index"]
-    listed = done.stdout.split("Commands:", 1)[1]
+    listed = printed.split("Commands:", 1)[1]
     for name in index.build().commands:
         assert f"\n  {name} " in listed, name
+
+
+def test_keys_help_imports_only_its_own_cli_module():
+    loaded, printed = loaded_by("keys", "--help")
+    assert [m for m in loaded if not m.startswith("nproxy_core.cli")] == [
+        "nproxy_core.keypool",
+        "nproxy_core.keypool.cli",
+    ]
+    assert "delete" in printed and "edit" in printed
 
 
 def test_version_is_the_installed_distributions():

@@ -1,4 +1,8 @@
-"""``nproxy keys`` and ``nproxy proxies``: the key pool from the server console (audited)."""
+"""``nproxy keys`` and ``nproxy proxies``: the key pool from the server console (audited).
+
+Only click is imported at module level: ``nproxy keys --help`` answers without loading the
+router, the database or Telegram; each command imports what it uses.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +13,15 @@ from typing import Any
 
 import click
 
-from nproxy_core.audit import Surface
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
-from nproxy_core.db import utcnow
-from nproxy_core.errors import ValidationError
-from nproxy_core.keypool import services as pool
-from nproxy_core.keypool.interfaces import IKeyPoolRouter, IKeyUsage, ISecretBox
-from nproxy_core.keypool.projects import project_views
-from nproxy_core.plugin_registry.loader import discover, enabled_names
-from nproxy_core.plugins import PROVIDER_GROUP
-from nproxy_core.telegram import IAlertNotifier
 
-CONSOLE = pool.Actor("console", Surface.CLI)
+
+def _console() -> Any:
+    """The operator at the server console, as the audit log names them."""
+    from nproxy_core.audit import Actor, Surface
+
+    return Actor("console", Surface.CLI)
 
 
 def _read_secret() -> str:
@@ -54,6 +54,12 @@ def keys_add(
     project: str | None,
 ) -> None:
     """Add a key; its secret is read from standard input."""
+    from nproxy_core.errors import ValidationError
+    from nproxy_core.keypool import services as pool
+    from nproxy_core.keypool.interfaces import ISecretBox
+    from nproxy_core.plugin_registry.loader import discover, enabled_names
+    from nproxy_core.plugins import PROVIDER_GROUP
+
     enabled = enabled_names(cli.settings, "nproxy.providers")
     if provider not in enabled:
         if provider in discover(PROVIDER_GROUP):
@@ -69,7 +75,7 @@ def keys_add(
             provider=provider,
             secret=secret,
             enabled_providers=enabled,
-            actor=CONSOLE,
+            actor=_console(),
             label=label,
             proxy_url=proxy_url,
             billing_group=billing_group,
@@ -85,6 +91,10 @@ def keys_add(
 def keys_list(cli: CLIContext, provider: str | None, as_json: bool) -> None:
     """List keys (state, cooldown deadline, failures, masked secret, estimated spend), then
     each project: its estimated spend and until when it rests after a rate limit."""
+    from nproxy_core.db import utcnow
+    from nproxy_core.keypool import services as pool
+    from nproxy_core.keypool.projects import project_views
+
     with cli.transaction() as db:
         keys = pool.list_keys(db, provider)
         views = [pool.key_view(key) for key in keys]
@@ -140,8 +150,13 @@ def _money(amount: str) -> str:
 @pass_cli
 def keys_restore(cli: CLIContext, key_id: int) -> None:
     """Put a key back in service (from cooldown, out of funds, review or disabled)."""
+    from nproxy_core.keypool import services as pool
+    from nproxy_core.telegram import IAlertNotifier
+
     with cli.transaction() as db:
-        key = pool.restore_key(db, key_id, actor=CONSOLE, alerts=cli.find_service(IAlertNotifier))
+        key = pool.restore_key(
+            db, key_id, actor=_console(), alerts=cli.find_service(IAlertNotifier)
+        )
         click.echo(f"key {key.id} is active")
 
 
@@ -150,8 +165,10 @@ def keys_restore(cli: CLIContext, key_id: int) -> None:
 @pass_cli
 def keys_disable(cli: CLIContext, key_id: int) -> None:
     """Take a key out of service until restored."""
+    from nproxy_core.keypool import services as pool
+
     with cli.transaction() as db:
-        key = pool.disable_key(db, key_id, actor=CONSOLE)
+        key = pool.disable_key(db, key_id, actor=_console())
         click.echo(f"key {key.id} is disabled")
 
 
@@ -177,6 +194,8 @@ def keys_edit(
     billing_group: str | None,
 ) -> None:
     """Change a key's label, proxy, project or billing group (the secret never changes)."""
+    from nproxy_core.keypool import services as pool
+
     changes = {
         name: value
         for name, value in (
@@ -191,7 +210,7 @@ def keys_edit(
     with cli.transaction() as db:
         if proxy is not None:
             changes["proxy_id"] = _proxy_id(db, proxy)
-        key = pool.edit_key(db, key_id, actor=CONSOLE, **changes)
+        key = pool.edit_key(db, key_id, actor=_console(), **changes)
         view = pool.key_view(key)
     click.echo(
         f"key {view['id']}: label {view['label'] or '-'}, proxy {view['proxy'] or 'none'}, "
@@ -201,6 +220,9 @@ def keys_edit(
 
 def _proxy_id(db: Any, proxy: str) -> int | None:
     """A proxy named on the command line by id or URL; None for ``none`` (call directly)."""
+    from nproxy_core.errors import ValidationError
+    from nproxy_core.keypool import services as pool
+
     if proxy.strip().lower() in ("", "none", "direct"):
         return None
     if proxy.strip().isdigit():
@@ -223,13 +245,16 @@ def keys_delete(cli: CLIContext, key_id: int, yes: bool) -> None:
 
     Refused while an unfinished generation has used the key.
     """
+    from nproxy_core.keypool import services as pool
+    from nproxy_core.keypool.interfaces import IKeyUsage
+
     with cli.transaction() as db:
         key = pool.get_key(db, key_id)
         if not yes and not click.confirm(
             f"Delete {key.provider} key {key.id} ({key.secret_mask})?"
         ):
             raise click.ClickException("not deleted")
-        pool.delete_key(db, key_id, actor=CONSOLE, usage=cli.find_service(IKeyUsage))
+        pool.delete_key(db, key_id, actor=_console(), usage=cli.find_service(IKeyUsage))
     click.echo(f"key {key_id} deleted")
 
 
@@ -246,9 +271,12 @@ def keys_test(cli: CLIContext, key_id: int, generate: bool) -> None:
 
     Prints the outcome class; exits non-zero unless the key answered with success.
     """
+    from nproxy_core.keypool import services as pool
+    from nproxy_core.keypool.interfaces import IKeyPoolRouter
+
     with cli.transaction() as db:
         result = pool.test_key(
-            db, cli.find_service(IKeyPoolRouter), key_id, generate=generate, actor=CONSOLE
+            db, cli.find_service(IKeyPoolRouter), key_id, generate=generate, actor=_console()
         )
         state = pool.get_key(db, key_id).state
     status = f"HTTP {result.http_status}, " if result.http_status else ""
@@ -271,8 +299,10 @@ def proxies() -> None:
 @pass_cli
 def proxies_add(cli: CLIContext, url: str, label: str | None) -> None:
     """Add a proxy (http://, https:// or socks5://host:port)."""
+    from nproxy_core.keypool import services as pool
+
     with cli.transaction() as db:
-        proxy = pool.add_proxy(db, url, label=label, actor=CONSOLE)
+        proxy = pool.add_proxy(db, url, label=label, actor=_console())
         click.echo(f"added proxy {proxy.id} ({pool.display_proxy_url(proxy.url)})")
 
 
@@ -281,6 +311,8 @@ def proxies_add(cli: CLIContext, url: str, label: str | None) -> None:
 @pass_cli
 def proxies_list(cli: CLIContext, as_json: bool) -> None:
     """List proxies and their health."""
+    from nproxy_core.keypool import services as pool
+
     with cli.transaction() as db:
         views = [pool.proxy_view(proxy) for proxy in pool.list_proxies(db)]
     if as_json:
