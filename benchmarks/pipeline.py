@@ -17,12 +17,17 @@ Creates its own database (``nproxy_bench_<pid>``) and RabbitMQ vhost, starts ``n
 4. capacity (``--capacity``): 256 and then 512 single-image jobs queued while no worker runs,
    then one worker process started, running the Gemini plugin against the fake Gemini server
    of the tests, which takes 3 s per image: the time from the worker being ready to the last
-   finish, the most calls the fake server had in flight at once, the worker's resident memory.
+   finish, the most calls the fake server had in flight at once, the worker's resident memory;
+5. failover (``--failover``): 32 jobs of 3 s taken by one worker process while another one
+   and beat run, then that worker killed with SIGKILL: seconds from its death to the finish of
+   each of its jobs (median, max), with the shipped liveness settings (beats every 3 s, taken
+   for dead after 15 s, a sweep every 5 s).
 
 Drops the database and the vhost at the end.
 
     .venv/bin/python benchmarks/pipeline.py [--jobs 200] [--rate 10] [--delay 0.5]
     .venv/bin/python benchmarks/pipeline.py --capacity [--concurrency N]
+    .venv/bin/python benchmarks/pipeline.py --failover
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from nproxy_core.billing.models import BillingCycle
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import TERMINAL, Generation
+from nproxy_core.health.models import WorkerProcess
 from nproxy_core.keypool import services
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import KeyAttempt, ProviderKey
@@ -122,7 +128,14 @@ class Bench:
 
     def start_worker(self, delay: float, **settings: Any) -> None:
         self.stop_worker()
-        ini = self.folder / "worker.ini"
+        self.worker_log = self.folder / "worker.log"
+        self.worker = self.spawn("worker", delay, self.worker_log, **settings)
+
+    def spawn(
+        self, command: str, delay: float, log: Path, **settings: Any
+    ) -> subprocess.Popen[bytes]:
+        """``nproxy worker`` or ``nproxy beat`` on this database, once it says it is ready."""
+        ini = log.with_suffix(".ini")
         lines = ["[app:main]", "use = egg:nproxy"]
         settings = {**self.settings, "demo.delay_seconds": delay, **settings}
         lines += [f"{k} = {v}" for k, v in settings.items()]
@@ -134,18 +147,19 @@ class Bench:
             "[formatter_generic]\nformat = %(asctime)s %(levelname)s [%(name)s] %(message)s",
         ]
         ini.write_text("\n".join(lines) + "\n")
-        self.worker_log = self.folder / "worker.log"
-        self.worker = subprocess.Popen(
-            [NPROXY, "-c", str(ini), "worker", "--loglevel", "INFO"],
-            stdout=self.worker_log.open("wb"),
+        process = subprocess.Popen(
+            [NPROXY, "-c", str(ini), command, "--loglevel", "INFO"],
+            stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        ready = " ready." if command == "worker" else "beat: Starting"
         deadline = time.monotonic() + 60
-        while " ready." not in self.worker_log.read_text(errors="replace"):
-            if self.worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(self.worker_log.read_text(errors="replace"))
+        while ready not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text(errors="replace"))
             time.sleep(0.1)
+        return process
 
     def stop_worker(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
@@ -421,6 +435,51 @@ class Bench:
             self.stop_worker()
         return results
 
+    def failover(self, jobs: int = 32, delay: float = 3.0) -> dict[str, Any]:
+        """kill -9 of a worker in the middle of its jobs, with another worker and beat running
+        (the shipped liveness settings): seconds from its death to each of its jobs' finish."""
+        others = [
+            self.spawn("worker", delay, self.folder / "survivor.log"),
+            self.spawn("beat", delay, self.folder / "beat.log"),
+        ]
+        doomed = self.spawn("worker", delay, self.folder / "doomed.log")
+        try:
+            client = self.customer()
+            ids = [self.submit(client) for _ in range(jobs)]
+            deadline = time.monotonic() + 60
+            while True:
+                with self.session() as db:
+                    rows = db.execute(
+                        sa.select(Generation.status, WorkerProcess.pid)
+                        .join(WorkerProcess, WorkerProcess.id == Generation.worker_id, isouter=True)
+                        .where(Generation.id.in_(ids))
+                    ).all()
+                if all(row.status == "running" for row in rows):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the workers did not take every job")
+                time.sleep(0.05)
+            orphans = sum(row.pid == doomed.pid for row in rows)
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+            died = utcnow()
+            done = self.wait_all(ids, timeout=300)
+        finally:
+            for process in (doomed, *others):
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(30)
+        after = [(r.finished_at - died).total_seconds() for r in done if r.attempts > 1]
+        return {
+            "jobs": jobs,
+            "provider_delay_s": delay,
+            "of_the_dead_worker": orphans,
+            "run_again": len(after),
+            "succeeded": sum(r.status == "succeeded" for r in done),
+            "done_after_death_p50_s": round(percentile(after, 50), 1) if after else None,
+            "done_after_death_max_s": round(max(after), 1) if after else None,
+        }
+
 
 def worker_cpu_seconds(pid: int) -> tuple[float, float]:
     """CPU time the worker process used so far in user and in system mode, in seconds."""
@@ -454,6 +513,11 @@ def main(argv: list[str] | None = None) -> None:
         "--concurrency", type=int, default=None, help="nproxy.worker.concurrency for --capacity"
     )
     parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="only the failover run (kill -9 of a worker with 32 jobs of 3 s in flight)",
+    )
+    parser.add_argument(
         "--capacity-jobs",
         type=int,
         nargs="+",
@@ -468,6 +532,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.capacity:
             bench.capacity(args.concurrency, sizes=tuple(args.capacity_jobs))
+            return
+        if args.failover:
+            print("failover      ", bench.failover(), flush=True)
             return
         print("overhead      ", bench.overhead(args.jobs, args.rate, args.delay), flush=True)
         print("polling       ", bench.polling(), flush=True)
