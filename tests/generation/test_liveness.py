@@ -24,6 +24,7 @@ from zope.interface.verify import verifyObject
 
 from conftest import ADMIN_URL, cut_every_connection
 from generation_support import Process, fresh_cycle, wait_for_generation
+from nproxy_core.config import ConfigurationError
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import TERMINAL, Generation, GenerationStatus
 from nproxy_core.generation.settings import GenerationSettings
@@ -247,3 +248,9 @@ def test_a_job_whose_worker_cannot_reach_the_database_finishes_once_it_answers(
     assert len(alice.poll(gid)["images"]) == 1
     cycle = fresh_cycle(db, alice.cycle.id)
     assert (cycle.used, cycle.reserved) == (1, 0)
+
+
+@pytest.mark.parametrize("seconds", ["soon", "0", "-1"])
+def test_a_malformed_lost_after_stops_start_up_naming_the_setting(make_app, seconds):
+    with pytest.raises(ConfigurationError, match=r"nproxy\.worker\.lost_after_seconds"):
+        make_app(nproxy__worker__lost_after_seconds=seconds)
