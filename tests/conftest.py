@@ -105,6 +105,7 @@ def engine(database: str, base_settings: dict[str, Any]) -> Iterator[sa.Engine]:
     # The tests' own engine pings: tests that cut every connection must not break the
     # clean-up after them (the app's engines do not ping; see db.py).
     engine = create_engine(base_settings, pool_pre_ping=True)
+    _remember_seeded_rows(engine)
     yield engine
     engine.dispose()
 
@@ -136,16 +137,42 @@ def _restart_sequences(engine: sa.Engine) -> sa.TextClause | None:
     return sa.text("SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences))
 
 
+#: Rows the migrations insert (the ``monthly`` plan of 0014_plans), as they were at head:
+#: put back after each test's clean-up, as every migrated database has them.
+_SEEDED: dict[str, list[dict[str, Any]]] = {}
+
+
+def _remember_seeded_rows(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        for table in import_models().sorted_tables:
+            rows = [dict(row) for row in conn.execute(table.select()).mappings()]
+            if rows:
+                _SEEDED[table.name] = rows
+
+
 def empty_all_tables(engine: sa.Engine) -> None:
     """Every table emptied and every sequence back at 1, as after ``TRUNCATE ... RESTART
     IDENTITY``: DELETE of the few rows a test leaves costs a tenth of TRUNCATE, which makes
-    new files for every table, rows or not."""
+    new files for every table, rows or not. The migrations' own rows are then put back."""
     restart = _restart_sequences(engine)
+    tables = import_models().sorted_tables
     with engine.begin() as conn:
-        for table in reversed(import_models().sorted_tables):
+        for table in reversed(tables):
             conn.execute(table.delete())
         if restart is not None:
             conn.execute(restart)
+        for table in tables:
+            rows = _SEEDED.get(table.name)
+            if rows:
+                conn.execute(table.insert(), rows)
+                conn.execute(
+                    sa.select(
+                        sa.func.setval(
+                            sa.func.pg_get_serial_sequence(table.name, "id"),
+                            max(row["id"] for row in rows),
+                        )
+                    )
+                )
 
 
 @pytest.fixture
@@ -237,6 +264,13 @@ def user_factory(db: Session) -> Callable[..., Any]:
     return factory
 
 
+def monthly_plan_id(db: Session) -> int:
+    """The id of the plan ``monthly`` that migration 0014 makes (every cycle names a plan)."""
+    from nproxy_core.billing.models import Plan
+
+    return db.scalar(sa.select(Plan.id).where(Plan.code == "monthly"))
+
+
 @pytest.fixture
 def make_cycle(db: Session) -> Callable[..., Any]:
     """Give a user a billing cycle (current by default), as a paid one would be."""
@@ -258,6 +292,7 @@ def make_cycle(db: Session) -> Callable[..., Any]:
             starts_at=starts_at or now - dt.timedelta(days=1),
             ends_at=ends_at or now + dt.timedelta(days=29),
             period_months=1,
+            plan_id=monthly_plan_id(db),
             request_limit=request_limit,
             used=used,
             reserved=reserved,

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from apiclient import ApiClient
+from conftest import monthly_plan_id
 from nproxy_core.billing.models import BillingCycle, Payment, PaymentNotification, PaymentState
 from nproxy_core.config import ConfigurationError
 from nproxy_core.db import utcnow
@@ -221,6 +222,7 @@ def test_no_page_or_answer_shows_exact_counts(demo_app, demo_api, db, user_facto
             starts_at=utcnow() - dt.timedelta(days=3),
             ends_at=utcnow() + dt.timedelta(days=20),
             period_months=1,
+            plan_id=monthly_plan_id(db),
             request_limit=LIMIT,
             used=USED,
             reserved=RESERVED,

@@ -6,6 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from conftest import monthly_plan_id
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.tasks import send_expiry_warnings
 from nproxy_core.db import utcnow
@@ -19,6 +20,7 @@ def ending_in(db, user, left: dt.timedelta, **kw) -> BillingCycle:
         starts_at=now - dt.timedelta(days=25),
         ends_at=now + left,
         period_months=1,
+        plan_id=monthly_plan_id(db),
         request_limit=300,
         **kw,
     )
@@ -74,6 +76,7 @@ def test_no_warning_far_from_the_end_after_it_or_when_renewed(db, registry, outb
             starts_at=current.ends_at,
             ends_at=current.ends_at + dt.timedelta(days=30),
             period_months=1,
+            plan_id=monthly_plan_id(db),
             request_limit=300,
         )
     )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from conftest import monthly_plan_id
 from generation_support import fresh_cycle
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.generation.models import Generation, GenerationStatus, Message
@@ -162,6 +163,7 @@ def test_a_cycle_that_has_not_started_gives_no_access_yet(keyed_app, user_factor
             starts_at=now + dt.timedelta(days=1),
             ends_at=now + dt.timedelta(days=31),
             period_months=1,
+            plan_id=monthly_plan_id(db),
             request_limit=300,
         )
     )

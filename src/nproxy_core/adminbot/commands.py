@@ -27,7 +27,7 @@ from nproxy_core.admin import queries
 from nproxy_core.admin.stats import image_activity
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import grants, review
-from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.interfaces import IPlan, IPlans
 from nproxy_core.billing.models import BillingCycle, Payment
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, Conflict, ValidationError
@@ -314,7 +314,7 @@ def _latest_cycle_id(db: Session, user_id: int) -> int:
 
 def _grant(db: Session, registry: Registry, actor: BotActor, args: list[str]) -> Answer:
     user = accounts.user_by_email(db, _email(args, "/grant EMAIL"))
-    plan = find_service(registry, IPlan)
+    plan = find_service(registry, IPlans).default(db)
     detail = queries.user_detail(db, user.id, utcnow())
     current = _cycle_line(detail.current_cycle if detail else None)
     return Answer(
@@ -338,7 +338,11 @@ def _grant_button(db: Session, registry: Registry, actor: BotActor, parts: list[
             "Send /grant again if another one is meant."
         )
     cycle = grants.grant_cycle(
-        db, find_service(registry, IPlan), user_id, reason=GRANT_REASON, actor=actor.actor
+        db,
+        find_service(registry, IPlans).default(db),
+        user_id,
+        reason=GRANT_REASON,
+        actor=actor.actor,
     )
     return Answer(
         f"Granted {user.email} a free cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "

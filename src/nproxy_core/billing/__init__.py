@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.interfaces import IPlan, IPlans
 from nproxy_core.billing.plan import Plan
+from nproxy_core.billing.plans import PlanCatalog, reconcile_default_plan
 from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
 from nproxy_core.tasks import TASKS
 
 
 def includeme(config: Any) -> None:
-    config.register_service(Plan.from_settings(config.get_settings()), IPlan)
+    terms = Plan.from_settings(config.get_settings())
+    config.register_service(terms, IPlan)
+    config.register_service(PlanCatalog(terms.code), IPlans)
+    # Once every service is registered: the settings' terms reach the default plan's row.
+    config.action(None, lambda: reconcile_default_plan(config.registry, terms), order=10)
 
     config.add_route("pricing", "/pricing")
     config.add_route("billing.history", "/billing")
@@ -20,6 +25,7 @@ def includeme(config: Any) -> None:
     config.add_route("billing.cancel", "/billing/payments/{order_id}/cancel")
     config.add_route("billing.webhook", "/billing/webhooks/{processor}")
     config.add_route("api.plan", "/api/v1/plan")
+    config.add_route("api.plans", "/api/v1/plans")
     config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
     config.add_route("api.billing.payments", "/api/v1/billing/payments")
     config.scan("nproxy_core.billing.views")

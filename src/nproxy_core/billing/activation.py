@@ -12,6 +12,7 @@ from nproxy_core.accounts.models import User
 from nproxy_core.audit import SYSTEM
 from nproxy_core.billing.cycles import Span, schedule_paid_cycle
 from nproxy_core.billing.models import BillingCycle, Payment
+from nproxy_core.billing.models import Plan as PlanRow
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def activate_cycle(
     db: Session,
-    plan: Plan,
+    plan: Plan | PlanRow,
     user_id: int,
     now: dt.datetime | None = None,
     *,
@@ -29,7 +30,9 @@ def activate_cycle(
 ) -> BillingCycle:
     """Grant one cycle of the plan, placed by :func:`schedule_paid_cycle`.
 
-    Also the way for admins to grant a cycle without a payment.
+    A payment that recorded its plan at checkout gets that plan's units and period as they were
+    then, whatever ``plan`` (the default one) says now. Also the way for admins to grant a cycle
+    without a payment.
     """
     now = now or utcnow()
     if payment is not None and payment.cycle is not None:
@@ -46,7 +49,8 @@ def activate_cycle(
     spans = [
         Span(c.starts_at, c.ends_at, c.period_months, exhausted=c.remaining <= 0) for c in cycles
     ]
-    moved, new = schedule_paid_cycle(now, spans, plan.period_months)
+    plan_id, units, months = _terms(db, plan, payment)
+    moved, new = schedule_paid_cycle(now, spans, months)
     for cycle, span in zip(cycles, moved, strict=True):
         cycle.starts_at, cycle.ends_at = span.starts_at, span.ends_at
     cycle = BillingCycle(
@@ -54,7 +58,8 @@ def activate_cycle(
         starts_at=new.starts_at,
         ends_at=new.ends_at,
         period_months=new.months,
-        request_limit=plan.request_limit,
+        plan_id=plan_id,
+        request_limit=units,
         payment=payment,
         created_at=now,
     )
@@ -62,6 +67,21 @@ def activate_cycle(
     db.flush()
     log.info("activated billing cycle %s for user %s", cycle.id, user_id)
     return cycle
+
+
+def _terms(db: Session, plan: Plan | PlanRow, payment: Payment | None) -> tuple[int, int, int]:
+    """(plan id, units, months) of the cycle to grant."""
+    if payment is not None and payment.plan_id is not None:
+        plan_id, units, months = payment.plan_id, payment.plan_units, payment.plan_period_months
+        if units is not None and months is not None:
+            return plan_id, units, months
+    if isinstance(plan, PlanRow):
+        return plan.id, plan.units, plan.period_months
+    # The default plan's terms from the settings: the row of the same code.
+    plan_id = db.scalar(sa.select(PlanRow.id).where(PlanRow.code == plan.code))
+    if plan_id is None:
+        raise LookupError(f"no plan {plan.code!r} (nproxy.plan.default)")
+    return plan_id, plan.request_limit, plan.period_months
 
 
 def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from nproxy_core.billing.models import Payment, PaymentState
-from nproxy_core.billing.plan import Plan
+from nproxy_core.billing.models import Payment, PaymentState, Plan
 from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
 
 log = logging.getLogger(__name__)
@@ -31,17 +31,25 @@ def start_checkout(
 ) -> Payment:
     """Record a payment for the plan, then ask the processor for a hosted checkout.
 
+    The payment keeps the plan's price, units and period as they are now: they are what its
+    activation grants, whatever the plan says by then.
+
     The row exists (with its order id) before the processor hears of it, so any notification
     can be matched. If the processor fails, the payment is kept as ``failed`` with no
     ``checkout_url``: should the invoice exist after all (a timeout), a later notification
     still finds its order.
     """
+    # The price as written (9.99), not as the column pads it (9.99000000): processors echo it.
+    price = Decimal(plan.price_text)
     payment = Payment(
         order_id=new_order_id(),
         user_id=user_id,
         processor=processor.name,
-        amount=plan.price,
+        amount=price,
         currency=plan.currency,
+        plan_id=plan.id,
+        plan_units=plan.units,
+        plan_period_months=plan.period_months,
         status=PaymentState.CREATED,
     )
     db.add(payment)
@@ -52,7 +60,7 @@ def start_checkout(
         hosted = processor.create_checkout(
             CheckoutRequest(
                 order_id=payment.order_id,
-                amount=plan.price,
+                amount=price,
                 currency=plan.currency,
                 description=f"nproxy {plan.name} plan ({months})",
                 callback_url=callback_url,

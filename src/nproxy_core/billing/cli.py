@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from nproxy_core.accounts import actions
 from nproxy_core.accounts.cli import CONSOLE, users
 from nproxy_core.accounts.models import User
+from nproxy_core.billing import plans as plan_service
 from nproxy_core.billing.grants import grant_cycle
-from nproxy_core.billing.interfaces import IPlan
-from nproxy_core.billing.models import BillingCycle
+from nproxy_core.billing.interfaces import IPlan, IPlans
+from nproxy_core.billing.models import BillingCycle, Plan
+from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
@@ -26,12 +28,17 @@ from nproxy_core.errors import ValidationError
 @users.command("grant-cycle")
 @click.argument("email")
 @click.option("--reason", required=True, help="Why the cycle is free; kept with it and audited.")
+@click.option(
+    "--plan", "plan_code", metavar="CODE", help="The plan (default: nproxy.plan.default)."
+)
 @pass_cli
-def users_grant_cycle(cli: CLIContext, email: str, reason: str) -> None:
-    """Give an account one cycle of the plan, free of charge."""
+def users_grant_cycle(cli: CLIContext, email: str, reason: str, plan_code: str | None) -> None:
+    """Give an account one cycle of a plan, free of charge."""
     with cli.transaction() as session:
         user = actions.user_by_email(session, email)
-        cycle = grant_cycle(session, cli.find_service(IPlan), user.id, reason=reason, actor=CONSOLE)
+        plans = cli.find_service(IPlans)
+        plan = plans.default(session) if plan_code is None else plans.get(session, plan_code)
+        cycle = grant_cycle(session, plan, user.id, reason=reason, actor=CONSOLE)
         click.echo(
             f"granted {user.email} a cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "
             f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} requests)"
@@ -110,3 +117,101 @@ def _user_view(user: User, cycle_ends: dt.datetime | None, plan: str) -> dict[st
         "plan": plan if cycle_ends else None,
         "cycle_ends_at": cycle_ends.isoformat() if cycle_ends else None,
     }
+
+
+# --- nproxy plans ----------------------------------------------------------------------------
+
+
+@main.group()
+def plans() -> None:
+    """The plans sold and granted (audited, surface cli)."""
+
+
+def _plan_options(*, adding: bool) -> Any:
+    """The options of ``plans add`` and ``plans edit``: None where not given."""
+
+    def wrap(fn: Any) -> Any:
+        options = [
+            click.option("--name", required=adding, help="Shown to buyers."),
+            click.option("--price", required=adding, help="0 only for a --free plan."),
+            click.option("--currency", required=adding, help="USD, EUR, …"),
+            click.option("--units", type=int, required=adding, help="Units per cycle."),
+            click.option("--period-months", type=int, required=adding),
+            click.option("--public/--hidden", "public", default=None, help="Listed for sale."),
+            click.option("--max-batch", type=int),
+            click.option("--api-rate-limit", metavar="N/PERIOD", help="e.g. 60/minute."),
+            click.option("--models", multiple=True, metavar="MODEL", help="Allowed (repeat)."),
+            click.option("--stars", "price_stars", type=int, help="Price in Telegram Stars."),
+            click.option("--free/--paid", "free", default=None),
+            click.option("--recurring/--no-recurring", "recurring_allowed", default=None),
+        ]
+        if not adding:
+            options.append(click.option("--active/--inactive", "active", default=None))
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return wrap
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in values.items() if v is not None and k in plan_service.FIELDS}
+    if values.get("models") == ():
+        fields.pop("models", None)
+    else:
+        fields["models"] = list(values["models"])
+    return fields
+
+
+@plans.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def plans_list(cli: CLIContext, as_json: bool) -> None:
+    """Every plan, sold or not; the default one is marked."""
+    default = cli.find_service(IPlans).default_code
+    with cli.transaction() as db:
+        rows = db.scalars(sa.select(Plan).order_by(Plan.id)).all()
+        views = [{**plan_service.plan_view(p), "default": p.code == default} for p in rows]
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    click.echo(f"{'code':<16} {'name':<20} {'price':>14} {'units':>7} {'months':>6}  flags")
+    for v in views:
+        flags = [
+            "default" if v["default"] else "",
+            "public" if v["public"] else "hidden",
+            "" if v["active"] else "inactive",
+            "free" if v["free"] else "",
+            "recurring" if v["recurring_allowed"] else "",
+        ]
+        click.echo(
+            f"{v['code']:<16} {v['name'][:20]:<20} {v['price'] + ' ' + v['currency']:>14} "
+            f"{v['units']:>7} {v['period_months']:>6}  {' '.join(f for f in flags if f)}"
+        )
+
+
+@plans.command("add")
+@click.argument("code")
+@_plan_options(adding=True)
+@pass_cli
+def plans_add(cli: CLIContext, code: str, **values: Any) -> None:
+    """Add a plan: public and active unless told otherwise."""
+    fields = _given(values)
+    fields.setdefault("public", True)
+    with cli.transaction() as db:
+        plan = plan_service.add_plan(db, code, fields, actor=CONSOLE)
+        click.echo(f"added plan {plan.code}: {plan.price_text} {plan.currency}, {plan.units} units")
+
+
+@plans.command("edit")
+@click.argument("code")
+@_plan_options(adding=False)
+@pass_cli
+def plans_edit(cli: CLIContext, code: str, **values: Any) -> None:
+    """Change a plan; what was bought before keeps the terms it was bought with."""
+    fields = _given(values)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    with cli.transaction() as db:
+        plan = plan_service.edit_plan(db, code, fields, actor=CONSOLE)
+        click.echo(f"plan {plan.code}: {plan.price_text} {plan.currency}, {plan.units} units")

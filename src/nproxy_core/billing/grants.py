@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.accounts.models import User
 from nproxy_core.audit import Actor
 from nproxy_core.billing.activation import activate_cycle
-from nproxy_core.billing.models import BillingCycle
-from nproxy_core.billing.plan import Plan
+from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.billing.review import clean_note
 from nproxy_core.db import utcnow
@@ -31,6 +30,7 @@ def cycle_view(cycle: BillingCycle) -> dict[str, Any]:
         "cycle_id": cycle.id,
         "starts_at": isoformat(cycle.starts_at),
         "ends_at": isoformat(cycle.ends_at),
+        "plan": cycle.plan.code if cycle.plan is not None else None,
         "request_limit": cycle.request_limit,
         "used": cycle.used,
         "reserved": cycle.reserved,

@@ -1,4 +1,4 @@
-"""Billing's services: the one plan nproxy sells."""
+"""Billing's services: the plans (rows of ``plans``, see billing.plans)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,30 @@ from zope.interface import Attribute, Interface
 
 
 class IPlan(Interface):
-    """The plan of ``nproxy.plan.*`` (see Plan)."""
+    """The default plan's terms as the ``nproxy.plan.*`` settings give them (see plan.Plan):
+    activation falls back on them for a payment that recorded no plan."""
 
+    code = Attribute("str: the default plan's code (nproxy.plan.default)")
     name = Attribute("str")
     price = Attribute("Decimal")
     currency = Attribute("str")
-    request_limit = Attribute("int: requests per cycle, never shown to users")
+    request_limit = Attribute("int: units per cycle, never shown to users")
     period_months = Attribute("int")
 
-    def public_json():
-        """What GET /api/v1/plan answers."""
+
+class IPlans(Interface):
+    """The plans, and which one is the default (``nproxy.plan.default``)."""
+
+    default_code = Attribute("str: the code of the plan used where none is named")
+
+    def default(db):
+        """The default plan's row; NotFound when it does not exist."""
+
+    def get(db, code):
+        """The plan ``code``; NotFound when there is none."""
+
+    def for_sale(db):
+        """The public, active plans, cheapest first."""
+
+    def to_buy(db, code, processor):
+        """The plan a checkout asks for, or ValidationError naming why it cannot be bought."""

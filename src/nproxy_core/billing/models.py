@@ -53,6 +53,67 @@ class NotificationSource(enum.StrEnum):
     RECONCILIATION = "reconciliation"
 
 
+class Plan(Base):
+    """A plan sold (or granted): its price, its period, and the units each cycle of it holds.
+
+    Rows, not settings (DESIGN 4.12): an operator adds, edits, hides or retires plans with
+    ``nproxy plans`` (``billing.plans``). A plan is never deleted: payments and cycles name it.
+    Editing one changes nothing already bought: a payment keeps the price, units and period of
+    its checkout, and a cycle its own units and period.
+    """
+
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    price: Mapped[Decimal] = mapped_column(sa.Numeric(18, 8))
+    currency: Mapped[str] = mapped_column(sa.String(16))
+    #: The price in Telegram Stars, for a processor that takes them; None: not sold for Stars.
+    price_stars: Mapped[int | None]
+    period_months: Mapped[int]
+    #: Units each cycle of the plan holds (today one image costs one unit).
+    units: Mapped[int]
+    #: The model ids a cycle of the plan may use; empty: every model.
+    models: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    max_batch: Mapped[int | None]
+    #: ``N/period`` (the ``limits`` notation) for the developer API; None: the default.
+    api_rate_limit: Mapped[str | None] = mapped_column(sa.String(64))
+    #: Listed on the pricing page and ``GET /api/v1/plans``; a hidden plan is only granted.
+    public: Mapped[bool] = mapped_column(default=True)
+    free: Mapped[bool] = mapped_column(default=False)
+    recurring_allowed: Mapped[bool] = mapped_column(default=False)
+    #: Only active plans are sold; an inactive one keeps its cycles and payments.
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(free AND price = 0) OR (NOT free AND price > 0)", name="price_matches_free"
+        ),
+        sa.CheckConstraint("units > 0", name="units_positive"),
+        sa.CheckConstraint("period_months > 0", name="period_positive"),
+    )
+
+    @property
+    def price_text(self) -> str:
+        """``9.99`` for the column's ``9.99000000``: at least two decimals, more only when the
+        price has them (``0.00012345`` BTC)."""
+        price = self.price.normalize()
+        if price.as_tuple().exponent > -2:
+            price = price.quantize(Decimal("0.01"))
+        return format(price, "f")
+
+    @property
+    def request_limit(self) -> int:
+        """The units, under the name the cycles' column keeps."""
+        return self.units
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.code}>"
+
+
 class Payment(Base):
     __tablename__ = "payments"
 
@@ -70,6 +131,11 @@ class Payment(Base):
     invoice_id: Mapped[str | None] = mapped_column(sa.String(128))
     processor_payment_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
+    #: The plan bought, and what it gave at checkout: a plan edited afterwards still activates
+    #: what was paid for (the amount and currency above are its price then).
+    plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
+    plan_units: Mapped[int | None]
+    plan_period_months: Mapped[int | None]
     #: Flagged once, flagged for good: from then on only an admin's resolve activates it
     #: (DESIGN 4.9), even when a clean ``finished`` arrives later.
     needs_review: Mapped[bool] = mapped_column(default=False)
@@ -84,6 +150,7 @@ class Payment(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     user: Mapped[User] = relationship()
+    plan: Mapped[Plan | None] = relationship()
     #: The cycle this payment activated. The key is on the cycle's side, unique there, so the
     #: database itself allows at most one cycle per payment.
     cycle: Mapped[BillingCycle | None] = relationship(back_populates="payment", uselist=False)
@@ -174,7 +241,11 @@ class PaymentNotification(Base):
 
 
 class BillingCycle(Base):
-    """A period of access with its request limit and the quota ledger's counters."""
+    """A period of access with its units and the quota ledger's counters.
+
+    ``request_limit`` holds the cycle's units (the name predates units: one image was one
+    request); ``used`` and ``reserved`` count units too.
+    """
 
     __tablename__ = "billing_cycles"
 
@@ -183,8 +254,10 @@ class BillingCycle(Base):
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
     period_months: Mapped[int]
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    #: The cycle's units, copied from its plan (or its payment) when granted.
     request_limit: Mapped[int]
-    # Images made (``used``) and held for generations in flight (``reserved``): see quota/.
+    # Units of images made (``used``) and held for ones in flight (``reserved``): see quota/
     used: Mapped[int] = mapped_column(default=0)
     reserved: Mapped[int] = mapped_column(default=0)
     payment_id: Mapped[int | None] = mapped_column(
@@ -198,6 +271,7 @@ class BillingCycle(Base):
     grant_reason: Mapped[str | None] = mapped_column(sa.String(500))
 
     user: Mapped[User] = relationship()
+    plan: Mapped[Plan] = relationship()
     payment: Mapped[Payment | None] = relationship(back_populates="cycle")
 
     __table_args__ = (

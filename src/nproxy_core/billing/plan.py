@@ -1,4 +1,9 @@
-"""The one plan nproxy sells, read from the ``nproxy.plan.*`` settings."""
+"""The default plan's terms as the ``nproxy.plan.*`` settings give them.
+
+Plans are rows (``billing.models.Plan``, ``billing.plans``). These settings made the row
+``monthly`` (migration 0014) and keep setting its terms at start-up until it is edited with
+``nproxy plans edit`` (``billing.plans.reconcile_default_plan``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from zope.interface import implementer
-
-from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.plugins import positive_int, setting
 
 _CURRENCY = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -30,7 +32,6 @@ def _currency(value: str) -> str:
     return value.upper()
 
 
-@implementer(IPlan)
 @dataclass(frozen=True)
 class Plan:
     name: str
@@ -40,6 +41,8 @@ class Plan:
     #: only ever shown as a bucket of what is left.
     request_limit: int
     period_months: int
+    #: The row these terms are for.
+    code: str = "monthly"
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> Plan:
@@ -50,7 +53,12 @@ class Plan:
             currency=setting(settings, "nproxy.plan.currency", required=True, cast=_currency),
             request_limit=setting(settings, "nproxy.plan.request_limit", cast=positive_int),
             period_months=setting(settings, "nproxy.plan.period_months", cast=positive_int),
+            code=str(settings.get("nproxy.plan.default") or "monthly").strip().lower(),
         )
+
+    @property
+    def units(self) -> int:
+        return self.request_limit
 
     def public_json(self) -> dict[str, Any]:
         """What ``GET /api/v1/plan`` answers: no request limit (users see buckets only)."""

@@ -8,7 +8,6 @@ import sqlalchemy as sa
 from pyramid.request import Request
 from sqlalchemy.orm import Session
 
-from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.config import public_url
 from nproxy_core.db import utcnow
@@ -68,7 +67,7 @@ def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> in
             {
                 "when": when,
                 "ends": cycle.ends_at.strftime("%Y-%m-%d %H:%M UTC"),
-                "plan": request.find_service(IPlan),
+                "plan": cycle.plan,
                 "pricing_url": public_url(request, "pricing"),
             },
         )

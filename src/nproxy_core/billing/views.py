@@ -14,8 +14,9 @@ from pyramid.view import exception_view_config, view_config
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import user_view
 from nproxy_core.billing import checkout, notifications, presenters, services
-from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.interfaces import IPlan, IPlans
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
+from nproxy_core.billing.plans import default_plan_json, plan_json
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
 from nproxy_core.errors import ValidationError, error_response
@@ -43,10 +44,13 @@ def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
     return processor
 
 
-def do_checkout(request: Request, processor: PaymentProcessor) -> Payment:
+def do_checkout(request: Request, processor: PaymentProcessor, plan_code: Any = None) -> Payment:
+    """Check out ``plan_code`` (the default plan when None) with ``processor``; a plan that
+    cannot be bought with it is a ValidationError naming it."""
+    plan = request.find_service(IPlans).to_buy(request.db, plan_code, processor)
     return checkout.start_checkout(
         request.db,
-        request.find_service(IPlan),
+        plan,
         processor,
         request.identity.id,
         callback_url=public_url(request, "billing.webhook", processor=processor.name),
@@ -106,14 +110,24 @@ def enabled_processors(request: Request) -> list[dict[str, str]]:
 
 @view_config(route_name="api.plan", request_method="GET", renderer="json")
 def api_plan(request: Request) -> dict[str, Any]:
-    return request.find_service(IPlan).public_json()
+    """The default plan (``nproxy.plan.default``), as before plans were rows."""
+    return default_plan_json(request.find_service(IPlans).default(request.db))
+
+
+@view_config(route_name="api.plans", request_method="GET", renderer="json")
+def api_plans(request: Request) -> dict[str, Any]:
+    """The public, active plans: what each costs and buys; never anyone's counts."""
+    providers = request.find_service(IPlugins).providers
+    plans = request.find_service(IPlans).for_sale(request.db)
+    return {"plans": [plan_json(plan, providers) for plan in plans]}
 
 
 @user_view("api.billing.checkout", "POST", "json")
 def api_checkout(request: Request) -> Any:
     user_limit(request, "checkouts")
-    processor = chosen_processor(request, json_object(request).get("processor"))
-    payment = do_checkout(request, processor)
+    body = json_object(request)
+    processor = chosen_processor(request, body.get("processor"))
+    payment = do_checkout(request, processor, body.get("plan"))
     if payment.checkout_url is None:
         return checkout_failed(request)
     request.response.status = 201
@@ -165,10 +179,13 @@ def pricing_page(request: Request) -> dict[str, Any]:
     summary = None
     if request.identity is not None:
         summary = request.find_service(ISubscriptionSummary).summary(request, request.identity)
-    plan = request.find_service(IPlan)
+    plans = request.find_service(IPlans)
+    plan = plans.default(request.db)
+    providers = request.find_service(IPlugins).providers
     return {
         "plan": plan,
-        "offer": presenters.month_offer(plan, request.find_service(IPlugins).providers),
+        "plans": [(p, plan_json(p, providers)) for p in plans.for_sale(request.db)],
+        "offer": presenters.month_offer(plan, providers),
         "examples": EXAMPLES,
         "processors": enabled_processors(request),
         "summary": summary,
@@ -179,7 +196,7 @@ def pricing_page(request: Request) -> dict[str, Any]:
 def checkout_page(request: Request) -> Response:
     user_limit(request, "checkouts")
     processor = chosen_processor(request, request.POST.get("processor"))
-    payment = do_checkout(request, processor)
+    payment = do_checkout(request, processor, request.POST.get("plan"))
     if payment.checkout_url is None:
         return checkout_failed(request)
     return HTTPSeeOther(payment.checkout_url)

@@ -55,7 +55,7 @@ def demo_checkout_page(request: Request) -> Response:
         {
             "payment": payment,
             "open": payment.status in OPEN_STATES,
-            "plan": request.find_service(IPlan),
+            "plan": payment.plan or request.find_service(IPlan),
             "error": error,
         },
         request=request,

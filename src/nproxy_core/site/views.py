@@ -10,7 +10,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.presenters import EXAMPLES, month_offer
 from nproxy_core.db import IDatabase, is_disconnect
 from nproxy_core.plugin_registry import IPlugins
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @view_config(route_name="home", request_method="GET", renderer="site/landing.html")
 def landing(request: Request) -> dict[str, Any]:
-    plan = request.find_service(IPlan)
+    plan = request.find_service(IPlans).default(request.db)
     return {
         "plan": plan,
         "offer": month_offer(plan, request.find_service(IPlugins).providers),

@@ -23,7 +23,7 @@ from nproxy_core.admin.page import (
     row_action,
 )
 from nproxy_core.billing import grants
-from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.db import utcnow
 from nproxy_core.developer_api import keys as api_keys
 from nproxy_core.errors import NotFound, ValidationError
@@ -83,7 +83,7 @@ def user_grant_cycle(request: Request) -> HTTPSeeOther:
     def grant() -> str:
         cycle = grants.grant_cycle(
             request.db,
-            request.find_service(IPlan),
+            request.find_service(IPlans).default(request.db),
             user_id,
             reason=form(request, "reason"),
             actor=actor(request),

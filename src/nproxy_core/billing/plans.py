@@ -1,0 +1,362 @@
+"""Plans as rows (DESIGN 4.12): finding the default plan and the ones for sale, what a cycle
+of a plan buys, and adding or editing a plan (audited, shared by every surface).
+
+The plan named by ``nproxy.plan.default`` (default ``monthly``) is the one used wherever no
+plan is named: checkout without a plan, ``GET /api/v1/plan``, an admin's free cycle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import sqlalchemy as sa
+from limits import parse
+from sqlalchemy.orm import Session
+from zope.interface import implementer
+
+from nproxy_core.audit import Actor
+from nproxy_core.billing.interfaces import IPlans
+from nproxy_core.billing.models import Plan
+from nproxy_core.db import utcnow
+from nproxy_core.errors import Conflict, NotFound, ValidationError
+
+__all__ = [
+    "PlanCatalog",
+    "add_plan",
+    "edit_plan",
+    "images_per_model",
+    "plan_json",
+    "plan_view",
+    "price_text",
+    "sold_by",
+]
+
+CODE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+CURRENCY = re.compile(r"^[A-Z0-9]{2,10}$")
+#: What ``nproxy plans add`` / ``edit`` (and later the web admin) may set.
+FIELDS = (
+    "name",
+    "price",
+    "currency",
+    "price_stars",
+    "period_months",
+    "units",
+    "models",
+    "max_batch",
+    "api_rate_limit",
+    "public",
+    "free",
+    "recurring_allowed",
+    "active",
+)
+
+
+@implementer(IPlans)
+class PlanCatalog:
+    """Billing's plans service: the default plan's code comes from the settings."""
+
+    def __init__(self, default_code: str) -> None:
+        self.default_code = default_code
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> PlanCatalog:
+        code = str(settings.get("nproxy.plan.default") or "monthly").strip().lower()
+        return cls(code)
+
+    def default(self, db: Session) -> Plan:
+        plan = db.scalar(sa.select(Plan).where(Plan.code == self.default_code))
+        if plan is None:
+            raise NotFound(
+                f"the default plan {self.default_code!r} (nproxy.plan.default) does not exist: "
+                "add it with `nproxy plans add`"
+            )
+        return plan
+
+    def get(self, db: Session, code: str) -> Plan:
+        plan = db.scalar(sa.select(Plan).where(Plan.code == str(code).strip().lower()))
+        if plan is None:
+            raise NotFound(f"no plan {code!r}")
+        return plan
+
+    def for_sale(self, db: Session) -> list[Plan]:
+        """The public, active plans, cheapest first: the pricing page and ``/api/v1/plans``."""
+        return list(
+            db.scalars(
+                sa.select(Plan)
+                .where(Plan.public.is_(True), Plan.active.is_(True))
+                .order_by(Plan.free.desc(), Plan.price, Plan.id)
+            )
+        )
+
+    def to_buy(self, db: Session, code: Any, processor: Any) -> Plan:
+        """The plan a checkout asks for (the default one when ``code`` is None), or
+        ValidationError naming it and why it cannot be bought with ``processor``."""
+        if code is None:
+            plan = self.default(db)
+        else:
+            if not isinstance(code, str) or not code.strip():
+                raise ValidationError("Name a plan.", fields={"plan": "invalid"})
+            plan = db.scalar(sa.select(Plan).where(Plan.code == code.strip().lower()))
+            if plan is None:
+                raise ValidationError(
+                    f"There is no plan {code.strip()[:40]!r}.", fields={"plan": "unknown"}
+                )
+        problem = sold_by(plan, processor)
+        if problem:
+            raise ValidationError(
+                f"The plan {plan.code!r} {problem}.", fields={"plan": "unavailable"}
+            )
+        return plan
+
+
+def sold_by(plan: Plan, processor: Any) -> str | None:
+    """Why ``processor`` cannot sell ``plan`` (in words after "The plan X"), or None.
+
+    A processor that charges in Telegram Stars (``charges_stars = True``) sells only plans with
+    a Stars price; the others sell any priced plan.
+    """
+    if not plan.active:
+        return "is no longer sold"
+    if plan.free:
+        return "is free: nothing to pay"
+    if getattr(processor, "charges_stars", False) and plan.price_stars is None:
+        return f"has no price in Stars, so {processor.name!r} cannot sell it"
+    return None
+
+
+def price_text(amount: Decimal) -> str:
+    """``9.99`` for Numeric's ``9.99000000``, ``25.50`` for ``25.50000000``."""
+    price = amount.normalize()
+    if price.as_tuple().exponent > -2:
+        price = price.quantize(Decimal("0.01"))
+    return format(price, "f")
+
+
+def images_per_model(plan: Plan, providers: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """About how many images a cycle of ``plan`` makes with each model it allows, of the enabled
+    providers: its units over the model's unit cost. Every image costs one unit today; the units
+    slice of DESIGN 4.12 changes the cost here and nowhere else."""
+    estimates = []
+    for provider in providers.values():
+        for caps in provider.capabilities():
+            if plan.models and caps.model not in plan.models:
+                continue
+            cost = 1
+            estimates.append({"model": caps.model, "images": plan.units // cost})
+    return estimates
+
+
+def plan_json(plan: Plan, providers: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan as ``GET /api/v1/plans`` shows it: what it costs and buys, never anyone's use."""
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "price": {"amount": price_text(plan.price), "currency": plan.currency},
+        "price_stars": plan.price_stars,
+        "period_months": plan.period_months,
+        "free": plan.free,
+        "recurring_allowed": plan.recurring_allowed,
+        "images_per_model": images_per_model(plan, providers),
+    }
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    """Every field of a plan: the audit rows and ``nproxy plans list --json``."""
+    return {
+        "code": plan.code,
+        "name": plan.name,
+        "price": price_text(plan.price),
+        "currency": plan.currency,
+        "price_stars": plan.price_stars,
+        "period_months": plan.period_months,
+        "units": plan.units,
+        "models": list(plan.models or []),
+        "max_batch": plan.max_batch,
+        "api_rate_limit": plan.api_rate_limit,
+        "public": plan.public,
+        "free": plan.free,
+        "recurring_allowed": plan.recurring_allowed,
+        "active": plan.active,
+    }
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _bad(field: str, message: str) -> ValidationError:
+    return ValidationError(message, fields={field: "invalid"})
+
+
+def _positive(field: str, value: Any, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise _bad(field, f"{field} must be a whole number, not {value!r}") from None
+    if isinstance(value, bool) or number <= 0 or str(number) != str(value).strip():
+        raise _bad(field, f"{field} must be a whole number above 0, not {value!r}")
+    return number
+
+
+def _clean(field: str, value: Any) -> Any:
+    if field == "name":
+        name = str(value or "").strip()
+        if not name or len(name) > 100:
+            raise _bad("name", "name must be 1 to 100 characters")
+        return name
+    if field == "price":
+        try:
+            price = Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            raise _bad("price", f"price must be a number, not {value!r}") from None
+        # Numeric(18, 8): refuse what it would round or overflow.
+        if not price.is_finite() or price < 0 or price.as_tuple().exponent < -8:
+            raise _bad("price", f"price must be 0 or more with at most 8 decimals, not {value!r}")
+        if price >= Decimal(10) ** 10:
+            raise _bad("price", f"price {value!r} is too large")
+        return price
+    if field == "currency":
+        currency = str(value or "").strip().upper()
+        if not CURRENCY.match(currency):
+            raise _bad("currency", f"currency must be 2 to 10 letters or digits, not {value!r}")
+        return currency
+    if field in ("price_stars", "max_batch"):
+        return _positive(field, value, optional=True)
+    if field in ("period_months", "units"):
+        return _positive(field, value)
+    if field == "models":
+        models = [str(m).strip() for m in (value or []) if str(m).strip()]
+        if any(len(m) > 100 for m in models):
+            raise _bad("models", "a model id is at most 100 characters")
+        return list(dict.fromkeys(models))
+    if field == "api_rate_limit":
+        if value is None or not str(value).strip():
+            return None
+        text = str(value).strip()
+        try:
+            parse(text)
+        except ValueError:
+            raise _bad(
+                "api_rate_limit", f"api_rate_limit must read like 60/minute, not {text!r}"
+            ) from None
+        if len(text) > 64:
+            raise _bad("api_rate_limit", "api_rate_limit is at most 64 characters")
+        return text
+    if field in ("public", "free", "recurring_allowed", "active"):
+        if not isinstance(value, bool):
+            raise _bad(field, f"{field} must be true or false")
+        return value
+    raise _bad(field, f"no plan field {field!r}")
+
+
+def _check_whole(plan: Plan) -> None:
+    """Rules across fields: a plan is free exactly when its price is 0."""
+    if plan.free and plan.price != 0:
+        raise _bad("price", "a free plan's price must be 0")
+    if not plan.free and plan.price == 0:
+        raise _bad("price", "a plan that is not free needs a price above 0 (or mark it free)")
+
+
+def add_plan(db: Session, code: Any, fields: Mapping[str, Any], *, actor: Actor) -> Plan:
+    """Create a plan; ``fields`` holds :data:`FIELDS` (name, price, currency, units and
+    period_months required). One audit row, ``plan.add``."""
+    code = str(code or "").strip().lower()
+    if not CODE.match(code):
+        raise _bad(
+            "code",
+            f"code must be a slug of 1 to 40 lower-case letters, digits and dashes, not {code!r}",
+        )
+    missing = [
+        f for f in ("name", "price", "currency", "units", "period_months") if f not in fields
+    ]
+    if missing:
+        raise ValidationError(
+            f"a new plan needs {', '.join(missing)}", fields=dict.fromkeys(missing, "required")
+        )
+    if db.scalar(sa.select(Plan.id).where(Plan.code == code)) is not None:
+        raise Conflict(f"a plan {code!r} exists already: use `nproxy plans edit {code}`")
+    values = {field: _clean(field, value) for field, value in fields.items()}
+    plan = Plan(code=code, **{"models": [], **values})
+    _check_whole(plan)
+    db.add(plan)
+    db.flush()
+    actor.record(db, "plan.add", "plan", plan.id, None, plan_view(plan))
+    return plan
+
+
+def edit_plan(db: Session, code: str, changes: Mapping[str, Any], *, actor: Actor) -> Plan:
+    """Change some fields of a plan; what was bought before keeps its terms. One audit row,
+    ``plan.edit``, with the fields before and after (none when nothing changed)."""
+    plan = db.scalar(
+        sa.select(Plan).where(Plan.code == str(code).strip().lower()).with_for_update()
+    )
+    if plan is None:
+        raise NotFound(f"no plan {code!r}")
+    before = plan_view(plan)
+    for field, value in changes.items():
+        setattr(plan, field, _clean(field, value))
+    _check_whole(plan)
+    after = plan_view(plan)
+    if after != before:
+        plan.updated_at = utcnow()
+        db.flush()
+        changed = [k for k in after if after[k] != before[k]]
+        actor.record(
+            db,
+            "plan.edit",
+            "plan",
+            plan.id,
+            {k: before[k] for k in changed},
+            {"code": plan.code, **{k: after[k] for k in changed}},
+        )
+    return plan
+
+
+def codes(plans: Iterable[Plan]) -> list[str]:
+    return [plan.code for plan in plans]
+
+
+def default_plan_json(plan: Plan) -> dict[str, Any]:
+    """What ``GET /api/v1/plan`` answers (kept from before plans were rows): no units."""
+    return {
+        "name": plan.name,
+        "price": {"amount": price_text(plan.price), "currency": plan.currency},
+        "period_months": plan.period_months,
+    }
+
+
+def reconcile_default_plan(registry: Any, terms: Any) -> None:
+    """At start-up: the default plan's row takes the ``nproxy.plan.*`` terms while it has never
+    been edited (``updated_at == created_at``: ``nproxy plans edit`` moves ``updated_at``, this
+    does not). A database not migrated yet, or without that plan, is left alone."""
+    from nproxy_core.db import IDatabase
+    from nproxy_core.wiring import find_service
+
+    engine = find_service(registry, IDatabase).engine
+    values = {
+        "name": terms.name,
+        "price": terms.price,
+        "currency": terms.currency,
+        "units": terms.request_limit,
+        "period_months": terms.period_months,
+    }
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table("plans"):
+                return
+            table = Plan.__table__
+            row = (
+                conn.execute(sa.select(table).where(table.c.code == terms.code)).mappings().first()
+            )
+            if row is None or row["updated_at"] != row["created_at"] or row["free"]:
+                return
+            if all(row[k] == v for k, v in values.items()):
+                return
+            conn.execute(sa.update(table).where(table.c.id == row["id"]).values(values))
+    except sa.exc.DBAPIError:
+        # No database to reach yet (a command that needs none): nothing to reconcile.
+        return
