@@ -32,6 +32,8 @@ LIMITS: dict[str, tuple[str, str]] = {
     "password_reset": ("nproxy.ratelimit.password_reset", "5/minute"),
     # Reset mails per account asked for from addresses it never logged in from.
     "password_reset_account": ("nproxy.ratelimit.password_reset_account", "10/day"),
+    # Verification mails per account, the one sent at registration included (DESIGN 4.12).
+    "verify_email": ("nproxy.ratelimit.verify_email", "5/hour"),
     "uploads": ("nproxy.limits.uploads", "60/hour"),
     "conversations": ("nproxy.limits.conversations", "100/hour"),
     "checkouts": ("nproxy.limits.checkouts", "10/hour"),

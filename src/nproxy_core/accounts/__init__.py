@@ -1,4 +1,5 @@
-"""Accounts: registration, log in and out, password reset, the dashboard, ``/api/v1/me``."""
+"""Accounts: registration, log in and out, password reset, email verification, the dashboard,
+``/api/v1/me``."""
 
 from typing import Any
 
@@ -13,6 +14,7 @@ def includeme(config: Any) -> None:
     config.add_route("api.logout", "/api/v1/auth/logout")
     config.add_route("api.password_reset", "/api/v1/auth/password-reset")
     config.add_route("api.password_reset_confirm", "/api/v1/auth/password-reset/confirm")
+    config.add_route("api.verify_email", "/api/v1/auth/verify-email")
     config.add_route("api.me", "/api/v1/me")
 
     config.add_route("register", "/register")
@@ -21,6 +23,7 @@ def includeme(config: Any) -> None:
     config.add_route("forgot_password", "/forgot-password")
     config.add_route("reset_password", "/reset-password")
     config.add_route("logout_everywhere", "/logout-everywhere")
+    config.add_route("verify_email", "/verify-email")
     config.add_route("account.password", "/account/password")
     config.add_route("dashboard", "/dashboard")
     config.scan("nproxy_core.accounts.views")

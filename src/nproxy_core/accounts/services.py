@@ -1,11 +1,14 @@
-"""Account rules: registration, authentication, and password reset by emailed token."""
+"""Account rules: registration, authentication, and the emailed single-use tokens that reset a
+password or verify an address."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 import hashlib
+import re
 import secrets
+from typing import TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -13,13 +16,22 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from nproxy_core.accounts.models import PasswordResetToken, Role, User
+from nproxy_core.accounts.models import (
+    EmailVerificationToken,
+    PasswordResetToken,
+    Role,
+    SingleUseToken,
+    User,
+)
 from nproxy_core.accounts.schemas import check_new_password, normalize_email
 from nproxy_core.accounts.sessions import end_sessions
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Forbidden, NotAuthenticated, ValidationError
 
+T = TypeVar("T", bound=SingleUseToken)
+
 RESET_TOKEN_LIFETIME = dt.timedelta(hours=1)
+VERIFICATION_TOKEN_LIFETIME = dt.timedelta(hours=24)
 
 # argon2-cffi's defaults are Argon2id with the RFC 9106 low-memory profile.
 _hasher = PasswordHasher()
@@ -106,8 +118,50 @@ def authenticate(db: Session, email: str, password: str) -> User:
     return user
 
 
+# --- single-use tokens sent by email -------------------------------------------------------------
+
+# What issue_token makes (token_urlsafe(32): 43 characters), with room to spare. Anything else
+# (empty, huge, NUL, a character no token has) is refused before it is hashed or looked up.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,200}")
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(
+    db: Session, model: type[T], user: User, lifetime: dt.timedelta, **values: object
+) -> tuple[T, str]:
+    """A new token row of ``model`` for ``user`` (its hash only), and the token for the mail."""
+    token = secrets.token_urlsafe(32)
+    row = model(user=user, token_hash=_token_hash(token), expires_at=utcnow() + lifetime, **values)
+    db.add(row)
+    return row, token
+
+
+def claim_token(db: Session, model: type[T], token: object) -> T | None:
+    """The row of ``model`` this token names, locked until commit so that two concurrent
+    claims cannot both use it; None for a token that names none. The caller decides what an
+    expired or used row means."""
+    if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
+        return None
+    return db.scalar(
+        sa.select(model)
+        .where(model.token_hash == _token_hash(token))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def _end_outstanding_tokens(db: Session, model: type[SingleUseToken], user: User) -> None:
+    db.execute(
+        sa.update(model)
+        .where(model.user_id == user.id, model.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+
+
+# --- password reset ----------------------------------------------------------------------------
 
 
 def start_password_reset(db: Session, email: str) -> tuple[User, str] | None:
@@ -115,14 +169,7 @@ def start_password_reset(db: Session, email: str) -> tuple[User, str] | None:
     user = find_user(db, email)
     if user is None or user.is_blocked:
         return None
-    token = secrets.token_urlsafe(32)
-    db.add(
-        PasswordResetToken(
-            user=user,
-            token_hash=_token_hash(token),
-            expires_at=utcnow() + RESET_TOKEN_LIFETIME,
-        )
-    )
+    _row, token = issue_token(db, PasswordResetToken, user, RESET_TOKEN_LIFETIME)
     return user, token
 
 
@@ -132,23 +179,66 @@ def finish_password_reset(db: Session, token: str, password: str) -> User:
         "This reset link is invalid or has expired. Ask for a new one.",
         fields={"token": "invalid"},
     )
-    if not token or len(token) > 200:
-        raise invalid
-    # Lock the row so two concurrent confirmations cannot both use it.
-    row = db.scalar(
-        sa.select(PasswordResetToken)
-        .where(PasswordResetToken.token_hash == _token_hash(token))
-        .with_for_update()
-    )
-    now = utcnow()
-    if row is None or row.used_at is not None or row.expires_at <= now:
+    row = claim_token(db, PasswordResetToken, token)
+    if row is None or row.used_at is not None or row.expires_at <= utcnow():
         raise invalid
     user = row.user
     set_password(db, user, password)
     # Every outstanding token of the account dies with this one.
+    _end_outstanding_tokens(db, PasswordResetToken, user)
+    return user
+
+
+# --- email verification (DESIGN 4.12) ----------------------------------------------------------
+
+
+class VerificationLinkRefused(ValidationError):
+    """A verification link that verifies nothing; ``reason`` says why, in the words the page
+    uses: ``invalid`` (unknown, malformed, replaced by a newer link, or sent to an address the
+    account no longer has), ``expired`` or ``used``."""
+
+    MESSAGES = {
+        "invalid": "This verification link is not valid. It may have been replaced by a newer one.",
+        "expired": "This verification link has expired: links are valid for 24 hours.",
+        "used": "This verification link has already been used.",
+    }
+
+    def __init__(self, reason: str, user: User | None = None) -> None:
+        super().__init__(self.MESSAGES[reason], fields={"token": reason})
+        self.reason = reason
+        #: The link's account, when the link names one (a used link's owner may be verified).
+        self.user = user
+
+
+def start_email_verification(db: Session, user: User) -> str:
+    """A new verification token for the account's current address. It replaces every earlier
+    link that was not used: only the newest mail verifies."""
     db.execute(
-        sa.update(PasswordResetToken)
-        .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
-        .values(used_at=now)
+        sa.delete(EmailVerificationToken).where(
+            EmailVerificationToken.user_id == user.id, EmailVerificationToken.used_at.is_(None)
+        )
     )
+    _row, token = issue_token(
+        db, EmailVerificationToken, user, VERIFICATION_TOKEN_LIFETIME, email=user.email
+    )
+    return token
+
+
+def verify_email(db: Session, token: object) -> User:
+    """Mark the address the token was sent to as verified, once; the account it belongs to
+    is the one verified, whoever opens the link."""
+    row = claim_token(db, EmailVerificationToken, token)
+    if row is None:
+        raise VerificationLinkRefused("invalid")
+    user = row.user
+    if row.used_at is not None:
+        raise VerificationLinkRefused("used", user)
+    if row.email != user.email:
+        raise VerificationLinkRefused("invalid")
+    if row.expires_at <= utcnow():
+        raise VerificationLinkRefused("expired", user)
+    now = utcnow()
+    row.used_at = now
+    if user.email_verified_at is None:
+        user.email_verified_at = now
     return user

@@ -19,8 +19,10 @@ from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
 from nproxy_core.accounts.security import current_session_token, user_view
 from nproxy_core.accounts.tasks import send_password_reset
+from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, NotAuthenticated, ValidationError
 from nproxy_core.jsonbody import json_object
+from nproxy_core.notifications import send_email
 from nproxy_core.ratelimit import client_ip
 
 
@@ -63,6 +65,7 @@ def do_register(request: Request, data: dict[str, Any]) -> User:
     password = data.get("password")
     user = services.create_user(request.db, email, password)
     remember(request, user.id)
+    send_verification(request, user)
     return user
 
 
@@ -104,6 +107,27 @@ def do_password_reset_confirm(request: Request, data: dict[str, Any]) -> User:
         raise ValidationError("The reset token is missing.", fields={"token": "required"})
     user = services.finish_password_reset(request.db, token, data.get("password"))
     return user
+
+
+def send_verification(request: Request, user: User) -> bool:
+    """Mail ``user`` a link that verifies their address (DESIGN 4.12), from the queue once this
+    request commits; False, and no mail, when the address is verified already.
+
+    Counted per account (``nproxy.ratelimit.verify_email``), so a resend button cannot be
+    made to fill an inbox. Each link replaces the ones before it.
+    """
+    if user.email_verified:
+        return False
+    _limiter(request).hit(
+        "verify_email",
+        f"user:{user.id}",
+        message="We have sent several verification links already. Please wait a little and "
+        "check your inbox (and spam folder) for the latest one.",
+    )
+    token = services.start_email_verification(request.db, user)
+    link = public_url(request, "verify_email", _query={"token": token})
+    send_email(request, user.email, "verify_email", {"link": link})
+    return True
 
 
 # --- JSON API ------------------------------------------------------------------------------------
@@ -150,13 +174,24 @@ def api_password_reset_confirm(request: Request) -> Response:
     return Response(status=204)
 
 
+@user_view("api.verify_email", "POST", "json")
+def api_verify_email(request: Request) -> dict[str, Any]:
+    if not send_verification(request, request.identity):
+        return {"verified": True}
+    request.response.status = 202
+    return {"sent": True}
+
+
 @user_view("api.me", "GET", "json")
 def api_me(request: Request) -> dict[str, Any]:
     user = request.identity
     # The one answer with max_batch_now: the composer offers only batch sizes that fit.
-    return {"id": user.id, "email": user.email, "role": str(user.role)} | account_summary(
-        request, user, batch=True
-    )
+    return {
+        "id": user.id,
+        "email": user.email,
+        "role": str(user.role),
+        "email_verified": user.email_verified,
+    } | account_summary(request, user, batch=True)
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -265,6 +300,43 @@ def reset_password_page(request: Request) -> Any:
         do_password_reset_confirm,
         lambda _: HTTPSeeOther(request.route_url("login", _query={"reset": "done"})),
     )
+
+
+@view_config(route_name="verify_email", request_method="GET")
+def verify_email_page(request: Request) -> Response:
+    """Open a verification link: the address it was sent to is verified, once. Any token value
+    at all gets this page, never an error of the server."""
+    context: dict[str, Any] = {"verified_user": None, "refused": None, "error": None}
+    # Without a token at all (a bookmark, the way back from logging in) the page only offers
+    # to send a link.
+    if "token" in request.GET:
+        try:
+            context["verified_user"] = services.verify_email(request.db, request.GET["token"])
+        except services.VerificationLinkRefused as exc:
+            request.response.status = exc.status
+            context["refused"] = exc
+    return render_to_response(
+        "accounts/verify_email.html", context, request=request, response=request.response
+    )
+
+
+@user_view("verify_email", "POST")
+def send_verification_page(request: Request) -> Response:
+    """The dashboard's and the refused link page's "Send verification link" button."""
+    try:
+        sent = send_verification(request, request.identity)
+    except APIError as exc:
+        request.response.status = exc.status
+        for name, value in exc.headers.items():
+            request.response.headers[name] = value
+        return render_to_response(
+            "accounts/verify_email.html",
+            {"verified_user": None, "refused": None, "error": exc.message},
+            request=request,
+            response=request.response,
+        )
+    done = "verification-sent" if sent else "verified"
+    return HTTPSeeOther(request.route_url("dashboard", _query={"done": done}))
 
 
 @user_view("dashboard", "GET", "accounts/dashboard.html")
