@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
 import yaml
@@ -50,16 +51,22 @@ def test_every_compose_command_exists_here():
         if service.get("build") != ".":
             continue
         command = service["command"]
-        if command[0] == "nproxy":
-            group = main
-            load_commands()  # the features' commands join as they are asked for
-            for word in command[1:]:
-                assert word in group.commands, f"{name}: nproxy {word} does not exist"
-                group = group.commands[word]
-                if not hasattr(group, "commands"):
-                    break
+        # A shell joins commands with && (migrate: upgrade, then check): each is checked.
+        if command[:2] == ["sh", "-c"]:
+            commands = [shlex.split(part) for part in command[2].split("&&")]
         else:
-            assert command == WEB_COMMAND, name
+            commands = [command]
+        for words in commands:
+            if words[0] == "nproxy":
+                group = main
+                load_commands()  # the features' commands join as they are asked for
+                for word in words[1:]:
+                    assert word in group.commands, f"{name}: nproxy {word} does not exist"
+                    group = group.commands[word]
+                    if not hasattr(group, "commands"):
+                        break
+            else:
+                assert words == WEB_COMMAND, name
     # The commands answer --help as plain processes.
     for args in (
         ["worker", "--help"],
