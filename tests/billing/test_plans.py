@@ -326,3 +326,19 @@ def test_grant_cycle_of_a_named_plan(ini, db, user_factory):
     assert first.after["plan"] == "pro" and first.surface == "cli"
     unknown = run(ini, "users", "grant-cycle", user.email, "--reason", "x", "--plan", "gold")
     assert unknown.exit_code != 0 and "no plan 'gold'" in unknown.stderr
+
+
+def test_users_list_filters_by_the_current_cycles_plan(ini, db, user_factory, make_cycle):
+    pro = add(db, "pro", name="Pro")
+    on_pro = user_factory("pro@example.com")
+    make_cycle(on_pro)
+    db.execute(sa.update(BillingCycle).values(plan_id=pro.id))
+    db.commit()
+    make_cycle(user_factory("monthly@example.com"))
+    listed = run(ini, "users", "list", "--plan", "pro", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [(r["email"], r["plan"]) for r in json.loads(listed.stdout)] == [
+        ("pro@example.com", "Pro")
+    ]
+    by_name = run(ini, "users", "list", "--plan", "Monthly", "--json")
+    assert [r["email"] for r in json.loads(by_name.stdout)] == ["monthly@example.com"]

@@ -17,7 +17,7 @@ from nproxy_core.accounts.cli import CONSOLE, users
 from nproxy_core.accounts.models import User
 from nproxy_core.billing import plans as plan_service
 from nproxy_core.billing.grants import grant_cycle
-from nproxy_core.billing.interfaces import IPlan, IPlans
+from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
@@ -47,7 +47,7 @@ def users_grant_cycle(cli: CLIContext, email: str, reason: str, plan_code: str |
 
 @users.command("list")
 @click.option(
-    "--plan", "plan_name", metavar="PLAN", help="Only accounts with a current cycle of PLAN."
+    "--plan", "plan_name", metavar="CODE", help="Only accounts with a current cycle of CODE."
 )
 @click.option("--active", is_flag=True, help="Only accounts with a current cycle.")
 @click.option("--blocked", is_flag=True, help="Only blocked accounts.")
@@ -65,21 +65,25 @@ def users_list(
     as_json: bool,
 ) -> None:
     """List accounts, newest first: email, role, blocked, created, end of the current cycle."""
-    plan = cli.find_service(IPlan)
-    if plan_name is not None and plan_name.strip().lower() != plan.name.lower():
-        # One plan today (nproxy.plan.*): any other name is a mistake, not an empty list.
-        raise ValidationError(f"no plan {plan_name!r} (the plan is {plan.name!r})")
     now = utcnow()
-    cycle_ends = (
-        sa.select(sa.func.max(BillingCycle.ends_at))
-        .where(
-            BillingCycle.user_id == User.id,
-            BillingCycle.starts_at <= now,
-            BillingCycle.ends_at > now,
-        )
+    current = sa.and_(
+        BillingCycle.user_id == User.id,
+        BillingCycle.starts_at <= now,
+        BillingCycle.ends_at > now,
+    )
+    cycle_ends = sa.select(sa.func.max(BillingCycle.ends_at)).where(current).scalar_subquery()
+    # The plan of the current cycle that ends last (the one the quota draws on after the rest).
+    cycle_plan = (
+        sa.select(Plan.name)
+        .join(BillingCycle, BillingCycle.plan_id == Plan.id)
+        .where(current)
+        .order_by(BillingCycle.ends_at.desc(), BillingCycle.id.desc())
+        .limit(1)
         .scalar_subquery()
     )
-    query = sa.select(User, cycle_ends.label("cycle_ends")).order_by(User.id.desc())
+    query = sa.select(User, cycle_ends.label("cycle_ends"), cycle_plan.label("plan")).order_by(
+        User.id.desc()
+    )
     if plan_name is not None or active:
         query = query.where(cycle_ends.is_not(None))
     if blocked:
@@ -87,9 +91,19 @@ def users_list(
     if after is not None:
         query = query.where(User.id < after)
     with cli.transaction() as db:
+        if plan_name is not None:
+            wanted = plan_name.strip().lower()
+            plan_id = db.scalar(
+                sa.select(Plan.id).where(
+                    sa.or_(Plan.code == wanted, sa.func.lower(Plan.name) == wanted)
+                )
+            )
+            if plan_id is None:
+                raise ValidationError(f"no plan {plan_name!r} (see `nproxy plans list`)")
+            query = query.where(sa.exists().where(current, BillingCycle.plan_id == plan_id))
         rows = db.execute(query.limit(limit + 1)).all()
         more = len(rows) > limit
-        views = [_user_view(user, ends, plan.name) for user, ends in rows[:limit]]
+        views = [_user_view(user, ends, plan) for user, ends, plan in rows[:limit]]
     if as_json:
         click.echo(json.dumps(views, indent=2))
         return
@@ -107,7 +121,7 @@ def users_list(
         click.echo(f"more: nproxy users list --after {views[-1]['id']}")
 
 
-def _user_view(user: User, cycle_ends: dt.datetime | None, plan: str) -> dict[str, Any]:
+def _user_view(user: User, cycle_ends: dt.datetime | None, plan: str | None) -> dict[str, Any]:
     return {
         "id": user.id,
         "email": user.email,
