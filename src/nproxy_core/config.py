@@ -66,6 +66,9 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
 DEFAULTS: dict[str, str] = {
     "nproxy.env": "development",
     "nproxy.storage": "local",
+    # The plan used where none is named (a row of ``plans``: ``nproxy plans list``). The
+    # nproxy.plan.* terms below made its row and keep setting it until ``nproxy plans edit``.
+    "nproxy.plan.default": "monthly",
     "nproxy.plan.name": "Monthly",
     "nproxy.plan.price": "9.99",
     "nproxy.plan.currency": "USD",

@@ -342,3 +342,16 @@ def test_users_list_filters_by_the_current_cycles_plan(ini, db, user_factory, ma
     ]
     by_name = run(ini, "users", "list", "--plan", "Monthly", "--json")
     assert [r["email"] for r in json.loads(by_name.stdout)] == ["monthly@example.com"]
+
+
+def test_a_malformed_default_plan_setting_stops_start_up(make_app):
+    from nproxy_core.config import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"nproxy\.plan\.default"):
+        make_app(nproxy__plan__default="Not a code!")
+
+
+def test_a_default_plan_without_its_row_is_named(make_app):
+    api = ApiClient(make_app(nproxy__plan__default="gold"))
+    res = api.get("/api/v1/plan", status=404)
+    assert "'gold' (nproxy.plan.default) does not exist" in res.json["error"]["message"]

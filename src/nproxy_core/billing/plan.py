@@ -16,6 +16,7 @@ from typing import Any
 from nproxy_core.plugins import positive_int, setting
 
 _CURRENCY = re.compile(r"^[A-Z0-9]{2,10}$")
+_CODE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 
 
 def _price(value: str) -> Decimal:
@@ -24,6 +25,13 @@ def _price(value: str) -> Decimal:
     if not price.is_finite() or price <= 0 or price.as_tuple().exponent < -8:
         raise ValueError(value)
     return price
+
+
+def _code(value: str) -> str:
+    code = value.strip().lower()
+    if not _CODE.match(code):
+        raise ValueError(value)
+    return code
 
 
 def _currency(value: str) -> str:
@@ -53,7 +61,7 @@ class Plan:
             currency=setting(settings, "nproxy.plan.currency", required=True, cast=_currency),
             request_limit=setting(settings, "nproxy.plan.request_limit", cast=positive_int),
             period_months=setting(settings, "nproxy.plan.period_months", cast=positive_int),
-            code=str(settings.get("nproxy.plan.default") or "monthly").strip().lower(),
+            code=setting(settings, "nproxy.plan.default", default="monthly", cast=_code),
         )
 
     @property

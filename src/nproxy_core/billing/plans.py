@@ -61,11 +61,6 @@ class PlanCatalog:
     def __init__(self, default_code: str) -> None:
         self.default_code = default_code
 
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> PlanCatalog:
-        code = str(settings.get("nproxy.plan.default") or "monthly").strip().lower()
-        return cls(code)
-
     def default(self, db: Session) -> Plan:
         plan = db.scalar(sa.select(Plan).where(Plan.code == self.default_code))
         if plan is None:
