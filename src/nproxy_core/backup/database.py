@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from nproxy_core.backup.files import CHUNK, BackupFiles, inside
-from nproxy_core.migrations import BOOKKEEPING
+from nproxy_core.migrations import BOOKKEEPING, SEEDED
 
 #: The table Alembic keeps its revision in: the manifest records the revision instead.
 VERSION_TABLE = "alembic_version"
@@ -210,7 +210,8 @@ def _state_postgresql(url: str) -> State:
         heads = sorted(_column(conn, _HEADS)) if VERSION_TABLE in tables else []
         with_rows = None
         for table in tables:
-            if table in BOOKKEEPING:
+            # What the migrations put in is no one's data: the restore replaces it.
+            if table in BOOKKEEPING or table in SEEDED:
                 continue
             query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
             if conn.execute(query).fetchone()[0]:
@@ -361,6 +362,7 @@ def _state_sqlite(url: str) -> State:
                 table
                 for table in tables
                 if table not in BOOKKEEPING
+                and table not in SEEDED
                 and conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_quote(table)})").fetchone()[0]  # noqa: S608
             ),
             None,
