@@ -51,6 +51,7 @@ import webtest
 from webob import Request
 
 from nproxy_core.audit import Surface
+from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase, utcnow
@@ -182,6 +183,7 @@ class Bench:
             db.add(
                 BillingCycle(
                     user_id=user.id,
+                    plan_id=find_service(self.registry, IPlans).default(db).id,
                     starts_at=now - dt.timedelta(days=1),
                     ends_at=now + dt.timedelta(days=29),
                     period_months=1,
