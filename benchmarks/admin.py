@@ -70,9 +70,10 @@ FILL = [
     (
         "billing cycles",
         """
-        INSERT INTO billing_cycles (user_id, starts_at, ends_at, period_months, request_limit,
-                                    used, reserved, created_at)
-        SELECT u.id, now() - interval '10 days', now() + interval '20 days', 1, 300,
+        INSERT INTO billing_cycles (user_id, plan_id, starts_at, ends_at, period_months,
+                                    request_limit, used, reserved, created_at)
+        SELECT u.id, (SELECT id FROM plans WHERE code = 'monthly'),
+               now() - interval '10 days', now() + interval '20 days', 1, 300,
                u.id %% 250, 0, now() - interval '10 days'
         FROM users u WHERE u.id %% 3 = 0
         """,
