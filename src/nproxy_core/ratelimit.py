@@ -37,6 +37,8 @@ LIMITS: dict[str, tuple[str, str]] = {
     "uploads": ("nproxy.limits.uploads", "60/hour"),
     "conversations": ("nproxy.limits.conversations", "100/hour"),
     "checkouts": ("nproxy.limits.checkouts", "10/hour"),
+    # Free plans started per client IP, by any number of accounts (DESIGN 4.12).
+    "free_grants": ("nproxy.limits.free_grants", "20/day"),
 }
 
 TOO_MANY = "Too many attempts. Please wait a little and try again."

@@ -21,6 +21,7 @@ def includeme(config: Any) -> None:
     config.add_route("pricing", "/pricing")
     config.add_route("billing.history", "/billing")
     config.add_route("billing.checkout", "/billing/checkout")
+    config.add_route("billing.start_free", "/billing/start-free")
     config.add_route("billing.success", "/billing/payments/{order_id}/success")
     config.add_route("billing.cancel", "/billing/payments/{order_id}/cancel")
     config.add_route("billing.webhook", "/billing/webhooks/{processor}")
@@ -28,6 +29,7 @@ def includeme(config: Any) -> None:
     config.add_route("api.plans", "/api/v1/plans")
     config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
     config.add_route("api.billing.payments", "/api/v1/billing/payments")
+    config.add_route("api.billing.start_free", "/api/v1/billing/start-free")
     config.scan("nproxy_core.billing.views")
 
     config.scan("nproxy_core.billing.tasks", categories=TASKS)

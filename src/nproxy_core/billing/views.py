@@ -7,19 +7,20 @@ import logging
 from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import user_view
-from nproxy_core.billing import checkout, notifications, presenters, services
+from nproxy_core.billing import checkout, free, notifications, presenters, services
 from nproxy_core.billing.interfaces import IPlan, IPlans
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
 from nproxy_core.billing.plans import default_plan_json, plan_json
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
-from nproxy_core.errors import ValidationError, error_response
+from nproxy_core.errors import APIError, ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
@@ -134,6 +135,33 @@ def api_checkout(request: Request) -> Any:
     return {"payment_id": payment.order_id, "checkout_url": payment.checkout_url}
 
 
+def do_start_free(request: Request, plan_code: Any) -> Any:
+    """Start the free plan ``plan_code`` (the only active free one when None) for the user."""
+    plan = free.free_plan(request.db, plan_code)
+    return free.start_free(
+        request.db,
+        plan,
+        request.identity.id,
+        client_ip=client_ip(request),
+        limiter=request.find_service(name="ratelimiter"),
+    )
+
+
+@user_view("api.billing.start_free", "POST", "json")
+def api_start_free(request: Request) -> dict[str, Any]:
+    """One cycle of a free plan: 201 with its dates and bucket, never exact counts."""
+    body = json_object(request, empty_ok=True)
+    cycle = do_start_free(request, body.get("plan"))
+    request.response.status = 201
+    return {
+        "plan": cycle.plan.code,
+        "starts_at": presenters.isoformat(cycle.starts_at),
+        "ends_at": presenters.isoformat(cycle.ends_at),
+        # A cycle just granted is untouched: all of its quota remains.
+        "bucket": 100,
+    }
+
+
 @user_view("api.billing.payments", "GET", "json")
 def api_payments(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, request.identity.id)
@@ -200,6 +228,25 @@ def checkout_page(request: Request) -> Response:
     if payment.checkout_url is None:
         return checkout_failed(request)
     return HTTPSeeOther(payment.checkout_url)
+
+
+@user_view("billing.start_free", "POST")
+def start_free_page(request: Request) -> Response:
+    """The pricing page's "Start free" button: to the dashboard with a message, or the pricing
+    page again with the reason it was refused."""
+    try:
+        do_start_free(request, request.POST.get("plan") or None)
+    except APIError as exc:
+        request.tm.doom()
+        response = render_to_response(
+            "billing/pricing.html",
+            {**pricing_page(request), "free_error": exc},
+            request=request,
+        )
+        response.status = exc.status
+        response.headers.update(exc.headers)
+        return response
+    return HTTPSeeOther(request.route_path("dashboard", _query={"done": "free-started"}))
 
 
 @user_view("billing.history", "GET", "billing/history.html")
