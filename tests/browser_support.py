@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import waitress.server
+from playwright.sync_api import Error as PlaywrightError
 
 from cli_runner import NPROXY, write_ini
 from nproxy_core.config import configure
@@ -195,7 +196,15 @@ GENERATION_TIMEOUT_MS = 30_000
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:
     """A screenshot in ``test-artifacts/browser/``, to look at the page as a person would."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+    path = str(ARTIFACTS / f"{name}.png")
+    try:
+        page.screenshot(path=path, full_page=full_page)
+    except PlaywrightError as exc:
+        # Chromium now and then fails a capture on a loaded machine ("Unable to capture
+        # screenshot"); the page is unchanged, so one more try tells a hiccup from a fault.
+        if "Unable to capture screenshot" not in str(exc):
+            raise
+        page.screenshot(path=path, full_page=full_page)
 
 
 def wait_for_images(page: Any, turn: Any, count: int) -> None:

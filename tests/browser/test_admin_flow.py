@@ -25,7 +25,9 @@ from fakes.gemini import FakeGemini, fake_gemini
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.timeout(180),
+    # A hang guard, not a measure: every admin page in three views with axe takes about a minute
+    # alone and past three beside the suite's process-starting tests on two cores.
+    pytest.mark.timeout(420),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin"),
 ]
 
