@@ -69,6 +69,8 @@ DEFAULTS: dict[str, str] = {
     # The plan used where none is named (a row of ``plans``: ``nproxy plans list``). The
     # nproxy.plan.* terms below made its row and keep setting it until ``nproxy plans edit``.
     "nproxy.plan.default": "monthly",
+    # What one unit of quota is worth: an image estimated at this many USD costs one unit.
+    "nproxy.units.usd_per_unit": "0.039",
     "nproxy.plan.name": "Monthly",
     "nproxy.plan.price": "9.99",
     "nproxy.plan.currency": "USD",
@@ -215,6 +217,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
     config.include("nproxy_core.site")
+    config.include("nproxy_core.pricing")
     config.include("nproxy_core.quota")
     config.include("nproxy_core.billing")
     config.include("nproxy_core.demo")

@@ -103,6 +103,7 @@ MODEL_MODULES = (
     "nproxy_core.audit.models",
     "nproxy_core.billing.models",
     "nproxy_core.quota.models",
+    "nproxy_core.pricing.models",
     "nproxy_core.keypool.models",
     "nproxy_core.uploads.models",
     "nproxy_core.generation.models",

@@ -53,6 +53,15 @@ class NotificationSource(enum.StrEnum):
     RECONCILIATION = "reconciliation"
 
 
+def decimal_text(amount: Decimal) -> str:
+    """``9.99`` for a column's ``9.99000000``: at least two decimals, more only when the amount
+    has them (``0.00012345`` BTC)."""
+    amount = amount.normalize()
+    if amount.as_tuple().exponent > -2:
+        amount = amount.quantize(Decimal("0.01"))
+    return format(amount, "f")
+
+
 class Plan(Base):
     """A plan sold (or granted): its price, its period, and the units each cycle of it holds.
 
@@ -100,10 +109,7 @@ class Plan(Base):
     def price_text(self) -> str:
         """``9.99`` for the column's ``9.99000000``: at least two decimals, more only when the
         price has them (``0.00012345`` BTC)."""
-        price = self.price.normalize()
-        if price.as_tuple().exponent > -2:
-            price = price.quantize(Decimal("0.01"))
-        return format(price, "f")
+        return decimal_text(self.price)
 
     @property
     def request_limit(self) -> int:
@@ -136,6 +142,10 @@ class Payment(Base):
     plan_id: Mapped[int | None] = mapped_column(sa.ForeignKey("plans.id"))
     plan_units: Mapped[int | None]
     plan_period_months: Mapped[int | None]
+    #: Or the credit pack bought, with its units and validity at checkout.
+    pack_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_packs.id"))
+    pack_units: Mapped[int | None]
+    pack_valid_months: Mapped[int | None]
     #: Flagged once, flagged for good: from then on only an admin's resolve activates it
     #: (DESIGN 4.9), even when a clean ``finished`` arrives later.
     needs_review: Mapped[bool] = mapped_column(default=False)
@@ -151,6 +161,7 @@ class Payment(Base):
 
     user: Mapped[User] = relationship()
     plan: Mapped[Plan | None] = relationship()
+    pack: Mapped[CreditPack | None] = relationship()
     #: The cycle this payment activated. The key is on the cycle's side, unique there, so the
     #: database itself allows at most one cycle per payment.
     cycle: Mapped[BillingCycle | None] = relationship(back_populates="payment", uselist=False)
@@ -290,3 +301,103 @@ class BillingCycle(Base):
 
     def __repr__(self) -> str:
         return f"<BillingCycle {self.id} user={self.user_id}>"
+
+
+class CreditPack(Base):
+    """A credit pack sold: units of its own that roll over until they expire (DESIGN 4.12).
+
+    Like plans, rows managed with ``nproxy packs``; never deleted (payments and balances name
+    them), only made inactive.
+    """
+
+    __tablename__ = "credit_packs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    price: Mapped[Decimal] = mapped_column(sa.Numeric(18, 8))
+    currency: Mapped[str] = mapped_column(sa.String(16))
+    price_stars: Mapped[int | None]
+    units: Mapped[int]
+    #: How long the units last from purchase, in calendar months.
+    valid_months: Mapped[int] = mapped_column(default=12)
+    #: The model ids the pack's units may pay for; empty: every model.
+    models: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    public: Mapped[bool] = mapped_column(default=True)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        sa.CheckConstraint("price > 0", name="price_positive"),
+        sa.CheckConstraint("units > 0", name="units_positive"),
+        sa.CheckConstraint("valid_months > 0", name="valid_months_positive"),
+    )
+
+    @property
+    def price_text(self) -> str:
+        return decimal_text(self.price)
+
+    def __repr__(self) -> str:
+        return f"<CreditPack {self.code}>"
+
+
+class BalanceSource(enum.StrEnum):
+    """Where a pack balance came from."""
+
+    #: A credit pack bought with a payment.
+    PURCHASE = "purchase"
+    #: The unused units of a cycle cut short by an upgrade, valid until that cycle's end.
+    UPGRADE = "upgrade"
+    #: Given by an admin.
+    GRANT = "grant"
+
+
+class PackBalance(Base):
+    """Units a user owns outside any cycle: a bought pack, or what an upgrade left over.
+
+    Holds draw on the current cycle first, then on these, oldest first (DESIGN 4.12); the
+    counters work as a cycle's do (``used`` and ``reserved`` within ``units``). Being the
+    user's exact purchase, a balance is shown exactly.
+    """
+
+    __tablename__ = "pack_balances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    pack_id: Mapped[int | None] = mapped_column(sa.ForeignKey("credit_packs.id"))
+    source: Mapped[BalanceSource] = mapped_column(str_enum(BalanceSource, "balance_source"))
+    #: What people see: the pack's name, or what the balance is for.
+    label: Mapped[str] = mapped_column(sa.String(100))
+    units: Mapped[int]
+    used: Mapped[int] = mapped_column(default=0)
+    reserved: Mapped[int] = mapped_column(default=0)
+    #: The model ids these units may pay for; empty: every model.
+    models: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    starts_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    payment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("payments.id", ondelete="SET NULL"), unique=True
+    )
+    #: A refund took the unused units back: nothing more is drawn from it.
+    revoked_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+    pack: Mapped[CreditPack | None] = relationship()
+    payment: Mapped[Payment | None] = relationship()
+
+    __table_args__ = (
+        sa.CheckConstraint(
+            "units > 0 AND used >= 0 AND reserved >= 0 AND used + reserved <= units",
+            name="units_within_balance",
+        ),
+        sa.Index("ix_pack_balances_user_id_expires_at", "user_id", "expires_at"),
+    )
+
+    @property
+    def units_left(self) -> int:
+        return 0 if self.revoked_at is not None else self.units - self.used - self.reserved
+
+    def __repr__(self) -> str:
+        return f"<PackBalance {self.id} user={self.user_id}>"

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from nproxy_core.audit import Actor
 from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.models import Plan
+from nproxy_core.billing.models import decimal_text as price_text
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 
@@ -120,14 +121,6 @@ def sold_by(plan: Plan, processor: Any) -> str | None:
     if getattr(processor, "charges_stars", False) and plan.price_stars is None:
         return f"has no price in Stars, so {processor.name!r} cannot sell it"
     return None
-
-
-def price_text(amount: Decimal) -> str:
-    """``9.99`` for Numeric's ``9.99000000``, ``25.50`` for ``25.50000000``."""
-    price = amount.normalize()
-    if price.as_tuple().exponent > -2:
-        price = price.quantize(Decimal("0.01"))
-    return format(price, "f")
 
 
 def images_per_model(plan: Plan, providers: Mapping[str, Any]) -> list[dict[str, Any]]:

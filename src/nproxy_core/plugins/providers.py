@@ -41,11 +41,22 @@ class ModelCapabilities:
     #: Each preset's output size in pixels (width, height), where the provider knows it; the
     #: chat shapes its placeholders and labels by it. Derived from the ratio when left out.
     sizes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    #: The name people see (``Nano Banana Pro``); the model id when left empty.
+    label: str = ""
+    #: The estimated cost to the business of one image at each resolution preset, in USD
+    #: (DESIGN 4.12). The core prices images in units from it; a preset left out falls back to
+    #: :attr:`Provider.price_per_image`, and without that to one unit.
+    usd_per_image: Mapping[str, Decimal] = field(default_factory=dict)
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.model
 
     def as_dict(self, provider: str) -> dict[str, Any]:
         return {
             "provider": provider,
             "model": self.model,
+            "label": self.display_name,
             "modes": [str(m) for m in self.modes],
             "resolutions": list(self.resolutions),
             "max_batch": self.max_batch,
