@@ -1,17 +1,26 @@
-"""Nano Banana: Google's Gemini image models (``gemini-2.5-flash-image`` and the Pro models).
+"""Nano Banana: Google's Gemini image models (``gemini-2.5-flash-image``, ``gemini-3-pro-image-
+preview`` and others), several side by side.
 
 One :meth:`NanoBananaProvider.generate` call is one ``generateContent`` request with one key
-over one path (a proxy or direct). It returns the image or raises one of the core's error
-classes; the router does the retrying and key choice (see :mod:`.classify` for which answer
-becomes which class).
+over one path (a proxy or direct) to the model the request names. It returns the image or
+raises one of the core's error classes; the router does the retrying and key choice (see
+:mod:`.classify` for which answer becomes which class).
 
 Settings (all optional):
 
 ``nanobanana.api_base``
     default ``https://generativelanguage.googleapis.com/v1beta``.
+``nanobanana.models``
+    the models offered, whitespace-separated, in the order people see them; the first is the
+    default. Default ``gemini-2.5-flash-image gemini-3-pro-image-preview``. A name containing
+    ``-pro-`` is treated as a Pro model: 14 reference images and 1K/2K/4K presets; any other
+    takes 3 reference images and the ten shapes. An empty list, a repeated model or a name that
+    is not a model id stops start-up with an error naming the setting.
 ``nanobanana.model``
-    default ``gemini-2.5-flash-image``. A name containing ``-pro-`` (``gemini-3-pro-image-
-    preview``) is treated as a Pro model: 14 reference images and 1K/2K/4K presets.
+    the older, single-model setting, still honoured: when it is set and ``nanobanana.models``
+    is not, that one model is offered (an existing deployment keeps exactly what it had). When
+    both are set, ``nanobanana.models`` decides, and ``nanobanana.model`` must be one of its
+    models (otherwise start-up stops rather than silently dropping it).
 ``nanobanana.timeout_seconds``
     read timeout, default 120: how long the model may think before answering.
 ``nanobanana.connect_timeout_seconds``
@@ -20,20 +29,26 @@ Settings (all optional):
     default ``IMAGE``; ``TEXT IMAGE`` also lets the model answer in words. Image-only costs no
     text tokens and stops the model from replying with prose instead of a picture.
 ``nanobanana.price_per_million_output_tokens``, ``nanobanana.price_per_million_input_tokens``
-    USD, for the spend estimate. Defaults are Google's published prices for the configured
-    model: Flash 30 (image output) and 0.30 (input); Pro 120 and 2.00.
+    USD, for the spend estimate of a finished attempt. Each model defaults to Google's published
+    prices for its family (:mod:`.models`): Flash 30 (image output) and 0.30 (input); Pro 120
+    and 2.00. A setting given applies to every model, overriding those defaults.
 ``nanobanana.price_per_image``
-    USD, default 0.039 (about 1,290 output tokens at $30 per million): the spend estimate of
-    an image whose answer carried no usage metadata.
+    USD: the spend estimate of an image whose answer carried no usage metadata, for every
+    model. Unset, such an image is estimated at its model's published price for its preset
+    (Flash 0.039; Pro 0.134 at 1K and 2K, 0.24 at 4K).
+
+Each model declares its estimated USD cost per image for every preset (``usd_per_image``, from
+Google's published prices in :mod:`.models`), which the core turns into units (DESIGN 4.12),
+and a label: ``Nano Banana`` (Flash), ``Nano Banana Pro``, or the id made readable.
 
 Resolutions are presets naming an aspect ratio (and a size tier on Pro), listed in
 :mod:`.presets`.
 
 Estimated cost: ``promptTokenCount`` at the input price, plus ``candidatesTokenCount`` and
-``thoughtsTokenCount`` (thinking is billed as output) at the output price. All output is
-priced as image output (a Flash image is 1290 tokens, about 0.039 USD): text output is cheaper,
-so the estimate errs high, which is the safe side for a spend limit. No usage metadata → no
-estimate (``None``).
+``thoughtsTokenCount`` (thinking is billed as output) at the output price, both the
+model's. All output is priced as image output (a Flash image is 1290 tokens, about 0.039 USD):
+text output is cheaper, so the estimate errs high, which is the safe side for a spend limit. No
+usage metadata → ``nanobanana.price_per_image``, or the model's published price per image.
 
 Strength. Gemini has no strength or denoising parameter, so the plugin honours it in the
 prompt: for ``image_to_image`` with a strength set, one sentence is appended telling the model
@@ -48,11 +63,15 @@ as in diffusion image-to-image (0 = keep the reference, 1 = free reinterpretatio
 It is guidance, not a guarantee: the model weighs it like any other instruction. Strength is
 ignored for ``text_to_image``, where there is nothing to follow.
 
-Key check (an admin's key test): ``GET {api_base}/models/{model}`` with the key. 200 with the
-model's description means Google accepts the key for this model; every other answer is
-classified like a ``generateContent`` error (a rejected key, depleted funds, a rate limit…).
-It costs nothing. The same request without a key checks a network path (a proxy): any answer
-from Google proves the path works.
+Key check (an admin's key test): ``GET {api_base}/models/{model}`` with the key, for the first
+(default) model. 200 with the model's description means Google accepts the key for this model;
+every other answer is classified like a ``generateContent`` error (a rejected key, depleted
+funds, a rate limit…). It costs nothing. The same request without a key checks a network path
+(a proxy): any answer from Google proves the path works.
+
+Thread safety: ``generate`` is called from many threads at once. Everything a call reads (each
+model's URL, presets, capabilities and prices) is built once in the constructor and never
+changed; the only shared mutable part is the client pool, which locks its own state.
 """
 
 from __future__ import annotations
@@ -62,6 +81,7 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -76,6 +96,7 @@ from nproxy_core.plugins import (
     KeyRejectedError,
     Mode,
     ModelCapabilities,
+    PluginSettingError,
     Provider,
     ProviderError,
     RetryableError,
@@ -84,13 +105,14 @@ from nproxy_core.plugins import (
 )
 
 from .classify import NoImageError, classify_error_response, read_candidate
+from .models import DEFAULT_MODELS, MODEL_ID, label_for, token_prices_for, usd_per_image_for
 from .presets import Preset, is_pro_model, presets_for
 from .transport import ClientPool, describe_proxy, fetch, post
 
 __all__ = ["NanoBananaProvider", "NoImageError"]
 
 DEFAULT_API_BASE = "https://generativelanguage.googleapis.com/v1beta"
-DEFAULT_MODEL = "gemini-2.5-flash-image"
+DEFAULT_MODEL = DEFAULT_MODELS[0]
 
 #: Google's inline request limit: base64 inputs together must fit, or the call fails with 400.
 MAX_REQUEST_BYTES = 20 * 1024 * 1024
@@ -98,16 +120,12 @@ MAX_REQUEST_BYTES = 20 * 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: A model description is a few hundred bytes.
 MAX_CHECK_RESPONSE_BYTES = 256 * 1024
-#: What one image costs when Gemini's answer carries no usage metadata (DESIGN 8).
+#: What one Flash image costs (DESIGN 8); the models' own prices are in :mod:`.models`.
 DEFAULT_PRICE_PER_IMAGE = Decimal("0.039")
 #: Keys shorter than this are not real Gemini keys and are not scrubbed from messages.
 MIN_SCRUBBED_KEY_LENGTH = 8
 #: The router's outer deadline is connect + read timeout + this (see ``attempt_deadline``).
 DEADLINE_MARGIN_SECONDS = 30.0
-
-# Google's published per-million-token prices (USD), used when no price setting is given.
-_FLASH_PRICES = (Decimal("0.30"), Decimal("30"))
-_PRO_PRICES = (Decimal("2.00"), Decimal("120"))
 
 _STRENGTH_GUIDANCE = (
     (
@@ -157,9 +175,42 @@ def _api_base(raw: Any) -> str:
 
 def _model(raw: Any) -> str:
     value = str(raw).removeprefix("models/")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+    if not MODEL_ID.fullmatch(value):
         raise ValueError("not a model name")
     return value
+
+
+def _model_list(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    """The models offered, from ``nanobanana.models`` and ``nanobanana.model`` (see the module
+    docstring for which wins)."""
+    single: str | None = setting(settings, "nanobanana.model", default=None, cast=_model)
+    raw = settings.get("nanobanana.models")
+    if raw is None:
+        return (single,) if single is not None else DEFAULT_MODELS
+    names = [str(n) for n in raw] if isinstance(raw, list | tuple) else str(raw).split()
+    if not names:
+        raise PluginSettingError(
+            "setting 'nanobanana.models' is empty: name at least one model, e.g. "
+            f"{' '.join(DEFAULT_MODELS)!r}"
+        )
+    models: list[str] = []
+    for name in names:
+        try:
+            model = _model(name)
+        except ValueError:
+            raise PluginSettingError(
+                f"malformed setting 'nanobanana.models': {name!r} is not a model id "
+                "(letters, digits, '.', '_' and '-', separated by spaces)"
+            ) from None
+        if model in models:
+            raise PluginSettingError(f"setting 'nanobanana.models' names {model!r} more than once")
+        models.append(model)
+    if single is not None and single not in models:
+        raise PluginSettingError(
+            f"setting 'nanobanana.model' ({single!r}) is not one of 'nanobanana.models' "
+            f"({' '.join(models)}): drop 'nanobanana.model', which 'nanobanana.models' replaces"
+        )
+    return tuple(models)
 
 
 def _modalities(raw: Any) -> tuple[str, ...]:
@@ -186,6 +237,49 @@ def strength_guidance(strength: float) -> str:
     return _STRENGTH_GUIDANCE[-1][1]
 
 
+@dataclass(frozen=True)
+class _Model:
+    """One offered model, everything a call needs about it, built once."""
+
+    id: str
+    presets: Mapping[str, Preset]
+    capabilities: ModelCapabilities
+    #: ``{api_base}/models/{id}``: the key check and the route check.
+    model_url: httpx.URL
+    #: ``{api_base}/models/{id}:generateContent``.
+    url: httpx.URL
+    #: USD per million tokens, for the spend estimate.
+    input_price: Decimal
+    output_price: Decimal
+
+
+def _build_model(
+    api_base: str, model: str, input_price: Decimal | None, output_price: Decimal | None
+) -> _Model:
+    presets = presets_for(model)
+    default_in, default_out = token_prices_for(model)
+    model_url = httpx.URL(f"{api_base}/models/{model}")
+    return _Model(
+        id=model,
+        presets=presets,
+        capabilities=ModelCapabilities(
+            model=model,
+            modes=(Mode.TEXT_TO_IMAGE, Mode.IMAGE_TO_IMAGE),
+            resolutions=tuple(presets),
+            max_batch=4,
+            supports_strength=True,
+            max_input_images=14 if is_pro_model(model) else 3,
+            aspect_ratios={name: p.aspect_ratio for name, p in presets.items()},
+            label=label_for(model),
+            usd_per_image=usd_per_image_for(model, presets),
+        ),
+        model_url=model_url,
+        url=httpx.URL(f"{model_url}:generateContent"),
+        input_price=default_in if input_price is None else input_price,
+        output_price=default_out if output_price is None else output_price,
+    )
+
+
 class NanoBananaProvider(Provider):
     """The Gemini image API, one attempt at a time."""
 
@@ -203,7 +297,10 @@ class NanoBananaProvider(Provider):
         self.api_base: str = setting(
             settings, "nanobanana.api_base", default=DEFAULT_API_BASE, cast=_api_base
         )
-        self.model: str = setting(settings, "nanobanana.model", default=DEFAULT_MODEL, cast=_model)
+        #: The models offered, in the order people see them; the first is the default.
+        self.models: tuple[str, ...] = _model_list(settings)
+        #: The default model: the one the key check and the route check ask about.
+        self.model: str = self.models[0]
         self.read_timeout: float = setting(
             settings, "nanobanana.timeout_seconds", default=120.0, cast=_positive_seconds
         )
@@ -213,33 +310,23 @@ class NanoBananaProvider(Provider):
         self.response_modalities: tuple[str, ...] = setting(
             settings, "nanobanana.response_modalities", default=("IMAGE",), cast=_modalities
         )
-        pro = is_pro_model(self.model)
-        default_in, default_out = _PRO_PRICES if pro else _FLASH_PRICES
-        self.input_price: Decimal = setting(
-            settings, "nanobanana.price_per_million_input_tokens", default=default_in, cast=_price
+        # Overrides for every model; None keeps each model's published price.
+        input_price: Decimal | None = setting(
+            settings, "nanobanana.price_per_million_input_tokens", default=None, cast=_price
         )
-        self.output_price: Decimal = setting(
-            settings,
-            "nanobanana.price_per_million_output_tokens",
-            default=default_out,
-            cast=_price,
+        output_price: Decimal | None = setting(
+            settings, "nanobanana.price_per_million_output_tokens", default=None, cast=_price
         )
-        self._price_per_image: Decimal = setting(
-            settings, "nanobanana.price_per_image", default=DEFAULT_PRICE_PER_IMAGE, cast=_price
+        self._price_per_image_setting: Decimal | None = setting(
+            settings, "nanobanana.price_per_image", default=None, cast=_price
         )
-        self._presets: dict[str, Preset] = presets_for(self.model)
-        self._capabilities = ModelCapabilities(
-            model=self.model,
-            modes=(Mode.TEXT_TO_IMAGE, Mode.IMAGE_TO_IMAGE),
-            resolutions=tuple(self._presets),
-            max_batch=4,
-            supports_strength=True,
-            max_input_images=14 if pro else 3,
-            aspect_ratios={name: p.aspect_ratio for name, p in self._presets.items()},
-        )
-        # Parsed once: httpx parses (and percent-encodes) a string URL on every request.
-        self._model_url = httpx.URL(f"{self.api_base}/models/{self.model}")
-        self._url = httpx.URL(f"{self._model_url}:generateContent")
+        # Built once and never changed: generate() runs on many threads and only reads these.
+        # Each model's URLs are parsed here: httpx parses (and percent-encodes) a string URL on
+        # every request.
+        self._models: dict[str, _Model] = {
+            model: _build_model(self.api_base, model, input_price, output_price)
+            for model in self.models
+        }
         self._clients = ClientPool(
             httpx.Timeout(
                 connect=self.connect_timeout,
@@ -254,7 +341,17 @@ class NanoBananaProvider(Provider):
     # --- Provider interface -------------------------------------------------------------------
 
     def capabilities(self) -> Sequence[ModelCapabilities]:
-        return (self._capabilities,)
+        return tuple(m.capabilities for m in self._models.values())
+
+    @property
+    def input_price(self) -> Decimal:
+        """The default model's USD per million input tokens."""
+        return self._models[self.model].input_price
+
+    @property
+    def output_price(self) -> Decimal:
+        """The default model's USD per million output tokens."""
+        return self._models[self.model].output_price
 
     @property
     def attempt_deadline(self) -> float:
@@ -262,7 +359,14 @@ class NanoBananaProvider(Provider):
 
     @property
     def price_per_image(self) -> Decimal:
-        return self._price_per_image
+        """``nanobanana.price_per_image``, or the default model's price for its first preset.
+
+        The router falls back to it only when an attempt carried no estimate, which this
+        provider always gives (see :meth:`_no_usage_cost`)."""
+        if self._price_per_image_setting is not None:
+            return self._price_per_image_setting
+        caps = self._models[self.model].capabilities
+        return caps.usd_per_image.get(caps.resolutions[0], DEFAULT_PRICE_PER_IMAGE)
 
     def generate(
         self, request: ImageRequest, *, api_key: str, proxy_url: str | None = None
@@ -294,7 +398,7 @@ class NanoBananaProvider(Provider):
         return fetch(
             self._clients.client(proxy_url),
             "GET",
-            self._model_url,
+            self._models[self.model].model_url,
             headers={"accept": "application/json", **headers},
             total_seconds=self.connect_timeout + self.read_timeout + self.body_margin_seconds,
             max_bytes=MAX_CHECK_RESPONSE_BYTES,
@@ -334,12 +438,13 @@ class NanoBananaProvider(Provider):
         if not _KEY_SHAPE.fullmatch(api_key or ""):
             # Would fail inside httpx as a protocol error and be blamed on the path.
             raise KeyRejectedError("the key is empty or contains characters a key cannot have")
-        body = self._request_body(request)
+        model = self._model_for(request)
+        body = self._request_body(request, model)
         path = describe_proxy(proxy_url)
         client = self._clients.client(proxy_url)
         answer = post(
             client,
-            self._url,
+            model.url,
             content=body,
             headers={
                 "x-goog-api-key": api_key,
@@ -374,6 +479,9 @@ class NanoBananaProvider(Provider):
             )
         usage = payload.get("usageMetadata")
         usage = dict(usage) if isinstance(usage, dict) else {}
+        estimate = self.estimate_cost(usage, model=model.id)
+        if estimate is None:
+            estimate = self._no_usage_cost(model, request.resolution)
         return AttemptResult(
             image=GeneratedImage(
                 data=candidate.data,
@@ -381,33 +489,43 @@ class NanoBananaProvider(Provider):
                 width=found.width,
                 height=found.height,
             ),
-            estimated_cost=self.estimate_cost(usage),
+            estimated_cost=estimate,
             usage=usage,
         )
 
-    def _request_body(self, request: ImageRequest) -> bytes:
+    def _model_for(self, request: ImageRequest) -> _Model:
+        """The model the request names; no name (None or "") means the default model."""
+        if not request.model:
+            return self._models[self.model]
+        found = self._models.get(request.model)
+        if found is None:
+            raise InvalidInputError(
+                f"model {request.model!r} is not offered (only {', '.join(self.models)})"
+            )
+        return found
+
+    def _request_body(self, request: ImageRequest, model: _Model) -> bytes:
         """The JSON body, after checking what the core should already have checked.
 
         The checks repeat the capability rules on purpose: a request that slipped through
         would otherwise cost a paid call to fail.
         """
-        if request.model not in (None, "", self.model):
-            raise InvalidInputError(f"model {request.model!r} is not offered (only {self.model})")
-        preset = self._presets.get(request.resolution)
+        preset = model.presets.get(request.resolution)
         if preset is None:
             raise InvalidInputError(
-                f"resolution {request.resolution!r} is not one of {', '.join(self._presets)}"
+                f"resolution {request.resolution!r} is not one of {', '.join(model.presets)} "
+                f"({model.id})"
             )
         prompt = request.prompt.strip()
         if not prompt:
             raise InvalidInputError("the prompt is empty")
-        caps = self._capabilities
+        caps = model.capabilities
         if request.mode == Mode.IMAGE_TO_IMAGE:
             if not request.inputs:
                 raise InvalidInputError("image_to_image needs at least one reference image")
             if len(request.inputs) > caps.max_input_images:
                 raise InvalidInputError(
-                    f"{self.model} takes at most {caps.max_input_images} reference images"
+                    f"{model.id} takes at most {caps.max_input_images} reference images"
                 )
         elif request.inputs:
             raise InvalidInputError("text_to_image takes no reference images")
@@ -445,8 +563,15 @@ class NanoBananaProvider(Provider):
         }
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
-    def estimate_cost(self, usage: Mapping[str, Any]) -> Decimal | None:
-        """USD for one answer from its ``usageMetadata``; see the module docstring."""
+    def estimate_cost(
+        self, usage: Mapping[str, Any], *, model: str | None = None
+    ) -> Decimal | None:
+        """USD for one answer of ``model`` (default: the first) from its ``usageMetadata``, at
+        that model's token prices; None when the usage names no tokens. See the module
+        docstring."""
+        found = self._models.get(model or self.model)
+        if found is None:
+            raise ValueError(f"model {model!r} is not offered (only {', '.join(self.models)})")
 
         def tokens(name: str) -> int:
             value = usage.get(name)
@@ -456,5 +581,12 @@ class NanoBananaProvider(Provider):
         output = tokens("candidatesTokenCount") + tokens("thoughtsTokenCount")
         if not prompt and not output:
             return None
-        cost = (prompt * self.input_price + output * self.output_price) / 1_000_000
+        cost = (prompt * found.input_price + output * found.output_price) / 1_000_000
         return cost.quantize(Decimal("0.000001"))
+
+    def _no_usage_cost(self, model: _Model, resolution: str) -> Decimal:
+        """The spend estimate of an answer without usage metadata: the setting, or the model's
+        published price for the preset."""
+        if self._price_per_image_setting is not None:
+            return self._price_per_image_setting
+        return model.capabilities.usd_per_image[resolution]
