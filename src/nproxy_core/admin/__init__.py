@@ -19,6 +19,9 @@ add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``ena
                                       ``disable_proxy``, ``test_proxy``
 revoke a paired Telegram admin        ``telegram.pairing.revoke``
 clear pending Telegram pairings       ``telegram.pairing.clear``
+add, edit a plan                      ``billing.plans``: ``add_plan``, ``edit_plan``
+set, clear a unit price override      ``pricing.IUnitPrices``: ``set_override``,
+                                      ``clear_override``
 ====================================  ==================================================
 
 The read side: lists and details in :mod:`.queries`, the last hour and day in :mod:`.stats`
@@ -89,6 +92,12 @@ def includeme(config: Any) -> None:
         "admin.telegram": "/admin/telegram",
         "admin.telegram.revoke": "/admin/telegram/{telegram_id}/revoke",
         "admin.telegram.clear": "/admin/telegram/pending/clear",
+        "admin.plans": "/admin/plans",
+        "admin.plan": "/admin/plans/{code}",
+        "admin.plan.edit": "/admin/plans/{code}/edit",
+        "admin.pricing": "/admin/pricing",
+        "admin.pricing.set": "/admin/pricing/set",
+        "admin.pricing.clear": "/admin/pricing/clear",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

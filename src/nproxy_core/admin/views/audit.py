@@ -41,6 +41,10 @@ KNOWN_ACTIONS = (
     "proxy.test",
     "telegram.pair",
     "telegram.revoke",
+    "plan.add",
+    "plan.edit",
+    "pricing.unit_price_set",
+    "pricing.unit_price_cleared",
 )
 
 
