@@ -272,6 +272,41 @@ def monthly_plan_id(db: Session) -> int:
 
 
 @pytest.fixture
+def make_pack(db: Session) -> Callable[..., Any]:
+    """Give a user a pack balance (usable now by default), as a bought credit pack would be."""
+    from nproxy_core.billing.models import BalanceSource, PackBalance
+    from nproxy_core.db import utcnow
+
+    def factory(
+        user: Any,
+        units: int,
+        *,
+        used: int = 0,
+        models: tuple[str, ...] = (),
+        expires_at: dt.datetime | None = None,
+        revoked: bool = False,
+        label: str = "Test pack",
+    ) -> Any:
+        now = utcnow()
+        balance = PackBalance(
+            user_id=user.id,
+            source=BalanceSource.GRANT,
+            label=label,
+            units=units,
+            used=used,
+            models=list(models),
+            starts_at=now - dt.timedelta(minutes=1),
+            expires_at=expires_at or now + dt.timedelta(days=365),
+            revoked_at=now if revoked else None,
+        )
+        db.add(balance)
+        db.commit()
+        return balance
+
+    return factory
+
+
+@pytest.fixture
 def make_cycle(db: Session) -> Callable[..., Any]:
     """Give a user a billing cycle (current by default), as a paid one would be."""
     from nproxy_core.billing.models import BillingCycle

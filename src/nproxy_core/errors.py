@@ -85,6 +85,10 @@ class QuotaExhausted(APIError, status=402, code="quota_exhausted"):
     pass
 
 
+class PlanExcludesModel(APIError, status=403, code="plan_excludes_model"):
+    """The user's plan does not include the model asked for, and no pack of theirs covers it."""
+
+
 def describe_size(n: int) -> str:
     """``10485760`` → ``"10 MB"``: limits in the words a person uses."""
     mb, kb = 1024 * 1024, 1024

@@ -28,8 +28,9 @@ def test_register_logs_in_and_normalises_email(api, db):
     me = api.get("/api/v1/me")
     assert me.status_int == 200
     assert me.json["email"] == "alice@example.com"
-    assert me.json["subscription"] == {"status": "none", "current_period_end": None}
-    assert me.json["quota"] == {"bucket": 0, "max_batch_now": 0}
+    assert me.json["subscription"] == {"status": "none", "current_period_end": None, "plan": None}
+    assert me.json["quota"] == {"bucket": 0, "max_batch_now": 0, "max_units_now": 0}
+    assert me.json["packs"] == []
     user = db.scalar(sa.select(User))
     assert user.password_hash.startswith("$argon2id$")
     assert PASSWORD not in user.password_hash

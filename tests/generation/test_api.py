@@ -42,11 +42,17 @@ def _upload(customer: Any, size: tuple[int, int] = (32, 32)) -> str:
 def test_models_lists_the_enabled_providers_capabilities(alice):
     answer = alice.api.get("/api/v1/models")
     assert answer.status_int == 200
-    assert answer.json == {
+    # The demo provider offers a second, dearer model (units only matter side by side).
+    first, pro = answer.json["models"]
+    assert (pro["model"], pro["label"], pro["allowed"]) == ("demo-pro", "Demo Pro", True)
+    assert {"models": [first]} == {
         "models": [
             {
                 "provider": "demo",
                 "model": "demo-image-1",
+                "label": "Demo",
+                "allowed": True,
+                "units": {name: 1 for name in ("square", "portrait", "landscape", "tall", "wide")},
                 "modes": ["text_to_image", "image_to_image"],
                 "resolutions": [
                     {
@@ -55,6 +61,7 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                         "aspect_ratio": "1:1",
                         "width": 512,
                         "height": 512,
+                        "units": 1,
                     },
                     {
                         "id": "portrait",
@@ -62,6 +69,7 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                         "aspect_ratio": "3:4",
                         "width": 384,
                         "height": 512,
+                        "units": 1,
                     },
                     {
                         "id": "landscape",
@@ -69,6 +77,7 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                         "aspect_ratio": "4:3",
                         "width": 512,
                         "height": 384,
+                        "units": 1,
                     },
                     {
                         "id": "tall",
@@ -76,6 +85,7 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                         "aspect_ratio": "9:16",
                         "width": 288,
                         "height": 512,
+                        "units": 1,
                     },
                     {
                         "id": "wide",
@@ -83,6 +93,7 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                         "aspect_ratio": "16:9",
                         "width": 512,
                         "height": 288,
+                        "units": 1,
                     },
                 ],
                 "max_batch": 4,

@@ -132,7 +132,7 @@ def test_retry_without_quota_is_refused_with_nothing_written(app, customer_facto
     answer = erin.api.post(f"/api/v1/generations/{generation['id']}/retry")
     assert answer.status_int == 402
     assert answer.json["error"]["code"] == "quota_exhausted"
-    assert answer.json["error"]["message"].startswith("Not enough left for 2 images")
+    assert answer.json["error"]["message"].startswith("Not enough units left for 2 images")
     assert _count(db, Generation) == 1
 
 
@@ -180,15 +180,28 @@ def test_concurrent_retries_under_one_key_make_one_generation(app, alice, db):
 def test_me_tells_the_largest_batch_that_fits_now(app, customer_factory, add_key, db):
     add_key(app.app.registry, "demo-key-1")
     frank = customer_factory(app, request_limit=300)
-    assert frank.api.get("/api/v1/me").json["quota"] == {"bucket": 100, "max_batch_now": 4}
+    # max_units_now is capped at the dearest full batch (demo-pro's 4 images at 6 units).
+    assert frank.api.get("/api/v1/me").json["quota"] == {
+        "bucket": 100,
+        "max_batch_now": 4,
+        "max_units_now": 24,
+    }
 
     small = customer_factory(app, request_limit=3)
-    assert small.api.get("/api/v1/me").json["quota"] == {"bucket": 100, "max_batch_now": 3}
+    assert small.api.get("/api/v1/me").json["quota"] == {
+        "bucket": 100,
+        "max_batch_now": 3,
+        "max_units_now": 3,
+    }
     _made(app, small, small.conversation(), batch_size=2)
     assert small.api.get("/api/v1/me").json["quota"]["max_batch_now"] == 1
 
     nobody = customer_factory(app, request_limit=None)
-    assert nobody.api.get("/api/v1/me").json["quota"] == {"bucket": 0, "max_batch_now": 0}
+    assert nobody.api.get("/api/v1/me").json["quota"] == {
+        "bucket": 0,
+        "max_batch_now": 0,
+        "max_units_now": 0,
+    }
 
 
 def test_a_batch_that_does_not_fit_says_so_and_a_used_up_period_says_that(
@@ -198,7 +211,8 @@ def test_a_batch_that_does_not_fit_says_so_and_a_used_up_period_says_that(
     gina = customer_factory(app, request_limit=2)
     answer = gina.submit(gina.conversation(), resolution="square", batch_size=4)
     assert answer.json["error"]["message"] == (
-        "Not enough left for 4 images \u2014 try fewer, or renew your plan to continue."
+        "Not enough units left for 4 images \u2014 try fewer, or renew your plan or buy a "
+        "credit pack to continue."
     )
     _made(app, gina, gina.conversation(), batch_size=2)
     answer = gina.submit(gina.conversation(), resolution="square")

@@ -10,8 +10,9 @@ from typing import Any
 from pyramid.request import Request
 
 from nproxy_core.generation.models import Conversation, Generation, Message
-from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ModelCapabilities
+from nproxy_core.pricing import IUnitPrices
+from nproxy_core.quota.summary import enabled_models, standing
 
 
 def isoformat(moment: dt.datetime | None) -> str | None:
@@ -84,15 +85,24 @@ def conversation_json(request: Request, conversation: Conversation) -> dict[str,
 
 def models_json(request: Request) -> dict[str, Any]:
     """Every model of every enabled provider, in the order of ``nproxy.providers``; each
-    resolution preset as ``{id, label, aspect_ratio, width, height}`` (DESIGN 6)."""
+    resolution preset as ``{id, label, aspect_ratio, width, height, units}`` (DESIGN 6, 4.12).
+
+    For the user asking: ``max_batch`` is capped by their plan, and ``allowed`` says whether
+    their plan or one of their packs can pay for the model."""
+    prices = request.find_service(IUnitPrices).costs(request.db)
+    state = standing(request.db, request.identity.id)
     models = []
-    for name, provider in request.find_service(IPlugins).providers.items():
-        for capabilities in provider.capabilities():
-            described = capabilities.as_dict(name)
-            described["resolutions"] = [
-                resolution_json(capabilities, preset) for preset in capabilities.resolutions
-            ]
-            models.append(described)
+    for name, capabilities in enabled_models(request):
+        units = prices[(name, capabilities.model)]
+        described = capabilities.as_dict(name)
+        described["max_batch"] = state.max_batch(capabilities)
+        described["allowed"] = state.allows(capabilities.model)
+        described["units"] = dict(units)
+        described["resolutions"] = [
+            resolution_json(capabilities, preset) | {"units": units[preset]}
+            for preset in capabilities.resolutions
+        ]
+        models.append(described)
     return {"models": models}
 
 

@@ -33,6 +33,7 @@ from nproxy_core.generation.models import (
 from nproxy_core.generation.schemas import Submission, parse_submission
 from nproxy_core.generation.tasks import run_generation
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.pricing import IUnitPrices
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, delete_after_commit
 from nproxy_core.uploads.models import Upload
@@ -383,7 +384,18 @@ def _accept(
             raise
         return _replay(winner, conversation.id, fingerprint), False
 
-    hold = quota.reserve(db, user_id, submission.batch_size, reference=str(generation.id), now=now)
+    unit_cost = request.find_service(IUnitPrices).cost(
+        db, submission.provider, submission.capabilities, submission.resolution
+    )
+    hold = quota.reserve(
+        db,
+        user_id,
+        submission.batch_size,
+        unit_cost=unit_cost,
+        model=submission.model,
+        reference=str(generation.id),
+        now=now,
+    )
     generation.quota_hold_id = hold.id
     if images:
         # Copied only once the quota is held: a refused batch stores nothing.

@@ -1,15 +1,21 @@
-"""The quota ledger (DESIGN 4.3): reserve requests at submission, settle at the end.
+"""The quota ledger (DESIGN 4.3, 4.12): reserve units at submission, settle at the end.
 
 The generation pipeline calls, inside its own transaction:
 
-- :func:`reserve` when a generation of N images is submitted: holds N requests on the user's
-  current cycle or raises ``NoActiveSubscription`` / ``QuotaExhausted``;
-- :func:`settle` when it ends: consumes the images that succeeded and frees the rest;
+- :func:`reserve` when a generation of N images of C units each is submitted: holds N x C
+  units on the user's current cycle, then on their pack balances oldest first, or raises
+  ``NoActiveSubscription`` / ``QuotaExhausted`` / ``PlanExcludesModel`` with nothing changed;
+- :func:`settle` when it ends: consumes the units of the images that succeeded (the cycle's
+  part first, then the packs' in order) and frees the rest;
 - :func:`release` when it is abandoned before any image: frees the whole hold.
 
-Reservation is one conditional UPDATE (``used + reserved + n <= request_limit``), so
-concurrent submissions cannot overspend; a CHECK constraint on the cycle says the same.
-Users only ever see :func:`bucket`; :func:`exact_usage` is for admins.
+When the cycle covers the whole hold (the common case), reservation is one conditional UPDATE
+(``used + reserved + units <= request_limit``), so concurrent submissions cannot overspend; a
+CHECK constraint on the cycle says the same. Otherwise the cycle and the pack balances are
+locked in one statement, in one order (cycle, then balances by id), the split is computed,
+and each balance touched gets one UPDATE; CHECK constraints guard every balance.
+Users only ever see :func:`bucket` of the cycle, and their packs exactly; :func:`exact_usage`
+is for admins.
 """
 
 from __future__ import annotations
@@ -22,10 +28,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from nproxy_core.billing.models import BillingCycle
+from nproxy_core.billing.models import BillingCycle, PackBalance, Plan
 from nproxy_core.db import utcnow
-from nproxy_core.errors import NoActiveSubscription, QuotaExhausted, ValidationError
-from nproxy_core.quota.models import HoldState, QuotaHold
+from nproxy_core.errors import (
+    NoActiveSubscription,
+    PlanExcludesModel,
+    QuotaExhausted,
+    ValidationError,
+)
+from nproxy_core.quota.models import HoldState, QuotaHold, QuotaHoldPack
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +52,45 @@ __all__ = [
     "release",
     "reserve",
     "settle",
+    "usable_packs",
     "user_bucket",
 ]
 
 # Messages users may see: they name the problem and never a count.
-NO_SUBSCRIPTION_MESSAGE = "You have no active plan. Buy or renew a plan to generate images."
-EXHAUSTED_MESSAGE = (
-    "Not enough requests are left in this period for that. "
-    "Try a smaller batch, or renew your plan to continue."
+NO_SUBSCRIPTION_MESSAGE = (
+    "You have no active plan. Buy or renew a plan, or buy a credit pack, to generate images."
 )
-USED_UP_MESSAGE = "This period's requests are used up. Renew your plan to continue."
+EXHAUSTED_MESSAGE = (
+    "Not enough units are left for that. "
+    "Try a smaller batch or size, or renew your plan or buy a credit pack to continue."
+)
+USED_UP_MESSAGE = (
+    "This period's units are used up. Renew your plan or buy a credit pack to continue."
+)
 
 
 def exhausted_message(n: int, remaining: int) -> str:
     """Why a batch of ``n`` was refused, without a count the user did not already give.
 
-    "Not enough for 4" tells only that fewer than 4 are left, which the refusal itself says.
+    "Not enough for 4" tells only that fewer than 4 images' worth is left, which the refusal
+    itself says.
     """
     if remaining <= 0:
         return USED_UP_MESSAGE
     if n <= 1:
         return EXHAUSTED_MESSAGE
-    return f"Not enough left for {n} images \u2014 try fewer, or renew your plan to continue."
+    return (
+        f"Not enough units left for {n} images \u2014 try fewer, or renew your plan or buy a "
+        "credit pack to continue."
+    )
 
 
-def max_batch_now(remaining: int, provider_max: int) -> int:
+def max_batch_now(remaining: int, provider_max: int, unit_cost: int = 1) -> int:
     """The largest batch that fits now: the one exception to the bucket rule (DESIGN 4.3).
 
     It is exact only when fewer than a full batch remain, which a refused batch tells anyway.
     """
-    return max(0, min(remaining, provider_max))
+    return max(0, min(remaining // max(1, unit_cost), provider_max))
 
 
 def bucket(remaining: int, request_limit: int) -> int:
@@ -148,18 +168,77 @@ def _check_count(n: object, name: str) -> int:
     return n
 
 
+def _allows(models: list[str] | None, model: str | None) -> bool:
+    """Whether a plan's or pack's ``models`` (empty: all) let it pay for ``model``."""
+    return model is None or not models or model in models
+
+
+@dataclass(frozen=True)
+class _Cycle:
+    id: int
+    remaining: int
+    models: list[str]
+    max_batch: int | None
+
+
+def _current(db: Session, user_id: int, now: dt.datetime) -> _Cycle | None:
+    row = db.execute(
+        sa.select(
+            BillingCycle.id,
+            (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label("left"),
+            Plan.models,
+            Plan.max_batch,
+        )
+        .join(Plan, Plan.id == BillingCycle.plan_id)
+        .where(
+            BillingCycle.user_id == user_id,
+            BillingCycle.starts_at <= now,
+            BillingCycle.ends_at > now,
+        )
+        .order_by(BillingCycle.starts_at.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return _Cycle(row.id, row.left, list(row.models or ()), row.max_batch)
+
+
+def _usable_packs_query(user_id: int, now: dt.datetime) -> sa.Select:
+    return (
+        sa.select(PackBalance)
+        .where(
+            PackBalance.user_id == user_id,
+            PackBalance.revoked_at.is_(None),
+            PackBalance.starts_at <= now,
+            PackBalance.expires_at > now,
+            PackBalance.used + PackBalance.reserved < PackBalance.units,
+        )
+        .order_by(PackBalance.id)
+    )
+
+
+def usable_packs(db: Session, user_id: int, now: dt.datetime | None = None) -> list[PackBalance]:
+    """The user's pack balances with units left, oldest first: the order holds draw on them."""
+    return list(db.scalars(_usable_packs_query(user_id, now or utcnow())))
+
+
 def reserve(
     db: Session,
     user_id: int,
     n: int,
     *,
+    unit_cost: int = 1,
+    model: str | None = None,
     reference: str | None = None,
     now: dt.datetime | None = None,
 ) -> QuotaHold:
-    """Hold ``n`` requests on the user's current cycle, atomically, and record the hold.
+    """Hold ``n`` images of ``unit_cost`` units each, atomically, and record the hold.
 
-    Raises :class:`~nproxy_core.errors.NoActiveSubscription` when no cycle is current and
-    :class:`~nproxy_core.errors.QuotaExhausted` when fewer than ``n`` requests are left.
+    The current cycle pays first (if its plan includes ``model``), then the user's packs that
+    allow ``model``, oldest first. Raises :class:`~nproxy_core.errors.NoActiveSubscription`
+    with neither a cycle nor a pack, :class:`~nproxy_core.errors.PlanExcludesModel` when the
+    plan leaves ``model`` out and no pack covers it, :class:`~nproxy_core.errors.QuotaExhausted`
+    when fewer units are left, and ValidationError for a batch larger than the plan allows.
     Nothing changes when it raises.
     """
     n = _check_count(n, "batch_size")
@@ -167,41 +246,143 @@ def reserve(
         raise ValidationError(
             "The batch size must be at least 1.", fields={"batch_size": "invalid"}
         )
+    unit_cost = _check_count(unit_cost, "unit_cost")
+    if unit_cost < 1:
+        raise ValidationError("An image costs at least one unit.", fields={"unit_cost": "invalid"})
+    need = n * unit_cost
     now = now or utcnow()
-    cycle = current_cycle(db, user_id, now)
-    if cycle is None:
-        raise NoActiveSubscription(NO_SUBSCRIPTION_MESSAGE)
-    # The condition is evaluated on the row as it is once any concurrent writer has
-    # committed (PostgreSQL re-checks it after the row lock), so two reservations can never
-    # both take the last requests.
-    result = db.execute(
-        sa.update(BillingCycle)
-        .where(
-            BillingCycle.id == cycle.id,
-            BillingCycle.ends_at > now,
-            BillingCycle.used + BillingCycle.reserved + n <= BillingCycle.request_limit,
+    cycle = _current(db, user_id, now)
+    if cycle is not None and not _allows(cycle.models, model):
+        cycle_id = None
+    else:
+        cycle_id = None if cycle is None else cycle.id
+    if cycle_id is not None and cycle.max_batch is not None and n > cycle.max_batch:
+        raise ValidationError(
+            f"Your plan makes at most {cycle.max_batch} images at a time.",
+            fields={"batch_size": "out_of_range"},
         )
-        .values(reserved=BillingCycle.reserved + n)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        remaining = db.scalar(
-            sa.select(BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).where(
-                BillingCycle.id == cycle.id
+    if cycle_id is not None:
+        # The common case in one statement. The condition is evaluated on the row as it is
+        # once any concurrent writer has committed (PostgreSQL re-checks it after the row
+        # lock), so two reservations can never both take the last units.
+        result = db.execute(
+            sa.update(BillingCycle)
+            .where(
+                BillingCycle.id == cycle_id,
+                BillingCycle.ends_at > now,
+                BillingCycle.used + BillingCycle.reserved + need <= BillingCycle.request_limit,
             )
+            .values(reserved=BillingCycle.reserved + need)
+            .execution_options(synchronize_session=False)
         )
-        raise QuotaExhausted(exhausted_message(n, remaining or 0))
+        if result.rowcount == 1:
+            return _record(db, cycle_id, need, unit_cost, need, [], reference, now)
+    return _reserve_with_packs(db, user_id, n, unit_cost, model, cycle, cycle_id, reference, now)
+
+
+def _reserve_with_packs(
+    db: Session,
+    user_id: int,
+    n: int,
+    unit_cost: int,
+    model: str | None,
+    cycle: _Cycle | None,
+    cycle_id: int | None,
+    reference: str | None,
+    now: dt.datetime,
+) -> QuotaHold:
+    """The cycle could not cover the hold alone: lock it and the packs, split, then write."""
+    need = n * unit_cost
+    cycle_take = 0
+    if cycle_id is not None:
+        left = db.scalar(
+            sa.select(BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved)
+            .where(BillingCycle.id == cycle_id, BillingCycle.ends_at > now)
+            .with_for_update()
+        )
+        cycle_take = min(need, max(0, left or 0))
+    # Locked in id order, after the cycle: every writer takes these locks in the same order.
+    balances = [
+        b
+        for b in db.scalars(
+            _usable_packs_query(user_id, now)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if _allows(b.models, model)
+    ]
+    takes: list[tuple[PackBalance, int]] = []
+    short = need - cycle_take
+    for balance in balances:
+        if short == 0:
+            break
+        take = min(short, balance.units - balance.used - balance.reserved)
+        takes.append((balance, take))
+        short -= take
+    if short > 0:
+        if cycle is None and not balances:
+            raise NoActiveSubscription(NO_SUBSCRIPTION_MESSAGE)
+        if cycle is not None and cycle_id is None and not balances:
+            raise PlanExcludesModel(
+                f"Your plan does not include {model}. Choose another model, or change your "
+                "plan or buy a credit pack to use it.",
+                fields={"model": "not_in_plan"},
+            )
+        available = need - short
+        raise QuotaExhausted(exhausted_message(n, available // unit_cost))
+    if cycle_take:
+        db.execute(
+            sa.update(BillingCycle)
+            .where(BillingCycle.id == cycle_id)
+            .values(reserved=BillingCycle.reserved + cycle_take)
+            .execution_options(synchronize_session=False)
+        )
+    for balance, take in takes:
+        balance.reserved += take
+    return _record(
+        db,
+        cycle_id if cycle_take else None,
+        need,
+        unit_cost,
+        cycle_take,
+        [(b.id, take) for b, take in takes],
+        reference,
+        now,
+    )
+
+
+def _record(
+    db: Session,
+    cycle_id: int | None,
+    amount: int,
+    unit_cost: int,
+    cycle_units: int,
+    packs: list[tuple[int, int]],
+    reference: str | None,
+    now: dt.datetime,
+) -> QuotaHold:
     hold = QuotaHold(
-        cycle_id=cycle.id,
-        amount=n,
+        cycle_id=cycle_id,
+        amount=amount,
+        unit_cost=unit_cost,
+        cycle_units=cycle_units,
         reference=None if reference is None else str(reference)[:128],
         created_at=now,
+        packs=[QuotaHoldPack(balance_id=b, amount=take) for b, take in packs],
     )
     db.add(hold)
     db.flush()
-    # The identity map's copy of the cycle is stale after a bulk UPDATE.
-    db.expire(cycle)
+    if cycle_id is not None:
+        _forget_cycle(db, cycle_id)
     return hold
+
+
+def _forget_cycle(db: Session, cycle_id: int) -> None:
+    # A copy of the cycle this session already holds is stale after a bulk UPDATE. Only look
+    # in the identity map: ``db.get`` would load the row (a SELECT per job) just to forget it.
+    cycle = db.identity_map.get(identity_key(BillingCycle, cycle_id))
+    if cycle is not None:
+        db.expire(cycle)
 
 
 def _locked_hold(db: Session, hold: QuotaHold | int) -> QuotaHold | None:
@@ -215,7 +396,7 @@ def _locked_hold(db: Session, hold: QuotaHold | int) -> QuotaHold | None:
 
 
 def _close(
-    db: Session, hold: QuotaHold | int, consumed: int, state: HoldState, now: dt.datetime | None
+    db: Session, hold: QuotaHold | int, images: int, state: HoldState, now: dt.datetime | None
 ) -> QuotaHold:
     row = _locked_hold(db, hold)
     if row is None:
@@ -225,36 +406,52 @@ def _close(
         # that finishes after the sweeper released its hold costs the user nothing.
         log.info("quota hold %s is already %s; left as it is", row.id, row.state)
         return row
-    if not 0 <= consumed <= row.amount:
+    if not 0 <= images * row.unit_cost <= row.amount:
         raise ValidationError(
             "The number of successful images must be between 0 and the batch size.",
             fields={"succeeded": "invalid"},
         )
-    db.execute(
-        sa.update(BillingCycle)
-        .where(BillingCycle.id == row.cycle_id)
-        .values(
-            used=BillingCycle.used + consumed,
-            reserved=BillingCycle.reserved - row.amount,
+    consumed = images * row.unit_cost
+    # The cycle's part is consumed first, then the packs' in the order they were drawn.
+    from_cycle = min(consumed, row.cycle_units)
+    if row.cycle_id is not None and row.cycle_units:
+        db.execute(
+            sa.update(BillingCycle)
+            .where(BillingCycle.id == row.cycle_id)
+            .values(
+                used=BillingCycle.used + from_cycle,
+                reserved=BillingCycle.reserved - row.cycle_units,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
+        _forget_cycle(db, row.cycle_id)
+    rest = consumed - from_cycle
+    if row.cycle_units < row.amount:
+        for part in row.packs:
+            part.consumed = min(rest, part.amount)
+            rest -= part.consumed
+            db.execute(
+                sa.update(PackBalance)
+                .where(PackBalance.id == part.balance_id)
+                .values(
+                    used=PackBalance.used + part.consumed,
+                    reserved=PackBalance.reserved - part.amount,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            balance = db.identity_map.get(identity_key(PackBalance, part.balance_id))
+            if balance is not None:
+                db.expire(balance)
     row.state = state
     row.consumed = consumed
     row.closed_at = now or utcnow()
-    # A copy of the cycle this session already holds is stale after the bulk UPDATE. Only
-    # look in the identity map: ``db.get`` would load the row (a SELECT per finished job) just
-    # to forget it.
-    cycle = db.identity_map.get(identity_key(BillingCycle, row.cycle_id))
-    if cycle is not None:
-        db.expire(cycle)
     return row
 
 
 def settle(
     db: Session, hold: QuotaHold | int, succeeded: int, *, now: dt.datetime | None = None
 ) -> QuotaHold:
-    """Consume ``succeeded`` requests of the hold and free the rest. Idempotent.
+    """Consume the units of ``succeeded`` images of the hold and free the rest. Idempotent.
 
     Settles against the hold's own cycle even if that cycle has ended since: a job accepted
     before the end still completes.
