@@ -43,6 +43,8 @@ PLAN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("recurring_allowed", "Recurring payments allowed", "flag", ""),
     ("active", "Active (sellable)", "flag", ""),
 )
+#: The add form also asks for the code, which never changes after.
+CODE_FIELD = ("code", "Code", "text", "a slug like pro-yearly; it cannot change later")
 
 
 def offer_fields(request: Request, spec: tuple[tuple[str, str, str, str], ...]) -> dict[str, Any]:
@@ -115,7 +117,7 @@ def _plans_page(request: Request, **form_state: Any) -> dict[str, Any]:
         plans=plans,
         running=running_cycles(request.db),
         default_code=request.find_service(IPlans).default_code,
-        fields=PLAN_FIELDS,
+        fields=(CODE_FIELD, *PLAN_FIELDS),
         models=known_models(request, *(p.models for p in plans), values.get("models") or []),
         values=values,
         **{"error": None, "error_field": None, **form_state},
