@@ -84,10 +84,15 @@ def test_every_page_has_a_skip_link_a_favicon_and_the_pricing_link(app: Any) -> 
 
 
 def test_landing_and_pricing_say_what_a_month_buys_with_example_pictures(app: Any) -> None:
+    landing = app.get("/")
+    assert "300 images a month" in landing.text
+    assert "a batch of 4 counts 4" in landing.text
+    # The pricing page speaks units: each plan's units a period, and what a batch costs.
+    plan = app.get("/pricing").html.select_one("#plan-monthly")
+    assert "300 units a month" in " ".join(plan.text.split())
+    assert "a batch of 4 images costs 4 times one image" in app.get("/pricing").text
     for path in ("/", "/pricing"):
         page = app.get(path)
-        assert "300 images a month" in page.text, path
-        assert "a batch of 4 counts 4" in page.text, path
         pictures = [img["src"] for img in page.html.select(".examples img")]
         assert len(pictures) == 3, path
         for src in pictures:

@@ -1,4 +1,5 @@
-// The composer: prompt, mode and model controls, and input images (pick, drop, paste, upload).
+// The composer: prompt, mode and model controls, what a send costs in units (DESIGN 4.12), and
+// input images (pick, drop, paste, upload).
 import { api, hasSessionEnded, uploadImage } from "./api.js";
 import { el, plural, pretty } from "./dom.js";
 import { $, current, describeError, showBanner, ui } from "./page.js";
@@ -13,7 +14,10 @@ const state = {
   // {name, file?, preview, node, status: uploading|ready|error, upload?, uploadId?, imageId?}:
   // an input is an upload of the person's, or one of their generated images.
   inputs: [],
-  maxBatchNow: null, // what /api/v1/me says fits now; null until known
+  // What /api/v1/me says can be spent now, in units (exact only when less than a full batch
+  // is left); null until known, and then nothing is refused here: the server has the last word.
+  maxUnitsNow: null,
+  canGenerate: false, // an active plan, or a pack to draw on (pay as you go)
 };
 
 // --- models and controls -----------------------------------------------------------------
@@ -50,21 +54,50 @@ export async function loadModels() {
     ui.send.disabled = true;
     return;
   }
-  // A choice of model only appears when there is a choice to make.
+  // A choice of model only appears when there is a choice to make. A model the plan leaves out
+  // is shown, disabled, so that people learn a bigger plan (or a pack) has it.
   ui.modelControl.hidden = state.models.length < 2;
-  ui.model.replaceChildren(...state.models.map((m) => el("option", { value: modelKey(m) }, m.model)));
+  ui.model.replaceChildren(...state.models.map((m) => el("option",
+    { value: modelKey(m), disabled: !isAllowed(m) },
+    isAllowed(m) ? modelLabel(m) : `${modelLabel(m)} — Not in your plan`)));
   const prefs = savedPrefs();
-  applyModel(state.models.find((m) => modelKey(m) === prefs.model) || state.models[0],
+  const usable = state.models.filter(isAllowed);
+  applyModel(usable.find((m) => modelKey(m) === prefs.model) || usable[0] || state.models[0],
     { ...prefs, mode: "text_to_image" });
 }
+
+/** Older answers lack `allowed` and `label`: every model allowed, named by its id. */
+const isAllowed = (m) => m.allowed !== false;
+const modelLabel = (m) => m.label || m.model;
+
+/** Units one image of `model` costs at `resolution` (1 where the server does not say). */
+export function unitsPerImage(model, resolution) {
+  const units = Number(model?.units?.[resolution]);
+  return Number.isFinite(units) && units > 0 ? units : 1;
+}
+
+/** "4 images × 3 units = 12 units": what a send costs, before it is sent. */
+export function costText(batch, units) {
+  return `${plural(batch, "image")} × ${plural(units, "unit")} = ${plural(batch * units, "unit")}`;
+}
+
+/** Whether a batch of `n` at `units` an image fits what can be spent now. */
+const fits = (n, units) => state.maxUnitsNow === null || n * units <= state.maxUnitsNow;
+
+/** Whether one image of any size of any model the person may use fits what is left. */
+const somethingFits = () => state.models.some((m) => isAllowed(m)
+  && (m.resolutions || []).some((r) => fits(1, unitsPerImage(m, preset(r).id))));
 
 /** Fill the controls from one model's declared capabilities, keeping what still fits. */
 function applyModel(model, prefs) {
   state.model = model;
   ui.model.value = modelKey(model);
   const presets = model.resolutions.map(preset);
+  // Sizes that cost differently say so in the list; the cost line says it for all.
+  const varied = new Set(presets.map((r) => unitsPerImage(model, r.id))).size > 1;
   ui.resolution.replaceChildren(...presets.map((r) => el("option", { value: r.id },
-    r.ratio ? `${r.label} · ${r.ratio}` : r.label)));
+    [r.label, r.ratio, varied ? plural(unitsPerImage(model, r.id), "unit") : ""]
+      .filter(Boolean).join(" · "))));
   if (presets.some((r) => r.id === prefs.resolution)) ui.resolution.value = prefs.resolution;
   showShape();
   const sizes = Array.from({ length: Math.max(1, model.max_batch || 1) }, (_, i) => i + 1);
@@ -114,27 +147,59 @@ function showShape() {
   ui.shape.style.setProperty("height", `${Math.round(h * scale)}px`);
 }
 
-/** Batch sizes that do not fit what is left are offered, but disabled and said so. */
+/**
+ * Batch sizes that do not fit what is left (or the model's largest batch) are offered, but
+ * disabled and said so; the choice moves down to the largest that fits. Then the cost line.
+ */
 function limitBatch() {
-  const fits = state.maxBatchNow;
+  const units = unitsPerImage(state.model, ui.resolution.value);
+  let largest = 0;
   for (const option of ui.batch.options) {
     const n = Number(option.value);
-    const tooMany = fits !== null && fits > 0 && n > fits;
+    const tooMany = !fits(n, units);
     option.disabled = tooMany;
     option.textContent = tooMany ? `${plural(n, "image")} (not enough left)` : plural(n, "image");
+    if (!tooMany) largest = Math.max(largest, n);
   }
-  if (fits && Number(ui.batch.value) > fits) ui.batch.value = String(fits);
+  if (largest && Number(ui.batch.value) > largest) ui.batch.value = String(largest);
+  showCost();
 }
 
-/** What /api/v1/me says: the plan's state and the largest batch that fits now. */
-export function setQuota({ status, maxBatchNow }) {
-  state.maxBatchNow = Number.isFinite(maxBatchNow) ? maxBatchNow : null;
-  limitBatch();
-  const noPlan = status !== "active";
+/**
+ * The cost line, live as the model, size or batch changes; and when not even one image of
+ * the chosen size fits, Generate gives way to the way out (the prompt stays as it is).
+ */
+function showCost() {
+  if (!state.model) return;
+  const units = unitsPerImage(state.model, ui.resolution.value);
+  const batch = Number(ui.batch.value) || 1;
+  const nothingFits = state.canGenerate && !fits(1, units);
+  let text = costText(batch, units);
+  if (nothingFits) {
+    text = `${costText(1, units)}: more than you have left.`
+      + (somethingFits() ? " A smaller size or another model fits." : "");
+  }
+  // Written only when it changes: the line is a polite live region.
+  if (ui.cost.textContent !== text) ui.cost.textContent = text;
+  ui.cost.hidden = !state.canGenerate;
+  ui.composer.classList.toggle("nothing-fits", nothingFits);
+  ui.send.hidden = nothingFits;
+  ui.renew.hidden = !nothingFits;
+}
+
+/**
+ * What /api/v1/me says: whether the person can generate (an active plan, or packs to draw
+ * on) and how many units fit now. `maxUnitsNow` null: unknown, nothing is limited here.
+ */
+export function setQuota({ status, canGenerate, maxUnitsNow }) {
+  state.maxUnitsNow = Number.isFinite(maxUnitsNow) ? maxUnitsNow : null;
+  state.canGenerate = canGenerate;
+  const noPlan = !canGenerate;
   ui.composer.classList.toggle("no-plan", noPlan);
   ui.noPlan.hidden = !noPlan;
   ui.noPlanTitle.textContent = status === "expired" ? "Renew your plan to go on" : "Choose a plan to start";
   ui.send.disabled = noPlan;
+  limitBatch();
 }
 
 /** Show the controls that apply to the chosen mode, and say what is still missing. */
@@ -313,8 +378,10 @@ function blocker(body) {
     const max = state.model.max_input_images || 0;
     if (count > max) return `This model takes at most ${plural(max, "input image")}.`;
   }
-  if (state.maxBatchNow !== null && state.maxBatchNow > 0 && body.batch_size > state.maxBatchNow) {
-    return `Not enough left for ${plural(body.batch_size, "image")} — try fewer.`;
+  const units = unitsPerImage(state.model, body.resolution);
+  if (!fits(1, units)) return "Not enough units left for this size.";
+  if (!fits(body.batch_size, units)) {
+    return `Not enough units left for ${plural(body.batch_size, "image")} — try fewer.`;
   }
   return "";
 }
@@ -396,7 +463,8 @@ export function wireComposer(send) {
   });
   ui.composer.addEventListener("change", (event) => {
     if (event.target.name === "mode" || event.target === ui.strength) { syncControls(); savePrefs(); saveDraft(); }
-    if (event.target === ui.resolution) showShape();
+    if (event.target === ui.resolution) { showShape(); limitBatch(); }
+    if (event.target === ui.batch) showCost();
     if (event.target === ui.model) {
       applyModel(state.models.find((m) => modelKey(m) === ui.model.value), {
         mode: currentMode(), resolution: ui.resolution.value, batch: ui.batch.value,

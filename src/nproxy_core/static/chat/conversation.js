@@ -44,11 +44,11 @@ export async function openConversation(id, { push = false, initial = false } = {
 
 export async function send() {
   if (hasSessionEnded()) return;
-  if (root.dataset.subscription !== "active") {
-    // Without a plan nothing is sent and no conversation is made: the composer shows the
-    // "choose a plan" card and keeps what was typed.
+  if (root.dataset.canGenerate !== "true") {
+    // Without a plan or a pack nothing is sent and no conversation is made: the composer
+    // shows the "choose a plan" card and keeps what was typed.
     await refreshQuota();
-    if (root.dataset.subscription !== "active") { saveDraft(); return; }
+    if (root.dataset.canGenerate !== "true") { saveDraft(); return; }
   }
   const request = takeRequest();
   if (!request) return;
@@ -147,12 +147,14 @@ async function submit(view, body, idempotencyKey) {
 }
 
 /** Codes a second try cannot change: the turn shows the error without a retry button. */
-const FINAL_CODES = ["no_active_subscription", "quota_exhausted", "not_authenticated"];
+const FINAL_CODES = [
+  "no_active_subscription", "quota_exhausted", "plan_excludes_model", "not_authenticated",
+];
 
 /** A send or regenerate that failed: the error on its turn, and `again(key)` behind its retry
  * button. A lost connection may have delivered it: the same key then returns the same job. */
 function sendFailed(view, error, idempotencyKey, again) {
   const key = error.status === 0 ? idempotencyKey : uuid();
   showSubmitError(view, error, FINAL_CODES.includes(error.code) ? null : () => again(key));
-  if (error.status === 402) refreshQuota();
+  if (error.status === 402 || error.code === "plan_excludes_model") refreshQuota();
 }

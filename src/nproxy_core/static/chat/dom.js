@@ -34,8 +34,14 @@ export function formatDate(value) {
   const moment = new Date(value);
   if (Number.isNaN(moment.getTime())) return "";
   const two = (n) => String(n).padStart(2, "0");
-  return `${moment.getUTCDate()} ${MONTHS[moment.getUTCMonth()]} ${moment.getUTCFullYear()}, `
-    + `${two(moment.getUTCHours())}:${two(moment.getUTCMinutes())} UTC`;
+  return `${formatDay(moment)}, ${two(moment.getUTCHours())}:${two(moment.getUTCMinutes())} UTC`;
+}
+
+/** Only the day (UTC), for what lasts months: "7 Dec 2027". */
+export function formatDay(value) {
+  const moment = new Date(value);
+  if (Number.isNaN(moment.getTime())) return "";
+  return `${moment.getUTCDate()} ${MONTHS[moment.getUTCMonth()]} ${moment.getUTCFullYear()}`;
 }
 
 /** "3 days left", "1 day left", "less than a day left": whole days until `value`. */

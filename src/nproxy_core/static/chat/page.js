@@ -20,8 +20,9 @@ export const ui = {
   resolution: $("resolution"), batch: $("batch-size"), strength: $("strength"),
   strengthValue: $("strength-value"), strengthControl: $("strength-control"),
   attach: $("attach"), fileInput: $("file-input"), inputs: $("input-images"), inputRow: $("input-row"),
-  send: $("send"), hint: $("composer-hint"),
+  send: $("send"), renew: $("renew"), cost: $("cost-line"), hint: $("composer-hint"),
   quotaMeter: $("quota-meter"), quotaText: $("quota-text"), quotaNote: $("quota-note"),
+  packs: $("quota-packs"),
   shape: $("resolution-shape"), noPlan: $("no-plan"), noPlanTitle: $("no-plan-title"),
   quotaUsedUp: $("quota-used-up"),
   confirmDelete: $("confirm-delete"), confirmDeleteTitle: $("confirm-delete-title"),
@@ -49,7 +50,9 @@ export function describeError(error) {
     case "no_active_subscription":
       return [message, " ", pricing("See plans"), "."];
     case "quota_exhausted":
-      return [message, " ", pricing("Renew your plan"), "."];
+      return [message, " ", pricing("Renew or buy a pack"), "."];
+    case "plan_excludes_model":
+      return [message, " ", pricing("See plans and packs"), "."];
     case "not_authenticated":
       return [el("a", { href: urls.login }, message)];
     default:

@@ -1,7 +1,7 @@
 // The sidebar: the list of conversations, the quota meter, and the drawer it becomes on a phone.
 import { api } from "./api.js";
 import { setQuota } from "./composer.js";
-import { daysLeft, el, formatDate, icon } from "./dom.js";
+import { daysLeft, el, formatDate, formatDay, icon, plural } from "./dom.js";
 import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
 
 let conversations = [];
@@ -134,11 +134,20 @@ export function wireDrawer() {
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeSidebar(); });
 }
 
+/** "Starter pack: 120 units left, until 7 Dec 2027": packs are the person's exact purchase. */
+function packLine(pack) {
+  const until = pack.expires_at ? `, until ${formatDay(pack.expires_at)}` : "";
+  return el("li", {}, `${pack.label || "Pack"}: ${plural(pack.units_left, "unit")} left${until}`);
+}
+
+/** The figures of /api/v1/me, in the sidebar and the composer; after every generation too. */
 export async function refreshQuota() {
   let me;
   try { me = await api("GET", "/api/v1/me"); } catch { return; }
   const bucket = Number(me?.quota?.bucket ?? 0);
   const status = me?.subscription?.status || "none";
+  const packs = (me?.packs || []).filter((p) => Number(p.units_left) > 0);
+  const canGenerate = status === "active" || packs.length > 0;
   ui.quotaMeter.setAttribute("aria-valuenow", String(bucket));
   ui.quotaMeter.setAttribute("aria-valuetext", `About ${bucket}% left`);
   ui.quotaMeter.dataset.level = bucket <= 20 ? "low" : bucket <= 40 ? "mid" : "high";
@@ -149,19 +158,28 @@ export async function refreshQuota() {
   ui.quotaText.textContent = status === "active" ? `About ${bucket}% left` : "No plan";
   root.dataset.quotaBucket = String(bucket);
   root.dataset.subscription = status;
-  const maxBatchNow = me?.quota?.max_batch_now;
-  setQuota({ status, maxBatchNow: typeof maxBatchNow === "number" ? maxBatchNow : null });
-  ui.quotaUsedUp.hidden = !(status === "active" && bucket === 0);
+  root.dataset.canGenerate = String(canGenerate);
+  // Units now: max_units_now (DESIGN 4.12); an older answer's max_batch_now is the same
+  // figure when every image costs one unit.
+  const quota = me?.quota || {};
+  const maxUnitsNow = typeof quota.max_units_now === "number" ? quota.max_units_now
+    : typeof quota.max_batch_now === "number" ? quota.max_batch_now : null;
+  setQuota({ status, canGenerate, maxUnitsNow });
+  ui.quotaUsedUp.hidden = !(status === "active" && bucket === 0 && !packs.length);
+  ui.packs.replaceChildren(...packs.map(packLine));
+  ui.packs.hidden = !packs.length;
+  const plan = me?.subscription?.plan?.name;
   if (status === "active") {
     const end = me.subscription.current_period_end;
-    ui.quotaNote.replaceChildren(
-      end ? `Until ${formatDate(end)} (${daysLeft(end)})` : "Plan active");
+    const until = end ? `Until ${formatDate(end)} (${daysLeft(end)})` : "Plan active";
+    ui.quotaNote.replaceChildren(plan ? `${plan} plan · ${until}` : until);
     if (bucket === 0) {
       ui.quotaText.textContent = "Used up";
-      ui.quotaNote.append(". ", el("a", { href: urls.pricing }, "Renew now"));
+      ui.quotaNote.append(". ", el("a", { href: urls.pricing }, packs.length ? "Renew" : "Renew now"));
     }
   } else {
-    ui.quotaNote.replaceChildren(status === "expired" ? "Your plan has expired. " : "No active plan. ",
+    const why = status === "expired" ? "Your plan has expired. " : "No active plan. ";
+    ui.quotaNote.replaceChildren(packs.length ? `${why}Drawing on your packs. ` : why,
       el("a", { href: urls.pricing }, status === "expired" ? "Renew" : "Buy a plan"));
   }
 }
