@@ -140,7 +140,10 @@ def test_0014_links_every_payment_and_cycle_to_monthly_and_work_in_flight_carrie
                 (200, 200, 0),
             ]
 
-            # The holds taken before the upgrade still settle and release on their cycle.
+            # The holds taken before the upgrade still settle and release on their cycle:
+            # 0016 made them one unit per image, wholly on the cycle.
+            holds = db.scalars(sa.select(QuotaHold).order_by(QuotaHold.id)).all()
+            assert [(h.unit_cost, h.cycle_units, h.amount) for h in holds] == [(1, 4, 4), (1, 2, 2)]
             quota.settle(db, ids["hold_a"], 3, now=NOW)
             quota.release(db, ids["hold_b"], now=NOW)
             db.commit()
