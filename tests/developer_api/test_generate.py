@@ -9,8 +9,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
+from nproxy_core.billing.models import Plan
 from nproxy_core.storage import IMediaLinks
 from nproxy_core.wiring import find_service
 
@@ -178,6 +180,23 @@ def test_the_rate_limit_answers_429_with_retry_after_and_headers(
     assert refused.json["error"]["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert refused.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_a_plans_api_rate_limit_replaces_the_default_for_its_users(
+    make_app, worker_settings, developer_factory, db
+):
+    app = make_app(**worker_settings, nproxy__api__rate_limit="3/minute")
+    plan = db.scalar(sa.select(Plan).where(Plan.code == "monthly"))
+    plan.api_rate_limit = "2/minute"
+    db.commit()
+    dev = developer_factory(app)
+    first = dev.get("/v1/usage")
+    assert first.headers["X-RateLimit-Limit"] == "2"
+    assert dev.get("/v1/usage").status_int == 200
+    assert dev.get("/v1/usage").status_int == 429
+    # Without a cycle of that plan, the default applies.
+    broke = developer_factory(app, request_limit=None)
+    assert broke.get("/v1/usage").headers["X-RateLimit-Limit"] == "3"
 
 
 def test_unfinished_jobs_per_key_are_limited(make_app, worker_settings, developer_factory):

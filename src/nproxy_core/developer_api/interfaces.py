@@ -18,8 +18,9 @@ class IApiSettings(Interface):
 class IApiRateLimiter(Interface):
     """Counts requests per API key (``limits``; Redis when several processes share it)."""
 
-    def hit(key_id):
-        """Count one request; returns a RateState (allowed, limit, remaining, reset_at)."""
+    def hit(key_id, rate=None):
+        """Count one request against ``rate`` (``N/period``; None: ``nproxy.api.rate_limit``);
+        returns a RateState (allowed, limit, remaining, reset_at)."""
 
 
 class IApiKeyHasher(Interface):

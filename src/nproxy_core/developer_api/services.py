@@ -15,6 +15,7 @@ from pyramid.request import Request
 from sqlalchemy.orm import Session
 
 from nproxy_core import logs
+from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.developer_api.interfaces import IApiKeyHasher, IApiRateLimiter, IApiSettings
 from nproxy_core.developer_api.keys import KeyHasher, authenticate
@@ -74,7 +75,9 @@ def identify_caller(request: Request) -> Caller:
     hasher: KeyHasher = request.find_service(IApiKeyHasher)
     key = authenticate(request.db, hasher, request.headers.get("Authorization"))
     logs.bind(user_id=key.user_id)  # the request's log lines (its access line too) name the user
-    rate = request.find_service(IApiRateLimiter).hit(key.id)
+    rate = request.find_service(IApiRateLimiter).hit(
+        key.id, plan_rate_limit(request.db, key.user_id)
+    )
     caller = Caller(key.id, key.user_id, key.name)
 
     def answer_headers(request: Request, response: Any) -> None:
@@ -95,6 +98,23 @@ def identify_caller(request: Request) -> Caller:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
     return caller
+
+
+def plan_rate_limit(db: Session, user_id: int) -> str | None:
+    """The ``api_rate_limit`` of the plan of the user's current cycle (DESIGN 4.12), or None
+    for the default (no cycle, or a plan without one)."""
+    now = utcnow()
+    return db.scalar(
+        sa.select(Plan.api_rate_limit)
+        .join(BillingCycle, BillingCycle.plan_id == Plan.id)
+        .where(
+            BillingCycle.user_id == user_id,
+            BillingCycle.starts_at <= now,
+            BillingCycle.ends_at > now,
+        )
+        .order_by(BillingCycle.starts_at.desc())
+        .limit(1)
+    )
 
 
 def quota_bucket(request: Request, user_id: int) -> int:

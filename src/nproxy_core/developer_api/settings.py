@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -76,13 +77,22 @@ class ApiRateLimiter:
         self._strategy = strategies.MovingWindowRateLimiter(self._storage)
         self._item = item
 
-    def hit(self, key_id: Any) -> RateState:
+    def hit(self, key_id: Any, rate: str | None = None) -> RateState:
+        """Count one request of the key against ``rate`` (``N/period``: the key's plan's
+        ``api_rate_limit``), or ``nproxy.api.rate_limit`` when None."""
+        item = self._item if rate is None else self._parsed(rate)
         identifier = str(key_id)
-        allowed = self._strategy.hit(self._item, "api", identifier)
-        reset_at, remaining = self._strategy.get_window_stats(self._item, "api", identifier)
+        allowed = self._strategy.hit(item, "api", identifier)
+        reset_at, remaining = self._strategy.get_window_stats(item, "api", identifier)
         # Never later than one window from now (the storage's clock may run a little ahead).
-        reset_at = min(reset_at, time.time() + self._item.get_expiry())
-        return RateState(allowed, self._item.amount, max(0, remaining), reset_at)
+        reset_at = min(reset_at, time.time() + item.get_expiry())
+        return RateState(allowed, item.amount, max(0, remaining), reset_at)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def _parsed(rate: str) -> RateLimitItem:
+        # Plans' rates were checked when saved (billing.plans); a few distinct ones exist.
+        return parse(rate)
 
     def reset(self) -> None:
         self._storage.reset()
