@@ -34,6 +34,17 @@ def np_settings(fake: FakeNowPayments) -> dict[str, str]:
 
 
 @pytest.fixture
+def demo_app(make_app: Callable[..., webtest.TestApp]) -> webtest.TestApp:
+    """An app selling through the demo processor only."""
+    return make_app(nproxy__payments="demo")
+
+
+@pytest.fixture
+def demo_api(demo_app: webtest.TestApp) -> ApiClient:
+    return ApiClient(demo_app)
+
+
+@pytest.fixture
 def np_app(make_app: Callable[..., webtest.TestApp], np_settings: dict[str, str]) -> Any:
     return make_app(**np_settings)
 

@@ -19,16 +19,6 @@ from nproxy_core.errors import QuotaExhausted
 from nproxy_core.quota import services as quota
 
 
-@pytest.fixture
-def demo_app(make_app: Any) -> Any:
-    return make_app(nproxy__payments="demo")
-
-
-@pytest.fixture
-def demo_api(demo_app: Any) -> ApiClient:
-    return ApiClient(demo_app)
-
-
 def start_demo_checkout(app: Any, api: ApiClient, email: str = "demo@example.com") -> Any:
     """Register, press Pay on the pricing page, follow to the demo checkout page."""
     api.register(email)

@@ -1,10 +1,12 @@
-"""Billing: the plan, billing cycles, payments through processor plugins, and their pages."""
+"""Billing: the plans, credit packs, billing cycles, payments through processor plugins, and
+their pages."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.billing.interfaces import IPlan, IPlans
+from nproxy_core.billing.interfaces import IPacks, IPlan, IPlans
+from nproxy_core.billing.packs import PackCatalog
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.plans import PlanCatalog, reconcile_default_plan
 from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
@@ -15,6 +17,7 @@ def includeme(config: Any) -> None:
     terms = Plan.from_settings(config.get_settings())
     config.register_service(terms, IPlan)
     config.register_service(PlanCatalog(terms.code), IPlans)
+    config.register_service(PackCatalog(), IPacks)
     # Once every service is registered: the settings' terms reach the default plan's row.
     config.action(None, lambda: reconcile_default_plan(config.registry, terms), order=10)
 
@@ -27,6 +30,7 @@ def includeme(config: Any) -> None:
     config.add_route("billing.webhook", "/billing/webhooks/{processor}")
     config.add_route("api.plan", "/api/v1/plan")
     config.add_route("api.plans", "/api/v1/plans")
+    config.add_route("api.packs", "/api/v1/packs")
     config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
     config.add_route("api.billing.payments", "/api/v1/billing/payments")
     config.add_route("api.billing.start_free", "/api/v1/billing/start-free")

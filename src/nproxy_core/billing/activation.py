@@ -1,4 +1,13 @@
-"""Granting a paid cycle where ``cycles.py`` places it, and taking a refunded one back."""
+"""Granting what a payment paid for (a cycle where ``cycles.py`` places it, or a credit pack's
+balance), and taking it back after a refund.
+
+Changing plan (DESIGN 4.12): a paid cycle of a plan priced higher than the plan of the cycle
+running at confirmation is an upgrade. It starts at once and ends the running cycle; the
+running cycle's unused units become a pack balance valid until that cycle's original end, and
+the renewals queued after it follow the new cycle. "Higher" compares prices in one currency
+only: a plan priced in another currency is never an upgrade (no exchange rate is assumed), so
+it is placed like a renewal, as is the same plan or a cheaper one.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +19,21 @@ from sqlalchemy.orm import Session
 
 from nproxy_core.accounts.models import User
 from nproxy_core.audit import SYSTEM
-from nproxy_core.billing.cycles import Span, schedule_paid_cycle
-from nproxy_core.billing.models import BillingCycle, Payment
+from nproxy_core.billing.cycles import (
+    Span,
+    current_index,
+    schedule_paid_cycle,
+    schedule_upgrade,
+)
+from nproxy_core.billing.models import BalanceSource, BillingCycle, PackBalance, Payment
 from nproxy_core.billing.models import Plan as PlanRow
+from nproxy_core.billing.packs import (
+    balance_of,
+    balance_view,
+    grant_bought_pack,
+    grant_pack,
+    revoke_for_refund,
+)
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
@@ -50,7 +71,14 @@ def activate_cycle(
         Span(c.starts_at, c.ends_at, c.period_months, exhausted=c.remaining <= 0) for c in cycles
     ]
     plan_id, units, months = _terms(db, plan, payment)
-    moved, new = schedule_paid_cycle(now, spans, months)
+    running = current_index(now, spans)
+    upgrade = running is not None and _is_upgrade(db, cycles[running], plan_id, payment)
+    if upgrade:
+        assert running is not None
+        before = {c.id: (c.starts_at, c.ends_at) for c in cycles}
+        moved, new = schedule_upgrade(now, spans, running, months)
+    else:
+        moved, new = schedule_paid_cycle(now, spans, months)
     for cycle, span in zip(cycles, moved, strict=True):
         cycle.starts_at, cycle.ends_at = span.starts_at, span.ends_at
     cycle = BillingCycle(
@@ -65,8 +93,100 @@ def activate_cycle(
     )
     db.add(cycle)
     db.flush()
+    if upgrade:
+        assert running is not None
+        _upgraded(db, cycles[running], cycle, cycles, before, now)
     log.info("activated billing cycle %s for user %s", cycle.id, user_id)
     return cycle
+
+
+def _is_upgrade(db: Session, running: BillingCycle, plan_id: int, payment: Payment | None) -> bool:
+    """Whether a payment's plan is priced higher than the running cycle's plan, in the same
+    currency. Only a payment upgrades (an admin's free cycle is placed like a renewal); the
+    price compared is the one paid (the plan's price at checkout) against the running plan's."""
+    if payment is None or plan_id == running.plan_id:
+        return False
+    old = running.plan
+    if payment.currency.upper() != old.currency.upper():
+        return False
+    return payment.amount > old.price
+
+
+def _upgraded(
+    db: Session,
+    old: BillingCycle,
+    new: BillingCycle,
+    cycles: list[BillingCycle],
+    before: dict[int, tuple[dt.datetime, dt.datetime]],
+    now: dt.datetime,
+) -> PackBalance | None:
+    """After an upgrade: the old cycle's unused units become a pack balance valid until its
+    original end (the units it holds for images in flight settle on it as usual), and an
+    audit row ``billing.plan_upgraded`` says what moved."""
+    original_end = before[old.id][1]
+    left = old.request_limit - old.used - old.reserved
+    balance = None
+    if left > 0:
+        balance = grant_pack(
+            db,
+            old.user_id,
+            units=left,
+            label=f"{old.plan.name}: unused units",
+            expires_at=original_end,
+            source=BalanceSource.UPGRADE,
+            models=old.plan.models or (),
+            now=now,
+        )
+    moved = [
+        {
+            "cycle_id": c.id,
+            "starts_at": isoformat(c.starts_at),
+            "ends_at": isoformat(c.ends_at),
+            "was": [isoformat(before[c.id][0]), isoformat(before[c.id][1])],
+        }
+        for c in cycles
+        if c is not old and (c.starts_at, c.ends_at) != before[c.id]
+    ]
+    SYSTEM.record(
+        db,
+        "billing.plan_upgraded",
+        "user",
+        old.user_id,
+        {
+            "cycle_id": old.id,
+            "plan": old.plan.code,
+            "ends_at": isoformat(original_end),
+            "unused_units": max(left, 0),
+        },
+        {
+            "cycle_id": new.id,
+            "plan": new.plan.code,
+            "starts_at": isoformat(new.starts_at),
+            "ends_at": isoformat(new.ends_at),
+            "old_cycle_ends_at": isoformat(old.ends_at),
+            "payment_order_id": None if new.payment is None else new.payment.order_id,
+            "balance": None if balance is None else balance_view(balance),
+            "moved": moved,
+        },
+    )
+    return balance
+
+
+def is_activated(db: Session, payment: Payment) -> bool:
+    """Whether the payment already granted what it paid for (its cycle or its pack balance)."""
+    if payment.pack_id is not None:
+        return balance_of(db, payment) is not None
+    return payment.cycle is not None
+
+
+def activate_payment(
+    db: Session, plan: Plan | PlanRow, payment: Payment, now: dt.datetime
+) -> BillingCycle | PackBalance:
+    """Grant what a finished (or admin-resolved) payment paid for, once: a pack payment its
+    balance, any other its cycle (of ``plan`` when the payment recorded none)."""
+    if payment.pack_id is not None:
+        return grant_bought_pack(db, payment, now)
+    return activate_cycle(db, plan, payment.user_id, now, payment=payment)
 
 
 def _terms(db: Session, plan: Plan | PlanRow, payment: Payment | None) -> tuple[int, int, int]:
@@ -85,7 +205,10 @@ def _terms(db: Session, plan: Plan | PlanRow, payment: Payment | None) -> tuple[
 
 
 def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> None:
-    """A refunded payment takes its cycle back from now on; an audit row says so."""
+    """A refunded payment takes its cycle (or its pack balance's unused units) back from now
+    on; an audit row says so."""
+    if payment.pack_id is not None and revoke_for_refund(db, payment, now) is not None:
+        return
     cycle = payment.cycle
     if cycle is None:
         SYSTEM.record(

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from nproxy_core.billing.models import Payment, PaymentState, Plan
+from nproxy_core.billing.models import CreditPack, Payment, PaymentState, Plan
 from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
 
 log = logging.getLogger(__name__)
@@ -22,17 +22,18 @@ def new_order_id() -> str:
 
 def start_checkout(
     db: Session,
-    plan: Plan,
+    plan: Plan | CreditPack,
     processor: PaymentProcessor,
     user_id: int,
     *,
     callback_url: str,
     return_urls: Callable[[str], tuple[str, str]],
 ) -> Payment:
-    """Record a payment for the plan, then ask the processor for a hosted checkout.
+    """Record a payment for the plan (or credit pack), then ask the processor for a hosted
+    checkout.
 
-    The payment keeps the plan's price, units and period as they are now: they are what its
-    activation grants, whatever the plan says by then.
+    The payment keeps the plan's price, units and period (a pack's price, units and validity)
+    as they are now: they are what its activation grants, whatever the row says by then.
 
     The row exists (with its order id) before the processor hears of it, so any notification
     can be matched. If the processor fails, the payment is kept as ``failed`` with no
@@ -47,22 +48,19 @@ def start_checkout(
         processor=processor.name,
         amount=price,
         currency=plan.currency,
-        plan_id=plan.id,
-        plan_units=plan.units,
-        plan_period_months=plan.period_months,
         status=PaymentState.CREATED,
+        **_terms(plan),
     )
     db.add(payment)
     db.flush()
     success_url, cancel_url = return_urls(payment.order_id)
-    months = "month" if plan.period_months == 1 else f"{plan.period_months} months"
     try:
         hosted = processor.create_checkout(
             CheckoutRequest(
                 order_id=payment.order_id,
                 amount=price,
                 currency=plan.currency,
-                description=f"nproxy {plan.name} plan ({months})",
+                description=describe(plan),
                 callback_url=callback_url,
                 success_url=success_url,
                 cancel_url=cancel_url,
@@ -76,3 +74,22 @@ def start_checkout(
     payment.invoice_id = None if hosted.invoice_id is None else str(hosted.invoice_id)[:128]
     payment.status = PaymentState.WAITING
     return payment
+
+
+def _terms(item: Plan | CreditPack) -> dict[str, int]:
+    """What the payment records of the plan or pack it buys, as it is at checkout."""
+    if isinstance(item, CreditPack):
+        return {
+            "pack_id": item.id,
+            "pack_units": item.units,
+            "pack_valid_months": item.valid_months,
+        }
+    return {"plan_id": item.id, "plan_units": item.units, "plan_period_months": item.period_months}
+
+
+def describe(item: Plan | CreditPack) -> str:
+    """The invoice's description, as the processor shows it to the buyer."""
+    if isinstance(item, CreditPack):
+        return f"nproxy {item.name} credit pack ({item.units} units)"
+    months = "month" if item.period_months == 1 else f"{item.period_months} months"
+    return f"nproxy {item.name} plan ({months})"

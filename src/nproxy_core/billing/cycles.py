@@ -32,6 +32,12 @@ class Span:
     exhausted: bool = False
 
 
+def current_index(now: dt.datetime, cycles: Sequence[Span]) -> int | None:
+    """The index of the cycle running at ``now`` (the earliest such), or None."""
+    order = sorted(range(len(cycles)), key=lambda i: cycles[i].starts_at)
+    return next((i for i in order if is_current(cycles[i].starts_at, cycles[i].ends_at, now)), None)
+
+
 def schedule_paid_cycle(
     now: dt.datetime, cycles: Sequence[Span], months: int
 ) -> tuple[list[Span], Span]:
@@ -44,21 +50,37 @@ def schedule_paid_cycle(
     buys access at once and the queued cycles lose no days either.
     """
     result = list(cycles)
-    order = sorted(range(len(result)), key=lambda i: result[i].starts_at)
-    current = next(
-        (i for i in order if is_current(result[i].starts_at, result[i].ends_at, now)), None
-    )
+    current = current_index(now, result)
     if current is not None and result[current].exhausted:
         result[current] = replace(result[current], ends_at=now)
-        cursor = now
-        for i in order:
-            span = result[i]
-            # A queued cycle keeps its length and follows the previous one; one cut to nothing
-            # by a refund stays cut.
-            if span.starts_at > now and span.ends_at > span.starts_at:
-                start = cursor
-                result[i] = replace(span, starts_at=start, ends_at=add_months(start, span.months))
-                cursor = result[i].ends_at
+        _follow(result, now, now)
     latest_end = max((span.ends_at for span in result), default=now)
     start = max(now, latest_end)
     return result, Span(starts_at=start, ends_at=add_months(start, months), months=months)
+
+
+def schedule_upgrade(
+    now: dt.datetime, cycles: Sequence[Span], current: int, months: int
+) -> tuple[list[Span], Span]:
+    """Place a cycle of a higher-priced plan bought at ``now`` while ``cycles[current]`` runs.
+
+    The running cycle ends at ``now`` and the new one starts then; the cycles queued after the
+    running one (renewals bought early) keep their lengths and follow the new cycle, so they
+    lose no days. Returns the cycles with their (possibly moved) dates, in the order given, and
+    the new cycle.
+    """
+    result = list(cycles)
+    result[current] = replace(result[current], ends_at=now)
+    new = Span(starts_at=now, ends_at=add_months(now, months), months=months)
+    _follow(result, now, new.ends_at)
+    return result, new
+
+
+def _follow(spans: list[Span], after: dt.datetime, cursor: dt.datetime) -> None:
+    """Move the cycles that start after ``after`` to follow each other from ``cursor`` on, in
+    their order, each keeping its length; one cut to nothing by a refund stays cut."""
+    for i in sorted(range(len(spans)), key=lambda i: spans[i].starts_at):
+        span = spans[i]
+        if span.starts_at > after and span.ends_at > span.starts_at:
+            spans[i] = replace(span, starts_at=cursor, ends_at=add_months(cursor, span.months))
+            cursor = spans[i].ends_at

@@ -1,4 +1,5 @@
-"""Billing's services: the plans (rows of ``plans``, see billing.plans)."""
+"""Billing's services: the plans (rows of ``plans``, see billing.plans) and the credit packs
+(rows of ``credit_packs``, see billing.packs)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ class IPlans(Interface):
 
     def to_buy(db, code, processor):
         """The plan a checkout asks for, or ValidationError naming why it cannot be bought."""
+
+
+class IPacks(Interface):
+    """The credit packs (rows of ``credit_packs``, see billing.packs)."""
+
+    def get(db, code):
+        """The pack ``code``; NotFound when there is none."""
+
+    def for_sale(db):
+        """The public, active packs, cheapest first."""
+
+    def to_buy(db, code, processor):
+        """The pack a checkout asks for, or ValidationError naming why it cannot be bought."""

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.audit import SYSTEM
-from nproxy_core.billing.activation import activate_cycle, end_cycle_for_refund
+from nproxy_core.billing.activation import activate_payment, end_cycle_for_refund, is_activated
 from nproxy_core.billing.models import (
     NotificationSource,
     Payment,
@@ -132,7 +132,7 @@ def _decide(
         if mismatches:
             return Outcome("review", review)
         if payment.needs_review:
-            if payment.cycle is not None:
+            if is_activated(db, payment):
                 return Outcome("updated", review)  # an admin activated it already
             # Flagged before (partial, mismatch, re-deposit…): a clean finish does not
             # overrule that; an admin decides.
@@ -140,7 +140,7 @@ def _decide(
                 [f"finished after it was flagged for review ({payment.review_reason})", *notes]
             )[:255]
             return Outcome("review", reason)
-        activate_cycle(db, plan, payment.user_id, now, payment=payment)
+        activate_payment(db, plan, payment, now)
         return Outcome("activated", review)
     if new == PaymentState.PARTIALLY_PAID:
         reason = "; ".join(["partially paid", *problems])[:255]
@@ -171,8 +171,9 @@ def apply_event(
     review raises a ``payment_flagged`` alert with ``alerts``, sent if this transaction commits.
 
     The payment row is locked for the whole decision (SELECT ... FOR UPDATE), so duplicates
-    arriving together are applied one after the other and activate at most one cycle; the
-    unique ``billing_cycles.payment_id`` backs that up.
+    arriving together are applied one after the other and activate at most one cycle (or pack
+    balance); the unique ``billing_cycles.payment_id`` and ``pack_balances.payment_id`` back
+    that up.
     """
     now = now or utcnow()
     payment = None

@@ -8,7 +8,7 @@ plan is named: checkout without a plan, ``GET /api/v1/plan``, an admin's free cy
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -27,12 +27,19 @@ from nproxy_core.errors import Conflict, NotFound, ValidationError
 __all__ = [
     "PlanCatalog",
     "add_plan",
+    "add_row",
+    "buyable",
+    "by_code",
     "edit_plan",
+    "edit_row",
     "images_per_model",
+    "offer_json",
     "plan_json",
     "plan_view",
     "price_text",
+    "row_view",
     "sold_by",
+    "to_buy",
 ]
 
 CODE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
@@ -72,10 +79,7 @@ class PlanCatalog:
         return plan
 
     def get(self, db: Session, code: str) -> Plan:
-        plan = db.scalar(sa.select(Plan).where(Plan.code == str(code).strip().lower()))
-        if plan is None:
-            raise NotFound(f"no plan {code!r}")
-        return plan
+        return by_code(db, Plan, code)
 
     def for_sale(self, db: Session) -> list[Plan]:
         """The public, active plans, cheapest first: the pricing page and ``/api/v1/plans``."""
@@ -90,33 +94,60 @@ class PlanCatalog:
     def to_buy(self, db: Session, code: Any, processor: Any) -> Plan:
         """The plan a checkout asks for (the default one when ``code`` is None), or
         ValidationError naming it and why it cannot be bought with ``processor``."""
-        if code is None:
-            plan = self.default(db)
-        else:
-            if not isinstance(code, str) or not code.strip():
-                raise ValidationError("Name a plan.", fields={"plan": "invalid"})
-            plan = db.scalar(sa.select(Plan).where(Plan.code == code.strip().lower()))
-            if plan is None:
-                raise ValidationError(
-                    f"There is no plan {code.strip()[:40]!r}.", fields={"plan": "unknown"}
-                )
-        problem = sold_by(plan, processor)
-        if problem:
-            raise ValidationError(
-                f"The plan {plan.code!r} {problem}.", fields={"plan": "unavailable"}
-            )
-        return plan
+        plan = self.default(db) if code is None else to_buy(db, Plan, code, processor)
+        return buyable(plan, processor)
 
 
-def sold_by(plan: Plan, processor: Any) -> str | None:
-    """Why ``processor`` cannot sell ``plan`` (in words after "The plan X"), or None.
+# --- shared by the catalogs of plans and of credit packs (billing.packs) ---------------------
 
-    A processor that charges in Telegram Stars (``charges_stars = True``) sells only plans with
-    a Stars price; the others sell any priced plan.
+
+def kind(model: Any) -> str:
+    """``plan`` or ``pack``: how messages, audit rows and commands name a row of ``model``."""
+    return "plan" if model is Plan else "pack"
+
+
+def by_code(db: Session, model: Any, code: Any, *, lock: bool = False) -> Any:
+    """The row of ``model`` (Plan or CreditPack) with ``code``; NotFound when there is none."""
+    query = sa.select(model).where(model.code == str(code).strip().lower())
+    row = db.scalar(query.with_for_update() if lock else query)
+    if row is None:
+        raise NotFound(f"no {kind(model)} {code!r}")
+    return row
+
+
+def to_buy(db: Session, model: Any, code: Any, processor: Any) -> Any:
+    """The row of ``model`` a checkout names, or ValidationError naming it and why it cannot
+    be bought with ``processor`` (the field of the error is ``plan`` or ``pack``)."""
+    what = kind(model)
+    if not isinstance(code, str) or not code.strip():
+        raise ValidationError(f"Name a {what}.", fields={what: "invalid"})
+    row = db.scalar(sa.select(model).where(model.code == code.strip().lower()))
+    if row is None:
+        raise ValidationError(
+            f"There is no {what} {code.strip()[:40]!r}.", fields={what: "unknown"}
+        )
+    return buyable(row, processor)
+
+
+def buyable(row: Any, processor: Any) -> Any:
+    """``row`` (a plan or a pack) if ``processor`` can sell it, else ValidationError."""
+    problem = sold_by(row, processor)
+    if problem:
+        what = kind(type(row))
+        raise ValidationError(f"The {what} {row.code!r} {problem}.", fields={what: "unavailable"})
+    return row
+
+
+def sold_by(plan: Any, processor: Any) -> str | None:
+    """Why ``processor`` cannot sell ``plan`` or a credit pack (in words after "The plan X"),
+    or None.
+
+    A processor that charges in Telegram Stars (``charges_stars = True``) sells only plans and
+    packs with a Stars price; the others sell any priced one.
     """
     if not plan.active:
         return "is no longer sold"
-    if plan.free:
+    if getattr(plan, "free", False):
         return "is free: nothing to pay"
     if getattr(processor, "charges_stars", False) and plan.price_stars is None:
         return f"has no price in Stars, so {processor.name!r} cannot sell it"
@@ -139,36 +170,45 @@ def images_per_model(plan: Plan, providers: Mapping[str, Any]) -> list[dict[str,
 
 def plan_json(plan: Plan, providers: Mapping[str, Any]) -> dict[str, Any]:
     """A plan as ``GET /api/v1/plans`` shows it: what it costs and buys, never anyone's use."""
+    return offer_json(
+        plan,
+        providers,
+        period_months=plan.period_months,
+        free=plan.free,
+        recurring_allowed=plan.recurring_allowed,
+    )
+
+
+def offer_json(row: Any, providers: Mapping[str, Any], **terms: Any) -> dict[str, Any]:
+    """A plan or a credit pack for sale, as the API lists it: its code, name and prices, its
+    own ``terms``, and about how many images it makes with each model."""
     return {
-        "code": plan.code,
-        "name": plan.name,
-        "price": {"amount": price_text(plan.price), "currency": plan.currency},
-        "price_stars": plan.price_stars,
-        "period_months": plan.period_months,
-        "free": plan.free,
-        "recurring_allowed": plan.recurring_allowed,
-        "images_per_model": images_per_model(plan, providers),
+        "code": row.code,
+        "name": row.name,
+        "price": {"amount": price_text(row.price), "currency": row.currency},
+        "price_stars": row.price_stars,
+        **terms,
+        "images_per_model": images_per_model(row, providers),
     }
 
 
 def plan_view(plan: Plan) -> dict[str, Any]:
     """Every field of a plan: the audit rows and ``nproxy plans list --json``."""
-    return {
-        "code": plan.code,
-        "name": plan.name,
-        "price": price_text(plan.price),
-        "currency": plan.currency,
-        "price_stars": plan.price_stars,
-        "period_months": plan.period_months,
-        "units": plan.units,
-        "models": list(plan.models or []),
-        "max_batch": plan.max_batch,
-        "api_rate_limit": plan.api_rate_limit,
-        "public": plan.public,
-        "free": plan.free,
-        "recurring_allowed": plan.recurring_allowed,
-        "active": plan.active,
-    }
+    return row_view(plan, FIELDS)
+
+
+def row_view(row: Any, fields: Iterable[str]) -> dict[str, Any]:
+    """The code and ``fields`` of a plan or a credit pack as plain JSON values (the price as
+    text, the models as a list)."""
+    view: dict[str, Any] = {"code": row.code}
+    for field in fields:
+        value = getattr(row, field)
+        if field == "price":
+            value = price_text(value)
+        elif field == "models":
+            value = list(value or [])
+        view[field] = value
+    return view
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -214,7 +254,7 @@ def _clean(field: str, value: Any) -> Any:
         return currency
     if field in ("price_stars", "max_batch"):
         return _positive(field, value, optional=True)
-    if field in ("period_months", "units"):
+    if field in ("period_months", "units", "valid_months"):
         return _positive(field, value)
     if field == "models":
         models = [str(m).strip() for m in (value or []) if str(m).strip()]
@@ -238,7 +278,7 @@ def _clean(field: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise _bad(field, f"{field} must be true or false")
         return value
-    raise _bad(field, f"no plan field {field!r}")
+    raise _bad(field, f"no field {field!r}")
 
 
 def _check_whole(plan: Plan) -> None:
@@ -252,56 +292,106 @@ def _check_whole(plan: Plan) -> None:
 def add_plan(db: Session, code: Any, fields: Mapping[str, Any], *, actor: Actor) -> Plan:
     """Create a plan; ``fields`` holds :data:`FIELDS` (name, price, currency, units and
     period_months required). One audit row, ``plan.add``."""
+    return add_row(
+        db,
+        Plan,
+        code,
+        fields,
+        allowed=FIELDS,
+        required=("name", "price", "currency", "units", "period_months"),
+        check=_check_whole,
+        view=plan_view,
+        actor=actor,
+    )
+
+
+def edit_plan(db: Session, code: str, changes: Mapping[str, Any], *, actor: Actor) -> Plan:
+    """Change some fields of a plan; what was bought before keeps its terms. One audit row,
+    ``plan.edit``, with the fields before and after (none when nothing changed)."""
+    return edit_row(
+        db, Plan, code, changes, allowed=FIELDS, check=_check_whole, view=plan_view, actor=actor
+    )
+
+
+def clean_fields(model: Any, values: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, Any]:
+    """``values`` checked and normalised, field by field; a field not in ``allowed`` (or a bad
+    value) is a ValidationError naming it."""
+    allowed = tuple(allowed)
+    for field in values:
+        if field not in allowed:
+            raise _bad(field, f"no {kind(model)} field {field!r}")
+    return {field: _clean(field, value) for field, value in values.items()}
+
+
+def add_row(
+    db: Session,
+    model: Any,
+    code: Any,
+    fields: Mapping[str, Any],
+    *,
+    allowed: Iterable[str],
+    required: Iterable[str],
+    check: Callable[[Any], None],
+    view: Callable[[Any], dict[str, Any]],
+    actor: Actor,
+) -> Any:
+    """Create a plan or a credit pack (``model``) from ``fields``, checked by ``check`` as a
+    whole; one audit row, ``<plan|pack>.add``, with ``view`` of the new row."""
+    what = kind(model)
     code = str(code or "").strip().lower()
     if not CODE.match(code):
         raise _bad(
             "code",
             f"code must be a slug of 1 to 40 lower-case letters, digits and dashes, not {code!r}",
         )
-    missing = [
-        f for f in ("name", "price", "currency", "units", "period_months") if f not in fields
-    ]
+    missing = [f for f in required if f not in fields]
     if missing:
         raise ValidationError(
-            f"a new plan needs {', '.join(missing)}", fields=dict.fromkeys(missing, "required")
+            f"a new {what} needs {', '.join(missing)}", fields=dict.fromkeys(missing, "required")
         )
-    if db.scalar(sa.select(Plan.id).where(Plan.code == code)) is not None:
-        raise Conflict(f"a plan {code!r} exists already: use `nproxy plans edit {code}`")
-    values = {field: _clean(field, value) for field, value in fields.items()}
-    plan = Plan(code=code, **{"models": [], **values})
-    _check_whole(plan)
-    db.add(plan)
+    if db.scalar(sa.select(model.id).where(model.code == code)) is not None:
+        raise Conflict(f"a {what} {code!r} exists already: use `nproxy {what}s edit {code}`")
+    row = model(code=code, **{"models": [], **clean_fields(model, fields, allowed)})
+    check(row)
+    db.add(row)
     db.flush()
-    actor.record(db, "plan.add", "plan", plan.id, None, plan_view(plan))
-    return plan
+    actor.record(db, f"{what}.add", what, row.id, None, view(row))
+    return row
 
 
-def edit_plan(db: Session, code: str, changes: Mapping[str, Any], *, actor: Actor) -> Plan:
-    """Change some fields of a plan; what was bought before keeps its terms. One audit row,
-    ``plan.edit``, with the fields before and after (none when nothing changed)."""
-    plan = db.scalar(
-        sa.select(Plan).where(Plan.code == str(code).strip().lower()).with_for_update()
-    )
-    if plan is None:
-        raise NotFound(f"no plan {code!r}")
-    before = plan_view(plan)
-    for field, value in changes.items():
-        setattr(plan, field, _clean(field, value))
-    _check_whole(plan)
-    after = plan_view(plan)
+def edit_row(
+    db: Session,
+    model: Any,
+    code: Any,
+    changes: Mapping[str, Any],
+    *,
+    allowed: Iterable[str],
+    check: Callable[[Any], None],
+    view: Callable[[Any], dict[str, Any]],
+    actor: Actor,
+) -> Any:
+    """Change some fields of a plan or a credit pack; one audit row, ``<plan|pack>.edit``,
+    with the fields before and after (none when nothing changed)."""
+    what = kind(model)
+    row = by_code(db, model, code, lock=True)
+    before = view(row)
+    for field, value in clean_fields(model, changes, allowed).items():
+        setattr(row, field, value)
+    check(row)
+    after = view(row)
     if after != before:
-        plan.updated_at = utcnow()
+        row.updated_at = utcnow()
         db.flush()
         changed = [k for k in after if after[k] != before[k]]
         actor.record(
             db,
-            "plan.edit",
-            "plan",
-            plan.id,
+            f"{what}.edit",
+            what,
+            row.id,
             {k: before[k] for k in changed},
-            {"code": plan.code, **{k: after[k] for k in changed}},
+            {"code": row.code, **{k: after[k] for k in changed}},
         )
-    return plan
+    return row
 
 
 def codes(plans: Iterable[Plan]) -> list[str]:

@@ -1,6 +1,7 @@
 """An admin's decision on a payment flagged for review (DESIGN 4.9): ``activate`` grants the
-cycle the payment paid for, once; ``dismiss`` closes it without a cycle. A note saying why is
-required either way. Shared by every surface; each decision writes one audit row.
+cycle (or the credit pack) the payment paid for, once; ``dismiss`` closes it without one. A
+note saying why is required either way. Shared by every surface; each decision writes one
+audit row.
 
 The payment row is locked while deciding, so two admins resolving at once are applied one
 after the other: the second finds the payment resolved and is refused (and the unique
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.audit import Actor
-from nproxy_core.billing.activation import activate_cycle
+from nproxy_core.billing.activation import activate_payment, is_activated
 from nproxy_core.billing.models import (
     Payment,
     PaymentNotification,
@@ -127,9 +128,11 @@ def resolve_payment(
     if decision == Decision.ACTIVATE:
         if payment.cycle is not None:
             raise Conflict(f"payment {payment.id} already activated cycle {payment.cycle.id}")
+        if is_activated(db, payment):
+            raise Conflict(f"payment {payment.id} already granted its credit pack")
         if payment.status == PaymentState.REFUNDED:
             raise Conflict(f"payment {payment.id} was refunded: there is nothing to activate")
-        activate_cycle(db, plan, payment.user_id, now, payment=payment)
+        activate_payment(db, plan, payment, now)
     payment.resolved_at = now
     payment.resolution = (
         Resolution.ACTIVATED if decision == Decision.ACTIVATE else Resolution.DISMISSED

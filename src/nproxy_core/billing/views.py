@@ -15,8 +15,10 @@ from pyramid.view import exception_view_config, view_config
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import user_view
 from nproxy_core.billing import checkout, free, notifications, presenters, services
-from nproxy_core.billing.interfaces import IPlan, IPlans
+from nproxy_core.billing.activation import is_activated
+from nproxy_core.billing.interfaces import IPacks, IPlan, IPlans
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
+from nproxy_core.billing.packs import balance_of, pack_json
 from nproxy_core.billing.plans import default_plan_json, plan_json
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
@@ -45,13 +47,40 @@ def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
     return processor
 
 
-def do_checkout(request: Request, processor: PaymentProcessor, plan_code: Any = None) -> Payment:
-    """Check out ``plan_code`` (the default plan when None) with ``processor``; a plan that
-    cannot be bought with it is a ValidationError naming it."""
-    plan = request.find_service(IPlans).to_buy(request.db, plan_code, processor)
+#: What a checkout's JSON body may hold.
+CHECKOUT_FIELDS = ("processor", "plan", "pack")
+
+
+def checkout_fields(body: Any, *, strict: bool = True) -> tuple[Any, Any, Any]:
+    """(processor, plan, pack) of a checkout: a plan or a pack, not both. ``strict`` (the
+    JSON API): an unknown field is a ValidationError naming it; a page's form may carry
+    other fields (its CSRF token, a button's name)."""
+    unknown = [str(k)[:40] for k in body if k not in CHECKOUT_FIELDS] if strict else []
+    if unknown:
+        raise ValidationError(
+            f"Unknown field {unknown[0]!r}: a checkout takes processor and plan or pack.",
+            fields=dict.fromkeys(unknown, "unknown"),
+        )
+    plan, pack = body.get("plan"), body.get("pack")
+    if plan is not None and pack is not None:
+        raise ValidationError(
+            "Name a plan or a pack, not both.", fields={"plan": "invalid", "pack": "invalid"}
+        )
+    return body.get("processor"), plan, pack
+
+
+def do_checkout(
+    request: Request, processor: PaymentProcessor, plan_code: Any = None, pack_code: Any = None
+) -> Payment:
+    """Check out ``pack_code``, else ``plan_code`` (the default plan when both are None) with
+    ``processor``; one that cannot be bought with it is a ValidationError naming it."""
+    if pack_code is not None:
+        item: Any = request.find_service(IPacks).to_buy(request.db, pack_code, processor)
+    else:
+        item = request.find_service(IPlans).to_buy(request.db, plan_code, processor)
     return checkout.start_checkout(
         request.db,
-        plan,
+        item,
         processor,
         request.identity.id,
         callback_url=public_url(request, "billing.webhook", processor=processor.name),
@@ -77,12 +106,12 @@ def own_payment(request: Request) -> Payment:
     return services.owned_payment(request.db, request.identity.id, request.matchdict["order_id"])
 
 
-def payment_label(payment: Payment) -> str:
+def payment_label(db: Any, payment: Payment) -> str:
     """The payment's state in words a buyer understands."""
     status = payment.status
     if status == PaymentState.REFUNDED:
         return "Refunded"
-    if payment.cycle is not None:
+    if is_activated(db, payment):
         return "Paid"
     if payment.awaiting_review:
         return "Under review"
@@ -123,12 +152,20 @@ def api_plans(request: Request) -> dict[str, Any]:
     return {"plans": [plan_json(plan, providers) for plan in plans]}
 
 
+@view_config(route_name="api.packs", request_method="GET", renderer="json")
+def api_packs(request: Request) -> dict[str, Any]:
+    """The public, active credit packs: what each costs and buys."""
+    providers = request.find_service(IPlugins).providers
+    packs = request.find_service(IPacks).for_sale(request.db)
+    return {"packs": [pack_json(pack, providers) for pack in packs]}
+
+
 @user_view("api.billing.checkout", "POST", "json")
 def api_checkout(request: Request) -> Any:
     user_limit(request, "checkouts")
-    body = json_object(request)
-    processor = chosen_processor(request, body.get("processor"))
-    payment = do_checkout(request, processor, body.get("plan"))
+    processor_name, plan_code, pack_code = checkout_fields(json_object(request))
+    processor = chosen_processor(request, processor_name)
+    payment = do_checkout(request, processor, plan_code, pack_code)
     if payment.checkout_url is None:
         return checkout_failed(request)
     request.response.status = 201
@@ -223,8 +260,10 @@ def pricing_page(request: Request) -> dict[str, Any]:
 @user_view("billing.checkout", "POST")
 def checkout_page(request: Request) -> Response:
     user_limit(request, "checkouts")
-    processor = chosen_processor(request, request.POST.get("processor"))
-    payment = do_checkout(request, processor, request.POST.get("plan"))
+    form = {k: v for k, v in request.POST.items() if v != ""}
+    processor_name, plan_code, pack_code = checkout_fields(form, strict=False)
+    processor = chosen_processor(request, processor_name)
+    payment = do_checkout(request, processor, plan_code, pack_code)
     if payment.checkout_url is None:
         return checkout_failed(request)
     return HTTPSeeOther(payment.checkout_url)
@@ -254,7 +293,7 @@ def history_page(request: Request) -> dict[str, Any]:
     user = request.identity
     payments = services.user_payments(request.db, user.id)
     return {
-        "payments": [(p, payment_label(p)) for p in payments],
+        "payments": [(p, payment_label(request.db, p)) for p in payments],
         **request.find_service(ISubscriptionSummary).summary(request, user),
     }
 
@@ -264,10 +303,11 @@ def _return_page(request: Request, cancelled: bool) -> dict[str, Any]:
     pending = payment.status in OPEN_STATES and not payment.needs_review
     return {
         "payment": payment,
-        "label": payment_label(payment),
+        "label": payment_label(request.db, payment),
         "pending": pending,
         "cancelled": cancelled,
         "cycle": payment.cycle,
+        "balance": None if payment.pack_id is None else balance_of(request.db, payment),
         **request.find_service(ISubscriptionSummary).summary(request, request.identity),
     }
 
