@@ -199,6 +199,16 @@ def test_a_plans_api_rate_limit_replaces_the_default_for_its_users(
     assert broke.get("/v1/usage").headers["X-RateLimit-Limit"] == "3"
 
 
+def test_models_tell_a_key_what_each_image_costs(app, developer_factory, db):
+    dev = developer_factory(app)
+    answer = dev.get("/v1/models")
+    assert answer.status_int == 200
+    assert "X-Quota-Bucket" in answer.headers
+    models = {m["model"]: m for m in answer.json["models"]}
+    assert models["demo-pro"]["units"]["square_2k"] == 6
+    assert models["demo-image-1"]["allowed"] is True
+
+
 def test_unfinished_jobs_per_key_are_limited(make_app, worker_settings, developer_factory):
     app = make_app(**worker_settings, nproxy__api__max_concurrent_jobs="2")
     dev = developer_factory(app)  # no worker: the jobs stay queued

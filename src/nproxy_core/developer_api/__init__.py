@@ -29,6 +29,7 @@ def includeme(config: Any) -> None:
     config.add_route("v1.generate", "/v1/generate")
     config.add_route("v1.generation", "/v1/generations/{generation_id}")
     config.add_route("v1.usage", "/v1/usage")
+    config.add_route("v1.models", "/v1/models")
     config.add_route("api.api_keys", "/api/v1/api-keys")
     config.add_route("api.api_key", "/api/v1/api-keys/{key_id}")
     config.add_route("account.api_keys", "/account/api-keys")

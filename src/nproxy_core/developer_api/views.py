@@ -21,6 +21,7 @@ from nproxy_core.developer_api.keys import create_key, live_keys, revoke_key
 from nproxy_core.errors import APIError, ValidationError
 from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.generation.models import GenerationStatus
+from nproxy_core.generation.presenters import models_json
 from nproxy_core.generation.schemas import idempotency_key
 from nproxy_core.jsonbody import json_object
 
@@ -121,6 +122,14 @@ def v1_generation(request: Request) -> dict[str, Any]:
     answer = _answer(request, state, response_format)
     request.response.status = 200  # a GET of the resource: its state is in the body
     return answer
+
+
+@view_config(route_name="v1.models", request_method="GET", renderer="json")
+def v1_models(request: Request) -> dict[str, Any]:
+    """The models the key's user can use, with what one image costs in units at each preset:
+    the cost of a request is ``n`` times that, known before it is sent (DESIGN 4.12)."""
+    caller = services.identify_caller(request)
+    return models_json(request, caller.user_id)
 
 
 @view_config(route_name="v1.usage", request_method="GET", renderer="json")

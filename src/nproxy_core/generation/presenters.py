@@ -83,14 +83,15 @@ def conversation_json(request: Request, conversation: Conversation) -> dict[str,
     }
 
 
-def models_json(request: Request) -> dict[str, Any]:
+def models_json(request: Request, user_id: int | None = None) -> dict[str, Any]:
     """Every model of every enabled provider, in the order of ``nproxy.providers``; each
     resolution preset as ``{id, label, aspect_ratio, width, height, units}`` (DESIGN 6, 4.12).
 
     For the user asking: ``max_batch`` is capped by their plan, and ``allowed`` says whether
-    their plan or one of their packs can pay for the model."""
+    their plan or one of their packs can pay for the model. ``user_id`` defaults to the
+    logged-in user's."""
     prices = request.find_service(IUnitPrices).costs(request.db)
-    state = standing(request.db, request.identity.id)
+    state = standing(request.db, request.identity.id if user_id is None else user_id)
     models = []
     for name, capabilities in enabled_models(request):
         units = prices[(name, capabilities.model)]
