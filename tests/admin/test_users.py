@@ -49,7 +49,7 @@ def test_the_user_list_pages_by_keyset_without_gaps_or_repeats(admin, user_facto
 
 
 def test_one_user_shows_exact_cycle_numbers_payments_generations_and_audit(
-    admin, db, user_factory, make_cycle
+    admin, db, user_factory, make_cycle, make_pack
 ):
     user = user_factory("counted@example.com")
     make_cycle(user, request_limit=300, used=123, reserved=7)
@@ -60,7 +60,7 @@ def test_one_user_shows_exact_cycle_numbers_payments_generations_and_audit(
     res = admin.get(f"/admin/users/{user.id}")
     current = res.html.select_one("#current-cycle")
     assert "170" in current.select_one(".stat").get_text()  # 300 - 123 - 7 left
-    assert "of 300 left" in current.get_text()
+    assert "of 300 units left" in current.get_text()
     text = " ".join(current.get_text(" ").split())
     assert "Used 123" in text and "Reserved 7" in text
     cycles = res.html.select("#cycles tbody tr")
@@ -69,6 +69,12 @@ def test_one_user_shows_exact_cycle_numbers_payments_generations_and_audit(
     assert res.html.select_one(f"#payments tr[data-payment='{payment.id}']") is not None
     assert res.html.select_one(f"#generations tr[data-generation='{generation.id}']") is not None
     assert "user.grant_cycle" in res.html.select_one("#audit").get_text()
+    assert "No credit packs." in res.html.select_one("#packs").get_text()
+
+    pack = make_pack(user, 120, used=20, label="Starter pack")
+    row = admin.get(f"/admin/users/{user.id}").html.select_one(f"#packs tr[data-pack='{pack.id}']")
+    cells = [td.get_text(" ", strip=True) for td in row.select("td")]
+    assert cells[0] == "Starter pack" and cells[3:7] == ["120", "20", "0", "100"]
 
 
 def test_block_ends_the_users_sessions_and_unblock_lets_them_log_in_again(

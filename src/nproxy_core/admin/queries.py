@@ -17,7 +17,13 @@ from nproxy_core.accounts.models import User
 from nproxy_core.admin.pagination import Page, page_by_id, page_by_time
 from nproxy_core.admin.stats import KeyStats, attempt_activity
 from nproxy_core.audit.models import AuditEntry
-from nproxy_core.billing.models import BillingCycle, Payment, PaymentNotification, PaymentState
+from nproxy_core.billing.models import (
+    BillingCycle,
+    PackBalance,
+    Payment,
+    PaymentNotification,
+    PaymentState,
+)
 from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.generation.models import (
     Generation,
@@ -84,6 +90,8 @@ class UserDetail:
     audit: list[AuditEntry]
     #: Developer API keys, live ones first, then the newest.
     api_keys: list[ApiKey]
+    #: Pack balances (bought packs, upgrade leftovers, grants), newest first, exact.
+    packs: list[PackBalance] = dataclasses.field(default_factory=list)
 
 
 def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | None:
@@ -132,7 +140,15 @@ def user_detail(db: Session, user_id: int, now: dt.datetime) -> UserDetail | Non
             .limit(RECENT)
         )
     )
-    return UserDetail(user, cycles, current, payments, generations, audit, api_keys)
+    packs = list(
+        db.scalars(
+            sa.select(PackBalance)
+            .where(PackBalance.user_id == user_id)
+            .order_by(PackBalance.id.desc())
+            .limit(RECENT)
+        )
+    )
+    return UserDetail(user, cycles, current, payments, generations, audit, api_keys, packs)
 
 
 def find_user_ref(db: Session, ref: str) -> User | None:
