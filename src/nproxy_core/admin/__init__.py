@@ -20,6 +20,7 @@ add, enable, disable, test a proxy    ``keypool.services``: ``add_proxy``, ``ena
 revoke a paired Telegram admin        ``telegram.pairing.revoke``
 clear pending Telegram pairings       ``telegram.pairing.clear``
 add, edit a plan                      ``billing.plans``: ``add_plan``, ``edit_plan``
+add, edit a credit pack               ``billing.packs``: ``add_pack``, ``edit_pack``
 set, clear a unit price override      ``pricing.IUnitPrices``: ``set_override``,
                                       ``clear_override``
 ====================================  ==================================================
@@ -95,6 +96,9 @@ def includeme(config: Any) -> None:
         "admin.plans": "/admin/plans",
         "admin.plan": "/admin/plans/{code}",
         "admin.plan.edit": "/admin/plans/{code}/edit",
+        "admin.packs": "/admin/packs",
+        "admin.pack": "/admin/packs/{code}",
+        "admin.pack.edit": "/admin/packs/{code}/edit",
         "admin.pricing": "/admin/pricing",
         "admin.pricing.set": "/admin/pricing/set",
         "admin.pricing.clear": "/admin/pricing/clear",

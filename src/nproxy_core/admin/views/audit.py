@@ -43,6 +43,12 @@ KNOWN_ACTIONS = (
     "telegram.revoke",
     "plan.add",
     "plan.edit",
+    "billing.plan_upgraded",
+    "billing.free_grant",
+    "pack.add",
+    "pack.edit",
+    "pack.grant",
+    "billing.pack_revoked_by_refund",
     "pricing.unit_price_set",
     "pricing.unit_price_cleared",
 )
