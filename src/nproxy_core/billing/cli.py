@@ -1,4 +1,5 @@
-"""``nproxy users grant-cycle`` and ``users list``: the accounts' cycles from the server console.
+"""``nproxy users grant-cycle`` and ``users list``: the accounts' cycles from the server console;
+``nproxy plans`` and ``nproxy packs``: the plans and credit packs sold.
 
 Here rather than in ``accounts/cli.py``: accounts sit below billing and cannot read cycles.
 """
@@ -15,10 +16,11 @@ import sqlalchemy as sa
 from nproxy_core.accounts import actions
 from nproxy_core.accounts.cli import CONSOLE, users
 from nproxy_core.accounts.models import User
+from nproxy_core.billing import packs as pack_service
 from nproxy_core.billing import plans as plan_service
-from nproxy_core.billing.grants import grant_cycle
+from nproxy_core.billing.grants import grant_cycle, grant_units
 from nproxy_core.billing.interfaces import IPlans
-from nproxy_core.billing.models import BillingCycle, Plan
+from nproxy_core.billing.models import BillingCycle, CreditPack, Plan
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.db import utcnow
@@ -141,24 +143,39 @@ def plans() -> None:
     """The plans sold and granted (audited, surface cli)."""
 
 
-def _plan_options(*, adding: bool) -> Any:
-    """The options of ``plans add`` and ``plans edit``: None where not given."""
+def _options(*, adding: bool, plan: bool) -> Any:
+    """The options of ``plans add``/``edit`` (``plan``) or ``packs add``/``edit``: None where
+    not given."""
 
     def wrap(fn: Any) -> Any:
         options = [
             click.option("--name", required=adding, help="Shown to buyers."),
-            click.option("--price", required=adding, help="0 only for a --free plan."),
+            click.option(
+                "--price", required=adding, help="0 only for a --free plan." if plan else "Above 0."
+            ),
             click.option("--currency", required=adding, help="USD, EUR, …"),
-            click.option("--units", type=int, required=adding, help="Units per cycle."),
-            click.option("--period-months", type=int, required=adding),
+            click.option(
+                "--units",
+                type=int,
+                required=adding,
+                help="Units per cycle." if plan else "Units the pack holds.",
+            ),
             click.option("--public/--hidden", "public", default=None, help="Listed for sale."),
-            click.option("--max-batch", type=int),
-            click.option("--api-rate-limit", metavar="N/PERIOD", help="e.g. 60/minute."),
             click.option("--models", multiple=True, metavar="MODEL", help="Allowed (repeat)."),
             click.option("--stars", "price_stars", type=int, help="Price in Telegram Stars."),
-            click.option("--free/--paid", "free", default=None),
-            click.option("--recurring/--no-recurring", "recurring_allowed", default=None),
         ]
+        if plan:
+            options += [
+                click.option("--period-months", type=int, required=adding),
+                click.option("--max-batch", type=int),
+                click.option("--api-rate-limit", metavar="N/PERIOD", help="e.g. 60/minute."),
+                click.option("--free/--paid", "free", default=None),
+                click.option("--recurring/--no-recurring", "recurring_allowed", default=None),
+            ]
+        else:
+            options.append(
+                click.option("--valid-months", type=int, help="How long its units last (12).")
+            )
         if not adding:
             options.append(click.option("--active/--inactive", "active", default=None))
         for option in reversed(options):
@@ -168,13 +185,13 @@ def _plan_options(*, adding: bool) -> Any:
     return wrap
 
 
-def _given(values: dict[str, Any]) -> dict[str, Any]:
-    fields = {k: v for k, v in values.items() if v is not None and k in plan_service.FIELDS}
+def _given(values: dict[str, Any], fields: tuple[str, ...] = plan_service.FIELDS) -> dict[str, Any]:
+    given = {k: v for k, v in values.items() if v is not None and k in fields}
     if values.get("models") == ():
-        fields.pop("models", None)
+        given.pop("models", None)
     else:
-        fields["models"] = list(values["models"])
-    return fields
+        given["models"] = list(values["models"])
+    return given
 
 
 @plans.command("list")
@@ -206,7 +223,7 @@ def plans_list(cli: CLIContext, as_json: bool) -> None:
 
 @plans.command("add")
 @click.argument("code")
-@_plan_options(adding=True)
+@_options(adding=True, plan=True)
 @pass_cli
 def plans_add(cli: CLIContext, code: str, **values: Any) -> None:
     """Add a plan: public and active unless told otherwise."""
@@ -219,7 +236,7 @@ def plans_add(cli: CLIContext, code: str, **values: Any) -> None:
 
 @plans.command("edit")
 @click.argument("code")
-@_plan_options(adding=False)
+@_options(adding=False, plan=True)
 @pass_cli
 def plans_edit(cli: CLIContext, code: str, **values: Any) -> None:
     """Change a plan; what was bought before keeps the terms it was bought with."""
@@ -229,3 +246,80 @@ def plans_edit(cli: CLIContext, code: str, **values: Any) -> None:
     with cli.transaction() as db:
         plan = plan_service.edit_plan(db, code, fields, actor=CONSOLE)
         click.echo(f"plan {plan.code}: {plan.price_text} {plan.currency}, {plan.units} units")
+
+
+# --- nproxy packs ----------------------------------------------------------------------------
+
+
+@main.group()
+def packs() -> None:
+    """The credit packs sold, and units granted (audited, surface cli)."""
+
+
+@packs.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def packs_list(cli: CLIContext, as_json: bool) -> None:
+    """Every credit pack, sold or not."""
+    with cli.transaction() as db:
+        rows = db.scalars(sa.select(CreditPack).order_by(CreditPack.id)).all()
+        views = [pack_service.pack_view(p) for p in rows]
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    if not views:
+        click.echo("no packs: add one with `nproxy packs add`")
+        return
+    click.echo(f"{'code':<16} {'name':<20} {'price':>14} {'units':>7} {'months':>6}  flags")
+    for v in views:
+        flags = ["public" if v["public"] else "hidden", "" if v["active"] else "inactive"]
+        click.echo(
+            f"{v['code']:<16} {v['name'][:20]:<20} {v['price'] + ' ' + v['currency']:>14} "
+            f"{v['units']:>7} {v['valid_months']:>6}  {' '.join(f for f in flags if f)}"
+        )
+
+
+@packs.command("add")
+@click.argument("code")
+@_options(adding=True, plan=False)
+@pass_cli
+def packs_add(cli: CLIContext, code: str, **values: Any) -> None:
+    """Add a credit pack: public, active and valid 12 months unless told otherwise."""
+    fields = _given(values, pack_service.FIELDS)
+    with cli.transaction() as db:
+        pack = pack_service.add_pack(db, code, fields, actor=CONSOLE)
+        click.echo(
+            f"added pack {pack.code}: {pack.price_text} {pack.currency}, {pack.units} units "
+            f"for {pack.valid_months} months"
+        )
+
+
+@packs.command("edit")
+@click.argument("code")
+@_options(adding=False, plan=False)
+@pass_cli
+def packs_edit(cli: CLIContext, code: str, **values: Any) -> None:
+    """Change a credit pack; packs bought before keep their units and expiry."""
+    fields = _given(values, pack_service.FIELDS)
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    with cli.transaction() as db:
+        pack = pack_service.edit_pack(db, code, fields, actor=CONSOLE)
+        click.echo(f"pack {pack.code}: {pack.price_text} {pack.currency}, {pack.units} units")
+
+
+@packs.command("grant")
+@click.argument("email")
+@click.option("--units", required=True, help="How many units to give.")
+@click.option("--months", required=True, help="How many calendar months they last.")
+@click.option("--reason", required=True, help="Why they are free; audited.")
+@pass_cli
+def packs_grant(cli: CLIContext, email: str, units: str, months: str, reason: str) -> None:
+    """Give an account units of its own (a pack balance), free of charge."""
+    with cli.transaction() as db:
+        user = actions.user_by_email(db, email)
+        balance = grant_units(db, user.id, units=units, months=months, reason=reason, actor=CONSOLE)
+        click.echo(
+            f"granted {user.email} {balance.units} units until "
+            f"{balance.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
