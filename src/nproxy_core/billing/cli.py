@@ -194,6 +194,37 @@ def _given(values: dict[str, Any], fields: tuple[str, ...] = plan_service.FIELDS
     return given
 
 
+def _print_rows(
+    views: list[dict[str, Any]], as_json: bool, months: str, marks: tuple[str, ...]
+) -> None:
+    """The rows of ``plans list`` or ``packs list``: JSON, or a table whose flags are the
+    visibility, the state and the ``marks`` that are true."""
+    if as_json:
+        click.echo(json.dumps(views, indent=2))
+        return
+    click.echo(f"{'code':<16} {'name':<20} {'price':>14} {'units':>7} {'months':>6}  flags")
+    for v in views:
+        flags = [
+            "public" if v["public"] else "hidden",
+            "" if v["active"] else "inactive",
+            *(mark.removesuffix("_allowed") for mark in marks if v[mark]),
+        ]
+        click.echo(
+            f"{v['code']:<16} {v['name'][:20]:<20} {v['price'] + ' ' + v['currency']:>14} "
+            f"{v['units']:>7} {v[months]:>6}  {' '.join(f for f in flags if f)}"
+        )
+
+
+def _edit(cli: CLIContext, code: str, fields: dict[str, Any], edit: Any) -> None:
+    """``plans edit`` or ``packs edit``: ``edit`` (audited) with the options given."""
+    if not fields:
+        raise click.UsageError("nothing to change: give at least one option")
+    with cli.transaction() as db:
+        row = edit(db, code, fields, actor=CONSOLE)
+        what = "plan" if isinstance(row, Plan) else "pack"
+        click.echo(f"{what} {row.code}: {row.price_text} {row.currency}, {row.units} units")
+
+
 @plans.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
@@ -203,22 +234,7 @@ def plans_list(cli: CLIContext, as_json: bool) -> None:
     with cli.transaction() as db:
         rows = db.scalars(sa.select(Plan).order_by(Plan.id)).all()
         views = [{**plan_service.plan_view(p), "default": p.code == default} for p in rows]
-    if as_json:
-        click.echo(json.dumps(views, indent=2))
-        return
-    click.echo(f"{'code':<16} {'name':<20} {'price':>14} {'units':>7} {'months':>6}  flags")
-    for v in views:
-        flags = [
-            "default" if v["default"] else "",
-            "public" if v["public"] else "hidden",
-            "" if v["active"] else "inactive",
-            "free" if v["free"] else "",
-            "recurring" if v["recurring_allowed"] else "",
-        ]
-        click.echo(
-            f"{v['code']:<16} {v['name'][:20]:<20} {v['price'] + ' ' + v['currency']:>14} "
-            f"{v['units']:>7} {v['period_months']:>6}  {' '.join(f for f in flags if f)}"
-        )
+    _print_rows(views, as_json, "period_months", ("default", "free", "recurring_allowed"))
 
 
 @plans.command("add")
@@ -240,12 +256,7 @@ def plans_add(cli: CLIContext, code: str, **values: Any) -> None:
 @pass_cli
 def plans_edit(cli: CLIContext, code: str, **values: Any) -> None:
     """Change a plan; what was bought before keeps the terms it was bought with."""
-    fields = _given(values)
-    if not fields:
-        raise click.UsageError("nothing to change: give at least one option")
-    with cli.transaction() as db:
-        plan = plan_service.edit_plan(db, code, fields, actor=CONSOLE)
-        click.echo(f"plan {plan.code}: {plan.price_text} {plan.currency}, {plan.units} units")
+    _edit(cli, code, _given(values), plan_service.edit_plan)
 
 
 # --- nproxy packs ----------------------------------------------------------------------------
@@ -264,19 +275,10 @@ def packs_list(cli: CLIContext, as_json: bool) -> None:
     with cli.transaction() as db:
         rows = db.scalars(sa.select(CreditPack).order_by(CreditPack.id)).all()
         views = [pack_service.pack_view(p) for p in rows]
-    if as_json:
-        click.echo(json.dumps(views, indent=2))
-        return
-    if not views:
+    if not views and not as_json:
         click.echo("no packs: add one with `nproxy packs add`")
         return
-    click.echo(f"{'code':<16} {'name':<20} {'price':>14} {'units':>7} {'months':>6}  flags")
-    for v in views:
-        flags = ["public" if v["public"] else "hidden", "" if v["active"] else "inactive"]
-        click.echo(
-            f"{v['code']:<16} {v['name'][:20]:<20} {v['price'] + ' ' + v['currency']:>14} "
-            f"{v['units']:>7} {v['valid_months']:>6}  {' '.join(f for f in flags if f)}"
-        )
+    _print_rows(views, as_json, "valid_months", ())
 
 
 @packs.command("add")
@@ -300,12 +302,7 @@ def packs_add(cli: CLIContext, code: str, **values: Any) -> None:
 @pass_cli
 def packs_edit(cli: CLIContext, code: str, **values: Any) -> None:
     """Change a credit pack; packs bought before keep their units and expiry."""
-    fields = _given(values, pack_service.FIELDS)
-    if not fields:
-        raise click.UsageError("nothing to change: give at least one option")
-    with cli.transaction() as db:
-        pack = pack_service.edit_pack(db, code, fields, actor=CONSOLE)
-        click.echo(f"pack {pack.code}: {pack.price_text} {pack.currency}, {pack.units} units")
+    _edit(cli, code, _given(values, pack_service.FIELDS), pack_service.edit_pack)
 
 
 @packs.command("grant")
