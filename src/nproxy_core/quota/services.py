@@ -261,7 +261,7 @@ def reserve(
             f"Your plan makes at most {cycle.max_batch} images at a time.",
             fields={"batch_size": "out_of_range"},
         )
-    if cycle_id is not None:
+    if cycle_id is not None and cycle.remaining >= need:
         # The common case in one statement. The condition is evaluated on the row as it is
         # once any concurrent writer has committed (PostgreSQL re-checks it after the row
         # lock), so two reservations can never both take the last units.
