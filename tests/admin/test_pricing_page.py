@@ -86,6 +86,12 @@ def test_an_override_changes_what_an_image_costs_and_clearing_it_restores_the_de
         ("pricing.unit_price_cleared", admin_user.email, "web", {"units": 7}, {"units": 6}),
     ]
     assert {r.target_id for r in entries} == {"demo:demo-pro:wide_2k"}
+    # Clearing again changes nothing, says so and writes nothing.
+    _, said, _ = admin.act(
+        "/admin/pricing/clear", {"provider": "demo", "model": "demo-pro", "resolution": "wide_2k"}
+    )
+    assert said == ["Demo Pro wide_2k had no override: it costs 6 units."]
+    assert len([r for r in audit_rows(db) if r.action.startswith("pricing.")]) == 3
 
 
 @pytest.mark.parametrize(

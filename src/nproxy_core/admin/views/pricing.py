@@ -64,12 +64,12 @@ def price_clear(request: Request) -> HTTPSeeOther:
     provider, model, resolution = _target(request)
 
     def clear_override() -> str:
-        price = request.find_service(IUnitPrices).clear_override(
-            request.db, provider, model, resolution, actor(request)
-        )
-        return (
-            f"{price.label} {price.resolution} is back to its default: {price.default_units} "
-            f"unit{'s' if price.default_units != 1 else ''}."
-        )
+        prices = request.find_service(IUnitPrices)
+        had = {(p.provider, p.model, p.resolution): p.override for p in prices.table(request.db)}
+        price = prices.clear_override(request.db, provider, model, resolution, actor(request))
+        units = f"{price.default_units} unit{'s' if price.default_units != 1 else ''}"
+        if had.get((provider, model, resolution)) is None:
+            return f"{price.label} {price.resolution} had no override: it costs {units}."
+        return f"{price.label} {price.resolution} is back to its default: {units}."
 
     return act(request, _back(request, provider, model), clear_override)
