@@ -19,13 +19,14 @@ from nproxy_core.billing.activation import is_activated
 from nproxy_core.billing.interfaces import IPacks, IPlan, IPlans
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
 from nproxy_core.billing.packs import balance_of, pack_json
-from nproxy_core.billing.plans import default_plan_json, plan_json
+from nproxy_core.billing.plans import default_plan_json, plan_json, sold_by
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, WebhookRejected
+from nproxy_core.pricing import IUnitPrices
 from nproxy_core.ratelimit import client_ip, user_limit
 from nproxy_core.telegram import IAlertNotifier
 
@@ -247,14 +248,28 @@ def pricing_page(request: Request) -> dict[str, Any]:
     plans = request.find_service(IPlans)
     plan = plans.default(request.db)
     providers = request.find_service(IPlugins).providers
+    processors = enabled_processors(request)
     return {
         "plan": plan,
         "plans": [(p, plan_json(p, providers)) for p in plans.for_sale(request.db)],
+        "packs": [
+            (pack, pack_json(pack, providers), _sellers(request, pack, processors))
+            for pack in request.find_service(IPacks).for_sale(request.db)
+        ],
+        # What an image costs in units, model by model (the page's units explainer).
+        "unit_prices": request.find_service(IUnitPrices).table(request.db),
         "offer": presenters.month_offer(plan, providers),
         "examples": EXAMPLES,
-        "processors": enabled_processors(request),
+        "processors": processors,
         "summary": summary,
     }
+
+
+def _sellers(request: Request, pack: Any, processors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The enabled payment methods that can sell ``pack`` (one charging Telegram Stars only if
+    the pack has a Stars price)."""
+    plugins = request.find_service(IPlugins)
+    return [p for p in processors if sold_by(pack, plugins.processor(p["name"])) is None]
 
 
 @user_view("billing.checkout", "POST")
