@@ -5,6 +5,7 @@ it follow the new cycle; any other plan is placed like a renewal (DESIGN 4.2).""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -209,3 +210,44 @@ def test_buying_a_dearer_plan_through_the_demo_checkout_upgrades(
     [left] = balances(db)
     assert left.units == monthly.units - 40 and left.expires_at == now + dt.timedelta(days=27)
     assert pro.price == Decimal("29.90")
+
+
+def test_units_held_while_the_upgrade_is_applied_are_not_counted_as_unused(
+    db, user_factory, base_settings
+):
+    """A hold on the running cycle that commits while the upgrade waits for the cycle's row
+    is left out of the leftover pack: the same units are never spendable twice."""
+    from sqlalchemy.orm import Session
+
+    from nproxy_core.db import create_engine
+    from nproxy_core.quota import services as quota
+
+    user = user_factory()
+    monthly = plan(db, "monthly")
+    pro = plan(db, "pro", price="29.90")
+    cycle(db, user, monthly, at(3, 1), at(4, 1), used=100)
+    user_id, pro_id = user.id, pro.id
+    engine = create_engine(base_settings, pool_size=2, max_overflow=0)
+    holder = Session(bind=engine)
+    quota.reserve(holder, user_id, 10, now=NOW)  # held, not committed yet
+    outcome: list[Any] = []
+
+    def upgrade() -> None:
+        with Session(bind=engine) as session:
+            try:
+                buy(session, session.get(type(user), user_id), session.get(Plan, pro_id))
+                outcome.append("done")
+            except Exception as exc:
+                outcome.append(exc)
+
+    thread = threading.Thread(target=upgrade)
+    thread.start()
+    thread.join(timeout=1)
+    assert thread.is_alive() and outcome == []  # waiting for the cycle held by the hold
+    holder.commit()
+    holder.close()
+    thread.join(timeout=30)
+    engine.dispose()
+    assert outcome == ["done"]
+    [left] = balances(db)
+    assert left.units == 300 - 100 - 10

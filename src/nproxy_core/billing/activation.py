@@ -61,10 +61,14 @@ def activate_cycle(
     # One activation per user at a time: two payments confirmed together must not both
     # start at the same "end of the latest cycle".
     db.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+    # The cycles locked too (after the user, as every activation does; holds lock a cycle and
+    # then packs, never the user): a hold taken meanwhile on the running cycle either commits
+    # first, and its units are not counted as unused, or waits and finds the cycle ended.
     cycles = db.scalars(
         sa.select(BillingCycle)
         .where(BillingCycle.user_id == user_id, BillingCycle.ends_at > now)
         .order_by(BillingCycle.starts_at, BillingCycle.id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     ).all()
     spans = [
