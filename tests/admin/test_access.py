@@ -19,6 +19,10 @@ from nproxy_core.wiring import find_service
 
 PAGES = [
     "/admin",
+    "/admin/plans",
+    "/admin/plans/monthly",
+    "/admin/pricing",
+    "/admin/packs",
     "/admin/health",
     "/admin/users",
     "/admin/users?q=example",
@@ -38,6 +42,11 @@ PAGES = [
 ]
 
 ACTIONS = [
+    ("/admin/plans/monthly/edit", {"units": "5"}),
+    (
+        "/admin/pricing/set",
+        {"provider": "demo", "model": "demo-image-1", "resolution": "square", "units": "2"},
+    ),
     ("/admin/users/{user}/block", {}),
     ("/admin/users/{user}/unblock", {}),
     ("/admin/users/{user}/role", {"role": "admin"}),

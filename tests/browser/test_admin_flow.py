@@ -27,7 +27,7 @@ pytestmark = [
     pytest.mark.slow,
     # A hang guard, not a measure: every admin page in three views with axe takes about a minute
     # alone and past three beside the suite's process-starting tests on two cores.
-    pytest.mark.timeout(420),
+    pytest.mark.timeout(540),
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin"),
 ]
 
@@ -217,6 +217,9 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
         "health": "/admin/health",
         "audit": "/admin/audit",
         "telegram": "/admin/telegram",
+        "plans": "/admin/plans",
+        "packs": "/admin/packs",
+        "pricing": "/admin/pricing",
     }
     admin.goto(f"{base}/admin/users?q=customer")
     pages["user"] = admin.locator("#users a").first.get_attribute("href")
