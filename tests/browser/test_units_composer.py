@@ -49,15 +49,22 @@ def enabled_values(page: Any, select: str) -> list[str]:
 
 
 def look(page: Any, name: str, problems: list[str]) -> None:
-    """Both widths: no sideways scroll, no serious axe finding, a screenshot each."""
-    for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
+    """Both widths and both themes: no sideways scroll, no serious axe finding (contrast
+    included), a screenshot each."""
+    for size, label, scheme in (
+        (DESKTOP, "desktop", "light"),
+        (PHONE, "phone", "light"),
+        (DESKTOP, "desktop-dark", "dark"),
+    ):
+        page.emulate_media(color_scheme=scheme)
         page.set_viewport_size(size)
         page.wait_for_timeout(200)
         overflow = sideways_scroll(page)
         if overflow > 0:
             problems.append(f"{page.url} scrolls sideways by {overflow}px at {label} width")
-        shot(page, f"units-{name}-{label}", full_page=name != "chat")
+        shot(page, f"units-{name}-{label}", full_page=not name.startswith("chat"))
         problems.extend(axe_problems(page))
+    page.emulate_media(color_scheme="light")
     page.set_viewport_size(DESKTOP)
 
 
@@ -133,7 +140,10 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     expect(cost).to_have_text(f"2 images {TIMES} 1 unit = 2 units")
     look(page, "chat", problems)
     page.press("#prompt", "Enter")
-    wait_for_images(page, page.locator(".turn").nth(0), 2)
+    turn = page.locator(".turn").nth(0)
+    wait_for_images(page, turn, 2)
+    # The turn says which model made it, now that there is a choice.
+    expect(turn.locator(".chips li")).to_have_text(["Text → image", "Demo", "Square", "2 images"])
     expect(page.locator("#batch-size option[value='4']")).to_be_disabled()
     assert enabled_values(page, "#batch-size") == ["1", "2", "3"]
 
@@ -158,8 +168,9 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     db.commit()
     page.reload()
     expect(page.locator("#quota-packs")).to_have_text(
-        "Starter pack: 120 units left, until 7 Dec 2027"
+        "Starter pack: 120 units left, expires 7 Dec 2027"
     )
+    shot(page, "units-chat-with-pack")
     page.goto(f"{base}/dashboard")
     expect(page.locator("#packs li.pack")).to_have_text(
         "Starter pack — 120 units left, expires 7 Dec 2027"

@@ -168,6 +168,8 @@ def test_pricing_shows_each_plans_units_and_the_images_they_make(app: Any, db: A
     assert "Up to 2 images at a time" in text_of(season)
     makes = [text_of(li) for li in season.select(".buys li")]
     assert makes and all(re.fullmatch(r"about \d+ images? with .+", line) for line in makes)
+    # Models by the names people know, never by their ids.
+    assert [line.split(" with ")[1] for line in makes] == ["Demo", "Demo Pro"]
 
 
 def test_the_units_explainer_names_each_model_its_cost_and_its_dearer_sizes(

@@ -138,6 +138,22 @@ export function presetAspect(id) {
   return null;
 }
 
+/** A preset's name as the models API gives it ("Square 2K"), else the id made readable. */
+export function presetLabel(id) {
+  for (const model of state.models) {
+    const found = (model.resolutions || []).find((r) => typeof r === "object" && r.id === id);
+    if (found?.label) return found.label;
+  }
+  return pretty(id || "");
+}
+
+/** The model that made a turn, by its name, where there is a choice of models; else "". */
+export function modelName(provider, model) {
+  if (state.models.length < 2 || !model) return "";
+  const found = state.models.find((m) => m.model === model && (!provider || m.provider === provider));
+  return found ? modelLabel(found) : model;
+}
+
 /** The little shape beside the size control: the chosen preset's aspect ratio, drawn. */
 function showShape() {
   const chosen = preset((state.model?.resolutions || []).find((r) => preset(r).id === ui.resolution.value));

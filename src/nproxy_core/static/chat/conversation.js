@@ -57,6 +57,7 @@ export async function send() {
 
   const view = mountTurn({
     prompt: body.prompt, mode: body.mode, resolution: body.resolution,
+    provider: body.provider, model: body.model,
     batchSize: body.batch_size, strength: body.strength ?? null,
     inputs: previews,
     startedAt: Date.now(),
@@ -75,7 +76,7 @@ export async function regenerate(source, idempotencyKey = uuid()) {
   ui.banner.hidden = true;
   const view = mountTurn({
     prompt: source.prompt, mode: source.mode, resolution: source.resolution,
-    batchSize: source.batchSize, strength: source.strength ?? null, inputs: source.inputs,
+    provider: source.provider, model: source.model, batchSize: source.batchSize, strength: source.strength ?? null, inputs: source.inputs,
     startedAt: Date.now(),
   });
   showPending(view, null);

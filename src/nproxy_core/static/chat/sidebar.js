@@ -134,9 +134,9 @@ export function wireDrawer() {
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") closeSidebar(); });
 }
 
-/** "Starter pack: 120 units left, until 7 Dec 2027": packs are the person's exact purchase. */
+/** "Starter pack: 120 units left, expires 7 Dec 2027": packs are the person's exact purchase. */
 function packLine(pack) {
-  const until = pack.expires_at ? `, until ${formatDay(pack.expires_at)}` : "";
+  const until = pack.expires_at ? `, expires ${formatDay(pack.expires_at)}` : "";
   return el("li", {}, `${pack.label || "Pack"}: ${plural(pack.units_left, "unit")} left${until}`);
 }
 

@@ -1,7 +1,7 @@
 // The thread: each prompt with its answer, its progress, and polling a generation until terminal.
 import { api } from "./api.js";
-import { presetAspect } from "./composer.js";
-import { el, plural, pretty } from "./dom.js";
+import { modelName, presetAspect, presetLabel } from "./composer.js";
+import { el, plural } from "./dom.js";
 import { openLightbox } from "./lightbox.js";
 import { announce, describeError, ui } from "./page.js";
 import { refreshQuota } from "./sidebar.js";
@@ -92,7 +92,8 @@ function renderTurn(turn) {
   ui.empty.hidden = true;
   const chips = [
     turn.mode === "image_to_image" ? "Image → image" : "Text → image",
-    pretty(turn.resolution || ""),
+    modelName(turn.provider, turn.model),
+    presetLabel(turn.resolution),
     plural(turn.batchSize, "image"),
   ];
   if (turn.mode === "image_to_image" && turn.strength !== null && turn.strength !== undefined) {
@@ -202,6 +203,8 @@ function turnFromMessage(message) {
   return {
     prompt: message.prompt || "",
     mode: message.mode,
+    provider: message.provider,
+    model: message.model,
     resolution: message.resolution,
     batchSize: Number(message.batch_size || 1),
     strength: message.strength ?? null,
