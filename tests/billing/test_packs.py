@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from admin_support import audit_rows
+from admin_support import audit_rows, make_payment
 from apiclient import ApiClient
 from conftest import registry_service
 from nproxy_core.audit import Actor, Surface
@@ -276,22 +276,9 @@ def test_a_paid_pack_grants_its_balance_once_as_paid_for(demo_app, demo_api, db)
 
 
 def test_a_pack_bought_on_the_31st_expires_on_the_months_last_day(db, user_factory):
-    from nproxy_core.billing.checkout import new_order_id
-
     small = add(db, "small", units=50, valid_months=1)
-    user = user_factory("buyer@example.com")
-    payment = Payment(
-        order_id=new_order_id(),
-        user_id=user.id,
-        processor="demo",
-        amount=Decimal("5"),
-        currency="USD",
-        pack_id=small.id,
-        pack_units=50,
-        pack_valid_months=1,
-        status=PaymentState.FINISHED,
-    )
-    db.add(payment)
+    payment = make_payment(db, user_factory("buyer@example.com"), status="finished")
+    payment.pack_id, payment.pack_units, payment.pack_valid_months = small.id, 50, 1
     db.flush()
     now = dt.datetime(2027, 1, 31, 12, 0, tzinfo=dt.UTC)
     balance = pack_service.grant_bought_pack(db, payment, now)

@@ -11,17 +11,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from admin_support import audit_rows
+from admin_support import audit_rows, make_payment
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import plans as plan_service
 from nproxy_core.billing.activation import activate_cycle
-from nproxy_core.billing.checkout import new_order_id
 from nproxy_core.billing.models import (
     BalanceSource,
     BillingCycle,
     PackBalance,
-    Payment,
-    PaymentState,
     Plan,
 )
 
@@ -60,18 +57,10 @@ def cycle(
 
 def buy(db: Any, user: Any, row: Plan, now: dt.datetime = NOW) -> BillingCycle:
     """A finished payment for ``row`` at its price, activated at ``now``."""
-    payment = Payment(
-        order_id=new_order_id(),
-        user_id=user.id,
-        processor="demo",
-        amount=row.price,
-        currency=row.currency,
-        plan_id=row.id,
-        plan_units=row.units,
-        plan_period_months=row.period_months,
-        status=PaymentState.FINISHED,
-    )
-    db.add(payment)
+    payment = make_payment(db, user, status="finished")
+    payment.amount, payment.currency = row.price, row.currency
+    payment.plan_id, payment.plan_units = row.id, row.units
+    payment.plan_period_months = row.period_months
     db.flush()
     made = activate_cycle(db, row, user.id, now, payment=payment)
     db.commit()
