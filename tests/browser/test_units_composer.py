@@ -182,5 +182,44 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     expect(page.locator("#plan-small")).to_contain_text("5 units a month")
     look(page, "pricing", problems)
 
+    # Pay as you go: an account with a pack and no plan generates, drawing on the pack.
+    payg = page.context.browser.new_context(viewport=DESKTOP)
+    try:
+        other = payg.new_page()
+        other.on("pageerror", lambda exc: errors.append(str(exc)))
+        other.goto(f"{base}/register")
+        other.fill("#email", "payg@example.com")
+        other.fill("#password", PASSWORD)
+        other.click("form button[type=submit]")
+        other.wait_for_url(f"{base}/dashboard")
+        payg_id = db.scalar(sa.select(User.id).where(User.email == "payg@example.com"))
+        db.add(
+            PackBalance(
+                user_id=payg_id,
+                source=BalanceSource.GRANT,
+                label="Top-up",
+                units=4,
+                expires_at=dt.datetime(2027, 12, 7, 12, tzinfo=dt.UTC),
+            )
+        )
+        db.commit()
+        other.goto(f"{base}/chat")
+        expect(other.locator("#quota-note")).to_contain_text("Drawing on your packs")
+        expect(other.locator("#no-plan")).to_be_hidden()
+        other.select_option("#model", "demo/demo-pro")
+        other.select_option("#resolution", "square")
+        expect(other.locator("#cost-line")).to_have_text(f"1 image {TIMES} 3 units = 3 units")
+        other.fill("#prompt", "a lantern in the snow")
+        other.press("#prompt", "Enter")
+        wait_for_images(other, other.locator(".turn").nth(0), 1)
+        expect(other.locator("#quota-packs")).to_have_text(
+            "Top-up: 1 unit left, expires 7 Dec 2027"
+        )
+        expect(other.locator("#send")).to_be_hidden()
+        expect(other.locator("#renew")).to_have_text("Buy a plan or a pack")
+        shot(other, "units-chat-pay-as-you-go")
+    finally:
+        payg.close()
+
     assert problems == []
     assert errors == [], f"JavaScript errors on the page: {errors}"

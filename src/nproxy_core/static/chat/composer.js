@@ -215,6 +215,8 @@ export function setQuota({ status, canGenerate, maxUnitsNow }) {
   ui.noPlan.hidden = !noPlan;
   ui.noPlanTitle.textContent = status === "expired" ? "Renew your plan to go on" : "Choose a plan to start";
   ui.send.disabled = noPlan;
+  // Pay as you go (packs, no plan) has no plan to renew.
+  ui.renew.textContent = status === "none" ? "Buy a plan or a pack" : "Renew or buy a pack";
   limitBatch();
 }
 
