@@ -352,6 +352,9 @@ def test_a_wrong_amount_goes_to_review_and_an_admins_resolve_grants_once(
     db.commit()
     [balance] = balances(db)
     assert balance.units == 120 and balance.payment_id == payment.id
+    [row] = audit_rows(db, "payment.resolve")
+    assert (row.before["pack_balance_id"], row.after["pack_balance_id"]) == (None, balance.id)
+    assert row.after["pack"] == "small" and row.after["cycle_id"] is None
     # Even reopened, a payment that granted its pack grants nothing more.
     db.execute(
         sa.update(Payment).where(Payment.id == payment.id).values(resolved_at=None, resolution=None)

@@ -15,7 +15,7 @@ import enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from nproxy_core.audit import Actor
 from nproxy_core.billing.activation import activate_payment, is_activated
@@ -26,6 +26,7 @@ from nproxy_core.billing.models import (
     Resolution,
 )
 from nproxy_core.billing.notifications import payment_subject
+from nproxy_core.billing.packs import balance_of
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
@@ -81,7 +82,18 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "resolved_by": payment.resolved_by,
         "resolved_at": isoformat(payment.resolved_at),
         "cycle_id": None if payment.cycle is None else payment.cycle.id,
+        "pack": None if payment.pack is None else payment.pack.code,
+        "pack_balance_id": _balance_id(payment),
     }
+
+
+def _balance_id(payment: Payment) -> int | None:
+    """The id of the balance a pack payment granted, if any."""
+    db = object_session(payment)
+    if payment.pack_id is None or db is None:
+        return None
+    balance = balance_of(db, payment)
+    return None if balance is None else balance.id
 
 
 def _locked(db: Session, model: Any, row_id: int, what: str) -> Any:
