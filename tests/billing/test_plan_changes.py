@@ -198,6 +198,12 @@ def test_buying_a_dearer_plan_through_the_demo_checkout_upgrades(
     assert code == "pro" and old_end == new_start and new_start >= now
     [left] = balances(db)
     assert left.units == monthly.units - 40 and left.expires_at == now + dt.timedelta(days=27)
+    # The return page says so, exactly: the units are the buyer's own.
+    order_id = res.json["payment_id"]
+    done = demo_app.get(f"/billing/payments/{order_id}/success").html
+    said = " ".join(done.select_one("#upgrade-leftover").text.split())
+    assert said.startswith(f"Your new plan started at once. The {monthly.units - 40} units left")
+    assert '("Monthly: unused units")' in said
     assert pro.price == Decimal("29.90")
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "pack_json",
     "pack_view",
     "revoke_for_refund",
+    "upgrade_leftover",
 ]
 
 #: What ``nproxy packs add`` / ``edit`` may set.
@@ -253,3 +254,21 @@ def revoke_for_refund(db: Session, payment: Payment, now: dt.datetime) -> PackBa
         {**balance_view(balance), "payment_order_id": payment.order_id},
     )
     return balance
+
+
+def upgrade_leftover(db: Session, payment: Payment) -> PackBalance | None:
+    """The balance of unused units that the upgrade ``payment`` activated left over (made in
+    the same step, so it starts when the payment's cycle does), if any."""
+    cycle = payment.cycle
+    if cycle is None:
+        return None
+    return db.scalar(
+        sa.select(PackBalance)
+        .where(
+            PackBalance.user_id == payment.user_id,
+            PackBalance.source == BalanceSource.UPGRADE,
+            PackBalance.starts_at == cycle.starts_at,
+        )
+        .order_by(PackBalance.id)
+        .limit(1)
+    )

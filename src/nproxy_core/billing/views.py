@@ -18,7 +18,7 @@ from nproxy_core.billing import checkout, free, notifications, presenters, servi
 from nproxy_core.billing.activation import is_activated
 from nproxy_core.billing.interfaces import IPacks, IPlan, IPlans
 from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
-from nproxy_core.billing.packs import balance_of, pack_json
+from nproxy_core.billing.packs import balance_of, pack_json, upgrade_leftover
 from nproxy_core.billing.plans import default_plan_json, plan_json, sold_by
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
@@ -323,6 +323,7 @@ def _return_page(request: Request, cancelled: bool) -> dict[str, Any]:
         "cancelled": cancelled,
         "cycle": payment.cycle,
         "balance": None if payment.pack_id is None else balance_of(request.db, payment),
+        "leftover": upgrade_leftover(request.db, payment),
         **request.find_service(ISubscriptionSummary).summary(request, request.identity),
     }
 
