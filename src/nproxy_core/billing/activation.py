@@ -76,7 +76,7 @@ def activate_cycle(
     ]
     plan_id, units, months = _terms(db, plan, payment)
     running = current_index(now, spans)
-    upgrade = running is not None and _is_upgrade(db, cycles[running], plan_id, payment)
+    upgrade = running is not None and _is_upgrade(cycles[running], plan_id, payment)
     if upgrade:
         assert running is not None
         before = {c.id: (c.starts_at, c.ends_at) for c in cycles}
@@ -104,7 +104,7 @@ def activate_cycle(
     return cycle
 
 
-def _is_upgrade(db: Session, running: BillingCycle, plan_id: int, payment: Payment | None) -> bool:
+def _is_upgrade(running: BillingCycle, plan_id: int, payment: Payment | None) -> bool:
     """Whether a payment's plan is priced higher than the running cycle's plan, in the same
     currency. Only a payment upgrades (an admin's free cycle is placed like a renewal); the
     price compared is the one paid (the plan's price at checkout) against the running plan's."""
