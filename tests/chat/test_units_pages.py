@@ -106,7 +106,7 @@ def test_dashboard_without_a_plan_but_with_a_pack_opens_the_chat(api: Any, db: A
     add_pack(db, user, "Starter pack", 40, expires_at=utcnow() + dt.timedelta(days=300))
     page = api.get("/dashboard")
     assert page.html.select_one("#subscription")["data-status"] == "none"
-    assert "No plan yet" in text_of(page.html.select_one("#subscription"))
+    assert "No subscription yet" in text_of(page.html.select_one("#subscription"))
     quota = page.html.select_one("#quota")
     assert "new images draw on your packs" in text_of(quota)
     assert quota.select_one("[role=meter]") is None
