@@ -179,6 +179,7 @@ def test_activation_sequence_early_renewal_then_exhausted_renewal(db, user_facto
     assert subscription_summary(db, user.id, at(2025, 2, 20))["subscription"] == {
         "status": "active",
         "current_period_end": "2025-02-28T09:00:00+00:00",
+        "plan": {"code": "monthly", "name": "Monthly"},
     }
 
     # The second cycle is current and used up: the third starts at once.
@@ -199,6 +200,7 @@ def test_summary_active_expired_and_none(db, user_factory):
     assert subscription_summary(db, user.id)["subscription"] == {
         "status": "none",
         "current_period_end": None,
+        "plan": None,
     }
     cycle = activate_cycle(db, PLAN, user.id, at(2025, 1, 1))
     db.commit()
@@ -207,6 +209,11 @@ def test_summary_active_expired_and_none(db, user_factory):
     assert before["subscription"]["status"] == "active"
     after = subscription_summary(db, user.id, end)
     assert after == {
-        "subscription": {"status": "expired", "current_period_end": "2025-02-01T00:00:00+00:00"},
+        "subscription": {
+            "status": "expired",
+            "current_period_end": "2025-02-01T00:00:00+00:00",
+            "plan": None,
+        },
         "quota": {"bucket": 0},
+        "packs": [],
     }
