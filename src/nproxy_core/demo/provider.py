@@ -7,7 +7,19 @@ image under the generated pattern; ``strength`` (default 0.6) is how much of the
 replaces the input.
 
 A key check (an admin's key test) answers at once: keys starting with ``reject`` are refused as
-a revoked key would be, every other key is accepted. Demo images cost nothing.
+a revoked key would be, every other key is accepted.
+
+Two models, so that units (DESIGN 4.12) can be seen at work in development:
+
+``demo-image-1`` (``Demo``, the default)
+    five small presets, each declared at 0.039 USD an image: 1 unit at the default
+    ``nproxy.units.usd_per_unit``.
+``demo-pro`` (``Demo Pro``)
+    the same five shapes at twice the size (3 units: 0.117 USD) and ``_2k`` variants at four
+    times the size, 2048 pixels on the long side (6 units: 0.234 USD).
+
+The declared prices only make units; the provider's spend (``price_per_image``) stays zero,
+since no money is spent.
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ import hashlib
 import io
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +56,36 @@ RESOLUTIONS: dict[str, tuple[int, int]] = {
     "tall": (288, 512),
     "wide": (512, 288),
 }
+#: Each preset's aspect ratio, as the first model has always declared it.
+_RATIOS: dict[str, str] = {name: f"{w}:{h}" for name, (w, h) in RESOLUTIONS.items()}
+
+MODEL = "demo-image-1"
+PRO_MODEL = "demo-pro"
+
+#: Demo Pro's presets: every shape at twice the size, then every shape at four times (``_2k``).
+PRO_RESOLUTIONS: dict[str, tuple[int, int]] = {
+    **{name: (w * 2, h * 2) for name, (w, h) in RESOLUTIONS.items()},
+    **{f"{name}_2k": (w * 4, h * 4) for name, (w, h) in RESOLUTIONS.items()},
+}
+
+#: Declared USD per image: multiples of the default 0.039 USD per unit, so the units read
+#: 1 (Demo), 3 (Demo Pro) and 6 (Demo Pro ``_2k``).
+USD_PER_IMAGE = Decimal("0.039")
+PRO_USD_PER_IMAGE = Decimal("0.117")
+PRO_LARGE_USD_PER_IMAGE = Decimal("0.234")
+
+#: Model id → (label, presets with pixel sizes, USD per image by preset).
+MODELS: dict[str, tuple[str, Mapping[str, tuple[int, int]], Mapping[str, Decimal]]] = {
+    MODEL: ("Demo", RESOLUTIONS, dict.fromkeys(RESOLUTIONS, USD_PER_IMAGE)),
+    PRO_MODEL: (
+        "Demo Pro",
+        PRO_RESOLUTIONS,
+        {
+            name: PRO_LARGE_USD_PER_IMAGE if name.endswith("_2k") else PRO_USD_PER_IMAGE
+            for name in PRO_RESOLUTIONS
+        },
+    ),
+}
 
 
 def _rate(value: str) -> float:
@@ -60,9 +102,6 @@ def _seconds(value: str) -> float:
     return seconds
 
 
-MODEL = "demo-image-1"
-
-
 class DemoProvider(Provider):
     is_demo = True
     supports_key_check = True
@@ -76,15 +115,18 @@ class DemoProvider(Provider):
     def capabilities(self) -> Sequence[ModelCapabilities]:
         return [
             ModelCapabilities(
-                model=MODEL,
+                model=model,
                 modes=(Mode.TEXT_TO_IMAGE, Mode.IMAGE_TO_IMAGE),
-                resolutions=tuple(RESOLUTIONS),
+                resolutions=tuple(sizes),
                 max_batch=4,
                 supports_strength=True,
                 max_input_images=3,
-                aspect_ratios={name: f"{w}:{h}" for name, (w, h) in RESOLUTIONS.items()},
-                sizes=dict(RESOLUTIONS),
+                aspect_ratios={name: _RATIOS[name.removesuffix("_2k")] for name in sizes},
+                sizes=dict(sizes),
+                label=label,
+                usd_per_image=dict(usd),
             )
+            for model, (label, sizes, usd) in MODELS.items()
         ]
 
     @property
@@ -107,9 +149,12 @@ class DemoProvider(Provider):
             time.sleep(self.delay)
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise RetryableError("demo provider failed on purpose", http_status=503)
-        size = RESOLUTIONS.get(request.resolution)
+        model = request.model or MODEL
+        if model not in MODELS:
+            raise InvalidInputError(f"model {model!r} is not offered (only {', '.join(MODELS)})")
+        size = MODELS[model][1].get(request.resolution)
         if size is None:
-            raise InvalidInputError(f"unknown resolution {request.resolution!r}")
+            raise InvalidInputError(f"unknown resolution {request.resolution!r} for {model}")
         data = render(request, size)
         return AttemptResult(
             image=GeneratedImage(data=data, mime="image/png", width=size[0], height=size[1]),
