@@ -178,8 +178,13 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     expect(page.locator("#subscription")).to_contain_text("Small")
     look(page, "dashboard", problems)
 
+    run(live_stack, "packs", "add", "starter", "--name", "Starter pack", "--price", "4",
+        "--currency", "USD", "--units", "120")  # fmt: skip
     page.goto(f"{base}/pricing")
     expect(page.locator("#plan-small")).to_contain_text("5 units a month")
+    expect(page.locator("#units li")).to_have_text(
+        ["Demo = 1 unit", "Demo Pro = 3 units an image, 6 units at 2K"]
+    )
     look(page, "pricing", problems)
 
     # Pay as you go: an account with a pack and no plan generates, drawing on the pack.
