@@ -144,7 +144,7 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
 
     customer.goto(f"{base}/chat")
     customer.click("#new-chat")
-    expect(customer.locator("#model option")).to_have_count(2)
+    expect(customer.locator("#model option")).to_have_count(4)
     made = generate(customer, "demo/demo-image-1", "a lighthouse at dusk")
     expect(made).to_have_attribute("data-state", "succeeded")
     failed = generate(customer, "nanobanana/gemini-2.5-flash-image", "a harbour at dawn")
