@@ -215,7 +215,7 @@ def test_dismiss_grants_no_cycle(pay_admin, shop, db):
     _, ok, _ = pay_admin.act(
         f"/admin/payments/{payment.id}/resolve", {"decision": "dismiss", "note": "underpaid"}
     )
-    assert ok == [f"Payment {payment.id} dismissed; no cycle was granted."]
+    assert ok == [f"Payment {payment.id} dismissed; nothing was granted."]
     assert cycles(db) == [] and customer.subscription() == "none"
     assert customer.payment(db).resolution == "dismissed"
     assert queue_ids(pay_admin) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 
@@ -22,6 +23,7 @@ from nproxy_core.admin.page import (
 from nproxy_core.admin.pagination import Page
 from nproxy_core.billing import review
 from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.models import PackBalance
 from nproxy_core.errors import NotFound, ValidationError
 from nproxy_core.telegram import IAlertNotifier
 
@@ -79,12 +81,21 @@ def payment_resolve(request: Request) -> HTTPSeeOther:
             actor=actor(request),
             alerts=request.find_service(IAlertNotifier),
         )
-        if done.cycle is not None and str(done.resolution) == "activated":
-            return (
-                f"Payment {done.id} activated: {done.user.email} has a cycle until "
-                f"{done.cycle.ends_at:%Y-%m-%d %H:%M} UTC."
+        if str(done.resolution) == "activated":
+            if done.cycle is not None:
+                return (
+                    f"Payment {done.id} activated: {done.user.email} has a cycle until "
+                    f"{done.cycle.ends_at:%Y-%m-%d %H:%M} UTC."
+                )
+            balance = request.db.scalar(
+                sa.select(PackBalance).where(PackBalance.payment_id == done.id)
             )
-        return f"Payment {done.id} dismissed; no cycle was granted."
+            if balance is not None:
+                return (
+                    f"Payment {done.id} activated: {done.user.email} has {balance.units} "
+                    f"units of {balance.label} until {balance.expires_at:%Y-%m-%d %H:%M} UTC."
+                )
+        return f"Payment {done.id} dismissed; nothing was granted."
 
     return act(request, request.route_path("admin.payment", payment_id=payment_id), resolve)
 
