@@ -37,7 +37,7 @@ from nproxy_core.generation.services import (
     submit_generation,
 )
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.quota.services import user_bucket
+from nproxy_core.quota.services import current, user_bucket
 from nproxy_core.uploads.services import create_upload
 
 log = logging.getLogger(__name__)
@@ -103,17 +103,12 @@ def identify_caller(request: Request) -> Caller:
 def plan_rate_limit(db: Session, user_id: int) -> str | None:
     """The ``api_rate_limit`` of the plan of the user's current cycle (DESIGN 4.12), or None
     for the default (no cycle, or a plan without one)."""
-    now = utcnow()
     return db.scalar(
-        sa.select(Plan.api_rate_limit)
-        .join(BillingCycle, BillingCycle.plan_id == Plan.id)
-        .where(
-            BillingCycle.user_id == user_id,
-            BillingCycle.starts_at <= now,
-            BillingCycle.ends_at > now,
+        current(
+            sa.select(Plan.api_rate_limit).join(BillingCycle, BillingCycle.plan_id == Plan.id),
+            user_id,
+            utcnow(),
         )
-        .order_by(BillingCycle.starts_at.desc())
-        .limit(1)
     )
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "QuotaHold",
     "QuotaUsage",
     "bucket",
+    "current",
     "current_cycle",
     "exact_usage",
     "exhausted_message",
@@ -102,14 +103,11 @@ def bucket(remaining: int, request_limit: int) -> int:
     return 20 * -(-5 * remaining // request_limit)
 
 
-def current_cycle(
-    db: Session, user_id: int, now: dt.datetime | None = None, *, for_update: bool = False
-) -> BillingCycle | None:
-    """The cycle giving the user access at ``now`` (``starts_at <= now < ends_at``)."""
-    now = now or utcnow()
-    query = (
-        sa.select(BillingCycle)
-        .where(
+def current(query: sa.Select, user_id: int, now: dt.datetime) -> sa.Select:
+    """``query`` narrowed to the user's cycle giving access at ``now`` (``starts_at <= now <
+    ends_at``; the latest one should two overlap)."""
+    return (
+        query.where(
             BillingCycle.user_id == user_id,
             BillingCycle.starts_at <= now,
             BillingCycle.ends_at > now,
@@ -117,6 +115,13 @@ def current_cycle(
         .order_by(BillingCycle.starts_at.desc())
         .limit(1)
     )
+
+
+def current_cycle(
+    db: Session, user_id: int, now: dt.datetime | None = None, *, for_update: bool = False
+) -> BillingCycle | None:
+    """The cycle giving the user access at ``now`` (``starts_at <= now < ends_at``)."""
+    query = current(sa.select(BillingCycle), user_id, now or utcnow())
     if for_update:
         query = query.with_for_update()
     return db.scalar(query)
@@ -183,20 +188,18 @@ class _Cycle:
 
 def _current(db: Session, user_id: int, now: dt.datetime) -> _Cycle | None:
     row = db.execute(
-        sa.select(
-            BillingCycle.id,
-            (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label("left"),
-            Plan.models,
-            Plan.max_batch,
+        current(
+            sa.select(
+                BillingCycle.id,
+                (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label(
+                    "left"
+                ),
+                Plan.models,
+                Plan.max_batch,
+            ).join(Plan, Plan.id == BillingCycle.plan_id),
+            user_id,
+            now,
         )
-        .join(Plan, Plan.id == BillingCycle.plan_id)
-        .where(
-            BillingCycle.user_id == user_id,
-            BillingCycle.starts_at <= now,
-            BillingCycle.ends_at > now,
-        )
-        .order_by(BillingCycle.starts_at.desc())
-        .limit(1)
     ).first()
     if row is None:
         return None

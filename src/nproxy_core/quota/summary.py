@@ -23,7 +23,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
-from nproxy_core.quota.services import bucket, max_batch_now, usable_packs
+from nproxy_core.quota.services import bucket, current, max_batch_now, usable_packs
 
 
 @dataclass(frozen=True)
@@ -68,15 +68,7 @@ class Standing:
 def standing(db: Session, user_id: int, now: dt.datetime | None = None) -> Standing:
     now = now or utcnow()
     cycle = db.scalar(
-        sa.select(BillingCycle)
-        .options(joinedload(BillingCycle.plan))
-        .where(
-            BillingCycle.user_id == user_id,
-            BillingCycle.starts_at <= now,
-            BillingCycle.ends_at > now,
-        )
-        .order_by(BillingCycle.starts_at.desc())
-        .limit(1)
+        current(sa.select(BillingCycle).options(joinedload(BillingCycle.plan)), user_id, now)
     )
     return Standing(cycle, usable_packs(db, user_id, now))
 
