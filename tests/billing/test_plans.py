@@ -71,8 +71,11 @@ def test_plans_lists_the_public_active_plans_with_images_per_model(api, db, make
         "recurring_allowed": True,
         "images_per_model": pro["images_per_model"],
     }
-    # Every image costs one unit today: a cycle makes as many images as it has units.
-    assert pro["images_per_model"] and all(e["images"] == 1000 for e in pro["images_per_model"])
+    # Units over each model's price at its default size: Demo 1 unit, Demo Pro 3 units.
+    assert [(e["label"], e["units_per_image"], e["images"]) for e in pro["images_per_model"]] == [
+        ("Demo", 1, 1000),
+        ("Demo Pro", 3, 333),
+    ]
     assert plans[0]["price"] == {"amount": "9.99", "currency": "USD"}
 
 

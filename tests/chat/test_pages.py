@@ -85,8 +85,8 @@ def test_every_page_has_a_skip_link_a_favicon_and_the_pricing_link(app: Any) -> 
 
 def test_landing_and_pricing_say_what_a_month_buys_with_example_pictures(app: Any) -> None:
     landing = app.get("/")
-    assert "300 images a month" in landing.text
-    assert "a batch of 4 counts 4" in landing.text
+    offer = " ".join(landing.html.select_one(".buys").text.split())
+    assert "300 units a month: about 300 images with Demo or 100 images with Demo Pro" in offer
     # The pricing page speaks units: each plan's units a period, and what a batch costs.
     plan = app.get("/pricing").html.select_one("#plan-monthly")
     assert "300 units a month" in " ".join(plan.text.split())

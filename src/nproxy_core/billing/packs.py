@@ -10,7 +10,7 @@ like a cycle's end). The quota draws on the current cycle first, then on the bal
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,11 +87,11 @@ class PackCatalog:
         return to_buy(db, CreditPack, code, processor)
 
 
-def pack_json(pack: CreditPack, providers: Mapping[str, Any]) -> dict[str, Any]:
+def pack_json(pack: CreditPack, per_image: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A pack as ``GET /api/v1/packs`` shows it: what it costs and buys."""
     return offer_json(
         pack,
-        providers,
+        per_image,
         units=pack.units,
         valid_months=pack.valid_months,
         models=list(pack.models or []),

@@ -8,7 +8,7 @@ plan is named: checkout without a plan, ``GET /api/v1/plan``, an admin's free cy
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -154,32 +154,34 @@ def sold_by(plan: Any, processor: Any) -> str | None:
     return None
 
 
-def images_per_model(plan: Plan, providers: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """About how many images a cycle of ``plan`` makes with each model it allows, of the enabled
-    providers: its units over the model's unit cost. Every image costs one unit today; the units
-    slice of DESIGN 4.12 changes the cost here and nowhere else."""
-    estimates = []
-    for provider in providers.values():
-        for caps in provider.capabilities():
-            if plan.models and caps.model not in plan.models:
-                continue
-            cost = 1
-            estimates.append({"model": caps.model, "images": plan.units // cost})
-    return estimates
+def images_per_model(offer: Any, per_image: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """About how many images ``offer`` (a plan or a pack) makes with each model it allows:
+    its units over the units of one image at the model's default preset (``per_image``, from
+    ``IUnitPrices.per_image``)."""
+    return [
+        {
+            "model": price["model"],
+            "label": price["label"],
+            "units_per_image": price["units"],
+            "images": offer.units // price["units"],
+        }
+        for price in per_image
+        if not offer.models or price["model"] in offer.models
+    ]
 
 
-def plan_json(plan: Plan, providers: Mapping[str, Any]) -> dict[str, Any]:
+def plan_json(plan: Plan, per_image: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A plan as ``GET /api/v1/plans`` shows it: what it costs and buys, never anyone's use."""
     return offer_json(
         plan,
-        providers,
+        per_image,
         period_months=plan.period_months,
         free=plan.free,
         recurring_allowed=plan.recurring_allowed,
     )
 
 
-def offer_json(row: Any, providers: Mapping[str, Any], **terms: Any) -> dict[str, Any]:
+def offer_json(row: Any, per_image: Sequence[Mapping[str, Any]], **terms: Any) -> dict[str, Any]:
     """A plan or a credit pack for sale, as the API lists it: its code, name and prices, its
     own ``terms``, and about how many images it makes with each model."""
     return {
@@ -188,7 +190,7 @@ def offer_json(row: Any, providers: Mapping[str, Any], **terms: Any) -> dict[str
         "price": {"amount": price_text(row.price), "currency": row.currency},
         "price_stars": row.price_stars,
         **terms,
-        "images_per_model": images_per_model(row, providers),
+        "images_per_model": images_per_model(row, per_image),
     }
 
 

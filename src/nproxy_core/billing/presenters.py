@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from typing import Any
 
 from nproxy_core.billing.models import Payment
@@ -32,18 +33,25 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     }
 
 
-def month_offer(plan: Any, providers: Any) -> dict[str, Any]:
-    """What a period of the plan buys, for the landing and pricing pages: the plan's image
-    count (public, unlike a user's own counts), the batch size, the modes and the sizes."""
+def month_offer(plan: Any, providers: Any, per_image: Any) -> dict[str, Any]:
+    """What a period of the plan buys, for the landing and pricing pages: the plan's units and
+    about how many images they make with each model (public, unlike a user's own counts), the
+    batch size, the modes and the shapes (a model's larger tiers of a shape count once)."""
     models = [caps for provider in providers.values() for caps in provider.capabilities()]
     sizes: dict[str, str] = {}
     for caps in models:
         for preset in caps.resolutions:
+            shape = re.sub(r"_\d+k$", "", preset)
             ratio = _reduced(caps.aspect_ratios.get(preset, ""))
-            label = preset.replace("_", " ").capitalize()
-            sizes.setdefault(preset, f"{label} ({ratio})" if ratio else label)
+            label = shape.replace("_", " ").capitalize()
+            sizes.setdefault(shape, f"{label} ({ratio})" if ratio else label)
     return {
-        "images": plan.request_limit,
+        "units": plan.request_limit,
+        "images": [
+            {"label": price["label"], "images": plan.request_limit // price["units"]}
+            for price in per_image
+            if not plan.models or price["model"] in plan.models
+        ],
         "max_batch": max((caps.max_batch for caps in models), default=1),
         "both_modes": any(len(caps.modes) > 1 for caps in models),
         "sizes": list(sizes.values()),

@@ -148,17 +148,17 @@ def api_plan(request: Request) -> dict[str, Any]:
 @view_config(route_name="api.plans", request_method="GET", renderer="json")
 def api_plans(request: Request) -> dict[str, Any]:
     """The public, active plans: what each costs and buys; never anyone's counts."""
-    providers = request.find_service(IPlugins).providers
+    per_image = request.find_service(IUnitPrices).per_image(request.db)
     plans = request.find_service(IPlans).for_sale(request.db)
-    return {"plans": [plan_json(plan, providers) for plan in plans]}
+    return {"plans": [plan_json(plan, per_image) for plan in plans]}
 
 
 @view_config(route_name="api.packs", request_method="GET", renderer="json")
 def api_packs(request: Request) -> dict[str, Any]:
     """The public, active credit packs: what each costs and buys."""
-    providers = request.find_service(IPlugins).providers
+    per_image = request.find_service(IUnitPrices).per_image(request.db)
     packs = request.find_service(IPacks).for_sale(request.db)
-    return {"packs": [pack_json(pack, providers) for pack in packs]}
+    return {"packs": [pack_json(pack, per_image) for pack in packs]}
 
 
 @user_view("api.billing.checkout", "POST", "json")
@@ -248,17 +248,18 @@ def pricing_page(request: Request) -> dict[str, Any]:
     plans = request.find_service(IPlans)
     plan = plans.default(request.db)
     providers = request.find_service(IPlugins).providers
+    per_image = request.find_service(IUnitPrices).per_image(request.db)
     processors = enabled_processors(request)
     return {
         "plan": plan,
-        "plans": [(p, plan_json(p, providers)) for p in plans.for_sale(request.db)],
+        "plans": [(p, plan_json(p, per_image)) for p in plans.for_sale(request.db)],
         "packs": [
-            (pack, pack_json(pack, providers), _sellers(request, pack, processors))
+            (pack, pack_json(pack, per_image), _sellers(request, pack, processors))
             for pack in request.find_service(IPacks).for_sale(request.db)
         ],
         # What an image costs in units, model by model (the page's units explainer).
         "unit_prices": request.find_service(IUnitPrices).table(request.db),
-        "offer": presenters.month_offer(plan, providers),
+        "offer": presenters.month_offer(plan, providers, per_image),
         "examples": EXAMPLES,
         "processors": processors,
         "summary": summary,

@@ -123,7 +123,7 @@ def resolution_json(capabilities: ModelCapabilities, preset: str) -> dict[str, A
             if w >= h
             else (round(long_side * w / h), long_side)
         )
-    label = re.sub(r"(\d)k\b", r"\1K", preset.replace("_", " ")).capitalize()
+    label = re.sub(r"(\d)k\b", r"\1K", preset.replace("_", " ").capitalize())
     return {
         "id": preset,
         "label": label,

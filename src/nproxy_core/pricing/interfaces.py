@@ -17,6 +17,10 @@ class IUnitPrices(Interface):
     def costs(db):
         """Every enabled model's prices: ``{(provider, model): {resolution: units}}``."""
 
+    def per_image(db):
+        """Each enabled model with the units of one image at its default preset:
+        ``[{provider, model, label, units}]``."""
+
     def table(db):
         """Every enabled (provider, model, resolution) as a :class:`Price`, for admins."""
 

@@ -116,6 +116,21 @@ class UnitPrices:
             }
         return prices
 
+    def per_image(self, db: Session) -> list[dict[str, Any]]:
+        """Each enabled model with the units of one image at its default (first) preset:
+        what "about N images" estimates divide by. ``[{provider, model, label, units}]``."""
+        costs = self.costs(db)
+        return [
+            {
+                "provider": name,
+                "model": caps.model,
+                "label": caps.display_name,
+                "units": costs[(name, caps.model)][caps.resolutions[0]],
+            }
+            for name, _, caps in self._models()
+            if caps.resolutions
+        ]
+
     def table(self, db: Session) -> list[Price]:
         overrides = self._overrides(db)
         return [

@@ -14,6 +14,7 @@ from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.presenters import EXAMPLES, month_offer
 from nproxy_core.db import IDatabase, is_disconnect
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.pricing import IUnitPrices
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,11 @@ def landing(request: Request) -> dict[str, Any]:
     plan = request.find_service(IPlans).default(request.db)
     return {
         "plan": plan,
-        "offer": month_offer(plan, request.find_service(IPlugins).providers),
+        "offer": month_offer(
+            plan,
+            request.find_service(IPlugins).providers,
+            request.find_service(IUnitPrices).per_image(request.db),
+        ),
         "examples": EXAMPLES,
     }
 
