@@ -18,34 +18,6 @@ def text_of(node: Any) -> str:
     return " ".join(node.text.split())
 
 
-def add_pack(
-    db: Any,
-    user: Any,
-    label: str,
-    units: int,
-    *,
-    used: int = 0,
-    expires_at: dt.datetime,
-    starts_at: dt.datetime | None = None,
-    revoked: bool = False,
-) -> Any:
-    from nproxy_core.billing.models import BalanceSource, PackBalance
-
-    balance = PackBalance(
-        user_id=user.id,
-        source=BalanceSource.GRANT,
-        label=label,
-        units=units,
-        used=used,
-        starts_at=starts_at or utcnow() - dt.timedelta(days=1),
-        expires_at=expires_at,
-        revoked_at=utcnow() if revoked else None,
-    )
-    db.add(balance)
-    db.commit()
-    return balance
-
-
 def registered(api: Any, db: Any, email: str) -> Any:
     from nproxy_core.accounts.models import User
 
@@ -80,16 +52,16 @@ def test_dashboard_names_the_plan_and_words_its_bucket_in_units(
 
 
 def test_dashboard_lists_packs_exactly_oldest_first_without_spent_or_revoked_ones(
-    api: Any, db: Any, make_cycle: Any
+    api: Any, db: Any, make_cycle: Any, make_pack: Any
 ) -> None:
     user = registered(api, db, "packs@example.com")
     make_cycle(user)
     expires = dt.datetime(2027, 12, 7, 10, 0, tzinfo=dt.UTC)
-    add_pack(db, user, "Starter pack", 150, used=30, expires_at=expires)
-    add_pack(db, user, "Top-up", 1, expires_at=expires + dt.timedelta(days=30))
-    add_pack(db, user, "Spent pack", 10, used=10, expires_at=expires)
-    add_pack(db, user, "Revoked pack", 10, expires_at=expires, revoked=True)
-    add_pack(db, user, "Old pack", 10, expires_at=utcnow() - dt.timedelta(days=1))
+    make_pack(user, 150, used=30, expires_at=expires, label="Starter pack")
+    make_pack(user, 1, expires_at=expires + dt.timedelta(days=30), label="Top-up")
+    make_pack(user, 10, used=10, expires_at=expires, label="Spent pack")
+    make_pack(user, 10, expires_at=expires, revoked=True, label="Revoked pack")
+    make_pack(user, 10, expires_at=utcnow() - dt.timedelta(days=1), label="Old pack")
 
     page = api.get("/dashboard")
     packs = page.html.select_one("#packs")
@@ -101,9 +73,11 @@ def test_dashboard_lists_packs_exactly_oldest_first_without_spent_or_revoked_one
     assert packs.select_one('a[href="/pricing#packs"]') is not None
 
 
-def test_dashboard_without_a_plan_but_with_a_pack_opens_the_chat(api: Any, db: Any) -> None:
+def test_dashboard_without_a_plan_but_with_a_pack_opens_the_chat(
+    api: Any, db: Any, make_pack: Any
+) -> None:
     user = registered(api, db, "payg@example.com")
-    add_pack(db, user, "Starter pack", 40, expires_at=utcnow() + dt.timedelta(days=300))
+    make_pack(user, 40, expires_at=utcnow() + dt.timedelta(days=300), label="Starter pack")
     page = api.get("/dashboard")
     assert page.html.select_one("#subscription")["data-status"] == "none"
     assert "No subscription yet" in text_of(page.html.select_one("#subscription"))
