@@ -21,6 +21,7 @@ is for admins.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -186,21 +187,45 @@ class _Cycle:
     max_batch: int | None
 
 
-def _current(db: Session, user_id: int, now: dt.datetime) -> _Cycle | None:
-    row = db.execute(
-        current(
-            sa.select(
-                BillingCycle.id,
-                (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label(
-                    "left"
-                ),
-                Plan.models,
-                Plan.max_batch,
-            ).join(Plan, Plan.id == BillingCycle.plan_id),
-            user_id,
-            now,
+@functools.cache
+def _statements() -> tuple[sa.Select, sa.Update, sa.Update]:
+    """The ledger's hot statements, built once with bound parameters: a hold costs no more
+    Python than the SQL it sends (reading the cycle and its plan, taking, settling)."""
+    read = current(
+        sa.select(
+            BillingCycle.id,
+            (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label("left"),
+            Plan.models,
+            Plan.max_batch,
+        ).join(Plan, Plan.id == BillingCycle.plan_id),
+        sa.bindparam("user_id"),
+        sa.bindparam("now"),
+    )
+    take = (
+        sa.update(BillingCycle)
+        .where(
+            BillingCycle.id == sa.bindparam("cycle_id"),
+            BillingCycle.ends_at > sa.bindparam("now"),
+            BillingCycle.used + BillingCycle.reserved + sa.bindparam("need", type_=sa.Integer)
+            <= BillingCycle.request_limit,
         )
-    ).first()
+        .values(reserved=BillingCycle.reserved + sa.bindparam("need", type_=sa.Integer))
+        .execution_options(synchronize_session=False)
+    )
+    close = (
+        sa.update(BillingCycle)
+        .where(BillingCycle.id == sa.bindparam("cycle_id"))
+        .values(
+            used=BillingCycle.used + sa.bindparam("consumed", type_=sa.Integer),
+            reserved=BillingCycle.reserved - sa.bindparam("held", type_=sa.Integer),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return read, take, close
+
+
+def _current(db: Session, user_id: int, now: dt.datetime) -> _Cycle | None:
+    row = db.execute(_statements()[0], {"user_id": user_id, "now": now}).first()
     if row is None:
         return None
     return _Cycle(row.id, row.left, list(row.models or ()), row.max_batch)
@@ -268,16 +293,7 @@ def reserve(
         # The common case in one statement. The condition is evaluated on the row as it is
         # once any concurrent writer has committed (PostgreSQL re-checks it after the row
         # lock), so two reservations can never both take the last units.
-        result = db.execute(
-            sa.update(BillingCycle)
-            .where(
-                BillingCycle.id == cycle_id,
-                BillingCycle.ends_at > now,
-                BillingCycle.used + BillingCycle.reserved + need <= BillingCycle.request_limit,
-            )
-            .values(reserved=BillingCycle.reserved + need)
-            .execution_options(synchronize_session=False)
-        )
+        result = db.execute(_statements()[1], {"cycle_id": cycle_id, "now": now, "need": need})
         if result.rowcount == 1:
             return _record(db, cycle_id, need, unit_cost, need, [], reference, now)
     return _reserve_with_packs(db, user_id, n, unit_cost, model, cycle, cycle_id, reference, now)
@@ -419,13 +435,8 @@ def _close(
     from_cycle = min(consumed, row.cycle_units)
     if row.cycle_id is not None and row.cycle_units:
         db.execute(
-            sa.update(BillingCycle)
-            .where(BillingCycle.id == row.cycle_id)
-            .values(
-                used=BillingCycle.used + from_cycle,
-                reserved=BillingCycle.reserved - row.cycle_units,
-            )
-            .execution_options(synchronize_session=False)
+            _statements()[2],
+            {"cycle_id": row.cycle_id, "consumed": from_cycle, "held": row.cycle_units},
         )
         _forget_cycle(db, row.cycle_id)
     rest = consumed - from_cycle
