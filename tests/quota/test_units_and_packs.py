@@ -258,3 +258,26 @@ def test_100_threads_with_mixed_costs_never_overspend_a_cycle_or_two_packs(
     assert len(holds) == sum(1 for o in outcomes if o[0] == "ok")
     for hold in holds:
         assert hold.cycle_units + sum(p.amount for p in hold.packs) == hold.amount
+
+
+def test_an_admins_price_read_with_the_cycle_wins_over_the_default(
+    db, user_factory, make_cycle, make_pack
+):
+    from nproxy_core.pricing.models import UnitPrice
+
+    db.add(UnitPrice(provider="p", model="m", resolution="4k", units=5, updated_by="ops"))
+    db.commit()
+    with_cycle = user_factory()
+    cycle = make_cycle(with_cycle, request_limit=30)
+    hold = quota.reserve(db, with_cycle.id, 2, unit_cost=6, priced=("p", "m", "4k"))
+    assert (hold.unit_cost, hold.amount) == (5, 10)
+    other = quota.reserve(db, with_cycle.id, 2, unit_cost=6, priced=("p", "m", "1k"))
+    assert (other.unit_cost, other.amount) == (6, 12)
+    db.commit()
+    assert cycle_counters(db, cycle.id) == (0, 22)
+    # With packs alone the price is read on its own.
+    packs_only = user_factory()
+    make_pack(packs_only, 10)
+    hold = quota.reserve(db, packs_only.id, 2, unit_cost=6, priced=("p", "m", "4k"))
+    assert (hold.unit_cost, hold.amount, hold.cycle_id) == (5, 10, None)
+    db.commit()

@@ -384,8 +384,9 @@ def _accept(
             raise
         return _replay(winner, conversation.id, fingerprint), False
 
-    unit_cost = request.find_service(IUnitPrices).cost(
-        db, submission.provider, submission.capabilities, submission.resolution
+    # The default price here; an admin's override is read with the cycle by the ledger.
+    unit_cost = request.find_service(IUnitPrices).default_units(
+        submission.provider, submission.capabilities, submission.resolution
     )
     hold = quota.reserve(
         db,
@@ -393,6 +394,7 @@ def _accept(
         submission.batch_size,
         unit_cost=unit_cost,
         model=submission.model,
+        priced=(submission.provider, submission.model, submission.resolution),
         reference=str(generation.id),
         now=now,
     )

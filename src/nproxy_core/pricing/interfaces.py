@@ -10,6 +10,9 @@ class IUnitPrices(Interface):
 
     usd_per_unit = Attribute("Decimal: nproxy.units.usd_per_unit")
 
+    def default_units(provider, capabilities, resolution):
+        """Units one image costs by default (from the provider's USD cost), overrides aside."""
+
     def cost(db, provider, capabilities, resolution):
         """Units one image of ``capabilities`` (a model of ``provider``) at ``resolution``
         costs now: the admin's override, else the default from the provider's USD cost."""

@@ -37,6 +37,7 @@ from nproxy_core.errors import (
     QuotaExhausted,
     ValidationError,
 )
+from nproxy_core.pricing.models import UnitPrice
 from nproxy_core.quota.models import HoldState, QuotaHold, QuotaHoldPack
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,8 @@ class _Cycle:
     remaining: int
     models: list[str]
     max_batch: int | None
+    #: An admin's unit price for the image asked about, read in the same round trip.
+    override: int | None = None
 
 
 @functools.cache
@@ -197,6 +200,7 @@ def _statements() -> tuple[sa.Select, sa.Update, sa.Update]:
             (BillingCycle.request_limit - BillingCycle.used - BillingCycle.reserved).label("left"),
             Plan.models,
             Plan.max_batch,
+            _override().label("override"),
         ).join(Plan, Plan.id == BillingCycle.plan_id),
         sa.bindparam("user_id"),
         sa.bindparam("now"),
@@ -224,11 +228,31 @@ def _statements() -> tuple[sa.Select, sa.Update, sa.Update]:
     return read, take, close
 
 
-def _current(db: Session, user_id: int, now: dt.datetime) -> _Cycle | None:
-    row = db.execute(_statements()[0], {"user_id": user_id, "now": now}).first()
-    if row is None:
-        return None
-    return _Cycle(row.id, row.left, list(row.models or ()), row.max_batch)
+def _override() -> sa.ScalarSelect:
+    """The admin's unit price of ``(:provider, :model, :resolution)``, NULL without one."""
+    return (
+        sa.select(UnitPrice.units)
+        .where(
+            UnitPrice.provider == sa.bindparam("provider", type_=sa.String),
+            UnitPrice.model == sa.bindparam("model", type_=sa.String),
+            UnitPrice.resolution == sa.bindparam("resolution", type_=sa.String),
+        )
+        .scalar_subquery()
+    )
+
+
+def _current(
+    db: Session, user_id: int, now: dt.datetime, priced: tuple[str, str, str] | None = None
+) -> tuple[_Cycle | None, int | None]:
+    """The current cycle with its plan's terms, and the override of ``priced`` (provider,
+    model, resolution), in one round trip when there is a cycle."""
+    provider, model, resolution = priced or (None, None, None)
+    key = {"provider": provider, "model": model, "resolution": resolution}
+    row = db.execute(_statements()[0], {"user_id": user_id, "now": now, **key}).first()
+    if row is not None:
+        return _Cycle(row.id, row.left, list(row.models or ()), row.max_batch), row.override
+    override = None if priced is None else db.scalar(sa.select(_override()), key)
+    return None, override
 
 
 def _usable_packs_query(user_id: int, now: dt.datetime) -> sa.Select:
@@ -257,10 +281,14 @@ def reserve(
     *,
     unit_cost: int = 1,
     model: str | None = None,
+    priced: tuple[str, str, str] | None = None,
     reference: str | None = None,
     now: dt.datetime | None = None,
 ) -> QuotaHold:
     """Hold ``n`` images of ``unit_cost`` units each, atomically, and record the hold.
+
+    With ``priced`` (provider, model, resolution), an admin's unit price for it wins over
+    ``unit_cost`` (the default price): read with the cycle, so pricing costs no round trip.
 
     The current cycle pays first (if its plan includes ``model``), then the user's packs that
     allow ``model``, oldest first. Raises :class:`~nproxy_core.errors.NoActiveSubscription`
@@ -277,9 +305,10 @@ def reserve(
     unit_cost = _check_count(unit_cost, "unit_cost")
     if unit_cost < 1:
         raise ValidationError("An image costs at least one unit.", fields={"unit_cost": "invalid"})
-    need = n * unit_cost
     now = now or utcnow()
-    cycle = _current(db, user_id, now)
+    cycle, override = _current(db, user_id, now, priced)
+    unit_cost = override or unit_cost
+    need = n * unit_cost
     if cycle is not None and not _allows(cycle.models, model):
         cycle_id = None
     else:
