@@ -318,7 +318,7 @@ def _grant(db: Session, registry: Registry, actor: BotActor, args: list[str]) ->
     detail = queries.user_detail(db, user.id, utcnow())
     current = _cycle_line(detail.current_cycle if detail else None)
     return Answer(
-        f"Grant {user.email} one free cycle of {plan.name} ({plan.request_limit} requests)?\n"
+        f"Grant {user.email} one free cycle of {plan.name} ({plan.request_limit} units)?\n"
         f"{current}",
         [[(f"Grant to #{user.id}", f"g:{user.id}:{_latest_cycle_id(db, user.id)}")]],
     )
@@ -346,7 +346,7 @@ def _grant_button(db: Session, registry: Registry, actor: BotActor, parts: list[
     )
     return Answer(
         f"Granted {user.email} a free cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "
-        f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} requests)."
+        f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} units)."
     )
 
 

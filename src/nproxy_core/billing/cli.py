@@ -43,7 +43,7 @@ def users_grant_cycle(cli: CLIContext, email: str, reason: str, plan_code: str |
         cycle = grant_cycle(session, plan, user.id, reason=reason, actor=CONSOLE)
         click.echo(
             f"granted {user.email} a cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "
-            f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} requests)"
+            f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} units)"
         )
 
 

@@ -90,7 +90,7 @@ def user_grant_cycle(request: Request) -> HTTPSeeOther:
         )
         return (
             f"Granted a free cycle from {cycle.starts_at:%Y-%m-%d %H:%M} to "
-            f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} requests)."
+            f"{cycle.ends_at:%Y-%m-%d %H:%M} UTC ({cycle.request_limit} units)."
         )
 
     return act(request, _user_back(request), grant)
