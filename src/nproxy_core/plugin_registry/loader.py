@@ -1,7 +1,13 @@
-"""Finds plugins through their entry points and starts those the settings enable."""
+"""Finds plugins through their entry points and starts those the settings enable.
+
+Each enabled plugin's class is checked against the plugin contract version (a different major
+version stops start-up with one line) and built from its own settings only
+(:func:`nproxy_core.plugins.scoped_settings`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -11,6 +17,7 @@ from zope.interface import implementer
 
 from nproxy_core.plugin_registry.interfaces import IPlugins
 from nproxy_core.plugins import (
+    CONTRACT_VERSION,
     PAYMENT_GROUP,
     PROVIDER_GROUP,
     ConfigurationError,
@@ -18,8 +25,12 @@ from nproxy_core.plugins import (
     PluginError,
     Provider,
     boolean,
+    check_contract,
+    scoped_settings,
     setting,
 )
+
+log = logging.getLogger(__name__)
 
 
 @implementer(IPlugins)
@@ -73,8 +84,18 @@ def _load(group: str, key: str, base: type, settings: Mapping[str, Any]) -> dict
             raise PluginError(f"plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise PluginError(f"plugin {name!r} ({ep.value}) is not a {base.__name__}")
+        declared = getattr(cls, "contract_version", CONTRACT_VERSION)
+        if check_contract(name, group, declared):
+            log.warning(
+                "plugin %r (%s) targets plugin contract %s, newer than this nproxy's %s: "
+                "it may count on something this version lacks",
+                name,
+                group,
+                declared,
+                CONTRACT_VERSION,
+            )
         try:
-            instance = cls(settings)
+            instance = cls(scoped_settings(group, name, settings))
         except PluginError:
             raise
         except Exception as exc:

@@ -3,11 +3,21 @@
 A plugin package imports this module and nothing else from ``nproxy_core``. Providers register
 under the ``nproxy.providers`` entry-point group, payment processors under ``nproxy.payments``;
 only those named in the settings (``nproxy.providers``, ``nproxy.payments``) are enabled. The
-core finds and starts them in :mod:`nproxy_core.plugin_registry`.
+core finds and starts them in :mod:`nproxy_core.plugin_registry`, checking the contract
+version each declares and giving each only its own settings (:mod:`.contract`).
+:mod:`nproxy_core.plugins.testing` holds the conformance tests a plugin's test suite subclasses.
 """
 
 from __future__ import annotations
 
+from nproxy_core.plugins.contract import (
+    CONTRACT_VERSION,
+    GRANTED_SETTINGS,
+    check_contract,
+    parse_version,
+    plugin_secret,
+    scoped_settings,
+)
 from nproxy_core.plugins.images import (
     IMAGE_FORMATS,
     IdentifiedImage,
@@ -60,6 +70,8 @@ from nproxy_core.plugins.settings import (
 )
 
 __all__ = [
+    "CONTRACT_VERSION",
+    "GRANTED_SETTINGS",
     "IMAGE_FORMATS",
     "PAYMENT_GROUP",
     "PROVIDER_GROUP",
@@ -93,13 +105,17 @@ __all__ = [
     "UserCausedError",
     "WebhookRejected",
     "boolean",
+    "check_contract",
     "http_url",
     "identify_image",
     "next_midnight",
     "non_negative_int",
     "one_of",
+    "parse_version",
+    "plugin_secret",
     "positive_float",
     "positive_int",
+    "scoped_settings",
     "setting",
     "webhook_header",
 ]

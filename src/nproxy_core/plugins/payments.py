@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from nproxy_core.plugins.contract import CONTRACT_VERSION
+
 
 class PaymentStatus(enum.StrEnum):
     WAITING = "waiting"
@@ -44,7 +46,15 @@ class HostedCheckout:
 
 @dataclass(frozen=True)
 class PaymentEvent:
-    """A processor's notification or status answer, normalised."""
+    """A processor's notification or status answer, normalised.
+
+    ``order_id`` is the core's reference (from :class:`CheckoutRequest`); ``invoice_id`` is the
+    processor's reference for the checkout it created (what :class:`HostedCheckout` returned:
+    checked against the payment when both are known); ``payment_id`` is the processor's
+    reference for the money actually sent, learnt from the first notification that carries it
+    and passed to :meth:`PaymentProcessor.fetch_status` for reconciliation. A set
+    ``parent_payment_id`` (a re-deposit) sends the payment to an admin's review.
+    """
 
     order_id: str | None
     status: PaymentStatus
@@ -77,7 +87,18 @@ def webhook_header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 class PaymentProcessor(abc.ABC):
+    """A payment processor: hosted checkouts, verified notifications, status queries.
+
+    One instance serves every request and worker thread at once: what it keeps on ``self``
+    must be safe to share. ``settings`` holds only the plugin's own ``<name>.*`` keys and what
+    the contract grants (:mod:`nproxy_core.plugins.contract`). Only
+    :attr:`PaymentStatus.FINISHED` activates a payment.
+    """
+
     name: str = ""
+    #: The plugin contract version (``major.minor``) the plugin was written for; the loader
+    #: refuses a plugin whose major version differs from the core's ``CONTRACT_VERSION``.
+    contract_version: ClassVar[str] = CONTRACT_VERSION
     display_name: ClassVar[str] = ""
     #: Demo processors are refused in production unless a setting allows them.
     is_demo: ClassVar[bool] = False

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from nproxy_core.plugins.contract import CONTRACT_VERSION
 from nproxy_core.plugins.images import IMAGE_FORMATS
 
 
@@ -69,6 +70,10 @@ class ModelCapabilities:
 class InputImage:
     data: bytes
     mime: str
+    #: What this provider returned with the image when it made it
+    #: (:attr:`GeneratedImage.continuation`), given back only to the same provider and model:
+    #: e.g. Gemini's ``thoughtSignature``, without which it refuses its own image as an input.
+    continuation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,10 @@ class GeneratedImage:
     mime: str
     width: int | None = None
     height: int | None = None
+    #: JSON-able data the provider wants back when this image is used as an input again (to
+    #: the same model): the core stores it with the image and passes it as
+    #: :attr:`InputImage.continuation`. None when the provider needs nothing.
+    continuation: Mapping[str, Any] | None = None
 
     @property
     def extension(self) -> str:
@@ -217,9 +226,17 @@ class Provider(abc.ABC):
 
     It does no retrying and no key choice: that is the router's job. ``name`` is set by the
     loader to the entry-point name.
+
+    The core calls :meth:`generate` (and the checks) from many threads at once, on one
+    instance: anything kept on ``self`` is shared by every call and must be safe to share
+    (read-only after ``__init__``, or behind a lock). ``settings`` holds only the plugin's own
+    ``<name>.*`` keys and what the contract grants (:mod:`nproxy_core.plugins.contract`).
     """
 
     name: str = ""
+    #: The plugin contract version (``major.minor``) the plugin was written for; the loader
+    #: refuses a plugin whose major version differs from the core's ``CONTRACT_VERSION``.
+    contract_version: ClassVar[str] = CONTRACT_VERSION
     #: Whether :meth:`check_balance` can read a key's balance.
     supports_balance: ClassVar[bool] = False
     #: The time zone whose midnight resets the provider's daily quotas
