@@ -1,0 +1,53 @@
+"""Fixtures for the OpenAI provider tests: the fake OpenAI Images server and a real HTTP proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes.openai_images import FakeOpenAI, fake_openai
+from fakes.proxies import free_port
+from fakes.proxies import http_proxy as run_http_proxy
+from nproxy_provider_openai import OpenAIProvider
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with fake_openai() as server:
+        yield server
+
+
+@pytest.fixture
+def make_provider(fake: FakeOpenAI) -> Iterator[Callable[..., OpenAIProvider]]:
+    """Build providers pointed at the fake; extra settings by full name. All are closed after."""
+    made: list[OpenAIProvider] = []
+
+    def make(settings: dict[str, Any] | None = None) -> OpenAIProvider:
+        provider = OpenAIProvider({"openai.api_base": fake.base_url, **(settings or {})})
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        provider.close()
+
+
+@pytest.fixture
+def provider(make_provider: Callable[..., OpenAIProvider]) -> OpenAIProvider:
+    return make_provider()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A closed port on 127.0.0.1: connecting to it is refused."""
+    return free_port()
+
+
+@pytest.fixture
+def http_proxy(tmp_path: Path) -> Iterator[str]:
+    """A real forwarding HTTP proxy (PyPI ``proxy.py``) in a subprocess; yields its URL."""
+    with run_http_proxy(tmp_path) as url:
+        yield url
