@@ -1,4 +1,5 @@
-"""Fixtures for the OpenAI provider tests: the fake OpenAI Images server and a real HTTP proxy."""
+"""Fixtures for the OpenAI provider tests: the fake OpenAI Images server, a real HTTP proxy, and
+the generation tests' worker processes and paying customers (for the run through the app)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ import pytest
 from fakes.openai_images import FakeOpenAI, fake_openai
 from fakes.proxies import free_port
 from fakes.proxies import http_proxy as run_http_proxy
+from generation.conftest import (  # noqa: F401 - fixtures shared with the generation tests
+    add_key,
+    broker_url,
+    customer_factory,
+    start_process,
+    start_worker,
+    worker_settings,
+)
 from nproxy_provider_openai import OpenAIProvider
 
 
