@@ -488,6 +488,10 @@ class NanoBananaProvider(Provider):
                 mime=found.mime,
                 width=found.width,
                 height=found.height,
+                # Sent back with the image when it is an input again (see _request_body).
+                continuation=None
+                if candidate.thought_signature is None
+                else {"thoughtSignature": candidate.thought_signature, "prompt": request.prompt},
             ),
             estimated_cost=estimate,
             usage=usage,
@@ -531,6 +535,9 @@ class NanoBananaProvider(Provider):
             raise InvalidInputError("text_to_image takes no reference images")
 
         parts: list[dict[str, Any]] = []
+        # Images this model made with a thought signature go back as its own earlier turns,
+        # each after the prompt that made it, with the signature (Gemini refuses them without).
+        turns: list[dict[str, Any]] = []
         encoded_size = 0
         for image in request.inputs:
             if image.mime not in caps.input_mime_types:
@@ -539,7 +546,14 @@ class NanoBananaProvider(Provider):
                 )
             data = base64.b64encode(image.data).decode("ascii")
             encoded_size += len(data)
-            parts.append({"inlineData": {"mimeType": image.mime, "data": data}})
+            part: dict[str, Any] = {"inlineData": {"mimeType": image.mime, "data": data}}
+            signature = (image.continuation or {}).get("thoughtSignature")
+            if isinstance(signature, str) and signature:
+                earlier = str((image.continuation or {}).get("prompt") or "").strip()
+                turns.append({"role": "user", "parts": [{"text": earlier or "An image."}]})
+                turns.append({"role": "model", "parts": [{**part, "thoughtSignature": signature}]})
+            else:
+                parts.append(part)
         if encoded_size > MAX_REQUEST_BYTES:
             raise InvalidInputError("the reference images together exceed Gemini's 20 MB limit")
 
@@ -555,7 +569,7 @@ class NanoBananaProvider(Provider):
         if preset.image_size is not None:
             image_config["imageSize"] = preset.image_size
         body = {
-            "contents": [{"role": "user", "parts": parts}],
+            "contents": [*turns, {"role": "user", "parts": parts}],
             "generationConfig": {
                 "responseModalities": list(self.response_modalities),
                 "imageConfig": image_config,

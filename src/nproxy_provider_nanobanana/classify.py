@@ -266,6 +266,9 @@ class Candidate:
     data: bytes
     declared_mime: str
     finish_reason: str
+    #: The ``thoughtSignature`` Gemini attached to the image part (thinking models such as
+    #: Pro): it must come back with the image when the image is used again.
+    thought_signature: str | None = None
 
 
 def read_candidate(payload: Any) -> Candidate:
@@ -292,6 +295,7 @@ def read_candidate(payload: Any) -> Candidate:
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
     image: tuple[str, str] | None = None
+    signature: str | None = None
     texts: list[str] = []
     for part in parts if isinstance(parts, list) else ():
         # Thought parts are the model's drafts ("thinking" images and notes): never the answer.
@@ -303,6 +307,8 @@ def read_candidate(payload: Any) -> Candidate:
             # one is the model's final answer, so a later part replaces an earlier one.
             mime = inline.get("mimeType") or inline.get("mime_type") or ""
             image = (inline["data"], str(mime))
+            found = part.get("thoughtSignature") or part.get("thought_signature")
+            signature = found if isinstance(found, str) and found else None
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
 
@@ -313,7 +319,9 @@ def read_candidate(payload: Any) -> Candidate:
             raise RetryableError("Gemini answered with image data that is not base64") from exc
         if not data:
             raise RetryableError("Gemini answered with an empty image part")
-        return Candidate(data=data, declared_mime=image[1], finish_reason=finish)
+        return Candidate(
+            data=data, declared_mime=image[1], finish_reason=finish, thought_signature=signature
+        )
 
     if not finish:
         # No image and no reason: the answer is truncated or malformed, not a decision.

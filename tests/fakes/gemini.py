@@ -91,6 +91,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import http.server
 import json
 import re
@@ -201,9 +202,18 @@ class RecordedRequest:
 
     @property
     def parts(self) -> list[dict[str, Any]]:
+        """The parts of the last turn: the request itself (earlier turns are history)."""
         try:
-            return self.json["contents"][0]["parts"]
+            return self.json["contents"][-1]["parts"]
         except (KeyError, IndexError, TypeError):
+            return []
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The turns before the last one (earlier prompts and the model's own images)."""
+        try:
+            return list(self.json["contents"][:-1])
+        except (KeyError, TypeError):
             return []
 
 
@@ -283,6 +293,12 @@ def _image_part(data: bytes, mime: str = "image/png") -> dict[str, Any]:
     return {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode("ascii")}}
 
 
+def thought_signature(data: bytes) -> str:
+    """The signature this fake gives a Pro image: tied to its bytes, so it can check one that
+    comes back without remembering it (Gemini's are opaque; what matters is that they return)."""
+    return "fake-signature-" + hashlib.sha256(data).hexdigest()[:24]
+
+
 def _requested_png(request: RecordedRequest) -> bytes:
     width, height = ASPECT_SIZES.get(request.aspect_ratio, (1024, 1024))
     scale = _SIZE_SCALE.get(request.image_size, 1)
@@ -298,7 +314,12 @@ def success(
     delay: float = 0.0,
 ) -> Reply:
     parts = [{"text": text}] if text else []
-    parts.append(_image_part(image if image is not None else _requested_png(request), mime))
+    data = image if image is not None else _requested_png(request)
+    part = _image_part(data, mime)
+    if "-pro-" in (request.model or ""):
+        # Thinking models sign their images; the signature must come back with the image.
+        part["thoughtSignature"] = thought_signature(data)
+    parts.append(part)
     reply = _answer(request, parts)
     reply.delay = delay
     return reply
@@ -584,6 +605,24 @@ def check_request(request: RecordedRequest) -> Reply | None:
         return _invalid(
             "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty"
         )
+    for position, turn in enumerate(contents):
+        if not isinstance(turn, dict) or turn.get("role", "user") not in ("user", "model"):
+            return _invalid(f"* GenerateContentRequest.contents[{position}].role: invalid role")
+        if turn.get("role") != "model":
+            continue
+        for part in turn.get("parts") or ():
+            inline = part.get("inlineData") if isinstance(part, dict) else None
+            if not isinstance(inline, dict):
+                continue
+            try:
+                data = base64.b64decode(inline.get("data") or "", validate=True)
+            except (binascii.Error, ValueError):
+                return _invalid(f"Invalid value at 'contents[{position}].parts.inline_data.data'")
+            if part.get("thoughtSignature") != thought_signature(data):
+                return _invalid(
+                    f"Image part is missing a thought_signature in content position "
+                    f"{position + 1}, part position 1."
+                )
     for part in parts:
         inline = part.get("inlineData") if isinstance(part, dict) else None
         if inline is None:

@@ -164,6 +164,13 @@ class GenerationImage(Base):
     height: Mapped[int]
     size_bytes: Mapped[int]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: The provider and model that made this image (a fallback may make it with another than
+    #: the generation asked for); None for images made before they were recorded.
+    provider: Mapped[str | None] = mapped_column(sa.String(64))
+    model: Mapped[str | None] = mapped_column(sa.String(128))
+    #: What the provider wants back when the image is used as an input again
+    #: (``GeneratedImage.continuation``, e.g. Gemini's thought signature).
+    continuation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     generation: Mapped[Generation] = relationship(back_populates="images")
 

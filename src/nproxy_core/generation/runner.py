@@ -86,10 +86,25 @@ class StoredImage:
     width: int
     height: int
     size_bytes: int
+    #: Who made it, and what they want back with it (``GeneratedImage.continuation``).
+    provider: str | None = None
+    model: str | None = None
+    continuation: dict[str, Any] | None = None
 
     def as_list(self) -> list[Any]:
-        """As JSON for a task's retry (``resume_images``)."""
-        return [self.n, self.storage_key, self.mime, self.width, self.height, self.size_bytes]
+        """As JSON for a task's retry (``resume_images``); a list from before the last three
+        fields still reads back."""
+        return [
+            self.n,
+            self.storage_key,
+            self.mime,
+            self.width,
+            self.height,
+            self.size_bytes,
+            self.provider,
+            self.model,
+            self.continuation,
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +143,9 @@ class Job:
     prompt: str
     resolution: str
     strength: float | None
-    upload_keys: tuple[tuple[str, str], ...]  # (storage key, mime) of each input image
+    #: Each input image: (storage key, mime, the provider and model that made it, what that
+    #: provider wants back with it); the last three are None for a person's own upload.
+    upload_keys: tuple[tuple[str, str, str | None, str | None, dict[str, Any] | None], ...]
     #: An input upload was deleted since the submission: the job cannot be made.
     inputs_missing: bool = False
 
@@ -272,7 +289,15 @@ class JobRunner:
                 return self._finish(job, [], [FailedImage(0, "invalid_input")], inputs_lost=True)
             try:
                 inputs = tuple(
-                    InputImage(data=storage.get(key), mime=mime) for key, mime in job.upload_keys
+                    InputImage(
+                        data=storage.get(key),
+                        mime=mime,
+                        # Only the provider and model that made an image get its continuation.
+                        continuation=continuation
+                        if (provider, model) == (job.provider, job.model)
+                        else None,
+                    )
+                    for key, mime, provider, model, continuation in job.upload_keys
                 )
             except StorageError:
                 log.exception("generation %s: reading its input images failed", gid)
@@ -409,7 +434,15 @@ class JobRunner:
                 }
                 # An upload deleted since submission leaves a hole; the run then fails it.
                 upload_keys = [
-                    (uploads[i].storage_key, uploads[i].mime) for i in ids if i in uploads
+                    (
+                        uploads[i].storage_key,
+                        uploads[i].mime,
+                        uploads[i].origin_provider,
+                        uploads[i].origin_model,
+                        uploads[i].continuation,
+                    )
+                    for i in ids
+                    if i in uploads
                 ]
             if claimed.attempts > 1:
                 log.warning("generation %s: run %d (a previous run died)", gid, claimed.attempts)
@@ -488,7 +521,18 @@ class JobRunner:
         except StorageError:
             log.exception("generation %s image %d: storing it failed", gid, n)
             return FailedImage(n, "provider_unavailable")
-        return StoredImage(n, key, mime, width, height, len(data))
+        continuation = routed.result.image.continuation
+        return StoredImage(
+            n,
+            key,
+            mime,
+            width,
+            height,
+            len(data),
+            provider=job.provider,
+            model=job.model,
+            continuation=None if continuation is None else dict(continuation),
+        )
 
     # --- finish -------------------------------------------------------------------------------
 
@@ -536,6 +580,9 @@ class JobRunner:
                         height=image.height,
                         size_bytes=image.size_bytes,
                         created_at=now,
+                        provider=image.provider,
+                        model=image.model,
+                        continuation=image.continuation,
                     )
                 )
             generation.status = status

@@ -319,7 +319,14 @@ def _copy_as_uploads(request: Request, user_id: int, images: list[GenerationImag
     """Each image as an upload of its own: the new turn keeps its inputs even if the
     conversation that made them is deleted later."""
     storage = request.find_service(IStorage)
-    return [create_upload(request, user_id, storage.get(image.storage_key)) for image in images]
+    copies = []
+    for image in images:
+        copy = create_upload(request, user_id, storage.get(image.storage_key))
+        # The model that made it gets back what it sent with it (e.g. a thought signature).
+        copy.origin_provider, copy.origin_model = image.provider, image.model
+        copy.continuation = image.continuation
+        copies.append(copy)
+    return copies
 
 
 def _accept(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from nproxy_core.db import Base, utcnow
+from nproxy_core.db import Base, JSONType, utcnow
 
 
 class Upload(Base):
@@ -30,6 +31,11 @@ class Upload(Base):
     #: When a generation first took it as an input. Uploads never used within a day are
     #: deleted, row and object, by a periodic job.
     used_at: Mapped[dt.datetime | None]
+    #: For a copy of a generated image: the provider and model that made it and what that
+    #: provider wants back with it (``GeneratedImage.continuation``), given back only to them.
+    origin_provider: Mapped[str | None] = mapped_column(sa.String(64))
+    origin_model: Mapped[str | None] = mapped_column(sa.String(128))
+    continuation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
     __table_args__ = (sa.Index("ix_uploads_used_at_created_at", "used_at", "created_at"),)
 
