@@ -223,6 +223,8 @@ def _build_model(api_base: str, model: str, quality: str) -> _Model:
 class OpenAIProvider(Provider):
     """OpenAI's Images API, one attempt at a time."""
 
+    #: The plugin contract this provider was written for (``nproxy_core.plugins``).
+    contract_version = "1.0"
     supports_key_check = True
 
     def __init__(self, settings: Mapping[str, Any]) -> None:

@@ -28,7 +28,8 @@ Behaviours (``BEHAVIOURS``):
 
 =========================  =======================================================================
 ``success``                200 ``{created, data: [{b64_json}], usage}``; the image is sized as asked
-                           (``auto`` is 1024x1024) in the asked ``output_format``
+                           (``auto`` is 1024x1024) in the asked ``output_format`` (``image``:
+                           bytes to send instead; ``delay``: seconds first)
 ``no_usage``               the same without ``usage``
 ``slow``                   waits ``delay`` seconds (default 2), then succeeds
 ``invalid_key``            401 ``invalid_api_key`` "Incorrect API key provided: sk-ab***yz"
@@ -197,10 +198,20 @@ def _usage(request: RecordedRequest) -> dict[str, Any]:
     }
 
 
-def success(request: RecordedRequest, *, delay: float = 0.0, usage: bool = True) -> Reply:
+def success(
+    request: RecordedRequest,
+    *,
+    delay: float = 0.0,
+    usage: bool = True,
+    image: bytes | None = None,
+) -> Reply:
     params = request.params
     output_format = str(params.get("output_format") or "png")
-    data = _image_bytes(str(params.get("size") or "auto"), output_format)
+    data = (
+        image
+        if image is not None
+        else _image_bytes(str(params.get("size") or "auto"), output_format)
+    )
     body: dict[str, Any] = {
         "created": int(time.time()),
         "data": [{"b64_json": base64.b64encode(data).decode("ascii")}],
