@@ -71,26 +71,40 @@ def _ratio_value(text: str) -> float | None:
     return int(match.group(1)) / int(match.group(2))
 
 
+def preset_ratios(caps: ModelCapabilities) -> dict[str, float]:
+    """Each preset of the model with a declared aspect ratio, as width / height."""
+    return {
+        name: value
+        for name in caps.resolutions
+        if (value := _ratio_value(caps.aspect_ratios.get(name, ""))) is not None
+    }
+
+
+def nearest_preset(caps: ModelCapabilities, width: int, height: int) -> str | None:
+    """The model's first preset of the shape nearest ``width`` x ``height``; None when it
+    declares no aspect ratios. Shapes are compared on a log scale, so 2:1 and 1:2 are as far
+    from 1:1."""
+    ratios = preset_ratios(caps)
+    if not ratios:
+        return None
+    wanted = width / height
+    return min(ratios, key=lambda name: abs(math.log(ratios[name] / wanted)))
+
+
 def _resolution(body: Mapping[str, Any], caps: ModelCapabilities) -> str | None:
     """The preset for ``size`` or ``aspect_ratio``; None leaves the model's default."""
     size, ratio = body.get("size"), body.get("aspect_ratio")
     if size is not None and ratio is not None:
         raise _invalid("size", "Give either size or aspect_ratio, not both.", "conflict")
-    ratios = {
-        name: value
-        for name in caps.resolutions
-        if (value := _ratio_value(caps.aspect_ratios.get(name, ""))) is not None
-    }
+    ratios = preset_ratios(caps)
     if size is not None:
         if not isinstance(size, str) or size not in SEED_SIZES:
             known = ", ".join(SEED_SIZES)
             raise _invalid("size", f"Unknown size {str(size)[:32]!r} (one of: {known}).")
-        if not ratios:
+        preset = nearest_preset(caps, *SEED_SIZES[size])
+        if preset is None:
             raise _invalid("size", f"The model {caps.model} does not offer sizes.", "unavailable")
-        width, height = SEED_SIZES[size]
-        wanted = width / height
-        # The nearest shape, compared on a log scale so 2:1 and 1:2 are as far from 1:1.
-        return min(ratios, key=lambda name: abs(math.log(ratios[name] / wanted)))
+        return preset
     if ratio is not None:
         offered = {caps.aspect_ratios[name]: name for name in ratios}
         if not isinstance(ratio, str) or ratio not in offered:

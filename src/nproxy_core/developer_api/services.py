@@ -140,11 +140,19 @@ def submit(
 ) -> uuid.UUID:
     """Accept a generation for the caller's key; its id. Written in the request's
     transaction, sent to the queue once that commits (as the chat's submissions are)."""
-    db: Session = request.db
     try:
         api = parse_api_request(body, request.find_service(IPlugins).providers)
     except ValidationError as exc:
         raise _api_error(exc) from None
+    return submit_checked(request, caller, api, idempotency_key)
+
+
+def submit_checked(
+    request: Request, caller: Caller, api: ApiRequest, idempotency_key: str | None
+) -> uuid.UUID:
+    """:func:`submit` of a request already read (``/v1/generate``'s or the OpenAI-compatible
+    routes'): the key's limits, idempotency, the input images as uploads, the submission."""
+    db: Session = request.db
     # One submission per key at a time: the count of unfinished jobs below stays true.
     key = db.scalar(sa.select(ApiKey).where(ApiKey.id == caller.key_id).with_for_update())
     assert key is not None  # identified in this request
@@ -225,4 +233,12 @@ def usage(db: Session, key_id: uuid.UUID, days: int, today: dt.date | None = Non
     return [{"date": day.isoformat(), **per_day[day]} for day in dates]
 
 
-__all__ = ["Caller", "GenerationState", "generation_state", "identify_caller", "submit", "usage"]
+__all__ = [
+    "Caller",
+    "GenerationState",
+    "generation_state",
+    "identify_caller",
+    "submit",
+    "submit_checked",
+    "usage",
+]

@@ -87,7 +87,20 @@ def v1_generate(request: Request) -> dict[str, Any]:
     body = json_object(request)
     generation_id = services.submit(request, caller, body, key)
     response_format = str(body.get("response_format", "url"))
+    state = commit_and_wait(request, caller, generation_id, wait, str(body.get("prompt", "")))
+    return _answer(request, state, response_format)
 
+
+def commit_and_wait(
+    request: Request,
+    caller: services.Caller,
+    generation_id: uuid.UUID,
+    wait: float,
+    prompt: str,
+) -> services.GenerationState:
+    """Commit the request's submission (the job is queued on that commit) and wait up to
+    ``wait`` seconds for it to finish, with no transaction open; its state then, never an
+    error (it is accepted: a retry would submit again)."""
     with request.find_service(ICompletionSignal).subscribe(generation_id) as waiter:
         # Committed now rather than when the request ends: the job is sent to the queue on
         # this commit, and this request then waits for it with no transaction open.
@@ -103,13 +116,13 @@ def v1_generate(request: Request) -> dict[str, Any]:
             state = services.GenerationState(
                 id=generation_id,
                 status=GenerationStatus.QUEUED,
-                prompt=str(body.get("prompt", "")),
+                prompt=prompt,
                 created_at=utcnow(),
                 error_code=None,
                 error_message=None,
                 images=(),
             )
-    return _answer(request, state, response_format)
+    return state
 
 
 @view_config(route_name="v1.generation", request_method="GET", renderer="json")
