@@ -173,7 +173,8 @@ def test_the_app_and_the_command_line_say_so_in_one_line(spy_site, tmp_path, bas
         result.stderr.strip()
         .splitlines()[-1]
         .startswith(
-            "nproxy: configuration error: plugin 'future' (nproxy.providers) targets plugin contract"
+            "nproxy: configuration error: plugin 'future' (nproxy.providers) "
+            "targets plugin contract"
         )
     )
 
