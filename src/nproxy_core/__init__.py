@@ -10,6 +10,8 @@ from typing import Any
 
 def main(global_config: dict[str, Any], **settings: Any) -> Any:
     """The paste app factory for ``pserve``, waitress and gunicorn."""
+    from pyramid.exceptions import ConfigurationExecutionError
+
     from nproxy_core.config import ConfigurationError, configure
 
     try:
@@ -17,3 +19,8 @@ def main(global_config: dict[str, Any], **settings: Any) -> Any:
     except ConfigurationError as exc:
         # One clear line, not a traceback.
         raise SystemExit(f"nproxy: configuration error: {exc}") from None
+    except ConfigurationExecutionError as exc:
+        # A check that runs once every feature is registered (e.g. nproxy.fallback).
+        if not isinstance(exc.evalue, ConfigurationError):
+            raise
+        raise SystemExit(f"nproxy: configuration error: {exc.evalue}") from None

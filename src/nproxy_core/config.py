@@ -59,6 +59,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "MAIL_DEFAULT_SENDER": "mail.default_sender",
     "NANOBANANA_API_BASE": "nanobanana.api_base",
     "NOWPAYMENTS_API_BASE": "nowpayments.api_base",
+    "OPENAI_API_BASE": "openai.api_base",
     "TELEGRAM_API_BASE": "telegram.api_base",
     "NPROXY_STATE_DIR": "nproxy.state_dir",
 }

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from pyramid.config import PHASE3_CONFIG
 
 from nproxy_core.db import IDatabase
 from nproxy_core.generation.completion import completion_signal
+from nproxy_core.generation.fallback import Fallbacks
 from nproxy_core.generation.interfaces import ICompletionSignal, IGenerationSettings, IJobRunner
 from nproxy_core.generation.key_usage import GenerationKeyUsage
 from nproxy_core.generation.models import GenerationImage
@@ -23,10 +25,18 @@ from nproxy_core.generation.tasks import sweep_generations
 from nproxy_core.health.liveness import IWorkerLiveness
 from nproxy_core.keypool import IKeyPoolRouter
 from nproxy_core.keypool.interfaces import IKeyUsage
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ConfigurationError
+from nproxy_core.pricing import IUnitPrices
 from nproxy_core.storage.media import stored_image_resolver
 from nproxy_core.tasks import TASKS
-from nproxy_core.wiring import register_shared_service
+from nproxy_core.wiring import prepare_request, register_shared_service
+
+
+def _fallbacks(request: Any) -> Fallbacks:
+    return Fallbacks.from_settings(
+        request.registry.settings, request.find_service(IPlugins).providers
+    )
 
 
 def _runner(request: Any) -> JobRunner:
@@ -36,6 +46,8 @@ def _runner(request: Any) -> JobRunner:
         request.find_service(IGenerationSettings),
         request.find_service(ICompletionSignal),
         request.find_service(IWorkerLiveness),
+        fallbacks=_fallbacks(request),
+        prices=request.find_service(IUnitPrices),
     )
 
 
@@ -58,6 +70,10 @@ def includeme(config: Any) -> None:
     register_shared_service(config, _completion_signal, ICompletionSignal)
     # One runner per process: it keeps lease threads and a pool for the images of batches.
     register_shared_service(config, _runner, IJobRunner)
+    # A wrong nproxy.fallback stops start-up with one line, once the plugins are registered.
+    config.action(
+        None, lambda: _fallbacks(prepare_request(config.registry)), order=PHASE3_CONFIG + 1
+    )
     # The key pool asks, before deleting a key, whether unfinished generations used it.
     config.register_service(GenerationKeyUsage(), IKeyUsage)
 

@@ -32,7 +32,8 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
         "id": str(generation.id),
         "status": str(generation.status),
         "images": [
-            {"id": str(image.id), "url": media_url(request, image.id)}
+            # The model that made each image: a fallback's when the one asked for was exhausted.
+            {"id": str(image.id), "url": media_url(request, image.id), "model": image.model}
             for image in generation.images
         ],
         "error": error,

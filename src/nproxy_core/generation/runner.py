@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from nproxy_core import logs, metrics
 from nproxy_core.db import is_disconnect, is_unreachable, utcnow
+from nproxy_core.generation.fallback import Fallbacks
 from nproxy_core.generation.interfaces import ICompletionSignal, IJobRunner
 from nproxy_core.generation.models import (
     Generation,
@@ -60,6 +61,7 @@ from nproxy_core.plugins import (
     UserCausedError,
     identify_image,
 )
+from nproxy_core.pricing.models import UnitPrice
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, StorageError, generation_key
 from nproxy_core.tasks import DatabaseUnreachable
@@ -90,9 +92,13 @@ class StoredImage:
     provider: str | None = None
     model: str | None = None
     continuation: dict[str, Any] | None = None
+    #: Made by a fallback model (DESIGN 4.13): its preset and default units, which the finish
+    #: checks for an admin's price; None for an image of the model the generation asked for.
+    resolution: str | None = None
+    units: int | None = None
 
     def as_list(self) -> list[Any]:
-        """As JSON for a task's retry (``resume_images``); a list from before the last three
+        """As JSON for a task's retry (``resume_images``); a list from before the later
         fields still reads back."""
         return [
             self.n,
@@ -104,6 +110,8 @@ class StoredImage:
             self.provider,
             self.model,
             self.continuation,
+            self.resolution,
+            self.units,
         ]
 
 
@@ -222,9 +230,14 @@ class JobRunner:
         settings: GenerationSettings,
         completion: ICompletionSignal,
         liveness: IWorkerLiveness | None = None,
+        fallbacks: Fallbacks | None = None,
+        prices: Any = None,
     ) -> None:
         self._session_factory = session_factory
         self._router = router
+        self._fallbacks = fallbacks
+        #: ``IUnitPrices``: what a fallback's image costs by default.
+        self._prices = prices
         self.settings = settings
         self._completion = completion
         self._liveness = liveness
@@ -496,13 +509,17 @@ class JobRunner:
             index=n,
         )
         gid = job.generation_id
+        made_by: dict[str, Any] = {"provider": job.provider, "model": job.model}
         try:
             routed = self._router.route_image(job.provider, request, reference=str(gid))
         except UserCausedError as exc:
             return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
         except (PoolUnavailable, ProviderNotEnabled) as exc:
             log.warning("generation %s image %d: %s", gid, n, exc)
-            return FailedImage(n, "provider_unavailable")
+            fallen = self._fall_back(job, n, request)
+            if isinstance(fallen, FailedImage):
+                return fallen
+            routed, made_by = fallen
         except Exception:
             # A bug or an outage (the database during routing): this image fails, the batch
             # goes on, and the user is charged nothing for it.
@@ -529,10 +546,46 @@ class JobRunner:
             width,
             height,
             len(data),
-            provider=job.provider,
-            model=job.model,
             continuation=None if continuation is None else dict(continuation),
+            **made_by,
         )
+
+    def _fall_back(
+        self, job: Job, n: int, request: ImageRequest
+    ) -> tuple[Any, dict[str, Any]] | FailedImage:
+        """The image from the model's fallback (``nproxy.fallback``), with who made it and its
+        default units, or the failure to record: ``provider_unavailable`` without one."""
+        route = None if not self._fallbacks else self._fallbacks.route(job.provider, request)
+        if route is None:
+            return FailedImage(n, "provider_unavailable")
+        gid = job.generation_id
+        log.warning(
+            "generation %s image %d: %s:%s exhausted, made by its fallback %s:%s",
+            gid,
+            n,
+            job.provider,
+            job.model,
+            route.provider,
+            route.capabilities.model,
+        )
+        try:
+            routed = self._router.route_image(route.provider, route.request, reference=str(gid))
+        except UserCausedError as exc:
+            return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
+        except (PoolUnavailable, ProviderNotEnabled) as exc:
+            log.warning("generation %s image %d: the fallback too: %s", gid, n, exc)
+            return FailedImage(n, "provider_unavailable")
+        except Exception:
+            log.exception("generation %s image %d: routing to the fallback failed", gid, n)
+            return FailedImage(n, "provider_unavailable")
+        resolution = route.request.resolution
+        units = self._prices.default_units(route.provider, route.capabilities, resolution)
+        return routed, {
+            "provider": route.provider,
+            "model": route.capabilities.model,
+            "resolution": resolution,
+            "units": units,
+        }
 
     # --- finish -------------------------------------------------------------------------------
 
@@ -594,7 +647,13 @@ class JobRunner:
                     INPUTS_LOST_MESSAGE if inputs_lost else failure_message(code)
                 )
             if generation.quota_hold_id is not None:
-                quota.settle(session, generation.quota_hold_id, len(stored), now=now)
+                quota.settle(
+                    session,
+                    generation.quota_hold_id,
+                    len(stored),
+                    costs=[_fallback_units(session, image) for image in stored],
+                    now=now,
+                )
             # Requests waiting for this job wake when this transaction commits.
             self._completion.announce(session, generation.id)
         metrics.GENERATIONS.labels(str(status)).inc()
@@ -610,6 +669,21 @@ class JobRunner:
             job.batch_size,
         )
         return str(status)
+
+
+def _fallback_units(session: Session, image: StoredImage) -> int | None:
+    """Units of an image a fallback made (an admin's price first), or None for an image of the
+    model asked for (charged the hold's own price)."""
+    if image.units is None:
+        return None
+    override = session.scalar(
+        sa.select(UnitPrice.units).where(
+            UnitPrice.provider == image.provider,
+            UnitPrice.model == image.model,
+            UnitPrice.resolution == image.resolution,
+        )
+    )
+    return image.units if override is None else override
 
 
 def _once_more_after_disconnect(fn: Any, *args: Any, **kwargs: Any) -> Any:

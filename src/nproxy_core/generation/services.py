@@ -432,6 +432,8 @@ class PolledImage:
     id: uuid.UUID
     storage_key: str
     mime: str
+    #: The model that made it (a fallback's when the model asked for was exhausted).
+    model: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -471,6 +473,7 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
             img.c.id.label("image_id"),
             img.c.storage_key,
             img.c.mime,
+            img.c.model.label("image_model"),
         )
         .select_from(
             gen.join(msg, msg.c.id == gen.c.message_id).outerjoin(
@@ -491,7 +494,7 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
         error_code=first.error_code,
         error_message=first.error_message,
         images=tuple(
-            PolledImage(row.image_id, row.storage_key, row.mime)
+            PolledImage(row.image_id, row.storage_key, row.mime, row.image_model)
             for row in rows
             if row.image_id is not None
         ),

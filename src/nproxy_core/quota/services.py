@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -444,7 +445,12 @@ def _locked_hold(db: Session, hold: QuotaHold | int) -> QuotaHold | None:
 
 
 def _close(
-    db: Session, hold: QuotaHold | int, images: int, state: HoldState, now: dt.datetime | None
+    db: Session,
+    hold: QuotaHold | int,
+    images: int,
+    state: HoldState,
+    now: dt.datetime | None,
+    costs: Sequence[int | None] | None = None,
 ) -> QuotaHold:
     row = _locked_hold(db, hold)
     if row is None:
@@ -459,7 +465,15 @@ def _close(
             "The number of successful images must be between 0 and the batch size.",
             fields={"succeeded": "invalid"},
         )
-    consumed = images * row.unit_cost
+    if costs is not None and len(costs) != images:
+        raise ValidationError(
+            "Give one cost for each successful image.", fields={"costs": "invalid"}
+        )
+    # An image made by a fallback costs the lower of the two prices (DESIGN 4.13).
+    consumed = sum(
+        row.unit_cost if cost is None else max(0, min(cost, row.unit_cost))
+        for cost in (costs if costs is not None else [None] * images)
+    )
     # The cycle's part is consumed first, then the packs' in the order they were drawn.
     from_cycle = min(consumed, row.cycle_units)
     if row.cycle_id is not None and row.cycle_units:
@@ -492,7 +506,12 @@ def _close(
 
 
 def settle(
-    db: Session, hold: QuotaHold | int, succeeded: int, *, now: dt.datetime | None = None
+    db: Session,
+    hold: QuotaHold | int,
+    succeeded: int,
+    *,
+    costs: Sequence[int | None] | None = None,
+    now: dt.datetime | None = None,
 ) -> QuotaHold:
     """Consume the units of ``succeeded`` images of the hold and free the rest. Idempotent.
 
@@ -500,7 +519,7 @@ def settle(
     before the end still completes.
     """
     succeeded = _check_count(succeeded, "succeeded")
-    return _close(db, hold, succeeded, HoldState.SETTLED, now)
+    return _close(db, hold, succeeded, HoldState.SETTLED, now, costs)
 
 
 def release(db: Session, hold: QuotaHold | int, *, now: dt.datetime | None = None) -> QuotaHold:
