@@ -165,9 +165,15 @@ function showResult(view, generation) {
   const finished = Date.parse(generation.finished_at || "") || Date.now();
   const elapsed = Math.max(1, Math.round((finished - view.startedAt) / 1000));
   view.actions?.remove();
+  // A fallback model made some (the one asked for was out of service): say which.
+  const others = [...new Set(images.map((image) => image.model)
+    .filter((model) => model && view.model && model !== view.model))];
+  const madeBy = others.length
+    ? ` · made by ${others.map((model) => modelName(null, model) || model).join(", ")}, as ${
+      modelName(view.provider, view.model) || view.model} was unavailable` : "";
   if (generation.status === "succeeded") {
-    view.status.replaceChildren(`${plural(images.length, "image")} · ${elapsed} s`);
-    announce(`${plural(images.length, "image")} ready.`);
+    view.status.replaceChildren(`${plural(images.length, "image")} · ${elapsed} s${madeBy}`);
+    announce(`${plural(images.length, "image")} ready${madeBy}.`);
   } else {
     const reason = describeError(generation.error);
     const prefix = images.length && missing > 0
