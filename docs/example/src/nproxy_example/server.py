@@ -3,8 +3,9 @@
 Run it with ``python -m nproxy_example.server --port 8765 --webhook-secret S``. The image
 key chooses the answer: ``status-401-…`` (or any status) answers that error, ``slow-…`` waits
 two seconds first; any other key gets a PNG drawn from the prompt, key and seed (the same
-request gives the same image). ``POST /checkouts/{id}/pay`` with ``{"status": "paid"}`` plays
-the buyer: it records a payment and POSTs its signed notification to the checkout's callback.
+request gives the same image). A checkout's page (``GET /pay/{id}``) has a Pay button; it, or
+``POST /checkouts/{id}/pay`` with ``{"status": "paid"}`` (any status), plays the buyer: it records
+a payment and POSTs its signed notification to the checkout's callback.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import html
 import io
 import itertools
 import json
@@ -147,9 +149,27 @@ class Handler(BaseHTTPRequestHandler):
         if match and match.group(1) in self.server.checkouts:
             paid = self.server.pay(match.group(1), self._json().get("status", "paid"))
             return self._answer(200, json.dumps(paid).encode())
+        match = re.fullmatch(r"/pay/([^/]+)", self.path)
+        if match and match.group(1) in self.server.checkouts:
+            # The buyer pressed the button on the checkout page: pay, go back to the shop.
+            self.server.pay(match.group(1), "paid")
+            self.send_response(303)
+            self.send_header("Location", self.server.checkouts[match.group(1)]["success_url"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
         return self._error(404, "no such path")
 
     def do_GET(self):
+        match = re.fullmatch(r"/pay/([^/]+)", self.path)
+        if match and match.group(1) in self.server.checkouts:
+            checkout = self.server.checkouts[match.group(1)]
+            page = (
+                f"<h1>Example Pay</h1><p>{html.escape(checkout['description'])}: "
+                f"{html.escape(checkout['amount'])} {html.escape(checkout['currency'])}</p>"
+                '<form method="post"><button>Pay</button></form>'
+            )
+            return self._answer(200, page.encode(), "text/html; charset=utf-8")
         match = re.fullmatch(r"/payments/([^/]+)", self.path)
         payment = self.server.payments.get(match.group(1)) if match else None
         if payment is None:
