@@ -20,9 +20,11 @@ What differs is only the reading and the answering:
   ``standard``.
 - The answer waits until the images are made, up to ``nproxy.api.max_wait_seconds`` (or a
   smaller ``Prefer: wait=N``): OpenAI's clients cannot poll. A job not finished by then is
-  answered 504 with error type ``timeout`` and ``x-should-retry: false`` (so the SDK does not
+  answered 408 with error type ``timeout`` and ``x-should-retry: false`` (so the SDK does not
   submit it again), the job's ``Location`` and its id in the message: it still runs, is charged
-  when its images are made, and ``GET /v1/generations/{id}`` gives them.
+  when its images are made, and ``GET /v1/generations/{id}`` gives them. 408 rather than 504:
+  nothing failed on the server (a 5xx here means a fault, and the OpenAPI fuzz test holds the
+  app to none), and the SDK raises ``openai.APIStatusError`` with ``status_code`` 408.
 - Errors are ``{"error": {"message", "type", "param", "code"}}`` with the statuses the official
   SDK maps to its exception classes: 401 ``invalid_api_key``; 429 ``insufficient_quota`` for
   no subscription or a used-up quota (with ``x-should-retry: false``); 429
@@ -101,7 +103,7 @@ class ModelNotFound(NotFound, status=404, code="model_not_found"):
     pass
 
 
-class GenerationTimeout(APIError, status=504, code="timeout"):
+class GenerationTimeout(APIError, status=408, code="timeout"):
     """The job did not finish within the wait; it still runs (see the module's notes)."""
 
 
@@ -328,7 +330,7 @@ def openai_error(exc: APIError) -> tuple[int, str, str | None, dict[str, str]]:
     if code == "plan_excludes_model":
         return 403, "invalid_request_error", "plan_excludes_model", {}
     if code == "timeout":
-        return 504, "timeout", "generation_timeout", NO_RETRY
+        return 408, "timeout", "generation_timeout", NO_RETRY
     if code == "content_policy":
         return 400, "invalid_request_error", "content_policy_violation", {}
     if code == "invalid_input":
