@@ -25,6 +25,7 @@ from nproxy_core.generation.models import Generation
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.uploads.models import Upload
 from nproxy_core.wiring import find_service
+from nproxy_provider_openai import OpenAIProvider
 
 pytestmark = pytest.mark.slow
 
@@ -313,6 +314,17 @@ def test_quality_maps_onto_the_tiers_of_a_shape_and_failures_onto_openai_codes(a
     assert choose_preset(pro, "1792x1024", "hd") == "wide_2k"
     assert choose_preset(pro, "auto", "high") == "square_2k"
     assert choose_preset(pro, None, None) is None
+    # OpenAI's own presets: one size, three qualities priced apart; the bare one is the
+    # provider's default quality (openai.quality), wherever it falls.
+    for default, medium, high in (
+        ("medium", "landscape", "landscape_high"),
+        ("high", "landscape_medium", "landscape"),
+    ):
+        (gpt,) = OpenAIProvider({"openai.quality": default}).capabilities()
+        assert choose_preset(gpt, "1536x1024", "low") == "landscape_low"
+        assert choose_preset(gpt, "1536x1024", "medium") == medium
+        assert choose_preset(gpt, "1536x1024", "high") == high
+        assert choose_preset(gpt, "1536x1024", "auto") == "landscape"
     status, kind, code, _ = openai_error(GenerationFailed("refused", "content_policy", None))
     assert (status, kind, code) == (400, "invalid_request_error", "content_policy_violation")
     status, kind, code, _ = openai_error(GenerationFailed("down", "provider_unavailable", None))
