@@ -1,6 +1,7 @@
 """docs/plugins.md's example, as an integrator follows it: build docs/example as a package,
 pip-install it into a fresh virtual environment, enable it in the ini, and make an image
-through the chat API and one through ``/v1/generate``, paid with its own payment processor.
+through the chat API and one through ``/v1/generate``, paid with its own payment processor;
+and its own conformance tests, run as the doc says.
 
 The fresh environment reaches nproxy (and nproxy's dependencies) the way
 ``python -m venv --system-site-packages`` reaches a system's packages: a path file adds the
@@ -101,6 +102,19 @@ def fresh_env(tmp_path) -> Path:
     shown = run(python, "-m", "pip", "show", "-f", "nproxy-example").stdout
     assert f"Location: {own_site}" in shown
     return python
+
+
+def test_the_example_passes_the_conformance_kit_as_the_doc_runs_it(fresh_env, tmp_path):
+    # "python -m pytest tests/" in the package folder, in the fresh environment.
+    result = subprocess.run(
+        [str(fresh_env), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/"],
+        cwd=tmp_path / "nproxy-example",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "22 passed" in result.stdout, result.stdout
 
 
 def test_the_example_package_works_end_to_end(fresh_env, tmp_path):
