@@ -23,6 +23,7 @@ from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.developer_api.openai_compat import GenerationFailed, choose_preset, openai_error
 from nproxy_core.generation.models import Generation
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.storage import IStorage
 from nproxy_core.uploads.models import Upload
 from nproxy_core.wiring import find_service
 from nproxy_provider_openai import OpenAIProvider
@@ -165,6 +166,8 @@ def test_edit_makes_an_image_from_one_or_several_uploaded_images(
     db.expire_all()
     generations = db.scalars(sa.select(Generation).order_by(Generation.created_at)).all()
     assert [len(g.message.input_upload_ids) for g in generations] == [1, 2]
+    storage = find_service(live.app.app.registry, IStorage)
+    assert len(list(storage.list_keys(f"uploads/{dev.customer.user.id}/"))) == 3
     assert {str(g.message.mode) for g in generations} == {"image_to_image"}
     assert cycle(db, dev.customer.cycle.id).used == 2
 
@@ -260,6 +263,8 @@ def test_bad_requests_name_the_param_and_change_nothing(serve, developer_factory
 
     assert db.query(Generation).count() == 0
     assert db.query(Upload).count() == 0
+    storage = find_service(live.app.app.registry, IStorage)
+    assert list(storage.list_keys(f"uploads/{dev.customer.user.id}/")) == []
     assert cycle(db, dev.customer.cycle.id).reserved == 0
 
 
