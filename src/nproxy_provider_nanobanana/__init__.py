@@ -105,7 +105,15 @@ from nproxy_core.plugins import (
 )
 
 from .classify import NoImageError, classify_error_response, read_candidate
-from .models import DEFAULT_MODELS, MODEL_ID, label_for, token_prices_for, usd_per_image_for
+from .models import (
+    ALIASES,
+    DEFAULT_MODELS,
+    MODEL_ID,
+    label_for,
+    status_for,
+    token_prices_for,
+    usd_per_image_for,
+)
 from .presets import Preset, is_pro_model, presets_for
 from .transport import ClientPool, describe_proxy, fetch, post
 
@@ -254,7 +262,11 @@ class _Model:
 
 
 def _build_model(
-    api_base: str, model: str, input_price: Decimal | None, output_price: Decimal | None
+    api_base: str,
+    model: str,
+    input_price: Decimal | None,
+    output_price: Decimal | None,
+    configured: tuple[str, ...] = (),
 ) -> _Model:
     presets = presets_for(model)
     default_in, default_out = token_prices_for(model)
@@ -272,6 +284,8 @@ def _build_model(
             aspect_ratios={name: p.aspect_ratio for name, p in presets.items()},
             label=label_for(model),
             usd_per_image=usd_per_image_for(model, presets),
+            status=status_for(model),
+            aliases=tuple(a for a in ALIASES.get(model, ()) if a not in configured),
         ),
         model_url=model_url,
         url=httpx.URL(f"{model_url}:generateContent"),
@@ -324,7 +338,7 @@ class NanoBananaProvider(Provider):
         # Each model's URLs are parsed here: httpx parses (and percent-encodes) a string URL on
         # every request.
         self._models: dict[str, _Model] = {
-            model: _build_model(self.api_base, model, input_price, output_price)
+            model: _build_model(self.api_base, model, input_price, output_price, self.models)
             for model in self.models
         }
         self._clients = ClientPool(

@@ -22,9 +22,11 @@ from decimal import Decimal
 from .presets import Preset, is_pro_model
 
 __all__ = [
+    "ALIASES",
     "DEFAULT_MODELS",
     "MODEL_ID",
     "label_for",
+    "status_for",
     "token_prices_for",
     "usd_per_image_for",
 ]
@@ -57,6 +59,17 @@ _PRO_TOKEN_PRICES = (Decimal("2.00"), Decimal("120"))
 
 # Words kept as written when a label is made from an unknown id.
 _UPPER_WORDS = {"tts": "TTS", "exp": "Exp"}
+
+
+#: Ids Google retired in favour of a model: they keep working, made by their successor.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "gemini-2.5-flash-image": ("gemini-2.5-flash-image-preview",),
+}
+
+
+def status_for(model: str) -> str:
+    """``preview`` for Google's preview ids, ``ga`` otherwise."""
+    return "preview" if "preview" in model else "ga"
 
 
 def label_for(model: str) -> str:

@@ -51,6 +51,8 @@ def test_models_lists_the_enabled_providers_capabilities(alice):
                 "provider": "demo",
                 "model": "demo-image-1",
                 "label": "Demo",
+                "status": "ga",
+                "aliases": [],
                 "allowed": True,
                 "units": {name: 1 for name in ("square", "portrait", "landscape", "tall", "wide")},
                 "modes": ["text_to_image", "image_to_image"],

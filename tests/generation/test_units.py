@@ -93,3 +93,27 @@ def test_a_plan_without_the_model_is_403_plan_excludes_model(app, customer_facto
     assert (models["demo-pro"]["allowed"], models["demo-image-1"]["allowed"]) == (False, True)
     assert models["demo-image-1"]["max_batch"] == 2
     assert rae.api.get("/api/v1/me").json["quota"]["max_batch_now"] == 2
+
+
+def test_a_retired_id_is_made_by_its_successor_and_models_say_their_status(
+    make_app, customer_factory
+):
+    from fakes.gemini import fake_gemini
+
+    with fake_gemini() as gemini:
+        app = make_app(nproxy__providers="nanobanana", nanobanana__api_base=gemini.base_url)
+        pat = customer_factory(app)
+        models = {m["model"]: m for m in pat.api.get("/api/v1/models").json["models"]}
+        flash = models["gemini-2.5-flash-image"]
+        assert (flash["status"], flash["aliases"]) == ("ga", ["gemini-2.5-flash-image-preview"])
+        assert models["gemini-3-pro-image-preview"]["status"] == "preview"
+        conversation = pat.conversation()
+        answer = pat.submit(
+            conversation, model="gemini-2.5-flash-image-preview", resolution="square"
+        )
+        assert answer.status_int == 202, answer.text
+        [message] = pat.api.get(f"/api/v1/conversations/{conversation}").json["messages"]
+        assert message["model"] == "gemini-2.5-flash-image"
+        unknown = pat.submit(pat.conversation(), model="gemini-1.0-image", resolution="square")
+        assert unknown.status_int == 400
+        assert unknown.json["error"]["fields"] == {"model": "invalid"}

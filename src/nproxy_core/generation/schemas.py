@@ -114,6 +114,10 @@ def choose_model(body: Mapping[str, Any], models: Sequence[ModelCapabilities]) -
     for capabilities in models:
         if capabilities.model == name:
             return capabilities
+    for capabilities in models:
+        # A retired id keeps working: its successor makes the image.
+        if name in capabilities.aliases:
+            return capabilities
     known = ", ".join(m.model for m in models)
     raise _invalid("model", f"Unknown model {str(name)[:64]!r} (available: {known}).")
 

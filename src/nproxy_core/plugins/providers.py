@@ -48,6 +48,11 @@ class ModelCapabilities:
     #: (DESIGN 4.12). The core prices images in units from it; a preset left out falls back to
     #: :attr:`Provider.price_per_image`, and without that to one unit.
     usd_per_image: Mapping[str, Decimal] = field(default_factory=dict)
+    #: ``ga`` (generally available) or ``preview`` (the provider may change or retire it).
+    status: str = "ga"
+    #: Earlier ids that still name this model: a submission naming a retired preview id is
+    #: made by its successor.
+    aliases: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:
@@ -58,6 +63,8 @@ class ModelCapabilities:
             "provider": provider,
             "model": self.model,
             "label": self.display_name,
+            "status": self.status,
+            "aliases": list(self.aliases),
             "modes": [str(m) for m in self.modes],
             "resolutions": list(self.resolutions),
             "max_batch": self.max_batch,
