@@ -243,6 +243,7 @@ def test_the_kit_builds_the_plugin_from_its_own_settings_only():
         ({"sizes": {"square": (100, 10)}}, "preset 'square' is 100x10, not 1:1"),
         ({"aspect_ratios": {"huge": "1:1"}}, "aspect ratio for unknown 'huge'"),
         ({"model": "two words"}, "the id has spaces"),
+        ({"aliases": ("good-1",)}, "alias 'good-1' is another model's id or alias"),
     ],
 )
 def test_each_malformed_capability_fails(caps, message):

@@ -299,6 +299,8 @@ class ProviderConformance(_Conformance):
         models = list(self.build().capabilities())
         assert models, "capabilities() offers no model"
         ids: set[str] = set()
+        every_id = [getattr(caps, "model", None) for caps in models]
+        aliases_seen: set[str] = set()
         for caps in models:
             assert isinstance(caps, ModelCapabilities), f"{caps!r} is not a ModelCapabilities"
             where = f"model {caps.model!r}"
@@ -310,7 +312,10 @@ class ProviderConformance(_Conformance):
             ids.add(caps.model)
             aliases = tuple(getattr(caps, "aliases", ()) or ())
             for alias in aliases:
-                assert alias not in ids and alias != caps.model, f"{where}: alias {alias!r} clashes"
+                assert alias not in every_id and alias not in aliases_seen, (
+                    f"{where}: alias {alias!r} is another model's id or alias"
+                )
+                aliases_seen.add(alias)
             assert caps.display_name.strip(), f"{where}: no label"
             status = getattr(caps, "status", None)
             if status is not None:
