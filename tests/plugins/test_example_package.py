@@ -16,10 +16,10 @@ import io
 import json
 import re
 import shutil
-import site
 import subprocess
 import time
 import venv
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -80,7 +80,8 @@ def fresh_env(tmp_path) -> Path:
             python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
         ).stdout.strip()
     )
-    nproxy_site = site.getsitepackages()[0]
+    # Where nproxy (and so its dependencies) is installed in the environment running this.
+    nproxy_site = str(metadata.distribution("nproxy").locate_file(""))
     (own_site / "nproxy-environment.pth").write_text(
         f"import site; site.addsitedir({nproxy_site!r})\n"
     )
