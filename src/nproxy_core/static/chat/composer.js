@@ -58,8 +58,8 @@ export async function loadModels() {
   // is shown, disabled, so that people learn a bigger plan (or a pack) has it.
   ui.modelControl.hidden = state.models.length < 2;
   ui.model.replaceChildren(...state.models.map((m) => el("option",
-    { value: modelKey(m), disabled: !isAllowed(m) },
-    isAllowed(m) ? modelLabel(m) : `${modelLabel(m)} — Not in your plan`)));
+    { value: modelKey(m), disabled: !isAllowed(m), title: abilities(m) },
+    isAllowed(m) ? modelSummary(m) : `${modelSummary(m)} — Not in your plan`)));
   const prefs = savedPrefs();
   const usable = state.models.filter(isAllowed);
   applyModel(usable.find((m) => modelKey(m) === prefs.model) || usable[0] || state.models[0],
@@ -69,6 +69,24 @@ export async function loadModels() {
 /** Older answers lack `allowed` and `label`: every model allowed, named by its id. */
 const isAllowed = (m) => m.allowed !== false;
 const modelLabel = (m) => m.label || m.model;
+
+/** "Nano Banana Pro · 3–6 units · preview": a model's name, its price range an image, and
+ * whether it is a preview, as the picker lists it. */
+function modelSummary(m) {
+  const prices = Object.values(m.units || {}).map(Number).filter((n) => n > 0);
+  const low = Math.min(...prices);
+  const high = Math.max(...prices);
+  const units = !prices.length ? "" : low === high ? ` · ${plural(low, "unit")}` : ` · ${low}–${high} units`;
+  return `${modelLabel(m)}${units}${m.status === "preview" ? " · preview" : ""}`;
+}
+
+/** What a model can do, in words (the picker option's tooltip). */
+function abilities(m) {
+  const modes = (m.modes || []).includes("image_to_image")
+    ? `text → image and image → image (up to ${plural(m.max_input_images, "reference image")})`
+    : "text → image";
+  return `${modelLabel(m)}: ${modes}; up to ${plural(m.max_batch, "image")} at a time`;
+}
 
 /** Units one image of `model` costs at `resolution` (1 where the server does not say). */
 export function unitsPerImage(model, resolution) {
