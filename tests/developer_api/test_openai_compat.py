@@ -100,6 +100,12 @@ def cycle(db, cycle_id) -> BillingCycle:
     return db.get(BillingCycle, cycle_id)
 
 
+def stored_uploads(live: Live, user_id: int) -> set[str]:
+    """The keys of the user's upload objects (storage outlives a test's database rows)."""
+    storage = find_service(live.app.app.registry, IStorage)
+    return {item.key for item in storage.list_keys(f"uploads/{user_id}/")}
+
+
 def fetched_size(url: str) -> tuple[int, int]:
     answer = httpx.get(url)  # no cookie, no key: the URL is signed
     assert answer.status_code == 200, answer.text
@@ -146,6 +152,7 @@ def test_edit_makes_an_image_from_one_or_several_uploaded_images(
     live, developer_factory, db, tmp_path
 ):
     dev = developer_factory(live.app)
+    stored_before = stored_uploads(live, dev.customer.user.id)
     client = live.client(dev.key)
     source = tmp_path / "source.png"
     source.write_bytes(png())
@@ -166,8 +173,7 @@ def test_edit_makes_an_image_from_one_or_several_uploaded_images(
     db.expire_all()
     generations = db.scalars(sa.select(Generation).order_by(Generation.created_at)).all()
     assert [len(g.message.input_upload_ids) for g in generations] == [1, 2]
-    storage = find_service(live.app.app.registry, IStorage)
-    assert len(list(storage.list_keys(f"uploads/{dev.customer.user.id}/"))) == 3
+    assert len(stored_uploads(live, dev.customer.user.id) - stored_before) == 3
     assert {str(g.message.mode) for g in generations} == {"image_to_image"}
     assert cycle(db, dev.customer.cycle.id).used == 2
 
@@ -223,6 +229,7 @@ def test_the_per_key_rate_limit_is_the_sdks_rate_limit_error(serve, developer_fa
 def test_bad_requests_name_the_param_and_change_nothing(serve, developer_factory, db):
     live = serve()
     dev = developer_factory(live.app)
+    stored_before = stored_uploads(live, dev.customer.user.id)
     client = live.client(dev.key, max_retries=0)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"prompt": "x", "size": "huge"}, "size"),
@@ -263,8 +270,7 @@ def test_bad_requests_name_the_param_and_change_nothing(serve, developer_factory
 
     assert db.query(Generation).count() == 0
     assert db.query(Upload).count() == 0
-    storage = find_service(live.app.app.registry, IStorage)
-    assert list(storage.list_keys(f"uploads/{dev.customer.user.id}/")) == []
+    assert stored_uploads(live, dev.customer.user.id) == stored_before
     assert cycle(db, dev.customer.cycle.id).reserved == 0
 
 
