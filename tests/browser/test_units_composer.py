@@ -95,7 +95,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     cost = page.locator("#cost-line")
     expect(page.locator("#model-control")).to_be_visible()
     expect(page.locator("#model")).to_have_value("demo/demo-image-1")
-    assert option_texts(page, "#model") == ["Demo · 1 unit", "Demo Pro · 3–6 units"]
+    assert option_texts(page, "#model") == ["Demo · 1 unit", "Demo Pro · 3\u20136 units"]
     expect(cost).to_have_attribute("aria-live", "polite")
     demo_sizes = option_texts(page, "#resolution")
 
@@ -152,7 +152,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     page.reload()
     pro = page.locator("#model option[value='demo/demo-pro']")
     expect(pro).to_be_disabled()
-    expect(pro).to_have_text("Demo Pro · 3–6 units — Not in your plan")
+    expect(pro).to_have_text("Demo Pro · 3\u20136 units — Not in your plan")
     expect(page.locator("#model option[value='demo/demo-image-1']")).to_have_text("Demo · 1 unit")
 
     # A pack of the person's own, shown exactly in the sidebar and on the dashboard.
