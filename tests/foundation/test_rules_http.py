@@ -42,6 +42,10 @@ def unsafe_views(registry: Any) -> list[tuple[str, str, str, bool]]:
         # Static asset views (``__static/``) serve files for any method and change nothing.
         if route_name is None or route_name.startswith("__"):
             continue
+        # An exception view only shapes the errors of its route's own views (the
+        # OpenAI-compatible routes answer in OpenAI's shape): it serves no request itself.
+        if view["exception_only"]:
+            continue
         methods = view["request_methods"]
         if methods is None:
             methods = UNSAFE
