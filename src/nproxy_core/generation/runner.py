@@ -61,7 +61,6 @@ from nproxy_core.plugins import (
     UserCausedError,
     identify_image,
 )
-from nproxy_core.pricing.models import UnitPrice
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, StorageError, generation_key
 from nproxy_core.tasks import DatabaseUnreachable
@@ -113,6 +112,10 @@ class StoredImage:
             self.resolution,
             self.units,
         ]
+
+
+#: What routing answers when every key of the provider is out of service.
+_EXHAUSTED = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -510,21 +513,32 @@ class JobRunner:
         )
         gid = job.generation_id
         made_by: dict[str, Any] = {"provider": job.provider, "model": job.model}
-        try:
-            routed = self._router.route_image(job.provider, request, reference=str(gid))
-        except UserCausedError as exc:
-            return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
-        except (PoolUnavailable, ProviderNotEnabled) as exc:
-            log.warning("generation %s image %d: %s", gid, n, exc)
-            fallen = self._fall_back(job, n, request)
-            if isinstance(fallen, FailedImage):
-                return fallen
-            routed, made_by = fallen
-        except Exception:
-            # A bug or an outage (the database during routing): this image fails, the batch
-            # goes on, and the user is charged nothing for it.
-            log.exception("generation %s image %d: routing failed", gid, n)
+        routed = self._route(gid, n, job.provider, request)
+        route = None
+        if routed is _EXHAUSTED and self._fallbacks:
+            route = self._fallbacks.route(job.provider, request)
+        if route is not None:
+            log.warning(
+                "generation %s image %d: %s:%s exhausted, made by its fallback %s:%s",
+                gid,
+                n,
+                job.provider,
+                job.model,
+                route.provider,
+                route.capabilities.model,
+            )
+            routed = self._route(gid, n, route.provider, route.request)
+            resolution = route.request.resolution
+            made_by = {
+                "provider": route.provider,
+                "model": route.capabilities.model,
+                "resolution": resolution,
+                "units": self._prices.default_units(route.provider, route.capabilities, resolution),
+            }
+        if routed is _EXHAUSTED:
             return FailedImage(n, "provider_unavailable")
+        if isinstance(routed, FailedImage):
+            return routed
         data = routed.result.image.data
         described = describe_image(data)
         if described is None:
@@ -550,42 +564,29 @@ class JobRunner:
             **made_by,
         )
 
-    def _fall_back(
-        self, job: Job, n: int, request: ImageRequest
-    ) -> tuple[Any, dict[str, Any]] | FailedImage:
-        """The image from the model's fallback (``nproxy.fallback``), with who made it and its
-        default units, or the failure to record: ``provider_unavailable`` without one."""
-        route = None if not self._fallbacks else self._fallbacks.route(job.provider, request)
-        if route is None:
-            return FailedImage(n, "provider_unavailable")
-        gid = job.generation_id
-        log.warning(
-            "generation %s image %d: %s:%s exhausted, made by its fallback %s:%s",
-            gid,
-            n,
-            job.provider,
-            job.model,
-            route.provider,
-            route.capabilities.model,
-        )
+    def _fallback_units(self, session: Session, image: StoredImage) -> int | None:
+        """Units of an image a fallback made (an admin's price first), or None for an image
+        of the model asked for (charged the hold's own price)."""
+        if image.units is None:
+            return None
+        override = self._prices.override(session, image.provider, image.model, image.resolution)
+        return image.units if override is None else override
+
+    def _route(self, gid: uuid.UUID, n: int, provider: str, request: ImageRequest) -> Any:
+        """One image routed to ``provider``'s key pool: the routed attempt, the failure to
+        record, or ``_EXHAUSTED`` when no key of the pool could make it (a fallback may)."""
         try:
-            routed = self._router.route_image(route.provider, route.request, reference=str(gid))
+            return self._router.route_image(provider, request, reference=str(gid))
         except UserCausedError as exc:
             return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
         except (PoolUnavailable, ProviderNotEnabled) as exc:
-            log.warning("generation %s image %d: the fallback too: %s", gid, n, exc)
-            return FailedImage(n, "provider_unavailable")
+            log.warning("generation %s image %d: %s: %s", gid, n, provider, exc)
+            return _EXHAUSTED
         except Exception:
-            log.exception("generation %s image %d: routing to the fallback failed", gid, n)
+            # A bug or an outage (the database during routing): this image fails, the batch
+            # goes on, and the user is charged nothing for it.
+            log.exception("generation %s image %d: routing to %s failed", gid, n, provider)
             return FailedImage(n, "provider_unavailable")
-        resolution = route.request.resolution
-        units = self._prices.default_units(route.provider, route.capabilities, resolution)
-        return routed, {
-            "provider": route.provider,
-            "model": route.capabilities.model,
-            "resolution": resolution,
-            "units": units,
-        }
 
     # --- finish -------------------------------------------------------------------------------
 
@@ -651,7 +652,7 @@ class JobRunner:
                     session,
                     generation.quota_hold_id,
                     len(stored),
-                    costs=[_fallback_units(session, image) for image in stored],
+                    costs=[self._fallback_units(session, image) for image in stored],
                     now=now,
                 )
             # Requests waiting for this job wake when this transaction commits.
@@ -669,21 +670,6 @@ class JobRunner:
             job.batch_size,
         )
         return str(status)
-
-
-def _fallback_units(session: Session, image: StoredImage) -> int | None:
-    """Units of an image a fallback made (an admin's price first), or None for an image of the
-    model asked for (charged the hold's own price)."""
-    if image.units is None:
-        return None
-    override = session.scalar(
-        sa.select(UnitPrice.units).where(
-            UnitPrice.provider == image.provider,
-            UnitPrice.model == image.model,
-            UnitPrice.resolution == image.resolution,
-        )
-    )
-    return image.units if override is None else override
 
 
 def _once_more_after_disconnect(fn: Any, *args: Any, **kwargs: Any) -> Any:

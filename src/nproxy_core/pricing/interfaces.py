@@ -13,6 +13,9 @@ class IUnitPrices(Interface):
     def default_units(provider, capabilities, resolution):
         """Units one image costs by default (from the provider's USD cost), overrides aside."""
 
+    def override(db, provider, model, resolution):
+        """An admin's price of one (provider, model, resolution), or None."""
+
     def cost(db, provider, capabilities, resolution):
         """Units one image of ``capabilities`` (a model of ``provider``) at ``resolution``
         costs now: the admin's override, else the default from the provider's USD cost."""

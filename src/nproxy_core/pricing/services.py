@@ -80,6 +80,21 @@ class UnitPrices:
             for caps in provider.capabilities():
                 yield name, provider, caps
 
+    def _prices(self, overrides: Mapping[tuple[str, str, str], int]) -> Iterator[Price]:
+        """Every enabled (provider, model, resolution), with ``overrides`` applied."""
+        for name, provider, caps in self._models():
+            for resolution in caps.resolutions:
+                usd = self._usd(provider, caps, resolution)
+                yield Price(
+                    provider=name,
+                    model=caps.model,
+                    label=caps.display_name,
+                    resolution=resolution,
+                    usd=usd,
+                    default_units=units_for_usd(usd, self.usd_per_unit),
+                    override=overrides.get((name, caps.model, resolution)),
+                )
+
     @staticmethod
     def _overrides(db: Session) -> dict[tuple[str, str, str], int]:
         rows = db.execute(
@@ -89,31 +104,29 @@ class UnitPrices:
 
     # --- what a submission and the pages ask -------------------------------------------------
 
-    def cost(
-        self, db: Session, provider: str, capabilities: ModelCapabilities, resolution: str
-    ) -> int:
-        override = db.scalar(
+    @staticmethod
+    def override(db: Session, provider: str, model: str, resolution: str) -> int | None:
+        """An admin's price of one (provider, model, resolution), or None."""
+        return db.scalar(
             sa.select(UnitPrice.units).where(
                 UnitPrice.provider == provider,
-                UnitPrice.model == capabilities.model,
+                UnitPrice.model == model,
                 UnitPrice.resolution == resolution,
             )
         )
+
+    def cost(
+        self, db: Session, provider: str, capabilities: ModelCapabilities, resolution: str
+    ) -> int:
+        override = self.override(db, provider, capabilities.model, resolution)
         if override is not None:
             return override
         return self.default_units(provider, capabilities, resolution)
 
     def costs(self, db: Session) -> dict[tuple[str, str], dict[str, int]]:
-        overrides = self._overrides(db)
         prices: dict[tuple[str, str], dict[str, int]] = {}
-        for name, provider, caps in self._models():
-            prices[(name, caps.model)] = {
-                resolution: overrides.get(
-                    (name, caps.model, resolution),
-                    units_for_usd(self._usd(provider, caps, resolution), self.usd_per_unit),
-                )
-                for resolution in caps.resolutions
-            }
+        for price in self._prices(self._overrides(db)):
+            prices.setdefault((price.provider, price.model), {})[price.resolution] = price.units
         return prices
 
     def per_image(self, db: Session) -> list[dict[str, Any]]:
@@ -132,31 +145,16 @@ class UnitPrices:
         ]
 
     def table(self, db: Session) -> list[Price]:
-        overrides = self._overrides(db)
-        return [
-            Price(
-                provider=name,
-                model=caps.model,
-                label=caps.display_name,
-                resolution=resolution,
-                usd=self._usd(provider, caps, resolution),
-                default_units=units_for_usd(
-                    self._usd(provider, caps, resolution), self.usd_per_unit
-                ),
-                override=overrides.get((name, caps.model, resolution)),
-            )
-            for name, provider, caps in self._models()
-            for resolution in caps.resolutions
-        ]
+        return list(self._prices(self._overrides(db)))
 
     # --- admins' overrides -----------------------------------------------------------------
 
     def _find(self, provider: Any, model: Any, resolution: Any) -> Price:
-        for price in self._table_without_overrides():
+        prices = list(self._prices({}))
+        for price in prices:
             if (price.provider, price.model, price.resolution) == (provider, model, resolution):
                 return price
-        known = {(p.provider, p.model) for p in self._table_without_overrides()}
-        if (provider, model) not in known:
+        if (provider, model) not in {(p.provider, p.model) for p in prices}:
             raise ValidationError(
                 f"There is no model {str(model)[:128]!r} of provider {str(provider)[:64]!r} "
                 "enabled here.",
@@ -166,20 +164,6 @@ class UnitPrices:
             f"The model {str(model)[:128]!r} has no resolution {str(resolution)[:64]!r}.",
             fields={"resolution": "unknown"},
         )
-
-    def _table_without_overrides(self) -> Iterator[Price]:
-        for name, provider, caps in self._models():
-            for resolution in caps.resolutions:
-                usd = self._usd(provider, caps, resolution)
-                yield Price(
-                    name,
-                    caps.model,
-                    caps.display_name,
-                    resolution,
-                    usd,
-                    units_for_usd(usd, self.usd_per_unit),
-                    None,
-                )
 
     def set_override(
         self, db: Session, provider: Any, model: Any, resolution: Any, units: Any, actor: Any
@@ -243,8 +227,3 @@ def _row(db: Session, price: Price) -> UnitPrice | None:
 
 def _target(price: Price) -> str:
     return f"{price.provider}:{price.model}:{price.resolution}"
-
-
-def prices_by_model(costs: Mapping[tuple[str, str], Mapping[str, int]]) -> dict[str, int]:
-    """The cheapest price of each model id, for "about N images" estimates."""
-    return {model: min(by_res.values()) for (_, model), by_res in costs.items() if by_res}

@@ -47,6 +47,7 @@ __all__ = [
     "HoldState",
     "QuotaHold",
     "QuotaUsage",
+    "allows_model",
     "bucket",
     "current",
     "current_cycle",
@@ -176,7 +177,7 @@ def _check_count(n: object, name: str) -> int:
     return n
 
 
-def _allows(models: list[str] | None, model: str | None) -> bool:
+def allows_model(models: list[str] | None, model: str | None) -> bool:
     """Whether a plan's or pack's ``models`` (empty: all) let it pay for ``model``."""
     return model is None or not models or model in models
 
@@ -187,8 +188,6 @@ class _Cycle:
     remaining: int
     models: list[str]
     max_batch: int | None
-    #: An admin's unit price for the image asked about, read in the same round trip.
-    override: int | None = None
 
 
 @functools.cache
@@ -310,7 +309,7 @@ def reserve(
     cycle, override = _current(db, user_id, now, priced)
     unit_cost = override or unit_cost
     need = n * unit_cost
-    if cycle is not None and not _allows(cycle.models, model):
+    if cycle is not None and not allows_model(cycle.models, model):
         cycle_id = None
     else:
         cycle_id = None if cycle is None else cycle.id
@@ -358,7 +357,7 @@ def _reserve_with_packs(
             .with_for_update()
             .execution_options(populate_existing=True)
         )
-        if _allows(b.models, model)
+        if allows_model(b.models, model)
     ]
     takes: list[tuple[PackBalance, int]] = []
     short = need - cycle_take

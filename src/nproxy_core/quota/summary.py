@@ -23,7 +23,13 @@ from nproxy_core.db import utcnow
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
-from nproxy_core.quota.services import bucket, current, max_batch_now, usable_packs
+from nproxy_core.quota.services import (
+    allows_model,
+    bucket,
+    current,
+    max_batch_now,
+    usable_packs,
+)
 
 
 @dataclass(frozen=True)
@@ -39,23 +45,19 @@ class Standing:
 
     def _plan_allows(self, model: str | None) -> bool:
         plan = self.plan
-        return plan is not None and (model is None or not plan.models or model in plan.models)
+        return plan is not None and allows_model(plan.models, model)
 
     def allows(self, model: str) -> bool:
         """Whether the cycle's plan or a pack can pay for ``model``; True with neither (the
         refusal is then that there is no plan, not this model)."""
         if self.cycle is None and not self.packs:
             return True
-        return self._plan_allows(model) or any(
-            not p.models or model in p.models for p in self.packs
-        )
+        return self._plan_allows(model) or any(allows_model(p.models, model) for p in self.packs)
 
     def units(self, model: str | None = None) -> int:
         """Units that can pay for ``model`` (any model when None), cycle and packs together."""
         total = self.cycle.remaining if self.cycle is not None and self._plan_allows(model) else 0
-        return total + sum(
-            p.units_left for p in self.packs if model is None or not p.models or model in p.models
-        )
+        return total + sum(p.units_left for p in self.packs if allows_model(p.models, model))
 
     def max_batch(self, capabilities: ModelCapabilities) -> int:
         """The model's largest batch, capped by the plan's ``max_batch``."""
@@ -98,23 +100,22 @@ def subscription_summary(
         "bucket": 0 if cycle is None else bucket(cycle.remaining, cycle.request_limit)
     }
     if models is not None and prices is not None:
-        largest = (
-            max(
-                (caps.max_batch * max(prices[(name, caps.model)].values(), default=1))
+        # The dearest full batch any model takes: below it, the figure is exact (DESIGN 4.3).
+        largest = max(
+            (
+                caps.max_batch * max(prices[(name, caps.model)].values(), default=1)
                 for name, caps in models
-            )
-            if models
-            else 0
+            ),
+            default=0,
         )
         quota["max_units_now"] = min(state.units(), largest)
+        quota["max_batch_now"] = 0
         if models:
             name, caps = models[0]
             cost = prices[(name, caps.model)].get(caps.resolutions[0], 1)
             quota["max_batch_now"] = max_batch_now(
                 min(state.units(caps.model), largest), state.max_batch(caps), cost
             )
-        else:
-            quota["max_batch_now"] = 0
     summary = {"quota": quota, "packs": packs_json(state.packs)}
     if cycle is not None:
         plan = cycle.plan
