@@ -103,6 +103,7 @@ from nproxy_core.plugins import (
     identify_image,
     setting,
 )
+from nproxy_core.plugins.http import ClientPool, describe_proxy, fetch
 
 from .classify import NoImageError, classify_error_response, read_candidate
 from .models import (
@@ -115,7 +116,6 @@ from .models import (
     usd_per_image_for,
 )
 from .presets import Preset, is_pro_model, presets_for
-from .transport import ClientPool, describe_proxy, fetch, post
 
 __all__ = ["NanoBananaProvider", "NoImageError"]
 
@@ -302,8 +302,8 @@ class NanoBananaProvider(Provider):
     supports_key_check = True
 
     #: What the read timeout leaves uncovered: sending the request and reading the whole body
-    #: (see ``transport.post``). Below ``DEADLINE_MARGIN_SECONDS`` so that our own, clearer
-    #: error comes before the router's deadline.
+    #: (see ``nproxy_core.plugins.http.fetch``). Below ``DEADLINE_MARGIN_SECONDS`` so that our
+    #: own, clearer error comes before the router's deadline.
     body_margin_seconds: float = 20.0
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
@@ -417,6 +417,7 @@ class NanoBananaProvider(Provider):
             total_seconds=self.connect_timeout + self.read_timeout + self.body_margin_seconds,
             max_bytes=MAX_CHECK_RESPONSE_BYTES,
             path=path,
+            service="Gemini",
         )
 
     def _check_key(self, api_key: str, proxy_url: str | None) -> KeyCheck:
@@ -456,8 +457,9 @@ class NanoBananaProvider(Provider):
         body = self._request_body(request, model)
         path = describe_proxy(proxy_url)
         client = self._clients.client(proxy_url)
-        answer = post(
+        answer = fetch(
             client,
+            "POST",
             model.url,
             content=body,
             headers={
@@ -468,6 +470,7 @@ class NanoBananaProvider(Provider):
             total_seconds=self.connect_timeout + self.read_timeout + self.body_margin_seconds,
             max_bytes=MAX_RESPONSE_BYTES,
             path=path,
+            service="Gemini",
         )
         if not 200 <= answer.status < 300:
             raise classify_error_response(answer.status, answer.body, answer.headers)

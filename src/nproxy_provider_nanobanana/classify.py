@@ -17,7 +17,7 @@ The router acts on the class, so the class must say whose fault a failure is. Fi
 ``TransportError``
     400 "User location is not supported" (the network path's region, see below). Failures to
     get an answer at all (connect, proxy, timeouts, dropped connections) are raised as
-    ``TransportError`` by :mod:`.transport`.
+    ``TransportError`` by :mod:`nproxy_core.plugins.http`.
 ``InvalidInputError``
     any other 400 (``INVALID_ARGUMENT``, ``FAILED_PRECONDITION``), 413, 422.
 ``RetryableError``

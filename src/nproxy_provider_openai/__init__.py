@@ -82,6 +82,7 @@ from nproxy_core.plugins import (
     one_of,
     setting,
 )
+from nproxy_core.plugins.http import ClientPool, describe_proxy, fetch
 
 from .classify import classify_error_response, read_answer
 from .models import (
@@ -94,7 +95,6 @@ from .models import (
     presets_for,
     token_prices_for,
 )
-from .transport import ClientPool, describe_proxy, fetch
 
 __all__ = ["OpenAIProvider"]
 
@@ -266,6 +266,9 @@ class OpenAIProvider(Provider):
                 pool=self.connect_timeout,
             ),
             user_agent="nproxy-openai",
+            # Fewer, smaller pools than Gemini's: OpenAI's answers are one image each.
+            clients_per_path=16,
+            keepalive_connections=32,
         )
 
     # --- Provider interface -------------------------------------------------------------------
@@ -351,6 +354,7 @@ class OpenAIProvider(Provider):
             total_seconds=self.connect_timeout + self.read_timeout + BODY_MARGIN_SECONDS,
             max_bytes=MAX_CHECK_RESPONSE_BYTES,
             path=path,
+            service="OpenAI",
         )
 
     def _check_key(self, api_key: str, proxy_url: str | None) -> KeyCheck:
@@ -399,6 +403,7 @@ class OpenAIProvider(Provider):
             "total_seconds": self.connect_timeout + self.read_timeout + BODY_MARGIN_SECONDS,
             "max_bytes": MAX_RESPONSE_BYTES,
             "path": path,
+            "service": "OpenAI",
         }
         client = self._clients.client(proxy_url)
         if request.mode == Mode.IMAGE_TO_IMAGE:

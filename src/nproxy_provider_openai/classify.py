@@ -23,7 +23,7 @@ class, so the class must say whose fault a failure is. First match wins:
     and another key may get a whole one).
 
 Failures to get an answer at all (connect, proxy, timeouts, dropped connections) are raised as
-``TransportError`` by :mod:`.transport`.
+``TransportError`` by :mod:`nproxy_core.plugins.http`.
 """
 
 from __future__ import annotations

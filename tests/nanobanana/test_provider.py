@@ -302,7 +302,7 @@ def test_webp_answer(fake: FakeGemini, provider) -> None:
 def test_a_paths_clients_are_reused_and_share_one_tls_context(
     fake: FakeGemini, provider: NanoBananaProvider
 ) -> None:
-    from nproxy_provider_nanobanana.transport import CLIENTS_PER_PATH
+    from nproxy_core.plugins.http import CLIENTS_PER_PATH
 
     for _ in range(CLIENTS_PER_PATH + 3):
         provider.generate(text_request(), api_key="k")

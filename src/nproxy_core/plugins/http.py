@@ -1,7 +1,8 @@
-"""HTTP to Gemini: pooled httpx clients per network path, and one bounded POST.
+"""HTTP for provider plugins: pooled httpx clients per network path, and one bounded request.
 
-Every failure to get a complete answer becomes a :class:`TransportError`, which the router
-counts against the proxy (when there is one) rather than the key.
+Part of the public plugin interface (the shipped providers use it; a plugin may too). Every
+failure to get a complete answer becomes a :class:`TransportError`, which the router counts
+against the proxy (when there is one) rather than the key.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import itertools
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from nproxy_core.plugins import TransportError
+from nproxy_core.plugins.providers import TransportError
 
-__all__ = ["ClientPool", "RawResponse", "describe_proxy", "fetch", "post"]
+__all__ = ["CLIENTS_PER_PATH", "ClientPool", "RawResponse", "describe_proxy", "fetch"]
 
 
 def describe_proxy(proxy_url: str | None) -> str:
@@ -37,35 +40,48 @@ def describe_proxy(proxy_url: str | None) -> str:
 #: every request and every response closed (it scans them all, and for each idle one counts
 #: them all again, each check a socket poll): with 256 calls in flight on one client that was
 #: 40 % of a worker's CPU (py-spy, benchmarks/pipeline.py --capacity). Spread over this many
-#: clients, each holds a few connections and the scans stay short.
+#: clients, each holds a few connections and the scans stay short (the default).
 CLIENTS_PER_PATH = 32
-#: No cap of our own on connections per client (the worker's thread count bounds the calls),
-#: and enough idle ones kept for a busy worker to reuse its TLS connections instead of
-#: redialling.
-CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+#: Idle connections each client keeps, by default: enough for a busy worker to reuse its TLS
+#: connections instead of redialling.
+KEEPALIVE_CONNECTIONS = 64
 
 
 class ClientPool:
     """httpx clients by proxy URL (``None`` = direct), created on first use and kept.
 
     httpx binds a proxy to a client, so each path needs its own clients; keeping them lets
-    attempts reuse TLS connections. A path has :data:`CLIENTS_PER_PATH` clients, taken in
-    turn, so that no client's pool grows large; they share one TLS context (certificates are
-    loaded once). httpx clients are thread-safe, so worker threads share them.
+    attempts reuse TLS connections. A path has ``clients_per_path`` clients (default
+    :data:`CLIENTS_PER_PATH`), taken in turn, so that no client's pool grows large; they share
+    one TLS context (certificates are loaded once). httpx clients are thread-safe, so worker
+    threads share them.
     ``trust_env=False`` keeps ``HTTPS_PROXY`` and friends from silently rerouting a "direct"
     attempt.
     """
 
-    def __init__(self, timeout: httpx.Timeout, *, user_agent: str) -> None:
+    def __init__(
+        self,
+        timeout: httpx.Timeout,
+        *,
+        user_agent: str,
+        clients_per_path: int = CLIENTS_PER_PATH,
+        keepalive_connections: int = KEEPALIVE_CONNECTIONS,
+    ) -> None:
         self._timeout = timeout
         self._headers = {"user-agent": user_agent}
+        self._clients_per_path = clients_per_path
+        # No cap of our own on connections per client: the worker's thread count bounds the
+        # calls (httpx's default of 100 would queue a worker's calls beyond the hundredth).
+        self._limits = httpx.Limits(
+            max_connections=None, max_keepalive_connections=keepalive_connections
+        )
         self._clients: dict[tuple[str | None, int], httpx.Client] = {}
         self._turns = itertools.count()
         self._tls: ssl.SSLContext | None = None
         self._lock = threading.Lock()
 
     def client(self, proxy_url: str | None) -> httpx.Client:
-        slot = (proxy_url, next(self._turns) % CLIENTS_PER_PATH)
+        slot = (proxy_url, next(self._turns) % self._clients_per_path)
         client = self._clients.get(slot)
         if client is not None:
             return client
@@ -82,9 +98,7 @@ class ClientPool:
                         headers=self._headers,
                         follow_redirects=False,
                         verify=self._tls,
-                        # httpx's default of 100 connections would queue a worker's calls
-                        # beyond the hundredth; the worker's own concurrency is the bound.
-                        limits=CONNECTION_LIMITS,
+                        limits=self._limits,
                     )
                 except (ValueError, ImportError, httpx.InvalidURL) as exc:
                     # An unknown scheme, a malformed URL, or SOCKS without httpx[socks]: the
@@ -109,29 +123,6 @@ class RawResponse:
     body: bytes
 
 
-def post(
-    client: httpx.Client,
-    url: str | httpx.URL,
-    *,
-    content: bytes,
-    headers: dict[str, str],
-    total_seconds: float,
-    max_bytes: int,
-    path: str,
-) -> RawResponse:
-    """POST and read the whole answer, or raise :class:`TransportError` (see :func:`fetch`)."""
-    return fetch(
-        client,
-        "POST",
-        url,
-        content=content,
-        headers=headers,
-        total_seconds=total_seconds,
-        max_bytes=max_bytes,
-        path=path,
-    )
-
-
 def fetch(
     client: httpx.Client,
     method: str,
@@ -141,35 +132,41 @@ def fetch(
     total_seconds: float,
     max_bytes: int,
     path: str,
+    service: str,
     content: bytes | None = None,
+    data: Mapping[str, Any] | None = None,
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None,
 ) -> RawResponse:
     """Send one request and read the whole answer, or raise :class:`TransportError`.
 
-    httpx's read timeout bounds each read, not the whole body, so a server trickling bytes
-    could hold an attempt forever; ``total_seconds`` bounds the body as a whole. ``path``
-    ("direct" or the described proxy) goes into messages; the key never does.
+    ``content`` is a raw body; ``data`` and ``files`` a multipart form. httpx's read timeout
+    bounds each read, not the whole body, so a server trickling bytes could hold an attempt
+    forever; ``total_seconds`` bounds the body as a whole. ``path`` ("direct" or the described
+    proxy) and ``service`` (whose answer it is: "Gemini") go into messages; the key never does.
     """
     started = time.monotonic()
     try:
-        with client.stream(method, url, content=content, headers=headers) as response:
+        with client.stream(
+            method, url, content=content, data=data, files=files, headers=headers
+        ) as response:
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     raise TransportError(
-                        f"Gemini's answer over {path} exceeded {max_bytes} bytes",
+                        f"{service}'s answer over {path} exceeded {max_bytes} bytes",
                         http_status=response.status_code,
                     )
                 if time.monotonic() - started > total_seconds:
                     raise TransportError(
-                        f"Gemini's answer over {path} took longer than {total_seconds:g} s",
+                        f"{service}'s answer over {path} took longer than {total_seconds:g} s",
                         http_status=response.status_code,
                     )
                 chunks.append(chunk)
             return RawResponse(response.status_code, response.headers, b"".join(chunks))
     except httpx.TimeoutException as exc:
-        raise TransportError(f"{_timeout_kind(exc)} over {path}") from exc
+        raise TransportError(f"{_timeout_kind(exc, service)} over {path}") from exc
     except httpx.ProxyError as exc:
         raise TransportError(f"{path} refused or failed the tunnel: {exc}") from exc
     except httpx.ConnectError as exc:
@@ -181,10 +178,10 @@ def fetch(
         raise TransportError(f"{type(exc).__name__} over {path}: {exc}") from exc
 
 
-def _timeout_kind(exc: httpx.TimeoutException) -> str:
+def _timeout_kind(exc: httpx.TimeoutException, service: str) -> str:
     return {
         httpx.ConnectTimeout: "connect timed out",
-        httpx.ReadTimeout: "read timed out waiting for Gemini",
+        httpx.ReadTimeout: f"read timed out waiting for {service}",
         httpx.WriteTimeout: "write timed out sending the request",
         httpx.PoolTimeout: "no free connection in the pool",
     }.get(type(exc), "timed out")
