@@ -78,8 +78,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -93,17 +91,25 @@ from nproxy_core.plugins import (
     ImageRequest,
     InvalidInputError,
     KeyCheck,
-    KeyRejectedError,
     Mode,
     ModelCapabilities,
     PluginSettingError,
     Provider,
     ProviderError,
     RetryableError,
+    api_base,
     identify_image,
+    positive_seconds,
+    price,
     setting,
 )
-from nproxy_core.plugins.http import ClientPool, describe_proxy, fetch
+from nproxy_core.plugins.http import (
+    ClientPool,
+    check_key_shape,
+    describe_proxy,
+    fetch,
+    scrub_key,
+)
 
 from .classify import NoImageError, classify_error_response, read_candidate
 from .models import (
@@ -130,8 +136,6 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_CHECK_RESPONSE_BYTES = 256 * 1024
 #: What one Flash image costs (DESIGN 8); the models' own prices are in :mod:`.models`.
 DEFAULT_PRICE_PER_IMAGE = Decimal("0.039")
-#: Keys shorter than this are not real Gemini keys and are not scrubbed from messages.
-MIN_SCRUBBED_KEY_LENGTH = 8
 #: The router's outer deadline is connect + read timeout + this (see ``attempt_deadline``).
 DEADLINE_MARGIN_SECONDS = 30.0
 
@@ -152,33 +156,6 @@ _STRENGTH_GUIDANCE = (
     ),
     (1.00, "Treat the reference image only as loose inspiration; you may change it freely."),
 )
-
-_KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: a header value
-
-
-def _positive_seconds(raw: Any) -> float:
-    value = float(raw)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _price(raw: Any) -> Decimal:
-    value = Decimal(str(raw))
-    if not value.is_finite() or value < 0:
-        raise ValueError("must be a price of zero or more")
-    return value
-
-
-def _api_base(raw: Any) -> str:
-    value = str(raw).rstrip("/")
-    try:
-        parts = httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise ValueError("not a URL") from exc
-    if parts.scheme not in ("http", "https") or not parts.host:
-        raise ValueError("must be an http(s) URL")
-    return value
 
 
 def _model(raw: Any) -> str:
@@ -226,15 +203,6 @@ def _modalities(raw: Any) -> tuple[str, ...]:
     if "IMAGE" not in values or not set(values) <= {"TEXT", "IMAGE"}:
         raise ValueError("must be IMAGE or TEXT IMAGE")
     return tuple(sorted(set(values), key=("TEXT", "IMAGE").index))
-
-
-def _scrub_key(exc: ProviderError, api_key: str) -> None:
-    # Nothing we write contains the key, but Google's messages and transport errors are quoted
-    # in ours; scrub them so a key can never reach a log or the admin UI. (Real keys are ~39
-    # characters; scrubbing a 1-letter test key would only garble.)
-    if len(api_key) >= MIN_SCRUBBED_KEY_LENGTH and api_key in exc.message:
-        exc.message = exc.message.replace(api_key, "[key]")
-        exc.args = (exc.message,)
 
 
 def strength_guidance(strength: float) -> str:
@@ -309,30 +277,30 @@ class NanoBananaProvider(Provider):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
         self.api_base: str = setting(
-            settings, "nanobanana.api_base", default=DEFAULT_API_BASE, cast=_api_base
+            settings, "nanobanana.api_base", default=DEFAULT_API_BASE, cast=api_base
         )
         #: The models offered, in the order people see them; the first is the default.
         self.models: tuple[str, ...] = _model_list(settings)
         #: The default model: the one the key check and the route check ask about.
         self.model: str = self.models[0]
         self.read_timeout: float = setting(
-            settings, "nanobanana.timeout_seconds", default=120.0, cast=_positive_seconds
+            settings, "nanobanana.timeout_seconds", default=120.0, cast=positive_seconds
         )
         self.connect_timeout: float = setting(
-            settings, "nanobanana.connect_timeout_seconds", default=10.0, cast=_positive_seconds
+            settings, "nanobanana.connect_timeout_seconds", default=10.0, cast=positive_seconds
         )
         self.response_modalities: tuple[str, ...] = setting(
             settings, "nanobanana.response_modalities", default=("IMAGE",), cast=_modalities
         )
         # Overrides for every model; None keeps each model's published price.
         input_price: Decimal | None = setting(
-            settings, "nanobanana.price_per_million_input_tokens", default=None, cast=_price
+            settings, "nanobanana.price_per_million_input_tokens", default=None, cast=price
         )
         output_price: Decimal | None = setting(
-            settings, "nanobanana.price_per_million_output_tokens", default=None, cast=_price
+            settings, "nanobanana.price_per_million_output_tokens", default=None, cast=price
         )
         self._price_per_image_setting: Decimal | None = setting(
-            settings, "nanobanana.price_per_image", default=None, cast=_price
+            settings, "nanobanana.price_per_image", default=None, cast=price
         )
         # Built once and never changed: generate() runs on many threads and only reads these.
         # Each model's URLs are parsed here: httpx parses (and percent-encodes) a string URL on
@@ -388,14 +356,14 @@ class NanoBananaProvider(Provider):
         try:
             return self._generate(request, api_key, proxy_url)
         except ProviderError as exc:
-            _scrub_key(exc, api_key)
+            scrub_key(exc, api_key)
             raise
 
     def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
         try:
             return self._check_key(api_key, proxy_url)
         except ProviderError as exc:
-            _scrub_key(exc, api_key)
+            scrub_key(exc, api_key)
             raise
 
     def check_route(self, *, proxy_url: str | None) -> str:
@@ -421,8 +389,7 @@ class NanoBananaProvider(Provider):
         )
 
     def _check_key(self, api_key: str, proxy_url: str | None) -> KeyCheck:
-        if not _KEY_SHAPE.fullmatch(api_key or ""):
-            raise KeyRejectedError("the key is empty or contains characters a key cannot have")
+        check_key_shape(api_key)
         answer = self._get_model(proxy_url, {"x-goog-api-key": api_key}, describe_proxy(proxy_url))
         if not 200 <= answer.status < 300:
             raise classify_error_response(answer.status, answer.body, answer.headers)
@@ -450,9 +417,7 @@ class NanoBananaProvider(Provider):
     def _generate(
         self, request: ImageRequest, api_key: str, proxy_url: str | None
     ) -> AttemptResult:
-        if not _KEY_SHAPE.fullmatch(api_key or ""):
-            # Would fail inside httpx as a protocol error and be blamed on the path.
-            raise KeyRejectedError("the key is empty or contains characters a key cannot have")
+        check_key_shape(api_key)
         model = self._model_for(request)
         body = self._request_body(request, model)
         path = describe_proxy(proxy_url)

@@ -56,8 +56,6 @@ changed; the only shared mutable part is the client pool, which locks its own st
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -71,18 +69,26 @@ from nproxy_core.plugins import (
     ImageRequest,
     InvalidInputError,
     KeyCheck,
-    KeyRejectedError,
     Mode,
     ModelCapabilities,
     PluginSettingError,
     Provider,
     ProviderError,
     RetryableError,
+    api_base,
     identify_image,
     one_of,
+    positive_seconds,
+    price,
     setting,
 )
-from nproxy_core.plugins.http import ClientPool, describe_proxy, fetch
+from nproxy_core.plugins.http import (
+    ClientPool,
+    check_key_shape,
+    describe_proxy,
+    fetch,
+    scrub_key,
+)
 
 from .classify import classify_error_response, read_answer
 from .models import (
@@ -107,8 +113,6 @@ MAX_INPUT_BYTES = 50 * 1024 * 1024
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: A model object is a few hundred bytes.
 MAX_CHECK_RESPONSE_BYTES = 256 * 1024
-#: Keys shorter than this are not real OpenAI keys and are not scrubbed from messages.
-MIN_SCRUBBED_KEY_LENGTH = 8
 #: The router's outer deadline is connect + read timeout + this (see ``attempt_deadline``).
 DEADLINE_MARGIN_SECONDS = 30.0
 #: What the read timeout leaves uncovered (sending the request, reading the whole body); below
@@ -117,32 +121,6 @@ BODY_MARGIN_SECONDS = 20.0
 
 _OUTPUT_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 _EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-_KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: a header value
-
-
-def _positive_seconds(raw: Any) -> float:
-    value = float(raw)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a positive number of seconds")
-    return value
-
-
-def _price(raw: Any) -> Decimal:
-    value = Decimal(str(raw))
-    if not value.is_finite() or value < 0:
-        raise ValueError("must be a price of zero or more")
-    return value
-
-
-def _api_base(raw: Any) -> str:
-    value = str(raw).rstrip("/")
-    try:
-        parts = httpx.URL(value)
-    except httpx.InvalidURL as exc:
-        raise ValueError("not a URL") from exc
-    if parts.scheme not in ("http", "https") or not parts.host:
-        raise ValueError("must be an http(s) URL")
-    return value
 
 
 def _model_list(settings: Mapping[str, Any]) -> tuple[str, ...]:
@@ -170,20 +148,6 @@ def _model_list(settings: Mapping[str, Any]) -> tuple[str, ...]:
             raise PluginSettingError(f"setting 'openai.models' names {name!r} more than once")
         models.append(name)
     return tuple(models)
-
-
-def _scrub_key(exc: ProviderError, api_key: str) -> None:
-    # Nothing we write contains the key, but OpenAI's messages and transport errors are quoted
-    # in ours; scrub them so a key can never reach a log or the admin UI.
-    if len(api_key) >= MIN_SCRUBBED_KEY_LENGTH and api_key in exc.message:
-        exc.message = exc.message.replace(api_key, "[key]")
-        exc.args = (exc.message,)
-
-
-def _check_key_shape(api_key: str) -> None:
-    if not _KEY_SHAPE.fullmatch(api_key or ""):
-        # Would fail inside httpx as a protocol error and be blamed on the path.
-        raise KeyRejectedError("the key is empty or contains characters a key cannot have")
 
 
 @dataclass(frozen=True)
@@ -230,7 +194,7 @@ class OpenAIProvider(Provider):
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)
         self.api_base: str = setting(
-            settings, "openai.api_base", default=DEFAULT_API_BASE, cast=_api_base
+            settings, "openai.api_base", default=DEFAULT_API_BASE, cast=api_base
         )
         #: The models offered, in the order people see them; the first is the default.
         self.models: tuple[str, ...] = _model_list(settings)
@@ -243,13 +207,13 @@ class OpenAIProvider(Provider):
             settings, "openai.output_format", default="png", cast=one_of(*_OUTPUT_MIME)
         )
         self.read_timeout: float = setting(
-            settings, "openai.timeout_seconds", default=180.0, cast=_positive_seconds
+            settings, "openai.timeout_seconds", default=180.0, cast=positive_seconds
         )
         self.connect_timeout: float = setting(
-            settings, "openai.connect_timeout_seconds", default=10.0, cast=_positive_seconds
+            settings, "openai.connect_timeout_seconds", default=10.0, cast=positive_seconds
         )
         self._price_per_image_setting: Decimal | None = setting(
-            settings, "openai.price_per_image", default=None, cast=_price
+            settings, "openai.price_per_image", default=None, cast=price
         )
         # Built once and never changed: generate() runs on many threads and only reads these.
         self._models: dict[str, _Model] = {
@@ -294,14 +258,14 @@ class OpenAIProvider(Provider):
         try:
             return self._generate(request, api_key, proxy_url)
         except ProviderError as exc:
-            _scrub_key(exc, api_key)
+            scrub_key(exc, api_key)
             raise
 
     def check_key(self, *, api_key: str, proxy_url: str | None = None) -> KeyCheck:
         try:
             return self._check_key(api_key, proxy_url)
         except ProviderError as exc:
-            _scrub_key(exc, api_key)
+            scrub_key(exc, api_key)
             raise
 
     def check_route(self, *, proxy_url: str | None) -> str:
@@ -358,7 +322,7 @@ class OpenAIProvider(Provider):
         )
 
     def _check_key(self, api_key: str, proxy_url: str | None) -> KeyCheck:
-        _check_key_shape(api_key)
+        check_key_shape(api_key)
         answer = self._get_model(
             proxy_url, {"authorization": f"Bearer {api_key}"}, describe_proxy(proxy_url)
         )
@@ -383,7 +347,7 @@ class OpenAIProvider(Provider):
     def _generate(
         self, request: ImageRequest, api_key: str, proxy_url: str | None
     ) -> AttemptResult:
-        _check_key_shape(api_key)
+        check_key_shape(api_key)
         model = self._model_for(request)
         preset = self._preset_for(request, model)
         prompt = request.prompt.strip()

@@ -8,6 +8,7 @@ against the proxy (when there is one) rather than the key.
 from __future__ import annotations
 
 import itertools
+import re
 import ssl
 import threading
 import time
@@ -18,9 +19,38 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from nproxy_core.plugins.providers import TransportError
+from nproxy_core.plugins.providers import KeyRejectedError, ProviderError, TransportError
 
-__all__ = ["CLIENTS_PER_PATH", "ClientPool", "RawResponse", "describe_proxy", "fetch"]
+__all__ = [
+    "CLIENTS_PER_PATH",
+    "ClientPool",
+    "RawResponse",
+    "check_key_shape",
+    "describe_proxy",
+    "fetch",
+    "scrub_key",
+]
+
+#: Keys shorter than this are not real provider keys and are not scrubbed from messages
+#: (scrubbing a one-letter test key would only garble them).
+MIN_SCRUBBED_KEY_LENGTH = 8
+_KEY_SHAPE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: a header value
+
+
+def check_key_shape(api_key: str) -> None:
+    """Refuse a key that cannot go in a header: it would fail inside httpx as a protocol
+    error and be blamed on the network path."""
+    if not _KEY_SHAPE.fullmatch(api_key or ""):
+        raise KeyRejectedError("the key is empty or contains characters a key cannot have")
+
+
+def scrub_key(exc: ProviderError, api_key: str) -> None:
+    """Take ``api_key`` out of ``exc``'s message. Nothing a plugin writes contains the key, but
+    the provider's own messages and transport errors are quoted in it: scrubbed, a key can
+    never reach a log or the admin UI."""
+    if len(api_key) >= MIN_SCRUBBED_KEY_LENGTH and api_key in exc.message:
+        exc.message = exc.message.replace(api_key, "[key]")
+        exc.args = (exc.message,)
 
 
 def describe_proxy(proxy_url: str | None) -> str:

@@ -3,7 +3,9 @@ names the setting when its value is wrong."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 PROVIDER_GROUP = "nproxy.providers"
@@ -66,6 +68,36 @@ def positive_float(value: Any) -> float:
     if not number > 0:  # also refuses NaN
         raise ValueError(value)
     return number
+
+
+def positive_seconds(value: Any) -> float:
+    """A finite number of seconds above zero."""
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return number
+
+
+def price(value: Any) -> Decimal:
+    """A finite amount of zero or more, exactly (USD prices of a provider)."""
+    number = Decimal(str(value))
+    if not number.is_finite() or number < 0:
+        raise ValueError("must be a price of zero or more")
+    return number
+
+
+def api_base(value: Any) -> str:
+    """A provider's API root: an http(s) URL with a host, without a trailing slash."""
+    import httpx  # only providers read one: the settings module stays light to import
+
+    url = str(value).rstrip("/")
+    try:
+        parts = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError("not a URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.host:
+        raise ValueError("must be an http(s) URL")
+    return url
 
 
 def http_url(value: Any) -> str:
