@@ -92,18 +92,17 @@ import base64
 import binascii
 import functools
 import hashlib
-import http.server
 import json
 import re
-import socket
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from fakes._server import Behaviour, FakeServer, Reply
 
 __all__ = [
     "ASPECT_SIZES",
@@ -215,22 +214,6 @@ class RecordedRequest:
             return list(self.json["contents"][:-1])
         except (KeyError, TypeError):
             return []
-
-
-@dataclass
-class Reply:
-    """What the fake answers. ``body`` may be a dict (sent as JSON) or raw bytes."""
-
-    status: int = 200
-    body: dict[str, Any] | bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    #: Seconds to wait before answering (interrupted when the server stops).
-    delay: float = 0.0
-    #: Close the connection without answering at all.
-    drop: bool = False
-
-
-Behaviour = Callable[..., Reply]
 
 
 def _error(code: int, status: str, message: str, *details: dict[str, Any]) -> Reply:
@@ -657,117 +640,12 @@ def check_request(request: RecordedRequest) -> Reply | None:
 # --- the server --------------------------------------------------------------------------------
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    # Do not join handler threads on close: a "slow" handler must not hold up shutdown.
-    block_on_close = False
-    # Room for a worker's whole burst of calls (hundreds at once) in the listen backlog.
-    request_queue_size = 1024
-    fake: FakeGemini
+class FakeGemini(FakeServer):
+    """The fake Gemini server. Use as a context manager, or call ``start()`` and ``stop()``."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that time out and hang up mid-answer are normal here; stay quiet.
-        pass
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as Google serves it
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.fake._handle(self, b"")
-
-    def do_POST(self) -> None:
-        length = self.headers.get("content-length")
-        if length is None:
-            self._send(_error(411, "INVALID_ARGUMENT", "Length required."))
-            return
-        body = self.rfile.read(int(length))
-        self.server.fake._handle(self, body)
-
-    def _send(self, reply: Reply) -> None:
-        if reply.drop:
-            self.close_connection = True
-            with suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        headers = {"content-type": "application/json; charset=UTF-8"}
-        headers.update({name.lower(): value for name, value in reply.headers.items()})
-        try:
-            self.send_response(reply.status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True  # the client gave up (timeout): nothing to do
-
-
-class FakeGemini:
-    """The fake server. Use as a context manager, or call ``start()`` and ``stop()``."""
-
-    def __init__(self, *, default: str | Behaviour = "success") -> None:
-        self.default = default
-        self._rules: dict[str, tuple[str | Behaviour, dict[str, Any]]] = {}
-        self._requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        #: Requests being answered now, and the most there ever were at once.
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    # lifecycle
-
-    def start(self) -> FakeGemini:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="fake-gemini",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()  # wake handlers waiting out a delay
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    # addresses
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake Gemini server is not running")
-        return self._server.server_address[1]
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    service = "Gemini"
+    behaviours = BEHAVIOURS
+    content_type = "application/json; charset=UTF-8"
 
     @property
     def base_url(self) -> str:
@@ -780,44 +658,12 @@ class FakeGemini:
         settings.update({k.replace("__", "."): v for k, v in extra.items()})
         return settings
 
-    # behaviour
-
-    def behave(self, key: str, behaviour: str | Behaviour, **options: Any) -> None:
-        """Make ``key`` answer with ``behaviour`` (a name in ``BEHAVIOURS`` or a callable)."""
-        if isinstance(behaviour, str) and behaviour not in BEHAVIOURS:
-            raise ValueError(f"unknown behaviour {behaviour!r}; known: {', '.join(BEHAVIOURS)}")
-        with self._lock:
-            self._rules[key] = (behaviour, options)
-
-    def behaviour_for(self, key: str | None) -> tuple[str | Behaviour, dict[str, Any]]:
-        with self._lock:
-            if key is not None and key in self._rules:
-                return self._rules[key]
-        prefix = (key or "").split("-", 1)[0]
-        if prefix in BEHAVIOURS:
-            return prefix, {}
-        return self.default, {}
-
-    # what was received
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of every request received, oldest first."""
-        with self._lock:
-            return list(self._requests)
-
-    def requests_for(self, key: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.api_key == key]
-
-    def clear(self) -> None:
-        """Forget recorded requests and the in-flight peak (behaviours stay)."""
-        with self._lock:
-            self._requests.clear()
-            self.max_in_flight = self.in_flight
+    def length_required(self) -> Reply:
+        return _error(411, "INVALID_ARGUMENT", "Length required.")
 
     # the work
 
-    def _handle(self, handler: _Handler, body: bytes) -> None:
+    def _handle(self, handler: Any, body: bytes) -> None:
         getting = handler.command == "GET"
         match = (_MODEL_PATH if getting else _PATH).match(handler.path.split("?", 1)[0])
         try:
@@ -838,19 +684,12 @@ class FakeGemini:
         request.behaviour = (
             behaviour if isinstance(behaviour, str) else getattr(behaviour, "__name__", "custom")
         )
-        with self._lock:
-            self._requests.append(request)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
+        with self._answering(request):
             self._reply(handler, request, match, key, behaviour, options)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
 
     def _reply(
         self,
-        handler: _Handler,
+        handler: Any,
         request: RecordedRequest,
         match: re.Match[str] | None,
         key: str | None,
@@ -874,9 +713,7 @@ class FakeGemini:
             if reply is None:
                 function = BEHAVIOURS[behaviour] if isinstance(behaviour, str) else behaviour
                 reply = function(request, **options)
-        if reply.delay and self._stopping.wait(reply.delay):
-            reply = Reply(drop=True)  # shutting down: do not answer late
-        handler._send(reply)
+        self._send(handler, reply)
 
     @staticmethod
     def _check_key(

@@ -61,18 +61,16 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
-import http.server
 import io
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes._server import Behaviour, FakeServer, Reply
 from fakes.gemini import make_png
 
 __all__ = [
@@ -136,20 +134,6 @@ class RecordedRequest:
         if self.endpoint == "generations":
             return self.json if isinstance(self.json, dict) else {}
         return dict(self.form)
-
-
-@dataclass
-class Reply:
-    """What the fake answers. ``body`` may be a dict (sent as JSON) or raw bytes."""
-
-    status: int = 200
-    body: dict[str, Any] | bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop: bool = False
-
-
-Behaviour = Callable[..., Reply]
 
 
 def _error(
@@ -464,109 +448,16 @@ def check_request(request: RecordedRequest) -> Reply | None:
 # --- the server --------------------------------------------------------------------------------
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 1024
-    fake: FakeOpenAI
+class FakeOpenAI(FakeServer):
+    """The fake OpenAI server. Use as a context manager, or call ``start()`` and ``stop()``."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.fake._handle(self, b"")
-
-    def do_POST(self) -> None:
-        length = self.headers.get("content-length")
-        if length is None:
-            self._send(_error(411, "Length required."))
-            return
-        self.server.fake._handle(self, self.rfile.read(int(length)))
-
-    def _send(self, reply: Reply) -> None:
-        if reply.drop:
-            self.close_connection = True
-            with suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        payload = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
-        headers = {"content-type": "application/json"}
-        headers.update({name.lower(): value for name, value in reply.headers.items()})
-        try:
-            self.send_response(reply.status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            self.close_connection = True
-
-
-class FakeOpenAI:
-    """The fake server. Use as a context manager, or call ``start()`` and ``stop()``."""
-
-    def __init__(self, *, default: str | Behaviour = "success") -> None:
-        self.default = default
-        self._rules: dict[str, tuple[str | Behaviour, dict[str, Any]]] = {}
-        self._requests: list[RecordedRequest] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    def start(self) -> FakeOpenAI:
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.fake = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-            name="fake-openai",
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake OpenAI server is not running")
-        return self._server.server_address[1]
+    service = "OpenAI"
+    behaviours = BEHAVIOURS
 
     @property
     def base_url(self) -> str:
         """What ``openai.api_base`` should be set to."""
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.origin}/v1"
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         """Provider settings pointing at this server, plus ``extra`` (dots as ``__``)."""
@@ -574,35 +465,10 @@ class FakeOpenAI:
         settings.update({k.replace("__", "."): v for k, v in extra.items()})
         return settings
 
-    def behave(self, key: str, behaviour: str | Behaviour, **options: Any) -> None:
-        if isinstance(behaviour, str) and behaviour not in BEHAVIOURS:
-            raise ValueError(f"unknown behaviour {behaviour!r}; known: {', '.join(BEHAVIOURS)}")
-        with self._lock:
-            self._rules[key] = (behaviour, options)
+    def length_required(self) -> Reply:
+        return _error(411, "Length required.")
 
-    def behaviour_for(self, key: str | None) -> tuple[str | Behaviour, dict[str, Any]]:
-        with self._lock:
-            if key is not None and key in self._rules:
-                return self._rules[key]
-        prefix = (key or "").split("-", 1)[0]
-        if prefix in BEHAVIOURS:
-            return prefix, {}
-        return self.default, {}
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def requests_for(self, key: str) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.api_key == key]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._requests.clear()
-            self.max_in_flight = self.in_flight
-
-    def _handle(self, handler: _Handler, body: bytes) -> None:
+    def _handle(self, handler: Any, body: bytes) -> None:
         path = handler.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in handler.headers.items()}
         auth = headers.get("authorization", "")
@@ -637,18 +503,8 @@ class FakeOpenAI:
         request.behaviour = (
             behaviour if isinstance(behaviour, str) else getattr(behaviour, "__name__", "custom")
         )
-        with self._lock:
-            self._requests.append(request)
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            reply = self._reply(request, key, behaviour, options)
-            if reply.delay and self._stopping.wait(reply.delay):
-                reply = Reply(drop=True)
-            handler._send(reply)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        with self._answering(request):
+            self._send(handler, self._reply(request, key, behaviour, options))
 
     def _reply(
         self,
