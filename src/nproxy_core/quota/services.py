@@ -54,6 +54,7 @@ __all__ = [
     "exact_usage",
     "exhausted_message",
     "max_batch_now",
+    "pack_usable",
     "release",
     "reserve",
     "settle",
@@ -255,16 +256,21 @@ def _current(
     return None, override
 
 
+def pack_usable(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """A pack balance holds can draw on at ``now``: not revoked, started, not expired, with
+    units left."""
+    return sa.and_(
+        PackBalance.revoked_at.is_(None),
+        PackBalance.starts_at <= now,
+        PackBalance.expires_at > now,
+        PackBalance.used + PackBalance.reserved < PackBalance.units,
+    )
+
+
 def _usable_packs_query(user_id: int, now: dt.datetime) -> sa.Select:
     return (
         sa.select(PackBalance)
-        .where(
-            PackBalance.user_id == user_id,
-            PackBalance.revoked_at.is_(None),
-            PackBalance.starts_at <= now,
-            PackBalance.expires_at > now,
-            PackBalance.used + PackBalance.reserved < PackBalance.units,
-        )
+        .where(PackBalance.user_id == user_id, pack_usable(now))
         .order_by(PackBalance.id)
     )
 

@@ -25,6 +25,7 @@ from nproxy_core.billing import packs as pack_service
 from nproxy_core.billing.models import CreditPack, PackBalance
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, NotFound
+from nproxy_core.quota.services import pack_usable
 
 #: The fields of the pack form, as :data:`..plans.PLAN_FIELDS`.
 PACK_FIELDS: tuple[tuple[str, str, str, str], ...] = (
@@ -46,13 +47,7 @@ def usable_balances(db: Session) -> dict[int, tuple[int, int]]:
     left = PackBalance.units - PackBalance.used - PackBalance.reserved
     rows = db.execute(
         sa.select(PackBalance.pack_id, sa.func.count(), sa.func.coalesce(sa.func.sum(left), 0))
-        .where(
-            PackBalance.pack_id.is_not(None),
-            PackBalance.revoked_at.is_(None),
-            PackBalance.starts_at <= now,
-            PackBalance.expires_at > now,
-            left > 0,
-        )
+        .where(PackBalance.pack_id.is_not(None), pack_usable(now))
         .group_by(PackBalance.pack_id)
     )
     return {pack_id: (count, int(units)) for pack_id, count, units in rows}
