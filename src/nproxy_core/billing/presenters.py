@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from nproxy_core.billing.models import Payment
+from nproxy_core.billing.plans import images_per_model
 
 #: The example pictures of the landing and pricing pages (static/examples/, drawn by
 #: ``nproxy_core.site.examples``): file name and the prompt they illustrate.
@@ -47,11 +48,7 @@ def month_offer(plan: Any, providers: Any, per_image: Any) -> dict[str, Any]:
             sizes.setdefault(shape, f"{label} ({ratio})" if ratio else label)
     return {
         "units": plan.request_limit,
-        "images": [
-            {"label": price["label"], "images": plan.request_limit // price["units"]}
-            for price in per_image
-            if not plan.models or price["model"] in plan.models
-        ],
+        "images": images_per_model(plan, per_image),
         "max_batch": max((caps.max_batch for caps in models), default=1),
         "both_modes": any(len(caps.modes) > 1 for caps in models),
         "sizes": list(sizes.values()),
