@@ -343,3 +343,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The slow tests first (a stable sort): under pytest-xdist they spread over the workers
     # from the start, instead of one worker being left with the longest at the end.
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# --- the network paths provider tests try -------------------------------------------------------
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A closed port on 127.0.0.1: connecting to it is refused."""
+    from fakes.proxies import free_port
+
+    return free_port()
+
+
+@pytest.fixture
+def http_proxy(tmp_path: Any) -> Iterator[str]:
+    """A real forwarding HTTP proxy (PyPI ``proxy.py``) in a subprocess; yields its URL."""
+    from fakes.proxies import http_proxy as run_http_proxy
+
+    with run_http_proxy(tmp_path) as url:
+        yield url

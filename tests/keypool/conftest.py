@@ -5,14 +5,12 @@ what Gemini cannot do on demand (hang forever, report a balance)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from fakes.gemini import FakeGemini, fake_gemini
-from fakes.proxies import http_proxy as run_http_proxy
 from keypool_support import ACTOR, ScriptedProvider
 from nproxy_core.keypool import KeyPoolRouter, services
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
@@ -95,13 +93,3 @@ def scripted(registry: Any) -> Iterator[ScriptedProvider]:
     find_service(registry, IPlugins).providers["scripted"] = provider
     yield provider
     provider.release.set()
-
-
-# --- a real HTTP proxy ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def http_proxy(tmp_path: Path) -> Iterator[str]:
-    """A real forwarding HTTP proxy in a subprocess; yields its URL."""
-    with run_http_proxy(tmp_path) as url:
-        yield url

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakes.gemini import FakeGemini, fake_gemini
-from fakes.proxies import free_port
-from fakes.proxies import http_proxy as run_http_proxy
 from nproxy_provider_nanobanana import NanoBananaProvider
 
 
@@ -38,16 +35,3 @@ def make_provider(fake: FakeGemini) -> Iterator[Callable[..., NanoBananaProvider
 @pytest.fixture
 def provider(make_provider: Callable[..., NanoBananaProvider]) -> NanoBananaProvider:
     return make_provider()
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A closed port on 127.0.0.1: connecting to it is refused."""
-    return free_port()
-
-
-@pytest.fixture
-def http_proxy(tmp_path: Path) -> Iterator[str]:
-    """A real forwarding HTTP proxy (PyPI ``proxy.py``) in a subprocess; yields its URL."""
-    with run_http_proxy(tmp_path) as url:
-        yield url

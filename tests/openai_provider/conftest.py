@@ -4,14 +4,11 @@ the generation tests' worker processes and paying customers (for the run through
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakes.openai_images import FakeOpenAI, fake_openai
-from fakes.proxies import free_port
-from fakes.proxies import http_proxy as run_http_proxy
 from generation.conftest import (  # noqa: F401 - fixtures shared with the generation tests
     add_key,
     broker_url,
@@ -47,16 +44,3 @@ def make_provider(fake: FakeOpenAI) -> Iterator[Callable[..., OpenAIProvider]]:
 @pytest.fixture
 def provider(make_provider: Callable[..., OpenAIProvider]) -> OpenAIProvider:
     return make_provider()
-
-
-@pytest.fixture
-def unused_port() -> int:
-    """A closed port on 127.0.0.1: connecting to it is refused."""
-    return free_port()
-
-
-@pytest.fixture
-def http_proxy(tmp_path: Path) -> Iterator[str]:
-    """A real forwarding HTTP proxy (PyPI ``proxy.py``) in a subprocess; yields its URL."""
-    with run_http_proxy(tmp_path) as url:
-        yield url
