@@ -224,6 +224,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.demo")
     config.include("nproxy_core.storage")
     config.include("nproxy_core.uploads")
+    config.include("nproxy_core.prompt_templates")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
     config.include("nproxy_core.developer_api")

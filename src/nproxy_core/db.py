@@ -107,6 +107,7 @@ MODEL_MODULES = (
     "nproxy_core.keypool.models",
     "nproxy_core.uploads.models",
     "nproxy_core.generation.models",
+    "nproxy_core.prompt_templates.models",
     "nproxy_core.developer_api.models",
     "nproxy_core.health.models",
     "nproxy_core.admin.models",

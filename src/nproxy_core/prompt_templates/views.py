@@ -1,0 +1,61 @@
+"""``GET /api/v1/templates`` (the gallery, DESIGN 4.17) and each template's example image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from nproxy_core.accounts.security import user_view
+from nproxy_core.errors import NotFound
+from nproxy_core.prompt_templates import services
+from nproxy_core.prompt_templates.models import PromptTemplate
+from nproxy_core.storage import IStorage
+
+#: Examples change only when an admin makes a new one, which gets a new URL (its key).
+EXAMPLE_MAX_AGE_SECONDS = 86400
+
+
+def example_url(request: Request, template: PromptTemplate) -> str | None:
+    if not template.storage_key:
+        return None
+    # The key's last segment changes with every new example: a new URL, never a stale cache.
+    version = template.storage_key.rsplit("/", 1)[-1].split(".", 1)[0]
+    return request.route_path("prompt_template.example", slug=template.slug, _query={"v": version})
+
+
+def template_json(request: Request, template: PromptTemplate) -> dict[str, Any]:
+    return {
+        "slug": template.slug,
+        "title": template.title,
+        "description": template.description,
+        "prompt": template.prompt,
+        "fields": list(template.fields),
+        "model": template.model,
+        "resolution": template.resolution,
+        "with_text": template.with_text,
+        "example_url": example_url(request, template),
+    }
+
+
+@user_view("api.templates", "GET", "json")
+def api_templates(request: Request) -> dict[str, Any]:
+    return {"templates": [template_json(request, t) for t in services.gallery(request.db)]}
+
+
+@view_config(route_name="prompt_template.example", request_method="GET")
+def example_image(request: Request) -> Response:
+    """A template's example image: public, like the gallery it illustrates."""
+    try:
+        template = services.by_slug(request.db, request.matchdict["slug"])
+    except NotFound:
+        template = None
+    if template is None or not template.storage_key or not template.active:
+        raise NotFound("Not found.")
+    data = request.find_service(IStorage).get(template.storage_key)
+    response = Response(body=data, content_type=template.example_mime or "image/png")
+    response.headers["Cache-Control"] = f"public, max-age={EXAMPLE_MAX_AGE_SECONDS}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
