@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ class CheckoutRequest:
     callback_url: str
     success_url: str
     cancel_url: str
+    #: Renew by itself every ``period_months`` until cancelled (a plan with
+    #: ``recurring_allowed``, bought through a processor with :attr:`PaymentProcessor.recurring`);
+    #: False: one payment (a credit pack, or any plan through a processor without renewals).
+    recurring: bool = False
+    period_months: int = 1
+    #: The buyer's email address, for a processor that fills its checkout page with it.
+    customer_email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,45 @@ class HostedCheckout:
     checkout_url: str
     #: The processor's reference for the invoice (e.g. NOWPayments invoice id).
     invoice_id: str | None = None
+
+
+class EventKind(enum.StrEnum):
+    """What a notification is about (processors without renewals send only ``CHECKOUT``).
+
+    ``CHECKOUT``: the payment of the order a checkout created (``order_id``).
+    ``RENEWAL``: a renewal invoice of a subscription (``renewal_id`` names it, once per cycle):
+    :attr:`PaymentStatus.FINISHED` paid it, :attr:`PaymentStatus.FAILED` failed to charge.
+    ``SUBSCRIPTION``: the subscription's own state (renewing, cancelled at period end, ended).
+    ``REFUND``: money sent back for a payment named by ``payment_id`` or ``references``
+    (``renewal_id`` too when it was a renewal's).
+    """
+
+    CHECKOUT = "checkout"
+    RENEWAL = "renewal"
+    SUBSCRIPTION = "subscription"
+    REFUND = "refund"
+    #: Anything else the processor sends: recorded, changes nothing.
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    """A processor's subscription as a notification tells it.
+
+    ``order_id`` is the order of the checkout that started it (the processor keeps it with the
+    subscription); ``renews`` is False once it is set to end (cancelled at period end) and
+    ``ended`` once it has ended: the core grants no cycle it was not paid for either way.
+    """
+
+    subscription_id: str
+    customer_id: str | None = None
+    order_id: str | None = None
+    status: str | None = None
+    renews: bool | None = None
+    ended: bool = False
+    current_period_end: dt.datetime | None = None
+    #: When the processor said so: an older state never overrides a newer one.
+    as_of: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +111,19 @@ class PaymentEvent:
     invoice_id: str | None = None
     parent_payment_id: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: The rest concerns processors with renewals (:attr:`PaymentProcessor.recurring`).
+    kind: EventKind = EventKind.CHECKOUT
+    #: The subscription the event is about, if any.
+    subscription: SubscriptionInfo | None = None
+    #: The renewal invoice's id: a ``RENEWAL`` grants at most one cycle per id.
+    renewal_id: str | None = None
+    #: Other processor ids of the same money (its charge, its invoice), to find the payment a
+    #: ``REFUND`` is about.
+    references: tuple[str, ...] = ()
+    #: Where the customer can pay (or fix the card of) a failed renewal, if the processor has it.
+    pay_url: str | None = None
+    #: The processor's id of the notification itself (``evt_...``), for the record.
+    event_id: str | None = None
 
 
 class PaymentProcessorError(Exception):
@@ -102,6 +162,13 @@ class PaymentProcessor(abc.ABC):
     display_name: ClassVar[str] = ""
     #: Demo processors are refused in production unless a setting allows them.
     is_demo: ClassVar[bool] = False
+    #: The processor renews subscriptions by itself (a capability): recurring checkouts,
+    #: ``RENEWAL``/``SUBSCRIPTION`` events, :meth:`cancel_renewal`, :meth:`manage_url` and
+    #: :meth:`fetch_subscription`. The core's one renewal path (DESIGN 4.16) serves them all.
+    recurring: ClassVar[bool] = False
+    #: :meth:`fetch_status` accepts the ``invoice_id`` of :class:`HostedCheckout` (so an open
+    #: checkout is reconciled even when no notification ever arrived).
+    status_by_invoice_id: ClassVar[bool] = False
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -117,3 +184,19 @@ class PaymentProcessor(abc.ABC):
     @abc.abstractmethod
     def fetch_status(self, payment_id: str) -> PaymentEvent:
         """The processor's current view of a payment, for reconciliation."""
+
+    # --- renewals (only when :attr:`recurring`) ----------------------------------------------
+
+    def cancel_renewal(self, subscription_id: str) -> SubscriptionInfo:
+        """Stop renewing at the end of the paid period (the period runs to its end)."""
+        raise PaymentProcessorError(f"{self.name or type(self).__name__} has no renewals")
+
+    def manage_url(self, customer_id: str, return_url: str) -> str:
+        """A page of the processor's where the customer manages the subscription (the card,
+        invoices, cancelling), coming back to ``return_url``."""
+        raise PaymentProcessorError(f"{self.name or type(self).__name__} has no renewals")
+
+    def fetch_subscription(self, subscription_id: str) -> list[PaymentEvent]:
+        """For reconciliation: the subscription's state (a ``SUBSCRIPTION`` event) and its
+        latest renewal invoice (a ``RENEWAL`` event), if it has one."""
+        raise PaymentProcessorError(f"{self.name or type(self).__name__} has no renewals")
