@@ -474,6 +474,7 @@ class NanoBananaProvider(Provider):
                 continuation=None
                 if candidate.thought_signature is None
                 else {"thoughtSignature": candidate.thought_signature, "prompt": request.prompt},
+                text=candidate.text if request.with_text else None,
             ),
             estimated_cost=estimate,
             usage=usage,
@@ -553,7 +554,10 @@ class NanoBananaProvider(Provider):
         body = {
             "contents": [*turns, {"role": "user", "parts": parts}],
             "generationConfig": {
-                "responseModalities": list(self.response_modalities),
+                # Words beside the picture only when asked for (a template's description).
+                "responseModalities": ["TEXT", "IMAGE"]
+                if request.with_text
+                else list(self.response_modalities),
                 "imageConfig": image_config,
             },
         }

@@ -50,6 +50,7 @@ from nproxy_core.plugins import (
     ContentPolicyError,
     InvalidInputError,
     KeyRejectedError,
+    NoImageAnswer,
     OutOfFundsError,
     ProviderError,
     RateLimit,
@@ -68,7 +69,7 @@ __all__ = [
 MESSAGE_LIMIT = 300
 
 
-class NoImageError(InvalidInputError):
+class NoImageError(NoImageAnswer):
     """Gemini finished normally but produced no image (it answered with text, or NO_IMAGE).
 
     This is user-caused on purpose. The key worked and was billed; the model chose not to draw
@@ -269,6 +270,8 @@ class Candidate:
     #: The ``thoughtSignature`` Gemini attached to the image part (thinking models such as
     #: Pro): it must come back with the image when the image is used again.
     thought_signature: str | None = None
+    #: The model's words beside the picture (asked for with ``TEXT`` in the modalities).
+    text: str | None = None
 
 
 def read_candidate(payload: Any) -> Candidate:
@@ -319,8 +322,13 @@ def read_candidate(payload: Any) -> Candidate:
             raise RetryableError("Gemini answered with image data that is not base64") from exc
         if not data:
             raise RetryableError("Gemini answered with an empty image part")
+        words = "\n\n".join(t.strip() for t in texts if t.strip())
         return Candidate(
-            data=data, declared_mime=image[1], finish_reason=finish, thought_signature=signature
+            data=data,
+            declared_mime=image[1],
+            finish_reason=finish,
+            thought_signature=signature,
+            text=words or None,
         )
 
     if not finish:
@@ -330,5 +338,6 @@ def read_candidate(payload: Any) -> Candidate:
     said = f' It said: "{said[:200]}"' if said else ""
     raise NoImageError(
         f"The model did not produce an image for this prompt (finish reason {finish})."
-        f"{said} Try rephrasing the prompt."
+        f"{said} Try rephrasing the prompt.",
+        said=" ".join(" ".join(texts).split()),
     )

@@ -2,7 +2,10 @@
 
 ``demo.delay_seconds`` (default 1.0) makes it as slow as a real model, and ``demo.failure_rate``
 (0..1, default 0) makes that share of attempts fail as a retryable provider error, so the key
-pool can be seen at work without any external service. Image-to-image blends the first input
+pool can be seen at work without any external service. ``demo.text_only_rate`` (0..1, default 0)
+makes that share of attempts answer in words only, as a real model sometimes does (the image
+fails, nothing is charged). Asked for words beside the picture (``ImageRequest.with_text``), it
+answers a short stand-in description built from the prompt. Image-to-image blends the first input
 image under the generated pattern; ``strength`` (default 0.6) is how much of the pattern
 replaces the input.
 
@@ -43,6 +46,7 @@ from nproxy_core.plugins import (
     KeyRejectedError,
     Mode,
     ModelCapabilities,
+    NoImageAnswer,
     Provider,
     RetryableError,
     setting,
@@ -110,6 +114,7 @@ class DemoProvider(Provider):
         super().__init__(settings)
         self.delay = setting(settings, "demo.delay_seconds", default=1.0, cast=_seconds)
         self.failure_rate = setting(settings, "demo.failure_rate", default=0.0, cast=_rate)
+        self.text_only_rate = setting(settings, "demo.text_only_rate", default=0.0, cast=_rate)
         self._random = random.Random()
 
     def capabilities(self) -> Sequence[ModelCapabilities]:
@@ -149,6 +154,9 @@ class DemoProvider(Provider):
             time.sleep(self.delay)
         if self.failure_rate and self._random.random() < self.failure_rate:
             raise RetryableError("demo provider failed on purpose", http_status=503)
+        if self.text_only_rate and self._random.random() < self.text_only_rate:
+            said = "I would rather describe this scene than draw it."
+            raise NoImageAnswer(f"demo provider answered in words only: {said}", said=said)
         model = request.model or MODEL
         if model not in MODELS:
             raise InvalidInputError(f"model {model!r} is not offered (only {', '.join(MODELS)})")
@@ -157,7 +165,13 @@ class DemoProvider(Provider):
             raise InvalidInputError(f"unknown resolution {request.resolution!r} for {model}")
         data = render(request, size)
         return AttemptResult(
-            image=GeneratedImage(data=data, mime="image/png", width=size[0], height=size[1]),
+            image=GeneratedImage(
+                data=data,
+                mime="image/png",
+                width=size[0],
+                height=size[1],
+                text=describe(request) if request.with_text else None,
+            ),
             usage={"images": 1},
         )
 
@@ -166,6 +180,26 @@ def _refuse_rejected(api_key: str) -> None:
     # Keys starting with "reject" behave as a revoked key: handy for trying the pool.
     if api_key.startswith("reject"):
         raise KeyRejectedError("demo key rejected", http_status=403)
+
+
+_NAMES = ("Ember", "Juniper", "Pip", "Saffron", "Quill", "Marlow", "Tansy", "Bramble")
+_TRAITS = ("curious", "gentle", "mischievous", "brave", "dreamy", "cheerful")
+_QUIRKS = (
+    "hums while thinking",
+    "collects odd buttons",
+    "never forgets a face",
+    "naps in sunbeams",
+)
+
+
+def describe(request: ImageRequest) -> str:
+    """The demo's stand-in for a model's words: a short character sketch, the same for the
+    same prompt."""
+    digest = hashlib.sha256(request.prompt.encode()).digest()
+    name = _NAMES[digest[0] % len(_NAMES)]
+    trait = _TRAITS[digest[1] % len(_TRAITS)]
+    quirk = _QUIRKS[digest[2] % len(_QUIRKS)]
+    return f"Meet {name}: {trait} and quick to laugh, {name} {quirk}. (Demo provider text.)"
 
 
 def render(request: ImageRequest, size: tuple[int, int]) -> bytes:

@@ -46,7 +46,7 @@ def generation_json(
     error = None
     if state.error_code:
         error = {"code": state.error_code, "message": state.error_message or ""}
-    return {
+    answer = {
         "id": str(state.id),
         "status": str(state.status),
         "images": images,
@@ -54,3 +54,7 @@ def generation_json(
         "created_at": isoformat(state.created_at),
         "error": error,
     }
+    if state.text:
+        # The model's words beside the picture, when a template asked for them.
+        answer["text"] = state.text
+    return answer

@@ -42,7 +42,11 @@ FIELDS = {
     "model",
     "provider",
     "response_format",
+    "template",
+    "inputs",
 }
+#: What a template submission may carry (the template decides prompt, model and size).
+TEMPLATE_FIELDS = {"template", "inputs", "n", "provider", "response_format"}
 #: Input images a request may carry at most, before the model's own (smaller) limit applies.
 MAX_INPUT_IMAGES = 16
 _RATIO = re.compile(r"^(\d{1,4}):(\d{1,4})$")
@@ -62,6 +66,9 @@ class ApiRequest:
     response_format: str
     #: SHA-256 of the request as sent: a retry under the same Idempotency-Key must match it.
     fingerprint: str
+    #: A template's image fields sent as base64 (``data:image/...``): (field name, bytes),
+    #: stored as uploads before the submission names them.
+    input_fields: tuple[tuple[str, bytes], ...] = ()
 
 
 def _ratio_value(text: str) -> float | None:
@@ -146,6 +153,8 @@ def parse_api_request(body: Mapping[str, Any], providers: Mapping[str, Provider]
         raise _invalid(
             unknown[0], f"Unknown field(s): {', '.join(u[:32] for u in unknown[:5])}.", "unknown"
         )
+    if "template" in body:
+        return _template_request(body)
     provider = choose_provider(body, providers)
     models = list(providers[provider].capabilities())
     if not models:
@@ -176,6 +185,53 @@ def parse_api_request(body: Mapping[str, Any], providers: Mapping[str, Provider]
         json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
     ).hexdigest()
     return ApiRequest(submission, images, str(response_format), fingerprint)
+
+
+def _fingerprint(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    ).hexdigest()
+
+
+def _template_request(body: Mapping[str, Any]) -> ApiRequest:
+    """``{template, inputs, n?}``: the template decides the prompt, model and size; an image
+    field takes an upload id or a base64 ``data:image/...`` URI (stored as an upload)."""
+    extra = sorted(set(body) - TEMPLATE_FIELDS)
+    if extra:
+        raise _invalid(
+            extra[0],
+            f"A template request takes template, inputs, n and response_format; "
+            f"{extra[0][:32]!r} is decided by the template.",
+            "not_allowed",
+        )
+    response_format = body.get("response_format", "url")
+    if response_format not in RESPONSE_FORMATS:
+        raise _invalid(
+            "response_format",
+            f"response_format must be one of: {', '.join(RESPONSE_FORMATS)}.",
+        )
+    inputs = body.get("inputs")
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise _invalid("inputs", "The inputs must be an object of field names and values.")
+    inputs = dict(inputs or {})
+    images: list[tuple[str, bytes]] = []
+    for name, value in inputs.items():
+        if isinstance(value, str) and _DATA_URI.match(value.strip()):
+            try:
+                data = base64.b64decode(_DATA_URI.sub("", value.strip()), validate=True)
+            except (binascii.Error, ValueError):
+                raise _invalid(
+                    f"inputs.{str(name)[:40]}", "The image is not valid base64.", "not_base64"
+                ) from None
+            if not data:
+                raise _invalid(f"inputs.{str(name)[:40]}", "The image is empty.", "empty")
+            images.append((str(name), data))
+    submission: dict[str, Any] = {"template": body.get("template"), "inputs": inputs}
+    if body.get("n") is not None:
+        submission["batch_size"] = body["n"]
+    if body.get("provider") is not None:
+        submission["provider"] = body["provider"]
+    return ApiRequest(submission, (), str(response_format), _fingerprint(body), tuple(images))
 
 
 def prefer_wait(header: str | None, max_wait: float) -> float:

@@ -176,12 +176,15 @@ def submit_checked(
     conversation_id = _key_conversation(db, key)
     try:
         uploads = [create_upload(request, caller.user_id, data) for data in api.input_images]
+        body = {**api.submission, "input_upload_ids": [str(u.id) for u in uploads]}
+        if "template" in api.submission:
+            # A template's images are its fields' values: each sent image becomes an upload.
+            inputs = dict(api.submission.get("inputs") or {})
+            for name, data in api.input_fields:
+                inputs[name] = str(create_upload(request, caller.user_id, data).id)
+            body = {**api.submission, "inputs": inputs}
         generation, created = submit_generation(
-            request,
-            caller.user_id,
-            conversation_id,
-            {**api.submission, "input_upload_ids": [str(u.id) for u in uploads]},
-            idempotency_key,
+            request, caller.user_id, conversation_id, body, idempotency_key
         )
     except APIError as exc:
         raise _api_error(exc) from None

@@ -12,6 +12,7 @@ from pyramid.request import Request
 from nproxy_core.generation.models import Conversation, Generation, Message
 from nproxy_core.plugins import ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
+from nproxy_core.prompt_templates.services import texts_of
 from nproxy_core.quota.summary import enabled_models, standing
 
 
@@ -28,7 +29,7 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
     error = None
     if generation.error_code:
         error = {"code": generation.error_code, "message": generation.error_message or ""}
-    return {
+    answer = {
         "id": str(generation.id),
         "status": str(generation.status),
         "images": [
@@ -48,8 +49,16 @@ def conversation_summary_json(conversation: Conversation) -> dict[str, Any]:
         "updated_at": isoformat(conversation.updated_at),
     }
 
+    text = getattr(generation, "text", None)
+    if text:
+        # The model's words beside the picture, when a template asked for them.
+        answer["text"] = text
+    return answer
 
-def message_json(request: Request, message: Message) -> dict[str, Any]:
+def message_json(
+    request: Request, message: Message, texts: dict[Any, str] | None = None
+) -> dict[str, Any]:
+    texts = texts or {}
     return {
         "id": str(message.id),
         "mode": str(message.mode),
@@ -78,9 +87,10 @@ def message_json(request: Request, message: Message) -> dict[str, Any]:
 
 
 def conversation_json(request: Request, conversation: Conversation) -> dict[str, Any]:
+                **({"text": texts[generation.id]} if generation.id in texts else {}),
     return {
         **conversation_summary_json(conversation),
-        "messages": [message_json(request, message) for message in conversation.messages],
+        "messages": [message_json(request, message, texts) for message in conversation.messages],
     }
 
 
@@ -88,6 +98,9 @@ def models_json(request: Request, user_id: int | None = None) -> dict[str, Any]:
     """Every model of every enabled provider, in the order of ``nproxy.providers``; each
     resolution preset as ``{id, label, aspect_ratio, width, height, units}`` (DESIGN 6, 4.12).
 
+    texts = texts_of(
+        request.db, [g.id for message in conversation.messages for g in message.generations]
+    )
     For the user asking: ``max_batch`` is capped by their plan, and ``allowed`` says whether
     their plan or one of their packs can pay for the model. ``user_id`` defaults to the
     logged-in user's."""

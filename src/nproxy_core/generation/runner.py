@@ -58,9 +58,11 @@ from nproxy_core.plugins import (
     IMAGE_FORMATS,
     ImageRequest,
     InputImage,
+    NoImageAnswer,
     UserCausedError,
     identify_image,
 )
+from nproxy_core.prompt_templates.models import TemplateRun
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, StorageError, generation_key
 from nproxy_core.tasks import DatabaseUnreachable
@@ -125,6 +127,25 @@ class FailedImage:
 
 
 def abandoned(now: dt.datetime, lost_after: float) -> sa.ColumnElement[bool]:
+    #: What the person reads when this failure names the generation's error; None: the
+    #: code's own text.
+    message: str | None = None
+
+
+#: Longest part of a model's words quoted in an error (the column holds 500 characters).
+SAID_LIMIT = 300
+
+
+def text_only_message(said: str) -> str:
+    """What a person reads when the model answered in words instead of a picture."""
+    said = " ".join(said.split())
+    if len(said) > SAID_LIMIT:
+        said = said[: SAID_LIMIT - 1].rstrip() + "…"
+    quoted = f": “{said}”" if said else "."
+    return (
+        f"The model answered with text only{quoted} No image was made and nothing was "
+        "charged. Retry, or change the prompt."
+    )
     """SQL: the job is running, but no run is working on it any more: the worker process that
     claimed it stopped beating, or (a run outside a worker, or one that let go) its lease
     expired. The one rule for the claim and the sweeper."""
@@ -162,6 +183,10 @@ class Job:
 
 
 class LeaseKeeper:
+    #: A template asked for the model's words beside the picture (``template_runs``).
+    with_text: bool = False
+    #: The words each image came with, by its place in the batch (filled while it runs).
+    texts: dict[int, str] = dataclasses.field(default_factory=dict)
     """Renews the leases of the jobs this process runs outside a worker (commands, tests), from
     one background thread. A worker's jobs need none: its liveness beat covers them all.
 
@@ -479,6 +504,11 @@ class JobRunner:
             )
 
     # --- images -------------------------------------------------------------------------------
+                with_text=bool(
+                    session.scalar(
+                        sa.select(TemplateRun.with_text).where(TemplateRun.generation_id == gid)
+                    )
+                ),
 
     def _make_images(
         self,
@@ -513,6 +543,7 @@ class JobRunner:
         )
         gid = job.generation_id
         made_by: dict[str, Any] = {"provider": job.provider, "model": job.model}
+            with_text=job.with_text,
         routed = self._route(gid, n, job.provider, request)
         route = None
         if routed is _EXHAUSTED and self._fallbacks:
@@ -558,6 +589,8 @@ class JobRunner:
             key,
             mime,
             width,
+        if job.with_text and routed.result.image.text:
+            job.texts[n] = routed.result.image.text
             height,
             len(data),
             continuation=None if continuation is None else dict(continuation),
@@ -583,6 +616,9 @@ class JobRunner:
             log.warning("generation %s image %d: %s: %s", gid, n, provider, exc)
             return _EXHAUSTED
         except Exception:
+        except NoImageAnswer as exc:
+            # Say what happened, not "an input image or a setting": the model chose words.
+            return FailedImage(n, exc.code, text_only_message(exc.said))
             # A bug or an outage (the database during routing): this image fails, the batch
             # goes on, and the user is charged nothing for it.
             log.exception("generation %s image %d: routing to %s failed", gid, n, provider)
@@ -645,12 +681,22 @@ class JobRunner:
             if code is not None:
                 generation.error_code = code
                 generation.error_message = (
-                    INPUTS_LOST_MESSAGE if inputs_lost else failure_message(code)
+                    INPUTS_LOST_MESSAGE if inputs_lost else own or failure_message(code)
+                )
+            said = sorted(n for n in job.texts if n in {image.n for image in stored})
+            if said:
+                # The words of the first image kept: that is the one shown first.
+                session.execute(
+                    sa.update(TemplateRun)
+                    .where(TemplateRun.generation_id == generation.id)
+                    .values(text=job.texts[said[0]]),
+                    execution_options=_NO_SYNC,
                 )
             if generation.quota_hold_id is not None:
                 quota.settle(
                     session,
                     generation.quota_hold_id,
+                own = next((f.message for f in failed if f.code == code and f.message), None)
                     len(stored),
                     costs=[self._fallback_units(session, image) for image in stored],
                     now=now,

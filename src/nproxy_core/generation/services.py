@@ -34,6 +34,8 @@ from nproxy_core.generation.schemas import Submission, parse_submission
 from nproxy_core.generation.tasks import run_generation
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.pricing import IUnitPrices
+from nproxy_core.prompt_templates import services as templates
+from nproxy_core.prompt_templates.models import TemplateRun
 from nproxy_core.quota import services as quota
 from nproxy_core.storage import IStorage, delete_after_commit
 from nproxy_core.uploads.models import Upload
@@ -248,8 +250,29 @@ def submit_generation(
     if replayed is not None:
         return replayed, False
 
-    submission = parse_submission(body, request.find_service(IPlugins).providers)
-    return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
+    providers = request.find_service(IPlugins).providers
+    if "template" not in body:
+        submission = parse_submission(body, providers)
+        return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
+    # A template's prompt is built here, on the server; then it is an ordinary submission.
+    built, template, filled = templates.template_submission(db, body, providers)
+    for name, upload_id in filled.images:
+        try:
+            load_user_uploads(db, user_id, [upload_id])
+        except NotFound:
+            raise ValidationError(
+                f"The image for {name!r} was not found; upload it again.",
+                fields={f"inputs.{name}": "not_found"},
+            ) from None
+    submission = parse_submission(built, providers)
+    generation, created = _accept(
+        request, user_id, conversation, submission, idempotency_key, fingerprint
+    )
+    if created:
+        templates.record_run(
+            db, generation.id, template, filled.inputs, with_text=template.with_text
+        )
+    return generation, created
 
 
 def retry_generation(
@@ -289,7 +312,21 @@ def retry_generation(
         body["input_upload_ids"] = list(message.input_upload_ids)
     submission = parse_submission(body, request.find_service(IPlugins).providers)
     conversation = owned_conversation(db, user_id, original.conversation_id)
-    return _accept(request, user_id, conversation, submission, idempotency_key, fingerprint)
+    retried, created = _accept(
+        request, user_id, conversation, submission, idempotency_key, fingerprint
+    )
+    run = db.get(TemplateRun, original.id)
+    if created and run is not None:
+        # A template's retry asks the model for its words again too.
+        db.add(
+            TemplateRun(
+                generation_id=retried.id,
+                template_id=run.template_id,
+                inputs=dict(run.inputs or {}),
+                with_text=run.with_text,
+            )
+        )
+    return retried, created
 
 
 def load_user_images(db: Session, user_id: int, ids: Iterable[str]) -> list[GenerationImage]:
@@ -450,6 +487,8 @@ class GenerationState:
 
     @property
     def is_terminal(self) -> bool:
+    #: The model's words beside the picture (a template asked for them); None without.
+    text: str | None = None
         return self.status in TERMINAL
 
 
@@ -466,6 +505,7 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
     rows = db.execute(
         sa.select(
             gen.c.status,
+    runs = TemplateRun.__table__
             gen.c.created_at,
             gen.c.error_code,
             gen.c.error_message,
@@ -473,12 +513,13 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
             img.c.id.label("image_id"),
             img.c.storage_key,
             img.c.mime,
+            runs.c.text,
             img.c.model.label("image_model"),
         )
         .select_from(
-            gen.join(msg, msg.c.id == gen.c.message_id).outerjoin(
-                img, img.c.generation_id == gen.c.id
-            )
+            gen.join(msg, msg.c.id == gen.c.message_id)
+            .outerjoin(img, img.c.generation_id == gen.c.id)
+            .outerjoin(runs, runs.c.generation_id == gen.c.id)
         )
         .where(gen.c.id == gid, gen.c.user_id == user_id)
         .order_by(img.c.n)
@@ -496,6 +537,7 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
         images=tuple(
             PolledImage(row.image_id, row.storage_key, row.mime, row.image_model)
             for row in rows
+        text=first.text,
             if row.image_id is not None
         ),
     )

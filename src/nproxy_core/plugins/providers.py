@@ -95,6 +95,9 @@ class ImageRequest:
     model: str | None = None
     # Index of the image within its batch, so deterministic providers can vary the result.
     index: int = 0
+    #: Ask for a few words with the picture (a template's character description): a provider
+    #: that can answer text and image together returns them as :attr:`GeneratedImage.text`.
+    with_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class GeneratedImage:
     #: the same model): the core stores it with the image and passes it as
     #: :attr:`InputImage.continuation`. None when the provider needs nothing.
     continuation: Mapping[str, Any] | None = None
+    #: What the model wrote beside the picture, when :attr:`ImageRequest.with_text` asked for
+    #: it; None otherwise.
+    text: str | None = None
 
     @property
     def extension(self) -> str:
@@ -226,6 +232,15 @@ class ContentPolicyError(UserCausedError):
 
 class InvalidInputError(UserCausedError):
     code = "invalid_input"
+
+
+class NoImageAnswer(InvalidInputError):
+    """The model answered without a picture. ``said`` is what it wrote instead ("" for
+    nothing): the core shows it to the person, so it must be the model's words only."""
+
+    def __init__(self, message: str, *, said: str = "", http_status: int | None = None) -> None:
+        super().__init__(message, http_status=http_status)
+        self.said = said
 
 
 class Provider(abc.ABC):

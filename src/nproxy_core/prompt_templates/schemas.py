@@ -159,6 +159,8 @@ class Filled:
     upload_ids: tuple[str, ...]
     #: The inputs as given (checked), for the record.
     inputs: dict[str, str]
+    #: (field name, upload id) of each image given, in field order.
+    images: tuple[tuple[str, str], ...] = ()
 
 
 def fill(prompt: str, fields: Sequence[Field], inputs: Any) -> Filled:
@@ -215,4 +217,9 @@ def fill(prompt: str, fields: Sequence[Field], inputs: Any) -> Filled:
         return values[name]
 
     built = " ".join(PLACEHOLDER.sub(replace, prompt).split())
-    return Filled(built, tuple(upload_ids), {k: v for k, v in values.items() if v})
+    return Filled(
+        built,
+        tuple(upload_ids),
+        {k: v for k, v in values.items() if v},
+        tuple((name, values[name]) for name in images),
+    )
