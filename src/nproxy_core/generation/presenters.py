@@ -39,6 +39,11 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
         ],
         "error": error,
     }
+    text = getattr(generation, "text", None)
+    if text:
+        # The model's words beside the picture, when a template asked for them.
+        answer["text"] = text
+    return answer
 
 
 def conversation_summary_json(conversation: Conversation) -> dict[str, Any]:
@@ -49,11 +54,6 @@ def conversation_summary_json(conversation: Conversation) -> dict[str, Any]:
         "updated_at": isoformat(conversation.updated_at),
     }
 
-    text = getattr(generation, "text", None)
-    if text:
-        # The model's words beside the picture, when a template asked for them.
-        answer["text"] = text
-    return answer
 
 def message_json(
     request: Request, message: Message, texts: dict[Any, str] | None = None
@@ -77,6 +77,7 @@ def message_json(
         "generations": [
             {
                 **generation_json(request, generation),
+                **({"text": texts[generation.id]} if generation.id in texts else {}),
                 "batch_size": message.batch_size,
                 "created_at": isoformat(generation.created_at),
                 "finished_at": isoformat(generation.finished_at),
@@ -87,7 +88,9 @@ def message_json(
 
 
 def conversation_json(request: Request, conversation: Conversation) -> dict[str, Any]:
-                **({"text": texts[generation.id]} if generation.id in texts else {}),
+    texts = texts_of(
+        request.db, [g.id for message in conversation.messages for g in message.generations]
+    )
     return {
         **conversation_summary_json(conversation),
         "messages": [message_json(request, message, texts) for message in conversation.messages],
@@ -98,9 +101,6 @@ def models_json(request: Request, user_id: int | None = None) -> dict[str, Any]:
     """Every model of every enabled provider, in the order of ``nproxy.providers``; each
     resolution preset as ``{id, label, aspect_ratio, width, height, units}`` (DESIGN 6, 4.12).
 
-    texts = texts_of(
-        request.db, [g.id for message in conversation.messages for g in message.generations]
-    )
     For the user asking: ``max_batch`` is capped by their plan, and ``allowed`` says whether
     their plan or one of their packs can pay for the model. ``user_id`` defaults to the
     logged-in user's."""

@@ -124,9 +124,6 @@ _EXHAUSTED = object()
 class FailedImage:
     n: int
     code: str
-
-
-def abandoned(now: dt.datetime, lost_after: float) -> sa.ColumnElement[bool]:
     #: What the person reads when this failure names the generation's error; None: the
     #: code's own text.
     message: str | None = None
@@ -146,6 +143,9 @@ def text_only_message(said: str) -> str:
         f"The model answered with text only{quoted} No image was made and nothing was "
         "charged. Retry, or change the prompt."
     )
+
+
+def abandoned(now: dt.datetime, lost_after: float) -> sa.ColumnElement[bool]:
     """SQL: the job is running, but no run is working on it any more: the worker process that
     claimed it stopped beating, or (a run outside a worker, or one that let go) its lease
     expired. The one rule for the claim and the sweeper."""
@@ -180,13 +180,13 @@ class Job:
     upload_keys: tuple[tuple[str, str, str | None, str | None, dict[str, Any] | None], ...]
     #: An input upload was deleted since the submission: the job cannot be made.
     inputs_missing: bool = False
-
-
-class LeaseKeeper:
     #: A template asked for the model's words beside the picture (``template_runs``).
     with_text: bool = False
     #: The words each image came with, by its place in the batch (filled while it runs).
     texts: dict[int, str] = dataclasses.field(default_factory=dict)
+
+
+class LeaseKeeper:
     """Renews the leases of the jobs this process runs outside a worker (commands, tests), from
     one background thread. A worker's jobs need none: its liveness beat covers them all.
 
@@ -501,14 +501,14 @@ class JobRunner:
                 strength=message.strength,
                 upload_keys=tuple(upload_keys),
                 inputs_missing=len(upload_keys) != len(message.input_upload_ids or ()),
-            )
-
-    # --- images -------------------------------------------------------------------------------
                 with_text=bool(
                     session.scalar(
                         sa.select(TemplateRun.with_text).where(TemplateRun.generation_id == gid)
                     )
                 ),
+            )
+
+    # --- images -------------------------------------------------------------------------------
 
     def _make_images(
         self,
@@ -540,10 +540,10 @@ class JobRunner:
             inputs=inputs,
             model=job.model,
             index=n,
+            with_text=job.with_text,
         )
         gid = job.generation_id
         made_by: dict[str, Any] = {"provider": job.provider, "model": job.model}
-            with_text=job.with_text,
         routed = self._route(gid, n, job.provider, request)
         route = None
         if routed is _EXHAUSTED and self._fallbacks:
@@ -584,13 +584,13 @@ class JobRunner:
             log.exception("generation %s image %d: storing it failed", gid, n)
             return FailedImage(n, "provider_unavailable")
         continuation = routed.result.image.continuation
+        if job.with_text and routed.result.image.text:
+            job.texts[n] = routed.result.image.text
         return StoredImage(
             n,
             key,
             mime,
             width,
-        if job.with_text and routed.result.image.text:
-            job.texts[n] = routed.result.image.text
             height,
             len(data),
             continuation=None if continuation is None else dict(continuation),
@@ -610,15 +610,15 @@ class JobRunner:
         record, or ``_EXHAUSTED`` when no key of the pool could make it (a fallback may)."""
         try:
             return self._router.route_image(provider, request, reference=str(gid))
+        except NoImageAnswer as exc:
+            # Say what happened, not "an input image or a setting": the model chose words.
+            return FailedImage(n, exc.code, text_only_message(exc.said))
         except UserCausedError as exc:
             return FailedImage(n, exc.code if exc.code in FAILURE_MESSAGES else "invalid_input")
         except (PoolUnavailable, ProviderNotEnabled) as exc:
             log.warning("generation %s image %d: %s: %s", gid, n, provider, exc)
             return _EXHAUSTED
         except Exception:
-        except NoImageAnswer as exc:
-            # Say what happened, not "an input image or a setting": the model chose words.
-            return FailedImage(n, exc.code, text_only_message(exc.said))
             # A bug or an outage (the database during routing): this image fails, the batch
             # goes on, and the user is charged nothing for it.
             log.exception("generation %s image %d: routing to %s failed", gid, n, provider)
@@ -680,6 +680,7 @@ class JobRunner:
             generation.lease_expires_at = None
             if code is not None:
                 generation.error_code = code
+                own = next((f.message for f in failed if f.code == code and f.message), None)
                 generation.error_message = (
                     INPUTS_LOST_MESSAGE if inputs_lost else own or failure_message(code)
                 )
@@ -696,7 +697,6 @@ class JobRunner:
                 quota.settle(
                     session,
                     generation.quota_hold_id,
-                own = next((f.message for f in failed if f.code == code and f.message), None)
                     len(stored),
                     costs=[self._fallback_units(session, image) for image in stored],
                     now=now,

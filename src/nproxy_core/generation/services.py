@@ -484,11 +484,11 @@ class GenerationState:
     error_code: str | None
     error_message: str | None
     images: tuple[PolledImage, ...]
+    #: The model's words beside the picture (a template asked for them); None without.
+    text: str | None = None
 
     @property
     def is_terminal(self) -> bool:
-    #: The model's words beside the picture (a template asked for them); None without.
-    text: str | None = None
         return self.status in TERMINAL
 
 
@@ -502,18 +502,18 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
     if gid is None:
         raise _not_found()
     gen, msg, img = Generation.__table__, Message.__table__, GenerationImage.__table__
+    runs = TemplateRun.__table__
     rows = db.execute(
         sa.select(
             gen.c.status,
-    runs = TemplateRun.__table__
             gen.c.created_at,
             gen.c.error_code,
             gen.c.error_message,
             msg.c.prompt,
+            runs.c.text,
             img.c.id.label("image_id"),
             img.c.storage_key,
             img.c.mime,
-            runs.c.text,
             img.c.model.label("image_model"),
         )
         .select_from(
@@ -534,10 +534,10 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
         created_at=first.created_at,
         error_code=first.error_code,
         error_message=first.error_message,
+        text=first.text,
         images=tuple(
             PolledImage(row.image_id, row.storage_key, row.mime, row.image_model)
             for row in rows
-        text=first.text,
             if row.image_id is not None
         ),
     )
