@@ -148,19 +148,26 @@ def session_event(session: Mapping[str, Any], event_type: str | None = None) -> 
     subscription = None
     if subscription_id is not None:
         subscription = SubscriptionInfo(
-            subscription_id=subscription_id, customer_id=customer, order_id=order_id
+            subscription_id=subscription_id,
+            customer_id=customer,
+            order_id=order_id,
+            initial_invoice_id=_text(session, "invoice"),
         )
-    # The money's own id: the first invoice of a subscription, the payment intent otherwise.
-    money = _text(session, "invoice") or _text(session, "payment_intent")
+    # The money's own ids (the first invoice of a subscription, or the payment intent), to
+    # find the payment a refund is about.
+    money = tuple(
+        ref for ref in (_text(session, "invoice"), _text(session, "payment_intent")) if ref
+    )
     return PaymentEvent(
         order_id=order_id,
         status=status,
         amount=amount_from_minor(session.get("amount_total"), currency),
         currency=currency,
-        payment_id=money,
+        payment_id=session_id,
         invoice_id=session_id,
         kind=EventKind.CHECKOUT,
         subscription=subscription,
+        references=money,
         raw=dict(session),
     )
 
@@ -240,6 +247,7 @@ def invoice_event(
             customer_id=_text(invoice, "customer"),
             order_id=order_id,
             current_period_end=_period_end(invoice) if paid else None,
+            initial_invoice_id=invoice_id if reason == "subscription_create" else None,
             as_of=as_of,
         )
     references = tuple(

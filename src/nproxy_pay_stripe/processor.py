@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Mapping
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -258,9 +257,6 @@ class StripeProcessor(PaymentProcessor):
             raise PaymentProcessorError(
                 f"Stripe status: asked for {payment_id}, got {event.invoice_id}"
             )
-        # Reconciliation records it under the id asked about.
-        if event.payment_id is None or not payment_id.startswith("in_"):
-            event = replace(event, payment_id=event.payment_id or payment_id)
         return event
 
     # --- renewals ----------------------------------------------------------------------------

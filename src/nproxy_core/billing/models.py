@@ -135,6 +135,11 @@ class Payment(Base):
         str_enum(PaymentState, "payment_state"), default=PaymentState.CREATED
     )
     invoice_id: Mapped[str | None] = mapped_column(sa.String(128))
+    #: The subscription this payment started or renewed (a processor with renewals); its
+    #: renewal invoices each make one payment, so an invoice id is unique within it.
+    subscription_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("subscriptions.id", ondelete="SET NULL")
+    )
     processor_payment_id: Mapped[str | None] = mapped_column(sa.String(128), index=True)
     checkout_url: Mapped[str | None] = mapped_column(sa.Text)
     #: The plan bought, and what it gave at checkout: a plan edited afterwards still activates
@@ -171,6 +176,10 @@ class Payment(Base):
 
     __table_args__ = (
         sa.CheckConstraint("amount > 0", name="amount_positive"),
+        # One payment per renewal invoice: a renewal grants at most one cycle (DESIGN 4.16).
+        sa.UniqueConstraint(
+            "subscription_id", "invoice_id", name="uq_payments_subscription_id_invoice_id"
+        ),
         # The admin's payment list, newest first, and its review queue.
         sa.Index("ix_payments_created_at_id", "created_at", "id"),
         sa.Index(
@@ -401,3 +410,71 @@ class PackBalance(Base):
 
     def __repr__(self) -> str:
         return f"<PackBalance {self.id} user={self.user_id}>"
+
+
+class SubscriptionState(enum.StrEnum):
+    """Where a subscription with a processor that renews by itself stands (DESIGN 4.16)."""
+
+    #: Renews at the end of each paid cycle.
+    ACTIVE = "active"
+    #: A renewal could not be charged; the processor tries again (the user was emailed).
+    PAST_DUE = "past_due"
+    #: Cancelled at period end: the paid cycle runs to its end, nothing more is charged.
+    ENDING = "ending"
+    #: Over: no more renewals.
+    ENDED = "ended"
+
+
+class Subscription(Base):
+    """A processor's subscription that renews a plan by itself until cancelled.
+
+    It starts with a checkout's payment (``order_id``) and keeps that payment's terms: each
+    renewal invoice must charge ``amount`` ``currency`` and grants a cycle of ``units`` for
+    ``period_months`` of ``plan_id``, whatever the plan row says by then.
+    """
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    processor: Mapped[str] = mapped_column(sa.String(64))
+    #: The processor's id of the subscription (``sub_...``) and of its customer (``cus_...``).
+    external_id: Mapped[str] = mapped_column(sa.String(128))
+    customer_id: Mapped[str | None] = mapped_column(sa.String(128))
+    #: The order of the checkout that started it.
+    order_id: Mapped[str] = mapped_column(sa.String(64))
+    #: The processor's id of the invoice that checkout paid (its refund is the checkout's).
+    initial_invoice_id: Mapped[str | None] = mapped_column(sa.String(128))
+    plan_id: Mapped[int] = mapped_column(sa.ForeignKey("plans.id"))
+    amount: Mapped[Decimal] = mapped_column(sa.Numeric(18, 8))
+    currency: Mapped[str] = mapped_column(sa.String(16))
+    units: Mapped[int]
+    period_months: Mapped[int]
+    state: Mapped[SubscriptionState] = mapped_column(
+        str_enum(SubscriptionState, "subscription_state"), default=SubscriptionState.ACTIVE
+    )
+    #: When the processor said what ``state`` says: an older report never overrides it.
+    state_at: Mapped[dt.datetime | None]
+    #: The end of the period the processor last reported paid.
+    current_period_end: Mapped[dt.datetime | None]
+    cancel_requested_at: Mapped[dt.datetime | None]
+    ended_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User] = relationship()
+    plan: Mapped[Plan] = relationship()
+
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "processor", "external_id", name="uq_subscriptions_processor_external_id"
+        ),
+        sa.Index("ix_subscriptions_processor_customer_id", "processor", "customer_id"),
+    )
+
+    @property
+    def renews(self) -> bool:
+        return self.state in (SubscriptionState.ACTIVE, SubscriptionState.PAST_DUE)
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.id} {self.processor} {self.state}>"

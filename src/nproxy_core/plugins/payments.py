@@ -87,6 +87,9 @@ class SubscriptionInfo:
     renews: bool | None = None
     ended: bool = False
     current_period_end: dt.datetime | None = None
+    #: The processor's id of the invoice the checkout itself paid: a refund naming it is the
+    #: checkout's payment's, not a renewal's.
+    initial_invoice_id: str | None = None
     #: When the processor said so: an older state never overrides a newer one.
     as_of: dt.datetime | None = None
 
