@@ -65,6 +65,8 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "OPENAI_API_BASE": "openai.api_base",
     "TELEGRAM_API_BASE": "telegram.api_base",
     "NPROXY_STATE_DIR": "nproxy.state_dir",
+    # Admins must use two-factor login (DESIGN 4.7); production.ini turns it on.
+    "NPROXY_REQUIRE_2FA": "nproxy.admin.require_2fa",
 }
 
 DEFAULTS: dict[str, str] = {
@@ -99,6 +101,7 @@ DEFAULTS: dict[str, str] = {
     "nproxy.admin.alert_dedup_seconds": "900",
     "nproxy.admin.daily_report_hour": "8",
     "nproxy.admin.alert_queue_depth": "1000",
+    "nproxy.admin.require_2fa": "false",
 }
 
 REQUIRED = ("sqlalchemy.url", "nproxy.secret", "nproxy.public_url")
@@ -220,6 +223,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.telegram")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")
+    # Two-factor login: the code at login, enrolment, and the admins' requirement.
+    config.include("nproxy_core.twofactor")
     config.include("nproxy_core.site")
     config.include("nproxy_core.pricing")
     config.include("nproxy_core.quota")

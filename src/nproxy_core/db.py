@@ -112,6 +112,7 @@ MODEL_MODULES = (
     "nproxy_core.health.models",
     "nproxy_core.admin.models",
     "nproxy_core.telegram.models",
+    "nproxy_core.twofactor.models",
 )
 
 

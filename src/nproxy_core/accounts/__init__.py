@@ -19,6 +19,7 @@ def includeme(config: Any) -> None:
 
     config.add_route("register", "/register")
     config.add_route("login", "/login")
+    config.add_route("login.otp", "/login/otp")
     config.add_route("logout", "/logout")
     config.add_route("forgot_password", "/forgot-password")
     config.add_route("reset_password", "/reset-password")

@@ -68,3 +68,17 @@ def users_block(cli: CLIContext, email: str) -> None:
 def users_unblock(cli: CLIContext, email: str) -> None:
     """Let a blocked account log in again."""
     _change(cli, email, actions.unblock_user, "unblocked")
+
+
+@users.command("reset-2fa")
+@click.argument("email")
+@pass_cli
+def users_reset_2fa(cli: CLIContext, email: str) -> None:
+    """Turn off two-factor login for an account that lost its phone and recovery codes; its
+    password alone logs in again, and it can set up a new app."""
+    from nproxy_core.accounts.interfaces import ISecondFactor
+
+    with cli.transaction() as session:
+        user = actions.user_by_email(session, email)
+        cli.find_service(ISecondFactor).reset(session, user.id, actor=CONSOLE)
+        click.echo(f"two-factor login reset for {user.email}: the password alone logs in")

@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from nproxy_core.accounts.interfaces import ISecondFactor
 from nproxy_core.accounts.models import (
     EmailVerificationToken,
     PasswordResetToken,
@@ -106,6 +107,8 @@ def create_user(db: Session, email: str, password: str, *, role: Role = Role.USE
 
 
 def authenticate(db: Session, email: str, password: str) -> User:
+    """The account whose password this is; the caller records the login once every factor
+    passed (:func:`check_second_factor`)."""
     user = find_user(db, email)
     if user is None:
         _hasher.verify(_dummy_hash(_hasher), _DUMMY_PASSWORD)
@@ -114,8 +117,45 @@ def authenticate(db: Session, email: str, password: str) -> User:
         raise NotAuthenticated("Wrong email or password.")
     if user.is_blocked:
         raise Forbidden("This account is blocked. Contact support.")
-    user.last_login_at = utcnow()
     return user
+
+
+class OtpRequired(NotAuthenticated, code="otp_required"):
+    """401 ``otp_required``: the password was right, the account has two-factor login, and the
+    code (``otp``) is missing (``fields.otp == "required"``) or not good (``"invalid"``).
+    Asked only after the password passed, so it tells nothing to someone without it."""
+
+    def __init__(self, user: User, *, missing: bool) -> None:
+        if missing:
+            message = (
+                "Enter the 6-digit code from your authenticator app, or one of your recovery codes."
+            )
+        else:
+            message = (
+                "That code is not right, or it was used already. Enter the code your app "
+                "shows now, or one of your recovery codes."
+            )
+        super().__init__(message, fields={"otp": "required" if missing else "invalid"})
+        self.user = user
+
+    @property
+    def missing(self) -> bool:
+        return self.fields["otp"] == "required"
+
+
+def check_second_factor(db: Session, factor: ISecondFactor, user: User, code: object) -> None:
+    """Pass when the account has no two-factor login or ``code`` is good for it (and then
+    used up); raise :class:`OtpRequired` otherwise."""
+    if not factor.is_enabled(db, user.id):
+        return
+    if code is None or (isinstance(code, str) and not code.strip()):
+        raise OtpRequired(user, missing=True)
+    if not factor.verify(db, user.id, code):
+        raise OtpRequired(user, missing=False)
+
+
+def record_login(user: User) -> None:
+    user.last_login_at = utcnow()
 
 
 # --- single-use tokens sent by email -------------------------------------------------------------

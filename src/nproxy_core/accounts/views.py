@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.csrf import get_csrf_token
@@ -14,7 +16,7 @@ from pyramid.security import forget, remember
 from pyramid.view import view_config
 
 from nproxy_core.accounts import services, sessions
-from nproxy_core.accounts.interfaces import ISubscriptionSummary
+from nproxy_core.accounts.interfaces import ISecondFactor, ISubscriptionSummary
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
 from nproxy_core.accounts.security import current_session_token, user_view
@@ -69,21 +71,95 @@ def do_register(request: Request, data: dict[str, Any]) -> User:
     return user
 
 
-def do_login(request: Request, data: dict[str, Any]) -> User:
+def _login_attempt(request: Request, email: str) -> Callable[[], None]:
+    """Count a login attempt for ``email`` (password or two-factor code) or refuse it as
+    throttled; returns what counts it as failed."""
     limiter, ip = _limiter(request), client_ip(request)
-    limiter.hit("login", f"ip:{ip}")
-    email = normalize_email(data.get("email"))
-    password = required_string(data, "password", "your password")
     familiar = sessions.is_familiar_address(request.db, email, ip)
     limiter.check("login", _account_ip(email, ip))
     if not familiar:
         limiter.check("login_account", f"account:{email}", message=ACCOUNT_CEILING)
-    try:
-        user = services.authenticate(request.db, email, password)
-    except NotAuthenticated:
+
+    def failed() -> None:
         limiter.count("login", _account_ip(email, ip))
         limiter.count("login_account", f"account:{email}")
+
+    return failed
+
+
+def _second_factor(request: Request) -> ISecondFactor:
+    return request.find_service(ISecondFactor)
+
+
+def do_login(request: Request, data: dict[str, Any]) -> User:
+    """Log in with ``email`` and ``password``, and ``otp`` when the account has two-factor
+    login (DESIGN 4.7: 401 ``otp_required`` without it). A wrong code counts as a failed
+    attempt, as a wrong password does."""
+    _limiter(request).hit("login", f"ip:{client_ip(request)}")
+    email = normalize_email(data.get("email"))
+    password = required_string(data, "password", "your password")
+    failed = _login_attempt(request, email)
+    try:
+        user = services.authenticate(request.db, email, password)
+        services.check_second_factor(request.db, _second_factor(request), user, data.get("otp"))
+    except services.OtpRequired as exc:
+        if not exc.missing:
+            failed()
         raise
+    except NotAuthenticated:
+        failed()
+        raise
+    services.record_login(user)
+    remember(request, user.id)
+    return user
+
+
+# The login page's second step: the browser that gave the right password of an account with
+# two-factor login carries this in its (signed) session until the code is given, for a few
+# minutes; the password itself is never kept or sent again.
+PENDING_LOGIN = "auth.pending"
+PENDING_SECONDS = 300
+
+
+def _start_pending_login(request: Request, user: User) -> None:
+    request.session[PENDING_LOGIN] = {
+        "user": user.id,
+        "version": user.session_version,
+        "until": int(time.time()) + PENDING_SECONDS,
+    }
+
+
+def pending_login(request: Request) -> User | None:
+    """The account waiting for its code in this browser, if the wait is not over and nothing
+    about the account changed since its password was given."""
+    pending = request.session.get(PENDING_LOGIN)
+    if not isinstance(pending, dict) or not isinstance(pending.get("user"), int):
+        return None
+    if not isinstance(pending.get("until"), int) or pending["until"] < time.time():
+        return None
+    user = request.db.get(User, pending["user"])
+    if user is None or user.is_blocked or user.session_version != pending.get("version"):
+        return None
+    return user
+
+
+def do_login_code(request: Request, data: dict[str, Any]) -> User:
+    """The second step of the login page: the code of the account that gave its password."""
+    _limiter(request).hit("login", f"ip:{client_ip(request)}")
+    user = pending_login(request)
+    if user is None:
+        raise NotAuthenticated(
+            "Your login timed out. Enter your email and password again.",
+            fields={"password": "expired"},
+        )
+    failed = _login_attempt(request, user.email)
+    try:
+        services.check_second_factor(request.db, _second_factor(request), user, data.get("otp"))
+    except services.OtpRequired as exc:
+        if not exc.missing:
+            failed()
+        raise
+    services.record_login(user)
     remember(request, user.id)
     return user
 
@@ -197,13 +273,14 @@ def api_me(request: Request) -> dict[str, Any]:
 # --- pages ---------------------------------------------------------------------------------------
 
 
-def _form_page(request: Request, template: str, action: Any, success: Any) -> Any:
+def _form_page(request: Request, template: str, action: Any, success: Any, **extra: Any) -> Any:
     """GET renders the form; POST runs ``action`` and redirects, or re-renders with the error."""
     values = dict(request.params) if request.method == "POST" else {}
     values.pop("password", None)
     values.pop("current_password", None)
     values.pop("csrf_token", None)
-    context: dict[str, Any] = {"values": values, "error": None, "fields": {}}
+    values.pop("otp", None)
+    context: dict[str, Any] = {"values": values, "error": None, "fields": {}, **extra}
     if request.method == "POST":
         try:
             result = action(request, dict(request.POST))
@@ -237,15 +314,49 @@ def register_page(request: Request) -> Any:
     )
 
 
+def _next_query(request: Request) -> dict[str, str]:
+    target = request.params.get("next")
+    return {"next": target} if target else {}
+
+
 @view_config(route_name="login", request_method=("GET", "POST"))
 def login_page(request: Request) -> Any:
     if request.identity is not None and request.method == "GET":
         return HTTPSeeOther(_safe_next(request))
+
+    def log_in(request: Request, data: dict[str, Any]) -> User | None:
+        try:
+            return do_login(request, data)
+        except services.OtpRequired as exc:
+            if not exc.missing:
+                raise
+            _start_pending_login(request, exc.user)
+            return None
+
+    def next_step(user: User | None) -> HTTPSeeOther:
+        if user is None:
+            return HTTPSeeOther(request.route_url("login.otp", _query=_next_query(request)))
+        return HTTPSeeOther(_safe_next(request))
+
+    return _form_page(request, "accounts/login.html", log_in, next_step)
+
+
+@view_config(route_name="login.otp", request_method=("GET", "POST"))
+def login_code_page(request: Request) -> Any:
+    """The login page's second step, for an account with two-factor login."""
+    if request.identity is not None and request.method == "GET":
+        return HTTPSeeOther(_safe_next(request))
+    if pending_login(request) is None:
+        # Nothing to finish (timed out, or opened directly): the first step again.
+        query = {**_next_query(request), "otp": "expired"}
+        return HTTPSeeOther(request.route_url("login", _query=query))
+    request.response.headers["Cache-Control"] = "no-store"
     return _form_page(
         request,
         "accounts/login.html",
-        do_login,
+        do_login_code,
         lambda user: HTTPSeeOther(_safe_next(request)),
+        step="otp",
     )
 
 
