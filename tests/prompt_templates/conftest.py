@@ -27,6 +27,13 @@ def alice(app: Any, customer_factory: Callable[..., Any], add_key: Callable[...,
 
 
 @pytest.fixture
-def admin(app: Any, user_factory: Callable[..., Any]) -> AdminBrowser:
+def admin_user(user_factory: Callable[..., Any], make_cycle: Callable[..., Any]) -> Any:
     user = user_factory("boss@example.com", admin=True)
-    return AdminBrowser(app).login(user.email)
+    # Examples are made with the admin's own units, like any generation.
+    make_cycle(user)
+    return user
+
+
+@pytest.fixture
+def admin(app: Any, admin_user: Any) -> AdminBrowser:
+    return AdminBrowser(app).login(admin_user.email)

@@ -102,6 +102,13 @@ def includeme(config: Any) -> None:
         "admin.pricing": "/admin/pricing",
         "admin.pricing.set": "/admin/pricing/set",
         "admin.pricing.clear": "/admin/pricing/clear",
+        "admin.templates": "/admin/templates",
+        "admin.template": "/admin/templates/{slug}",
+        "admin.template.edit": "/admin/templates/{slug}/edit",
+        "admin.template.activate": "/admin/templates/{slug}/activate",
+        "admin.template.deactivate": "/admin/templates/{slug}/deactivate",
+        "admin.template.move": "/admin/templates/{slug}/move",
+        "admin.template.example": "/admin/templates/{slug}/example",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

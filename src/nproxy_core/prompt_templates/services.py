@@ -98,10 +98,15 @@ def _provider_for(template: PromptTemplate, providers: Mapping[str, Provider]) -
 
 
 def template_submission(
-    db: Session, body: Mapping[str, Any], providers: Mapping[str, Provider]
+    db: Session,
+    body: Mapping[str, Any],
+    providers: Mapping[str, Provider],
+    *,
+    hidden_too: bool = False,
 ) -> tuple[dict[str, Any], PromptTemplate, schemas.Filled]:
     """The ordinary submission body for a ``{template, inputs}`` one, the template and what
-    its inputs filled in. ``batch_size`` and ``provider`` pass through; a prompt, a mode,
+    its inputs filled in (``hidden_too``: inactive templates as well). ``batch_size`` and
+    ``provider`` pass through; a prompt, a mode,
     input images, a model or a resolution beside a template are refused (the template
     decides them)."""
     clash = sorted(set(body) - {"template", "inputs"} - schemas.SUBMISSION_EXTRAS)
@@ -112,7 +117,8 @@ def template_submission(
             f"{clash[0][:40]!r} is decided by the template.",
             "not_allowed",
         )
-    template = usable(db, body.get("template"))
+    # An admin makes examples of hidden templates too, before showing them.
+    template = by_slug(db, body.get("template")) if hidden_too else usable(db, body.get("template"))
     filled = schemas.fill(template.prompt, schemas.read_fields(template.fields), body.get("inputs"))
     submission: dict[str, Any] = {
         "mode": str(Mode.IMAGE_TO_IMAGE if filled.upload_ids else Mode.TEXT_TO_IMAGE),

@@ -52,10 +52,13 @@ def example_image(request: Request) -> Response:
         template = services.by_slug(request.db, request.matchdict["slug"])
     except NotFound:
         template = None
-    if template is None or not template.storage_key or not template.active:
+    # A hidden template's example is for admins, who make it before showing the template.
+    admin = request.identity is not None and request.identity.is_admin
+    if template is None or not template.storage_key or not (template.active or admin):
         raise NotFound("Not found.")
     data = request.find_service(IStorage).get(template.storage_key)
     response = Response(body=data, content_type=template.example_mime or "image/png")
-    response.headers["Cache-Control"] = f"public, max-age={EXAMPLE_MAX_AGE_SECONDS}"
+    scope = "public" if template.active else "private"
+    response.headers["Cache-Control"] = f"{scope}, max-age={EXAMPLE_MAX_AGE_SECONDS}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
