@@ -132,7 +132,7 @@ def test_an_operator_restores_a_rejected_key_and_resolves_a_flagged_payment(
     customer.fill("#email", CUSTOMER)
     customer.fill("#password", PASSWORD)
     customer.click("form button[type=submit]")
-    customer.wait_for_url(f"{base}/dashboard")
+    customer.wait_for_url(f"{base}/pricing")
     customer.goto(f"{base}/pricing")
     customer.select_option("#processor", "demo")
     customer.click("#checkout button[type=submit]")

@@ -112,7 +112,7 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    page.wait_for_url(f"{base}/pricing")
     shot(page, "01-registered")
 
     # Before paying, the chat explains in place why nothing is generated, with the way out:

@@ -37,7 +37,7 @@ def register_and_pay(page: Any, base: str) -> None:
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    page.wait_for_url(f"{base}/pricing")
 
     # Without a plan the composer is a "choose a plan" card; what is typed stays, and a
     # refused send makes no conversation.

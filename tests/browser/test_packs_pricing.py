@@ -30,7 +30,7 @@ def test_pricing_offers_the_packs_and_buys_one(live_stack: Any, page: Any) -> No
     page.fill("#email", "packs@example.com")
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    page.wait_for_url(f"{base}/pricing")
 
     problems: list[str] = []
     for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):

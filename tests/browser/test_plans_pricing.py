@@ -62,7 +62,7 @@ def test_pricing_shows_every_plan_for_sale_and_buys_the_chosen_one(
     page.fill("#email", "season@example.com")
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    page.wait_for_url(f"{base}/pricing")
     page.goto(f"{base}/pricing")
     page.check("input[name=plan][value=season]")
     page.select_option("#processor", "demo")

@@ -88,7 +88,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     page.fill("#email", EMAIL)
     page.fill("#password", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
+    page.wait_for_url(f"{base}/pricing")
     run(live_stack, "users", "grant-cycle", EMAIL, "--plan", "small", "--reason", "browser test")
 
     page.goto(f"{base}/chat")

@@ -310,7 +310,8 @@ def register_page(request: Request) -> Any:
         request,
         "accounts/register.html",
         do_register,
-        lambda user: HTTPSeeOther(request.route_url("dashboard")),
+        # A new account has no plan yet: the plans first, not a dashboard saying "0 % left".
+        lambda user: HTTPSeeOther(request.route_url("pricing")),
     )
 
 
