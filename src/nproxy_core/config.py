@@ -235,6 +235,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.prompt_templates")
     config.include("nproxy_core.generation")
     config.include("nproxy_core.chat")
+    # Image tools: vary, upscale, favourite, share, delete one image (DESIGN 4.17).
+    config.include("nproxy_core.images")
     config.include("nproxy_core.developer_api")
     config.include("nproxy_core.monitoring")
     config.include("nproxy_core.api_docs")

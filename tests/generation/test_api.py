@@ -138,7 +138,7 @@ def test_poll_answers_the_documented_shape(alice, app):
     assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "succeeded"
     done = alice.poll(submitted.json["id"])
     assert done["status"] == "succeeded"
-    assert [set(image) for image in done["images"]] == [{"id", "url", "model"}] * 2
+    assert [set(image) for image in done["images"]] == [{"id", "url", "thumb_url", "model"}] * 2
     assert {image["model"] for image in done["images"]} == {"demo-image-1"}
     # Delivered again (a redelivery or a sweep): nothing runs twice.
     assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "skipped"

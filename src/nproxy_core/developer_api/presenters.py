@@ -31,8 +31,8 @@ def api_key_json(key: ApiKey) -> dict[str, Any]:
 def generation_json(
     request: Request, state: GenerationState, response_format: str = "url"
 ) -> dict[str, Any]:
-    """``{id, status, images: [{url} | {b64_json}], prompt, created_at, error}``; image URLs
-    are absolute and signed, so they work without cookies until they expire."""
+    """``{id, status, images: [{url, thumb_url} | {b64_json}], prompt, created_at, error}``;
+    image URLs are absolute and signed, so they work without cookies until they expire."""
     if response_format == "b64_json":
         storage = request.find_service(IStorage)
         images = [
@@ -42,7 +42,11 @@ def generation_json(
     else:
         links = request.find_service(IMediaLinks)
         seconds = request.find_service(IApiSettings).media_url_seconds
-        images = [{"url": links.signed_url(image.id, seconds)} for image in state.images]
+        images = []
+        for image in state.images:
+            url = links.signed_url(image.id, seconds)
+            # The signature covers the asset: the same link with ?size=thumb is its thumbnail.
+            images.append({"url": url, "thumb_url": f"{url}&size=thumb"})
     error = None
     if state.error_code:
         error = {"code": state.error_code, "message": state.error_message or ""}

@@ -79,6 +79,7 @@ def includeme(config: Any) -> None:
 
     config.add_media_resolver(stored_image_resolver(GenerationImage), name="generated images")
     config.add_stored_objects(GenerationImage, prefix="generations/")
+    config.add_stored_objects(GenerationImage, prefix="thumbs/generations/", column="thumb_key")
     config.scan("nproxy_core.generation.tasks", categories=TASKS)
     config.add_periodic_task("generation.sweep", sweep_generations, settings.sweep_interval_seconds)
 

@@ -72,6 +72,17 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        # The library's search by any part of a prompt (PostgreSQL's trigram index serves
+        # ILIKE '%words%'; the migration makes it on PostgreSQL only).
+        sa.Index(
+            "ix_messages_prompt_trgm",
+            "prompt",
+            postgresql_using="gin",
+            postgresql_ops={"prompt": "gin_trgm_ops"},
+        ),
+    )
     generations: Mapped[list[Generation]] = relationship(
         back_populates="message", order_by="Generation.created_at", passive_deletes=True
     )
@@ -171,6 +182,15 @@ class GenerationImage(Base):
     #: What the provider wants back when the image is used as an input again
     #: (``GeneratedImage.continuation``, e.g. Gemini's thought signature).
     continuation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: The WebP thumbnail (at most 384 px a side) made when the image was stored; None for an
+    #: image stored before thumbnails, made on its first request (nproxy_core.images).
+    thumb_key: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Marked by its owner as a favourite (the library's filter).
+    favorite: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: The random token of its public page ``/s/{token}``; None when not shared (or revoked).
+    share_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    #: Whether the public page shows the prompt (the owner's choice; hidden by default).
+    share_show_prompt: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     generation: Mapped[Generation] = relationship(back_populates="images")
 
@@ -180,4 +200,12 @@ class GenerationImage(Base):
         sa.Index("ix_generation_images_created_at", "created_at"),
         # The user's library, newest first, paged by (created_at, id).
         sa.Index("ix_generation_images_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The library's favourites, newest first.
+        sa.Index(
+            "ix_generation_images_user_id_favorite_created_at_id",
+            "user_id",
+            "favorite",
+            "created_at",
+            "id",
+        ),
     )

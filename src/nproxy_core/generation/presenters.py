@@ -24,6 +24,11 @@ def media_url(request: Request, asset_id: Any) -> str:
     return request.route_path("media", asset_id=str(asset_id))
 
 
+def thumb_url(request: Request, asset_id: Any) -> str:
+    """The image's WebP thumbnail (at most 384 px a side): what tiles and lists show."""
+    return request.route_path("media", asset_id=str(asset_id), _query={"size": "thumb"})
+
+
 def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
     """``{id, status, images: [{id, url}], error: {code, message} | null}`` (DESIGN 6)."""
     error = None
@@ -34,7 +39,12 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
         "status": str(generation.status),
         "images": [
             # The model that made each image: a fallback's when the one asked for was exhausted.
-            {"id": str(image.id), "url": media_url(request, image.id), "model": image.model}
+            {
+                "id": str(image.id),
+                "url": media_url(request, image.id),
+                "thumb_url": thumb_url(request, image.id),
+                "model": image.model,
+            }
             for image in generation.images
         ],
         "error": error,
@@ -161,6 +171,7 @@ def library_image_json(request: Request, image: Any) -> dict[str, Any]:
     return {
         "id": str(image.id),
         "url": media_url(request, image.id),
+        "thumb_url": thumb_url(request, image.id),
         "generation_id": str(image.generation_id),
         "conversation_id": str(image.conversation_id),
         "prompt": image.prompt,
@@ -169,4 +180,8 @@ def library_image_json(request: Request, image: Any) -> dict[str, Any]:
         "created_at": isoformat(image.created_at),
         "width": image.width,
         "height": image.height,
+        "provider": image.provider,
+        "model": image.model,
+        "favorite": bool(image.favorite),
+        "shared": image.share_token is not None,
     }

@@ -64,7 +64,7 @@ from nproxy_core.plugins import (
 )
 from nproxy_core.prompt_templates.models import TemplateRun
 from nproxy_core.quota import services as quota
-from nproxy_core.storage import IStorage, StorageError, generation_key
+from nproxy_core.storage import IStorage, StorageError, generation_key, store_thumbnail
 from nproxy_core.tasks import DatabaseUnreachable
 from nproxy_core.uploads.models import Upload
 
@@ -97,6 +97,8 @@ class StoredImage:
     #: checks for an admin's price; None for an image of the model the generation asked for.
     resolution: str | None = None
     units: int | None = None
+    #: Its WebP thumbnail, made and stored with it; None if that failed (made on first view).
+    thumb_key: str | None = None
 
     def as_list(self) -> list[Any]:
         """As JSON for a task's retry (``resume_images``); a list from before the later
@@ -113,6 +115,7 @@ class StoredImage:
             self.continuation,
             self.resolution,
             self.units,
+            self.thumb_key,
         ]
 
 
@@ -583,6 +586,8 @@ class JobRunner:
         except StorageError:
             log.exception("generation %s image %d: storing it failed", gid, n)
             return FailedImage(n, "provider_unavailable")
+        # Made once, here, beside the image: every tile and list shows this one.
+        thumb_key = store_thumbnail(storage, key, data)
         continuation = routed.result.image.continuation
         if job.with_text and routed.result.image.text:
             job.texts[n] = routed.result.image.text
@@ -594,6 +599,7 @@ class JobRunner:
             height,
             len(data),
             continuation=None if continuation is None else dict(continuation),
+            thumb_key=thumb_key,
             **made_by,
         )
 
@@ -673,6 +679,7 @@ class JobRunner:
                         provider=image.provider,
                         model=image.model,
                         continuation=image.continuation,
+                        thumb_key=image.thumb_key,
                     )
                 )
             generation.status = status

@@ -111,7 +111,7 @@ def delete_conversation(request: Request, user_id: int, conversation_id: Any) ->
             quota.release(db, row.quota_hold_id)
     generation_ids = [row.id for row in generations]
     images = db.execute(
-        sa.select(GenerationImage.id, GenerationImage.storage_key).where(
+        sa.select(GenerationImage.id, GenerationImage.storage_key, GenerationImage.thumb_key).where(
             GenerationImage.generation_id.in_(generation_ids)
         )
     ).all()
@@ -145,7 +145,10 @@ def delete_conversation(request: Request, user_id: int, conversation_id: Any) ->
     db.execute(sa.delete(Upload).where(Upload.id.in_([u.id for u in uploads])))
     db.execute(sa.delete(Conversation).where(Conversation.id == cid))
     db.expunge(conversation)
-    delete_after_commit(request, [i.storage_key for i in images] + [u.storage_key for u in uploads])
+    thumbs = [i.thumb_key for i in images if i.thumb_key]
+    delete_after_commit(
+        request, [i.storage_key for i in images] + thumbs + [u.storage_key for u in uploads]
+    )
 
 
 def conversation_with_history(db: Session, user_id: int, conversation_id: Any) -> Conversation:

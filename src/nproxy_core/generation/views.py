@@ -89,7 +89,12 @@ def api_retry_generation(request: Request) -> dict[str, Any]:
 def api_library(request: Request) -> dict[str, Any]:
     limit = schemas.library_limit(request.GET.get("limit"))
     images, cursor = library.library_page(
-        request.db, _user_id(request), request.GET.get("before") or None, limit
+        request.db,
+        _user_id(request),
+        request.GET.get("before") or None,
+        limit,
+        q=library.search_text(request.GET.get("q")),
+        favorite=library.favorite_filter(request.GET.get("favorite")),
     )
     return {
         "images": [presenters.library_image_json(request, image) for image in images],

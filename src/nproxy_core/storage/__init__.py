@@ -14,6 +14,15 @@ from nproxy_core.plugins import (
     positive_int,
     setting,
 )
+from nproxy_core.storage.images import (
+    FORMATS,
+    THUMB_MIME,
+    ImageUnreadable,
+    convert,
+    make_thumbnail,
+    store_thumbnail,
+    thumbnail_key,
+)
 from nproxy_core.storage.interfaces import (
     InvalidKey,
     IStorage,
@@ -30,8 +39,11 @@ from nproxy_core.storage.tasks import sweep_orphans
 from nproxy_core.tasks import TASKS
 
 __all__ = [
+    "FORMATS",
+    "THUMB_MIME",
     "IMediaLinks",
     "IStorage",
+    "ImageUnreadable",
     "InvalidKey",
     "LinkCheck",
     "MediaAsset",
@@ -41,9 +53,13 @@ __all__ = [
     "StorageError",
     "StoredObject",
     "add_media_resolver",
+    "convert",
     "delete_after_commit",
     "generation_key",
     "make_storage",
+    "make_thumbnail",
+    "store_thumbnail",
+    "thumbnail_key",
     "upload_key",
     "validate_key",
 ]

@@ -19,6 +19,11 @@ class MediaAsset(NamedTuple):
     owner_user_id: int
     storage_key: str
     mime: str
+    #: The key of its WebP thumbnail; None when it has none yet.
+    thumb_key: str | None = None
+    #: For assets that keep a thumbnail (generated images): records the key of one made on
+    #: the first request (images stored before thumbnails existed). None: no thumbnails.
+    record_thumb: Callable[[str], None] | None = None
 
 
 MediaResolver = Callable[[Request, str], MediaAsset | tuple[int, str, str] | None]
@@ -43,12 +48,23 @@ def add_media_resolver(config: Any, resolver: MediaResolver, name: str | None = 
 
 def stored_image_resolver(model: Any) -> MediaResolver:
     """A resolver for a model whose rows have a UUID ``id``, ``user_id``, ``storage_key`` and
-    ``mime``: uploads and generated images."""
+    ``mime``: uploads and generated images. A model with a ``thumb_key`` column keeps
+    thumbnails: one missing is made on the first request and recorded there."""
+
+    keeps_thumbs = hasattr(model, "thumb_key")
 
     def resolve(request: Request, asset_id: str) -> MediaAsset | None:
         row_id = parse_uuid(asset_id)
         row = None if row_id is None else request.db.get(model, row_id)
-        return None if row is None else MediaAsset(row.user_id, row.storage_key, row.mime)
+        if row is None:
+            return None
+        if not keeps_thumbs:
+            return MediaAsset(row.user_id, row.storage_key, row.mime)
+
+        def record_thumb(key: str) -> None:
+            row.thumb_key = key
+
+        return MediaAsset(row.user_id, row.storage_key, row.mime, row.thumb_key, record_thumb)
 
     return resolve
 

@@ -32,15 +32,17 @@ BATCH = 500
 class StoredObjects(NamedTuple):
     prefix: str
     model: Any
+    #: The column of ``model`` naming the keys (``storage_key``, or e.g. ``thumb_key``).
+    column: str = "storage_key"
 
 
-def add_stored_objects(config: Any, model: Any, prefix: str) -> None:
-    """Directive: the rows of ``model`` (with a ``storage_key`` column) own the keys under
-    ``prefix``; any other object there is an orphan."""
+def add_stored_objects(config: Any, model: Any, prefix: str, column: str = "storage_key") -> None:
+    """Directive: the rows of ``model`` (with a ``column`` naming stored keys, by default
+    ``storage_key``) own the keys under ``prefix``; any other object there is an orphan."""
     model = config.maybe_dotted(model)
 
     def register() -> None:
-        config.registry.setdefault(REGISTRY_KEY, []).append(StoredObjects(prefix, model))
+        config.registry.setdefault(REGISTRY_KEY, []).append(StoredObjects(prefix, model, column))
 
     config.action(("nproxy.stored_objects", prefix), register)
 
@@ -65,7 +67,7 @@ def sweep_orphans(request: Request, *, now: dt.datetime | None = None) -> int:
     for owner in request.registry.get(REGISTRY_KEY, ()):
         old = (item.key for item in storage.list_keys(owner.prefix) if item.modified_at < cutoff)
         for batch in _batches(old):
-            column = owner.model.storage_key
+            column = getattr(owner.model, owner.column)
             known = set(db.scalars(sa.select(column).where(column.in_(batch))))
             for key in batch:
                 if key in known:
