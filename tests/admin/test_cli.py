@@ -98,20 +98,24 @@ def test_keys_test_prints_the_outcome_class_and_records_an_attempt(ini, db, gemi
     run(ini, "keys", "add", "--provider", "nanobanana", stdin=SECRET + "\n")
     ok = run(ini, "keys", "test", "1")
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith("key 1 (check, direct): success (HTTP 200, ")
-    assert ok.stdout.rstrip().endswith("the key is active")
+    assert ok.stdout.startswith(
+        "Key accepted; this does not prove it can generate images. "
+        "Key #1, free check over direct (HTTP 200, "
+    )
+    assert ok.stdout.rstrip().endswith("State: active.")
     assert gemini.requests[-1].method == "GET"
 
     gemini.behave(SECRET, "leaked_key")
     bad = run(ini, "keys", "test", "1")
-    assert bad.returncode == 1 and "key_rejected (HTTP 403" in bad.stdout
-    assert "the key is manual_review" in bad.stdout and SECRET not in bad.stdout + bad.stderr
+    assert bad.returncode == 1 and "failed the free check: key_rejected." in bad.stdout
+    assert "(HTTP 403, " in bad.stdout and SECRET not in bad.stdout + bad.stderr
+    assert "State: manual review, out of service until an admin restores it." in bad.stdout
 
     gemini.behave(SECRET, "success")
     image = run(ini, "keys", "test", "1", "--generate")
-    assert image.returncode == 0 and "(image, direct): success" in image.stdout
+    assert image.returncode == 0 and image.stdout.startswith("Key #1 made an image. ")
     # A successful test never restores: the key stays in review until an admin restores it.
-    assert "the key is manual_review" in image.stdout
+    assert "State: manual review, out of service" in image.stdout
     db.expire_all()
     assert db.get(ProviderKey, 1).state == KeyState.MANUAL_REVIEW
     tests = db.scalars(sa.select(KeyAttempt).where(KeyAttempt.reference == KEY_TEST_REFERENCE))

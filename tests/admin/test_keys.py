@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from admin_support import audit_rows
+from admin_support import alerts, audit_rows
 from fakes.proxies import free_port, http_proxy
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.db import utcnow
@@ -43,6 +43,14 @@ def only_key(db: Any) -> ProviderKey:
     return key
 
 
+def run_key_test(admin: Any, key_id: int, **fields: str) -> tuple[list[str], list[str], list[str]]:
+    """Test a key from its page: the flash messages (success, info, error) it answers with."""
+    res = admin.post(f"/admin/keys/{key_id}/test", fields)
+    assert res.status_int == 303, res.text[:500]
+    page = admin.get(res.location)
+    return alerts(page, "success"), alerts(page, "info"), alerts(page, "error")
+
+
 def attempts(db: Any) -> list[KeyAttempt]:
     db.expire_all()
     return list(db.scalars(sa.select(KeyAttempt).order_by(KeyAttempt.id)))
@@ -50,7 +58,7 @@ def attempts(db: Any) -> list[KeyAttempt]:
 
 def test_adding_a_key_stores_it_encrypted_and_never_shows_the_secret_again(pool_admin, db):
     ok, errors = add(pool_admin, label="main", project="gcp-project-1", billing_group="acme")
-    assert errors == [] and ok == ["Added nanobanana key 1 (AIza…x9Q2)."]
+    assert errors == [] and ok == ["Added nanobanana key 'main' (#1) (AIza…x9Q2)."]
     key = only_key(db)
     assert (key.label, key.project, key.billing_group) == ("main", "gcp-project-1", "acme")
     assert SECRET not in key.secret_encrypted and key.state == KeyState.ACTIVE
@@ -97,7 +105,7 @@ def test_editing_a_key_changes_label_project_group_and_proxy_with_before_and_aft
         f"/admin/keys/{key.id}/edit",
         {"label": "new", "project": "p2", "billing_group": "g", "proxy_id": str(proxy.id)},
     )
-    assert ok == [f"Key {key.id} saved."]
+    assert ok == [f"Key 'new' (#{key.id}) saved."]
     key = only_key(db)
     assert (key.label, key.project, key.billing_group, key.proxy_id) == ("new", "p2", "g", proxy.id)
     [entry] = audit_rows(db, "key.edit")
@@ -109,7 +117,7 @@ def test_editing_a_key_changes_label_project_group_and_proxy_with_before_and_aft
         f"/admin/keys/{key.id}/edit",
         {"label": "new", "project": "p2", "billing_group": "g", "proxy_id": str(proxy.id)},
     )
-    assert errors == [f"key {key.id} already has these settings; nothing changed"]
+    assert errors == [f"key 'new' (#{key.id}) already has these settings; nothing changed"]
     _, ok, _ = pool_admin.act(
         f"/admin/keys/{key.id}/edit", {"label": "new", "project": "", "billing_group": "g"}
     )
@@ -122,13 +130,13 @@ def test_restore_and_disable_move_the_key_and_refuse_what_is_already_so(pool_adm
     add(pool_admin)
     key = only_key(db)
     _, _, errors = pool_admin.act(f"/admin/keys/{key.id}/restore")
-    assert errors == [f"key {key.id} is already active"]
+    assert errors == [f"key #{key.id} is already active"]
     _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/disable")
-    assert ok == [f"Key {key.id} is disabled."] and only_key(db).state == KeyState.DISABLED
+    assert ok == [f"Key #{key.id} is disabled."] and only_key(db).state == KeyState.DISABLED
     _, _, errors = pool_admin.act(f"/admin/keys/{key.id}/disable")
-    assert errors == [f"key {key.id} is already disabled"]
+    assert errors == [f"key #{key.id} is already disabled"]
     _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/restore")
-    assert ok == [f"Key {key.id} is back in service."] and only_key(db).state == KeyState.ACTIVE
+    assert ok == [f"Key #{key.id} is back in service."] and only_key(db).state == KeyState.ACTIVE
     assert [e.action for e in audit_rows(db)] == ["key.add", "key.disable", "key.restore"]
 
 
@@ -138,10 +146,14 @@ def test_a_free_key_check_asks_gemini_for_the_model_with_the_key_and_records_an_
     add(pool_admin)
     key = only_key(db)
     gemini.clear()
-    _, ok, errors = pool_admin.act(f"/admin/keys/{key.id}/test")
-    assert errors == [] and len(ok) == 1
-    assert f"Key {key.id} test (free check, direct): success (HTTP 200" in ok[0]
-    assert "Nano Banana (gemini-2.5-flash-image) is available to this key" in ok[0]
+    ok, info, errors = run_key_test(pool_admin, key.id)
+    assert errors == [] and ok == [] and len(info) == 1
+    assert info[0].startswith(
+        "Key accepted; this does not prove it can generate images. "
+        f"Key #{key.id}, free check over direct (HTTP 200, "
+    )
+    assert "Nano Banana (gemini-2.5-flash-image) is available to this key" in info[0]
+    assert info[0].endswith("State: active.")
     [request] = gemini.requests
     assert (request.method, request.path) == ("GET", "/v1beta/models/gemini-2.5-flash-image")
     assert request.headers["x-goog-api-key"] == SECRET
@@ -170,8 +182,11 @@ def test_a_failing_check_shows_its_outcome_class_and_treats_the_key_as_the_route
     add(pool_admin)
     key = only_key(db)
     gemini.behave(SECRET, behaviour)
-    _, ok, errors = pool_admin.act(f"/admin/keys/{key.id}/test")
-    assert ok == [] and len(errors) == 1 and f": {outcome} (" in errors[0]
+    ok, info, errors = run_key_test(pool_admin, key.id)
+    assert ok == info == [] and len(errors) == 1
+    assert errors[0].startswith(f"Key #{key.id} failed the free check: {outcome}. Free check over")
+    shown = str(state).replace("_", " ")
+    assert errors[0].endswith(f"State: {shown}.") or f"State: {shown}, out of service" in errors[0]
     assert SECRET not in errors[0]
     [attempt] = attempts(db)
     assert attempt.outcome == outcome and attempt.http_status == status
@@ -188,10 +203,12 @@ def test_a_successful_test_never_puts_a_key_back_in_service(pool_admin, db, stat
     key = only_key(db)
     db.execute(sa.update(ProviderKey).values(state=state, consecutive_failures=11))
     db.commit()
-    _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test")
-    assert ok and ": success (" in ok[0] and f"the key is {state}" not in ok[0]
-    assert only_key(db).state == state
-    _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/restore")
+    _, info, _ = run_key_test(pool_admin, key.id)
+    shown = str(state).replace("_", " ")
+    assert info and info[0].startswith("Key accepted; this does not prove it can generate images")
+    assert info[0].endswith(f"State: {shown}, out of service until an admin restores it.")
+    assert only_key(db).state == state and only_key(db).consecutive_failures == 11
+    pool_admin.act(f"/admin/keys/{key.id}/restore")
     assert only_key(db).state == KeyState.ACTIVE
 
 
@@ -201,8 +218,8 @@ def test_a_test_with_one_real_image_calls_generate_content_and_counts_its_spend(
     add(pool_admin)
     key = only_key(db)
     gemini.clear()
-    _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test", {"generate": "1"})
-    assert "(one real image, direct): success" in ok[0]
+    ok, _, _ = run_key_test(pool_admin, key.id, generate="1")
+    assert ok[0].startswith(f"Key #{key.id} made an image. One real image over direct (")
     assert "made a 1024x1024 image/png image" in ok[0]
     [request] = gemini.requests
     assert request.method == "POST" and request.path.endswith(":generateContent")
@@ -217,8 +234,8 @@ def test_a_key_with_a_proxy_is_tested_through_it(pool_admin, db, gemini, tmp_pat
         pool_admin.act("/admin/proxies", {"url": proxy_url, "label": "local"})
         key, proxy = only_key(db), db.scalars(sa.select(Proxy)).one()
         pool_admin.act(f"/admin/keys/{key.id}/edit", {"label": "", "proxy_id": str(proxy.id)})
-        _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test")
-    assert "(free check, proxy): success" in ok[0]
+        _, info, _ = run_key_test(pool_admin, key.id)
+    assert "free check over proxy (HTTP 200" in info[0]
     [attempt] = attempts(db)
     assert attempt.path == AttemptPath.PROXY and attempt.proxy_id == proxy.id
 
@@ -355,8 +372,8 @@ def test_spend_falls_back_to_the_price_per_image_when_an_answer_reports_no_usage
         return reply
 
     gemini.behave(SECRET, no_usage)
-    _, ok, _ = admin.act("/admin/keys/1/test", {"generate": "1"})
-    assert ": success (" in ok[0]
+    ok, _, _ = run_key_test(admin, 1, generate="1")
+    assert " made an image. " in ok[0]
     [attempt] = attempts(db)
     assert attempt.estimated_cost == Decimal("0.05")
     assert only_key(db).estimated_spend == Decimal("0.05")
@@ -388,8 +405,8 @@ def test_a_provider_without_a_free_check_refuses_it_and_changes_nothing(pool_app
     ]
     assert only_key(db).version == version and attempts(db) == []
     assert audit_rows(db, "key.test") == []
-    _, ok, _ = pool_admin.act(f"/admin/keys/{key.id}/test", {"generate": "1"})
-    assert ": success (" in ok[0] and scripted.calls == ["scripted-key-1"]
+    ok, _, _ = run_key_test(pool_admin, key.id, generate="1")
+    assert " made an image. " in ok[0] and scripted.calls == ["scripted-key-1"]
 
 
 def test_the_keys_page_shows_each_projects_spend_and_until_when_it_rests(pool_admin, db):

@@ -109,6 +109,7 @@ def includeme(config: Any) -> None:
         "admin.template.deactivate": "/admin/templates/{slug}/deactivate",
         "admin.template.move": "/admin/templates/{slug}/move",
         "admin.template.example": "/admin/templates/{slug}/example",
+        "admin.payments_csv": "/admin/payments.csv",
     }
     for name, pattern in routes.items():
         config.add_route(name, pattern)

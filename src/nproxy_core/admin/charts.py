@@ -7,10 +7,13 @@ screen reader.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 
 from nproxy_core.admin.stats import HourlySeries
+from nproxy_core.billing.models import decimal_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +184,69 @@ def latency_bars(
         [],
         legend,
         not any(p95 is not None for _, _, p95 in rows),
+        left,
+        width - right,
+    )
+
+
+def daily_amounts(
+    chart_id: str,
+    title: str,
+    days: Sequence[dt.datetime],
+    amounts: Sequence[Decimal],
+    currency: str,
+    *,
+    width: int = 720,
+    height: int = 200,
+) -> Chart:
+    """One bar per day of an amount of money (revenue in one currency). The bars' heights are
+    geometry; every number written (titles, axis, legend) is the exact decimal."""
+    left, right, top, bottom = 64, 8, 10, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    slots = len(days)
+    top_value = max(amounts, default=Decimal(0))
+    peak = nice_ceiling(float(top_value))
+    slot_w = plot_w / max(slots, 1)
+    bar_w = max(slot_w * 0.72, 1.0)
+    rects = [
+        Rect(
+            left + i * slot_w + (slot_w - bar_w) / 2,
+            top + plot_h - plot_h * float(amount) / peak,
+            bar_w,
+            plot_h * float(amount) / peak,
+            "s-revenue",
+            f"{day:%Y-%m-%d}: {decimal_text(amount)} {currency}",
+        )
+        for i, (day, amount) in enumerate(zip(days, amounts, strict=True))
+        if amount
+    ]
+    labels = [
+        Label(left + i * slot_w + slot_w / 2, height - 8, f"{day:%d %b}")
+        for i, day in enumerate(days)
+        if i % 7 == (slots - 1) % 7
+    ]
+    gridlines: list[float] = []
+    for fraction in (0, 0.5, 1):
+        y = top + plot_h * (1 - fraction)
+        gridlines.append(y)
+        labels.append(Label(left - 6, y + 4, f"{peak * fraction:,.0f}", "end"))
+    total = sum(amounts, Decimal(0))
+    legend = [LegendItem("s-revenue", f"revenue ({currency})", decimal_text(total))]
+    best = max(range(slots), key=lambda i: amounts[i], default=None)
+    summary = f"{decimal_text(total)} {currency} in the last {slots} days"
+    if best is not None and amounts[best]:
+        summary += f", most on {days[best]:%Y-%m-%d} ({decimal_text(amounts[best])} {currency})"
+    return Chart(
+        chart_id,
+        title,
+        summary,
+        width,
+        height,
+        rects,
+        labels,
+        gridlines,
+        legend,
+        not any(amounts),
         left,
         width - right,
     )

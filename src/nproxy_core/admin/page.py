@@ -19,11 +19,12 @@ from pyramid.request import Request
 from pyramid.view import view_config
 
 from nproxy_core.accounts.security import Permission
-from nproxy_core.admin import queries
+from nproxy_core.admin import attention
 from nproxy_core.admin.pagination import Page
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, NotFound, ValidationError
+from nproxy_core.keypool.models import key_name
 
 
 def admin_page(route_name: str, template: str) -> Callable[[Any], Any]:
@@ -109,11 +110,14 @@ def parse_moment(value: str, field: str) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
+#: Flash queues an action may answer with: ``info`` is news that is neither good nor bad (a key
+#: check passed, which proves less than it seems).
+FLASH_QUEUES = ("success", "info", "error")
+
+
 def flashes(request: Request) -> list[tuple[str, str]]:
     return [
-        (queue, message)
-        for queue in ("success", "error")
-        for message in request.session.pop_flash(queue)
+        (queue, message) for queue in FLASH_QUEUES for message in request.session.pop_flash(queue)
     ]
 
 
@@ -144,15 +148,19 @@ def page_url(request: Request) -> Callable[[str | None], str]:
 
 
 def base(request: Request, section: str, **extra: Any) -> dict[str, Any]:
-    """What every admin page shows: its section in the nav, flash messages, the queue badge."""
-    payments, notifications = queries.awaiting_review(request.db)
+    """What every admin page shows: its section in the nav, flash messages, the badges of what
+    needs attention (:mod:`.attention`)."""
+    needs = attention.of_request(request)
+    payments, notifications = needs.review
     return {
         "section": section,
         "flashes": flashes(request),
         "review_badge": payments + notifications,
+        "badges": needs.badges,
         "extra_nav": extra_nav(request),
         "page_url": page_url(request),
         "now": utcnow(),
+        "key_name": key_name,
         **extra,
     }
 

@@ -23,7 +23,9 @@ from nproxy_core.billing.models import (
     Payment,
     PaymentNotification,
     PaymentState,
+    Plan,
 )
+from nproxy_core.db import utcnow
 from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.generation.models import (
     Generation,
@@ -72,12 +74,72 @@ def awaiting_review(db: Session) -> tuple[int, int]:
 # --- users -----------------------------------------------------------------------------------
 
 
-def search_users(db: Session, q: str, cursor: str | None) -> Page[Any]:
-    """Users whose email contains ``q`` (all users for an empty ``q``), newest first."""
+@dataclasses.dataclass(frozen=True)
+class UserRow:
+    """A user in the list, with where their plan stands."""
+
+    user: User
+    #: The cycle running now (None: no access from a cycle), with its plan.
+    cycle: BillingCycle | None
+    plan: Plan | None
+    #: When the user's latest cycle ends (a queued renewal included); None: never had one.
+    paid_until: dt.datetime | None
+
+
+def search_users(
+    db: Session,
+    q: str,
+    cursor: str | None,
+    *,
+    now: dt.datetime | None = None,
+    plan_id: int | None = None,
+    expiring: dt.timedelta | None = None,
+) -> Page[UserRow]:
+    """Users whose email contains ``q`` (all users for an empty ``q``), newest first; only
+    those whose running cycle is of ``plan_id``, or whose paid access ends within
+    ``expiring`` (:func:`nproxy_core.admin.money.expiring_users`)."""
+    from nproxy_core.admin.money import expiring_users
+
+    now = now or utcnow()
     query = sa.select(User)
     if q:
         query = query.where(User.email.ilike(f"%{escape_like(q.lower())}%", escape="\\"))
-    return page_by_id(db, query, User.id, cursor)
+    if plan_id is not None:
+        C = BillingCycle
+        query = query.where(
+            User.id.in_(
+                sa.select(C.user_id).where(
+                    C.plan_id == plan_id, C.starts_at <= now, C.ends_at > now
+                )
+            )
+        )
+    if expiring is not None:
+        query = query.where(User.id.in_(expiring_users(now, expiring)))
+    page = page_by_id(db, query, User.id, cursor)
+    users = [row[0] for row in page.items]
+    ids = [user.id for user in users]
+    current: dict[int, BillingCycle] = {}
+    until: dict[int, dt.datetime] = {}
+    if ids:
+        C = BillingCycle
+        for cycle in db.scalars(
+            sa.select(C)
+            .options(joinedload(C.plan))
+            .where(C.user_id.in_(ids), C.starts_at <= now, C.ends_at > now)
+        ):
+            current[cycle.user_id] = cycle
+        latest = sa.select(C.user_id, sa.func.max(C.ends_at)).where(C.user_id.in_(ids))
+        until = {user_id: end for user_id, end in db.execute(latest.group_by(C.user_id))}
+    rows = [
+        UserRow(
+            user,
+            current.get(user.id),
+            current[user.id].plan if user.id in current else None,
+            until.get(user.id),
+        )
+        for user in users
+    ]
+    return Page(rows, page.next_cursor)
 
 
 @dataclasses.dataclass(frozen=True)

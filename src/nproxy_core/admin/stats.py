@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.admin import histogram
 from nproxy_core.admin.models import ImageHour, KeyAttemptHour, StatHour
 from nproxy_core.generation.models import Generation, GenerationImage, GenerationStatus, Message
-from nproxy_core.keypool.models import AttemptOutcome, KeyAttempt
+from nproxy_core.keypool.models import COUNTS_FOR_HEALTH, AttemptOutcome, KeyAttempt
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -183,13 +183,15 @@ def raw_attempts(
     since: dt.datetime,
 ) -> list[tuple[int, str, int, int, bool]]:
     """(key_id, outcome, latency_ms, hours after ``start``, at or after ``since``) of the
-    attempts in ``ranges``."""
+    attempts in ``ranges``; an admin's key tests are left out (they are no key's health)."""
     if not ranges:
         return []
     A = KeyAttempt
     placed = _placed(db, A.created_at, start, since)
     columns = [A.key_id, sa.type_coerce(A.outcome, sa.String), A.latency_ms]
-    query = sa.select(*columns, *(placed or (A.created_at,))).where(_within(A.created_at, ranges))
+    query = sa.select(*columns, *(placed or (A.created_at,))).where(
+        _within(A.created_at, ranges), COUNTS_FOR_HEALTH
+    )
     if key_ids is not None:
         query = query.where(A.key_id.in_(list(key_ids)))
     rows = db.execute(query).all()

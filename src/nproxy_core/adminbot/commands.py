@@ -34,7 +34,7 @@ from nproxy_core.errors import APIError, Conflict, ValidationError
 from nproxy_core.health import probes
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter
-from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey
+from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
 from nproxy_core.wiring import find_service
@@ -191,11 +191,10 @@ def _status(db: Session, registry: Registry, actor: BotActor, args: list[str]) -
 
 
 def _key_line(key: ProviderKey, now: dt.datetime) -> str:
-    label = f" “{key.label}”" if key.label else ""
     state = str(key.state)
     if key.state == KeyState.COOLDOWN and key.cooldown_until and key.cooldown_until > now:
         state += f" until {key.cooldown_until:%H:%M} UTC"
-    return f"#{key.id} {key.provider}{label} {key.secret_mask} — {state}"
+    return f"{key.provider} {key.name} {key.secret_mask} — {state}"
 
 
 def _key_buttons(key: ProviderKey) -> list[tuple[str, str]]:
@@ -234,16 +233,8 @@ def _disable(db: Session, registry: Registry, actor: BotActor, key_id: int) -> A
 
 def _test(db: Session, registry: Registry, actor: BotActor, key_id: int) -> Answer:
     router = find_service(registry, IKeyPoolRouter)
-    result = pool.test_key(db, router, key_id, generate=False, actor=actor.actor)
-    status = f"HTTP {result.http_status}, " if result.http_status else ""
-    text = (
-        f"Key {key_id} test (free check, {result.path}): {result.outcome} "
-        f"({status}{result.latency_ms} ms). {result.detail}."
-    )
-    state = pool.get_key(db, key_id).state
-    if str(result.outcome) == "success" and state not in IN_SERVICE:
-        text += f" The key stays {state} until it is restored."
-    return Answer(text)
+    _result, report = pool.test_key_report(db, router, key_id, generate=False, actor=actor.actor)
+    return Answer(report.text)
 
 
 KEY_ACTIONS: dict[str, Callable[[Session, Registry, BotActor, int], Answer]] = {

@@ -10,10 +10,25 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from nproxy_core.keypool.models import AttemptOutcome, AttemptPath
+from nproxy_core.keypool.models import (
+    IN_SERVICE,
+    AttemptOutcome,
+    AttemptPath,
+    ProviderKey,
+    key_name,
+)
 from nproxy_core.plugins import ImageRequest, KeyCheck, Mode, Provider
 
-__all__ = ["KEY_TEST_PROMPT", "KeyTest", "KeyTestUnsupported", "RouteCheck", "test_call"]
+__all__ = [
+    "KEY_ACCEPTED",
+    "KEY_TEST_PROMPT",
+    "KeyTest",
+    "KeyTestReport",
+    "KeyTestUnsupported",
+    "RouteCheck",
+    "report_key_test",
+    "test_call",
+]
 
 #: The prompt of a key test's one real image: small, plain, and nothing a filter could mind.
 KEY_TEST_PROMPT = "A plain red circle on a white background."
@@ -44,6 +59,44 @@ class KeyTest:
             "latency_ms": self.latency_ms,
             "detail": self.detail,
         }
+
+
+#: What a passed free check proves, and what it does not: a key Google accepts may still fail
+#: every image (no billing, no access to the image model, a project without quota).
+KEY_ACCEPTED = "Key accepted; this does not prove it can generate images"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyTestReport:
+    """A key test as the admin reads it, on every surface (web, Telegram, console)."""
+
+    text: str
+    #: ``success`` (the key made an image), ``info`` (the free check passed: the key is
+    #: accepted, which is no proof it can make images) or ``error`` (the test failed).
+    tone: str
+
+
+def report_key_test(result: KeyTest, key: ProviderKey) -> KeyTestReport:
+    """The one wording of a key test's result: what was asked, what came of it, and the key's
+    state beside it (``key`` as it is after the test; a test never restores it)."""
+    what = "one real image" if result.kind == "image" else "free check"
+    status = f"HTTP {result.http_status}, " if result.http_status else ""
+    detail = result.detail.rstrip(". ")
+    call = f"{what} over {result.path} ({status}{result.latency_ms:,} ms): {detail}"
+    state = str(key.state).replace("_", " ")
+    if key.state not in IN_SERVICE:
+        state += ", out of service until an admin restores it"
+    name = key_name(key.id, key.label, start=True)
+    if result.outcome is not AttemptOutcome.SUCCESS:
+        said, tone = (
+            f"{name} failed the {what}: {result.outcome}. {call[:1].upper()}{call[1:]}",
+            "error",
+        )
+    elif result.kind == "image":
+        said, tone = f"{name} made an image. {call[:1].upper()}{call[1:]}", "success"
+    else:
+        said, tone = f"{KEY_ACCEPTED}. {name}, {call}", "info"
+    return KeyTestReport(f"{said}. State: {state}.", tone)
 
 
 @dataclasses.dataclass(frozen=True)

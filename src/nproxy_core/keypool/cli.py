@@ -275,15 +275,10 @@ def keys_test(cli: CLIContext, key_id: int, generate: bool) -> None:
     from nproxy_core.keypool.interfaces import IKeyPoolRouter
 
     with cli.transaction() as db:
-        result = pool.test_key(
+        result, report = pool.test_key_report(
             db, cli.find_service(IKeyPoolRouter), key_id, generate=generate, actor=_console()
         )
-        state = pool.get_key(db, key_id).state
-    status = f"HTTP {result.http_status}, " if result.http_status else ""
-    click.echo(
-        f"key {key_id} ({result.kind}, {result.path}): {result.outcome} "
-        f"({status}{result.latency_ms} ms): {result.detail}; the key is {state}"
-    )
+    click.echo(report.text)
     if result.outcome != "success":
         raise SystemExit(1)
 

@@ -111,6 +111,11 @@ class ProviderKey(Base):
 
     proxy: Mapped[Proxy | None] = relationship(lazy="joined")
 
+    @property
+    def name(self) -> str:
+        """``key 'eu-3' (#12)`` (see :func:`key_name`)."""
+        return key_name(self.id, self.label)
+
     __table_args__ = (
         sa.UniqueConstraint("provider", "secret_fingerprint", name="uq_provider_keys_secret"),
         # The router walks a provider's keys in id order.
@@ -169,6 +174,23 @@ class KeyAttempt(Base):
 
 #: The ``reference`` of attempts made by an admin's key test rather than for an image.
 KEY_TEST_REFERENCE = "key-test"
+
+#: The attempts a key's health figures count (success rate, latency, failures in a row): not
+#: an admin's key tests. A key can pass the free check and still fail every image; counting
+#: the checks would make its figures look better than what users get from it.
+COUNTS_FOR_HEALTH = sa.or_(
+    KeyAttempt.reference.is_(None), KeyAttempt.reference != KEY_TEST_REFERENCE
+)
+
+
+def key_name(key_id: int, label: str | None, *, start: bool = False) -> str:
+    """How alerts, pages and messages name a key: ``key 'eu-3' (#12)``, or ``key #12``.
+
+    The label alone is ambiguous (labels repeat and change) and the id alone means nothing to
+    a person, so both. ``start``: capitalised, to open a sentence.
+    """
+    word = "Key" if start else "key"
+    return f"{word} '{label}' (#{key_id})" if label else f"{word} #{key_id}"
 
 
 class KeyCursor(Base):

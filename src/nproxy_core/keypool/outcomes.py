@@ -22,15 +22,25 @@ import sqlalchemy as sa
 from nproxy_core.keypool.alerts import AlertKind
 from nproxy_core.keypool.choice import Claim
 from nproxy_core.keypool.connections import RouterConnections
-from nproxy_core.keypool.models import AttemptOutcome, AttemptPath, KeyState
+from nproxy_core.keypool.models import (
+    KEY_TEST_REFERENCE,
+    AttemptOutcome,
+    AttemptPath,
+    KeyState,
+    key_name,
+)
 from nproxy_core.keypool.rules import (
     FAILED,
     KEY_REJECTED,
+    KEYS,
     OUT_OF_FUNDS,
     PROJECT_RATE_LIMITED,
     PROXY_FAILED,
     PROXY_SUCCEEDED,
     SUCCEEDED,
+    TEST_FAILED,
+    TEST_RATE_LIMITED,
+    TEST_SUCCEEDED,
 )
 from nproxy_core.keypool.statements import LOGGED, RECORD
 from nproxy_core.plugins import (
@@ -147,9 +157,13 @@ def record_attempt(
 ) -> list[tuple[AlertKind, str]]:
     """Log the attempt and apply its outcome to the key and proxy, in one transaction.
 
-    Returns the admin alerts the outcome calls for, as (kind, detail) about the claimed key.
+    An admin's key test (``work.reference`` is :data:`KEY_TEST_REFERENCE`) is judged the same
+    way but stays out of the key's health: it neither counts a failure in a row nor clears them
+    (the ``TEST_`` rules). Returns the admin alerts the outcome calls for, as (kind, detail)
+    about the claimed key, which they name by label and id.
     """
     path, result, error = call.path, call.result, call.error
+    test = work.reference == KEY_TEST_REFERENCE
     outcome = outcome_of(error)
     message = call.message
     cost = getattr(result, "estimated_cost", None)
@@ -178,7 +192,10 @@ def record_attempt(
     if proxy_fault:
         pass  # the proxy failed, not the key: the key row is left alone
     elif outcome is AttemptOutcome.SUCCESS:
-        key = SUCCEEDED, {"b_key_id": claim.key_id, "b_cost": cost or Decimal(0), "b_now": now}
+        key = (
+            TEST_SUCCEEDED if test else SUCCEEDED,
+            {"b_key_id": claim.key_id, "b_cost": cost or Decimal(0), "b_now": now},
+        )
     elif failed:
         deadline = cooldown_deadline(
             error, now=now, cooldown_seconds=cooldown_seconds, day_zone=day_zone
@@ -193,13 +210,15 @@ def record_attempt(
         }
         if cools_the_project(error, claim, group_rate_limits=group_rate_limits):
             failure.update(b_provider=claim.provider, b_project=claim.project)
-            key = PROJECT_RATE_LIMITED, failure
+            key = TEST_RATE_LIMITED if test else PROJECT_RATE_LIMITED, failure
         else:
-            key = FAILED, failure
+            key = TEST_FAILED if test else FAILED, failure
 
     version: int | None = None
-    alerts: list[tuple[AlertKind, str]] = []
-    if key is not None and path is AttemptPath.DIRECT and connections.one_statement:
+    # Alerts are worded once the keys they name are known: (kind, detail from the names).
+    alerts: list[tuple[AlertKind, Callable[[dict[int, str]], str]]] = []
+    named: set[int] = {claim.key_id}
+    if key is not None and path is AttemptPath.DIRECT and connections.one_statement and not test:
         # The hot path on PostgreSQL: the key's update and the attempt, one statement.
         statement, params = key
         params.update({f"a_{name}": value for name, value in attempt.items()})
@@ -216,10 +235,16 @@ def record_attempt(
                 )
                 version = changed.get(claim.key_id)
                 if changed:
+                    named.update(changed)
+                    ids = sorted(changed)
                     alerts.append(
                         (
                             AlertKind.KEY_OUT_OF_FUNDS,
-                            f"{claim.provider} keys {sorted(changed)} are out of funds: {message}",
+                            lambda names: (
+                                f"{claim.provider} "
+                                + ", ".join(names[i] for i in ids)
+                                + f" {'is' if len(ids) == 1 else 'are'} out of funds: {message}"
+                            ),
                         )
                     )
             elif outcome is AttemptOutcome.KEY_REJECTED:
@@ -230,8 +255,10 @@ def record_attempt(
                     alerts.append(
                         (
                             AlertKind.KEY_MANUAL_REVIEW,
-                            f"{claim.provider} key {claim.key_id} was rejected and needs "
-                            f"manual review: {message}",
+                            lambda names: (
+                                f"{claim.provider} {names[claim.key_id]} was rejected "
+                                f"and needs manual review: {message}"
+                            ),
                         )
                     )
             # USER_CAUSED: the request was at fault; the key is untouched.
@@ -251,32 +278,52 @@ def record_attempt(
                 ),
             )
     if failed and getattr(error, "rate_limit", None) is RateLimit.DAILY:
-        if key is not None and key[0] is PROJECT_RATE_LIMITED:
-            whose = f"project {claim.project!r} (every key of it)"
-        else:
-            whose = f"key {claim.key_id}"
+        whole_project = key is not None and key[0] in (PROJECT_RATE_LIMITED, TEST_RATE_LIMITED)
         alerts.append(
             (
                 AlertKind.PROJECT_DAILY_QUOTA,
-                f"{claim.provider} key {claim.key_id} exhausted its project's daily quota; "
-                f"{whose} rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
-                f"(midnight {day_zone}): {message}",
+                lambda names: (
+                    f"{claim.provider} {names[claim.key_id]} exhausted its project's "
+                    "daily quota; "
+                    + (
+                        f"project {claim.project!r} (every key of it)"
+                        if whole_project
+                        else names[claim.key_id]
+                    )
+                    + f" rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
+                    f"(midnight {day_zone}): {message}"
+                ),
             )
         )
     if (
         failed
+        and not test
         and row is not None
         and row.state is KeyState.MANUAL_REVIEW
         and row.consecutive_failures == max_consecutive_failures + 1
     ):
+        failures = row.consecutive_failures
         alerts.append(
             (
                 AlertKind.KEY_MANUAL_REVIEW,
-                f"{claim.provider} key {claim.key_id} was sent to manual review after "
-                f"{row.consecutive_failures} failures in a row: {message}",
+                lambda names: (
+                    f"{claim.provider} {names[claim.key_id]} was sent to manual review "
+                    f"after {failures} failures in a row: {message}"
+                ),
             )
         )
-    return alerts
+    if not alerts:
+        return []
+    names = key_names(connections, named)
+    return [(kind, word(names)) for kind, word in alerts]
+
+
+def key_names(connections: RouterConnections, key_ids: set[int]) -> dict[int, str]:
+    """{key id: its name (:func:`key_name`)} for the keys an alert names (rare: one query)."""
+    with connections.transaction() as conn:
+        rows = conn.execute(sa.select(KEYS.c.id, KEYS.c.label).where(KEYS.c.id.in_(key_ids)))
+        labels = {key_id: label for key_id, label in rows}
+    return {key_id: key_name(key_id, labels.get(key_id)) for key_id in key_ids}
 
 
 def take_out_of_funds(

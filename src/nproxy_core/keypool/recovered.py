@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.keypool.alerts import key_subject, project_subject, provider_subject
-from nproxy_core.keypool.models import KEY_TEST_REFERENCE, AttemptOutcome, KeyAttempt, ProviderKey
+from nproxy_core.keypool.models import COUNTS_FOR_HEALTH, AttemptOutcome, KeyAttempt, ProviderKey
 from nproxy_core.keypool.projects import cooling_until, projects_of
 from nproxy_core.telegram import AlertKind, open_alerts
 
@@ -77,7 +77,7 @@ def resolve_providers_back(db: Session, notifier: Any) -> int:
                 KeyAttempt.created_at > alert.last_seen,
                 KeyAttempt.provider == provider,
                 KeyAttempt.outcome == AttemptOutcome.SUCCESS,
-                sa.or_(KeyAttempt.reference.is_(None), KeyAttempt.reference != KEY_TEST_REFERENCE),
+                COUNTS_FOR_HEALTH,
             )
             .limit(1)
         )

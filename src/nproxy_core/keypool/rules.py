@@ -71,10 +71,11 @@ _TOO_MANY = sa.and_(
 )
 
 
-def _failure(*, project_wide: bool) -> sa.Update:
+def _failure(*, project_wide: bool, counted: bool = True) -> sa.Update:
     """The retryable rule: the called key (``b_key_id``) cools down until ``b_deadline`` and
     counts one more failure in a row; past ``b_max`` of them it goes to manual review with
-    ``b_reason``.
+    ``b_reason``. Not ``counted`` (an admin's key test): it only cools down, its failures in a
+    row stay as they were.
 
     ``project_wide`` (a rate limit, DESIGN 4.5): every other in-service key of the project
     ``b_project`` of provider ``b_provider`` cools down to the same deadline, without counting a
@@ -101,12 +102,14 @@ def _failure(*, project_wide: bool) -> sa.Update:
         chosen = K.id.in_(rows.scalar_subquery())
     else:
         chosen = _CALLED
+    counts = _CALLED if counted else sa.false()
+    too_many = _TOO_MANY if counted else sa.false()
     return (
         sa.update(KEYS)
         .where(chosen)
         .values(
             consecutive_failures=sa.case(
-                (_CALLED, K.consecutive_failures + 1), else_=K.consecutive_failures
+                (counts, K.consecutive_failures + 1), else_=K.consecutive_failures
             ),
             # Never shorten a later deadline another failure (or a long retry delay) set; a
             # project's key that left service meanwhile keeps its own.
@@ -117,11 +120,11 @@ def _failure(*, project_wide: bool) -> sa.Update:
             ),
             # Only a key still in service moves; an admin's disable stands.
             state=sa.case(
-                (_TOO_MANY, sa.literal("manual_review")),
+                (too_many, sa.literal("manual_review")),
                 (_IN_SERVICE, sa.literal("cooldown")),
                 else_=K.state,
             ),
-            state_reason=sa.case((_TOO_MANY, _REASON), else_=K.state_reason),
+            state_reason=sa.case((too_many, _REASON), else_=K.state_reason),
             version=K.version + 1,
             updated_at=NOW,
         )
@@ -133,6 +136,26 @@ def _failure(*, project_wide: bool) -> sa.Update:
 FAILED = _failure(project_wide=False)
 #: A rate limit: :data:`FAILED`, and the rest of the key's project cools to the same deadline.
 PROJECT_RATE_LIMITED = _failure(project_wide=True)
+
+# An admin's key test is judged as any attempt (a 503 rests the key, a 429 its project, a
+# rejected key goes to review) but stays out of the key's health: neither a failure in a row
+# nor a success that clears them. Only what it cost counts, in the key's spend.
+#: A key test's retryable failure: cools down like :data:`FAILED`, counts no failure.
+TEST_FAILED = _failure(project_wide=False, counted=False)
+#: A key test's rate limit: :data:`PROJECT_RATE_LIMITED`, counting no failure.
+TEST_RATE_LIMITED = _failure(project_wide=True, counted=False)
+#: A key test's success: its cost (one real image; nothing for the free check) adds to the
+#: key's spend; the failure count, state and cooldown stay (a test never restores a key).
+TEST_SUCCEEDED = (
+    sa.update(KEYS)
+    .where(K.id == _KEY_ID)
+    .values(
+        estimated_spend=K.estimated_spend + sa.bindparam("b_cost", type_=sa.Numeric(18, 6)),
+        version=K.version + 1,
+        updated_at=NOW,
+    )
+    .returning(K.id, K.version)
+)
 
 #: Until when a project rests (``b_provider``, ``b_project`` at ``b_now``): ``rests_until`` is
 #: the earliest deadline of its in-service keys when none of them is eligible (a rate limit

@@ -20,6 +20,7 @@ from nproxy_core.audit import Actor
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool.alerts import AlertKind, key_subject
+from nproxy_core.keypool.checks import KeyTestReport, report_key_test
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.interfaces import IKeyUsage
 from nproxy_core.keypool.models import IN_SERVICE, KeyState, ProviderKey, Proxy, ProxyState
@@ -50,8 +51,10 @@ __all__ = [
     "list_keys",
     "list_proxies",
     "proxy_view",
+    "report_key_test",
     "restore_key",
     "test_key",
+    "test_key_report",
     "test_proxy",
 ]
 
@@ -271,7 +274,7 @@ def restore_key(
     messages go out right after the commit, else with the periodic alert delivery."""
     key = get_key(db, key_id, for_update=True)
     if key.state == KeyState.ACTIVE:
-        raise Conflict(f"key {key_id} is already active")
+        raise Conflict(f"{key.name} is already active")
     before = key_view(key)
     key.state = KeyState.ACTIVE
     key.state_reason = None
@@ -281,7 +284,7 @@ def restore_key(
     db.flush()
     actor.record(db, "key.restore", "provider_key", key.id, before, key_view(key))
     subject = key_subject(key.provider, key.id)
-    detail = f"key {key.id} restored by {actor.name} ({actor.surface})"
+    detail = f"{key.name} restored by {actor.name} ({actor.surface})"
     for kind in (AlertKind.KEY_MANUAL_REVIEW, AlertKind.KEY_OUT_OF_FUNDS):
         if alerts is not None:
             alerts.resolve(kind, subject, detail, db=db)
@@ -294,7 +297,7 @@ def disable_key(db: Session, key_id: int, *, actor: Actor) -> ProviderKey:
     """Take a key out of service until an admin restores it."""
     key = get_key(db, key_id, for_update=True)
     if key.state == KeyState.DISABLED:
-        raise Conflict(f"key {key_id} is already disabled")
+        raise Conflict(f"{key.name} is already disabled")
     before = key_view(key)
     key.state = KeyState.DISABLED
     key.state_reason = f"disabled by {actor.name}"
@@ -336,7 +339,7 @@ def edit_key(
     if proxy_id is not UNCHANGED and key.proxy_id != proxy_id:
         changed["proxy_id"] = proxy_id
     if not changed:
-        raise Conflict(f"key {key_id} already has these settings; nothing changed")
+        raise Conflict(f"{key.name} already has these settings; nothing changed")
     if "project" in changed and key.state in IN_SERVICE:
         rests_until = project_rests_until(db, key.provider, changed["project"])
         if rests_until is not None and (
@@ -366,7 +369,7 @@ def delete_key(db: Session, key_id: int, *, actor: Actor, usage: IKeyUsage) -> P
     if busy:
         shown = ", ".join(busy[:3]) + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
         raise Conflict(
-            f"key {key_id} is in use by {len(busy)} unfinished generation(s) ({shown}); "
+            f"{key.name} is in use by {len(busy)} unfinished generation(s) ({shown}); "
             "disable it and delete it once they finish"
         )
     before = key_view(key)
@@ -394,7 +397,7 @@ def test_key(
         result = router.test_key(key_id, generate=generate)
     except ProviderNotEnabled:
         raise ValidationError(
-            f"key {key_id} belongs to provider {key.provider!r}, which is not enabled"
+            f"{key.name} belongs to provider {key.provider!r}, which is not enabled"
         ) from None
     except KeyTestUnsupported as exc:
         raise ValidationError(str(exc)) from None
@@ -404,6 +407,15 @@ def test_key(
     after = {**key_view(get_key(db, key_id)), "test": result.as_dict()}
     actor.record(db, "key.test", "provider_key", key_id, before, after)
     return result
+
+
+def test_key_report(
+    db: Session, router: KeyPoolRouter, key_id: int, *, generate: bool, actor: Actor
+) -> tuple[KeyTest, KeyTestReport]:
+    """:func:`test_key`, and its result worded for the admin with the key's state beside it
+    (:func:`report_key_test`: web, Telegram and console say the same)."""
+    result = test_key(db, router, key_id, generate=generate, actor=actor)
+    return result, report_key_test(result, get_key(db, key_id))
 
 
 def get_proxy(db: Session, proxy_id: int, *, for_update: bool = False) -> Proxy:

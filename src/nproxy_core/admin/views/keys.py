@@ -27,7 +27,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
-from nproxy_core.keypool.models import IN_SERVICE
+from nproxy_core.keypool.models import key_name
 from nproxy_core.keypool.projects import projects_of
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
@@ -69,7 +69,7 @@ def key_add(request: Request) -> HTTPSeeOther:
             actor=actor(request),
             **_key_fields(request),
         )
-        return f"Added {key.provider} key {key.id} ({key.secret_mask})."
+        return f"Added {key.provider} {key.name} ({key.secret_mask})."
 
     return act(request, request.route_path("admin.keys"), add)
 
@@ -104,13 +104,13 @@ def key_edit(request: Request) -> HTTPSeeOther:
     key_id = int_id(request, "key_id")
 
     def edit() -> str:
-        pool.edit_key(
+        key = pool.edit_key(
             request.db,
             key_id,
             actor=actor(request),
             **_key_fields(request),
         )
-        return f"Key {key_id} saved."
+        return f"{key_name(key.id, key.label, start=True)} saved."
 
     return act(request, _key_back(request), edit)
 
@@ -122,12 +122,16 @@ def key_restore(request: Request) -> HTTPSeeOther:
         "key_id",
         _key_back(request),
         functools.partial(pool.restore_key, alerts=request.find_service(IAlertNotifier)),
-        lambda key: f"Key {key.id} is back in service.",
+        lambda key: f"{key_name(key.id, key.label, start=True)} is back in service.",
     )
 
 
 key_disable = row_action(
-    "admin.key.disable", "key_id", _key_back, pool.disable_key, lambda k: f"Key {k.id} is disabled."
+    "admin.key.disable",
+    "key_id",
+    _key_back,
+    pool.disable_key,
+    lambda k: f"{key_name(k.id, k.label, start=True)} is disabled.",
 )
 
 
@@ -136,24 +140,15 @@ def key_test(request: Request) -> HTTPSeeOther:
     key_id = int_id(request, "key_id")
     generate = form(request, "generate") in ("1", "on", "true")
 
-    def test() -> str | tuple[str, str]:
-        result = pool.test_key(
+    def test() -> tuple[str, str]:
+        _result, report = pool.test_key_report(
             request.db,
             request.find_service(IKeyPoolRouter),
             key_id,
             generate=generate,
             actor=actor(request),
         )
-        what = "one real image" if generate else "free check"
-        status = f"HTTP {result.http_status}, " if result.http_status else ""
-        message = (
-            f"Key {key_id} test ({what}, {result.path}): {result.outcome} "
-            f"({status}{result.latency_ms} ms). {result.detail}."
-        )
-        state = pool.get_key(request.db, key_id).state
-        if str(result.outcome) == "success" and state not in IN_SERVICE:
-            message += f" The key stays {str(state).replace('_', ' ')} until it is restored."
         # A failed test is shown as a problem, but it ran and is recorded: no rollback.
-        return message if str(result.outcome) == "success" else ("error", message)
+        return report.tone, report.text
 
     return act(request, _key_back(request), test)

@@ -1,4 +1,5 @@
-"""The overview (charts of the last 24 hours, queue, workers) and the health page."""
+"""The overview (what needs attention, the money, charts of the last 24 hours, queue,
+workers) and the health page."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from typing import Any
 
 from pyramid.request import Request
 
-from nproxy_core.admin import charts, queries, stats
+from nproxy_core.admin import attention, charts, money, queries, stats
 from nproxy_core.admin.page import (
     admin_page,
     base,
 )
+from nproxy_core.billing.models import decimal_text
 from nproxy_core.db import utcnow
 from nproxy_core.health import probes
 from nproxy_core.health.heartbeat import interval_seconds
@@ -38,11 +40,28 @@ def overview(request: Request) -> dict[str, Any]:
     images = stats.image_activity(db, now)
     attempts = stats.attempt_activity(db, now)
     labels = {key.id: key.label or f"key {key.id}" for key in pool.list_keys(db)}
-    payments, notifications = queries.awaiting_review(db)
+    needs = attention.of_request(request)
+    payments, notifications = needs.review
     workers = probes.worker_statuses(db, now)
+    figures = money.money(db, now)
     return base(
         request,
         "overview",
+        attention=needs,
+        money=figures,
+        revenue_charts=[
+            charts.daily_amounts(
+                f"chart-revenue-{currency.lower()}",
+                f"Revenue per day in {currency}, last 30 days",
+                figures.days,
+                amounts,
+                currency,
+            )
+            for currency, amounts in figures.daily.items()
+        ],
+        expiring_days=money.WEEK.days,
+        thirty_days=money.MONTH,
+        money_text=decimal_text,
         pool=queries.key_pool_by_state(db),
         last_hour=images.hour,
         last_day=images.day,

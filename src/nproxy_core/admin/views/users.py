@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 
@@ -24,20 +26,64 @@ from nproxy_core.admin.page import (
 )
 from nproxy_core.billing import grants
 from nproxy_core.billing.interfaces import IPlans
+from nproxy_core.billing.models import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.developer_api import keys as api_keys
 from nproxy_core.errors import NotFound, ValidationError
 
+#: The longest "expiring within" filter, in days.
+MAX_EXPIRING_DAYS = 90
+
 
 @admin_page("admin.users", "users.html")
 def users(request: Request) -> dict[str, Any]:
+    """Users by email, by the plan of their running cycle (``plan``), or whose paid access ends
+    within ``expiring`` days; each with plan, paid-until and units used this cycle."""
     q = request.params.get("q", "").strip()[:254]
+    plan_code = request.params.get("plan", "").strip()[:40]
+    expiring = request.params.get("expiring", "").strip()[:4]
+    plans = list(request.db.scalars(sa.select(Plan).order_by(Plan.id)))
     error = None
     try:
-        page = queries.search_users(request.db, q, request.params.get("after"))
+        plan = next((p for p in plans if p.code == plan_code), None)
+        if plan_code and plan is None:
+            raise ValidationError(
+                f"plan must be one of {', '.join(p.code for p in plans)}",
+                fields={"plan": "unknown"},
+            )
+        days = None
+        if expiring:
+            if not expiring.isdigit() or not 1 <= int(expiring) <= MAX_EXPIRING_DAYS:
+                raise ValidationError(
+                    f"expiring must be a number of days from 1 to {MAX_EXPIRING_DAYS}",
+                    fields={"expiring": "invalid"},
+                )
+            days = int(expiring)
+        page = queries.search_users(
+            request.db,
+            q,
+            request.params.get("after"),
+            plan_id=plan.id if plan is not None else None,
+            expiring=dt.timedelta(days=days) if days else None,
+        )
     except ValidationError as exc:
         page, error = empty_page(), list_error(request, exc)
-    return base(request, "users", q=q, page=page, error=error)
+    return base(
+        request,
+        "users",
+        q=q,
+        page=page,
+        error=error,
+        plans=plans,
+        plan_code=plan_code,
+        expiring=expiring,
+        expiring_soon=EXPIRING_SOON_DAYS,
+        filtered=bool(q or plan_code or expiring),
+    )
+
+
+#: What "expiring soon" means in the list's filter (the overview's figure).
+EXPIRING_SOON_DAYS = 7
 
 
 @admin_page("admin.user", "user.html")
