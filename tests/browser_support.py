@@ -107,13 +107,15 @@ class LiveStack:
             check=False,
         )
 
-    def start(self) -> None:
+    def start(self, *, worker: bool = True) -> None:
+        """Serve the app; and with ``worker``, start the worker (pages alone need none)."""
         self.write_ini()
         config = configure(self.settings)
         self.registry = config.registry
         self.app = config.make_wsgi_app()
         self.thread.start()
-        self.start_worker()
+        if worker:
+            self.start_worker()
 
     def start_worker(self) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
