@@ -11,13 +11,23 @@ from typing import Any
 from pyramid.request import Request
 
 from nproxy_core.accounts.security import user_view
+from nproxy_core.uploads.interfaces import IUploadLimits
+
+#: What an upload may be: said to the page, so a file is checked before it is sent.
+UPLOAD_TYPES = "image/png,image/jpeg,image/webp"
 
 
 @user_view("chat", "GET", "chat/chat.html")
 @user_view("chat.conversation", "GET", "chat/chat.html")
 def chat_page(request: Request) -> dict[str, Any]:
-    """The chat shell; ``conversation_id`` (if any) is the thread to open first."""
-    return {"conversation_id": request.matchdict.get("conversation_id") or ""}
+    """The chat shell; ``conversation_id`` (if any) is the thread to open first. The upload
+    limits are the server's own, so the browser refuses what the server would."""
+    limits = request.find_service(IUploadLimits)
+    return {
+        "conversation_id": request.matchdict.get("conversation_id") or "",
+        "upload_max_bytes": limits.max_bytes,
+        "upload_types": UPLOAD_TYPES,
+    }
 
 
 @user_view("library", "GET", "chat/library.html")

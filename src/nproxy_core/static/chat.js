@@ -2,7 +2,9 @@
 // Plain ES modules loaded as they are, no framework and no build step: the surface is small
 // enough that a few modules of helpers are clearer than a library (API: DESIGN section 6).
 import { whenSessionEnds } from "./chat/api.js";
-import { loadModels, restoreDraft, useAsInput, wireComposer } from "./chat/composer.js";
+import {
+  fillPrompt, loadModels, restoreDraft, useAsInput, wireComposer,
+} from "./chat/composer.js";
 import { openConversation, regenerate, send } from "./chat/conversation.js";
 import { el } from "./chat/dom.js";
 import { wireLightbox } from "./chat/lightbox.js";
@@ -10,9 +12,11 @@ import { current, showBanner, ui, urls } from "./chat/page.js";
 import {
   loadConversations, refreshQuota, whenConversationDeleted, wireDrawer,
 } from "./chat/sidebar.js";
+import { loadTemplates, wireTemplates } from "./chat/templates.js";
 import { setResultActions, startElapsedClock, stopPolling } from "./chat/thread.js";
 
 function showSessionEnded() {
+  // Back to this conversation after logging in; what was typed waits there as its draft.
   const next = encodeURIComponent(location.pathname);
   showBanner("Your session has ended. ", el("a", { href: `${urls.login}?next=${next}` }, "Log in again"),
     " to keep going.");
@@ -28,6 +32,7 @@ function conversationInAddress() {
 
 whenSessionEnds(showSessionEnded);
 wireComposer(send);
+wireTemplates();
 wireDrawer();
 wireLightbox();
 startElapsedClock();
@@ -48,8 +53,21 @@ ui.list.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", () => openConversation(conversationInAddress()));
 
-// Start: models and quota first (the composer needs them), then the thread.
-Promise.all([loadModels(), refreshQuota(), loadConversations()]).then(() => {
+/** A prompt handed over in the address (`/chat?prompt=…`, the landing page's examples). */
+function promptInAddress() {
+  const params = new URLSearchParams(location.search);
+  const prompt = (params.get("prompt") || "").trim().slice(0, 4000);
+  if (params.has("prompt")) history.replaceState(history.state, "", location.pathname);
+  return prompt;
+}
+
+// Start: models, quota and templates first (the composer needs them), then the thread.
+const handedOver = promptInAddress();
+Promise.all([loadModels(), refreshQuota(), loadConversations(), loadTemplates()]).then(() => {
   if (current.conversationId) openConversation(current.conversationId, { initial: true });
-  else { restoreDraft(null, { initial: true }); ui.prompt.focus(); }
+  else {
+    restoreDraft(null, { initial: true });
+    if (handedOver) fillPrompt(handedOver);
+    ui.prompt.focus();
+  }
 });

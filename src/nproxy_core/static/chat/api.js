@@ -8,11 +8,30 @@ let sessionEnded = false;
 let onSessionEnd = () => {};
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields = {}) {
     super(message || FALLBACK_MESSAGE);
     this.status = status;
     this.code = code || (status ? "error" : "network_error");
+    this.fields = fields || {};
   }
+}
+
+/** "30 MB", "512 KB": a size in the words a person uses (as errors.describe_size). */
+export function describeSize(bytes) {
+  const mb = 1024 * 1024;
+  if (bytes >= mb) return `${Number((bytes / mb).toFixed(bytes % mb ? 1 : 0))} MB`;
+  return bytes >= 1024 ? `${Math.round(bytes / 1024)} KB` : `${bytes} bytes`;
+}
+
+/** "Too large: 30 MB, at most 12 MB.": the one message of a too-large upload. */
+export const tooLargeText = (bytes, limit) =>
+  `Too large: ${describeSize(bytes)}${limit ? `, at most ${describeSize(limit)}` : ""}.`;
+
+/** A too-large upload, whoever refused it: the app (JSON) or a server in front of it (an HTML
+ * 413 page), with the server's limit as the page was given it. */
+function tooLarge(file) {
+  const limit = Number(document.getElementById("chat")?.dataset.uploadMaxBytes) || 0;
+  return new ApiError(413, "payload_too_large", tooLargeText(file.size, limit), { file: "too_large" });
 }
 
 /** Run `handler` once, on the first answer that says the person is no longer logged in. */
@@ -48,7 +67,7 @@ async function request(method, path, body, extraHeaders = {}, signal = undefined
   if (response.status !== 204) data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data?.error || {};
-    throw new ApiError(response.status, error.code, error.message);
+    throw new ApiError(response.status, error.code, error.message, error.fields);
   }
   return data;
 }
@@ -88,6 +107,7 @@ export function uploadImage(file, onProgress) {
       try { data = JSON.parse(xhr.responseText); } catch { /* not JSON: treated as an error */ }
       if (xhr.status === 201 && data?.id) { resolve(data); return; }
       if (xhr.status === 401) endSession();
+      if (xhr.status === 413 || data?.error?.fields?.file === "too_large") { reject(tooLarge(file)); return; }
       reject(new ApiError(xhr.status, data?.error?.code,
         data?.error?.message || "This image could not be uploaded."));
     });

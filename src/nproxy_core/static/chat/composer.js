@@ -2,7 +2,8 @@
 // input images (pick, drop, paste, upload).
 import { api, hasSessionEnded, uploadImage } from "./api.js";
 import { el, plural, pretty } from "./dom.js";
-import { $, current, describeError, showBanner, ui } from "./page.js";
+import { $, current, describeError, showBanner, ui, uploadProblem } from "./page.js";
+import { activeTemplate, leave, restoreTemplate, templateSnapshot } from "./templates.js";
 
 const ACCEPTED = new Set(["image/png", "image/jpeg", "image/webp"]);
 const PREFS_KEY = "nproxy.chat.controls";
@@ -132,6 +133,39 @@ function applyModel(model, prefs) {
   syncControls();
 }
 
+/**
+ * A template decides the model and the size: the (hidden) controls take them, so the cost line
+ * and the batch limits speak for what the template will cost.
+ */
+export function useTemplateControls(template) {
+  if (!state.models.length) return;
+  const named = (m) => m.model === template.model || (m.aliases || []).includes(template.model);
+  const model = (template.model && state.models.find(named))
+    || state.models.find(isAllowed) || state.models[0];
+  const sizes = model.resolutions.map((r) => preset(r).id);
+  applyModel(model, {
+    resolution: sizes.includes(template.resolution) ? template.resolution : sizes[0],
+    batch: ui.batch.value, mode: "text_to_image",
+  });
+}
+
+/** Back from a template: the person's own model and size again. */
+export function leaveTemplateControls() {
+  if (!state.models.length) return;
+  const prefs = savedPrefs();
+  const usable = state.models.filter(isAllowed);
+  applyModel(usable.find((m) => modelKey(m) === prefs.model) || usable[0] || state.models[0],
+    { ...prefs, mode: "text_to_image" });
+}
+
+/** Why `batch` images of the chosen size cannot be paid for now, or "". */
+export function budgetProblem(batch) {
+  const units = unitsPerImage(state.model, ui.resolution.value);
+  if (!fits(1, units)) return "Not enough units left for this size.";
+  if (!fits(batch, units)) return `Not enough units left for ${plural(batch, "image")} — try fewer.`;
+  return "";
+}
+
 /** Names of the demo's and similar presets, when the models API gives only an id. */
 const NAMED_RATIOS = { square: "1:1", portrait: "3:4", landscape: "4:3", tall: "9:16", wide: "16:9" };
 
@@ -233,8 +267,8 @@ export function setQuota({ status, canGenerate, maxUnitsNow }) {
   ui.noPlan.hidden = !noPlan;
   ui.noPlanTitle.textContent = status === "expired" ? "Renew your plan to go on" : "Choose a plan to start";
   ui.send.disabled = noPlan;
-  // Pay as you go (packs, no plan) has no plan to renew.
-  ui.renew.textContent = status === "none" ? "Buy a plan or a pack" : "Renew or buy a pack";
+  // Pay as you go (packs, no plan) has no plan to renew: the way on is another pack.
+  ui.renew.textContent = status === "none" ? "Buy a pack" : "Renew";
   limitBatch();
 }
 
@@ -279,7 +313,9 @@ function addFiles(files) {
     state.inputs.push(entry);
     entry.node = renderInput(entry);
     ui.inputs.append(entry.node);
-    if (!ACCEPTED.has(file.type)) failInput(entry, "Only PNG, JPEG or WebP images.");
+    // Checked here against the server's own limits: a file it would refuse is never sent.
+    const problem = uploadProblem(file);
+    if (problem) failInput(entry, problem);
     else upload(entry);
   }
   syncControls();
@@ -436,25 +472,55 @@ export function takeRequest() {
   return { body, previews };
 }
 
-/** Empty the composer once its request is on its way. */
+/** Empty the composer once its request is on its way (a template keeps its fields: the
+ * next try is often the same recipe with one thing changed). */
 export function clearComposer() {
+  if (activeTemplate()) { saveDraft(); return; }
   ui.prompt.value = "";
   autosize();
   clearInputs();
   saveDraft();
 }
 
+/** Put `text` in the prompt (an example, a link from the landing page), ready to send. */
+export function fillPrompt(text) {
+  leave({ quiet: true });
+  ui.prompt.value = text;
+  autosize();
+  saveDraft();
+  ui.prompt.focus();
+}
+
 // --- drafts: what was typed and attached, per conversation, across reloads ---------------
 
 const draftKey = (id) => DRAFT_KEY + (id || "new");
 
-export function saveDraft(id = current.conversationId) {
+/** What the composer holds now, as a draft: the prompt, mode, inputs and template. */
+export function draftSnapshot() {
   const inputs = readyInputs().map((i) => ({ uploadId: i.uploadId, imageId: i.imageId,
     preview: i.uploadId ? `/media/${encodeURIComponent(i.uploadId)}` : i.preview, name: i.name }));
+  return { prompt: ui.prompt.value, mode: currentMode(), inputs, template: templateSnapshot() };
+}
+
+function writeDraft(id, draft) {
   try {
-    if (!ui.prompt.value.trim() && !inputs.length) localStorage.removeItem(draftKey(id));
-    else localStorage.setItem(draftKey(id), JSON.stringify({ prompt: ui.prompt.value, mode: currentMode(), inputs }));
+    if (!draft.prompt.trim() && !draft.inputs.length && !draft.template) {
+      localStorage.removeItem(draftKey(id));
+    } else localStorage.setItem(draftKey(id), JSON.stringify(draft));
   } catch { /* private mode: drafts are a nicety */ }
+}
+
+export function saveDraft(id = current.conversationId) {
+  writeDraft(id, draftSnapshot());
+}
+
+/**
+ * A send that did not go through (the session ended, the units ran out): what it held comes
+ * back into the composer, and is kept as the draft of the conversation it was written in.
+ */
+export function restoreSnapshot(snapshot, id = current.conversationId) {
+  writeDraft(id, snapshot);
+  restoreDraft(id);
 }
 
 /**
@@ -476,6 +542,7 @@ export function restoreDraft(id, { initial = false } = {}) {
   for (const input of draft.inputs || []) {
     if (input.uploadId || input.imageId) addReadyInput({ ...input, name: input.name || "image" });
   }
+  restoreTemplate(draft.template);
   syncControls();
 }
 
@@ -483,6 +550,9 @@ export function restoreDraft(id, { initial = false } = {}) {
 
 export function wireComposer(send) {
   ui.composer.addEventListener("submit", (event) => { event.preventDefault(); send(); });
+  for (const example of document.querySelectorAll(".example-prompt")) {
+    example.addEventListener("click", () => fillPrompt(example.dataset.prompt));
+  }
   ui.prompt.addEventListener("keydown", (event) => {
     // Enter sends; Shift+Enter is a new line; never interrupt an IME composition.
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -1,6 +1,8 @@
 // The conversation shown: opening one (resuming its generations), creating it, sending to it.
 import { api, hasSessionEnded } from "./api.js";
-import { clearComposer, restoreDraft, saveDraft, takeRequest } from "./composer.js";
+import {
+  clearComposer, draftSnapshot, restoreDraft, restoreSnapshot, saveDraft, takeRequest,
+} from "./composer.js";
 import { el, plural } from "./dom.js";
 import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
 import {
@@ -9,6 +11,7 @@ import {
 import {
   clearThread, mountTurn, scrollToEnd, showHistory, showPending, showSubmitError, stopWatching, watch,
 } from "./thread.js";
+import { activeTemplate, showTemplateError, takeTemplateRequest } from "./templates.js";
 
 let creating = null; // the in-flight "create conversation" call, so two sends make one
 
@@ -50,14 +53,19 @@ export async function send() {
     await refreshQuota();
     if (root.dataset.canGenerate !== "true") { saveDraft(); return; }
   }
-  const request = takeRequest();
+  const template = activeTemplate();
+  const request = template ? takeTemplateRequest() : takeRequest();
   if (!request) return;
   const { body, previews } = request;
+  // What the composer held: it comes back if the send does not go through.
+  const snapshot = draftSnapshot();
   ui.banner.hidden = true;
 
   const view = mountTurn({
-    prompt: body.prompt, mode: body.mode, resolution: body.resolution,
-    provider: body.provider, model: body.model,
+    prompt: request.label || body.prompt,
+    mode: template ? (previews.length ? "image_to_image" : "text_to_image") : body.mode,
+    resolution: body.resolution || ui.resolution.value,
+    provider: body.provider, model: body.model || template?.model,
     batchSize: body.batch_size, strength: body.strength ?? null,
     inputs: previews,
     startedAt: Date.now(),
@@ -66,7 +74,7 @@ export async function send() {
   announce(`Sending. ${plural(body.batch_size, "image")} requested.`);
   clearComposer();
   scrollToEnd();
-  await submit(view, body, uuid());
+  await submit(view, body, uuid(), snapshot);
 }
 
 /** Send a turn's prompt and controls again (`POST /generations/{id}/retry`), as a new turn.
@@ -113,13 +121,13 @@ async function ensureConversation(title) {
   return creating;
 }
 
-async function submit(view, body, idempotencyKey) {
+async function submit(view, body, idempotencyKey, snapshot = null) {
   view.startedAt = Date.now();
   showPending(view, null);
   const fresh = !view.conversationId && !current.conversationId;
   try {
     // A retry goes to the conversation the message was first sent in.
-    view.conversationId ||= await ensureConversation(body.prompt.slice(0, 80));
+    view.conversationId ||= await ensureConversation((view.prompt || "").slice(0, 80));
     const path = `/api/v1/conversations/${encodeURIComponent(view.conversationId)}/generations`;
     const generation = await api("POST", path, body, { headers: { "Idempotency-Key": idempotencyKey } });
     view.node.dataset.generationId = generation.id;
@@ -128,6 +136,24 @@ async function submit(view, body, idempotencyKey) {
     watch(view, generation.id);
     refreshQuota(); // the hold lowers what is left as soon as the job is accepted
   } catch (error) {
+    if (snapshot && (error.status === 401 || error.code === "quota_exhausted")) {
+      // Nothing was sent: the session ended (the banner offers to log in and come back
+      // here) or the units ran out (Generate gives way to Renew). What was typed comes back.
+      view.node.remove();
+      restoreSnapshot(snapshot, view.conversationId || current.conversationId);
+      if (error.code === "quota_exhausted") {
+        // Used up: the sidebar's notice and the Renew button say so, once. Not enough for
+        // this batch: the server's own words, under the composer.
+        refreshQuota().then(() => { if (ui.quotaUsedUp.hidden) ui.hint.textContent = error.message; });
+      }
+      return;
+    }
+    if (body.template && error.code === "validation_error") {
+      // A template's field the server refused: marked on the form, which still holds it.
+      view.node.remove();
+      showTemplateError(error);
+      return;
+    }
     if (error.code === "no_active_subscription") {
       // The plan ended under us: nothing was sent. Give the prompt back, drop the empty
       // conversation this send made, and show the way to a plan.
@@ -138,12 +164,12 @@ async function submit(view, body, idempotencyKey) {
         current.conversationId = null;
         history.replaceState({ id: null }, "", urls.chat);
       }
-      ui.prompt.value = body.prompt;
-      saveDraft();
+      if (snapshot) restoreSnapshot(snapshot);
+      else { ui.prompt.value = body.prompt || ""; saveDraft(); }
       refreshQuota();
       return;
     }
-    sendFailed(view, error, idempotencyKey, (key) => submit(view, body, key));
+    sendFailed(view, error, idempotencyKey, (key) => submit(view, body, key, snapshot));
   }
 }
 

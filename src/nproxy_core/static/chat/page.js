@@ -1,9 +1,22 @@
 // The chat page of templates/chat/chat.html: its elements, addresses, banner and live region.
-import { FALLBACK_MESSAGE } from "./api.js";
+import { FALLBACK_MESSAGE, tooLargeText } from "./api.js";
 import { el } from "./dom.js";
 
 export const $ = (id) => document.getElementById(id);
 export const root = $("chat");
+
+/** The server's upload limits (nproxy.uploads.max_bytes), as the page was given them. */
+export const uploadLimits = {
+  maxBytes: Number(root.dataset.uploadMaxBytes) || 0,
+  types: new Set((root.dataset.uploadTypes || "image/png,image/jpeg,image/webp").split(",")),
+};
+
+/** Why the server would refuse `file` as an upload, or "" (checked before it is sent). */
+export function uploadProblem(file) {
+  if (!uploadLimits.types.has(file.type)) return "Only PNG, JPEG or WebP images.";
+  if (uploadLimits.maxBytes && file.size > uploadLimits.maxBytes) return tooLargeText(file.size, uploadLimits.maxBytes);
+  return "";
+}
 
 export const urls = {
   chat: root.dataset.chatUrl,
@@ -50,7 +63,9 @@ export function describeError(error) {
     case "no_active_subscription":
       return [message, " ", pricing("See plans"), "."];
     case "quota_exhausted":
-      return [message, " ", pricing("Renew or buy a pack"), "."];
+      // The server's words already say what to do ("renew your plan or buy a credit pack"):
+      // the link only leads there, it does not say it again.
+      return [message, " ", pricing("See plans and packs"), "."];
     case "plan_excludes_model":
       return [message, " ", pricing("See plans and packs"), "."];
     case "not_authenticated":

@@ -165,6 +165,12 @@ function showResult(view, generation) {
   const finished = Date.parse(generation.finished_at || "") || Date.now();
   const elapsed = Math.max(1, Math.round((finished - view.startedAt) / 1000));
   view.actions?.remove();
+  view.words?.remove();
+  if (generation.text) {
+    // The model's words beside its picture (a template asked for them, e.g. a character sketch).
+    view.words = el("p", { class: "model-text" }, generation.text);
+    view.node.querySelector(".answer").append(view.words);
+  }
   // A fallback model made some (the one asked for was out of service): say which.
   const others = [...new Set(images.map((image) => image.model)
     .filter((model) => model && view.model && model !== view.model))];
