@@ -16,19 +16,25 @@ Definitions (the README repeats them for operators):
   subscriptions.
 - **New** (30 days): paid cycles granted in the last 30 days to a user with no earlier paid
   cycle. **Renewed** (30 days): paid cycles granted in the last 30 days to a user who had one
-  before (an early renewal, a plan change or a return after a lapse).
+  before, refunded or not (an early renewal, a plan change or a return after a lapse).
 - **Expiring in 7 days**: users whose latest-ending cycle is paid and ends after now and at
   most 7 days from now (nothing bought or granted after it). **Churned in 30 days**: users
   whose latest-ending cycle is paid and ended in the last 30 days (at most now): they have no
   access and bought nothing since.
-- **Monthly recurring revenue**, per currency: the amount paid for each active subscription
-  divided by its cycle's months (a yearly plan's 120.00 counts 10.00 a month).
+- **Monthly recurring revenue**, per currency: each active subscription at its plan's current
+  price (what renewing costs: renewals are new checkouts at today's price), divided by the
+  plan's months (a yearly plan at 120.00 counts 10.00 a month).
+
+The figures are read at most once per :data:`KEEP_SECONDS` per process (the page says when):
+with a busy shop they add up tens of thousands of rows, which an admin reloading the overview
+need not pay for each time. ``nproxy.admin.money_seconds`` changes it (0: every time).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -38,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from nproxy_core.billing.models import BillingCycle, Payment, PaymentState, Plan
+from nproxy_core.db import utcnow
 
 DAY = dt.timedelta(days=1)
 WEEK = dt.timedelta(days=7)
@@ -85,6 +92,8 @@ class Money:
     #: The chart's days (00:00 UTC), today last, and revenue per currency on each.
     days: list[dt.datetime]
     daily: dict[str, list[Decimal]]
+    #: The moment the figures are for.
+    as_of: dt.datetime | None = None
 
     @property
     def active_subscriptions(self) -> int:
@@ -106,7 +115,35 @@ def money(db: Session, now: dt.datetime) -> Money:
         mrr=mrr,
         days=days,
         daily=daily,
+        as_of=now,
     )
+
+
+#: How long the overview reuses the figures it read (seconds); ``nproxy.admin.money_seconds``.
+KEEP_SECONDS = 60.0
+SETTING = "nproxy.admin.money_seconds"
+_KEPT = "nproxy.admin.money"
+_LOCK = threading.Lock()
+
+
+def kept_money(db: Session, registry: Any, now: dt.datetime | None = None) -> Money:
+    """:func:`money`, read again only when the figures this app kept are older than
+    ``nproxy.admin.money_seconds`` (default :data:`KEEP_SECONDS`; 0 reads every time)."""
+    now = now or utcnow()
+    keep = float(registry.settings.get(SETTING, KEEP_SECONDS) or 0)
+    with _LOCK:
+        kept: Money | None = getattr(registry, _KEPT.replace(".", "_"), None)
+    if (
+        kept is not None
+        and kept.as_of is not None
+        and 0 <= (now - kept.as_of).total_seconds() < keep
+    ):
+        return kept
+    fresh = money(db, now)
+    if keep > 0:
+        with _LOCK:
+            setattr(registry, _KEPT.replace(".", "_"), fresh)
+    return fresh
 
 
 # --- revenue ---------------------------------------------------------------------------------
@@ -178,40 +215,37 @@ def _revenue(
 # --- subscriptions ---------------------------------------------------------------------------
 
 
-def paid_cycles() -> tuple[Any, ...]:
-    """Where-clauses of a paid cycle: granted by a payment that was not refunded (the caller
-    joins :class:`Payment` on the cycle's ``payment_id``)."""
-    return (BillingCycle.payment_id.is_not(None), Payment.status != PaymentState.REFUNDED)
+def paid_cycles(cycle: Any = BillingCycle) -> tuple[Any, ...]:
+    """Where-clauses of a paid cycle: granted by a payment that was not refunded. Refunds are
+    few: the database checks against their set (no join with every payment)."""
+    refunded = sa.select(Payment.id).where(Payment.status == PaymentState.REFUNDED)
+    return (cycle.payment_id.is_not(None), cycle.payment_id.not_in(refunded))
 
 
 def _subscriptions(db: Session, now: dt.datetime) -> tuple[list[PlanSubscriptions], dict]:
-    """Active subscriptions per plan, and the monthly recurring revenue per currency."""
-    C, P = BillingCycle, Payment
-    rows = db.execute(
-        sa.select(C.plan_id, P.currency, C.period_months, sa.func.count(), sa.func.sum(P.amount))
-        .join(P, P.id == C.payment_id)
-        .where(*paid_cycles(), C.starts_at <= now, C.ends_at > now)
-        .group_by(C.plan_id, P.currency, C.period_months)
+    """Active subscriptions per plan (an index-only count), and the monthly recurring revenue
+    per currency at each plan's price."""
+    C = BillingCycle
+    # A refund ends its cycle at once, so an active cycle's payment was not refunded.
+    counts = db.execute(
+        sa.select(C.plan_id, sa.func.count())
+        .where(C.payment_id.is_not(None), C.ends_at > now, C.starts_at <= now)
+        .group_by(C.plan_id)
     ).all()
-    plans = {
-        plan_id: (code, name)
-        for plan_id, code, name in db.execute(sa.select(Plan.id, Plan.code, Plan.name))
-    }
-    active: dict[int, int] = defaultdict(int)
+    plans = {plan.id: plan for plan in db.scalars(sa.select(Plan))}
     monthly: dict[str, Fraction] = defaultdict(Fraction)
     places: dict[str, int] = defaultdict(lambda: 2)
-    for plan_id, currency, months, count, total in rows:
-        active[plan_id] += int(count)
-        amount = Decimal(total)
-        monthly[currency] += Fraction(amount) / max(int(months), 1)
-        places[currency] = max(places[currency], _decimals(amount))
-    subscriptions = sorted(
-        (
-            PlanSubscriptions(*plans.get(plan_id, (str(plan_id), str(plan_id))), n)
-            for plan_id, n in active.items()
-        ),
-        key=lambda p: (-p.active, p.code),
-    )
+    subscriptions = []
+    for plan_id, count in counts:
+        plan = plans.get(plan_id)
+        if plan is None:  # pragma: no cover - the foreign key guarantees it
+            continue
+        subscriptions.append(PlanSubscriptions(plan.code, plan.name, int(count)))
+        if not plan.free:
+            price = Decimal(plan.price)
+            monthly[plan.currency] += Fraction(price) * int(count) / max(plan.period_months, 1)
+            places[plan.currency] = max(places[plan.currency], _decimals(price))
+    subscriptions.sort(key=lambda p: (-p.active, p.code))
     mrr = {
         currency: _quantize(value, places[currency]) for currency, value in sorted(monthly.items())
     }
@@ -230,55 +264,44 @@ def _quantize(value: Fraction, places: int) -> Decimal:
 
 
 def _new_and_renewed(db: Session, now: dt.datetime) -> tuple[int, int]:
-    C, P = BillingCycle, Payment
-    earlier, earlier_payment = aliased(C), aliased(P)
+    C = BillingCycle
+    earlier = aliased(C)
     had_one = (
-        sa.select(sa.literal(1))
-        .select_from(earlier)
-        .join(earlier_payment, earlier_payment.id == earlier.payment_id)
-        .where(
-            earlier.user_id == C.user_id,
-            earlier.id < C.id,
-            earlier_payment.status != PaymentState.REFUNDED,
-        )
+        sa.select(earlier.id)
+        .where(earlier.user_id == C.user_id, earlier.id < C.id, earlier.payment_id.is_not(None))
         .exists()
     )
-    total, renewed = db.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((had_one, 1), else_=0)), 0))
-        .select_from(C)
-        .join(P, P.id == C.payment_id)
-        .where(*paid_cycles(), C.created_at >= now - MONTH, C.created_at <= now)
-    ).one()
-    return int(total) - int(renewed), int(renewed)
+    window = (*paid_cycles(), C.created_at >= now - MONTH, C.created_at <= now)
+    total = db.scalar(sa.select(sa.func.count()).select_from(C).where(*window))
+    renewed = db.scalar(sa.select(sa.func.count()).select_from(C).where(*window, had_one))
+    return int(total or 0) - int(renewed or 0), int(renewed or 0)
 
 
 def _distinct_users() -> Any:
     return sa.func.count(sa.distinct(BillingCycle.user_id))
 
 
-def _last_paid_cycles() -> sa.Select[Any]:
-    """Paid cycles that end last of all their user's cycles (paid or granted)."""
+def _last_paid_cycles(after: dt.datetime) -> sa.Select[Any]:
+    """Paid cycles ending after ``after`` that end last of all their user's cycles (paid or
+    granted)."""
     C = BillingCycle
     later = aliased(C)
-    return (
-        sa.select(C.user_id)
-        .join(Payment, Payment.id == C.payment_id)
-        .where(
-            *paid_cycles(),
-            ~sa.select(later.id)
-            .where(later.user_id == C.user_id, later.ends_at > C.ends_at)
-            .exists(),
-        )
+    return sa.select(C.user_id).where(
+        *paid_cycles(),
+        ~sa.select(later.id)
+        .where(later.user_id == C.user_id, later.ends_at > C.ends_at, later.ends_at > after)
+        .exists(),
     )
 
 
 def expiring_users(now: dt.datetime, within: dt.timedelta = WEEK) -> sa.Select[Any]:
     """The users (``user_id``) whose latest cycle is paid and ends in ``(now, now + within]``."""
     C = BillingCycle
-    return _last_paid_cycles().where(C.ends_at > now, C.ends_at <= now + within)
+    return _last_paid_cycles(now).where(C.ends_at > now, C.ends_at <= now + within)
 
 
 def churned_users(now: dt.datetime, within: dt.timedelta = MONTH) -> sa.Select[Any]:
     """The users whose latest cycle is paid and ended in ``[now - within, now]``."""
     C = BillingCycle
-    return _last_paid_cycles().where(C.ends_at >= now - within, C.ends_at <= now)
+    start = now - within
+    return _last_paid_cycles(start).where(C.ends_at >= start, C.ends_at <= now)

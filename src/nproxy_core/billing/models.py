@@ -189,6 +189,20 @@ class Payment(Base):
             postgresql_where=sa.text("needs_review AND resolved_at IS NULL"),
             sqlite_where=sa.text("needs_review AND resolved_at IS NULL"),
         ),
+        # The admin's Money row (admin/money.py, migration 0022): revenue, and refunds.
+        sa.Index(
+            "ix_payments_revenue",
+            "created_at",
+            postgresql_include=["currency", "processor", "amount"],
+            postgresql_where=sa.text("status = 'finished'"),
+            sqlite_where=sa.text("status = 'finished'"),
+        ),
+        sa.Index(
+            "ix_payments_refunded",
+            "id",
+            postgresql_where=sa.text("status = 'refunded'"),
+            sqlite_where=sa.text("status = 'refunded'"),
+        ),
     )
 
     @property
@@ -302,6 +316,29 @@ class BillingCycle(Base):
         ),
         sa.CheckConstraint("ends_at >= starts_at", name="ends_after_start"),
         sa.Index("ix_billing_cycles_user_id_ends_at", "user_id", "ends_at"),
+        # The admin's Money row (admin/money.py, migration 0022): paid cycles by end, by grant
+        # time, and per user.
+        sa.Index(
+            "ix_billing_cycles_paid_ends_at",
+            "ends_at",
+            postgresql_include=["user_id", "starts_at", "plan_id", "payment_id"],
+            postgresql_where=sa.text("payment_id IS NOT NULL"),
+            sqlite_where=sa.text("payment_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_billing_cycles_paid_created_at",
+            "created_at",
+            postgresql_include=["user_id", "payment_id"],
+            postgresql_where=sa.text("payment_id IS NOT NULL"),
+            sqlite_where=sa.text("payment_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_billing_cycles_paid_user_id",
+            "user_id",
+            "id",
+            postgresql_where=sa.text("payment_id IS NOT NULL"),
+            sqlite_where=sa.text("payment_id IS NOT NULL"),
+        ),
     )
 
     @property

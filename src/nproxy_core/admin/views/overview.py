@@ -3,6 +3,7 @@ workers) and the health page."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from pyramid.request import Request
@@ -43,7 +44,7 @@ def overview(request: Request) -> dict[str, Any]:
     needs = attention.of_request(request)
     payments, notifications = needs.review
     workers = probes.worker_statuses(db, now)
-    figures = money.money(db, now)
+    figures = money.kept_money(db, request.registry, now)
     return base(
         request,
         "overview",
@@ -61,6 +62,8 @@ def overview(request: Request) -> dict[str, Any]:
         ],
         expiring_days=money.WEEK.days,
         thirty_days=money.MONTH,
+        one_second=dt.timedelta(seconds=1),
+        money_seconds=float(request.registry.settings.get(money.SETTING, money.KEEP_SECONDS) or 0),
         money_text=decimal_text,
         pool=queries.key_pool_by_state(db),
         last_hour=images.hour,
