@@ -1,7 +1,7 @@
 """Units in the chat composer, in a real browser (DESIGN 4.12): a person with a known number of
 units sees what a send costs before sending, can pick only the batches that fit, switches
 model and gets that model's sizes; when not even one image fits, Generate gives way to
-"Renew or buy a pack" and the prompt stays. Then the dashboard (with a pack) and the pricing
+"Renew" and the prompt stays. Then the dashboard (with a pack) and the pricing
 page, at desktop and phone widths, without sideways scrolling or serious axe findings.
 
 The demo provider offers two models: Demo (1 unit an image) and Demo Pro (3 units, 6 at its
@@ -123,7 +123,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
     expect(page.locator("#send")).to_be_hidden()
     renew = page.locator("#renew")
     expect(renew).to_be_visible()
-    expect(renew).to_have_text("Renew or buy a pack")
+    expect(renew).to_have_text("Renew")
     expect(renew).to_have_attribute("href", "/pricing")
     expect(cost).to_contain_text(f"1 image {TIMES} 6 units = 6 units: more than you have left.")
     page.press("#prompt", "Enter")
@@ -222,7 +222,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
             "Top-up: 1 unit left, expires 7 Dec 2027"
         )
         expect(other.locator("#send")).to_be_hidden()
-        expect(other.locator("#renew")).to_have_text("Buy a plan or a pack")
+        expect(other.locator("#renew")).to_have_text("Buy a pack")
         shot(other, "units-chat-pay-as-you-go")
     finally:
         payg.close()

@@ -221,7 +221,7 @@ export function takeTemplateRequest() {
       const entry = state.images[field.name];
       if (entry?.status === "uploading") problem = "Wait for the upload to finish.";
       else if (entry?.status === "ready") inputs[field.name] = entry.uploadId;
-      else if (field.required) problem = `Choose a photo for ${field.label.toLowerCase()}.`;
+      else if (field.required) problem = `${field.label} is required: choose a photo.`;
     } else if (field.required && !inputs[field.name]) {
       problem = `${field.label} is required.`;
     }

@@ -1,0 +1,307 @@
+"""What the walk of issue 26 found, fixed, in a real browser at 1280 and 390 px, axe clean:
+
+1. the session ending mid-chat gives the prompt back (as the draft) with a log-in link that
+   returns to the conversation; 2. with the units used up Generate becomes Renew, the prompt
+   stays and "Renew your plan" is never said twice; 3. a model that answers in words only says
+   so, offers a retry and charges nothing; 4. uploads are checked in the browser ("Too large:
+   11 MB, at most 10 MB") and any 413, even a proxy's HTML page, reads the same; 5. sign-up
+   without a plan goes to pricing; 6. on a phone the pricing page's Buy button is on the first
+   screen; 7. the API keys table's actions column has a header; 8. the empty chat offers
+   example prompts, and the landing page's examples open the chat with the prompt filled in.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from PIL import Image
+
+from apiclient import PASSWORD
+from browser_support import (
+    CHROMIUM,
+    GENERATION_TIMEOUT_MS,
+    LiveStack,
+    RabbitVhost,
+    axe_problems,
+    shot,
+    sideways_scroll,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.timeout(240),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin"),
+]
+
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+MB = 1024 * 1024
+
+
+def png(size: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), (90, 140, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def log_in(page: Any, base: str, email: str, *, landing: str = "/dashboard") -> None:
+    page.goto(f"{base}/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}{landing}")
+
+
+def check(page: Any, name: str, problems: list[str]) -> None:
+    overflow = sideways_scroll(page)
+    if overflow > 0:
+        problems.append(f"{page.url} scrolls sideways by {overflow}px ({name})")
+    shot(page, f"fixes-{name}")
+    problems.extend(axe_problems(page))
+
+
+def renews_said(page: Any) -> int:
+    """How often the visible page says "renew your plan"."""
+    text = page.evaluate("document.body.innerText").lower()
+    return text.count("renew your plan")
+
+
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_send_that_does_not_go_through_keeps_what_was_typed(
+    live_stack: Any, page: Any, db: Any, user_factory: Any, make_cycle: Any, size: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    from nproxy_core.billing.models import BillingCycle
+
+    base = live_stack.url
+    page.set_viewport_size(size)
+    label = "phone" if size is PHONE else "desktop"
+    problems: list[str] = []
+    user = user_factory()
+    cycle = make_cycle(user, request_limit=3)
+    log_in(page, base, user.email)
+    page.goto(f"{base}/chat")
+
+    # 8. Example prompts in the empty chat fill the composer.
+    examples = page.locator("#example-prompts .example-prompt")
+    assert 3 <= examples.count() <= 4
+    first = examples.first.text_content()
+    examples.first.click()
+    expect(page.locator("#prompt")).to_have_value(first)
+    expect(page.locator("#prompt")).to_be_focused()
+    check(page, f"examples-{label}", problems)
+
+    page.fill("#prompt", "a lighthouse at dusk")
+    page.press("#prompt", "Enter")
+    turn = page.locator(".turn").first
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
+    conversation = page.url.removeprefix(base)
+
+    # 1. The session ends (cookies gone): the prompt comes back, and logging in returns here.
+    page.context.clear_cookies()
+    page.fill("#prompt", "a second idea, not to be lost")
+    page.press("#prompt", "Enter")
+    banner = page.locator("#banner")
+    expect(banner).to_contain_text("Your session has ended")
+    expect(page.locator("#prompt")).to_have_value("a second idea, not to be lost")
+    expect(page.locator(".turn")).to_have_count(1)
+    link = banner.locator("a")
+    expect(link).to_have_attribute(
+        "href", re.compile(re.escape("next=" + conversation.replace("/", "%2F")))
+    )
+    check(page, f"session-ended-{label}", problems)
+    link.click()
+    page.fill("#email", user.email)
+    page.fill("#password", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}{conversation}")
+    expect(page.locator("#prompt")).to_have_value("a second idea, not to be lost")
+
+    # 2. The units run out under the page: nothing is kept of the send, the prompt stays,
+    # Generate gives way to Renew, and the refusal is said once.
+    db.execute(sa.update(BillingCycle).where(BillingCycle.id == cycle.id).values(used=3))
+    db.commit()
+    page.press("#prompt", "Enter")
+    expect(page.locator("#renew")).to_be_visible()
+    expect(page.locator("#renew")).to_have_text("Renew")
+    expect(page.locator("#send")).to_be_hidden()
+    expect(page.locator("#prompt")).to_have_value("a second idea, not to be lost")
+    expect(page.locator(".turn")).to_have_count(1)
+    expect(page.locator("#quota-used-up")).to_be_visible()
+    assert renews_said(page) <= 1
+    check(page, f"used-up-{label}", problems)
+    # And on a fresh load, the same.
+    page.reload()
+    expect(page.locator("#renew")).to_be_visible()
+    expect(page.locator("#prompt")).to_have_value("a second idea, not to be lost")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".turn")).to_have_count(1)
+    assert renews_said(page) <= 1
+
+    assert problems == [], "\n".join(problems)
+
+
+def test_uploads_are_checked_before_sending_and_every_413_reads_the_same(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    user = user_factory()
+    make_cycle(user)
+    log_in(page, base, user.email)
+    page.goto(f"{base}/chat")
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if "/api/v1/uploads" in r.url else None)
+
+    # 4. Too large for the server's limit (10 MB by default): refused here, never sent.
+    page.click("label[for=mode-i2i]")
+    big = {"name": "big.png", "mimeType": "image/png", "buffer": png() + b"\0" * (11 * MB)}
+    page.set_input_files("#file-input", files=[big])
+    error = page.locator(".input-thumb .thumb-error").last
+    expect(error).to_have_text(re.compile(r"big\.png: Too large: 11 MB, at most 10 MB\."))
+    not_image = {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}
+    page.set_input_files("#file-input", files=[not_image])
+    expect(page.locator(".input-thumb .thumb-error").last).to_contain_text("Only PNG, JPEG or WebP")
+    assert uploads == []
+
+    # A server in front of the app answers 413 with an HTML page: the same clear words.
+    page.route(
+        "**/api/v1/uploads",
+        lambda route: route.fulfill(
+            status=413,
+            content_type="text/html",
+            body="<html><h1>413 Request Entity Too Large</h1></html>",
+        ),
+    )
+    small = {"name": "small.png", "mimeType": "image/png", "buffer": png()}
+    page.set_input_files("#file-input", files=[small])
+    expect(page.locator(".input-thumb .thumb-error").last).to_have_text(
+        re.compile(r"small\.png: Too large: \d+ (KB|bytes), at most 10 MB\.")
+    )
+    shot(page, "fixes-upload-too-large")
+
+    # The template's photo slot checks the same way.
+    page.click('#template-gallery [data-template="avatar"]')
+    page.set_input_files("#tf-photo", files=[big])
+    expect(page.locator("#tf-photo-error")).to_have_text("Too large: 11 MB, at most 10 MB.")
+    assert axe_problems(page) == []
+
+
+@pytest.fixture
+def text_only_stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveStack]:
+    """The live stack with a demo model that answers in words only, every time."""
+    with RabbitVhost(f"nproxy_browser_text_{os.getpid()}") as broker_url:
+        stack = LiveStack(
+            {
+                **base_settings,
+                "celery.broker_url": broker_url,
+                "nproxy.providers": "demo",
+                "nproxy.payments": "demo",
+                "demo.delay_seconds": "0.2",
+                "demo.text_only_rate": "1",
+            },
+            tmp_path,
+        )
+        try:
+            stack.write_ini()
+            added = stack.nproxy(
+                "keys", "add", "--provider", "demo", "--label", "browser", stdin="demo-key-1\n"
+            )
+            assert added.returncode == 0, added.stderr or added.stdout
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+
+
+def test_a_text_only_answer_says_so_offers_a_retry_and_costs_nothing(
+    text_only_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base = text_only_stack.url
+    user = user_factory()
+    make_cycle(user, request_limit=5)
+    log_in(page, base, user.email)
+    page.goto(f"{base}/chat")
+    expect(page.locator("#quota-text")).to_have_text("About 100% left")
+    page.fill("#prompt", "a lighthouse")
+    page.press("#prompt", "Enter")
+    turn = page.locator(".turn").first
+    expect(turn).to_have_attribute("data-state", "failed", timeout=GENERATION_TIMEOUT_MS)
+    error = turn.locator(".turn-error")
+    expect(error).to_contain_text(
+        "The model answered with text only: “I would rather describe this scene than draw it.”"
+    )
+    expect(error).not_to_contain_text("input image or a setting")
+    expect(turn.get_by_role("button", name=re.compile("Try again"))).to_be_visible()
+    # Nothing charged: the meter is where it was.
+    expect(page.locator("#quota-text")).to_have_text("About 100% left")
+    for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page.set_viewport_size(size)
+        problems: list[str] = []
+        check(page, f"text-only-{label}", problems)
+        assert problems == [], problems
+    turn.get_by_role("button", name=re.compile("Try again")).click()
+    expect(page.locator(".turn")).to_have_count(2)
+
+
+def test_sign_up_pricing_api_keys_and_landing_examples(
+    live_stack: Any, browser: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    problems: list[str] = []
+    for size, label in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        context = browser.new_context(viewport=size)
+        page = context.new_page()
+        # 5. Sign-up without a plan lands on the plans.
+        page.goto(f"{base}/register")
+        page.fill("#email", f"new-{label}@example.com")
+        page.fill("#password", PASSWORD)
+        page.click("form button[type=submit]")
+        page.wait_for_url(f"{base}/pricing")
+        # 6. The Buy button is on the first screen, on a phone too.
+        buy = page.locator("#checkout-form button[type=submit]")
+        expect(buy).to_be_visible()
+        box = buy.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= size["height"], box
+        check(page, f"pricing-{label}", problems)
+
+        context.close()
+
+    # 7, with a key to list.
+    user = user_factory()
+    make_cycle(user)
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    log_in(page, base, user.email)
+    page.goto(f"{base}/account/api-keys")
+    page.fill("#name", "laptop")
+    page.press("#name", "Enter")
+    headers = page.locator("table.keys thead th")
+    expect(headers.last).to_have_text("Actions")
+    assert all(text.strip() for text in headers.all_text_contents())
+    check(page, "api-keys-desktop", problems)
+
+    # 8. The landing page's examples open the chat with their prompt in the composer.
+    page.goto(f"{base}/")
+    example = page.locator(".examples a.example-link").first
+    prompt = example.locator("figcaption").text_content().split("”")[0].strip("“ ")
+    example.click()
+    page.wait_for_url(re.compile(r"/chat$"))
+    expect(page.locator("#prompt")).to_have_value(prompt)
+    context.close()
+    assert problems == [], "\n".join(problems)
