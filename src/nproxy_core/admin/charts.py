@@ -221,7 +221,12 @@ def daily_amounts(
         if amount
     ]
     labels = [
-        Label(left + i * slot_w + slot_w / 2, height - 8, f"{day:%d %b}")
+        Label(
+            left + i * slot_w + slot_w / 2 if i < slots - 1 else width - right,
+            height - 8,
+            f"{day:%d %b}",
+            "middle" if i < slots - 1 else "end",
+        )
         for i, day in enumerate(days)
         if i % 7 == (slots - 1) % 7
     ]
