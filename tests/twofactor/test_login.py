@@ -242,3 +242,33 @@ def test_a_user_without_two_factor_logs_in_on_the_first_step(app, user_factory):
     page = browser(app)
     res = form_login(page, "plain@example.com", "/dashboard")
     assert res.status_int == 303 and res.location == "http://localhost/dashboard"
+
+
+def test_concurrent_logins_with_the_same_code_exactly_one_logs_in(app, enrolled_admin):
+    import threading
+
+    clients = [ApiClient(browser(app)) for _ in range(6)]
+    tokens = [client.csrf() for client in clients]
+    steady_now()
+    code = enrolled_admin.code()
+    barrier = threading.Barrier(len(clients))
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(client: ApiClient, token: str) -> None:
+        body = {"email": "admin@example.com", "password": PASSWORD, "otp": code}
+        barrier.wait(timeout=30)
+        res = client.app.post_json(
+            "/api/v1/auth/login", body, headers={"X-CSRF-Token": token}, status="*"
+        )
+        with lock:
+            answers.append(res.status_int)
+
+    threads = [
+        threading.Thread(target=attempt, args=pair) for pair in zip(clients, tokens, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [200] + [401] * (len(clients) - 1)
