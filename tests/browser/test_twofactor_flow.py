@@ -87,7 +87,7 @@ def test_an_admin_sets_up_two_factor_login_and_logs_in_with_a_code(
 ) -> None:
     from playwright.sync_api import expect
 
-    user_factory(ADMIN, admin=True)
+    admin = user_factory(ADMIN, admin=True)
     base, problems = stack.url, []
     page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
 
@@ -154,5 +154,9 @@ def test_an_admin_sets_up_two_factor_login_and_logs_in_with_a_code(
     page.wait_for_url(f"{base}/admin")
     page.goto(f"{base}/account/2fa")
     expect(page.locator("#recovery-left")).to_contain_text("9 of 10 recovery codes left")
+    # The admin's page about the account says it too.
+    page.goto(f"{base}/admin/users/{admin.id}")
+    expect(page.locator("#two-factor")).to_have_text("on, 9 recovery codes left")
+    look(page, "admin-user", problems)
 
     assert problems == []
