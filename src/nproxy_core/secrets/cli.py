@@ -25,14 +25,20 @@ def secrets_group() -> None:
 @secrets_group.command("rotate")
 @pass_cli
 def secrets_rotate(cli: CLIContext) -> None:
-    """Re-encrypt every stored provider key with the current NPROXY_SECRET.
+    """Re-encrypt every stored provider key and two-factor secret with the current
+    NPROXY_SECRET.
 
     Keys stored under a secret listed in NPROXY_SECRET_PREVIOUS are re-encrypted and
     re-fingerprinted, in one transaction; running it again changes nothing. Nothing changes
     when a key cannot be read with any known secret.
     """
+    from nproxy_core.twofactor.services import rotate_totp_secrets
+
     with cli.transaction() as db:
         report = rotate_key_secrets(db, cli.find_service(ISecretBox))
+        # Two-factor secrets are kept under the same secret: an admin who has not logged in
+        # since must not be locked out when the old one is dropped.
+        totp = rotate_totp_secrets(db, cli.find_service(ISecretBox))
         CONSOLE.record(
             db,
             "secrets.rotate",
@@ -53,6 +59,10 @@ def secrets_rotate(cli: CLIContext) -> None:
     click.echo(
         f"provider keys: {report.rotated} re-encrypted with the current secret, "
         f"{report.current} already current ({report.total} in all{skipped})"
+    )
+    click.echo(
+        f"two-factor secrets: {totp.rotated} re-encrypted with the current secret, "
+        f"{totp.current} already current"
     )
     if cli.settings["nproxy.secret_previous"]:
         max_age = int(cli.settings["nproxy.session_max_age_seconds"]) // 86400

@@ -303,3 +303,46 @@ class TwoFactor:
 def make_two_factor(request: Any) -> TwoFactor:
     """The service, built once from the key pool's secret box (the same keys at rest)."""
     return TwoFactor(request.find_service(ISecretBox))
+
+
+# --- a change of NPROXY_SECRET (DESIGN 4.11) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretRotation:
+    #: TOTP secrets re-encrypted with the current server secret.
+    rotated: int
+    #: Already encrypted with it.
+    current: int
+
+
+def rotate_totp_secrets(db: Session, box: Any) -> SecretRotation:
+    """Re-encrypt every stored TOTP secret with the current server secret, in the caller's
+    transaction (``nproxy secrets rotate``), so that the old secret can be dropped without
+    locking anyone out. Running it again changes nothing; refuses before any change when a
+    secret opens with no known server secret (Conflict naming the accounts)."""
+    credentials = list(
+        db.scalars(sa.select(TotpCredential).order_by(TotpCredential.id).with_for_update())
+    )
+    opened, unreadable = [], []
+    for credential in credentials:
+        try:
+            opened.append((credential, *box.open(credential.secret_encrypted)))
+        except SecretUnreadable:
+            unreadable.append(credential.user_id)
+    if unreadable:
+        listed = ", ".join(str(i) for i in unreadable[:20]) + (
+            ", …" if len(unreadable) > 20 else ""
+        )
+        raise Conflict(
+            f"the two-factor secrets of users {listed} cannot be decrypted with NPROXY_SECRET "
+            "nor NPROXY_SECRET_PREVIOUS; nothing was changed (list the secret used before in "
+            "NPROXY_SECRET_PREVIOUS, or reset their two-factor login: nproxy users reset-2fa)"
+        )
+    rotated = 0
+    for credential, secret, current in opened:
+        if not current:
+            credential.secret_encrypted = box.encrypt(secret)
+            rotated += 1
+    db.flush()
+    return SecretRotation(rotated=rotated, current=len(opened) - rotated)
