@@ -16,9 +16,6 @@ from nproxy_core.images import services
 from nproxy_core.jsonbody import json_object
 from nproxy_core.storage import IStorage
 
-#: How long a browser or a link preview may keep a shared image; a revoked link's image may
-#: live that long in a cache, never longer.
-SHARED_MAX_AGE_SECONDS = 300
 
 
 def _user_id(request: Request) -> int:
@@ -167,6 +164,7 @@ def share_image(request: Request) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     response = Response(body=storage.get(found.image.storage_key), content_type=found.image.mime)
-    response.headers["Cache-Control"] = f"public, max-age={SHARED_MAX_AGE_SECONDS}"
+    # Asked again on every view: a revoked link's image must not live on in a cache.
+    response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
