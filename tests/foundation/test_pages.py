@@ -19,7 +19,9 @@ def test_register_log_out_and_log_in_with_forms(app):
     form = app.get("/register").forms[0]
     form["email"] = "Person@Example.com"
     form["password"] = PASSWORD
-    dashboard = form.submit().follow()
+    # A new account has no plan: sign-up lands on the plans (issue 26).
+    assert form.submit().location.endswith("/pricing")
+    dashboard = app.get("/dashboard")
     assert "person@example.com" in dashboard.text
     assert "No subscription yet" in dashboard.text
     assert 'data-bucket="0"' in dashboard.text

@@ -26,11 +26,12 @@ HERE = Path(__file__).resolve().parent
 #: Alembic's bookkeeping, not the application's: outside the models, left out of the diff.
 APPLIED_TABLE = "nproxy_applied_revisions"
 BOOKKEEPING = frozenset({"alembic_version", APPLIED_TABLE})
-#: Tables whose rows a migration itself inserts (0014: the plan ``monthly``): a database that
+#: Tables whose rows a migration itself inserts (0014: the plan ``monthly``; 0021: the shipped
+#: templates): a database that
 #: only ``nproxy db upgrade`` touched has rows here and nowhere else. A backup restores into
 #: such a database (its rows are replaced by the backup's). A test checks this list against
 #: what a fresh upgrade leaves.
-SEEDED = frozenset({"plans"})
+SEEDED = frozenset({"plans", "prompt_templates"})
 
 _applied = sa.table(APPLIED_TABLE, sa.column("revision", sa.String))
 
