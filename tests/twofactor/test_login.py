@@ -131,6 +131,21 @@ def test_wrong_codes_count_as_failed_logins(ceiling_of_three, enrolled_admin):
     assert res.status_int == 429 and error(res)["code"] == "rate_limited"
 
 
+def test_wrong_codes_from_elsewhere_never_lock_the_owner_out_at_home(
+    ceiling_of_three, enrolled_admin
+):
+    api = ceiling_of_three
+    now = steady_now()
+    assert from_ip(api, "192.0.2.10", otp=enrolled_admin.code(at=now)).status_int == 200
+    api.logout()
+    window = {enrolled_admin.code(k, at=now) for k in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in window)
+    answers = {from_ip(api, f"10.0.0.{n}", otp=wrong).status_int for n in range(6)}
+    assert answers == {401, 429}
+    # The owner, from the address they logged in from before, gets in with the next code.
+    assert from_ip(api, "192.0.2.10", otp=enrolled_admin.code(1, at=now)).status_int == 200
+
+
 def test_asking_for_the_code_is_not_a_failed_login(ceiling_of_three, enrolled_admin):
     api = ceiling_of_three
     for n in range(3):
@@ -272,3 +287,23 @@ def test_concurrent_logins_with_the_same_code_exactly_one_logs_in(app, enrolled_
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(answers) == [200] + [401] * (len(clients) - 1)
+
+
+def test_wrong_codes_on_the_login_page_count_as_failed_logins(ceiling_of_three, enrolled_admin):
+    page = browser(ceiling_of_three.app)
+    first = {"REMOTE_ADDR": "10.0.0.1"}
+    form = page.get("/login?next=/admin", extra_environ=first).forms[0]
+    form["email"], form["password"] = "admin@example.com", PASSWORD
+    step = page.get(form.submit(extra_environ=first).location, extra_environ=first)
+    now = steady_now()
+    window = {enrolled_admin.code(k, at=now) for k in (-1, 0, 1)}
+    wrong = next(c for c in ("000000", "111111", "222222") if c not in window)
+    for n in range(3):
+        form = step.forms[0]
+        form["otp"] = wrong
+        step = form.submit(extra_environ={"REMOTE_ADDR": f"10.0.0.{n}"}, status=401)
+    form = step.forms[0]
+    form["otp"] = enrolled_admin.code(at=now)
+    refused = form.submit(extra_environ={"REMOTE_ADDR": "10.0.1.1"}, status=429)
+    assert "Too many failed attempts" in refused.html.select_one("#form-error").text
+    assert page.get("/api/v1/session").json["user"] is None
