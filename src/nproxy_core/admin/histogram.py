@@ -13,13 +13,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 RATIO = 1.05
-_LOG = math.log(RATIO)
+#: ln(RATIO): the database buckets raw latencies with the same number (admin/stats.py).
+LOG = math.log(RATIO)
 
 
 def bucket(latency_ms: float) -> int:
     if latency_ms < 1:
         return 0
-    return math.floor(math.log(latency_ms) / _LOG) + 1
+    return math.floor(math.log(latency_ms) / LOG) + 1
 
 
 def edges(index: int) -> tuple[float, float]:

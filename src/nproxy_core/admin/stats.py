@@ -320,20 +320,91 @@ def attempt_activity(
         for key_id, counts in summary.latencies.items():
             per_key[key_id].day.summarized.update(counts)
 
-    for key_id, outcome, latency, index, recent in raw_attempts(
-        db, ranges, keys, hours[0], now - HOUR
-    ):
+    summarized = {key_id for key_id, counts in per_key.items() if counts.day.summarized}
+    if db.get_bind().dialect.name == "postgresql":
+        # Thousands of raw rows: the database counts them and buckets the latencies that only
+        # feed a histogram; Python gets the exact latencies it needs and the counts.
+        counted, latencies, buckets = _raw_attempts_summed(
+            db, ranges, keys, hours[0], now - HOUR, summarized
+        )
+        for key_id, latency, recent in latencies:
+            stats = per_key[key_id]
+            if recent:
+                stats.hour.latencies.append(latency)
+            if key_id not in summarized:
+                stats.day.latencies.append(latency)
+        for key_id, index, count in buckets:
+            per_key[key_id].day.summarized[index] += count
+    else:
+        counted = []
+        for key_id, outcome, latency, index, recent in raw_attempts(
+            db, ranges, keys, hours[0], now - HOUR
+        ):
+            counted.append((key_id, outcome, index, recent, 1))
+            per_key[key_id].day.latencies.append(latency)
+            if recent:
+                per_key[key_id].hour.latencies.append(latency)
+    for key_id, outcome, index, recent, count in counted:
         stats = per_key[key_id]
-        stats.day.outcomes[outcome] += 1
-        stats.day.latencies.append(latency)
-        last_day[outcome] += 1
+        stats.day.outcomes[outcome] += count
+        last_day[outcome] += count
         if recent:
-            stats.hour.outcomes[outcome] += 1
-            stats.hour.latencies.append(latency)
-            last_hour[outcome] += 1
+            stats.hour.outcomes[outcome] += count
+            last_hour[outcome] += count
         if 0 <= index < HOURS:
-            series.setdefault(outcome, [0] * HOURS)[index] += 1
+            series.setdefault(outcome, [0] * HOURS)[index] += count
     return AttemptActivity(HourlySeries(hours, series), dict(per_key), last_hour, last_day)
+
+
+def _raw_attempts_summed(
+    db: Session,
+    ranges: Sequence[tuple[dt.datetime, dt.datetime]],
+    key_ids: list[int] | None,
+    start: dt.datetime,
+    since: dt.datetime,
+    summarized: set[int],
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """The raw attempts of ``ranges`` on PostgreSQL, in three small answers:
+
+    - (key_id, outcome, chart slot, in the last hour, count);
+    - (key_id, latency, in the last hour) of the attempts whose exact latency is used: those
+      of the last hour, and every one of a key without summarized hours (its day is exact);
+    - (key_id, histogram bucket, count) of the other keys' latencies, bucketed as
+      :func:`.histogram.bucket` does, to add to their summaries' histograms.
+    """
+    if not ranges:
+        return [], [], []
+    A = KeyAttempt
+    placed = _placed(db, A.created_at, start, since)
+    assert placed is not None
+    slot, recent = placed
+    where = [_within(A.created_at, ranges), COUNTS_FOR_HEALTH]
+    if key_ids is not None:
+        where.append(A.key_id.in_(key_ids))
+    outcome = sa.type_coerce(A.outcome, sa.String)
+    counted = db.execute(
+        sa.select(A.key_id, outcome, slot, recent, sa.func.count())
+        .where(*where)
+        .group_by(A.key_id, outcome, slot, recent)
+    ).all()
+    exact = [sa.or_(recent, A.key_id.not_in(summarized))] if summarized else []
+    latencies = db.execute(sa.select(A.key_id, A.latency_ms, recent).where(*where, *exact)).all()
+    buckets: list[Any] = []
+    if summarized:
+        latency = sa.cast(A.latency_ms, sa.Float)
+        index = sa.case(
+            (A.latency_ms < 1, 0),
+            else_=sa.cast(
+                sa.func.floor(sa.func.ln(latency) / sa.literal(histogram.LOG, sa.Float)) + 1,
+                sa.Integer,
+            ),
+        )
+        buckets = db.execute(
+            sa.select(A.key_id, index, sa.func.count())
+            .where(*where, A.key_id.in_(summarized))
+            .group_by(A.key_id, index)
+        ).all()
+    return counted, latencies, buckets
 
 
 @dataclasses.dataclass(frozen=True)
