@@ -294,7 +294,8 @@ def _form_page(request: Request, template: str, action: Any, success: Any, **ext
     return render_to_response(template, context, request=request, response=request.response)
 
 
-def _safe_next(request: Request) -> str:
+def safe_next(request: Request) -> str:
+    """Where ``next`` asks to go after a login or a set-up; the dashboard otherwise."""
     target = request.params.get("next", "")
     # Only same-site paths, never //host or absolute URLs.
     if target.startswith("/") and not target.startswith("//"):
@@ -323,7 +324,7 @@ def _next_query(request: Request) -> dict[str, str]:
 @view_config(route_name="login", request_method=("GET", "POST"))
 def login_page(request: Request) -> Any:
     if request.identity is not None and request.method == "GET":
-        return HTTPSeeOther(_safe_next(request))
+        return HTTPSeeOther(safe_next(request))
 
     def log_in(request: Request, data: dict[str, Any]) -> User | None:
         try:
@@ -337,7 +338,7 @@ def login_page(request: Request) -> Any:
     def next_step(user: User | None) -> HTTPSeeOther:
         if user is None:
             return HTTPSeeOther(request.route_url("login.otp", _query=_next_query(request)))
-        return HTTPSeeOther(_safe_next(request))
+        return HTTPSeeOther(safe_next(request))
 
     return _form_page(request, "accounts/login.html", log_in, next_step)
 
@@ -346,7 +347,7 @@ def login_page(request: Request) -> Any:
 def login_code_page(request: Request) -> Any:
     """The login page's second step, for an account with two-factor login."""
     if request.identity is not None and request.method == "GET":
-        return HTTPSeeOther(_safe_next(request))
+        return HTTPSeeOther(safe_next(request))
     if pending_login(request) is None:
         # Nothing to finish (timed out, or opened directly): the first step again.
         query = {**_next_query(request), "otp": "expired"}
@@ -356,7 +357,7 @@ def login_code_page(request: Request) -> Any:
         request,
         "accounts/login.html",
         do_login_code,
-        lambda user: HTTPSeeOther(_safe_next(request)),
+        lambda user: HTTPSeeOther(safe_next(request)),
         step="otp",
     )
 

@@ -20,6 +20,8 @@ from nproxy_core.accounts.interfaces import ISecondFactor
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.security import Permission
 from nproxy_core.errors import APIError, wants_json
+from nproxy_core.twofactor import REQUIRE_SETTING
+from nproxy_core.twofactor.interfaces import ITwoFactor
 
 
 class SecondFactorRequired(APIError, status=403, code="2fa_required"):
@@ -30,8 +32,6 @@ REQUIRED_MESSAGE = "Admins must use two-factor login. Set it up at /account/2fa,
 
 
 def admin_second_factor(view: Callable[..., Any], info: Any) -> Callable[..., Any]:
-    from nproxy_core.twofactor import REQUIRE_SETTING
-
     if info.options.get("permission") != Permission.ADMIN or not info.settings.get(REQUIRE_SETTING):
         return view
 
@@ -55,6 +55,4 @@ def admin_second_factor(view: Callable[..., Any], info: Any) -> Callable[..., An
 def two_factor_status(request: Request, user: User) -> Any:
     """``request.two_factor_status(user)``: for pages that show it (the account page, the
     admin's user page) without their views knowing about two-factor login."""
-    from nproxy_core.twofactor.interfaces import ITwoFactor
-
     return request.find_service(ITwoFactor).status(request.db, user.id)

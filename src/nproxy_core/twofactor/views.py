@@ -12,7 +12,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from nproxy_core.accounts.security import user_view
-from nproxy_core.accounts.views import _safe_next
+from nproxy_core.accounts.views import safe_next
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.errors import APIError
 from nproxy_core.twofactor import REQUIRE_SETTING
@@ -56,7 +56,7 @@ def _page(request: Request, *, error: APIError | None = None) -> Response:
 def _codes_page(request: Request, recovery: list[str], *, fresh: bool) -> Response:
     return render_to_response(
         "twofactor/recovery_codes.html",
-        {"codes": recovery, "fresh": fresh, "continue_url": _safe_next(request)},
+        {"codes": recovery, "fresh": fresh, "continue_url": safe_next(request)},
         request=request,
         response=request.response,
     )
