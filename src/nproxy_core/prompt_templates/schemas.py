@@ -62,7 +62,9 @@ def placeholders(prompt: str) -> list[str]:
     return seen
 
 
-def _text(value: Any, field: str, label: str, limit: int, *, required: bool = True) -> str:
+def text_value(value: Any, field: str, label: str, limit: int, *, required: bool = True) -> str:
+    """``value`` as trimmed text of at most ``limit`` characters (no NUL), or 400 naming
+    ``field``; "" when it may be empty and is."""
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -95,7 +97,7 @@ def check_fields(raw: Any) -> list[Field]:
             )
         if any(f.name == name for f in fields):
             raise _invalid("fields", f"Two fields are named {name!r}.")
-        label = _text(item.get("label"), "fields", f"label of field {name!r}", 60)
+        label = text_value(item.get("label"), "fields", f"label of field {name!r}", 60)
         kind = item.get("kind")
         if kind not in FIELD_KINDS:
             raise _invalid(
@@ -130,7 +132,7 @@ def read_fields(raw: Sequence[Mapping[str, Any]]) -> list[Field]:
 
 def check_prompt(prompt: Any, fields: Sequence[Field]) -> str:
     """An admin's prompt: text whose every ``{placeholder}`` names a field."""
-    prompt = _text(prompt, "prompt", "prompt", PROMPT_MAX_CHARS)
+    prompt = text_value(prompt, "prompt", "prompt", PROMPT_MAX_CHARS)
     names = {f.name for f in fields}
     for name in placeholders(prompt):
         if name not in names:
@@ -183,7 +185,9 @@ def fill(prompt: str, fields: Sequence[Field], inputs: Any) -> Filled:
     upload_ids: list[str] = []
     for f in fields:
         key = f"inputs.{f.name}"
-        value = _text(inputs.get(f.name), key, f.label.lower(), INPUT_MAX_CHARS, required=False)
+        value = text_value(
+            inputs.get(f.name), key, f.label.lower(), INPUT_MAX_CHARS, required=False
+        )
         if not value:
             if f.required:
                 raise _invalid(key, f"{f.label} is required.", "required")

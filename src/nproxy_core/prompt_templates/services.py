@@ -197,8 +197,10 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     fields = schemas.check_fields(values.get("fields"))
     out["fields"] = [f.as_dict() for f in fields]
-    out["title"] = schemas._text(values.get("title"), "title", "title", schemas.TITLE_MAX_CHARS)
-    out["description"] = schemas._text(
+    out["title"] = schemas.text_value(
+        values.get("title"), "title", "title", schemas.TITLE_MAX_CHARS
+    )
+    out["description"] = schemas.text_value(
         values.get("description"),
         "description",
         "description",
@@ -207,7 +209,7 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
     )
     out["prompt"] = schemas.check_prompt(values.get("prompt"), fields)
     for name, limit in (("model", 128), ("resolution", 64)):
-        value = schemas._text(values.get(name), name, name, limit, required=False)
+        value = schemas.text_value(values.get(name), name, name, limit, required=False)
         out[name] = value or None
     for flag in ("with_text", "active"):
         value = values.get(flag, False)
