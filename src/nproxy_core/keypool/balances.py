@@ -16,7 +16,7 @@ from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads
 from nproxy_core.keypool.models import IN_SERVICE, Proxy, ProxyState
-from nproxy_core.keypool.outcomes import take_out_of_funds
+from nproxy_core.keypool.outcomes import key_names, take_out_of_funds
 from nproxy_core.keypool.rules import KEYS, K
 from nproxy_core.plugins import Provider
 
@@ -66,11 +66,13 @@ def refresh_balances(
                     conn, row.provider, row.id, row.billing_group, f"balance is {balance}", now
                 )
         if changed:
+            names = key_names(connections, {row.id, *changed})
             alert(
                 AlertKind.KEY_OUT_OF_FUNDS,
                 key_subject(row.provider, row.id),
-                f"{row.provider} key {row.id} has a balance of {balance}; "
-                f"keys {sorted(changed)} taken out of service",
+                f"{row.provider} {names[row.id]} has a balance of {balance}; "
+                + ", ".join(names[key_id] for key_id in sorted(changed))
+                + " taken out of service",
             )
     return balances
 

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.keypool.alerts import key_subject, project_subject, provider_subject
-from nproxy_core.keypool.models import COUNTS_FOR_HEALTH, AttemptOutcome, KeyAttempt, ProviderKey
+from nproxy_core.keypool.models import (
+    COUNTS_FOR_HEALTH,
+    AttemptOutcome,
+    KeyAttempt,
+    ProviderKey,
+    key_name,
+)
 from nproxy_core.keypool.projects import cooling_until, projects_of
 from nproxy_core.telegram import AlertKind, open_alerts
 
@@ -71,8 +77,9 @@ def resolve_providers_back(db: Session, notifier: Any) -> int:
         provider = by_subject.get(alert.subject)
         if provider is None:
             continue  # no key of it left: nothing will be made, the alert stays true
-        made = db.scalar(
-            sa.select(KeyAttempt.key_id)
+        made = db.execute(
+            sa.select(KeyAttempt.key_id, ProviderKey.label)
+            .join(ProviderKey, ProviderKey.id == KeyAttempt.key_id)
             .where(
                 KeyAttempt.created_at > alert.last_seen,
                 KeyAttempt.provider == provider,
@@ -80,13 +87,13 @@ def resolve_providers_back(db: Session, notifier: Any) -> int:
                 COUNTS_FOR_HEALTH,
             )
             .limit(1)
-        )
+        ).first()
         if made is None:
             continue
         notifier.resolve(
             AlertKind.POOL_EXHAUSTED,
             alert.subject,
-            f"images are being made again (key {made})",
+            f"images are being made again ({key_name(*made)})",
             db=db,
         )
         closed += 1

@@ -65,6 +65,7 @@ from nproxy_core.keypool.models import KEY_TEST_REFERENCE, AttemptPath
 from nproxy_core.keypool.outcomes import (
     ProviderCall,
     ProviderWork,
+    key_names,
     outcome_of,
     record_attempt,
     scrub,
@@ -199,7 +200,8 @@ class KeyPoolRouter:
                         resolve(
                             AlertKind.POOL_EXHAUSTED,
                             provider_subject(provider),
-                            f"images are being made again (key {claim.key_id})",
+                            "images are being made again "
+                            f"({key_names(self._connections, {claim.key_id})[claim.key_id]})",
                         )
                 return RoutedImage(
                     result=call.result, provider=provider, key_id=claim.key_id, attempts=calls
@@ -341,7 +343,8 @@ class KeyPoolRouter:
             # or deleting the key) changes the verdict.
             self._unreadable_keys.add(claim.key_id)
             log.error("provider key %s %s", claim.key_id, UNREADABLE_HINT)
-            detail = f"{claim.provider} key {claim.key_id} {UNREADABLE_HINT}"
+            name = key_names(self._connections, {claim.key_id})[claim.key_id]
+            detail = f"{claim.provider} {name} {UNREADABLE_HINT}"
             self._alert(AlertKind.KEY_UNREADABLE, UNREADABLE_SUBJECT, detail)
         error = RetryableError(f"key {claim.key_id} {UNREADABLE_HINT}")
         return ProviderCall(AttemptPath.DIRECT, None, error, 0, truncate(error.message))
