@@ -296,9 +296,14 @@ class AttemptActivity:
 
 
 def attempt_activity(
-    db: Session, now: dt.datetime, key_ids: Iterable[int] | None = None
+    db: Session,
+    now: dt.datetime,
+    key_ids: Iterable[int] | None = None,
+    *,
+    latencies: bool = True,
 ) -> AttemptActivity:
-    """Key attempts in the last hour and 24 hours: per key, by outcome, and per chart hour."""
+    """Key attempts in the last hour and 24 hours: per key, by outcome, and per chart hour.
+    ``latencies=False``: counts only (the windows' percentiles stay empty)."""
     keys = None if key_ids is None else list(key_ids)
     hours = hour_starts(now)
     slot = {h: i for i, h in enumerate(hours)}
@@ -321,13 +326,15 @@ def attempt_activity(
             per_key[key_id].day.summarized.update(counts)
 
     summarized = {key_id for key_id, counts in per_key.items() if counts.day.summarized}
+    if not latencies:
+        summarized = set()
     if db.get_bind().dialect.name == "postgresql":
         # Thousands of raw rows: the database counts them and buckets the latencies that only
         # feed a histogram; Python gets the exact latencies it needs and the counts.
-        counted, latencies, buckets = _raw_attempts_summed(
-            db, ranges, keys, hours[0], now - HOUR, summarized
+        counted, exact, buckets = _raw_attempts_summed(
+            db, ranges, keys, hours[0], now - HOUR, summarized, latencies=latencies
         )
-        for key_id, latency, recent in latencies:
+        for key_id, latency, recent in exact:
             stats = per_key[key_id]
             if recent:
                 stats.hour.latencies.append(latency)
@@ -363,6 +370,8 @@ def _raw_attempts_summed(
     start: dt.datetime,
     since: dt.datetime,
     summarized: set[int],
+    *,
+    latencies: bool = True,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """The raw attempts of ``ranges`` on PostgreSQL, in three small answers:
 
@@ -387,8 +396,10 @@ def _raw_attempts_summed(
         .where(*where)
         .group_by(A.key_id, outcome, slot, recent)
     ).all()
+    if not latencies:
+        return counted, [], []
     exact = [sa.or_(recent, A.key_id.not_in(summarized))] if summarized else []
-    latencies = db.execute(sa.select(A.key_id, A.latency_ms, recent).where(*where, *exact)).all()
+    values = db.execute(sa.select(A.key_id, A.latency_ms, recent).where(*where, *exact)).all()
     buckets: list[Any] = []
     if summarized:
         latency = sa.cast(A.latency_ms, sa.Float)
@@ -404,7 +415,7 @@ def _raw_attempts_summed(
             .where(*where, A.key_id.in_(summarized))
             .group_by(A.key_id, index)
         ).all()
-    return counted, latencies, buckets
+    return counted, values, buckets
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,7 +97,7 @@ def health(request: Request) -> dict[str, Any]:
     db, now = request.db, utcnow()
     queue = probes.queue_depth(request.registry)
     images = stats.image_activity(db, now)
-    attempts = stats.attempt_activity(db, now)
+    attempts = stats.attempt_activity(db, now, latencies=False)
     return base(
         request,
         "health",
