@@ -104,14 +104,15 @@ def money(db: Session, now: dt.datetime) -> Money:
     revenue, totals, days, daily = _revenue(db, now)
     subscriptions, mrr = _subscriptions(db, now)
     new, renewed = _new_and_renewed(db, now)
+    expiring, churned = _expiring_and_churned(db, now)
     return Money(
         revenue=revenue,
         totals=totals,
         subscriptions=subscriptions,
         new=new,
         renewed=renewed,
-        expiring=int(db.scalar(expiring_users(now).with_only_columns(_distinct_users())) or 0),
-        churned=int(db.scalar(churned_users(now).with_only_columns(_distinct_users())) or 0),
+        expiring=expiring,
+        churned=churned,
         mrr=mrr,
         days=days,
         daily=daily,
@@ -271,14 +272,25 @@ def _new_and_renewed(db: Session, now: dt.datetime) -> tuple[int, int]:
         .where(earlier.user_id == C.user_id, earlier.id < C.id, earlier.payment_id.is_not(None))
         .exists()
     )
-    window = (*paid_cycles(), C.created_at >= now - MONTH, C.created_at <= now)
-    total = db.scalar(sa.select(sa.func.count()).select_from(C).where(*window))
-    renewed = db.scalar(sa.select(sa.func.count()).select_from(C).where(*window, had_one))
-    return int(total or 0) - int(renewed or 0), int(renewed or 0)
+    # One pass over the window's cycles, counting both.
+    total, renewed = db.execute(
+        sa.select(sa.func.count(), sa.func.count().filter(had_one))
+        .select_from(C)
+        .where(*paid_cycles(), C.created_at >= now - MONTH, C.created_at <= now)
+    ).one()
+    return int(total) - int(renewed), int(renewed)
 
 
-def _distinct_users() -> Any:
-    return sa.func.count(sa.distinct(BillingCycle.user_id))
+def _expiring_and_churned(db: Session, now: dt.datetime) -> tuple[int, int]:
+    """:func:`expiring_users` and :func:`churned_users` counted in one pass."""
+    C = BillingCycle
+    users = sa.func.count(sa.distinct(C.user_id))
+    expiring, churned = db.execute(
+        _last_paid_cycles(now - MONTH)
+        .with_only_columns(users.filter(C.ends_at > now), users.filter(C.ends_at <= now))
+        .where(C.ends_at >= now - MONTH, C.ends_at <= now + WEEK)
+    ).one()
+    return int(expiring), int(churned)
 
 
 def _last_paid_cycles(after: dt.datetime) -> sa.Select[Any]:
