@@ -328,7 +328,7 @@ class BillingCycle(Base):
         sa.Index(
             "ix_billing_cycles_paid_created_at",
             "created_at",
-            postgresql_include=["user_id", "payment_id"],
+            postgresql_include=["id", "user_id", "payment_id"],
             postgresql_where=sa.text("payment_id IS NOT NULL"),
             sqlite_where=sa.text("payment_id IS NOT NULL"),
         ),

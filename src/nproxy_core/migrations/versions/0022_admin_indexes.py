@@ -50,7 +50,7 @@ def upgrade() -> None:
         "ix_billing_cycles_paid_created_at",
         "billing_cycles",
         ["created_at"],
-        postgresql_include=["user_id", "payment_id"],
+        postgresql_include=["id", "user_id", "payment_id"],
         **_where(_PAID),
     )
     op.create_index(
