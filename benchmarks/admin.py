@@ -3,19 +3,30 @@
 Creates its own PostgreSQL database (``nproxy_bench_admin``), migrates it, fills it with
 set-based SQL (``INSERT ... SELECT generate_series``) over the last 30 days: 100,000 users,
 200,000 conversations, 1,000,000 messages and generations (with about 1.5 million images),
-3,000,000 key attempts over 100 keys, 200,000 payments (1,000 flagged) with their
-notifications, and 200,000 audit entries. Then it serves every admin page through the real app
+3,000,000 key attempts over 100 keys, 100,000 payments over 90 days (three processors, two
+currencies, a monthly and a yearly plan and a credit pack; some refunded, expired, 500 flagged)
+with their notifications, the cycles and pack balances the paid ones granted, 10,000 alerts (a
+few open), and 200,000 audit entries. Then it serves every admin page through the real app
 (WebTest, templates rendered, logged in as an admin) and prints p50/p95 per page, first pages
-and deep pages (a keyset cursor 500 pages in). Drops the database at the end unless --keep.
+and deep pages (a keyset cursor 500 pages in), and the time of one ``/admin/payments.csv`` of
+30 days. Drops the database at the end unless --keep.
 
     .venv/bin/python benchmarks/admin.py [--runs 30] [--keep] [--reuse]
 
-Aim (issue 9): every page under 150 ms p95 on this machine.
+Filling takes a few minutes: ``--keep`` leaves the database for the next run, ``--reuse``
+measures one filled before (it is migrated to head first, so new indexes are built; a
+database filled while a migration was still an empty placeholder must be filled again).
+The overview is measured twice: as served (its money row kept for a minute) and with the money
+read on every request.
+
+Aim (issue 27): the overview (with its money row) under 100 ms p95, every other page under
+60 ms p95, on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import resource
 import statistics
@@ -25,6 +36,7 @@ from typing import Any
 import psycopg
 import webtest
 
+from nproxy_core.admin.money import SETTING as MONEY_SETTING
 from nproxy_core.admin.rollups import roll_up
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase
@@ -42,7 +54,8 @@ CONVERSATIONS = 200_000
 GENERATIONS = 1_000_000
 ATTEMPTS_PER_GENERATION = 3
 KEYS = 100
-PAYMENTS = 200_000
+PAYMENTS = 100_000
+ALERTS = 10_000
 AUDIT = 200_000
 
 #: The numbers above, as the fill statements' parameters.
@@ -52,6 +65,7 @@ PARAMS = {
     "generations": GENERATIONS,
     "keys": KEYS,
     "payments": PAYMENTS,
+    "alerts": ALERTS,
     "audit": AUDIT,
     "attempts": ATTEMPTS_PER_GENERATION,
 }
@@ -65,17 +79,6 @@ FILL = [
         SELECT 'user' || g || '@example.com', 'x', 'user', g %% 997 = 0, 1,
                now() - (g::float / %(users)s) * interval '90 days'
         FROM generate_series(1, %(users)s) g
-        """,
-    ),
-    (
-        "billing cycles",
-        """
-        INSERT INTO billing_cycles (user_id, plan_id, starts_at, ends_at, period_months,
-                                    request_limit, used, reserved, created_at)
-        SELECT u.id, (SELECT id FROM plans WHERE code = 'monthly'),
-               now() - interval '10 days', now() + interval '20 days', 1, 300,
-               u.id %% 250, 0, now() - interval '10 days'
-        FROM users u WHERE u.id %% 3 = 0
         """,
     ),
     (
@@ -170,27 +173,102 @@ FILL = [
         """,
     ),
     (
+        "plans and packs",
+        """
+        INSERT INTO plans (code, name, price, currency, period_months, units, models,
+                           public, free, recurring_allowed, active, created_at, updated_at)
+        VALUES ('yearly', 'Yearly', 99.00, 'EUR', 12, 4000, '[]', true, false, true, true,
+                now(), now());
+        INSERT INTO credit_packs (code, name, price, currency, units, valid_months, models,
+                                  public, active, created_at, updated_at)
+        VALUES ('pack-100', '100 units', 4.99, 'USD', 100, 12, '[]', true, true, now(), now())
+        """,
+    ),
+    (
         "payments",
         """
-        INSERT INTO payments (order_id, user_id, processor, amount, currency, status,
-                              invoice_id, processor_payment_id, needs_review, review_reason,
-                              created_at, updated_at)
-        SELECT 'order-' || g, 2 + g %% %(users)s, 'nowpayments', 9.99, 'USD',
+        CREATE UNLOGGED TABLE bench_pay AS
+        SELECT g AS n, 2 + g %% %(users)s AS user_id,
+               (ARRAY['nowpayments', 'stripe', 'nowpayments', 'telegram_stars'])[1 + g %% 4]
+                   AS processor,
+               CASE WHEN g %% 10 = 3 THEN 'pack' WHEN g %% 10 = 7 THEN 'yearly'
+                    ELSE 'monthly' END AS bought,
                CASE WHEN g %% 200 = 0 THEN 'partially_paid'
-                    WHEN g %% 10 = 0 THEN 'expired' ELSE 'finished' END,
-               'inv-' || g, 'pay-' || g, g %% 200 = 0,
-               CASE WHEN g %% 200 = 0 THEN 'partially paid' END,
-               now() - (g::float / %(payments)s) * interval '90 days',
-               now() - (g::float / %(payments)s) * interval '90 days'
+                    WHEN g %% 10 = 0 THEN 'expired'
+                    WHEN g %% 97 = 0 THEN 'refunded' ELSE 'finished' END AS status,
+               now() - (g::float / %(payments)s) * interval '90 days' AS created_at
         FROM generate_series(1, %(payments)s) g;
+        INSERT INTO payments (order_id, user_id, processor, amount, currency, status,
+                              invoice_id, processor_payment_id, plan_id, plan_units,
+                              plan_period_months, pack_id, pack_units, pack_valid_months,
+                              needs_review, review_reason, created_at, updated_at)
+        SELECT 'order-' || b.n, b.user_id, b.processor,
+               CASE b.bought WHEN 'pack' THEN 4.99 WHEN 'yearly' THEN 99.00 ELSE 9.99 END,
+               CASE b.bought WHEN 'yearly' THEN 'EUR' ELSE 'USD' END, b.status,
+               'inv-' || b.n, 'pay-' || b.n,
+               p.id, p.units, p.period_months,
+               k.id, k.units, k.valid_months,
+               b.status = 'partially_paid',
+               CASE WHEN b.status = 'partially_paid' THEN 'partially paid' END,
+               b.created_at, b.created_at + interval '5 minutes'
+        FROM bench_pay b
+        LEFT JOIN plans p ON p.code = b.bought
+        LEFT JOIN credit_packs k ON b.bought = 'pack' AND k.code = 'pack-100';
         INSERT INTO payment_notifications (payment_id, processor, source, signature_valid,
                                            order_id, status, processor_payment_id, raw, result,
                                            needs_review, received_at)
-        SELECT p.id, 'nowpayments', 'webhook', true, p.order_id, s.status,
+        SELECT p.id, p.processor, 'webhook', true, p.order_id, s.status,
                p.processor_payment_id, '{"payment_status": "x"}', 'updated',
-               p.needs_review AND s.status = 'partially_paid', p.created_at
+               p.needs_review AND s.status = 'partially_paid', p.created_at + s.after
         FROM payments p,
-             unnest(ARRAY['waiting', 'confirming', p.status::text]) AS s(status)
+             LATERAL (VALUES ('waiting', interval '1 minute'),
+                             ('confirming', interval '3 minutes'),
+                             (p.status::text, interval '5 minutes')) AS s(status, after)
+        """,
+    ),
+    (
+        "cycles and packs",
+        """
+        INSERT INTO billing_cycles (user_id, plan_id, starts_at, ends_at, period_months,
+                                    request_limit, used, reserved, payment_id, created_at)
+        SELECT p.user_id, p.plan_id, p.created_at + interval '5 minutes',
+               p.created_at + interval '5 minutes'
+                   + make_interval(months => p.plan_period_months),
+               p.plan_period_months, p.plan_units, least(p.id %% 250, p.plan_units), 0, p.id,
+               p.created_at + interval '5 minutes'
+        FROM payments p
+        WHERE p.plan_id IS NOT NULL AND p.status IN ('finished', 'refunded');
+        INSERT INTO billing_cycles (user_id, plan_id, starts_at, ends_at, period_months,
+                                    request_limit, used, reserved, grant_reason, created_at)
+        SELECT u.id, (SELECT id FROM plans WHERE code = 'monthly'),
+               now() - interval '10 days', now() + interval '20 days', 1, 300,
+               u.id %% 250, 0, 'benchmark grant', now() - interval '10 days'
+        FROM users u WHERE u.id %% 50 = 0;
+        INSERT INTO pack_balances (user_id, pack_id, source, label, units, used, reserved,
+                                   models, starts_at, expires_at, payment_id, created_at)
+        SELECT p.user_id, p.pack_id, 'purchase', '100 units', p.pack_units, 0, 0, '[]',
+               p.created_at + interval '5 minutes',
+               p.created_at + interval '5 minutes'
+                   + make_interval(months => p.pack_valid_months),
+               p.id, p.created_at + interval '5 minutes'
+        FROM payments p WHERE p.pack_id IS NOT NULL AND p.status = 'finished'
+        """,
+    ),
+    (
+        "alerts",
+        """
+        INSERT INTO alerts (kind, subject, state, detail, first_seen, last_seen, count,
+                            sent_count, resolved_at)
+        SELECT (ARRAY['key_manual_review', 'key_out_of_funds', 'payment_flagged',
+                      'project_daily_quota'])[1 + g %% 4],
+               CASE g %% 4 WHEN 2 THEN 'payment ' || (1 + g %% 1000)
+                           WHEN 3 THEN 'nanobanana project project-' || (g %% 10)
+                           ELSE 'nanobanana key ' || (1 + g %% 100) END,
+               CASE WHEN g <= 7 THEN 'open' ELSE 'resolved' END, 'benchmark alert',
+               now() - (g::float / %(alerts)s) * interval '90 days',
+               now() - (g::float / %(alerts)s) * interval '90 days', 1, 1,
+               CASE WHEN g > 7 THEN now() - (g::float / %(alerts)s) * interval '90 days' END
+        FROM generate_series(1, %(alerts)s) g
         """,
     ),
     (
@@ -207,7 +285,7 @@ FILL = [
         FROM generate_series(1, %(audit)s) g
         """,
     ),
-    ("cleanup", "DROP TABLE bench_gen; DROP TABLE bench_conv"),
+    ("cleanup", "DROP TABLE bench_gen; DROP TABLE bench_conv; DROP TABLE bench_pay"),
 ]
 
 
@@ -286,15 +364,20 @@ def ids(app: webtest.TestApp) -> dict[str, Any]:
         }
 
 
-def deep(admin: webtest.TestApp, url: str, pages: int) -> str:
-    """The URL of the page ``pages`` pages into a list, by following its 'Older' links."""
-    for _ in range(pages):
-        res = admin.get(url)
-        link = res.html.select_one("a[rel=next]")
-        if link is None:
-            break
-        url = link["href"]
-    return url
+def deep(app: webtest.TestApp, url: str, pages: int, sql: str, params: dict[str, Any]) -> str:
+    """The URL of the page ``pages`` pages into a list: its cursor is the (time, id) or id of
+    the last row of the page before, found with one OFFSET query here (following 'Older'
+    links 500 times would take minutes), made as the list makes its own."""
+    from nproxy_core.admin.pagination import PAGE_SIZE, encode
+
+    engine = find_service(app.app.registry, IDatabase).engine
+    with engine.connect() as conn:
+        offset = {"offset": pages * PAGE_SIZE - 1}
+        row = conn.exec_driver_sql(sql + " OFFSET %(offset)s LIMIT 1", {**params, **offset}).one()
+    moment = row[0]
+    values = [moment.astimezone(dt.UTC) if isinstance(moment, dt.datetime) else moment, *row[1:]]
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}after={encode(*values)}"
 
 
 def measure(admin: webtest.TestApp, url: str, runs: int) -> tuple[float, float]:
@@ -321,6 +404,9 @@ def main() -> None:
         started = time.monotonic()
         fill()
         print(f"filled in {time.monotonic() - started:.0f} s", flush=True)
+    else:
+        # A database filled by an earlier run: migrated to head, so new indexes are built.
+        upgrade(settings())
     config = configure(settings())
     app = webtest.TestApp(config.make_wsgi_app(), extra_environ={"HTTP_HOST": "localhost"})
     started = time.monotonic()
@@ -334,6 +420,8 @@ def main() -> None:
         "health": "/admin/health",
         "users": "/admin/users",
         "users search": "/admin/users?q=user12345",
+        "users on a plan": "/admin/users?plan=monthly",
+        "users expiring soon": "/admin/users?expiring=7",
         "user": f"/admin/users/{target['user']}",
         "payments": "/admin/payments",
         "payments review queue": "/admin/payments?state=review",
@@ -351,24 +439,67 @@ def main() -> None:
         "audit by action": "/admin/audit?action=key.restore",
         "audit by actor": "/admin/audit?actor=ann@example.com",
         "audit by target": "/admin/audit?target=user:42",
+        "plans": "/admin/plans",
+        "plan": "/admin/plans/monthly",
+        "packs": "/admin/packs",
+        "pricing": "/admin/pricing",
+        "telegram": "/admin/telegram",
     }
-    for name, start, depth in [
-        ("generations, page 500", "/admin/generations", 500),
-        ("generations failed, page 200", "/admin/generations?status=failed", 200),
-        ("key attempts, page 500", f"/admin/keys/{target['key']}", 500),
-        ("audit, page 500", "/admin/audit", 500),
-        ("payments, page 500", "/admin/payments", 500),
-        ("users, page 500", "/admin/users", 500),
+    for name, start, depth, sql in [
+        (
+            "generations, page 500",
+            "/admin/generations",
+            500,
+            "SELECT created_at, id FROM generations ORDER BY created_at DESC, id DESC",
+        ),
+        (
+            "generations failed, page 200",
+            "/admin/generations?status=failed",
+            200,
+            "SELECT created_at, id FROM generations WHERE status = 'failed' "
+            "ORDER BY created_at DESC, id DESC",
+        ),
+        (
+            "key attempts, page 500",
+            f"/admin/keys/{target['key']}",
+            500,
+            "SELECT created_at, id FROM key_attempts WHERE key_id = %(key)s "
+            "ORDER BY created_at DESC, id DESC",
+        ),
+        ("audit, page 500", "/admin/audit", 500, "SELECT id FROM audit_entries ORDER BY id DESC"),
+        (
+            "payments, page 500",
+            "/admin/payments",
+            500,
+            "SELECT created_at, id FROM payments ORDER BY created_at DESC, id DESC",
+        ),
+        ("users, page 500", "/admin/users", 500, "SELECT id FROM users ORDER BY id DESC"),
     ]:
-        pages[name] = deep(app, start, depth)
+        pages[name] = deep(app, start, depth, sql, {"key": target["key"]})
     print(f"\nload average before measuring: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     print(f"{'page':<32} {'p50 ms':>8} {'p95 ms':>8}")
-    worst = 0.0
+    worst_other, overview_p95 = 0.0, 0.0
     for name, url in pages.items():
         p50, p95 = measure(app, url, args.runs)
-        worst = max(worst, p95)
+        if name == "overview":
+            overview_p95 = p95
+        else:
+            worst_other = max(worst_other, p95)
         print(f"{name:<32} {p50:8.1f} {p95:8.1f}", flush=True)
-    print(f"\nslowest p95: {worst:.1f} ms (aim: under 150 ms)")
+    # The money row is kept for a minute: the overview once more with it read every time.
+    app.app.registry.settings[MONEY_SETTING] = 0
+    p50, p95 = measure(app, "/admin", args.runs)
+    print(f"{'overview, money read each time':<32} {p50:8.1f} {p95:8.1f}", flush=True)
+    overview_p95 = max(overview_p95, p95)
+    print(f"\nslowest p95: {worst_other:.1f} ms besides the overview (aim: under 60 ms)")
+    print(f"overview p95: {overview_p95:.1f} ms (aim: under 100 ms)")
+    started = time.perf_counter()
+    res = app.get("/admin/payments.csv", {"from": "2000-01-01"}, status="*")
+    rows = res.text.count("\n") - 1 if res.status_int == 200 else 0
+    print(
+        f"payments.csv, every payment: {res.status_int}, {rows:,} rows, "
+        f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    )
     print(f"load average after measuring: {os.getloadavg()[0]:.1f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory of this process: {peak:.0f} MB")
