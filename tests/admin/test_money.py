@@ -200,3 +200,20 @@ def test_the_overview_without_any_payment_says_so(admin):
     res = admin.get("/admin")
     assert "No revenue in the last 30 days." in res.text
     assert res.html.select_one("#subscriptions")["data-value"] == "0"
+
+
+def test_the_overview_keeps_its_figures_for_a_minute_then_reads_them_again(app, db, user_factory):
+    registry = app.app.registry
+    buyer = user_factory("early@example.com")
+    payment(db, buyer, "10.00", at=NOW - DAY)
+    first = money.kept_money(db, registry, NOW)
+    payment(db, buyer, "5.00", at=NOW - DAY)
+    kept = money.kept_money(db, registry, NOW + dt.timedelta(seconds=59))
+    assert kept is first and kept.as_of == NOW
+    assert kept.totals[0].week == Decimal("10.00")
+    fresh = money.kept_money(db, registry, NOW + dt.timedelta(seconds=60))
+    assert fresh.totals[0].week == Decimal("15.00")
+    registry.settings[money.SETTING] = "0"
+    payment(db, buyer, "1.00", at=NOW - DAY)
+    again = money.kept_money(db, registry, NOW + dt.timedelta(seconds=61))
+    assert again.totals[0].week == Decimal("16.00")
