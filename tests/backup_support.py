@@ -185,13 +185,16 @@ def table_rows(conn: psycopg.Connection) -> dict[str, list[str]]:
 
 
 def storage_keys(rows_conn: psycopg.Connection) -> set[str]:
-    """The storage keys the rows name (uploads and generated images)."""
+    """The storage keys the rows name (uploads, generated images, template examples); a row
+    without an object (a template with no example yet) names none."""
     keys: set[str] = set()
     for (table,) in rows_conn.execute(
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = current_schema() AND column_name = 'storage_key'"
     ).fetchall():
-        query = sql.SQL("SELECT storage_key FROM {}").format(sql.Identifier(table))
+        query = sql.SQL("SELECT storage_key FROM {} WHERE storage_key IS NOT NULL").format(
+            sql.Identifier(table)
+        )
         keys.update(r[0] for r in rows_conn.execute(query))
     return keys
 
