@@ -186,6 +186,7 @@ def test_the_login_page_asks_for_the_code_in_a_second_step_and_keeps_next(app, d
     assert code_field["inputmode"] == "numeric"
     assert code_field["autocomplete"] == "one-time-code"
     assert code_field.has_attr("autofocus")
+    assert step.html.select_one("#otp-account").text == "Logging in as admin@example.com."
     # The password is neither on the page nor asked again.
     assert step.html.select_one("input#password") is None and PASSWORD not in step.text
     form = step.forms[0]

@@ -348,17 +348,18 @@ def login_code_page(request: Request) -> Any:
     """The login page's second step, for an account with two-factor login."""
     if request.identity is not None and request.method == "GET":
         return HTTPSeeOther(safe_next(request))
-    if pending_login(request) is None:
+    pending = pending_login(request)
+    if pending is None:
         # Nothing to finish (timed out, or opened directly): the first step again.
         query = {**_next_query(request), "otp": "expired"}
         return HTTPSeeOther(request.route_url("login", _query=query))
-    request.response.headers["Cache-Control"] = "no-store"
     return _form_page(
         request,
         "accounts/login.html",
         do_login_code,
         lambda user: HTTPSeeOther(safe_next(request)),
         step="otp",
+        pending_email=pending.email,
     )
 
 
