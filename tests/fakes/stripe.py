@@ -667,6 +667,15 @@ class FakeStripe(FakeServer):
         self._pending_update = public
         return Reply(200, public)
 
+    def cancel_at_period_end(self, subscription_id: str) -> list[dict[str, Any]]:
+        """The customer cancels in the billing portal: the event Stripe sends."""
+        with self._lock:
+            subscription = self.objects[subscription_id]
+            subscription["cancel_at_period_end"] = True
+            subscription["cancel_at"] = subscription["current_period_end"]
+            public = self._public(subscription)
+        return [self._event("customer.subscription.updated", public)]
+
     def updates(self) -> list[dict[str, Any]]:
         """The ``customer.subscription.updated`` event of the last API update, as Stripe sends."""
         public = getattr(self, "_pending_update", None)

@@ -10,6 +10,7 @@ from nproxy_core.billing.packs import PackCatalog
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.plans import PlanCatalog, reconcile_default_plan
 from nproxy_core.billing.tasks import reconcile_payments, send_expiry_warnings
+from nproxy_core.billing.views import current_subscription
 from nproxy_core.tasks import TASKS
 
 
@@ -34,6 +35,13 @@ def includeme(config: Any) -> None:
     config.add_route("api.billing.checkout", "/api/v1/billing/checkout")
     config.add_route("api.billing.payments", "/api/v1/billing/payments")
     config.add_route("api.billing.start_free", "/api/v1/billing/start-free")
+    # Subscriptions that renew by themselves (DESIGN 4.16): the account page's actions.
+    config.add_route("billing.subscription.cancel", "/billing/subscription/cancel")
+    config.add_route("billing.subscription.manage", "/billing/subscription/manage")
+    config.add_route("api.billing.subscription", "/api/v1/billing/subscription")
+    config.add_route("api.billing.subscription.cancel", "/api/v1/billing/subscription/cancel")
+    config.add_route("api.billing.subscription.portal", "/api/v1/billing/subscription/portal")
+    config.add_request_method(current_subscription, "subscription", reify=True)
     config.scan("nproxy_core.billing.views")
 
     config.scan("nproxy_core.billing.tasks", categories=TASKS)

@@ -22,6 +22,7 @@ from nproxy_core.audit import SYSTEM
 from nproxy_core.billing.cycles import (
     Span,
     current_index,
+    follow,
     schedule_paid_cycle,
     schedule_upgrade,
 )
@@ -226,6 +227,7 @@ def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> Non
     before = {"starts_at": isoformat(cycle.starts_at), "ends_at": isoformat(cycle.ends_at)}
     # A cycle not started yet shrinks to nothing rather than ending before it begins.
     cycle.ends_at = max(cycle.starts_at, min(cycle.ends_at, now))
+    moved = _close_the_gap(db, cycle, now)
     SYSTEM.record(
         db,
         "billing.cycle_ended_by_refund",
@@ -236,5 +238,41 @@ def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> Non
             "starts_at": isoformat(cycle.starts_at),
             "ends_at": isoformat(cycle.ends_at),
             "payment_order_id": payment.order_id,
+            "moved": moved,
         },
     )
+
+
+def _close_the_gap(db: Session, refunded: BillingCycle, now: dt.datetime) -> list[dict]:
+    """The cycles queued after a refunded one were paid for too: they move forward to follow
+    on from where it now ends (or from now), each keeping its length, so no gap opens. The
+    order of locks is activation's: the user, then their cycles."""
+    db.execute(sa.select(User.id).where(User.id == refunded.user_id).with_for_update())
+    cycles = db.scalars(
+        sa.select(BillingCycle)
+        .where(
+            BillingCycle.user_id == refunded.user_id,
+            BillingCycle.id != refunded.id,
+            BillingCycle.starts_at > refunded.ends_at,
+        )
+        .order_by(BillingCycle.starts_at, BillingCycle.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    if not cycles:
+        return []
+    spans = [Span(c.starts_at, c.ends_at, c.period_months) for c in cycles]
+    follow(spans, refunded.ends_at, max(now, refunded.ends_at))
+    moved = []
+    for cycle, span in zip(cycles, spans, strict=True):
+        if (span.starts_at, span.ends_at) != (cycle.starts_at, cycle.ends_at):
+            moved.append(
+                {
+                    "cycle_id": cycle.id,
+                    "was": [isoformat(cycle.starts_at), isoformat(cycle.ends_at)],
+                    "starts_at": isoformat(span.starts_at),
+                    "ends_at": isoformat(span.ends_at),
+                }
+            )
+            cycle.starts_at, cycle.ends_at = span.starts_at, span.ends_at
+    return moved

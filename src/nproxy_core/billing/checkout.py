@@ -28,6 +28,7 @@ def start_checkout(
     *,
     callback_url: str,
     return_urls: Callable[[str], tuple[str, str]],
+    customer_email: str | None = None,
 ) -> Payment:
     """Record a payment for the plan (or credit pack), then ask the processor for a hosted
     checkout.
@@ -40,6 +41,17 @@ def start_checkout(
     ``checkout_url``: should the invoice exist after all (a timeout), a later notification
     still finds its order.
     """
+    # A plan that allows it renews by itself with a processor that can (DESIGN 4.16); one
+    # renewing subscription at a time, or the user would be charged twice.
+    recurring = (
+        isinstance(plan, Plan)
+        and plan.recurring_allowed
+        and bool(getattr(processor, "recurring", False))
+    )
+    if recurring:
+        from nproxy_core.billing.subscriptions import check_can_subscribe
+
+        check_can_subscribe(db, user_id)
     # The price as written (9.99), not as the column pads it (9.99000000): processors echo it.
     price = Decimal(plan.price_text)
     payment = Payment(
@@ -64,6 +76,9 @@ def start_checkout(
                 callback_url=callback_url,
                 success_url=success_url,
                 cancel_url=cancel_url,
+                recurring=recurring,
+                period_months=plan.period_months if isinstance(plan, Plan) else 1,
+                customer_email=customer_email,
             )
         )
     except PaymentProcessorError as exc:

@@ -84,3 +84,7 @@ def _follow(spans: list[Span], after: dt.datetime, cursor: dt.datetime) -> None:
         if span.starts_at > after and span.ends_at > span.starts_at:
             spans[i] = replace(span, starts_at=cursor, ends_at=add_months(cursor, span.months))
             cursor = spans[i].ends_at
+
+
+#: Public name of :func:`_follow`, for the refund that closes the gap it leaves.
+follow = _follow

@@ -14,10 +14,17 @@ from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import user_view
-from nproxy_core.billing import checkout, free, notifications, presenters, services
+from nproxy_core.audit import Actor, Surface
+from nproxy_core.billing import checkout, free, presenters, services, subscriptions
 from nproxy_core.billing.activation import is_activated
 from nproxy_core.billing.interfaces import IPacks, IPlan, IPlans
-from nproxy_core.billing.models import OPEN_STATES, Payment, PaymentState, Resolution
+from nproxy_core.billing.models import (
+    OPEN_STATES,
+    NotificationSource,
+    Payment,
+    PaymentState,
+    Resolution,
+)
 from nproxy_core.billing.packs import balance_of, pack_json, upgrade_leftover
 from nproxy_core.billing.plans import default_plan_json, plan_json, sold_by
 from nproxy_core.billing.presenters import EXAMPLES
@@ -25,7 +32,7 @@ from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError, error_response
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.plugins import PaymentProcessor, WebhookRejected
+from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError, WebhookRejected
 from nproxy_core.pricing import IUnitPrices
 from nproxy_core.ratelimit import client_ip, user_limit
 from nproxy_core.telegram import IAlertNotifier
@@ -84,6 +91,7 @@ def do_checkout(
         item,
         processor,
         request.identity.id,
+        customer_email=request.identity.email,
         callback_url=public_url(request, "billing.webhook", processor=processor.name),
         return_urls=lambda order_id: (
             public_url(request, "billing.success", order_id=order_id),
@@ -218,13 +226,17 @@ def webhook(request: Request) -> Response:
         return error_response(request, 404, "not_found", "No such payment processor.")
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
         return error_response(request, 413, "validation_error", "The notification is too large.")
-    outcome = notifications.receive_notification(
+    # Verified before anything is written (WebhookRejected: 400), then recorded and applied by
+    # the one path every processor shares, renewals included (billing.subscriptions).
+    event = processor.parse_webhook(request.body, request.headers)
+    outcome = subscriptions.apply(
         request.db,
         request.find_service(IPlan),
-        processor,
-        request.body,
-        request.headers,
+        processor.name,
+        event,
+        source=NotificationSource.WEBHOOK,
         alerts=request.find_service(IAlertNotifier),
+        request=request,
     )
     return Response(json_body={"ok": True, "result": outcome.result})
 
@@ -262,6 +274,12 @@ def pricing_page(request: Request) -> dict[str, Any]:
         "offer": presenters.month_offer(plan, providers, per_image),
         "examples": EXAMPLES,
         "processors": processors,
+        # The payment methods that renew a plan by themselves (DESIGN 4.16).
+        "renewing": [
+            p["display_name"]
+            for p in processors
+            if getattr(request.find_service(IPlugins).processor(p["name"]), "recurring", False)
+        ],
         "summary": summary,
     }
 
@@ -310,6 +328,11 @@ def history_page(request: Request) -> dict[str, Any]:
     payments = services.user_payments(request.db, user.id)
     return {
         "payments": [(p, payment_label(request.db, p)) for p in payments],
+        # Every processor's payments, named as people know them ("Card (Stripe)").
+        "methods": {
+            name: processor.display_name or name
+            for name, processor in request.find_service(IPlugins).payments.items()
+        },
         **request.find_service(ISubscriptionSummary).summary(request, user),
     }
 
@@ -337,3 +360,113 @@ def success_page(request: Request) -> dict[str, Any]:
 @user_view("billing.cancel", "GET", "billing/return.html")
 def cancel_page(request: Request) -> dict[str, Any]:
     return _return_page(request, cancelled=True)
+
+
+# --- subscriptions that renew by themselves (DESIGN 4.16) ------------------------------------
+
+
+def current_subscription(request: Request) -> dict[str, Any] | None:
+    """``request.subscription``: the logged-in user's subscription as the account page shows
+    it (plan, renews on or ends on, what can be done), or None."""
+    if request.identity is None:
+        return None
+    return subscriptions.subscription_view(
+        request.db, request.identity.id, request.find_service(IPlugins).payments
+    )
+
+
+def _subscription_json(request: Request) -> dict[str, Any]:
+    return {"subscription": current_subscription(request)}
+
+
+def _dashboard(request: Request, done: str) -> HTTPSeeOther:
+    return HTTPSeeOther(
+        request.route_path("dashboard", _query={"done": done}, _anchor="subscription")
+    )
+
+
+def _cancel(request: Request) -> None:
+    subscriptions.cancel_renewal(
+        request.db,
+        request.identity,
+        request.find_service(IPlugins).payments,
+        Actor.of_user(request.identity, Surface.WEB),
+    )
+
+
+@user_view("api.billing.subscription", "GET", "json")
+def api_subscription(request: Request) -> dict[str, Any]:
+    """``{"subscription": null | {plan, state, renews_on, ends_on, ...}}``."""
+    return _subscription_json(request)
+
+
+@user_view("api.billing.subscription.cancel", "POST", "json")
+def api_cancel_renewal(request: Request) -> Any:
+    """Cancel at period end: the paid cycle runs to its end, nothing more is charged."""
+    json_object(request, empty_ok=True)
+    try:
+        _cancel(request)
+    except PaymentProcessorError as exc:
+        log.warning("cancelling a renewal failed for user %s: %s", request.identity.id, exc)
+        request.tm.doom()
+        return error_response(
+            request,
+            502,
+            "payment_unavailable",
+            "The payment provider did not answer. Your subscription was not changed; please try "
+            "again shortly.",
+        )
+    return _subscription_json(request)
+
+
+@user_view("api.billing.subscription.portal", "POST", "json")
+def api_manage_subscription(request: Request) -> Any:
+    """``{"url"}``: the processor's page where the user manages the card and invoices."""
+    json_object(request, empty_ok=True)
+    try:
+        url = subscriptions.manage_url(
+            request.db,
+            request.identity,
+            request.find_service(IPlugins).payments,
+            public_url(request, "dashboard"),
+        )
+    except PaymentProcessorError as exc:
+        log.warning("billing portal failed for user %s: %s", request.identity.id, exc)
+        return error_response(
+            request,
+            502,
+            "payment_unavailable",
+            "The payment provider did not answer; please try again shortly.",
+        )
+    return {"url": url}
+
+
+@user_view("billing.subscription.cancel", "POST")
+def cancel_renewal_page(request: Request) -> Response:
+    """The account page's "Cancel renewal": back to the page with what happened."""
+    try:
+        _cancel(request)
+    except APIError as exc:
+        request.tm.doom()
+        return _dashboard(request, "renewal-none" if exc.status == 404 else "renewal-unchanged")
+    except PaymentProcessorError as exc:
+        log.warning("cancelling a renewal failed for user %s: %s", request.identity.id, exc)
+        request.tm.doom()
+        return _dashboard(request, "renewal-failed")
+    return _dashboard(request, "renewal-cancelled")
+
+
+@user_view("billing.subscription.manage", "POST")
+def manage_subscription_page(request: Request) -> Response:
+    """The account page's "Manage subscription": to the processor's billing portal."""
+    try:
+        url = subscriptions.manage_url(
+            request.db,
+            request.identity,
+            request.find_service(IPlugins).payments,
+            public_url(request, "dashboard"),
+        )
+    except (APIError, PaymentProcessorError) as exc:
+        log.warning("billing portal failed for user %s: %s", request.identity.id, exc)
+        return _dashboard(request, "manage-failed")
+    return HTTPSeeOther(url)

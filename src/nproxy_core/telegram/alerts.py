@@ -44,6 +44,7 @@ TITLES = {
     AlertKind.PROJECT_DAILY_QUOTA: "Project out of daily quota",
     AlertKind.POOL_EXHAUSTED: "Provider unavailable",
     AlertKind.PAYMENT_FLAGGED: "Payment flagged for review",
+    AlertKind.PAYMENT_FAILED: "Renewal payment failed",
     AlertKind.WORKER_HEARTBEAT: "No worker heartbeat",
     AlertKind.QUEUE_DEPTH: "Queue too deep",
     AlertKind.KEY_UNREADABLE: "Keys cannot be decrypted",

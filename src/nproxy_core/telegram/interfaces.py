@@ -18,6 +18,8 @@ class AlertKind(enum.StrEnum):
     #: Every key of a provider failed for an image (``provider_unavailable``).
     POOL_EXHAUSTED = "pool_exhausted"
     PAYMENT_FLAGGED = "payment_flagged"
+    #: A subscription's renewal could not be charged (DESIGN 4.16); the customer was emailed.
+    PAYMENT_FAILED = "payment_failed"
     WORKER_HEARTBEAT = "worker_heartbeat"
     QUEUE_DEPTH = "queue_depth"
     #: Stored provider keys no known secret decrypts: NPROXY_SECRET changed without the old
