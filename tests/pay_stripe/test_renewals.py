@@ -638,3 +638,31 @@ def test_event_json_is_recorded_exactly(stripe_api, stripe_app, fake, db):
     note = next(n for n in notifications(db) if n.order_id == order_id and n.result == "activated")
     assert note.raw["type"] == "checkout.session.completed"
     assert json.dumps(note.raw)  # JSON-serialisable as stored
+
+
+def test_no_ending_warning_for_a_plan_that_renews_but_one_after_cancelling(
+    stripe_api, stripe_app, fake, db, outbox
+):
+    from nproxy_core.billing.models import BillingCycle
+    from nproxy_core.billing.tasks import send_expiry_warnings
+
+    subscribed(stripe_app, stripe_api, fake)
+    registry = stripe_app.app.registry
+
+    def ends_in(days: int) -> None:
+        with db.begin():
+            db.execute(
+                sa.update(BillingCycle).values(
+                    ends_at=utcnow() + dt.timedelta(days=days),
+                    warned_3d_at=None,
+                    warned_1d_at=None,
+                )
+            )
+
+    ends_in(2)
+    run_now(registry, send_expiry_warnings)
+    assert not [m for m in outbox if "plan ends" in m["subject"]]
+    assert stripe_api.post("/api/v1/billing/subscription/cancel", {}).status_int == 200
+    ends_in(2)
+    assert run_now(registry, send_expiry_warnings) == 1
+    assert [m for m in outbox if "plan ends" in m["subject"]]

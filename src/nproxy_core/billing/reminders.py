@@ -9,6 +9,7 @@ from pyramid.request import Request
 from sqlalchemy.orm import Session
 
 from nproxy_core.billing.models import BillingCycle
+from nproxy_core.billing.subscriptions import renewing_subscription
 from nproxy_core.config import public_url
 from nproxy_core.db import utcnow
 from nproxy_core.notifications import send_email
@@ -22,8 +23,9 @@ WARNINGS = (
 def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> int:
     """Email users whose cycle ends within 3 days, then within 1 day: once each.
 
-    A cycle already followed by a renewal gets no warning (its flags are still set). When the
-    job first sees a cycle already inside the last day, only the 1-day warning goes out.
+    A cycle already followed by a renewal, or of a user whose subscription renews by itself,
+    gets no warning (its flags are still set). When the job first sees a cycle already inside
+    the last day, only the 1-day warning goes out.
     """
     db: Session = request.db
     now = now or utcnow()
@@ -58,7 +60,8 @@ def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> in
             )
         )
         user = cycle.user
-        if renewed or user.is_blocked:
+        # A subscription that renews by itself (DESIGN 4.16) does not end: nothing to warn of.
+        if renewed or user.is_blocked or renewing_subscription(db, cycle.user_id) is not None:
             continue
         send_email(
             request,
