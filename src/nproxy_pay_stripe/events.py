@@ -283,7 +283,12 @@ def subscription_event(
     cancelling = bool(subscription.get("cancel_at_period_end")) or (
         subscription.get("cancel_at") is not None
     )
-    renews = not ended and not cancelling and state in RENEWING
+    # Still being paid for the first time (incomplete), or paused: neither renews nor ends.
+    renews: bool | None = None
+    if ended or cancelling:
+        renews = False
+    elif state in RENEWING:
+        renews = True
     period_end = _moment(subscription.get("current_period_end"))
     items = subscription.get("items")
     data = items.get("data") if isinstance(items, Mapping) else None

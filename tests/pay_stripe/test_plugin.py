@@ -362,3 +362,9 @@ def test_cancel_portal_and_subscription_status_through_the_api(fake):
         plugin.cancel_renewal("sub_unknown")
     with pytest.raises(PaymentProcessorError):
         plugin.fetch_status("cs/../v1/customers")
+
+
+def test_a_subscription_not_paid_yet_neither_renews_nor_ends(fake):
+    subscription = {"id": "sub_1", "object": "subscription", "status": "incomplete"}
+    info = parse(make(fake), event("customer.subscription.created", subscription)).subscription
+    assert info.renews is None and not info.ended
