@@ -153,7 +153,9 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
         "og:type": "website",
     }
     assert "copper fox" not in visitor.content()
-    visitor.wait_for_function("document.querySelector('.shared-image img').naturalWidth === 2048")
+    visitor.wait_for_function(
+        "() => document.querySelector('.shared-image img').naturalWidth === 2048"
+    )
     _check(visitor, problems, f"tools-03-shared-page-{width}")
 
     # Revoke: the page and its image are gone.
@@ -181,6 +183,9 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
     page.goto(f"{base}/library")
     tiles = page.locator(".library-tile")
     expect(tiles).to_have_count(2)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.library-tile img')].every(i => i.complete && i.src)"
+    )
     sources = tiles.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     assert all(src.endswith("?size=thumb") for src in sources), sources
     _check(page, problems, f"tools-05-library-{width}")

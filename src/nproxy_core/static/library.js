@@ -3,7 +3,7 @@
 // favourites; each tile with its quick tools (favourite, vary, share, delete) and opening in
 // the lightbox with all of them and a way back to the conversation it was made in.
 import { api, whenSessionEnds } from "./chat/api.js";
-import { el } from "./chat/dom.js";
+import { el, icon } from "./chat/dom.js";
 import { confirmDeleteImage, openLightbox, openShare, toggleFavorite, wireLightbox } from "./chat/lightbox.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,14 +26,25 @@ function showFavorite(button, on) {
 
 function toolButton(label, glyph, onclick, extra = {}) {
   return el("button", { type: "button", class: "tile-action", "aria-label": label, title: label, onclick, ...extra },
-    el("span", { "aria-hidden": "true" }, glyph));
+    typeof glyph === "string" ? el("span", { "aria-hidden": "true" }, glyph) : glyph);
 }
+
+/** Tiles load their thumbnail only once they are near the screen: a cold library loads about a
+ * screenful (the browser's own lazy loading fetches more than a thousand pixels ahead). */
+const nearby = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    entry.target.src = entry.target.dataset.src;
+    nearby.unobserve(entry.target);
+  }
+}, { rootMargin: "100px 0px" });
 
 function tile(image) {
   const short = image.prompt.slice(0, 80);
   const open = el("button", { type: "button", class: "tile-open", "aria-label": `Enlarge: ${short}`,
-    onclick: () => show(state.images.indexOf(image)) }, el("img", { src: image.thumb_url || image.url,
-    alt: `Image for “${short}”`, loading: "lazy", decoding: "async", width: image.width, height: image.height }));
+    onclick: () => show(state.images.indexOf(image)) }, el("img", { "data-src": image.thumb_url || image.url,
+    alt: `Image for “${short}”`, decoding: "async", width: image.width, height: image.height }));
+  nearby.observe(open.firstChild);
   const star = toolButton(`Favourite: ${short}`, image.favorite ? "★" : "☆", async () => {
     try {
       const on = await toggleFavorite(image);
@@ -54,7 +65,7 @@ function tile(image) {
     }
   });
   const shareButton = toolButton(`Share: ${short}`, "⤴", () => openShare(image));
-  const remove = toolButton(`Delete: ${short}`, "🗑", () => confirmDeleteImage(image, removeTile));
+  const remove = toolButton(`Delete: ${short}`, icon("trash"), () => confirmDeleteImage(image, removeTile));
   const item = el("li", { class: "tile library-tile" }, open,
     el("div", { class: "tile-actions" }, star, vary, shareButton, remove));
   image.tile = item;

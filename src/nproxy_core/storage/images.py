@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 #: The longest side of a thumbnail, in pixels.
 THUMB_SIDE = 384
-#: WebP quality of thumbnails: small tiles, no visible loss at tile size.
-THUMB_QUALITY = 75
+#: WebP quality of thumbnails: no visible loss at tile size (about 190 CSS px), and small
+#: enough that a screenful of tiles stays within the library's 150 KB (benchmarks/library.py).
+THUMB_QUALITY = 60
 #: Where thumbnails live: ``thumbs/`` followed by the original's key, as ``.webp``.
 THUMB_PREFIX = "thumbs/"
 THUMB_MIME = "image/webp"
@@ -66,7 +67,7 @@ def make_thumbnail(data: bytes, side: int = THUMB_SIDE) -> bytes:
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=4)
+    image.save(buffer, format="WEBP", quality=THUMB_QUALITY, method=6)
     return buffer.getvalue()
 
 
