@@ -197,7 +197,7 @@ def test_the_composer_says_the_cost_and_offers_only_what_fits(
         other.fill("#email", "payg@example.com")
         other.fill("#password", PASSWORD)
         other.click("form button[type=submit]")
-        other.wait_for_url(f"{base}/dashboard")
+        other.wait_for_url(f"{base}/pricing")
         payg_id = db.scalar(sa.select(User.id).where(User.email == "payg@example.com"))
         db.add(
             PackBalance(
