@@ -1,18 +1,22 @@
-"""The image tools in a real browser, at desktop and phone width (issue 26): make an image, vary
-it, upscale the variation to a larger size, favourite it, share it and open the link logged out
-(Open Graph tags, no prompt), revoke the link (404), delete the image (its media 404), and
-search the library and filter its favourites; the lightbox moves on a swipe. Every page and
-dialog on the way: no sideways scrolling at 390 px, no serious axe finding.
+"""The image tools in a real browser, at desktop and phone width (issue 26): a fursona from an
+uploaded photo (the template), vary it, upscale the variation to a larger size, favourite it,
+share it and open the link logged out (Open Graph tags, no prompt), revoke the link (404),
+delete the image (its media 404), and search the library and filter its favourites; the
+lightbox moves on a swipe. Every page and dialog on the way: no sideways scrolling at 390 px,
+no serious axe finding.
 
 Screenshots land in ``test-artifacts/browser/`` (``tools-*``).
 """
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from PIL import Image
 
 from browser_support import CHROMIUM, axe_problems, shot, sideways_scroll, wait_for_images
 
@@ -25,6 +29,12 @@ pytestmark = [
 
 PASSWORD = "correct horse battery"
 WIDTHS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
+
+
+def _photo() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 800), (180, 120, 90)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _customer(live_stack: Any, email: str) -> None:
@@ -73,10 +83,18 @@ def _open_last_image(page: Any) -> None:
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
-def test_vary_upscale_favourite_share_revoke_delete_search(
-    live_stack: Any, browser: Any, width: str
+def test_fursona_vary_upscale_favourite_share_revoke_delete_search(
+    live_stack: Any, browser: Any, db: Any, width: str
 ) -> None:
     from playwright.sync_api import expect
+
+    from nproxy_core.prompt_templates.models import PromptTemplate
+
+    # An admin's edit: the fursona template made by Demo Pro.
+    db.execute(
+        sa.update(PromptTemplate).where(PromptTemplate.slug == "fursona").values(model="demo-pro")
+    )
+    db.commit()
 
     base = live_stack.url
     email = f"tools-{width}@example.com"
@@ -87,13 +105,17 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
     problems: list[str] = []
     _log_in(page, base, email)
 
-    # A plain prompt on Demo Pro, whose 1024 px square has a larger size (2048 px).
+    # The fursona template from an uploaded photo. The admin set it to Demo Pro, whose
+    # 768 x 1024 portrait has a larger size (1536 x 2048).
     page.goto(f"{base}/chat")
-    expect(page.locator("#model-control")).to_be_visible()
-    page.select_option("#model", "demo/demo-pro")
-    page.select_option("#resolution", "square")
-    page.fill("#prompt", "a copper fox with teal markings, character portrait")
-    page.press("#prompt", "Enter")
+    page.click('#template-gallery [data-template="fursona"]')
+    page.set_input_files(
+        "#tf-photo", files=[{"name": "me.png", "mimeType": "image/png", "buffer": _photo()}]
+    )
+    page.select_option("#tf-species", "Fox")
+    page.fill("#tf-colours", "copper and teal")
+    expect(page.locator('.image-slot[data-state="ready"]')).to_be_visible()
+    page.click("#send")
     wait_for_images(page, page.locator(".turn").nth(0), 1)
     page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
     conversation_url = page.url
@@ -105,21 +127,21 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
     page.wait_for_url(conversation_url)
     expect(page.locator(".turn")).to_have_count(2)
     wait_for_images(page, page.locator(".turn").nth(1), 1)
-    expect(page.locator(".turn").nth(1)).to_contain_text("copper fox")
+    expect(page.locator(".turn").nth(1)).to_contain_text("copper and teal")
 
     # Upscale the variation: the button names the size and its units.
     _open_last_image(page)
     upscale = page.locator("#lightbox-upscales button")
     expect(upscale).to_have_count(1)
-    expect(upscale).to_have_text("Upscale to 2048 \u00d7 2048 · 6 units")
+    expect(upscale).to_have_text("Upscale to 1536 \u00d7 2048 · 6 units")
     upscale.click()
     page.wait_for_url(conversation_url)
     expect(page.locator(".turn")).to_have_count(3)
     wait_for_images(page, page.locator(".turn").nth(2), 1)
     images = page.evaluate("fetch('/api/v1/images').then(r => r.json())")["images"]
     upscaled = images[0]
-    assert (upscaled["width"], upscaled["height"]) == (2048, 2048)
-    assert [i["width"] for i in images] == [2048, 1024, 1024]
+    assert (upscaled["width"], upscaled["height"]) == (1536, 2048)
+    assert [i["width"] for i in images] == [1536, 768, 768]
     # The chat's tiles and the library show thumbnails, never the 2048 px original.
     assert upscaled["thumb_url"] == f"/media/{upscaled['id']}?size=thumb"
 
@@ -152,9 +174,9 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
         "og:image": f"{share_url}/image",
         "og:type": "website",
     }
-    assert "copper fox" not in visitor.content()
+    assert "copper" not in visitor.content()
     visitor.wait_for_function(
-        "() => document.querySelector('.shared-image img').naturalWidth === 2048"
+        "() => document.querySelector('.shared-image img').naturalWidth === 1536"
     )
     _check(visitor, problems, f"tools-03-shared-page-{width}")
 
@@ -189,7 +211,7 @@ def test_vary_upscale_favourite_share_revoke_delete_search(
     sources = tiles.locator("img").evaluate_all("imgs => imgs.map(i => i.getAttribute('src'))")
     assert all(src.endswith("?size=thumb") for src in sources), sources
     _check(page, problems, f"tools-05-library-{width}")
-    page.fill("#library-q", "teal markings")
+    page.fill("#library-q", "copper and teal")
     expect(tiles).to_have_count(2)
     page.fill("#library-q", "no such words")
     expect(page.locator("#library-none")).to_be_visible()
