@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from nproxy_core.admin import queries
 from nproxy_core.keypool.models import KeyState, ProviderKey
+from nproxy_core.keypool.models import key_name as keys_name
 from nproxy_core.telegram.alerts import title
 from nproxy_core.telegram.interfaces import AlertKind
 from nproxy_core.telegram.models import Alert, AlertState
@@ -89,8 +90,8 @@ class Attention:
 
 
 def key_name(key: ProviderKey) -> str:
-    """A key as pages and alerts name it: its label and its id."""
-    return f"key '{key.label}' (#{key.id})" if key.label else f"key #{key.id}"
+    """A key as pages and alerts name it: its label and its id (``key 'eu-3' (#12)``)."""
+    return keys_name(key.id, key.label)
 
 
 def of_request(request: Request) -> Attention:
