@@ -666,3 +666,34 @@ def test_no_ending_warning_for_a_plan_that_renews_but_one_after_cancelling(
     ends_in(2)
     assert run_now(registry, send_expiry_warnings) == 1
     assert [m for m in outbox if "plan ends" in m["subject"]]
+
+
+def test_a_renewal_refunded_before_its_invoice_arrives_never_activates(
+    stripe_api, stripe_app, fake, db
+):
+    _order, sub_id = subscribed(stripe_app, stripe_api, fake)
+    [paid_event] = fake.renew(sub_id)
+    invoice = paid_event["data"]["object"]
+    assert send(stripe_app, fake, fake.refund(invoice["charge"])) == ["unchanged"]
+    renewal = payments(db)[-1]
+    assert renewal.invoice_id == invoice["id"] and renewal.status == PaymentState.REFUNDED
+    assert send(stripe_app, fake, [paid_event]) == ["ignored"]
+    assert len(cycles(db)) == 1 and not renewal.needs_review
+
+
+def test_subscription_reconciliation_survives_a_failing_stripe(stripe_api, stripe_app, fake, db):
+    from fakes._server import Reply
+    from nproxy_core.billing.models import Subscription
+
+    _order, sub_id = subscribed(stripe_app, stripe_api, fake)
+    fake.renew(sub_id)  # its webhook lost
+    with db.begin():
+        db.execute(sa.update(Subscription).values(current_period_end=utcnow()))
+    for _ in range(2):  # the SDK tries once more
+        fake.fail_next(Reply(503, {"error": {"type": "api_error", "message": "Unavailable"}}))
+    counts = run_now(stripe_app.app.registry, reconcile_payments)
+    assert counts["failed"] == 1
+    assert len(cycles(db)) == 1
+    # The next run, with Stripe back, finds the renewal.
+    run_now(stripe_app.app.registry, reconcile_payments)
+    assert len(cycles(db)) == 2
