@@ -131,7 +131,7 @@ def test_one_generation_shows_each_images_attempts(
     retried = next(t for t in tables if len(t.select("tbody tr")) == 2)
     first = retried.select("tbody tr")[0]
     cells = {td["data-label"]: td.get_text(" ").strip() for td in first.select("td")}
-    assert cells["Key"].startswith("limited") and cells["Path"] == "direct"
+    assert cells["Key"].startswith("key 'limited' (#") and cells["Path"] == "direct"
     assert cells["HTTP"] == "429" and cells["Latency"].endswith("ms")
     assert "RESOURCE_EXHAUSTED" in cells["Error"]
     assert len(page.html.select("#images img")) == 2

@@ -74,7 +74,7 @@ def test_keys_lists_each_key_with_buttons_that_restore_and_disable_it_audited(
     bot, telegram, paired, key_id, db
 ):
     listing = say(telegram, "/keys")
-    assert f"#{key_id} demo “main”" in listing.text and "manual_review" in listing.text
+    assert f"demo key 'main' (#{key_id})" in listing.text and "manual_review" in listing.text
     assert "demo-key-0001" not in listing.text  # masked
     buttons = {b["text"]: b["callback_data"] for b in listing.buttons()}
     assert buttons == {
@@ -179,10 +179,11 @@ def test_a_key_test_runs_the_free_check_through_the_service_and_never_restores(
 ):
     answer = say(telegram, f"/test {key_id}").text
     assert answer.startswith(
-        f"Key accepted; this does not prove it can generate images. Key #{key_id}, free check"
+        "Key accepted; this does not prove it can generate images. "
+        f"Key 'main' (#{key_id}), free check"
     )
     assert answer.endswith("State: manual review, out of service until an admin restores it.")
-    assert "test" in press(telegram, f"k:test:{key_id}").text
+    assert "free check over" in press(telegram, f"k:test:{key_id}").text
     assert key_state(db, key_id) == KeyState.MANUAL_REVIEW
     entries = telegram_audit(db, "key.test")
     assert len(entries) == 2  # one per test, whatever the surface
