@@ -238,10 +238,12 @@ class KeyPoolRouter:
         one real minimal image (which costs what an image costs).
 
         The key is called as the router calls it (proxy first, then direct) and every call is
-        recorded as an attempt, whose outcome is applied to the key as any attempt's is: a
-        rejected key goes to review, a success clears the failure count. A test never puts a
-        key back in service (an admin's restore does). Raises :class:`LookupError` for an
-        unknown key, :class:`ProviderNotEnabled` and :class:`KeyTestUnsupported`.
+        recorded as an attempt, whose outcome is applied to the key as any attempt's is (a
+        rejected key goes to review, a 503 rests it), except that a test stays out of the key's
+        health: it counts no failure in a row and clears none, and the health figures leave it
+        out (:data:`.models.COUNTS_FOR_HEALTH`). A test never puts a key back in service (an
+        admin's restore does). Raises :class:`LookupError` for an unknown key,
+        :class:`ProviderNotEnabled` and :class:`KeyTestUnsupported`.
         """
         with self._connections.transaction() as conn:
             provider = conn.scalar(sa.select(KEYS.c.provider).where(KEYS.c.id == key_id))
