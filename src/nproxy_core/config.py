@@ -67,6 +67,8 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "NPROXY_STATE_DIR": "nproxy.state_dir",
     # Admins must use two-factor login (DESIGN 4.7); production.ini turns it on.
     "NPROXY_REQUIRE_2FA": "nproxy.admin.require_2fa",
+    # The customers' bot (DESIGN 4.14), which also sells for Telegram Stars.
+    "TELEGRAM_CUSTOMER_BOT_TOKEN": "telegram.customer_bot_token",
 }
 
 DEFAULTS: dict[str, str] = {
@@ -182,7 +184,20 @@ def normalize_settings(
         setting(merged, key, cast=positive_int)
     setting(merged, "nproxy.storage", cast=one_of("local", "s3"))
     setting(merged, "nproxy.keypool.group_rate_limits", cast=boolean)
+    _grant_stars_settings(merged)
     return merged
+
+
+def _grant_stars_settings(merged: dict[str, Any]) -> None:
+    """The Stars payment plugin sells through the customers' bot: unless set on their own,
+    ``stars.bot_token`` and ``stars.api_base`` are that bot's token and Telegram's API base
+    (a plugin is given only its own prefix, so the core hands them over under it)."""
+    for own, core in (
+        ("stars.bot_token", "telegram.customer_bot_token"),
+        ("stars.api_base", "telegram.api_base"),
+    ):
+        if not str(merged.get(own) or "").strip() and merged.get(core):
+            merged[own] = merged[core]
 
 
 def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
