@@ -14,7 +14,13 @@ Two kinds of 1024 px PNG: ``demo`` (what the demo provider draws: gradients and 
 issue measured) and ``photo`` (photo-like: detail at every scale, as a model's output has; far
 less compressible). The exit status judges the 150 KB budget on ``demo``, the issue's measure.
 
+``--search`` measures the library's search by prompt words (``q``) instead, on PostgreSQL: a
+database of its own with 300,000 images of 300 users (one with 30,000), the library's own query
+(:func:`nproxy_core.generation.library.library_page`) for a rare and a common word, with the
+trigram index on ``messages.prompt`` and without it, median of 20 runs each, and the plan.
+
     .venv/bin/python benchmarks/library.py [--port 6651] [--kind demo|photo|both]
+    .venv/bin/python benchmarks/library.py --search [--admin-dsn postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -224,11 +230,171 @@ def measure(port: int, viewport: tuple[int, int], *, originals: bool) -> tuple[i
     return sum(loaded), len(loaded)
 
 
+WORDS = [
+    "fox",
+    "wolf",
+    "cat",
+    "dog",
+    "dragon",
+    "rabbit",
+    "otter",
+    "lighthouse",
+    "castle",
+    "forest",
+    "river",
+    "mountain",
+    "city",
+    "street",
+    "portrait",
+    "sticker",
+    "poster",
+    "avatar",
+    "product",
+    "sunset",
+    "night",
+    "snow",
+    "desert",
+    "ocean",
+    "garden",
+    "robot",
+    "knight",
+    "wizard",
+    "astronaut",
+    "bicycle",
+    "teapot",
+    "guitar",
+    "violin",
+]
+
+
+def measure_search(admin_dsn: str) -> None:
+    """The library search on PostgreSQL with and without the trigram index."""
+    import statistics
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from nproxy_core.generation.library import library_page
+
+    name = f"nproxy_library_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(admin_dsn, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(admin_dsn).set(drivername="postgresql+psycopg", database=name)
+    settings = {
+        "sqlalchemy.url": url.render_as_string(hide_password=False),
+        "nproxy.secret": "bench-secret-" + "x" * 40,
+        "nproxy.public_url": "http://127.0.0.1",
+    }
+    engine = sa.create_engine(settings["sqlalchemy.url"])
+    try:
+        upgrade(settings)
+        started = time.monotonic()
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (email, password_hash, role, is_blocked, session_version, "
+                    "created_at) SELECT 'u' || n || '@example.com', 'x', 'user', false, 1, now() "
+                    "FROM generate_series(1, 300) n"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO conversations (id, user_id, title, created_at, updated_at) "
+                    "SELECT gen_random_uuid(), id, 'bench', now(), now() FROM users"
+                )
+            )
+            # 30,000 images for the first user, 900 for each of the others.
+            connection.execute(
+                sa.text(
+                    "CREATE TEMP TABLE made AS SELECT gen_random_uuid() AS message_id, "
+                    "gen_random_uuid() AS generation_id, gen_random_uuid() AS image_id, "
+                    "c.id AS conversation_id, c.user_id, "
+                    "'a ' || (CAST(:words AS text[]))[1 + (random() * :last)::int] || ' and a ' "
+                    "|| (CAST(:words AS text[]))[1 + (random() * :last)::int] || ' in the style "
+                    "of picture ' || n AS prompt, now() - n * interval '1 minute' AS at, n "
+                    "FROM conversations c JOIN LATERAL generate_series(1, "
+                    "CASE WHEN c.user_id = (SELECT min(id) FROM users) THEN 30000 ELSE 900 END"
+                    ") n ON true"
+                ),
+                {"words": WORDS, "last": len(WORDS) - 1},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO messages (id, conversation_id, user_id, mode, prompt, resolution, "
+                    "batch_size, input_upload_ids, provider, model, created_at) SELECT "
+                    "message_id, conversation_id, user_id, 'text_to_image', prompt, 'square', 1, "
+                    "'[]', 'demo', 'demo-image-1', at FROM made"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO generations (id, message_id, conversation_id, user_id, provider, "
+                    "status, attempts, created_at, enqueued_at) SELECT generation_id, message_id, "
+                    "conversation_id, user_id, 'demo', 'succeeded', 1, at, at FROM made"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO generation_images (id, generation_id, user_id, n, storage_key, "
+                    "mime, width, height, size_bytes, created_at, favorite, share_show_prompt) "
+                    "SELECT image_id, generation_id, user_id, 0, 'generations/' || user_id || '/' "
+                    "|| generation_id || '/0.png', 'image/png', 512, 512, 1000, at, n % 50 = 0, "
+                    "false FROM made"
+                )
+            )
+            # A rare word: in 30 prompts of the big user only.
+            connection.execute(
+                sa.text(
+                    "UPDATE messages SET prompt = prompt || ' with a zeppelin' WHERE id IN "
+                    "(SELECT message_id FROM made WHERE user_id = (SELECT min(id) FROM users) "
+                    "AND n % 1000 = 7)"
+                )
+            )
+        with engine.connect() as connection:
+            connection.execute(sa.text("ANALYZE"))
+            connection.commit()
+            big = connection.execute(sa.text("SELECT min(id) FROM users")).scalar_one()
+        print(f"search: 300,000 images filled in {time.monotonic() - started:.0f} s")
+
+        def timed(label: str, q: str, favorite: bool | None = None) -> None:
+            times = []
+            with Session(engine) as session:
+                for _ in range(20):
+                    start = time.perf_counter()
+                    page, _cursor = library_page(session, big, None, 30, q=q, favorite=favorite)
+                    times.append((time.perf_counter() - start) * 1000)
+            print(
+                f"  {label}: q={q!r}: {len(page)} images, median "
+                f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms"
+            )
+
+        for state in ("with the trigram index", "without it (ILIKE on every prompt)"):
+            print(f"search {state}:")
+            timed("rare word", "zeppelin")
+            timed("common word", "lighthouse")
+            timed("no match", "xylophone")
+            with engine.begin() as connection:
+                connection.execute(sa.text("DROP INDEX IF EXISTS ix_messages_prompt_trgm"))
+                connection.execute(sa.text("ANALYZE messages"))
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=6651)
     parser.add_argument("--kind", choices=("demo", "photo", "both"), default="both")
+    parser.add_argument("--search", action="store_true")
+    parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    if args.search:
+        measure_search(args.admin_dsn)
+        return 0
     kinds = ("demo", "photo") if args.kind == "both" else (args.kind,)
     over = False
     for offset, kind in enumerate(kinds):
