@@ -64,6 +64,7 @@ ENVIRONMENT_OVERRIDES: dict[str, str] = {
     "STRIPE_API_BASE": "stripe.api_base",
     "OPENAI_API_BASE": "openai.api_base",
     "TELEGRAM_API_BASE": "telegram.api_base",
+    "TELEGRAM_CUSTOMER_BOT_USERNAME": "telegram.customer_bot_username",
     "NPROXY_STATE_DIR": "nproxy.state_dir",
     # Admins must use two-factor login (DESIGN 4.7); production.ini turns it on.
     "NPROXY_REQUIRE_2FA": "nproxy.admin.require_2fa",
@@ -258,6 +259,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     # The admin reads and acts on every feature above, so it comes last.
     config.include("nproxy_core.admin")
     config.include("nproxy_core.adminbot")
+    # Telegram for customers (DESIGN 4.14): account links and the bot's login links.
+    config.include("nproxy_core.customerbot")
     return config
 
 

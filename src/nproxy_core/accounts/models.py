@@ -20,8 +20,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # Normalised (trimmed, lower-cased) before it is stored; unique at the database.
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    # Normalised (trimmed, lower-cased) before it is stored; unique at the database. None for
+    # an account made by the customer Telegram bot until its owner adds one (DESIGN 4.14).
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     role: Mapped[Role] = mapped_column(str_enum(Role, "role"), default=Role.USER)
     is_blocked: Mapped[bool] = mapped_column(default=False)

@@ -226,10 +226,24 @@ POLLING = {"allowed_updates": ["message", "callback_query"], "poll_interval": 0.
 
 
 def run(registry: Registry) -> None:
-    """Run the bot until interrupted (SIGINT/SIGTERM stop it cleanly)."""
-    application = AdminBot(registry).build()
-    # Updates left from before a restart are handled once (the offset is confirmed), not lost.
-    application.run_polling(**POLLING)
+    """Run the bots until interrupted (SIGINT/SIGTERM stop them cleanly): the admin bot when
+    ``telegram.bot_token`` is set, the customer bot (DESIGN 4.14) when
+    ``telegram.customer_bot_token`` is; both in one event loop when both are."""
+    from nproxy_core.customerbot.bot import CustomerBot, customer_token, run_together
+
+    admin_token = (setting(registry.settings, "telegram.bot_token", default="") or "").strip()
+    if not customer_token(registry.settings):
+        application = AdminBot(registry).build()
+        # Updates left from before a restart are handled once (the offset is confirmed).
+        application.run_polling(**POLLING)
+        return
+    customer = CustomerBot(registry)
+    if not admin_token:
+        # The container's healthcheck (``nproxy health bot``) then beats from the customer bot.
+        customer.heartbeat = True
+        run_together([customer.build()])
+        return
+    run_together([AdminBot(registry).build(), customer.build()])
 
 
 def start_in_thread(registry: Registry) -> threading.Thread:
