@@ -436,3 +436,64 @@ def test_thumbnails_downloads_and_delete_on_s3(make_app, customer_factory, add_k
     assert bob.api.delete(f"/api/v1/images/{image['id']}").status_int == 204
     assert s3_server.keys(bucket) == []
     assert bob.api.get(image["thumb_url"]).status_int == 404
+
+
+# --- money: the submission path's rules hold for vary and upscale --------------------------------
+
+
+def test_concurrent_varies_never_hold_more_than_the_units_left(app, customer_factory, add_key, db):
+    add_key(app.app.registry, "demo-key-1")
+    carol = customer_factory(app, request_limit=2)
+    image_id = _made(app, carol)["images"][0]["id"]  # 1 of 2 units used
+    answers = carol.post_concurrently(f"/api/v1/images/{image_id}/vary", 4)
+    statuses = sorted(answer.status_int for answer in answers)
+    assert statuses == [202, 402, 402, 402], [a.text for a in answers]
+    refused = [a.json["error"]["code"] for a in answers if a.status_int == 402]
+    assert refused == ["quota_exhausted"] * 3
+    cycle = fresh_cycle(db, carol.cycle.id)
+    assert (cycle.used, cycle.reserved) == (1, 1)
+    db.expire_all()
+    assert db.scalar(sa.select(sa.func.count()).where(Generation.user_id == carol.user.id)) == 2
+
+
+def test_a_vary_resent_with_its_idempotency_key_is_made_and_held_once(app, alice, db):
+    image_id = _made(app, alice)["images"][0]["id"]
+    reserved = fresh_cycle(db, alice.cycle.id).reserved
+    answers = alice.post_concurrently(
+        f"/api/v1/images/{image_id}/vary", 4, headers={"Idempotency-Key": "vary-once"}
+    )
+    assert {a.status_int for a in answers} == {202}
+    assert len({a.json["id"] for a in answers}) == 1
+    assert fresh_cycle(db, alice.cycle.id).reserved == reserved + 1
+
+
+# --- orphaned thumbnails --------------------------------------------------------------------------
+
+
+def test_thumbnails_no_image_names_are_swept_after_the_grace_period(
+    make_app, customer_factory, add_key, db, tmp_path
+):
+    import datetime as dt
+    import os
+
+    from nproxy_core.db import utcnow
+    from nproxy_core.storage.orphans import sweep_orphans
+    from nproxy_core.wiring import prepare_request
+
+    app = make_app(**{"storage.local.path": str(tmp_path)})
+    add_key(app.app.registry, "demo-key-1")
+    dave = customer_factory(app)
+    kept = _row(db, _made(app, dave)["images"][0]["id"]).thumb_key
+    orphan = tmp_path / "thumbs" / "generations" / "1" / "gone" / "0.webp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"webp")
+    two_days_ago = (utcnow() - dt.timedelta(days=2)).timestamp()
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            os.utime(path, (two_days_ago, two_days_ago))
+
+    request = prepare_request(app.app.registry)
+    with request.tm:
+        assert sweep_orphans(request) == 1
+    assert not orphan.exists()
+    assert (tmp_path / kept).exists()
