@@ -102,6 +102,8 @@ MODEL_MODULES = (
     "nproxy_core.accounts.models",
     "nproxy_core.audit.models",
     "nproxy_core.billing.models",
+    "nproxy_core.billing.stars",
+    "nproxy_core.referrals.models",
     "nproxy_core.quota.models",
     "nproxy_core.pricing.models",
     "nproxy_core.keypool.models",

@@ -229,6 +229,11 @@ class StarsProcessor(PaymentProcessor):
 
     # --- notifications -----------------------------------------------------------------
 
+    def payment_event(self, update: Mapping[str, Any]) -> PaymentEvent:
+        """The payment an update received by the bot itself tells about (Telegram's long poll
+        is authenticated by the token); ValueError names what is wrong with it."""
+        return event_from_update(update)
+
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> PaymentEvent:
         """An update handed on over HTTP, signed with :func:`sign_update`."""
         given = webhook_header(headers, SIGNATURE_HEADER)
