@@ -36,6 +36,10 @@ class SentMessage:
     reply_markup: dict[str, Any] | None
     method: str = "sendMessage"
     at: float = field(default_factory=time.monotonic)
+    #: Pictures sent with sendPhoto or sendMediaGroup (one message each), and documents.
+    photo: bytes | None = None
+    document: bytes | None = None
+    media_group: bool = False
 
     def buttons(self) -> list[dict[str, Any]]:
         rows = (self.reply_markup or {}).get("inline_keyboard") or []
@@ -52,6 +56,12 @@ class FakeTelegram:
         self.messages: list[SentMessage] = []
         self.callback_answers: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
+        #: Files users sent (file_id -> bytes), served through getFile and /file/bot.../path.
+        self.files: dict[str, bytes] = {}
+        self.chat_actions: list[dict[str, Any]] = []
+        self.pre_checkout_answers: list[dict[str, Any]] = []
+        self._media_limited: list[int] = []
+        self._file_ids = itertools.count(1)
         self._updates: list[dict[str, Any]] = []
         self._limited: list[int] = []
         self._failing = 0
@@ -137,6 +147,87 @@ class FakeTelegram:
             }
         return self._push({"callback_query": query})
 
+    def _message(
+        self, user_id: int, username: str | None, first_name: str, **fields: Any
+    ) -> dict[str, Any]:
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "from": self._user(user_id, username, first_name),
+            **fields,
+        }
+
+    def add_file(self, data: bytes, *, size: int | None = None) -> dict[str, Any]:
+        """Store ``data`` as a file users sent; ``size`` overrides the size Telegram reports."""
+        number = next(self._file_ids)
+        file_id = f"file-{number}"
+        with self._lock:
+            self.files[file_id] = data
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u{number}",
+            "file_size": len(data) if size is None else size,
+        }
+
+    def send_photo(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        caption: str | None = None,
+        media_group_id: str | None = None,
+        size: int | None = None,
+        username: str | None = None,
+        first_name: str = "Ada",
+    ) -> dict[str, Any]:
+        """A photo (sizes, largest last, as Telegram sends them), with an optional caption and
+        album (media group) id."""
+        big = self.add_file(data, size=size) | {"width": 1024, "height": 1024}
+        small = self.add_file(data[:64]) | {"width": 90, "height": 90}
+        fields: dict[str, Any] = {"photo": [small, big]}
+        if caption is not None:
+            fields["caption"] = caption
+        if media_group_id is not None:
+            fields["media_group_id"] = media_group_id
+        return self._push({"message": self._message(user_id, username, first_name, **fields)})
+
+    def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        *,
+        mime_type: str,
+        file_name: str,
+        caption: str | None = None,
+        size: int | None = None,
+        first_name: str = "Ada",
+    ) -> dict[str, Any]:
+        document = self.add_file(data, size=size) | {"mime_type": mime_type, "file_name": file_name}
+        fields: dict[str, Any] = {"document": document}
+        if caption is not None:
+            fields["caption"] = caption
+        return self._push({"message": self._message(user_id, None, first_name, **fields)})
+
+    def send_sticker(self, user_id: int, *, first_name: str = "Ada") -> dict[str, Any]:
+        sticker = self.add_file(b"RIFF-sticker") | {
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "type": "regular",
+        }
+        return self._push({"message": self._message(user_id, None, first_name, sticker=sticker)})
+
+    def send_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Any update as given (payments, hand-made shapes); the update_id is set here."""
+        return self._push(update)
+
+    def rate_limit_media(self, retry_after: int, times: int = 1) -> None:
+        """The next ``times`` sendPhoto/sendMediaGroup calls answer 429 with ``retry_after``."""
+        with self._lock:
+            self._media_limited.extend([retry_after] * times)
+
     def rate_limit(self, retry_after: int, times: int = 1) -> None:
         """The next ``times`` sendMessage calls answer 429 with ``retry_after``."""
         with self._lock:
@@ -170,6 +261,23 @@ class FakeTelegram:
                     raise AssertionError(f"no message with {contains!r} to {chat_id}: {texts}")
                 self._lock.wait(left)
 
+    def wait_for(
+        self, chat_id: int, *, method: str, after: int = 0, timeout: float = 30
+    ) -> SentMessage:
+        """The first message to ``chat_id`` sent with ``method`` past the first ``after`` ones."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                found = [m for m in self.messages if m.chat_id == chat_id][after:]
+                for message in found:
+                    if message.method == method:
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    methods = [m.method for m in self.messages if m.chat_id == chat_id]
+                    raise AssertionError(f"no {method} to {chat_id}: {methods}")
+                self._lock.wait(left)
+
     def wait_for_polling(self, timeout: float = 30) -> None:
         """Until a bot has called getUpdates (it is up and listening)."""
         deadline = time.monotonic() + timeout
@@ -192,6 +300,18 @@ class FakeTelegram:
                 pass
 
             def do_GET(self) -> None:
+                path = urllib.parse.urlsplit(self.path).path
+                prefix = f"/file/bot{fake.token}/"
+                if path.startswith(prefix):
+                    data = fake.files.get(path[len(prefix) :])
+                    if data is None:
+                        return self._answer(404, {"ok": False, "description": "Not Found"})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return None
                 self._dispatch({})
 
             def do_POST(self) -> None:
@@ -200,6 +320,8 @@ class FakeTelegram:
                 kind = self.headers.get("Content-Type", "")
                 if "json" in kind:
                     params = json.loads(raw or b"{}")
+                elif "multipart/form-data" in kind:
+                    params = _multipart(kind, raw)
                 else:
                     params = {k: v[-1] for k, v in urllib.parse.parse_qs(raw.decode()).items()}
                 self._dispatch(params)
@@ -255,6 +377,41 @@ class FakeTelegram:
             return 200, _ok(self._get_updates(params))
         if method in ("sendMessage", "editMessageText"):
             return self._send(method, params)
+        if method in ("sendPhoto", "sendMediaGroup", "sendDocument"):
+            return self._send_media(method, params)
+        if method == "getFile":
+            file_id = str(params.get("file_id") or "")
+            if file_id not in self.files:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: invalid file_id",
+                }
+            data = self.files[file_id]
+            if len(data) > 20 * 1024 * 1024:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: file is too big",
+                }
+            return 200, _ok(
+                {
+                    "file_id": file_id,
+                    "file_unique_id": file_id,
+                    "file_size": len(data),
+                    "file_path": file_id,
+                }
+            )
+        if method == "sendChatAction":
+            with self._lock:
+                self.chat_actions.append(params)
+                self._lock.notify_all()
+            return 200, _ok(True)
+        if method == "answerPreCheckoutQuery":
+            with self._lock:
+                self.pre_checkout_answers.append(params)
+                self._lock.notify_all()
+            return 200, _ok(True)
         if method == "answerCallbackQuery":
             with self._lock:
                 self.callback_answers.append(params)
@@ -311,6 +468,128 @@ class FakeTelegram:
                 "text": text,
             }
         )
+
+    def _send_media(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat_id = int(params["chat_id"])
+        with self._lock:
+            if method != "sendDocument" and self._media_limited:
+                self.refused += 1
+                retry_after = self._media_limited.pop(0)
+                return 429, {
+                    "ok": False,
+                    "error_code": 429,
+                    "description": f"Too Many Requests: retry after {retry_after}",
+                    "parameters": {"retry_after": retry_after},
+                }
+        if method == "sendMediaGroup":
+            media = _json(params.get("media")) or []
+            if not 2 <= len(media) <= 10:
+                return 400, {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": "Bad Request: wrong number of media in the group",
+                }
+            items = []
+            for item in media:
+                ref = str(item.get("media") or "")
+                data = params.get(ref[len("attach://") :]) if ref.startswith("attach://") else None
+                if not isinstance(data, bytes):
+                    return 400, {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: no media",
+                    }
+                items.append(data)
+            sent = []
+            with self._lock:
+                for data in items:
+                    message = SentMessage(
+                        next(self._message_ids),
+                        chat_id,
+                        "",
+                        None,
+                        method,
+                        photo=data,
+                        media_group=True,
+                    )
+                    self.messages.append(message)
+                    sent.append(message)
+                self._lock.notify_all()
+            return 200, _ok(
+                [
+                    {
+                        "message_id": m.message_id,
+                        "date": int(time.time()),
+                        "chat": {"id": chat_id, "type": "private"},
+                        "photo": [
+                            {
+                                "file_id": f"sent-{m.message_id}",
+                                "file_unique_id": f"s{m.message_id}",
+                                "width": 1,
+                                "height": 1,
+                            }
+                        ],
+                    }
+                    for m in sent
+                ]
+            )
+        field_name = "photo" if method == "sendPhoto" else "document"
+        data = params.get(field_name)
+        if not isinstance(data, bytes):
+            return 400, {
+                "ok": False,
+                "error_code": 400,
+                "description": f"Bad Request: no {field_name}",
+            }
+        with self._lock:
+            message = SentMessage(
+                next(self._message_ids),
+                chat_id,
+                str(params.get("caption") or ""),
+                _json(params.get("reply_markup")),
+                method,
+                **{field_name: data},
+            )
+            self.messages.append(message)
+            self._lock.notify_all()
+        result: dict[str, Any] = {
+            "message_id": message.message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+        }
+        if method == "sendPhoto":
+            result["photo"] = [
+                {
+                    "file_id": f"sent-{message.message_id}",
+                    "file_unique_id": f"s{message.message_id}",
+                    "width": 1,
+                    "height": 1,
+                }
+            ]
+        else:
+            result["document"] = {
+                "file_id": f"sent-{message.message_id}",
+                "file_unique_id": f"s{message.message_id}",
+            }
+        return 200, _ok(result)
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Form fields as text and file parts as bytes (python-telegram-bot's uploads)."""
+    import email.parser
+    import email.policy
+
+    parser = email.parser.BytesParser(policy=email.policy.HTTP)
+    message = parser.parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    params: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        if part.get_filename() is not None:
+            params[name] = data
+        else:
+            params[name] = data.decode()
+    return params
 
 
 def _ok(result: Any) -> dict[str, Any]:

@@ -93,7 +93,11 @@ def send_email_task(request: Request, to: str, subject: str, body: str) -> None:
     log.info("mail %r sent", subject)
 
 
-def send_email(request: Request, to: str, name: str, context: Mapping[str, Any]) -> None:
-    """Render the email template ``name`` and send it from the queue once this commits."""
+def send_email(request: Request, to: str | None, name: str, context: Mapping[str, Any]) -> None:
+    """Render the email template ``name`` and send it from the queue once this commits. An
+    account with no address (made in the customer Telegram bot) gets no mail."""
+    if not to:
+        log.info("mail %r skipped: the account has no email address", name)
+        return
     subject, body = render_email(request, name, context)
     request.enqueue(send_email_task, to, subject, body)

@@ -1,0 +1,150 @@
+"""The customer bot's tests: the real ``nproxy bot`` process against a fake Bot API, and a
+real worker on a RabbitMQ vhost of this run where a generation is made."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from fakes.telegram import FakeTelegram, SentMessage
+from generation_support import LOGGING_INI, Process, rabbitmq_vhost, write_ini
+from nproxy_core.audit import Actor, Surface
+from nproxy_core.customerbot.models import TelegramCustomer
+from nproxy_core.keypool import services as pool
+from nproxy_core.keypool.crypto import SecretBox
+
+TOKEN = "888000:TEST-customer-token"
+BOT_USERNAME = "nproxy_test_bot"
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    with rabbitmq_vhost(f"nproxy_test_cb_{os.getpid()}") as url:
+        yield url
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot_settings(
+    base_settings: dict[str, Any], telegram: FakeTelegram, broker_url: str, tmp_path: Path
+) -> dict[str, Any]:
+    return {
+        **base_settings,
+        "telegram.customer_bot_token": TOKEN,
+        "telegram.customer_bot_username": BOT_USERNAME,
+        "telegram.api_base": telegram.api_base,
+        "celery.broker_url": broker_url,
+        "celery.beat_schedule_file": str(tmp_path / "celerybeat-schedule"),
+        "demo.delay_seconds": "0.05",
+        "nproxy.state_dir": str(tmp_path / "state"),
+    }
+
+
+@pytest.fixture
+def processes(tmp_path: Path, db: Session) -> Iterator[list[Process]]:
+    """Every process a test starts, stopped before the tables are emptied (``db``)."""
+    started: list[Process] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def start_bot(
+    tmp_path: Path,
+    bot_settings: dict[str, Any],
+    telegram: FakeTelegram,
+    processes: list[Process],
+) -> Callable[[], Process]:
+    def start() -> Process:
+        n = len(processes)
+        ini = write_ini(tmp_path, bot_settings, f"bot{n}.ini", logging=LOGGING_INI)
+        calls = sum(1 for name, _ in telegram.calls if name == "getUpdates")
+        process = Process(["-c", str(ini), "bot"], tmp_path / f"bot{n}.log", tmp_path)
+        processes.append(process)
+        deadline = time.monotonic() + 60
+        while sum(1 for name, _ in telegram.calls if name == "getUpdates") <= calls:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the bot did not start:\n{process.log[-3000:]}")
+            time.sleep(0.05)
+        return process
+
+    return start
+
+
+@pytest.fixture
+def bot(start_bot: Callable[[], Process]) -> Process:
+    return start_bot()
+
+
+@pytest.fixture
+def worker(
+    tmp_path: Path, bot_settings: dict[str, Any], processes: list[Process], db: Session
+) -> Process:
+    key = pool.add_key(
+        db,
+        SecretBox(bot_settings["nproxy.secret"]),
+        provider="demo",
+        secret="demo-key-cb01",
+        enabled_providers=["demo"],
+        actor=Actor("tests", Surface.CLI),
+    )
+    db.commit()
+    assert key.id
+    ini = write_ini(tmp_path, bot_settings, "worker.ini", logging=LOGGING_INI)
+    process = Process(
+        ["-c", str(ini), "worker", "--concurrency", "16"], tmp_path / "worker.log", tmp_path
+    )
+    processes.append(process)
+    process.wait_for_log(" ready.")
+    return process
+
+
+class Chat:
+    """One Telegram user talking to the bot."""
+
+    def __init__(self, telegram: FakeTelegram, user_id: int, username: str | None = None) -> None:
+        self.telegram = telegram
+        self.id = user_id
+        self.username = username
+
+    def seen(self) -> int:
+        return len(self.telegram.sent_to(self.id))
+
+    def say(self, text: str, contains: str = "") -> SentMessage:
+        seen = self.seen()
+        self.telegram.send_text(self.id, text, username=self.username)
+        return self.telegram.wait_for_message(self.id, after=seen, contains=contains)
+
+    def press(self, data: str, message: SentMessage | None = None, contains: str = "") -> Any:
+        seen = self.seen()
+        self.telegram.press_button(self.id, data, message=message, username=self.username)
+        return self.telegram.wait_for_message(self.id, after=seen, contains=contains)
+
+    def button(self, message: SentMessage, label: str) -> str:
+        for button in message.buttons():
+            if button["text"].startswith(label):
+                return button["callback_data"]
+        raise AssertionError(f"no button {label!r}: {message.buttons()}")
+
+
+@pytest.fixture
+def chat(telegram: FakeTelegram) -> Chat:
+    return Chat(telegram, 5001, "ada")
+
+
+def customer(db: Session, telegram_id: int) -> TelegramCustomer | None:
+    db.expire_all()
+    return db.scalar(sa.select(TelegramCustomer).where(TelegramCustomer.telegram_id == telegram_id))
