@@ -17,7 +17,6 @@ from nproxy_core.jsonbody import json_object
 from nproxy_core.storage import IStorage
 
 
-
 def _user_id(request: Request) -> int:
     return request.identity.id
 
