@@ -245,6 +245,7 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.pricing")
     config.include("nproxy_core.quota")
     config.include("nproxy_core.billing")
+    config.include("nproxy_core.referrals")
     config.include("nproxy_core.demo")
     config.include("nproxy_core.storage")
     config.include("nproxy_core.uploads")

@@ -28,3 +28,12 @@ class ISecondFactor(Interface):
     def reset(db: Any, user_id: int, *, actor: Any) -> None:
         """Turn two-factor login off for an operator (a locked-out admin), audited; Conflict
         when it is off."""
+
+
+class UserRegistered:
+    """A Pyramid event: an account was just made by registration (web or API), in the
+    request's transaction. Features above accounts (referrals) subscribe to it."""
+
+    def __init__(self, request: Any, user: Any) -> None:
+        self.request = request
+        self.user = user

@@ -16,7 +16,7 @@ from pyramid.security import forget, remember
 from pyramid.view import view_config
 
 from nproxy_core.accounts import services, sessions
-from nproxy_core.accounts.interfaces import ISecondFactor, ISubscriptionSummary
+from nproxy_core.accounts.interfaces import ISecondFactor, ISubscriptionSummary, UserRegistered
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.schemas import normalize_email, required_string
 from nproxy_core.accounts.security import current_session_token, user_view
@@ -66,6 +66,7 @@ def do_register(request: Request, data: dict[str, Any]) -> User:
     _limiter(request).hit("register", _account_ip(email, ip))
     password = data.get("password")
     user = services.create_user(request.db, email, password)
+    request.registry.notify(UserRegistered(request, user))
     remember(request, user.id)
     send_verification(request, user)
     return user

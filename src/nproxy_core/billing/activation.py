@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -40,6 +41,18 @@ from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
 
 log = logging.getLogger(__name__)
+
+#: What a feature above billing does, in the same transaction, when a payment grants what it
+#: paid for and when it is refunded (the referral reward and its claw-back): by name, set when
+#: the app is configured (:func:`register_payment_hook`).
+PaymentHook = Callable[[Session, Payment, dt.datetime], object]
+_HOOKS: dict[str, tuple[PaymentHook, PaymentHook]] = {}
+
+
+def register_payment_hook(name: str, activated: PaymentHook, refunded: PaymentHook) -> None:
+    """Call ``activated`` after every activation of a payment (any processor, an admin's
+    resolve too) and ``refunded`` when a refund takes back what a payment gave."""
+    _HOOKS[name] = (activated, refunded)
 
 
 def activate_cycle(
@@ -190,8 +203,12 @@ def activate_payment(
     """Grant what a finished (or admin-resolved) payment paid for, once: a pack payment its
     balance, any other its cycle (of ``plan`` when the payment recorded none)."""
     if payment.pack_id is not None:
-        return grant_bought_pack(db, payment, now)
-    return activate_cycle(db, plan, payment.user_id, now, payment=payment)
+        granted: BillingCycle | PackBalance = grant_bought_pack(db, payment, now)
+    else:
+        granted = activate_cycle(db, plan, payment.user_id, now, payment=payment)
+    for activated, _refunded in list(_HOOKS.values()):
+        activated(db, payment, now)
+    return granted
 
 
 def _terms(db: Session, plan: Plan | PlanRow, payment: Payment | None) -> tuple[int, int, int]:
@@ -212,6 +229,8 @@ def _terms(db: Session, plan: Plan | PlanRow, payment: Payment | None) -> tuple[
 def end_cycle_for_refund(db: Session, payment: Payment, now: dt.datetime) -> None:
     """A refunded payment takes its cycle (or its pack balance's unused units) back from now
     on; an audit row says so."""
+    for _activated, refunded in list(_HOOKS.values()):
+        refunded(db, payment, now)
     if payment.pack_id is not None and revoke_for_refund(db, payment, now) is not None:
         return
     cycle = payment.cycle

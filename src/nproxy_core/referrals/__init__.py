@@ -18,6 +18,7 @@ from nproxy_core.referrals.services import (
     normalize_code,
     record_referral,
     reward_for_activation,
+    reward_units,
 )
 
 __all__ = [
@@ -29,15 +30,6 @@ __all__ = [
     "record_referral",
     "reward_units",
 ]
-
-#: The setting of the units a referrer gets (DESIGN section 3).
-REWARD_SETTING = "nproxy.referral.reward_units"
-
-
-def reward_units(settings: Any) -> int:
-    from nproxy_core.plugins import non_negative_int, setting
-
-    return setting(settings, REWARD_SETTING, default=20, cast=non_negative_int)
 
 
 def includeme(config: Any) -> None:

@@ -37,6 +37,7 @@ from nproxy_core.billing.models import (
 )
 from nproxy_core.billing.packs import grant_pack
 from nproxy_core.db import utcnow
+from nproxy_core.plugins import non_negative_int, setting
 from nproxy_core.referrals.models import Referral, ReferralCode, ReferralReward
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,15 @@ REWARD_VALID_MONTHS = 12
 NEW_ACCOUNT_WINDOW = dt.timedelta(hours=1)
 _CODE = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH}}}")
 REWARD_LABEL = "Referral reward"
+
+
+#: The setting of the units a referrer gets (DESIGN section 3).
+REWARD_SETTING = "nproxy.referral.reward_units"
+
+
+def reward_units(settings: Any) -> int:
+    """``nproxy.referral.reward_units`` (default 20; 0 turns rewards off)."""
+    return setting(settings, REWARD_SETTING, default=DEFAULT_REWARD_UNITS, cast=non_negative_int)
 
 
 class ReferralRefused(ValueError):

@@ -20,6 +20,7 @@ from nproxy_core.referrals.services import (
     normalize_code,
     record_referral,
     referrer_of_code,
+    reward_units,
 )
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ def referral_links(request: Request) -> dict[str, Any] | None:
     if user is None:
         return None
     settings = request.registry.settings
-    return links(
+    found = links(
         code_for(request.db, user.id),
         public_url=settings["nproxy.public_url"],
         bot_username=setting(settings, "telegram.customer_bot_username", default="") or "",
     )
+    return {**found, "reward_units": reward_units(settings)}
