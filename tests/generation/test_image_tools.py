@@ -114,6 +114,16 @@ def test_an_image_stored_before_thumbnails_gets_one_on_its_first_view(app, alice
     assert len(puts.thumbs()) == 1
 
 
+def test_a_thumbnail_lost_from_the_storage_folder_is_made_again(app, alice, db):
+    storage = find_service(app.app.registry, IStorage)
+    image = _made(app, alice)["images"][0]
+    thumb_key = _row(db, image["id"]).thumb_key
+    storage.delete(thumb_key)
+    answer = alice.api.get(image["thumb_url"])
+    assert answer.status_int == 200 and answer.content_type == "image/webp"
+    assert storage.exists(thumb_key)
+
+
 def test_every_answer_listing_images_gives_thumb_urls(app, alice, db):
     made = _made(app, alice)
     image_id = made["images"][0]["id"]

@@ -119,7 +119,7 @@ def media(request: Request) -> Response:
     if wanted is not None:
         return _download(request, storage, asset, asset_id, wanted)
     if size == "thumb":
-        asset = _thumbnail(request, storage, asset)
+        original, asset = asset, _thumbnail(request, storage, asset)
     url = storage.url_for(asset.storage_key)
     if url is not None:
         response = HTTPFound(location=url)
@@ -127,7 +127,14 @@ def media(request: Request) -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    data = storage.get(asset.storage_key)
+    try:
+        data = storage.get(asset.storage_key)
+    except ObjectNotFound:
+        if size != "thumb" or asset.storage_key == original.storage_key:
+            raise
+        # The thumbnail is gone (a folder cleaned by hand): made again from the original.
+        asset = _thumbnail(request, storage, original._replace(thumb_key=None))
+        data = storage.get(asset.storage_key)
     response = Response(body=data, content_type=asset.mime)
     response.headers["Cache-Control"] = f"private, max-age={MEDIA_MAX_AGE_SECONDS}"
     response.headers["X-Content-Type-Options"] = "nosniff"
