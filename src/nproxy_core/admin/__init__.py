@@ -77,6 +77,7 @@ def includeme(config: Any) -> None:
         "admin.notification.dismiss": "/admin/payments/notifications/{notification_id}/dismiss",
         "admin.payment": "/admin/payments/{payment_id}",
         "admin.payment.resolve": "/admin/payments/{payment_id}/resolve",
+        "admin.payment.refund": "/admin/payments/{payment_id}/refund",
         "admin.generations": "/admin/generations",
         "admin.generation": "/admin/generations/{generation_id}",
         "admin.keys": "/admin/keys",

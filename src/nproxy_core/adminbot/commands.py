@@ -26,7 +26,7 @@ from nproxy_core.accounts.models import User
 from nproxy_core.admin import queries
 from nproxy_core.admin.stats import image_activity
 from nproxy_core.audit import Actor, Surface
-from nproxy_core.billing import grants, review
+from nproxy_core.billing import grants, refunds, review
 from nproxy_core.billing.interfaces import IPlan, IPlans
 from nproxy_core.billing.models import BillingCycle, Payment
 from nproxy_core.db import utcnow
@@ -35,6 +35,7 @@ from nproxy_core.health import probes
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter
 from nproxy_core.keypool.models import KeyState, ProviderKey
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
 from nproxy_core.wiring import find_service
@@ -47,7 +48,7 @@ MENU = [
     ("test", "Test a key with the provider's free check: /test KEY_ID"),
     ("user", "One account: /user EMAIL"),
     ("grant", "A free cycle, after a confirm button: /grant EMAIL"),
-    ("payments", "Payments awaiting review, with buttons"),
+    ("payments", "Payments awaiting review, with buttons; /payments refund ID"),
     ("help", "What this bot can do"),
 ]
 
@@ -62,6 +63,7 @@ payments awaiting review, open alerts
 /user EMAIL — role, blocked, current cycle with exact numbers
 /grant EMAIL — one free cycle of the plan, after you confirm
 /payments — the review queue, with activate and dismiss buttons
+/payments refund PAYMENT_ID — refund a paid payment (Telegram Stars), after you confirm
 /help — this message
 
 You also get an alert here when something needs an admin."""
@@ -353,6 +355,8 @@ def _payment_line(payment: Payment) -> str:
 
 
 def _payments(db: Session, registry: Registry, actor: BotActor, args: list[str]) -> Answer:
+    if args and args[0].lower() == "refund":
+        return _refund_prompt(db, registry, args[1:])
     waiting = db.scalars(
         sa.select(Payment)
         .where(Payment.needs_review.is_(True), Payment.resolved_at.is_(None))
@@ -396,6 +400,50 @@ def _payment_button(db: Session, registry: Registry, actor: BotActor, parts: lis
     return Answer(f"Payment #{payment.id} {done}.")
 
 
+#: The note kept with a refund made from Telegram (the web admin asks for one).
+REFUND_NOTE = "refunded from Telegram with /payments refund"
+
+
+def _refund_prompt(db: Session, registry: Registry, args: list[str]) -> Answer:
+    """``/payments refund ID``: what would be refunded, with a confirm button."""
+    raw = args[0] if args else ""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12):
+        raise ValidationError("Usage: /payments refund PAYMENT_ID")
+    payment = db.get(Payment, int(raw))
+    if payment is None:
+        raise ValidationError(f"No payment #{raw}.")
+    if str(payment.status) != "finished":
+        raise Conflict(
+            f"Payment #{payment.id} is {payment.status}: only a paid payment is refunded."
+        )
+    processor = find_service(registry, IPlugins).processor(payment.processor)
+    if not refunds.can_refund(processor):
+        raise ValidationError(
+            f"{payment.processor} payments are refunded in the processor's own dashboard."
+        )
+    amount = format(payment.amount.normalize(), "f")
+    return Answer(
+        f"Refund payment #{payment.id} ({amount} {payment.currency} through "
+        f"{payment.processor}, user {payment.user.email or payment.user_id})? What it gave "
+        "ends now.",
+        [[(f"Refund #{payment.id}", f"r:refund:{payment.id}")]],
+    )
+
+
+def _refund_button(db: Session, registry: Registry, actor: BotActor, parts: list[str]) -> Answer:
+    if len(parts) != 2 or parts[0] != "refund":
+        raise _stale()
+    payment = refunds.refund_payment(
+        db,
+        find_service(registry, IPlan),
+        find_service(registry, IPlugins),
+        int(parts[1]),
+        actor=actor.actor,
+        note=REFUND_NOTE,
+    )
+    return Answer(f"Payment #{payment.id} refunded: what it gave has ended.")
+
+
 COMMANDS: dict[str, Command] = {
     "start": _help,
     "help": _help,
@@ -409,6 +457,11 @@ COMMANDS: dict[str, Command] = {
     "payments": _payments,
 }
 
-BUTTONS: dict[str, Button] = {"k": _key_button, "g": _grant_button, "p": _payment_button}
+BUTTONS: dict[str, Button] = {
+    "k": _key_button,
+    "g": _grant_button,
+    "p": _payment_button,
+    "r": _refund_button,
+}
 
 __all__ = ["MENU", "Answer", "BotActor", "parse", "press", "run"]

@@ -21,10 +21,11 @@ from nproxy_core.admin.page import (
     list_error,
 )
 from nproxy_core.admin.pagination import Page
-from nproxy_core.billing import review
+from nproxy_core.billing import refunds, review
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import PackBalance
 from nproxy_core.errors import NotFound, ValidationError
+from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
 
 
@@ -64,7 +65,8 @@ def payment(request: Request) -> dict[str, Any]:
     found = queries.payment_detail(request.db, int_id(request, "payment_id"))
     if found is None:
         raise NotFound("No such payment.")
-    return base(request, "payments", payment=found)
+    processor = request.find_service(IPlugins).processor(found.processor)
+    return base(request, "payments", payment=found, can_refund=refunds.can_refund(processor))
 
 
 @admin_action("admin.payment.resolve")
@@ -111,3 +113,30 @@ def notification_dismiss(request: Request) -> HTTPSeeOther:
         return f"Notification {notification_id} dismissed."
 
     return act(request, request.route_path("admin.payments", _query={"state": "review"}), dismiss)
+
+
+@admin_action("admin.payment.refund")
+def payment_refund(request: Request) -> HTTPSeeOther:
+    """Send a paid payment's money back through its processor (Telegram Stars) and end what
+    it gave; refused with the reason for a processor that cannot refund from here."""
+    payment_id = int_id(request, "payment_id")
+
+    def refund() -> str:
+        done = refunds.refund_payment(
+            request.db,
+            request.find_service(IPlan),
+            request.find_service(IPlugins),
+            payment_id,
+            actor=actor(request),
+            note=form(request, "note"),
+        )
+        if done.cycle is not None:
+            return (
+                f"Payment {done.id} refunded: {done.user.email}'s cycle now ends "
+                f"{done.cycle.ends_at:%Y-%m-%d %H:%M} UTC."
+            )
+        if done.pack_id is not None:
+            return f"Payment {done.id} refunded: the pack's unused units are taken back."
+        return f"Payment {done.id} refunded."
+
+    return act(request, request.route_path("admin.payment", payment_id=payment_id), refund)
