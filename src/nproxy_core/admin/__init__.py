@@ -78,6 +78,7 @@ def includeme(config: Any) -> None:
         "admin.payment": "/admin/payments/{payment_id}",
         "admin.payment.resolve": "/admin/payments/{payment_id}/resolve",
         "admin.payment.refund": "/admin/payments/{payment_id}/refund",
+        "admin.referrals": "/admin/referrals",
         "admin.generations": "/admin/generations",
         "admin.generation": "/admin/generations/{generation_id}",
         "admin.keys": "/admin/keys",
