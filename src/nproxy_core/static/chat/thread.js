@@ -152,7 +152,8 @@ function showResult(view, generation) {
         "aria-label": count > 1 ? `Enlarge image ${i + 1} of ${count} (arrow keys for the others)`
           : "Enlarge the image",
         onclick: () => openImage(image.id), onkeydown: roveImages },
-      el("img", { src: image.url, alt, loading: "lazy" })),
+      // The tile shows the thumbnail; the lightbox and the download use the original.
+      el("img", { src: image.thumb_url || image.url, alt, loading: "lazy" })),
       // Pointer shortcuts; the keyboard finds the same actions in the lightbox.
       el("div", { class: "tile-actions" },
         el("button", { type: "button", class: "tile-action", tabindex: "-1", title: "Use as input",
