@@ -300,7 +300,7 @@ class FakeTelegram:
                 pass
 
             def do_GET(self) -> None:
-                path = urllib.parse.urlsplit(self.path).path
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
                 prefix = f"/file/bot{fake.token}/"
                 if path.startswith(prefix):
                     data = fake.files.get(path[len(prefix) :])
