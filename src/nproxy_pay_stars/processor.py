@@ -124,8 +124,9 @@ class StarsProcessor(PaymentProcessor):
     display_name: ClassVar[str] = "Telegram Stars"
     #: Refunds go back through the processor (``refundStarPayment``).
     refunds: ClassVar[bool] = True
-    #: The currency its invoices must be in.
+    #: The currency its invoices must be in: the core sells it only what has a Stars price.
     currency: ClassVar[str] = STARS
+    charges_stars: ClassVar[bool] = True
 
     def __init__(self, settings: Mapping[str, Any]) -> None:
         super().__init__(settings)

@@ -268,3 +268,34 @@ def test_pack_bought_with_stars_gives_its_units(db, stars_pack, processor, plan_
     (balance,) = db.scalars(sa.select(PackBalance).where(PackBalance.user_id == buyer.id))
     assert balance.units == 50 and balance.payment_id == payment.id
     assert payment.amount == Decimal(60)
+
+
+# --- the web's checkout ----------------------------------------------------------------------
+
+
+def test_web_checkout_with_stars_gives_an_invoice_link_in_xtr(stars_app, db, stars_plan, fake):
+    from apiclient import ApiClient
+
+    api = ApiClient(stars_app)
+    api.register("web@example.com")
+    res = api.post("/api/v1/billing/checkout", {"processor": "stars", "plan": "monthly"})
+    assert res.status_int == 201
+    assert res.json["checkout_url"].startswith("https://t.me/$invoice")
+    (payment,) = db.scalars(sa.select(Payment))
+    assert (payment.amount, payment.currency, payment.status) == (100, "XTR", PaymentState.WAITING)
+    (made,) = fake.invoices
+    assert made["payload"] == payment.order_id and made["prices"][0]["amount"] == 100
+    # What the web sold is paid in Telegram like any Stars invoice.
+    assert stars.check_pre_checkout(db, query(payment)).ok
+
+
+def test_web_checkout_with_stars_refuses_what_has_no_stars_price(stars_app, db, fake):
+    from apiclient import ApiClient
+
+    api = ApiClient(stars_app)
+    api.register("web@example.com")
+    res = api.post(
+        "/api/v1/billing/checkout", {"processor": "stars", "plan": "monthly"}, status=400
+    )
+    assert "no price in Stars" in res.json["error"]["message"]
+    assert db.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0 and fake.invoices == []

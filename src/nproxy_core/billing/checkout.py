@@ -53,13 +53,16 @@ def start_checkout(
 
         check_can_subscribe(db, user_id)
     # The price as written (9.99), not as the column pads it (9.99000000): processors echo it.
-    price = Decimal(plan.price_text)
+    price, currency = Decimal(plan.price_text), plan.currency
+    # A processor that charges Telegram Stars sells at the Stars price, in XTR (DESIGN 4.14).
+    if getattr(processor, "charges_stars", False) and plan.price_stars:
+        price, currency = Decimal(plan.price_stars), "XTR"
     payment = Payment(
         order_id=new_order_id(),
         user_id=user_id,
         processor=processor.name,
         amount=price,
-        currency=plan.currency,
+        currency=currency,
         status=PaymentState.CREATED,
         **_terms(plan),
     )
@@ -71,7 +74,7 @@ def start_checkout(
             CheckoutRequest(
                 order_id=payment.order_id,
                 amount=price,
-                currency=plan.currency,
+                currency=currency,
                 description=describe(plan),
                 callback_url=callback_url,
                 success_url=success_url,
