@@ -1,0 +1,54 @@
+"""The customer bot's commands: help, balance, buy, settings, history, language, invite,
+paysupport, and an unknown command."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from customerbot.conftest import customer
+from nproxy_core.billing.models import BalanceSource, CreditPack, PackBalance
+from nproxy_core.db import utcnow
+
+
+def test_help_balance_and_unknown(bot, telegram, chat, db, make_cycle):
+    chat.say("/start", contains="Welcome")
+    assert "/balance" in chat.say("/help").text
+    assert "no plan yet" in chat.say("/balance").text
+    found = customer(db, chat.id)
+    make_cycle(found.user, request_limit=100, used=30)
+    pack = CreditPack(code="p20", name="20 units", price=5, currency="USD", units=20)
+    db.add(pack)
+    db.flush()
+    db.add(
+        PackBalance(
+            user_id=found.user_id,
+            pack_id=pack.id,
+            source=BalanceSource.GRANT,
+            label="20 units",
+            units=20,
+            expires_at=utcnow() + dt.timedelta(days=300),
+        )
+    )
+    db.commit()
+    balance = chat.say("/balance").text
+    assert "about 80%" in balance and "Monthly" in balance
+    assert "20 units" in balance
+    assert "30" not in balance.split("Quota left")[1].split("\n")[0]  # no exact usage
+    assert "do not know that command" in chat.say("/nonsense").text
+
+
+def test_settings_language_history_invite_paysupport_and_buy(bot, telegram, chat, db):
+    chat.say("/start", contains="Welcome")
+    menu = chat.say("/settings", contains="Resolution")
+    choices = chat.press(chat.button(menu, "Resolution"), message=menu, contains="Choose")
+    second = choices.buttons()[1]
+    chat.press(second["callback_data"], contains="Saved")
+    assert customer(db, chat.id).resolution == second["text"]
+    pick = chat.say("/language", contains="language")
+    chat.press(chat.button(pick, "Русский"), contains="Language saved")
+    assert customer(db, chat.id).language == "ru"
+    assert "no images yet" in chat.say("/history").text
+    assert chat.say("/invite").text  # a link, or "not available yet" until referrals land
+    assert "Payment questions" in chat.say("/paysupport").text
+    buy = chat.say("/buy", contains="Plans and packs")
+    assert any(b.get("url", "").endswith("/pricing") for b in buy.buttons())
