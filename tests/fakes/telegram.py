@@ -40,6 +40,8 @@ class SentMessage:
     photo: bytes | None = None
     document: bytes | None = None
     media_group: bool = False
+    #: The fields of a sendInvoice.
+    invoice: dict[str, Any] | None = None
 
     def buttons(self) -> list[dict[str, Any]]:
         rows = (self.reply_markup or {}).get("inline_keyboard") or []
@@ -407,6 +409,19 @@ class FakeTelegram:
                 self.chat_actions.append(params)
                 self._lock.notify_all()
             return 200, _ok(True)
+        if method == "sendInvoice":
+            with self._lock:
+                sent = SentMessage(
+                    next(self._message_ids),
+                    int(params["chat_id"]),
+                    str(params.get("title") or ""),
+                    None,
+                    method,
+                )
+                sent.invoice = dict(params)
+                self.messages.append(sent)
+                self._lock.notify_all()
+            return 200, _ok({"message_id": sent.message_id, "date": int(time.time())})
         if method == "answerPreCheckoutQuery":
             with self._lock:
                 self.pre_checkout_answers.append(params)

@@ -296,9 +296,7 @@ class CustomerBot:
             text("buy_item", name=code, price=price) for _, code, price in items
         ]
         buttons = [
-            [(f"{code} ★", f"b:{kind[0]}:{code}")]
-            for kind, code, price in items
-            if "★" in price and stars.available()
+            [(f"{code} ★", f"b:{kind}:{code}")] for kind, code, price in items if "★" in price
         ]
         buttons.append([(text("btn_buy_web"), f"url:{self.public_url}/pricing")])
         await self.bot.send_message(
@@ -629,7 +627,7 @@ class CustomerBot:
             await stars.pre_checkout(self, query)
 
     async def _paid(self, who: TelegramUser, message: telegram.Message) -> None:
-        await stars.successful_payment(self, who, message.successful_payment)
+        await stars.successful_payment(self, who, message)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error(

@@ -1,24 +1,31 @@
-"""The seam between the customer bot and two features written alongside it: Telegram Stars
-payments (``nproxy_core.billing.stars`` with the ``stars`` payment plugin) and referrals
-(``nproxy_core.referrals``).
+"""Where the customer bot meets Telegram Stars payments (:mod:`nproxy_core.billing.stars`
+with the ``stars`` payment plugin) and referrals (:mod:`nproxy_core.referrals`).
 
-Each function here uses that feature when it is installed and otherwise does the safe thing:
-no invoice is sent and a pre-checkout query is refused (so no Star is ever taken for
-something we could not activate), a referral is not recorded, and /invite says invitations
-are not available yet. When those features land, only this module changes.
+Invoices, pre-checkout answers and activations are billing's own services, called on a
+request of their own in a thread; the ``stars`` processor (found through the plugin registry,
+never imported) talks to the Bot API. Without the ``stars`` processor enabled nothing is sold
+for Stars here, and a pre-checkout query is refused, so no Star is taken for something that
+could not be activated.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from pyramid.request import Request
 
+from nproxy_core.billing import stars as billing_stars
+from nproxy_core.billing.interfaces import IPlan
+from nproxy_core.billing.models import CreditPack, Plan
 from nproxy_core.customerbot import services
-from nproxy_core.customerbot.services import TelegramUser
+from nproxy_core.customerbot.services import Refused, TelegramUser
+from nproxy_core.errors import ValidationError
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.plugins import PaymentProcessorError
+from nproxy_core.referrals import services as referrals
+from nproxy_core.telegram import IAlertNotifier
 
 if TYPE_CHECKING:
     import telegram
@@ -27,83 +34,135 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOT_AVAILABLE = "Payments in Telegram Stars are not available yet. Please pay on the web."
+PROCESSOR = "stars"
+NOT_AVAILABLE = "Payments in Telegram Stars are not available here. Please pay on the web."
 
 
-def _module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def _billing_stars() -> ModuleType | None:
-    return _module("nproxy_core.billing.stars")
-
-
-def _referrals() -> ModuleType | None:
-    return _module("nproxy_core.referrals")
-
-
-def available() -> bool:
-    """Whether Stars invoices can be sent and their payments activated here."""
-    module = _billing_stars()
-    return module is not None and hasattr(module, "send_invoice")
+def processor(request: Request) -> Any:
+    return request.find_service(IPlugins).processor(PROCESSOR)
 
 
 # --- referrals ---------------------------------------------------------------------------------
 
 
 def record_referral(request: Request, who: TelegramUser, code: str) -> bool:
-    """Record that the account just made for ``who`` came through ``code``."""
-    module = _referrals()
-    record = getattr(module, "record_referral", None)
-    if record is None:
-        log.info("a referral code was given, but referrals are not installed")
-        return False
+    """Record that the account just made for ``who`` came through ``code``; a bad or own code
+    changes nothing (the account stays made)."""
     customer = services.find_customer(request.db, who.id)
     try:
-        return bool(record(request.db, customer.user_id, code))
-    except Exception:
-        # A bad or own code changes nothing; the account stays made.
-        log.info("referral code refused", exc_info=True)
+        referrals.record_referral(request.db, customer.user_id, code, via="telegram")
+    except referrals.ReferralRefused as refused:
+        log.info("referral not recorded: %s", refused)
         return False
+    return True
 
 
 def invite_link(request: Request, who: TelegramUser, bot_username: str) -> str | None:
-    module = _referrals()
-    code_for = getattr(module, "code_for", None) or getattr(module, "referral_code", None)
-    if code_for is None or not bot_username:
+    if not bot_username:
         return None
     customer = services.find_customer(request.db, who.id)
-    code = code_for(request.db, customer.user_id)
-    return f"https://t.me/{bot_username}?start=ref_{code}"
+    code = referrals.code_for(request.db, customer.user_id)
+    return referrals.links(code, public_url="", bot_username=bot_username)["telegram"]
 
 
 # --- Stars -------------------------------------------------------------------------------------
 
 
+def _item(db: Any, kind: str, code: str) -> Plan | CreditPack:
+    model = {"plan": Plan, "pack": CreditPack}.get(kind)
+    if model is None:
+        raise Refused("button_bad")
+    item = db.scalar(
+        sa.select(model).where(model.code == code, model.active.is_(True), model.public.is_(True))
+    )
+    if item is None or not item.price_stars:
+        raise Refused("button_bad")
+    return item
+
+
 async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
-    module = _billing_stars()
-    if module is None or not hasattr(module, "send_invoice"):
-        await bot.bot.send_message(who.chat_id, NOT_AVAILABLE)
-        return
-    await module.send_invoice(bot, who, arg)
+    """An invoice in Stars for the plan or pack ``arg`` (``plan:CODE`` / ``pack:CODE``)."""
+    kind, _, code = arg.partition(":")
+
+    def invoice(request: Request) -> str | None:
+        stars = processor(request)
+        if stars is None:
+            return NOT_AVAILABLE
+        customer = services.find_customer(request.db, who.id)
+        item = _item(request.db, kind, code)
+        _payment, fields = billing_stars.start_stars_checkout(
+            request.db, item, stars, customer.user_id, link=False
+        )
+        try:
+            stars.send_invoice(who.chat_id, fields)
+        except PaymentProcessorError:
+            # Nothing was sent: the order is not kept.
+            raise ValidationError("Telegram did not take the invoice; please try again.") from None
+        return None
+
+    try:
+        said = await bot.work(invoice)
+    except ValidationError as error:
+        said = error.message
+    if said:
+        await bot.bot.send_message(who.chat_id, said)
 
 
 async def pre_checkout(bot: CustomerBot, query: telegram.PreCheckoutQuery) -> None:
-    module = _billing_stars()
-    if module is None or not hasattr(module, "pre_checkout"):
+    """Answered within Telegram's 10 s: ok only while the order is still payable."""
+    data = {
+        "id": query.id,
+        "currency": query.currency,
+        "total_amount": query.total_amount,
+        "invoice_payload": query.invoice_payload,
+    }
+
+    def answer(request: Request) -> bool:
+        stars = processor(request)
+        if stars is None:
+            return False
+        billing_stars.answer_pre_checkout(request.db, stars, data)
+        return True
+
+    if not await bot.work(answer):
         await query.answer(ok=False, error_message=NOT_AVAILABLE)
-        return
-    await module.pre_checkout(bot, query)
 
 
-async def successful_payment(bot: CustomerBot, who: TelegramUser, paid: Any) -> None:
-    module = _billing_stars()
-    if module is None or not hasattr(module, "successful_payment"):
-        # Never reached while pre_checkout refuses; logged so an operator can refund.
-        log.error("a Stars payment arrived but Stars payments are not installed")
-        await bot.bot.send_message(who.chat_id, NOT_AVAILABLE)
+async def successful_payment(
+    bot: CustomerBot, who: TelegramUser, message: telegram.Message
+) -> None:
+    """Activate what the payment paid for, once: a repeated update changes nothing."""
+    paid = message.successful_payment
+    data = {
+        "from": {"id": who.id},
+        "successful_payment": {
+            "currency": paid.currency,
+            "total_amount": paid.total_amount,
+            "invoice_payload": paid.invoice_payload,
+            "telegram_payment_charge_id": paid.telegram_payment_charge_id,
+        },
+    }
+
+    def apply(request: Request) -> str:
+        stars = processor(request)
+        if stars is None:
+            log.error("a Stars payment arrived but the stars processor is not enabled")
+            return "unavailable"
+        outcome = billing_stars.apply_successful_payment(
+            request.db,
+            request.find_service(IPlan),
+            stars,
+            data,
+            alerts=request.find_service(IAlertNotifier),
+        )
+        return outcome.result
+
+    try:
+        result = await bot.work(apply)
+    except ValidationError as error:
+        log.warning("a successful_payment was refused: %s", error.message)
         return
-    await module.successful_payment(bot, who, paid)
+    if result == "activated":
+        await bot.say(who.chat_id, "paid")
+    elif result == "review":
+        await bot.say(who.chat_id, "paid_review")

@@ -55,6 +55,9 @@ TEXTS: dict[str, str] = {
         "question and the date of the payment. Refunds of Telegram Stars go back to your "
         "Telegram balance."
     ),
+    "paid": "Thank you! Your payment is confirmed. /balance shows what you have now.",
+    "paid_review": "Thank you! Your payment arrived and is being checked; we will confirm it "
+    "shortly.",
     "invite": "Invite friends with this link:\n{link}",
     "invite_unavailable": "Invitations are not available yet.",
     "language_pick": "Choose the bot's language:",
