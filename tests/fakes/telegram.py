@@ -63,6 +63,8 @@ class FakeTelegram:
         self.chat_actions: list[dict[str, Any]] = []
         self.pre_checkout_answers: list[dict[str, Any]] = []
         self._media_limited: list[int] = []
+        #: Other bots' fakes served on this one's address (their own tokens and state).
+        self._mounted: dict[str, FakeTelegram] = {}
         self._file_ids = itertools.count(1)
         self._updates: list[dict[str, Any]] = []
         self._limited: list[int] = []
@@ -225,6 +227,11 @@ class FakeTelegram:
         """Any update as given (payments, hand-made shapes); the update_id is set here."""
         return self._push(update)
 
+    def mount(self, other: FakeTelegram) -> None:
+        """Serve ``other`` (another bot, another token) on this fake's address too, as
+        Telegram serves every bot on one host: ``telegram.api_base`` is shared by both bots."""
+        self._mounted[other.token] = other
+
     def rate_limit_media(self, retry_after: int, times: int = 1) -> None:
         """The next ``times`` sendPhoto/sendMediaGroup calls answer 429 with ``retry_after``."""
         with self._lock:
@@ -335,12 +342,16 @@ class FakeTelegram:
                     return self._answer(
                         502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
                     )
+                target = fake
+                for token, other in fake._mounted.items():
+                    if path.startswith(f"/bot{token}/"):
+                        target, prefix = other, f"/bot{token}/"
                 if not path.startswith(prefix):
                     return self._answer(
                         401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
                     )
                 method = path[len(prefix) :]
-                status, body = fake._call(method, params)
+                status, body = target._call(method, params)
                 self._answer(status, body)
 
             def _answer(self, status: int, body: dict[str, Any]) -> None:
