@@ -66,7 +66,13 @@ def payment(request: Request) -> dict[str, Any]:
     if found is None:
         raise NotFound("No such payment.")
     processor = request.find_service(IPlugins).processor(found.processor)
-    return base(request, "payments", payment=found, can_refund=refunds.can_refund(processor))
+    return base(
+        request,
+        "payments",
+        payment=found,
+        can_refund=refunds.can_refund(processor),
+        refund_via=getattr(processor, "display_name", "") or found.processor,
+    )
 
 
 @admin_action("admin.payment.resolve")
