@@ -17,6 +17,7 @@ other than the user it was sent to, does nothing.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
@@ -58,6 +59,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
+#: Threads for database work (each holds a pooled connection while it runs).
+THREADS = 32
 #: Seconds between looks for finished results.
 DELIVERY_INTERVAL = 0.5
 #: An album's photos arrive as separate updates: this long after the last one, it is complete.
@@ -757,6 +760,11 @@ class CustomerBot:
         return application
 
     async def _started(self, application: Application) -> None:
+        # Database work runs in threads: more of them than asyncio's default (CPUs + 4), so
+        # fifty submissions and deliveries at once leave threads for other users' commands.
+        asyncio.get_running_loop().set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="customerbot")
+        )
         await application.bot.set_my_commands(
             [BotCommand(name, text(f"cmd_{name}")) for name in COMMANDS]
         )
