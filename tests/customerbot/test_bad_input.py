@@ -100,3 +100,16 @@ def test_forged_and_foreign_buttons_do_nothing(bot, telegram, chat, db):
     chat.press(chat.button(choices, "2"), contains="Saved")
     assert customer(db, chat.id).batch_size == 2
     assert customer(db, eve.id).batch_size == 1
+
+
+def test_the_webs_upload_limit_holds_in_telegram(start_bot, bot_settings, telegram, chat, db):
+    bot_settings["nproxy.limits.uploads"] = "2/hour"
+    start_bot()
+    chat.say("/start", contains="Welcome")
+    seen = chat.seen()
+    telegram.send_photo(chat.id, png(), caption="one", media_group_id="m")
+    telegram.send_photo(chat.id, png("blue"), media_group_id="m")
+    telegram.send_photo(chat.id, png("green"), media_group_id="m")
+    said = telegram.wait_for(chat.id, method="editMessageText", after=seen).text
+    assert "limit on uploads" in said
+    assert nothing_made(db)

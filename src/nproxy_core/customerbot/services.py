@@ -270,6 +270,14 @@ def submit(
         raise Refused("busy", count=busy)
     body = settings_body(customer) | {"mode": "text_to_image", "prompt": prompt}
     if photos:
+        # The web's own per-user limit on uploads (``nproxy.limits.uploads``).
+        limiter = request.find_service(name="ratelimiter")
+        for _photo in photos:
+            limiter.hit(
+                "uploads",
+                f"user:{customer.user_id}",
+                message="You have reached the limit on uploads for now. Please try again later.",
+            )
         uploads = [create_upload(request, customer.user_id, data) for data in photos]
         body |= {"mode": "image_to_image", "input_upload_ids": [str(u.id) for u in uploads]}
     body |= overrides or {}
