@@ -61,7 +61,8 @@ class Actor:
 
     @classmethod
     def of_user(cls, user: Any, surface: Surface) -> Actor:
-        return cls(user.email, surface, user.id)
+        # An account made in the customer Telegram bot has no email until its owner adds one.
+        return cls(user.email or f"user #{user.id}", surface, user.id)
 
     def record(
         self,
