@@ -168,3 +168,31 @@ def test_a_429_delays_a_result_and_a_restart_loses_none(
         time.sleep(0.05)
         db.expire_all()
     assert db.scalar(unsent) == 0
+
+
+def test_a_linked_web_account_sees_its_telegram_images_and_gets_a_larger_size(
+    bot, worker, telegram, db, make_app, user_factory, bot_settings, make_cycle
+):
+    from customerbot.test_accounts import _link_from_dashboard
+
+    app, user, payload = _link_from_dashboard(make_app, user_factory, bot_settings)
+    make_cycle(user, request_limit=300)
+    db.commit()
+    chat = Chat(telegram, 6101, "web")
+    chat.say(f"/start {payload}", contains="linked")
+    found = customer(db, chat.id)
+    found.provider, found.model, found.resolution = "demo", "demo-pro", "square"
+    db.commit()
+    seen = chat.seen()
+    telegram.send_text(chat.id, "a castle")
+    photo = wait_photo(telegram, chat, seen)
+    larger = chat.button(photo, "Larger")
+    assert "square_2k" in [b["text"] for b in photo.buttons()][2]
+    seen = chat.seen()
+    telegram.press_button(chat.id, larger, message=photo)
+    wait_photo(telegram, chat, seen)
+    db.expire_all()
+    bigger = db.scalars(sa.select(Message).where(Message.resolution == "square_2k")).one()
+    assert bigger.mode == Mode.IMAGE_TO_IMAGE
+    library = app.get("/api/v1/images").json
+    assert len(library["images"]) == 2
