@@ -196,3 +196,26 @@ def test_a_linked_web_account_sees_its_telegram_images_and_gets_a_larger_size(
     assert bigger.mode == Mode.IMAGE_TO_IMAGE
     library = app.get("/api/v1/images").json
     assert len(library["images"]) == 2
+
+
+def test_an_outage_delays_a_result_then_history_lists_it(
+    bot, worker, telegram, chat, db, make_cycle
+):
+    paying(chat, db, make_cycle)
+    seen = chat.seen()
+    telegram.send_text(chat.id, "an orchard in bloom")
+    telegram.wait_for_message(chat.id, after=seen, contains="Working")
+    telegram.down = True
+    deadline = time.monotonic() + 60
+    while True:
+        db.expire_all()
+        row = db.scalars(sa.select(TelegramDelivery)).first()
+        if row is not None and row.attempts >= 1:
+            break
+        assert time.monotonic() < deadline, "the delivery was never tried"
+        time.sleep(0.1)
+    assert row.sent_at is None and row.last_error
+    telegram.down = False
+    wait_photo(telegram, chat, seen)
+    history = chat.say("/history", contains="orchard")
+    assert history.buttons()[0]["text"].startswith("Original file")
