@@ -101,15 +101,22 @@ def test_web_sends_a_single_use_login_link(bot, telegram, chat, db, make_app, bo
     chat.say("/start", contains="Welcome")
     answer = chat.say("/web", contains="log in")
     link = re.search(r"http://localhost(/telegram/login/\S+)", answer.text).group(1)
+    sent = [p for name, p in telegram.calls if name == "sendMessage" and "login" in str(p)]
+    assert '"is_disabled": true' in sent[-1]["link_preview_options"]  # no preview fetches it
     app = make_app(**{k.replace(".", "__"): v for k, v in bot_settings.items()})
-    opened = app.get(link)
+    # Opening the link (or a preview fetching it) uses nothing up: the button logs in.
+    assert app.get(link).html.find(id="telegram-login")["data-outcome"] == "ask"
+    page = app.get(link)
+    opened = page.forms[0].submit()
     assert opened.status_int == 303
     page = opened.follow()
     assert "Telegram" in page.html.find(id="telegram").text
     me = app.get("/api/v1/me").json
     assert me["id"] == customer(db, chat.id).user_id and me["email"] is None
     other = make_app(**{k.replace(".", "__"): v for k, v in bot_settings.items()})
-    assert other.get(link, status=400).text.startswith("This login link does not work")
+    refused = other.get(link, status=400)
+    assert "does not work" in refused.html.find(id="telegram-login").text
+    assert not refused.html.find(id="telegram-login").find("form")
 
 
 def test_unlinking_from_the_account_page(bot, telegram, db, make_app, user_factory, bot_settings):

@@ -28,7 +28,14 @@ import sqlalchemy as sa
 import telegram
 from pyramid.registry import Registry
 from pyramid.request import Request
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    LinkPreviewOptions,
+    Update,
+)
 from telegram.constants import ChatAction
 from telegram.ext import (
     Application,
@@ -398,7 +405,13 @@ class CustomerBot:
             return services.make_login_token(request.db, customer.user)
 
         token = await self.work(login)
-        await self.say(who.chat_id, "web_link", link=f"{self.public_url}/telegram/login/{token}")
+        link = f"{self.public_url}/telegram/login/{token}"
+        # No preview: nothing should open the link but its owner.
+        await self.bot.send_message(
+            who.chat_id,
+            text("web_link", link=link),
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        )
 
     async def cmd_paysupport(self, who: TelegramUser) -> None:
         await self.say(who.chat_id, "paysupport", link=self.public_url)

@@ -182,6 +182,18 @@ def make_login_token(db: Session, user: User) -> str:
     return token
 
 
+def login_token_valid(db: Session, token: object) -> bool:
+    """Whether a /web login link would log in now (nothing is claimed)."""
+    if not isinstance(token, str) or not accounts._TOKEN_SHAPE.fullmatch(token):
+        return False
+    row = db.scalar(
+        sa.select(TelegramLoginToken).where(
+            TelegramLoginToken.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        )
+    )
+    return row is not None and row.used_at is None and row.expires_at > utcnow()
+
+
 def claim_login_token(db: Session, token: object) -> User | None:
     """The account a /web login link opens, once; None for a bad, used or expired link."""
     row = accounts.claim_token(db, TelegramLoginToken, token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyramid.httpexceptions import HTTPSeeOther
+from pyramid.renderers import render_to_response
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import remember
@@ -62,15 +63,29 @@ def unlink(request: Request) -> Response:
     return HTTPSeeOther(request.route_url("dashboard", _anchor="telegram"))
 
 
-@view_config(route_name="telegram.login", request_method="GET", renderer="string")
+@view_config(
+    route_name="telegram.login", request_method="GET", renderer="accounts/telegram_login.html"
+)
+def login_link_page(request: Request) -> dict[str, Any]:
+    """The link /web sent: a page with a button, so that a link preview fetching it (Telegram
+    and other messengers do) never uses it up. Nothing is claimed here."""
+    token = request.matchdict["token"]
+    valid = services.login_token_valid(request.db, token)
+    if not valid:
+        request.response.status = 400
+    return {"valid": valid, "token": token}
+
+
+@view_config(route_name="telegram.login", request_method="POST")
 def login_link(request: Request) -> Any:
     user = services.claim_login_token(request.db, request.matchdict["token"])
     if user is None:
         request.response.status = 400
-        request.response.content_type = "text/plain"
-        return (
-            "This login link does not work: it is unknown, used or older than 15 minutes. "
-            "Send /web to the bot for a new one."
+        return render_to_response(
+            "accounts/telegram_login.html",
+            {"valid": False, "token": ""},
+            request=request,
+            response=request.response,
         )
     remember(request, user.id)
     return HTTPSeeOther(request.route_url("dashboard"))
