@@ -137,3 +137,30 @@ def test_admin_lists_telegram_only_accounts(bot, chat, db, make_app, user_factor
     assert listing.status_int == 200
     user_id = customer(db, chat.id).user_id
     assert app.get(f"/admin/users/{user_id}").status_int == 200
+
+
+def test_a_telegram_only_account_adds_an_email_and_a_password(
+    bot, telegram, chat, db, make_app, bot_settings, user_factory
+):
+    user_factory("taken@example.com")
+    chat.say("/start", contains="Welcome")
+    answer = chat.say("/web", contains="log in")
+    link = re.search(r"http://localhost(/telegram/login/\S+)", answer.text).group(1)
+    app = make_app(**{k.replace(".", "__"): v for k, v in bot_settings.items()})
+    app.get(link).forms[0].submit()
+    page = app.get("/dashboard")
+    form = page.forms["telegram-credentials-form"]
+    form["email"], form["password"] = "taken@example.com", "correct horse battery"
+    refused = form.submit().follow()
+    assert "already exists" in refused.html.find(id="credentials-error").text
+    form = refused.forms["telegram-credentials-form"]
+    form["email"], form["password"] = " Ada@Example.com ", "short"
+    assert "8" in form.submit().follow().html.find(id="credentials-error").text
+    form = app.get("/dashboard").forms["telegram-credentials-form"]
+    form["email"], form["password"] = " Ada@Example.com ", "correct horse battery"
+    done = form.submit().follow()
+    assert "ada@example.com" in done.html.find(id="account").text
+    assert app.get("/api/v1/me").json["email"] == "ada@example.com"  # still logged in
+    other = ApiClient(make_app())
+    assert other.login("ada@example.com").status_int == 200
+    assert customer(db, chat.id).user.email == "ada@example.com"

@@ -18,4 +18,5 @@ def includeme(config: Any) -> None:
     config.add_route("account.telegram.link", "/account/telegram/link")
     config.add_route("account.telegram.unlink", "/account/telegram/unlink")
     config.add_route("telegram.login", "/telegram/login/{token}")
+    config.add_route("account.telegram.credentials", "/account/telegram/credentials")
     config.scan("nproxy_core.customerbot.views")

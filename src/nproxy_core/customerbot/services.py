@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from nproxy_core.accounts import services as accounts
 from nproxy_core.accounts.models import User
+from nproxy_core.accounts.schemas import check_new_password, normalize_email
 from nproxy_core.customerbot.models import (
     TelegramCustomer,
     TelegramDelivery,
@@ -175,6 +176,26 @@ def unlink(db: Session, user: User) -> bool:
     db.delete(customer)
     db.flush()
     return True
+
+
+def add_credentials(db: Session, user: User, email: Any, password: Any) -> User:
+    """Give a Telegram-only account an email and a password (the web account page, after a
+    /web login link). Refused for an account that has an email already and for an address
+    another account uses; nothing changes then."""
+    if user.email is not None:
+        raise ValidationError("This account already has an email address.")
+    address = normalize_email(email)
+    password = check_new_password(password)
+    if accounts.find_user(db, address) is not None:
+        raise accounts.EmailTaken()
+    try:
+        with db.begin_nested():
+            user.email = address
+            db.flush()
+    except IntegrityError:
+        raise accounts.EmailTaken() from None
+    accounts.set_password(db, user, password)
+    return user
 
 
 def make_login_token(db: Session, user: User) -> str:

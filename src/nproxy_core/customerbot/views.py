@@ -89,3 +89,22 @@ def login_link(request: Request) -> Any:
         )
     remember(request, user.id)
     return HTTPSeeOther(request.route_url("dashboard"))
+
+
+@user_view("account.telegram.credentials", "POST")
+def add_credentials(request: Request) -> Response:
+    """A Telegram-only account adds an email and a password, then logs in with them too."""
+    from nproxy_core.accounts.views import send_verification
+
+    user = request.identity
+    try:
+        services.add_credentials(
+            request.db, user, request.POST.get("email"), request.POST.get("password")
+        )
+    except ValidationError as error:
+        request.session["telegram.credentials_error"] = error.message
+        return HTTPSeeOther(request.route_url("dashboard", _anchor="account"))
+    # set_password ended every session: this browser stays logged in.
+    remember(request, user.id)
+    send_verification(request, user)
+    return HTTPSeeOther(request.route_url("dashboard", _query={"done": "verification-sent"}))
