@@ -250,6 +250,17 @@ class StarsProcessor(PaymentProcessor):
         except (ValueError, UnicodeDecodeError) as exc:
             raise WebhookRejected(f"not a payment update: {exc}") from None
 
+    @staticmethod
+    def customer_of(raw: Mapping[str, Any]) -> str | None:
+        """The payer's Telegram user id in a recorded update (``raw`` of a
+        :class:`PaymentEvent`), which a refund needs; None when it has none."""
+        message = raw.get("message") if isinstance(raw, Mapping) else None
+        payer = message.get("from") if isinstance(message, Mapping) else None
+        user_id = payer.get("id") if isinstance(payer, Mapping) else None
+        if isinstance(user_id, int) and not isinstance(user_id, bool):
+            return str(user_id)
+        return None
+
     def fetch_status(self, payment_id: str) -> PaymentEvent:
         raise PaymentProcessorError(
             "Telegram has no status query for one Stars payment: the bot's updates tell it"

@@ -180,3 +180,46 @@ def test_admin_bot_forged_refund_button_changes_nothing(stars_app, db, paid, fak
         reply = commands.press(db, stars_app.app.registry, _bot_actor(), data)
         assert reply.toast in ("Not a valid button", "Refused")
     assert fake.refunds == [] and fresh(db, paid).status == PaymentState.FINISHED
+
+
+def test_a_payment_handed_on_over_the_webhook_activates_once_and_refunds(
+    stars_app, admin, db, stars_plan, processor, user_factory, fake
+):
+    """An update relayed to POST /billing/webhooks/stars, signed with the plugin's secret,
+    is applied like the bot's own (once however often it comes); its refund finds the payer
+    in the recorded update. Unsigned or forged, it is refused and changes nothing."""
+    import json
+
+    from nproxy_pay_stars import SIGNATURE_HEADER, sign_update
+
+    buyer = user_factory()
+    payment, _ = stars.start_stars_checkout(db, stars_plan, processor, buyer.id, link=False)
+    db.commit()
+    body = json.dumps(
+        {"update_id": 5, "message": successful_payment(payment, charge="ch-w", payer=31337)}
+    ).encode()
+    signature = sign_update(processor.settings["nproxy.secret"], body)
+    forged = stars_app.post(
+        "/billing/webhooks/stars",
+        body,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: "sha256=" + "0" * 64},
+        status=400,
+    )
+    assert forged.json["error"]["code"] == "validation_error"
+    assert fresh(db, payment).status == PaymentState.WAITING
+    for _ in range(2):
+        res = stars_app.post(
+            "/billing/webhooks/stars",
+            body,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        assert res.json["ok"] is True
+    db.expire_all()
+    assert (
+        len(db.scalars(sa.select(BillingCycle).where(BillingCycle.user_id == buyer.id)).all()) == 1
+    )
+    fake.charges["ch-w"] = 31337
+    _, ok, errors = admin.act(f"/admin/payments/{payment.id}/refund", {"note": "relayed"})
+    assert errors == [] and ok
+    assert fake.refunds == [{"user_id": 31337, "telegram_payment_charge_id": "ch-w"}]
+    assert fresh(db, payment).status == PaymentState.REFUNDED

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session
 from nproxy_core.accounts.models import User
 from nproxy_core.audit import Actor
 from nproxy_core.billing import subscriptions
-from nproxy_core.billing.models import NotificationSource, Payment, PaymentState
+from nproxy_core.billing.models import (
+    NotificationSource,
+    Payment,
+    PaymentNotification,
+    PaymentState,
+)
 from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.review import clean_note, payment_view
 from nproxy_core.billing.stars import StarCharge
@@ -36,6 +41,29 @@ def can_refund(processor: Any) -> bool:
     return bool(getattr(processor, "refunds", False)) and callable(
         getattr(processor, "refund_payment", None)
     )
+
+
+def _customer_from_notifications(
+    db: Session, processor: Any, payment: Payment, reference: str
+) -> str | None:
+    """The payer as the processor's recorded notification of this money names them (a payment
+    whose update was handed on over HTTP has no charge row), if the plugin can read it."""
+    customer_of = getattr(processor, "customer_of", None)
+    if customer_of is None:
+        return None
+    raws = db.scalars(
+        sa.select(PaymentNotification.raw)
+        .where(
+            PaymentNotification.payment_id == payment.id,
+            PaymentNotification.processor_payment_id == reference[:128],
+        )
+        .order_by(PaymentNotification.id)
+    )
+    for raw in raws:
+        found = customer_of(raw or {})
+        if found:
+            return str(found)
+    return None
 
 
 def refund_payment(
@@ -90,6 +118,8 @@ def refund_payment(
     customer = None
     if charge is not None and charge.telegram_user_id is not None:
         customer = str(charge.telegram_user_id)
+    elif reference:
+        customer = _customer_from_notifications(db, processor, payment, reference)
     if not reference:
         raise ValidationError(f"payment {payment.id} has no processor reference to refund")
     before = payment_view(payment)
