@@ -4,6 +4,7 @@ feature."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,12 @@ def percent(rate: float | None) -> str:
     return NO_VALUE if rate is None else f"{rate * 100:.1f} %"
 
 
+def money(value: Decimal | None) -> str:
+    """An amount as written, never in exponent notation: ``100`` XTR, ``9.99`` USD, ``0.00012345``
+    BTC (a bare ``Decimal.normalize()`` prints ``1E+2``)."""
+    return "" if value is None else format(value.normalize(), "f")
+
+
 def milliseconds(value: float | None) -> str:
     """``1,234 ms``; a dash when unknown."""
     return NO_VALUE if value is None else f"{value:,.0f} ms"
@@ -106,6 +113,7 @@ FILTERS = (
     "ago",
     "percent",
     "milliseconds",
+    "money",
 )
 
 

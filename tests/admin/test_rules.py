@@ -5,6 +5,7 @@ hourly buckets are computed without PostgreSQL's functions."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from nproxy_core.admin import charts, pagination
 from nproxy_core.admin.stats import HourlySeries, hour_starts
 from nproxy_core.errors import ValidationError
-from nproxy_core.templating import ago
+from nproxy_core.templating import ago, money
 
 NOW = dt.datetime(2026, 3, 1, 14, 37, tzinfo=dt.UTC)
 
@@ -104,6 +105,20 @@ def test_a_cursor_round_trips_and_a_damaged_one_is_a_clear_error():
 )
 def test_relative_times_read_naturally(delta, said):
     assert ago(NOW - delta, NOW) == said
+
+
+@pytest.mark.parametrize(
+    ("amount", "said"),
+    [
+        (Decimal("100.00000000"), "100"),
+        (Decimal("10.00"), "10"),
+        (Decimal("9.99000000"), "9.99"),
+        (Decimal("0.00012345"), "0.00012345"),
+        (None, ""),
+    ],
+)
+def test_amounts_are_written_out_never_in_exponent_notation(amount, said):
+    assert money(amount) == said
 
 
 def test_the_overview_works_on_the_embedded_sqlite_database(

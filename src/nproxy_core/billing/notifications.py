@@ -69,7 +69,8 @@ def _mismatches(payment: Payment, event: PaymentEvent, *, strict: bool) -> list[
         if strict:
             problems.append("amount missing")
     elif event.amount != payment.amount:  # Decimal equality: 9.990 == 9.99, nothing rounded
-        problems.append(f"amount {event.amount} instead of {payment.amount.normalize()}")
+        got, wanted = format(event.amount, "f"), format(payment.amount.normalize(), "f")
+        problems.append(f"amount {got} instead of {wanted}")
     if event.currency is None:
         if strict:
             problems.append("currency missing")
