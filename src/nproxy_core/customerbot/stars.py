@@ -18,7 +18,7 @@ from pyramid.request import Request
 
 from nproxy_core.billing import stars as billing_stars
 from nproxy_core.billing.interfaces import IPlan
-from nproxy_core.billing.models import CreditPack, Plan
+from nproxy_core.billing.models import CreditPack, Payment, PaymentState, Plan
 from nproxy_core.customerbot import services
 from nproxy_core.customerbot.services import Refused, TelegramUser
 from nproxy_core.errors import ValidationError
@@ -81,31 +81,48 @@ def _item(db: Any, kind: str, code: str) -> Plan | CreditPack:
 
 
 async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
-    """An invoice in Stars for the plan or pack ``arg`` (``plan:CODE`` / ``pack:CODE``)."""
+    """An invoice in Stars for the plan or pack ``arg`` (``plan:CODE`` / ``pack:CODE``).
+
+    The order is committed first and the invoice sent after, so a payment made at once finds
+    its order; an invoice Telegram refused leaves the order failed (never payable)."""
     kind, _, code = arg.partition(":")
 
-    def invoice(request: Request) -> str | None:
+    def order(request: Request) -> tuple[int, dict[str, Any]] | None:
         stars = processor(request)
         if stars is None:
-            return NOT_AVAILABLE
+            return None
         customer = services.find_customer(request.db, who.id)
         item = _item(request.db, kind, code)
-        _payment, fields = billing_stars.start_stars_checkout(
+        payment, fields = billing_stars.start_stars_checkout(
             request.db, item, stars, customer.user_id, link=False
         )
-        try:
-            stars.send_invoice(who.chat_id, fields)
-        except PaymentProcessorError:
-            # Nothing was sent: the order is not kept.
-            raise ValidationError("Telegram did not take the invoice; please try again.") from None
-        return None
+        return payment.id, fields
 
     try:
-        said = await bot.work(invoice)
+        made = await bot.work(order)
     except ValidationError as error:
-        said = error.message
-    if said:
-        await bot.bot.send_message(who.chat_id, said)
+        await bot.bot.send_message(who.chat_id, error.message)
+        return
+    if made is None:
+        await bot.bot.send_message(who.chat_id, NOT_AVAILABLE)
+        return
+    payment_id, fields = made
+
+    def send(request: Request) -> bool:
+        try:
+            processor(request).send_invoice(who.chat_id, fields)
+        except PaymentProcessorError as error:
+            log.warning("Telegram refused the invoice of payment %s: %s", payment_id, error)
+            payment = request.db.get(Payment, payment_id)
+            if payment is not None and payment.status == PaymentState.WAITING:
+                payment.status = PaymentState.FAILED
+            return False
+        return True
+
+    if not await bot.work(send):
+        await bot.bot.send_message(
+            who.chat_id, "Telegram did not take the invoice; please try again."
+        )
 
 
 async def pre_checkout(bot: CustomerBot, query: telegram.PreCheckoutQuery) -> None:
