@@ -134,9 +134,10 @@ def test_admin_lists_telegram_only_accounts(bot, chat, db, make_app, user_factor
     user_factory("boss@example.com", admin=True)
     assert ApiClient(app).login("boss@example.com").status_int == 200
     listing = app.get("/admin/users")
-    assert listing.status_int == 200
     user_id = customer(db, chat.id).user_id
-    assert app.get(f"/admin/users/{user_id}").status_int == 200
+    assert f"Telegram user #{user_id}" in listing.text and "None" not in listing.text
+    detail = app.get(f"/admin/users/{user_id}")
+    assert detail.html.find("h1").text == f"Telegram user #{user_id}"
 
 
 def test_a_telegram_only_account_adds_an_email_and_a_password(
