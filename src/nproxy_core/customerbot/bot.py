@@ -306,7 +306,9 @@ class CustomerBot:
             text("buy_item", name=code, price=price) for _, code, price in items
         ]
         buttons = [
-            [(f"{code} ★", f"b:{kind}:{code}")] for kind, code, price in items if "★" in price
+            [(text("btn_buy_stars", name=code), f"b:{kind}:{code}")]
+            for kind, code, price in items
+            if "★" in price
         ]
         buttons.append([(text("btn_buy_web"), f"url:{self.public_url}/pricing")])
         await self.bot.send_message(
@@ -695,7 +697,7 @@ class CustomerBot:
         chat_id = item.chat_id
         telegram_id = item.telegram_id or chat_id
         if not item.images:
-            said = text("failed", reason=item.error_message or "the provider made no image")
+            said = text("failed", reason=item.error_message or text("no_image"))
             await self._status(item, said)
             return
         storage_get = self.registry_storage().get
@@ -806,7 +808,7 @@ def _day(value: str | None) -> str:
 def _price(row: Any) -> str:
     price = f"{row.price.normalize():f} {row.currency}"
     if row.price_stars:
-        price += f" or {row.price_stars} ★"
+        price = text("price_stars", price=price, stars=row.price_stars)
     return price
 
 

@@ -21,6 +21,7 @@ from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import CreditPack, Payment, PaymentState, Plan
 from nproxy_core.customerbot import services
 from nproxy_core.customerbot.services import Refused, TelegramUser
+from nproxy_core.customerbot.texts import text
 from nproxy_core.errors import ValidationError
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessorError
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROCESSOR = "stars"
-NOT_AVAILABLE = "Payments in Telegram Stars are not available here. Please pay on the web."
 
 
 def processor(request: Request) -> Any:
@@ -104,7 +104,7 @@ async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
         await bot.bot.send_message(who.chat_id, error.message)
         return
     if made is None:
-        await bot.bot.send_message(who.chat_id, NOT_AVAILABLE)
+        await bot.say(who.chat_id, "stars_unavailable")
         return
     payment_id, fields = made
 
@@ -120,9 +120,7 @@ async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
         return True
 
     if not await bot.work(send):
-        await bot.bot.send_message(
-            who.chat_id, "Telegram did not take the invoice; please try again."
-        )
+        await bot.say(who.chat_id, "invoice_refused")
 
 
 async def pre_checkout(bot: CustomerBot, query: telegram.PreCheckoutQuery) -> None:
@@ -142,7 +140,7 @@ async def pre_checkout(bot: CustomerBot, query: telegram.PreCheckoutQuery) -> No
         return True
 
     if not await bot.work(answer):
-        await query.answer(ok=False, error_message=NOT_AVAILABLE)
+        await query.answer(ok=False, error_message=text("stars_unavailable"))
 
 
 async def successful_payment(

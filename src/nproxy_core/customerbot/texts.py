@@ -55,6 +55,12 @@ TEXTS: dict[str, str] = {
         "question and the date of the payment. Refunds of Telegram Stars go back to your "
         "Telegram balance."
     ),
+    "stars_unavailable": "Payments in Telegram Stars are not available here. Please pay on "
+    "the web.",
+    "invoice_refused": "Telegram did not take the invoice; please try again.",
+    "no_image": "the provider made no image",
+    "price_stars": "{price} or {stars} ★",
+    "btn_buy_stars": "{name} ★",
     "paid": "Thank you! Your payment is confirmed. /balance shows what you have now.",
     "paid_review": "Thank you! Your payment arrived and is being checked; we will confirm it "
     "shortly.",
