@@ -80,3 +80,23 @@ def test_a_stars_purchase_activates_once(bot, telegram, chat, db):
     assert "about 100%" in chat.say("/balance").text
     thanks = [m for m in telegram.sent_to(chat.id) if "payment is confirmed" in m.text]
     assert len(thanks) == 1
+
+
+def test_a_replayed_pre_checkout_of_a_paid_order_is_refused(bot, telegram, chat, db):
+    db.execute(sa.update(Plan).where(Plan.code == "monthly").values(price_stars=250))
+    db.commit()
+    chat.say("/start", contains="Welcome")
+    offers = chat.say("/buy", contains="Plans and packs")
+    seen = chat.seen()
+    telegram.press_button(chat.id, chat.button(offers, "monthly"), message=offers)
+    payload = telegram.wait_for(chat.id, method="sendInvoice", after=seen).invoice["payload"]
+    db.execute(
+        sa.update(Payment).where(Payment.order_id == payload).values(status=PaymentState.FINISHED)
+    )
+    db.commit()
+    user = {"id": chat.id, "is_bot": False, "first_name": "Ada"}
+    query = {"from": user, "currency": "XTR", "total_amount": 250, "invoice_payload": payload}
+    telegram.send_update({"pre_checkout_query": {"id": "pcq-2", **query}})
+    _wait(lambda: telegram.pre_checkout_answers, "no answerPreCheckoutQuery")
+    answer = telegram.pre_checkout_answers[0]
+    assert str(answer["ok"]).lower() == "false" and "already paid" in answer["error_message"]
