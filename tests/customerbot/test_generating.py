@@ -219,3 +219,43 @@ def test_an_outage_delays_a_result_then_history_lists_it(
     wait_photo(telegram, chat, seen)
     history = chat.say("/history", contains="orchard")
     assert history.buttons()[0]["text"].startswith("Original file")
+
+
+def test_a_result_that_cannot_be_read_is_given_up_with_a_message(
+    start_bot, worker, telegram, chat, db, make_cycle, processes, make_app, bot_settings
+):
+    from nproxy_core.customerbot.bot import MAX_ATTEMPTS
+    from nproxy_core.storage import IStorage
+    from nproxy_core.wiring import find_service
+
+    first = start_bot()
+    found = paying(chat, db, make_cycle)
+    first.stop()
+    processes.remove(first)
+    app = make_app(**{k.replace(".", "__"): v for k, v in bot_settings.items()})
+    registry = app.app.registry
+
+    def submit(request):
+        services.submit(request, services.customer_of(request.db, found.user_id), "a mill")
+
+    run_now(registry, submit)
+    deadline = time.monotonic() + 60
+    while True:
+        db.expire_all()
+        latest = db.scalar(sa.select(Generation).order_by(Generation.created_at.desc()).limit(1))
+        if latest.status in TERMINAL:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    image = db.scalars(sa.select(GenerationImage)).one()
+    find_service(registry, IStorage).delete(image.storage_key)  # gone from storage
+    db.execute(sa.update(TelegramDelivery).values(attempts=MAX_ATTEMPTS))
+    db.commit()
+    seen = chat.seen()
+    start_bot()
+    telegram.wait_for_message(chat.id, after=seen, contains="went wrong")
+    deadline = time.monotonic() + 30
+    while db.scalars(sa.select(TelegramDelivery)).one().sent_at is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        db.expire_all()

@@ -68,6 +68,8 @@ T = TypeVar("T")
 
 #: Threads for database work (each holds a pooled connection while it runs).
 THREADS = 32
+#: Tries of a result that fails for a reason other than Telegram's before it is given up.
+MAX_ATTEMPTS = 5
 #: Seconds between looks for finished results.
 DELIVERY_INTERVAL = 0.5
 #: An album's photos arrive as separate updates: this long after the last one, it is complete.
@@ -688,6 +690,15 @@ class CustomerBot:
             log.info("delivery %s refused: %s", item.delivery_id, type(error).__name__)
         except telegram.error.TelegramError as error:
             delay, reason = 5.0, type(error).__name__
+        except Exception as error:
+            # Not Telegram's doing (storage, database): tried again later, and given up on
+            # after many tries so that one broken result never holds up the chat for good.
+            log.warning("delivery %s failed", item.delivery_id, exc_info=True)
+            if item.attempts < MAX_ATTEMPTS:
+                delay, reason = 5.0 * 2**item.attempts, type(error).__name__
+            else:
+                with contextlib.suppress(telegram.error.TelegramError):
+                    await self._status(item, text("error"))
         if delay is not None:
             await self.work(lambda r: services.postpone(r.db, item.delivery_id, delay, reason))
             return

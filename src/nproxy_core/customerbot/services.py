@@ -454,6 +454,7 @@ class Ready:
     error_message: str | None
     images: tuple[tuple[str, str, str], ...]  # (image id, storage key, mime)
     larger: str | None
+    attempts: int = 0
 
 
 def ready_deliveries(request: Request, limit: int = 20) -> list[Ready]:
@@ -497,6 +498,7 @@ def ready_deliveries(request: Request, limit: int = 20) -> list[Ready]:
                 error_message=generation.error_message,
                 images=tuple((str(i), key, mime) for i, key, mime in images),
                 larger=larger_preset(request, message.provider, message.model, message.resolution),
+                attempts=delivery.attempts,
             )
         )
     return ready
