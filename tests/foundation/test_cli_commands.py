@@ -172,7 +172,7 @@ def test_keys_delete_is_refused_while_a_generation_that_used_it_is_unfinished(
 
     refused = run(ini, "keys", "delete", str(key.id), "--yes")
     line = one_line(refused)
-    assert f"key {key.id} is in use by 1 unfinished generation(s) ({running.id})" in line
+    assert f"(#{key.id}) is in use by 1 unfinished generation(s) ({running.id})" in line
     db.expire_all()
     assert db.get(ProviderKey, key.id).deleted_at is None
     assert audit_rows(db, "key.delete") == []
