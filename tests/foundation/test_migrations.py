@@ -48,6 +48,32 @@ def test_migrations_run_on_sqlite_and_check_clean(tmp_path):
     assert migrations.inspect_schema({"sqlalchemy.url": url}).problems() == []
 
 
+def test_an_embedded_database_with_rows_migrates_through_table_rebuilds(tmp_path):
+    """SQLite rebuilds a table to change a column (0024 makes ``users.email`` optional); with
+    rows pointing at that table the rebuild must not trip the foreign keys, and they hold after."""
+    from nproxy_core.migrations import upgrade
+
+    url = f"sqlite:///{tmp_path / 'dev.sqlite'}"
+    upgrade({"sqlalchemy.url": url}, "0023_stars_referrals")
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO users (email, password_hash, role, is_blocked, session_version, "
+            "created_at) VALUES ('ann@example.com', 'x', 'user', 0, 1, '2026-01-01 00:00:00')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO conversations (id, user_id, title, created_at, updated_at) "
+            "VALUES ('0123456789abcdef0123456789abcdef', 1, 'Kites', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    upgrade({"sqlalchemy.url": url})
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert connection.exec_driver_sql("SELECT user_id FROM conversations").scalar() == 1
+    engine.dispose()
+    assert migrations.inspect_schema({"sqlalchemy.url": url}).problems() == []
+
+
 def invoke(settings: dict[str, Any], tmp_path: Path, *args: str) -> Result:
     ini = write_ini(tmp_path, settings, name=f"cli{next(_numbers)}.ini")
     return CliRunner().invoke(main, ["-c", str(ini), *args])

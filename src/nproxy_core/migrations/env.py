@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 
 from nproxy_core.db import create_engine, import_models
@@ -18,6 +19,11 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     engine = create_engine(settings)
+    if engine.dialect.name == "sqlite":
+        # SQLite changes a column by rebuilding its table (copy, DROP, rename): with foreign keys
+        # on, the DROP would delete every row pointing at the table (ON DELETE CASCADE) or fail.
+        # SQLite's own recipe: keys off while migrating, then check them before committing.
+        sa.event.listen(engine, "connect", _sqlite_keys_off)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()
@@ -36,6 +42,19 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                tables = sorted({row[0] for row in broken})
+                raise RuntimeError(f"the migration left rows whose keys point nowhere in {tables}")
+
+
+def _sqlite_keys_off(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # Runs after nproxy's own connect hook (which turns them on) and outside any transaction,
+    # where SQLite honours it.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
 
 
 run_migrations_online()
