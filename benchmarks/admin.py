@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 import webtest
 
+from nproxy_core import freeze_start_up
 from nproxy_core.admin.money import SETTING as MONEY_SETTING
 from nproxy_core.admin.rollups import roll_up
 from nproxy_core.config import configure
@@ -409,6 +410,7 @@ def main() -> None:
         upgrade(settings())
     config = configure(settings())
     app = webtest.TestApp(config.make_wsgi_app(), extra_environ={"HTTP_HOST": "localhost"})
+    freeze_start_up()  # as nproxy_core.main does for the served app
     started = time.monotonic()
     hours = roll_up(find_service(config.registry, IDatabase).session_factory)
     print(f"summed {hours} hours in {time.monotonic() - started:.1f} s (the beat job)")

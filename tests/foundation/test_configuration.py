@@ -71,6 +71,20 @@ def test_paste_factory_exits_with_one_line(base_settings):
     )
 
 
+def test_the_served_app_keeps_its_start_up_out_of_full_collections(base_settings, database):
+    code = (
+        "import gc, nproxy_core\n"
+        f"nproxy_core.main({{}}, **{base_settings!r})\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={"PATH": ""}
+    )
+    assert result.returncode == 0, result.stderr
+    # Everything start-up made: tens of thousands of objects (models, routes, views, plugins).
+    assert int(result.stdout.split()[-1]) > 10_000
+
+
 def test_the_worker_runs_as_many_tasks_at_once_as_the_concurrency_setting_says(
     base_settings, database
 ):
