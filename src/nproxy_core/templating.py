@@ -94,6 +94,12 @@ def percent(rate: float | None) -> str:
     return NO_VALUE if rate is None else f"{rate * 100:.1f} %"
 
 
+def account_label(email: str | None, user_id: int) -> str:
+    """How admin pages name an account: its email, or ``Telegram user #12`` for an account made
+    in the customer bot, which has none."""
+    return email or f"Telegram user #{user_id}"
+
+
 def money(value: Decimal | None) -> str:
     """An amount as written, never in exponent notation: ``100`` XTR, ``9.99`` USD, ``0.00012345``
     BTC (a bare ``Decimal.normalize()`` prints ``1E+2``)."""
@@ -114,6 +120,7 @@ FILTERS = (
     "percent",
     "milliseconds",
     "money",
+    "account_label",
 )
 
 

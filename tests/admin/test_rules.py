@@ -14,7 +14,7 @@ import pytest
 from nproxy_core.admin import charts, pagination
 from nproxy_core.admin.stats import HourlySeries, hour_starts
 from nproxy_core.errors import ValidationError
-from nproxy_core.templating import ago, money
+from nproxy_core.templating import account_label, ago, money
 
 NOW = dt.datetime(2026, 3, 1, 14, 37, tzinfo=dt.UTC)
 
@@ -119,6 +119,11 @@ def test_relative_times_read_naturally(delta, said):
 )
 def test_amounts_are_written_out_never_in_exponent_notation(amount, said):
     assert money(amount) == said
+
+
+def test_an_account_without_email_is_named_by_its_id():
+    assert account_label("ann@example.com", 7) == "ann@example.com"
+    assert account_label(None, 7) == "Telegram user #7"
 
 
 def test_the_overview_works_on_the_embedded_sqlite_database(

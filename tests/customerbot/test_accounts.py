@@ -9,6 +9,7 @@ import re
 
 import sqlalchemy as sa
 
+from admin_support import make_generation, make_payment
 from apiclient import ApiClient
 from customerbot.conftest import BOT_USERNAME, Chat, customer
 from nproxy_core.accounts.models import User
@@ -138,6 +139,19 @@ def test_admin_lists_telegram_only_accounts(bot, chat, db, make_app, user_factor
     assert f"Telegram user #{user_id}" in listing.text and "None" not in listing.text
     detail = app.get(f"/admin/users/{user_id}")
     assert detail.html.find("h1").text == f"Telegram user #{user_id}"
+    # Their payments and generations name them the same way, in the lists and on each page.
+    account = db.get(User, user_id)
+    payment = make_payment(db, account)
+    generation = make_generation(db, account)
+    for url in (
+        "/admin/payments",
+        f"/admin/payments/{payment.id}",
+        "/admin/generations",
+        f"/admin/generations/{generation.id}",
+    ):
+        page = app.get(url)
+        assert f"Telegram user #{user_id}" in page.text, url
+        assert ">None<" not in page.text, url
 
 
 def test_a_telegram_only_account_adds_an_email_and_a_password(
