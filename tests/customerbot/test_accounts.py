@@ -164,6 +164,8 @@ def test_a_telegram_only_account_adds_an_email_and_a_password(
     app = make_app(**{k.replace(".", "__"): v for k, v in bot_settings.items()})
     app.get(link).forms[0].submit()
     page = app.get("/dashboard")
+    # No password yet: nothing to change, nothing for two-factor login to guard.
+    assert "Change password" not in page.text and page.html.find(id="two-factor-login") is None
     form = page.forms["telegram-credentials-form"]
     form["email"], form["password"] = "taken@example.com", "correct horse battery"
     refused = form.submit().follow()
@@ -175,6 +177,7 @@ def test_a_telegram_only_account_adds_an_email_and_a_password(
     form["email"], form["password"] = " Ada@Example.com ", "correct horse battery"
     done = form.submit().follow()
     assert "ada@example.com" in done.html.find(id="account").text
+    assert "Change password" in done.text and done.html.find(id="two-factor-login")
     assert app.get("/api/v1/me").json["email"] == "ada@example.com"  # still logged in
     other = ApiClient(make_app())
     assert other.login("ada@example.com").status_int == 200
