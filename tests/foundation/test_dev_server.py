@@ -4,9 +4,12 @@ running."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,9 +22,10 @@ from fakes.proxies import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def dev_server(tmp_path):
-    # development.ini as shipped, but with its var/ folder in a temporary place.
+@contextlib.contextmanager
+def running_dev(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[httpx.Client]:
+    """``nproxy dev`` on development.ini as shipped (its var/ folder in ``tmp_path``), with
+    ``env`` added to the environment; a client once it answers."""
     ini = tmp_path / "development.ini"
     text = (ROOT / "development.ini").read_text()
     ini.write_text(text.replace("%(here)s/templates", str(ROOT / "templates")))
@@ -32,6 +36,7 @@ def dev_server(tmp_path):
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=10)
     deadline = time.monotonic() + 60
@@ -44,15 +49,38 @@ def dev_server(tmp_path):
         assert process.poll() is None, (tmp_path / "dev.log").read_text()
         assert time.monotonic() < deadline, "nproxy dev did not answer within 60 s"
         time.sleep(0.3)
-    yield client
-    process.terminate()
     try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    with running_dev(tmp_path) as client:
+        yield client
     assert (tmp_path / "var" / "nproxy.sqlite").exists()
     # Everything it keeps is under var/: nothing is left in the folder it was started from.
     assert {p.name for p in tmp_path.iterdir()} == {"development.ini", "dev.log", "var"}
+
+
+def test_the_customer_bot_answers_when_its_token_is_set(tmp_path):
+    from customerbot.conftest import Chat
+    from fakes.telegram import FakeTelegram
+
+    with FakeTelegram() as telegram:
+        env = {
+            "TELEGRAM_CUSTOMER_BOT_TOKEN": telegram.token,
+            "TELEGRAM_API_BASE": telegram.api_base,
+        }
+        with running_dev(tmp_path, env):
+            answer = Chat(telegram, 5001, "ada").say("/start", contains="Welcome")
+    assert "account is ready" in answer.text
+    assert "customer bot is polling" in (tmp_path / "dev.log").read_text()
 
 
 def wait_for_terminal(client: httpx.Client, generation_id: str) -> dict:

@@ -247,13 +247,20 @@ def run(registry: Registry) -> None:
 
 
 def start_in_thread(registry: Registry) -> threading.Thread:
-    """The bot in a daemon thread with an event loop of its own (``nproxy dev``)."""
-    application = AdminBot(registry).build()
+    """The bots whose token is set (admin, customer) in a daemon thread with an event loop of
+    its own (``nproxy dev``)."""
+    from nproxy_core.customerbot.bot import CustomerBot, customer_token, run_together
+
+    applications = []
+    if (setting(registry.settings, "telegram.bot_token", default="") or "").strip():
+        applications.append(AdminBot(registry).build())
+    if customer_token(registry.settings):
+        applications.append(CustomerBot(registry).build())
 
     def polling() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         # Signals belong to the main thread (the web server's).
-        application.run_polling(stop_signals=None, **POLLING)
+        run_together(applications, signals=False)
 
     thread = threading.Thread(target=polling, name="nproxy-dev-bot", daemon=True)
     thread.start()

@@ -823,8 +823,9 @@ def _price(row: Any) -> str:
     return price
 
 
-def run_together(applications: list[Application]) -> None:
-    """Run several bots' long polling in one event loop until SIGINT or SIGTERM."""
+def run_together(applications: list[Application], *, signals: bool = True) -> None:
+    """Run several bots' long polling in one event loop until SIGINT or SIGTERM (``signals``;
+    without, until the process ends: ``nproxy dev`` runs them in a thread)."""
     import signal
 
     from nproxy_core.adminbot.bot import POLLING as ADMIN_POLLING
@@ -832,7 +833,7 @@ def run_together(applications: list[Application]) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM) if signals else ():
             loop.add_signal_handler(signum, stop.set)
         started: list[Application] = []
         try:

@@ -93,11 +93,22 @@ def serve(cli: Any, *, host: str, port: int) -> None:
     app = cli.make_wsgi_app()
     ensure_demo_key(cli)
     worker = start_worker(cli.registry)
-    if (cli.registry.settings.get("telegram.bot_token") or "").strip():
+    settings = cli.registry.settings
+    bots = [
+        name
+        for name, key in (
+            ("admin", "telegram.bot_token"),
+            ("customer", "telegram.customer_bot_token"),
+        )
+        if (settings.get(key) or "").strip()
+    ]
+    if bots:
         from nproxy_core.adminbot.bot import start_in_thread
 
         start_in_thread(cli.registry)
-        log.info("the Telegram admin bot is polling")
+        log.info(
+            "the Telegram %s bot%s polling", " and ".join(bots), "s are" if len(bots) > 1 else " is"
+        )
     log.info("nproxy is serving on http://%s:%s/ (with a worker and beat)", host, port)
     try:
         # The server's own ceiling; the app refuses bodies over nproxy.max_body_bytes first.
