@@ -188,7 +188,7 @@ class OpenAIProvider(Provider):
     """OpenAI's Images API, one attempt at a time."""
 
     #: The plugin contract this provider was written for (``nproxy_core.plugins``).
-    contract_version = "1.0"
+    contract_version = "1.1"
     supports_key_check = True
 
     def __init__(self, settings: Mapping[str, Any]) -> None:

@@ -24,8 +24,11 @@ from typing import Any
 
 from nproxy_core.plugins.settings import PluginError
 
-#: The version of the plugin contract this core speaks.
-CONTRACT_VERSION = "1.0"
+#: The version of the plugin contract this core speaks. 1.1 added, all optional: a model's
+#: words beside its picture (``ImageRequest.with_text``, ``GeneratedImage.text``) and
+#: ``NoImageAnswer``; processors' renewals (``recurring``), refunds (``refunds``) and Stars
+#: (``charges_stars``). A 1.0 plugin runs unchanged.
+CONTRACT_VERSION = "1.1"
 
 #: Core settings every plugin receives besides its own prefix.
 GRANTED_SETTINGS: tuple[str, ...] = ("nproxy.public_url", "nproxy.env")

@@ -46,7 +46,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 class ExampleProcessor(PaymentProcessor):
-    contract_version = "1.0"
+    contract_version = "1.1"
     display_name = "Example Pay"
 
     def __init__(self, settings):

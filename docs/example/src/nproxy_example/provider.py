@@ -43,7 +43,7 @@ USD_PER_IMAGE = Decimal("0.02")
 
 
 class ExampleProvider(Provider):
-    contract_version = "1.0"
+    contract_version = "1.1"
 
     def __init__(self, settings):
         super().__init__(settings)
