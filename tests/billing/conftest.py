@@ -3,16 +3,15 @@ HTTP server for the app, and helpers to arrange cycles and payments."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import waitress.server
 import webtest
 
 from apiclient import ApiClient
 from fakes.nowpayments import FakeNowPayments
+from live_support import LiveServer, serve_live
 
 
 @pytest.fixture
@@ -54,35 +53,7 @@ def np_api(np_app: webtest.TestApp) -> ApiClient:
     return ApiClient(np_app)
 
 
-class LiveServer:
-    """The real WSGI app behind waitress on 127.0.0.1, for tests that need real HTTP."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-        self.server = waitress.server.create_server(
-            lambda environ, start: self.app(environ, start),
-            host="127.0.0.1",
-            port=0,
-            threads=12,
-            connection_limit=200,
-            clear_untrusted_proxy_headers=True,
-        )
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, app: Any) -> None:
-        self.app = app
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def live_server() -> Iterator[LiveServer]:
     """A bound port first, so the app's public URL (its IPN callback) can point at it."""
-    server = LiveServer()
-    yield server
-    server.stop()
+    yield from serve_live()

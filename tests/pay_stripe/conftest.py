@@ -3,16 +3,15 @@ HTTP server for the app (helpers in ``pay_stripe.support``)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import waitress.server
 import webtest
 
 from apiclient import ApiClient
 from fakes.stripe import FakeStripe
+from live_support import LiveServer, serve_live
 
 
 @pytest.fixture
@@ -42,33 +41,6 @@ def stripe_api(stripe_app: webtest.TestApp) -> ApiClient:
     return ApiClient(stripe_app)
 
 
-class LiveServer:
-    """The real WSGI app behind waitress on 127.0.0.1 (concurrent deliveries)."""
-
-    def __init__(self) -> None:
-        self.app: Any = None
-        self.server = waitress.server.create_server(
-            lambda environ, start: self.app(environ, start),
-            host="127.0.0.1",
-            port=0,
-            threads=12,
-            connection_limit=200,
-        )
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, app: Any) -> None:
-        self.app = app
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture
 def live_server() -> Iterator[LiveServer]:
-    server = LiveServer()
-    yield server
-    server.stop()
+    yield from serve_live()
