@@ -13,12 +13,14 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import waitress.server
 from playwright.sync_api import Error as PlaywrightError
 
+from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase
@@ -221,3 +223,58 @@ def wait_for_images(page: Any, turn: Any, count: int) -> None:
         arg=[turn.element_handle(), count],
         timeout=10_000,
     )
+
+
+def submit_credentials(page: Any, email: str, password: str = PASSWORD) -> None:
+    """Fill the log-in or sign-up form on the page and send it."""
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form button[type=submit]")
+
+
+def log_in(page: Any, base: str, email: str, *, landing: str = "/dashboard") -> None:
+    """Log in through /login as a person would, and wait to land on ``landing``."""
+    page.goto(f"{base}/login")
+    submit_credentials(page, email)
+    page.wait_for_url(f"{base}{landing}")
+
+
+def sign_up(page: Any, base: str, email: str) -> None:
+    """Make an account through /register (the caller waits for where it lands)."""
+    page.goto(f"{base}/register")
+    submit_credentials(page, email)
+
+
+#: (viewport, label, colour scheme) a page is looked at in by :func:`look_at`.
+View = tuple[dict[str, int], str, str]
+
+
+def look_at(
+    page: Any,
+    name: str,
+    problems: list[str],
+    open_page: Callable[[], None],
+    views: Iterable[View],
+) -> None:
+    """``open_page`` at each width and theme of ``views``: sideways scrolling and serious axe
+    findings go to ``problems``, and a full-page screenshot ``{name}-{label}`` each."""
+    for size, label, scheme in views:
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size(size)
+        open_page()
+        page.wait_for_load_state("networkidle")
+        overflow = sideways_scroll(page)
+        if overflow > 0:
+            problems.append(f"{page.url} scrolls sideways by {overflow}px at {label}")
+        shot(page, f"{name}-{label}", full_page=True)
+        problems.extend(axe_problems(page))
+
+
+def check_here(page: Any, name: str, problems: list[str], *, prefix: str) -> None:
+    """The page as it is now: sideways scrolling and serious axe findings go to ``problems``,
+    and a screenshot ``{prefix}-{name}``."""
+    overflow = sideways_scroll(page)
+    if overflow > 0:
+        problems.append(f"{page.url} scrolls sideways by {overflow}px ({name})")
+    shot(page, f"{prefix}-{name}")
+    problems.extend(axe_problems(page))

@@ -23,15 +23,17 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from apiclient import PASSWORD
 from browser_support import (
     CHROMIUM,
     GENERATION_TIMEOUT_MS,
     LiveStack,
     RabbitVhost,
     axe_problems,
+    check_here,
+    log_in,
     shot,
-    sideways_scroll,
+    sign_up,
+    submit_credentials,
 )
 
 pytestmark = [
@@ -52,20 +54,8 @@ def png(size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def log_in(page: Any, base: str, email: str, *, landing: str = "/dashboard") -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}{landing}")
-
-
 def check(page: Any, name: str, problems: list[str]) -> None:
-    overflow = sideways_scroll(page)
-    if overflow > 0:
-        problems.append(f"{page.url} scrolls sideways by {overflow}px ({name})")
-    shot(page, f"fixes-{name}")
-    problems.extend(axe_problems(page))
+    check_here(page, name, problems, prefix="fixes")
 
 
 def renews_said(page: Any) -> int:
@@ -121,9 +111,7 @@ def test_a_send_that_does_not_go_through_keeps_what_was_typed(
     )
     check(page, f"session-ended-{label}", problems)
     link.click()
-    page.fill("#email", user.email)
-    page.fill("#password", PASSWORD)
-    page.click("form button[type=submit]")
+    submit_credentials(page, user.email)
     page.wait_for_url(f"{base}{conversation}")
     expect(page.locator("#prompt")).to_have_value("a second idea, not to be lost")
 
@@ -268,10 +256,7 @@ def test_sign_up_pricing_api_keys_and_landing_examples(
         context = browser.new_context(viewport=size)
         page = context.new_page()
         # 5. Sign-up without a plan lands on the plans.
-        page.goto(f"{base}/register")
-        page.fill("#email", f"new-{label}@example.com")
-        page.fill("#password", PASSWORD)
-        page.click("form button[type=submit]")
+        sign_up(page, base, f"new-{label}@example.com")
         page.wait_for_url(f"{base}/pricing")
         # 6. The Buy button is on the first screen, on a phone too.
         buy = page.locator("#checkout-form button[type=submit]")

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from apiclient import PASSWORD
-from browser_support import LiveStack, axe_problems, shot, sideways_scroll
+from browser_support import LiveStack, look_at, sign_up
 from fakes.stripe import FakeStripe, deliver
 from nproxy_core.billing.models import Subscription, SubscriptionState
 
@@ -54,16 +53,7 @@ def stack(db: Any, base_settings: dict[str, Any], tmp_path: Path, fake: FakeStri
 
 
 def look(page: Any, name: str, problems: list[str], open_page: Callable[[], None]) -> None:
-    for size, label, scheme in VIEWS:
-        page.emulate_media(color_scheme=scheme)
-        page.set_viewport_size(size)
-        open_page()
-        page.wait_for_load_state("networkidle")
-        overflow = sideways_scroll(page)
-        if overflow > 0:
-            problems.append(f"{page.url} scrolls sideways by {overflow}px at {label}")
-        shot(page, f"subscription-{name}-{label}", full_page=True)
-        problems.extend(axe_problems(page))
+    look_at(page, f"subscription-{name}", problems, open_page, VIEWS)
     page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 1280, "height": 860})
 
@@ -82,10 +72,7 @@ def test_buy_manage_and_cancel_a_card_subscription(stack: Any, page: Any, fake: 
         "https://billing.stripe.com/**",
         lambda route: route.fulfill(status=200, body="Stripe portal", content_type="text/plain"),
     )
-    page.goto(f"{base}/register")
-    page.fill("#email", "subscriber@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("form button[type=submit]")
+    sign_up(page, base, "subscriber@example.com")
     page.wait_for_load_state("networkidle")
 
     page.goto(f"{base}/pricing")

@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from apiclient import PASSWORD
 from browser_support import (
     CHROMIUM,
     GENERATION_TIMEOUT_MS,
-    axe_problems,
-    shot,
-    sideways_scroll,
+    check_here,
+    log_in,
 )
 
 pytestmark = [
@@ -40,20 +38,8 @@ def photo() -> bytes:
     return buffer.getvalue()
 
 
-def log_in(page: Any, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/dashboard")
-
-
 def look(page: Any, name: str, problems: list[str]) -> None:
-    overflow = sideways_scroll(page)
-    if overflow > 0:
-        problems.append(f"{page.url} scrolls sideways by {overflow}px ({name})")
-    shot(page, f"templates-{name}")
-    problems.extend(axe_problems(page))
+    check_here(page, name, problems, prefix="templates")
 
 
 def test_a_fursona_from_a_photo_with_its_description_at_both_widths(

@@ -10,8 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from apiclient import PASSWORD
-from browser_support import axe_problems, shot, sideways_scroll
+from browser_support import look_at, sign_up
 from nproxy_core.accounts import services
 from nproxy_core.accounts.models import User
 
@@ -24,16 +23,7 @@ VIEWS = (
 
 def look(page: Any, name: str, problems: list[str], open_page: Callable[[], None]) -> None:
     """``open_page`` at each width and theme: checked, and a screenshot each."""
-    for size, label, scheme in VIEWS:
-        page.emulate_media(color_scheme=scheme)
-        page.set_viewport_size(size)
-        open_page()
-        page.wait_for_load_state("networkidle")
-        overflow = sideways_scroll(page)
-        if overflow > 0:
-            problems.append(f"{page.url} scrolls sideways by {overflow}px at {label}")
-        shot(page, f"verify-email-{name}-{label}", full_page=True)
-        problems.extend(axe_problems(page))
+    look_at(page, f"verify-email-{name}", problems, open_page, VIEWS)
 
 
 def fresh_link(db: Any, base: str, email: str) -> str:
@@ -50,10 +40,7 @@ def test_verifying_an_address_from_the_dashboard(live_stack: Any, page: Any, db:
 
     base = live_stack.url
     problems: list[str] = []
-    page.goto(f"{base}/register")
-    page.fill("#email", "verify@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_up(page, base, "verify@example.com")
     # A new account lands on the plans (issue 26); the dashboard offers the verification.
     page.wait_for_url(f"{base}/pricing")
     page.goto(f"{base}/dashboard")
@@ -79,10 +66,7 @@ def test_verifying_an_address_from_the_dashboard(live_stack: Any, page: Any, db:
 
     # Another account, not verified: a refused link offers a new one; logged out, to log in.
     page.context.clear_cookies()
-    page.goto(f"{base}/register")
-    page.fill("#email", "later@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_up(page, base, "later@example.com")
     page.wait_for_url(f"{base}/pricing")
     look(page, "invalid", problems, lambda: page.goto(f"{base}/verify-email?token=not-a-token"))
     expect(page.get_by_role("button", name="Send a new verification link")).to_be_visible()

@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 
-from apiclient import PASSWORD
-from browser_support import CHROMIUM, CHROMIUM_ARGS, LiveStack, axe_problems, shot, sideways_scroll
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LiveStack,
+    axe_problems,
+    look_at,
+    shot,
+    submit_credentials,
+)
 from customerbot.conftest import BOT_USERNAME
 from nproxy_core.customerbot import services
 
@@ -49,16 +56,7 @@ def page() -> Iterator[Any]:
 
 
 def look(page: Any, name: str, problems: list[str], open_page: Callable[[], None]) -> None:
-    for size, label, scheme in VIEWS:
-        page.emulate_media(color_scheme=scheme)
-        page.set_viewport_size(size)
-        open_page()
-        page.wait_for_load_state("networkidle")
-        overflow = sideways_scroll(page)
-        if overflow > 0:
-            problems.append(f"{page.url} scrolls sideways by {overflow}px at {label}")
-        shot(page, f"customerbot-{name}-{label}", full_page=True)
-        problems.extend(axe_problems(page))
+    look_at(page, f"customerbot-{name}", problems, open_page, VIEWS)
 
 
 def test_the_telegram_pages(stack: LiveStack, page: Any, db: Any, user_factory: Any) -> None:
@@ -66,9 +64,7 @@ def test_the_telegram_pages(stack: LiveStack, page: Any, db: Any, user_factory: 
     problems: list[str] = []
     user_factory("linker@example.com")
     page.goto(f"{base}/login")
-    page.fill("#email", "linker@example.com")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    submit_credentials(page, "linker@example.com")
     page.wait_for_load_state("networkidle")
     look(page, "dashboard-link", problems, lambda: page.goto(f"{base}/dashboard"))
     page.click("#telegram-link-form button")
