@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     Application,
-    ApplicationBuilder,
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
@@ -35,8 +34,9 @@ from telegram.ext import (
 from nproxy_core.adminbot import commands
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.healthcheck import HeartbeatFile, heartbeat_path
-from nproxy_core.plugins import http_url, setting
+from nproxy_core.plugins import setting
 from nproxy_core.telegram import pairing
+from nproxy_core.telegram.ptb import application_builder, cancel_tasks
 from nproxy_core.wiring import find_service
 
 log = logging.getLogger(__name__)
@@ -188,14 +188,8 @@ class AdminBot:
         token = (setting(settings, "telegram.bot_token", default="") or "").strip()
         if not token:
             raise BotConfigError("missing required setting 'telegram.bot_token'")
-        api_base = setting(
-            settings, "telegram.api_base", default="https://api.telegram.org", cast=http_url
-        )
         application = (
-            ApplicationBuilder()
-            .token(token)
-            .base_url(f"{api_base}/bot")
-            .base_file_url(f"{api_base}/file/bot")
+            application_builder(settings, token)
             .post_init(self._started)
             .post_shutdown(self._stopped)
             .build()
@@ -215,11 +209,7 @@ class AdminBot:
         log.info("admin bot started")
 
     async def _stopped(self, application: Application) -> None:
-        for task in (getattr(self, "_notifier", None), getattr(self, "_heartbeat", None)):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_tasks(getattr(self, "_notifier", None), getattr(self, "_heartbeat", None))
 
 
 POLLING = {"allowed_updates": ["message", "callback_query"], "poll_interval": 0.0, "timeout": 10}

@@ -39,7 +39,6 @@ from telegram import (
 from telegram.constants import ChatAction
 from telegram.ext import (
     Application,
-    ApplicationBuilder,
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
@@ -57,9 +56,10 @@ from nproxy_core.errors import APIError
 from nproxy_core.generation.models import Generation, GenerationImage
 from nproxy_core.generation.schemas import PROMPT_MAX_CHARS
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.plugins import http_url, setting
+from nproxy_core.plugins import setting
 from nproxy_core.storage import IStorage
 from nproxy_core.tasks import run_now
+from nproxy_core.telegram.ptb import application_builder, cancel_tasks
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -764,15 +764,8 @@ class CustomerBot:
 
     def build(self) -> Application:
         settings = self.registry.settings
-        token = customer_token(settings)
-        api_base = setting(
-            settings, "telegram.api_base", default="https://api.telegram.org", cast=http_url
-        )
         application = (
-            ApplicationBuilder()
-            .token(token)
-            .base_url(f"{api_base}/bot")
-            .base_file_url(f"{api_base}/file/bot")
+            application_builder(settings, customer_token(settings))
             .concurrent_updates(64)
             .post_init(self._started)
             .post_shutdown(self._stopped)
@@ -805,11 +798,7 @@ class CustomerBot:
         log.info("customer bot started")
 
     async def _stopped(self, application: Application) -> None:
-        for task in (getattr(self, "_deliverer", None), getattr(self, "_heartbeat", None)):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await cancel_tasks(getattr(self, "_deliverer", None), getattr(self, "_heartbeat", None))
 
 
 def _day(value: str | None) -> str:
