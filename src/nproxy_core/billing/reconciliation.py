@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.billing import subscriptions
-from nproxy_core.billing.models import OPEN_STATES, NotificationSource, Payment
+from nproxy_core.billing.models import OPEN_STATES, Payment
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError
@@ -76,22 +76,16 @@ def reconcile_open_payments(
         if event.order_id is None:
             # The status answer came for the payment id we learned from this order.
             event = replace(event, order_id=order_id)
-        try:
-            with db.begin_nested():
-                outcome = subscriptions.apply(
-                    db,
-                    plan,
-                    name,
-                    event,
-                    source=NotificationSource.RECONCILIATION,
-                    now=now,
-                    alerts=alerts,
-                    request=request,
-                )
-        except Exception:
-            counts["failed"] += 1
-            log.exception("reconciliation: could not apply %s payment %s", name, order_id)
-            continue
-        counts["checked"] += 1
-        counts[outcome.result] = counts.get(outcome.result, 0) + 1
+        subscriptions.apply_reconciled(
+            db,
+            plan,
+            name,
+            event,
+            counts,
+            what=f"{name} payment {order_id}",
+            now=now,
+            alerts=alerts,
+            request=request,
+            logger=log,
+        )
     return counts

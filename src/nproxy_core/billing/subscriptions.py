@@ -605,6 +605,19 @@ def renewing_subscription(db: Session, user_id: int) -> Subscription | None:
     )
 
 
+def _latest(user_id: int) -> sa.Select[tuple[Subscription]]:
+    """The user's latest subscription, one not yet ended before any that has."""
+    return (
+        sa.select(Subscription)
+        .where(Subscription.user_id == user_id)
+        .order_by(
+            sa.case((Subscription.state == SubscriptionState.ENDED, 1), else_=0),
+            Subscription.id.desc(),
+        )
+        .limit(1)
+    )
+
+
 def _paid_until(db: Session, subscription: Subscription) -> dt.datetime | None:
     """The end of the last cycle the subscription's payments granted."""
     return db.scalar(
@@ -620,15 +633,7 @@ def subscription_view(
     """The user's latest subscription as the account page and the API show it: plan, state,
     ``renews_on`` (renewing) or ``ends_on`` (cancelled or ended), and what can be done."""
     now = now or utcnow()
-    subscription = db.scalar(
-        sa.select(Subscription)
-        .where(Subscription.user_id == user_id)
-        .order_by(
-            sa.case((Subscription.state == SubscriptionState.ENDED, 1), else_=0),
-            Subscription.id.desc(),
-        )
-        .limit(1)
-    )
+    subscription = db.scalar(_latest(user_id))
     if subscription is None:
         return None
     paid_until = _paid_until(db, subscription)
@@ -657,16 +662,7 @@ def subscription_view(
 
 
 def _owned(db: Session, user_id: int) -> Subscription:
-    subscription = db.scalar(
-        sa.select(Subscription)
-        .where(Subscription.user_id == user_id)
-        .order_by(
-            sa.case((Subscription.state == SubscriptionState.ENDED, 1), else_=0),
-            Subscription.id.desc(),
-        )
-        .limit(1)
-        .with_for_update()
-    )
+    subscription = db.scalar(_latest(user_id).with_for_update())
     if subscription is None:
         raise NotFound("You have no subscription.")
     return subscription
@@ -768,24 +764,51 @@ def reconcile_subscriptions(
             log.warning("reconciliation: %s subscription %s: %s", name, external_id, exc)
             continue
         for event in events:
-            try:
-                with db.begin_nested():
-                    outcome = apply(
-                        db,
-                        plan,
-                        name,
-                        event,
-                        source=NotificationSource.RECONCILIATION,
-                        now=now,
-                        alerts=alerts,
-                        request=request,
-                    )
-            except Exception:
-                counts["failed"] += 1
-                log.exception(
-                    "reconciliation: could not apply %s subscription %s", name, external_id
-                )
-                continue
-            counts["checked"] += 1
-            counts[outcome.result] = counts.get(outcome.result, 0) + 1
+            apply_reconciled(
+                db,
+                plan,
+                name,
+                event,
+                counts,
+                what=f"{name} subscription {external_id}",
+                now=now,
+                alerts=alerts,
+                request=request,
+            )
     return counts
+
+
+def apply_reconciled(
+    db: Session,
+    plan: Plan,
+    name: str,
+    event: PaymentEvent,
+    counts: dict[str, int],
+    *,
+    what: str,
+    now: dt.datetime,
+    alerts: IAlertNotifier | None,
+    request: Any,
+    logger: logging.Logger = log,
+) -> None:
+    """Apply an event reconciliation learned of (``what``: its processor and payment or
+    subscription) in a savepoint of its own and count it in ``counts``: ``checked`` and its
+    result, or ``failed`` (logged to ``logger``, the rest carries on)."""
+    try:
+        with db.begin_nested():
+            outcome = apply(
+                db,
+                plan,
+                name,
+                event,
+                source=NotificationSource.RECONCILIATION,
+                now=now,
+                alerts=alerts,
+                request=request,
+            )
+    except Exception:
+        counts["failed"] += 1
+        logger.exception("reconciliation: could not apply %s", what)
+        return
+    counts["checked"] += 1
+    counts[outcome.result] = counts.get(outcome.result, 0) + 1
