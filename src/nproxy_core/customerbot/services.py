@@ -339,16 +339,7 @@ def again(
     if original is None or original.user_id != customer.user_id:
         raise Refused("button_not_yours")
     message = original.message
-    body: dict[str, Any] = {
-        "mode": str(message.mode),
-        "prompt": message.prompt,
-        "resolution": message.resolution,
-        "batch_size": message.batch_size,
-        "provider": message.provider,
-        "model": message.model,
-    }
-    if message.input_upload_ids:
-        body["input_upload_ids"] = list(message.input_upload_ids)
+    body = generations.submission_body(message)
     if vary:
         first = _first_image(db, original)
         if first is None:

@@ -278,6 +278,22 @@ def submit_generation(
     return generation, created
 
 
+def submission_body(message: Message) -> dict[str, Any]:
+    """What a message asked for (mode, prompt, size, model and its uploads) as a submission's
+    body, to ask for it again."""
+    body: dict[str, Any] = {
+        "mode": str(message.mode),
+        "prompt": message.prompt,
+        "resolution": message.resolution,
+        "batch_size": message.batch_size,
+        "provider": message.provider,
+        "model": message.model,
+    }
+    if message.input_upload_ids:
+        body["input_upload_ids"] = list(message.input_upload_ids)
+    return body
+
+
 def retry_generation(
     request: Request, user_id: int, generation_id: Any, idempotency_key: str | None = None
 ) -> tuple[Generation, bool]:
@@ -301,18 +317,9 @@ def retry_generation(
     if replayed is not None:
         return replayed, False
     message = original.message
-    body: dict[str, Any] = {
-        "mode": str(message.mode),
-        "prompt": message.prompt,
-        "resolution": message.resolution,
-        "batch_size": message.batch_size,
-        "provider": message.provider,
-        "model": message.model,
-    }
+    body = submission_body(message)
     if message.strength is not None:
         body["strength"] = message.strength
-    if message.input_upload_ids:
-        body["input_upload_ids"] = list(message.input_upload_ids)
     submission = parse_submission(body, request.find_service(IPlugins).providers)
     conversation = owned_conversation(db, user_id, original.conversation_id)
     retried, created = _accept(
