@@ -56,6 +56,17 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
     return answer
 
 
+def accepted_json(request: Request, generation: Generation) -> dict[str, Any]:
+    """The 202 answer to asking for a generation again (a retry, a variation, an upscale): the
+    new generation and the conversation it is in."""
+    request.response.status = 202
+    return {
+        "id": str(generation.id),
+        "status": str(generation.status),
+        "conversation_id": str(generation.conversation_id),
+    }
+
+
 def conversation_summary_json(conversation: Conversation) -> dict[str, Any]:
     return {
         "id": str(conversation.id),

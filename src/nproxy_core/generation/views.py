@@ -77,12 +77,7 @@ def api_retry_generation(request: Request) -> dict[str, Any]:
         request, _user_id(request), request.matchdict["generation_id"], key
     )
     # 202 for a replayed Idempotency-Key too, as for a submit.
-    request.response.status = 202
-    return {
-        "id": str(generation.id),
-        "status": str(generation.status),
-        "conversation_id": str(generation.conversation_id),
-    }
+    return presenters.accepted_json(request, generation)
 
 
 @user_view("api.images", "GET", "json")

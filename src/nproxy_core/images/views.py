@@ -54,15 +54,6 @@ def image_json(request: Request, image: library.LibraryImage) -> dict[str, Any]:
     }
 
 
-def _accepted(request: Request, generation: Any) -> dict[str, Any]:
-    request.response.status = 202
-    return {
-        "id": str(generation.id),
-        "status": str(generation.status),
-        "conversation_id": str(generation.conversation_id),
-    }
-
-
 @user_view("api.image", "GET", "json")
 def api_image(request: Request) -> dict[str, Any]:
     image = services.image_view(request.db, _user_id(request), request.matchdict["image_id"])
@@ -96,7 +87,7 @@ def api_vary(request: Request) -> dict[str, Any]:
     key = schemas.idempotency_key(request.headers.get("Idempotency-Key"))
     json_object(request, empty_ok=True)
     generation = services.vary(request, _user_id(request), request.matchdict["image_id"], key)
-    return _accepted(request, generation)
+    return presenters.accepted_json(request, generation)
 
 
 @user_view("api.image.upscale", "POST", "json")
@@ -106,7 +97,7 @@ def api_upscale(request: Request) -> dict[str, Any]:
     generation = services.upscale(
         request, _user_id(request), request.matchdict["image_id"], body.get("resolution"), key
     )
-    return _accepted(request, generation)
+    return presenters.accepted_json(request, generation)
 
 
 @user_view("api.image.share", "POST", "json")
