@@ -76,6 +76,17 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _scale(labels: list[Label], left: float, top: float, plot_h: float, peak: float) -> list[float]:
+    """The grid lines at nothing, half and the top of the scale (``peak``), each one's value
+    added to ``labels`` at the plot's left edge."""
+    gridlines: list[float] = []
+    for fraction in (0, 0.5, 1):
+        y = top + plot_h * (1 - fraction)
+        gridlines.append(y)
+        labels.append(Label(left - 6, y + 4, _count(peak * fraction), "end"))
+    return gridlines
+
+
 def stacked_hours(
     chart_id: str,
     title: str,
@@ -110,11 +121,7 @@ def stacked_hours(
         for i, hour in enumerate(data.hours)
         if i % 3 == 0 or i == slots - 1
     ]
-    gridlines: list[float] = []
-    for fraction in (0, 0.5, 1):
-        y = top + plot_h * (1 - fraction)
-        gridlines.append(y)
-        labels.append(Label(left - 6, y + 4, _count(peak * fraction), "end"))
+    gridlines = _scale(labels, left, top, plot_h, peak)
     legend = [LegendItem(css, label, _count(data.total(name))) for name, label, css in series]
     summary = ", ".join(f"{item.total} {item.label}" for item in legend) + " in the last 24 hours"
     return Chart(
@@ -230,11 +237,7 @@ def daily_amounts(
         for i, day in enumerate(days)
         if i % 7 == (slots - 1) % 7
     ]
-    gridlines: list[float] = []
-    for fraction in (0, 0.5, 1):
-        y = top + plot_h * (1 - fraction)
-        gridlines.append(y)
-        labels.append(Label(left - 6, y + 4, f"{peak * fraction:,.0f}", "end"))
+    gridlines = _scale(labels, left, top, plot_h, peak)
     total = sum(amounts, Decimal(0))
     legend = [LegendItem("s-revenue", f"revenue ({currency})", decimal_text(total))]
     best = max(range(slots), key=lambda i: amounts[i], default=None)
