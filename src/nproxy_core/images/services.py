@@ -118,17 +118,21 @@ def upscales(request: Request, image: Any, made: Origin) -> list[dict[str, Any]]
 # --- vary and upscale: submissions like any other ---------------------------------------------
 
 
-def vary(
-    request: Request, user_id: int, image_id: Any, idempotency_key: str | None = None
+def _from_image(
+    request: Request,
+    user_id: int,
+    image: GenerationImage,
+    made: Origin,
+    prompt: str,
+    resolution: str,
+    idempotency_key: str | None,
 ) -> Generation:
-    """A new generation in the image's conversation: the same prompt and preset, this image as
-    its input. Checked, held and charged as any submission."""
-    image = owned_image(request.db, user_id, image_id)
-    made = origin(request, image)
+    """One image made from ``image`` by the model that made it (``made``), in its conversation:
+    checked, held and charged as any submission."""
     body = {
         "mode": str(Mode.IMAGE_TO_IMAGE),
-        "prompt": made.prompt,
-        "resolution": made.resolution,
+        "prompt": prompt,
+        "resolution": resolution,
         "batch_size": 1,
         "provider": made.provider,
         "model": made.model,
@@ -138,6 +142,16 @@ def vary(
         request, user_id, made.conversation_id, body, idempotency_key
     )
     return generation
+
+
+def vary(
+    request: Request, user_id: int, image_id: Any, idempotency_key: str | None = None
+) -> Generation:
+    """A new generation in the image's conversation: the same prompt and preset, this image as
+    its input. Checked, held and charged as any submission."""
+    image = owned_image(request.db, user_id, image_id)
+    made = origin(request, image)
+    return _from_image(request, user_id, image, made, made.prompt, made.resolution, idempotency_key)
 
 
 def upscale(
@@ -164,19 +178,9 @@ def upscale(
             fields={"resolution": "invalid"},
         )
     prompt = UPSCALE_INSTRUCTION + made.prompt
-    body = {
-        "mode": str(Mode.IMAGE_TO_IMAGE),
-        "prompt": prompt[:PROMPT_MAX_CHARS],
-        "resolution": resolution,
-        "batch_size": 1,
-        "provider": made.provider,
-        "model": made.model,
-        "input_image_ids": [str(image.id)],
-    }
-    generation, _created = generations.submit_generation(
-        request, user_id, made.conversation_id, body, idempotency_key
+    return _from_image(
+        request, user_id, image, made, prompt[:PROMPT_MAX_CHARS], resolution, idempotency_key
     )
-    return generation
 
 
 # --- favourite, delete, share -------------------------------------------------------------------
