@@ -81,10 +81,26 @@ def customer_of(db: Session, user_id: int) -> TelegramCustomer | None:
     return db.get(TelegramCustomer, user_id)
 
 
+def _username(who: TelegramUser) -> str | None:
+    return (who.username or None) and who.username[:64]
+
+
+def _new_customer(user_id: int, who: TelegramUser) -> TelegramCustomer:
+    """The Telegram side of account ``user_id`` for this Telegram user, with the defaults."""
+    return TelegramCustomer(
+        user_id=user_id,
+        telegram_id=who.id,
+        chat_id=who.chat_id,
+        username=_username(who),
+        language="en",
+        batch_size=1,
+    )
+
+
 def _touch(customer: TelegramCustomer, who: TelegramUser) -> None:
     customer.chat_id = who.chat_id
     if who.username != customer.username:
-        customer.username = (who.username or None) and who.username[:64]
+        customer.username = _username(who)
 
 
 def open_account(db: Session, who: TelegramUser) -> tuple[TelegramCustomer, bool]:
@@ -99,14 +115,7 @@ def open_account(db: Session, who: TelegramUser) -> tuple[TelegramCustomer, bool
             user = User(email=None, password_hash=NO_PASSWORD)
             db.add(user)
             db.flush()
-            customer = TelegramCustomer(
-                user_id=user.id,
-                telegram_id=who.id,
-                chat_id=who.chat_id,
-                username=(who.username or None) and who.username[:64],
-                language="en",
-                batch_size=1,
-            )
+            customer = _new_customer(user.id, who)
             db.add(customer)
             db.flush()
     except IntegrityError:
@@ -148,16 +157,7 @@ def link_account(db: Session, who: TelegramUser, token: str) -> User:
     if find_customer(db, who.id) is not None:
         raise Refused("link_taken")
     row.used_at = now
-    db.add(
-        TelegramCustomer(
-            user_id=user.id,
-            telegram_id=who.id,
-            chat_id=who.chat_id,
-            username=(who.username or None) and who.username[:64],
-            language="en",
-            batch_size=1,
-        )
-    )
+    db.add(_new_customer(user.id, who))
     db.flush()
     return user
 
