@@ -419,17 +419,22 @@ def api_cancel_renewal(request: Request) -> Any:
     return _subscription_json(request)
 
 
+def _manage_url(request: Request) -> str:
+    """The processor's billing portal for the user, coming back to the account page."""
+    return subscriptions.manage_url(
+        request.db,
+        request.identity,
+        request.find_service(IPlugins).payments,
+        public_url(request, "dashboard"),
+    )
+
+
 @user_view("api.billing.subscription.portal", "POST", "json")
 def api_manage_subscription(request: Request) -> Any:
     """``{"url"}``: the processor's page where the user manages the card and invoices."""
     json_object(request, empty_ok=True)
     try:
-        url = subscriptions.manage_url(
-            request.db,
-            request.identity,
-            request.find_service(IPlugins).payments,
-            public_url(request, "dashboard"),
-        )
+        url = _manage_url(request)
     except PaymentProcessorError as exc:
         log.warning("billing portal failed for user %s: %s", request.identity.id, exc)
         return error_response(
@@ -460,12 +465,7 @@ def cancel_renewal_page(request: Request) -> Response:
 def manage_subscription_page(request: Request) -> Response:
     """The account page's "Manage subscription": to the processor's billing portal."""
     try:
-        url = subscriptions.manage_url(
-            request.db,
-            request.identity,
-            request.find_service(IPlugins).payments,
-            public_url(request, "dashboard"),
-        )
+        url = _manage_url(request)
     except (APIError, PaymentProcessorError) as exc:
         log.warning("billing portal failed for user %s: %s", request.identity.id, exc)
         return _dashboard(request, "manage-failed")
