@@ -283,6 +283,33 @@ def settings_body(customer: TelegramCustomer) -> dict[str, Any]:
     return body
 
 
+def _check_may_submit(db: Session, customer: TelegramCustomer) -> None:
+    """Refused for a blocked account, and for one with too many generations in progress."""
+    if customer.user.is_blocked:
+        raise Refused("blocked")
+    busy = in_progress(db, customer.user_id)
+    if busy >= MAX_IN_PROGRESS:
+        raise Refused("busy", count=busy)
+
+
+def _deliver_to(
+    db: Session,
+    customer: TelegramCustomer,
+    generation: Generation,
+    status_message_id: int | None = None,
+) -> None:
+    """The delivery row that sends ``generation``'s results to the customer's chat."""
+    db.add(
+        TelegramDelivery(
+            generation_id=generation.id,
+            user_id=customer.user_id,
+            chat_id=customer.chat_id,
+            status_message_id=status_message_id,
+        )
+    )
+    db.flush()
+
+
 def submit(
     request: Request,
     customer: TelegramCustomer,
@@ -296,11 +323,7 @@ def submit(
     delivery row in the same transaction. Raises :class:`Refused` or an APIError whose message
     is the web's own."""
     db: Session = request.db
-    if customer.user.is_blocked:
-        raise Refused("blocked")
-    busy = in_progress(db, customer.user_id)
-    if busy >= MAX_IN_PROGRESS:
-        raise Refused("busy", count=busy)
+    _check_may_submit(db, customer)
     body = settings_body(customer) | {"mode": "text_to_image", "prompt": prompt}
     if photos:
         # The web's own per-user limit on uploads (``nproxy.limits.uploads``).
@@ -318,15 +341,7 @@ def submit(
     generation, _created = generations.submit_generation(
         request, customer.user_id, conversation.id, body
     )
-    db.add(
-        TelegramDelivery(
-            generation_id=generation.id,
-            user_id=customer.user_id,
-            chat_id=customer.chat_id,
-            status_message_id=status_message_id,
-        )
-    )
-    db.flush()
+    _deliver_to(db, customer, generation, status_message_id)
     return generation
 
 
@@ -374,19 +389,10 @@ def larger(request: Request, customer: TelegramCustomer, image_id: str) -> Gener
 
 def _resubmit(request: Request, customer: TelegramCustomer, body: dict[str, Any]) -> Generation:
     db: Session = request.db
-    if customer.user.is_blocked:
-        raise Refused("blocked")
-    busy = in_progress(db, customer.user_id)
-    if busy >= MAX_IN_PROGRESS:
-        raise Refused("busy", count=busy)
+    _check_may_submit(db, customer)
     conversation = _conversation(db, customer.user_id)
     generation, _ = generations.submit_generation(request, customer.user_id, conversation.id, body)
-    db.add(
-        TelegramDelivery(
-            generation_id=generation.id, user_id=customer.user_id, chat_id=customer.chat_id
-        )
-    )
-    db.flush()
+    _deliver_to(db, customer, generation)
     return generation
 
 
