@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,26 @@ class LiveStack:
 
             find_service(self.registry, ICompletionSignal).close()
             find_service(self.registry, IDatabase).engine.dispose()
+
+
+@contextlib.contextmanager
+def demo_stack(settings: dict[str, Any], workdir: Path, vhost: str) -> Iterator[LiveStack]:
+    """A :class:`LiveStack` with ``settings`` on a RabbitMQ virtual host of its own
+    (``vhost``), a key for the demo provider added the way an operator would, and its worker
+    running; stopped afterwards."""
+    with RabbitVhost(vhost) as broker_url:
+        stack = LiveStack({**settings, "celery.broker_url": broker_url}, workdir)
+        try:
+            stack.write_ini()
+            # The pool needs a key for the demo provider, added the way an operator would.
+            added = stack.nproxy(
+                "keys", "add", "--provider", "demo", "--label", "browser", stdin="demo-key-1\n"
+            )
+            assert added.returncode == 0, added.stderr or added.stdout
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
 
 
 #: axe-core, installed from package.json (``npm ci``); injected into pages by the tests.

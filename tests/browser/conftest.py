@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveStack, RabbitVhost
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveStack, demo_stack
 
 
 @pytest.fixture
@@ -18,30 +18,18 @@ def live_stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterat
 
     Depends on ``db`` so that every table is emptied after the test, once the worker is gone.
     """
-    with RabbitVhost(f"nproxy_browser_{os.getpid()}") as broker_url:
-        settings = {
-            **base_settings,
-            "celery.broker_url": broker_url,
-            "nproxy.providers": "demo",
-            "nproxy.payments": "demo",
-            # Slow enough to see the progress state, fast enough for a short test.
-            "demo.delay_seconds": "1.5",
-            "demo.failure_rate": "0",
-            # A small plan so that a few images visibly move the quota bucket (100 -> 80).
-            "nproxy.plan.request_limit": "10",
-        }
-        stack = LiveStack(settings, tmp_path)
-        try:
-            stack.write_ini()
-            # The pool needs a key for the demo provider, added the way an operator would.
-            added = stack.nproxy(
-                "keys", "add", "--provider", "demo", "--label", "browser", stdin="demo-key-1\n"
-            )
-            assert added.returncode == 0, added.stderr or added.stdout
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+    settings = {
+        **base_settings,
+        "nproxy.providers": "demo",
+        "nproxy.payments": "demo",
+        # Slow enough to see the progress state, fast enough for a short test.
+        "demo.delay_seconds": "1.5",
+        "demo.failure_rate": "0",
+        # A small plan so that a few images visibly move the quota bucket (100 -> 80).
+        "nproxy.plan.request_limit": "10",
+    }
+    with demo_stack(settings, tmp_path, f"nproxy_browser_{os.getpid()}") as stack:
+        yield stack
 
 
 @pytest.fixture

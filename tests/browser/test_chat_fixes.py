@@ -27,9 +27,9 @@ from browser_support import (
     CHROMIUM,
     GENERATION_TIMEOUT_MS,
     LiveStack,
-    RabbitVhost,
     axe_problems,
     check_here,
+    demo_stack,
     log_in,
     shot,
     sign_up,
@@ -189,28 +189,15 @@ def test_uploads_are_checked_before_sending_and_every_413_reads_the_same(
 @pytest.fixture
 def text_only_stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveStack]:
     """The live stack with a demo model that answers in words only, every time."""
-    with RabbitVhost(f"nproxy_browser_text_{os.getpid()}") as broker_url:
-        stack = LiveStack(
-            {
-                **base_settings,
-                "celery.broker_url": broker_url,
-                "nproxy.providers": "demo",
-                "nproxy.payments": "demo",
-                "demo.delay_seconds": "0.2",
-                "demo.text_only_rate": "1",
-            },
-            tmp_path,
-        )
-        try:
-            stack.write_ini()
-            added = stack.nproxy(
-                "keys", "add", "--provider", "demo", "--label", "browser", stdin="demo-key-1\n"
-            )
-            assert added.returncode == 0, added.stderr or added.stdout
-            stack.start()
-            yield stack
-        finally:
-            stack.stop()
+    settings = {
+        **base_settings,
+        "nproxy.providers": "demo",
+        "nproxy.payments": "demo",
+        "demo.delay_seconds": "0.2",
+        "demo.text_only_rate": "1",
+    }
+    with demo_stack(settings, tmp_path, f"nproxy_browser_text_{os.getpid()}") as stack:
+        yield stack
 
 
 def test_a_text_only_answer_says_so_offers_a_retry_and_costs_nothing(
