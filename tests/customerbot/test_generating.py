@@ -40,6 +40,18 @@ def wait_photo(telegram, chat: Chat, after: int, method: str = "sendPhoto"):
         raise AssertionError(f"no {method}: {said}") from None
 
 
+def wait_latest_finished(db, timeout: float = 60) -> Generation:
+    """Until the newest generation has ended (with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db.expire_all()
+        latest = db.scalar(sa.select(Generation).order_by(Generation.created_at.desc()).limit(1))
+        if latest.status in TERMINAL:
+            return latest
+        assert time.monotonic() < deadline, latest.status
+        time.sleep(0.1)
+
+
 def test_a_text_makes_a_photo_with_buttons_then_regenerate_vary_and_original(
     bot, worker, telegram, chat, db, make_cycle
 ):
@@ -149,14 +161,7 @@ def test_a_429_delays_a_result_and_a_restart_loses_none(
         services.submit(request, services.customer_of(request.db, found.user_id), "a boat")
 
     run_now(app.app.registry, submit)
-    deadline = time.monotonic() + 60
-    while True:
-        db.expire_all()
-        latest = db.scalar(sa.select(Generation).order_by(Generation.created_at.desc()).limit(1))
-        if latest.status in TERMINAL:
-            break
-        assert time.monotonic() < deadline, latest.status
-        time.sleep(0.1)
+    wait_latest_finished(db)
     seen = chat.seen()
     start_bot()
     wait_photo(telegram, chat, seen)
@@ -239,14 +244,7 @@ def test_a_result_that_cannot_be_read_is_given_up_with_a_message(
         services.submit(request, services.customer_of(request.db, found.user_id), "a mill")
 
     run_now(registry, submit)
-    deadline = time.monotonic() + 60
-    while True:
-        db.expire_all()
-        latest = db.scalar(sa.select(Generation).order_by(Generation.created_at.desc()).limit(1))
-        if latest.status in TERMINAL:
-            break
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_latest_finished(db)
     image = db.scalars(sa.select(GenerationImage)).one()
     find_service(registry, IStorage).delete(image.storage_key)  # gone from storage
     db.execute(sa.update(TelegramDelivery).values(attempts=MAX_ATTEMPTS))
