@@ -20,8 +20,20 @@ WEBHOOK = "/billing/webhooks/stripe"
 
 def post_event(app: Any, event: Any, secret: str, **kw: Any) -> Any:
     """Deliver one event through WebTest, signed as Stripe signs it."""
+    body, headers = signed(event, secret, **kw)
+    return post_signed(app, body, headers)
+
+
+def signed(event: Any, secret: str, **kw: Any) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe would send with ``event`` (WebTest sets the content type)."""
     body, headers = sign_event(event, secret, **kw)
     headers.pop("Content-Type")
+    return body, headers
+
+
+def post_signed(app: Any, body: bytes, headers: dict[str, str]) -> Any:
+    """Deliver a body as it is, with the headers given (a signature made or spoiled by the
+    test), through WebTest."""
     return app.post(WEBHOOK, body, headers=headers, content_type="application/json", status="*")
 
 

@@ -28,6 +28,8 @@ from pay_stripe.support import (
     payment,
     payments,
     post_event,
+    post_signed,
+    signed,
     subscriptions,
 )
 
@@ -430,14 +432,6 @@ def test_a_checkout_that_does_not_match_the_plan_goes_to_review(stripe_api, stri
     assert cycles(db) == []
 
 
-def _signed(event: Any, secret: str, **kw: Any) -> tuple[bytes, dict[str, str]]:
-    from fakes.stripe import sign_event
-
-    body, headers = sign_event(event, secret, **kw)
-    headers.pop("Content-Type")
-    return body, headers
-
-
 @pytest.mark.parametrize(
     "case",
     [
@@ -459,13 +453,13 @@ def test_forged_expired_or_unsigned_webhooks_get_4xx_and_change_nothing(
     order_id = buy(stripe_api)
     events = fake.complete_checkout(session_of(fake, order_id)["id"])
     event = next(e for e in events if e["type"] == "checkout.session.completed")
-    body, headers = _signed(event, fake.webhook_secret)
+    body, headers = signed(event, fake.webhook_secret)
     if case == "forged":
         headers["Stripe-Signature"] = f"t={int(time.time())},v1={'0' * 64}"
     elif case == "other-secret":
-        body, headers = _signed(event, "whsec_someone_else")
+        body, headers = signed(event, "whsec_someone_else")
     elif case == "expired":
-        body, headers = _signed(event, fake.webhook_secret, timestamp=int(time.time()) - 301)
+        body, headers = signed(event, fake.webhook_secret, timestamp=int(time.time()) - 301)
     elif case == "unsigned":
         del headers["Stripe-Signature"]
     elif case == "empty-header":
@@ -476,14 +470,8 @@ def test_forged_expired_or_unsigned_webhooks_get_4xx_and_change_nothing(
     elif case == "no-v1":
         headers["Stripe-Signature"] = headers["Stripe-Signature"].split(",v1=")[0]
     elif case == "not-json":
-        body, headers = _signed(b"\xff{not json", fake.webhook_secret)
-    res = stripe_app.post(
-        "/billing/webhooks/stripe",
-        body,
-        headers=headers,
-        content_type="application/json",
-        status="*",
-    )
+        body, headers = signed(b"\xff{not json", fake.webhook_secret)
+    res = post_signed(stripe_app, body, headers)
     assert 400 <= res.status_int < 500, res.text
     assert res.json["error"]["code"] == "validation_error"
     assert fake.webhook_secret not in res.text
@@ -499,20 +487,14 @@ def test_a_signature_among_several_v1_values_and_a_recent_timestamp_is_accepted(
     order_id = buy(stripe_api)
     events = fake.complete_checkout(session_of(fake, order_id)["id"])
     event = next(e for e in events if e["type"] == "checkout.session.completed")
-    body, headers = _signed(
+    body, headers = signed(
         event,
         fake.webhook_secret,
         timestamp=int(time.time()) - 250,
         extra_v1=["ab" * 32, "cd" * 32],
     )
     assert headers["Stripe-Signature"].count("v1=") == 3
-    res = stripe_app.post(
-        "/billing/webhooks/stripe",
-        body,
-        headers=headers,
-        content_type="application/json",
-        status="*",
-    )
+    res = post_signed(stripe_app, body, headers)
     assert res.status_int == 200 and res.json["result"] == "activated"
 
 
