@@ -158,6 +158,21 @@ class LiveStack:
 
 
 @contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, with a fresh profile; never a downloaded browser."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
 def demo_stack(settings: dict[str, Any], workdir: Path, vhost: str) -> Iterator[LiveStack]:
     """A :class:`LiveStack` with ``settings`` on a RabbitMQ virtual host of its own
     (``vhost``), a key for the demo provider added the way an operator would, and its worker

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LiveStack, demo_stack
+from browser_support import ARTIFACTS, LiveStack, chromium, demo_stack
 
 
 @pytest.fixture
@@ -35,16 +35,8 @@ def live_stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterat
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, with a fresh profile; never a downloaded browser."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

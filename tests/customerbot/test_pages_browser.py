@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from browser_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LiveStack,
     axe_problems,
+    chromium,
     look_at,
     shot,
     submit_credentials,
@@ -43,16 +42,8 @@ def stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterator[Li
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser.new_context().new_page()
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_context().new_page()
 
 
 def look(page: Any, name: str, problems: list[str], open_page: Callable[[], None]) -> None:
