@@ -115,13 +115,7 @@ class FakeTelegram:
         self, user_id: int, text: str, *, username: str | None = None, first_name: str = "Ada"
     ) -> dict[str, Any]:
         """A private message from a user; a leading ``/word`` carries a bot_command entity."""
-        message: dict[str, Any] = {
-            "message_id": next(self._message_ids),
-            "date": int(time.time()),
-            "chat": {"id": user_id, "type": "private", "first_name": first_name},
-            "from": self._user(user_id, username, first_name),
-            "text": text,
-        }
+        message = self._message(user_id, username, first_name, text=text)
         if text.startswith("/"):
             length = len(text.split()[0])
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
