@@ -101,9 +101,10 @@ def account_label(email: str | None, user_id: int) -> str:
 
 
 def money(value: Decimal | None) -> str:
-    """An amount as written, never in exponent notation: ``100`` XTR, ``9.99`` USD, ``0.00012345``
-    BTC (a bare ``Decimal.normalize()`` prints ``1E+2``)."""
-    return "" if value is None else format(value.normalize(), "f")
+    """:func:`~nproxy_core.billing.models.amount_text` for templates; empty for no amount."""
+    from nproxy_core.billing.models import amount_text
+
+    return "" if value is None else amount_text(value)
 
 
 def milliseconds(value: float | None) -> str:

@@ -22,6 +22,7 @@ from nproxy_core.billing.models import (
     Payment,
     PaymentNotification,
     PaymentState,
+    amount_text,
 )
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
@@ -69,7 +70,7 @@ def _mismatches(payment: Payment, event: PaymentEvent, *, strict: bool) -> list[
         if strict:
             problems.append("amount missing")
     elif event.amount != payment.amount:  # Decimal equality: 9.990 == 9.99, nothing rounded
-        got, wanted = format(event.amount, "f"), format(payment.amount.normalize(), "f")
+        got, wanted = format(event.amount, "f"), amount_text(payment.amount)
         problems.append(f"amount {got} instead of {wanted}")
     if event.currency is None:
         if strict:

@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any
 
-from nproxy_core.billing.models import Payment
+from nproxy_core.billing.models import Payment, amount_text
 from nproxy_core.billing.plans import images_per_model
 
 #: The example pictures of the landing and pricing pages (static/examples/, drawn by
@@ -27,7 +27,7 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     return {
         "id": payment.order_id,
         "status": str(payment.status),
-        "amount": format(payment.amount.normalize(), "f"),
+        "amount": amount_text(payment.amount),
         "currency": payment.currency,
         "created_at": isoformat(payment.created_at),
         "under_review": payment.awaiting_review,

@@ -24,6 +24,7 @@ from nproxy_core.billing.models import (
     PaymentNotification,
     PaymentState,
     Resolution,
+    amount_text,
 )
 from nproxy_core.billing.notifications import payment_subject
 from nproxy_core.billing.packs import balance_of
@@ -73,7 +74,7 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "order_id": payment.order_id,
         "user_id": payment.user_id,
         "status": str(payment.status),
-        "amount": format(payment.amount.normalize(), "f"),
+        "amount": amount_text(payment.amount),
         "currency": payment.currency,
         "needs_review": payment.needs_review,
         "review_reason": payment.review_reason,

@@ -47,7 +47,7 @@ from telegram.ext import (
 )
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
-from nproxy_core.billing.models import CreditPack, Plan
+from nproxy_core.billing.models import CreditPack, Plan, amount_text
 from nproxy_core.customerbot import services, stars
 from nproxy_core.customerbot.models import TelegramCustomer
 from nproxy_core.customerbot.services import Refused, TelegramUser
@@ -806,7 +806,7 @@ def _day(value: str | None) -> str:
 
 
 def _price(row: Any) -> str:
-    price = f"{row.price.normalize():f} {row.currency}"
+    price = f"{amount_text(row.price)} {row.currency}"
     if row.price_stars:
         price = text("price_stars", price=price, stars=row.price_stars)
     return price
