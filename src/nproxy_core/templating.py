@@ -101,10 +101,10 @@ def account_label(email: str | None, user_id: int) -> str:
 
 
 def money(value: Decimal | None) -> str:
-    """:func:`~nproxy_core.billing.models.amount_text` for templates; empty for no amount."""
-    from nproxy_core.billing.models import amount_text
-
-    return "" if value is None else amount_text(value)
+    """An amount as written, never in exponent notation and without trailing zeros: ``100``
+    XTR, ``9.99`` USD, ``0.00012345`` BTC (a bare ``Decimal.normalize()`` prints ``1E+2``);
+    empty for no amount. Pages, bots, review reasons and JSON answers all write amounts so."""
+    return "" if value is None else format(value.normalize(), "f")
 
 
 def milliseconds(value: float | None) -> str:

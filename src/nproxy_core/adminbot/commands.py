@@ -28,7 +28,7 @@ from nproxy_core.admin.stats import image_activity
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import grants, refunds, review
 from nproxy_core.billing.interfaces import IPlan, IPlans
-from nproxy_core.billing.models import BillingCycle, Payment, amount_text
+from nproxy_core.billing.models import BillingCycle, Payment
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, Conflict, ValidationError
 from nproxy_core.health import probes
@@ -38,6 +38,7 @@ from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
+from nproxy_core.templating import money
 from nproxy_core.wiring import find_service
 
 MENU = [
@@ -347,7 +348,7 @@ def _grant_button(db: Session, registry: Registry, actor: BotActor, parts: list[
 
 
 def _payment_line(payment: Payment) -> str:
-    amount = amount_text(payment.amount)
+    amount = money(payment.amount)
     return (
         f"#{payment.id} {payment.order_id} — user {payment.user_id}, {amount} "
         f"{payment.currency}, {payment.status}: {payment.review_reason or 'flagged'}"
@@ -421,7 +422,7 @@ def _refund_prompt(db: Session, registry: Registry, args: list[str]) -> Answer:
         raise ValidationError(
             f"{payment.processor} payments are refunded in the processor's own dashboard."
         )
-    amount = amount_text(payment.amount)
+    amount = money(payment.amount)
     return Answer(
         f"Refund payment #{payment.id} ({amount} {payment.currency} through "
         f"{payment.processor}, user {payment.user.email or payment.user_id})? What it gave "

@@ -53,12 +53,6 @@ class NotificationSource(enum.StrEnum):
     RECONCILIATION = "reconciliation"
 
 
-def amount_text(amount: Decimal) -> str:
-    """An amount as written, never in exponent notation and without trailing zeros: ``100``
-    XTR, ``9.99`` USD, ``0.00012345`` BTC (a bare ``Decimal.normalize()`` prints ``1E+2``)."""
-    return format(amount.normalize(), "f")
-
-
 def decimal_text(amount: Decimal) -> str:
     """``9.99`` for a column's ``9.99000000``: at least two decimals, more only when the amount
     has them (``0.00012345`` BTC)."""

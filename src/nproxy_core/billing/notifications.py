@@ -22,12 +22,12 @@ from nproxy_core.billing.models import (
     Payment,
     PaymentNotification,
     PaymentState,
-    amount_text,
 )
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentEvent, PaymentProcessor
 from nproxy_core.telegram import AlertKind, IAlertNotifier
+from nproxy_core.templating import money
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def _mismatches(payment: Payment, event: PaymentEvent, *, strict: bool) -> list[
         if strict:
             problems.append("amount missing")
     elif event.amount != payment.amount:  # Decimal equality: 9.990 == 9.99, nothing rounded
-        got, wanted = format(event.amount, "f"), amount_text(payment.amount)
+        got, wanted = format(event.amount, "f"), money(payment.amount)
         problems.append(f"amount {got} instead of {wanted}")
     if event.currency is None:
         if strict:

@@ -7,8 +7,9 @@ import math
 import re
 from typing import Any
 
-from nproxy_core.billing.models import Payment, amount_text
+from nproxy_core.billing.models import Payment
 from nproxy_core.billing.plans import images_per_model
+from nproxy_core.templating import money
 
 #: The example pictures of the landing and pricing pages (static/examples/, drawn by
 #: ``nproxy_core.site.examples``): file name and the prompt they illustrate.
@@ -27,7 +28,7 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     return {
         "id": payment.order_id,
         "status": str(payment.status),
-        "amount": amount_text(payment.amount),
+        "amount": money(payment.amount),
         "currency": payment.currency,
         "created_at": isoformat(payment.created_at),
         "under_review": payment.awaiting_review,

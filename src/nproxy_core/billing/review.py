@@ -24,7 +24,6 @@ from nproxy_core.billing.models import (
     PaymentNotification,
     PaymentState,
     Resolution,
-    amount_text,
 )
 from nproxy_core.billing.notifications import payment_subject
 from nproxy_core.billing.packs import balance_of
@@ -34,6 +33,7 @@ from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.telegram import AlertKind, IAlertNotifier
 from nproxy_core.telegram.alerts import resolve_in
+from nproxy_core.templating import money
 
 __all__ = ["Decision", "dismiss_notification", "payment_view", "resolve_payment"]
 
@@ -74,7 +74,7 @@ def payment_view(payment: Payment) -> dict[str, Any]:
         "order_id": payment.order_id,
         "user_id": payment.user_id,
         "status": str(payment.status),
-        "amount": amount_text(payment.amount),
+        "amount": money(payment.amount),
         "currency": payment.currency,
         "needs_review": payment.needs_review,
         "review_reason": payment.review_reason,

@@ -47,7 +47,6 @@ from nproxy_core.billing.models import (
     PaymentState,
     Subscription,
     SubscriptionState,
-    amount_text,
 )
 from nproxy_core.billing.models import Plan as PlanRow
 from nproxy_core.billing.notifications import Outcome, apply_event
@@ -64,6 +63,7 @@ from nproxy_core.plugins import (
     SubscriptionInfo,
 )
 from nproxy_core.telegram import AlertKind, IAlertNotifier
+from nproxy_core.templating import money
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def _view(subscription: Subscription) -> dict[str, Any]:
         "user_id": subscription.user_id,
         "order_id": subscription.order_id,
         "plan_id": subscription.plan_id,
-        "amount": amount_text(subscription.amount),
+        "amount": money(subscription.amount),
         "currency": subscription.currency,
         "state": str(subscription.state),
         "current_period_end": isoformat(subscription.current_period_end),
@@ -511,7 +511,7 @@ def _payment_failed(
 ) -> None:
     user = subscription.user
     plan = subscription.plan
-    amount = f"{amount_text(payment.amount)} {payment.currency}"
+    amount = f"{money(payment.amount)} {payment.currency}"
     if alerts is not None:
         alerts.raise_alert(
             AlertKind.PAYMENT_FAILED,
@@ -649,7 +649,7 @@ def subscription_view(
         "processor": subscription.processor,
         "processor_name": getattr(processor, "display_name", "") or subscription.processor,
         "plan": {"code": subscription.plan.code, "name": subscription.plan.name},
-        "amount": amount_text(subscription.amount),
+        "amount": money(subscription.amount),
         "currency": subscription.currency,
         "period_months": subscription.period_months,
         "state": str(subscription.state),

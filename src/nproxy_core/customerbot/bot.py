@@ -47,7 +47,7 @@ from telegram.ext import (
 )
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
-from nproxy_core.billing.models import CreditPack, Plan, amount_text
+from nproxy_core.billing.models import CreditPack, Plan
 from nproxy_core.customerbot import services, stars
 from nproxy_core.customerbot.models import TelegramCustomer
 from nproxy_core.customerbot.services import Refused, TelegramUser
@@ -60,6 +60,7 @@ from nproxy_core.plugins import setting
 from nproxy_core.storage import IStorage
 from nproxy_core.tasks import run_now
 from nproxy_core.telegram.ptb import application_builder, cancel_tasks
+from nproxy_core.templating import money
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -806,7 +807,7 @@ def _day(value: str | None) -> str:
 
 
 def _price(row: Any) -> str:
-    price = f"{amount_text(row.price)} {row.currency}"
+    price = f"{money(row.price)} {row.currency}"
     if row.price_stars:
         price = text("price_stars", price=price, stars=row.price_stars)
     return price
