@@ -64,6 +64,36 @@ def renews_said(page: Any) -> int:
     return text.count("renew your plan")
 
 
+def test_a_send_made_while_the_page_still_loads_keeps_its_turn(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    """The start-up calls ending after the first send must not reopen the new conversation
+    (which cleared the turn just sent and stopped watching it)."""
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    user = user_factory()
+    make_cycle(user, request_limit=3)
+    log_in(page, base, user.email)
+    held: list[Any] = []
+    page.route("**/api/v1/templates", lambda route: held.append(route))
+    page.goto(f"{base}/chat")
+    expect(page.locator("#model option")).not_to_have_count(0)
+    page.fill("#prompt", "a kite before the page is ready")
+    page.press("#prompt", "Enter")
+    turn = page.locator(".turn")
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
+    turn.evaluate("node => { node.dataset.sentHere = 'yes'; }")
+    assert len(held) == 1
+    held[0].continue_()
+    # The gallery is filled (in the hidden empty thread) once the held call answers.
+    expect(page.locator("#template-gallery .template-card")).not_to_have_count(0)
+    # The same turn, still shown; the empty thread's examples stay hidden.
+    expect(page.locator(".turn[data-sent-here=yes]")).to_have_count(1)
+    expect(page.locator("#empty-thread")).to_be_hidden()
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_send_that_does_not_go_through_keeps_what_was_typed(
     live_stack: Any, page: Any, db: Any, user_factory: Any, make_cycle: Any, size: Any

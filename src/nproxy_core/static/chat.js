@@ -63,7 +63,11 @@ function promptInAddress() {
 
 // Start: models, quota and templates first (the composer needs them), then the thread.
 const handedOver = promptInAddress();
+const addressed = current.conversationId;
 Promise.all([loadModels(), refreshQuota(), loadConversations(), loadTemplates()]).then(() => {
+  // A send or a click made while these loaded has already chosen the thread: opening the
+  // addressed one now would clear the turn just sent (and stop watching it).
+  if (current.conversationId !== addressed || ui.messages.querySelector(".turn")) return;
   if (current.conversationId) openConversation(current.conversationId, { initial: true });
   else {
     restoreDraft(null, { initial: true });
