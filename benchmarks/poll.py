@@ -19,7 +19,7 @@ Creates its own database and RabbitMQ vhost (see ``pipeline.Bench``) and prints:
 5. ``browser`` (with ``--browser``): in headless Chromium, from pressing Enter to the image
    decoded on the page, minus the provider's time, p50/p95.
 
-    .venv/bin/python benchmarks/poll.py [--server gunicorn|waitress] [--browser]
+    .venv/bin/python benchmarks/poll.py [--server gunicorn|waitress] [--browser] [--port N]
 
 ``--server waitress`` serves with production's former settings (waitress, 4 threads), to
 compare; it skips the 500 held polls, which it cannot hold (each takes one of its 4 threads).
@@ -79,8 +79,8 @@ def free_port() -> int:
 class Server:
     """The benchmark app behind gunicorn (the repository's gunicorn.conf.py) or waitress."""
 
-    def __init__(self, bench: Bench, kind: str, **environ: str) -> None:
-        self.port = free_port()
+    def __init__(self, bench: Bench, kind: str, port: int = 0, **environ: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         ini = bench.folder / "web.ini"
         lines = ["[app:main]", "use = call:poll:bench_app"]
@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--held", type=int, default=500, help="polls held at once")
     parser.add_argument("--browser", action="store_true", help="also the browser figure")
     parser.add_argument("--browser-sends", type=int, default=20)
+    parser.add_argument("--port", type=int, default=0, help="the server's port (default: any free)")
     args = parser.parse_args(argv)
 
     folder = Path(tempfile.mkdtemp(prefix="nproxy-bench-poll-"))
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> None:
         bench.start_worker(0.5)
         finished = bench.submit(client)
         bench.wait_all([finished])
-        server = Server(bench, args.server)
+        server = Server(bench, args.server, args.port)
         print(f"server         {args.server}", flush=True)
         print("cpu           ", cpu(bench, cookie, finished), flush=True)
         print("throughput    ", throughput(server, cookie, finished, args.seconds), flush=True)
