@@ -219,7 +219,8 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     # Plugins are loaded once; a broken or unknown one stops start-up here.
     config.include("nproxy_core.plugin_registry")
 
-    # Rendering, sessions, security and errors.
+    # Rendering, sessions, security and errors; the request's language first (DESIGN 4.15).
+    config.include("nproxy_core.i18n")
     config.include("pyramid_jinja2")
     config.include("nproxy_core.templating")
     config.include("nproxy_core.accounts.security")

@@ -8,6 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nproxy_core.i18n import DOMAIN
+from nproxy_core.i18n.jinja import configure_environment
+
 #: The project's ``templates/`` folder; found next to ``src/`` in a checkout and an install
 #: made with ``pip install -e .``, or at ``NPROXY_TEMPLATES`` when packaged elsewhere.
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -136,13 +139,31 @@ def includeme(config: Any) -> None:
     settings.setdefault("jinja2.autoescape", "true")
     settings.setdefault("jinja2.trim_blocks", "true")
     settings.setdefault("jinja2.lstrip_blocks", "true")
+    # Jinja2's i18n extension speaks the request's language, or the one a mail is written in.
+    settings.setdefault("jinja2.i18n.domain", DOMAIN)
+    settings.setdefault("jinja2.i18n.gettext", "nproxy_core.i18n.jinja:Gettext")
+    settings.setdefault("jinja2.newstyle", "true")
     config.add_jinja2_renderer(".html")
     config.add_jinja2_search_path(folder, name=".html")
     # Plain-text email templates (templates/email/...): the same folder and filters, but no
     # HTML escaping, which would garble links and quotes in a text/plain message.
-    for key in ("directories", "filters", "trim_blocks", "lstrip_blocks"):
+    for key in (
+        "directories",
+        "filters",
+        "trim_blocks",
+        "lstrip_blocks",
+        "i18n.domain",
+        "i18n.gettext",
+        "newstyle",
+    ):
         settings.setdefault(f"jinja2_text.{key}", settings[f"jinja2.{key}"])
     settings.setdefault("jinja2_text.autoescape", "false")
     config.add_jinja2_renderer(".txt", settings_prefix="jinja2_text.")
     config.add_jinja2_search_path(folder, name=".txt")
+    for renderer in (".html", ".txt"):
+        config.action(
+            None,
+            lambda name=renderer: configure_environment(config.get_jinja2_environment(name)),
+            order=999,
+        )
     config.add_static_view("static", "nproxy_core:static", cache_max_age=3600)

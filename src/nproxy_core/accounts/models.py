@@ -33,6 +33,9 @@ class User(Base):
     #: When the owner proved the address receives mail (a link sent to it was opened); None
     #: until then, and again once the address changes. The free plan asks for it (DESIGN 4.12).
     email_verified_at: Mapped[dt.datetime | None]
+    #: The language the owner chose (``en``, ``ru``, ``uz``), on the web's picker or the customer
+    #: bot's /language; None until then, when each request's own hints decide (DESIGN 4.15).
+    language: Mapped[str | None] = mapped_column(sa.String(8))
 
     reset_tokens: Mapped[list[PasswordResetToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -1,0 +1,113 @@
+"""Jinja2's ``i18n`` extension wired to the translations of whoever a template speaks to: the
+request's language, or the ``localizer`` a caller passes (an email to an account in its own
+language). Babel's formatting of dates and numbers in the same language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from pyramid.i18n import Localizer
+
+from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES
+
+
+def context_localizer(context: Context) -> Localizer | None:
+    localizer = context.get("localizer")
+    if isinstance(localizer, Localizer):
+        return localizer
+    request = context.get("request")
+    return getattr(request, "localizer", None)
+
+
+def context_locale(context: Context) -> str:
+    localizer = context_localizer(context)
+    return localizer.locale_name if localizer is not None else DEFAULT
+
+
+class Gettext:
+    """``jinja2.i18n.gettext`` for pyramid_jinja2: its gettext and ngettext take the template's
+    context (``pass_context``) instead of a thread-local request, so a template rendered for a
+    mail or outside a request speaks the language it was given."""
+
+    def __init__(self, domain: str = DOMAIN) -> None:
+        self.domain = domain
+
+    @pass_context
+    def gettext(self, context: Context, message: str) -> str:
+        localizer = context_localizer(context)
+        return message if localizer is None else localizer.translate(message, domain=self.domain)
+
+    @pass_context
+    def ngettext(self, context: Context, singular: str, plural: str, n: int) -> str:
+        localizer = context_localizer(context)
+        if localizer is None:
+            return singular if n == 1 else plural
+        return localizer.pluralize(singular, plural, n, domain=self.domain)
+
+
+def _moment(value: dt.datetime | str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+@pass_context
+def local_datetime(context: Context, value: dt.datetime | str | None) -> str:
+    """``21 Dec 2026, 13:54 UTC``, as ``templating.human_datetime`` writes it, with the month
+    in the reader's language."""
+    if value is None or value == "":
+        return ""
+    moment = _moment(value).astimezone(dt.UTC)
+    return format_datetime(
+        moment, "d MMM y, HH:mm", tzinfo=dt.UTC, locale=context_locale(context)
+    ) + (" UTC")
+
+
+@pass_context
+def local_date(context: Context, value: dt.date | dt.datetime | str | None) -> str:
+    """``21 Dec 2026``: a day, the month in the reader's language."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        day = value
+    else:
+        day = _moment(value).astimezone(dt.UTC).date()
+    return format_date(day, "d MMM y", locale=context_locale(context))
+
+
+@pass_context
+def local_number(context: Context, value: int | float | Decimal | None) -> str:
+    """``1 234,5`` in Russian, ``1,234.5`` in English: a number in the reader's language."""
+    if value is None:
+        return ""
+    return format_decimal(value, locale=context_locale(context))
+
+
+@pass_context
+def local_money(context: Context, value: Decimal | None) -> str:
+    """An amount as written in the reader's language, every digit kept (crypto amounts have
+    eight places) and no exponent: ``9,99`` in Russian, ``9.99`` in English."""
+    if value is None:
+        return ""
+    return format_decimal(value.normalize(), "#,##0.##########", locale=context_locale(context))
+
+
+FILTERS = {
+    "local_datetime": local_datetime,
+    "local_date": local_date,
+    "local_number": local_number,
+    "local_money": local_money,
+}
+
+
+def configure_environment(environment: Any) -> None:
+    """The project's i18n settings on a Jinja2 environment: ``{% trans %}`` blocks are trimmed
+    (so a wrapped paragraph is one message), and the locale-aware filters."""
+    environment.policies["ext.i18n.trimmed"] = True
+    environment.filters.update(FILTERS)
+    environment.globals["languages"] = LANGUAGES

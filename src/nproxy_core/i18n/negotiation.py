@@ -1,0 +1,29 @@
+"""Which language a request speaks: the account's saved choice, then ``?lang=``, then the
+``lang`` cookie, then ``Accept-Language``, then English (DESIGN 4.15)."""
+
+from __future__ import annotations
+
+from pyramid.request import Request
+
+from nproxy_core.i18n import COOKIE, DEFAULT, LANGUAGES
+
+
+def supported(code: object) -> str | None:
+    """``code`` when it names an offered language (``ru``, ``RU``, ``ru-RU``), else None."""
+    if not isinstance(code, str) or not code:
+        return None
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    return base if base in LANGUAGES else None
+
+
+def negotiate_locale(request: Request) -> str:
+    """The locale name Pyramid's localizer uses for ``request``."""
+    user = request.identity
+    saved = supported(getattr(user, "language", None))
+    if saved:
+        return saved
+    for asked in (request.GET.get("lang"), request.cookies.get(COOKIE)):
+        chosen = supported(asked)
+        if chosen:
+            return chosen
+    return request.accept_language.lookup(list(LANGUAGES), default=DEFAULT)
