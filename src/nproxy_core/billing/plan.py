@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from zope.interface import implementer
+
+from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.plugins import positive_int, setting
 
 _CURRENCY = re.compile(r"^[A-Z0-9]{2,10}$")
@@ -40,6 +43,7 @@ def _currency(value: str) -> str:
     return value.upper()
 
 
+@implementer(IPlan)
 @dataclass(frozen=True)
 class Plan:
     name: str

@@ -21,7 +21,7 @@ class IGenerationSettings(Interface):
 class IJobRunner(Interface):
     """Runs generation jobs in this process; one object per process, shared by threads."""
 
-    def run(generation_id, storage, resume=None, resume_images=None):
+    def run(generation_id, storage, *, resume=None, resume_images=None):
         """Run one job if it can be claimed (or take it over from run ``resume`` of the same
         task, with the images that run stored); returns what happened."""
 

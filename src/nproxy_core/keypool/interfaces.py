@@ -8,11 +8,9 @@ from zope.interface import Interface
 class IKeyPoolRouter(Interface):
     """Routes images over a provider's keys; one object per process, shared by threads."""
 
-    def route_image(provider, request, **kw):
-        """Make one image with the first key that works, or raise PoolUnavailable."""
-
-    def mark_out_of_funds(key_id, **kw):
-        """Take a key (and its billing group) out of service for lack of funds."""
+    def route_image(provider, request, *, reference=None):
+        """Make one image with the first key that works, or raise PoolUnavailable;
+        ``reference`` (e.g. a generation id) is stored on every attempt."""
 
     def refresh_balances():
         """Read the balances of keys whose provider can; returns them by key id."""

@@ -22,7 +22,7 @@ from pyramid.renderers import render
 from pyramid.request import Request
 from pyramid_mailer.mailer import DebugMailer, DummyMailer, Mailer
 from pyramid_mailer.message import Message
-from zope.interface import Interface
+from zope.interface import Interface, classImplements
 
 from nproxy_core.plugins import ConfigurationError, one_of, setting
 from nproxy_core.tasks import task
@@ -33,7 +33,15 @@ DEFAULT_DEBUG_FOLDER = "var/mail"
 
 
 class IMailer(Interface):
-    """A pyramid_mailer mailer: ``send_immediately(message, fail_silently=False)``."""
+    """A pyramid_mailer mailer (``smtp``, ``debug`` or ``dummy``, by ``nproxy.mailer``)."""
+
+    def send_immediately(message, fail_silently=False):
+        """Send ``message`` now; a failure raises unless ``fail_silently``."""
+
+
+# pyramid_mailer's mailers declare no interface: say here that they provide this one.
+for _mailer in (Mailer, DebugMailer, DummyMailer):
+    classImplements(_mailer, IMailer)
 
 
 class LoggingDebugMailer(DebugMailer):

@@ -104,8 +104,7 @@ class UnitPrices:
 
     # --- what a submission and the pages ask -------------------------------------------------
 
-    @staticmethod
-    def override(db: Session, provider: str, model: str, resolution: str) -> int | None:
+    def override(self, db: Session, provider: str, model: str, resolution: str) -> int | None:
         """An admin's price of one (provider, model, resolution), or None."""
         return db.scalar(
             sa.select(UnitPrice.units).where(

@@ -10,6 +10,9 @@ import logging
 from typing import Any
 
 import httpx
+from zope.interface import implementer
+
+from nproxy_core.telegram.interfaces import IBotAPI
 
 # httpx logs every request URL at INFO, and the URL carries the bot token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -31,6 +34,7 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
+@implementer(IBotAPI)
 class BotAPI:
     """A Telegram bot's HTTP API, one method at a time."""
 
