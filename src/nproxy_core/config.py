@@ -236,7 +236,9 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
     config.include("nproxy_core.health")
     # Heartbeat files for the containers' healthchecks (``nproxy health``).
     config.include("nproxy_core.healthcheck")
-    # Admin alerts: every feature below may raise one (the key pool, billing, the probes).
+    # Admin alerts: every feature below may raise one (the key pool, billing, the probes);
+    # Telegram is the sender that tells the paired admins.
+    config.include("nproxy_core.alerts")
     config.include("nproxy_core.telegram")
     config.include("nproxy_core.keypool")
     config.include("nproxy_core.accounts")

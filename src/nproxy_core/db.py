@@ -113,6 +113,7 @@ MODEL_MODULES = (
     "nproxy_core.developer_api.models",
     "nproxy_core.health.models",
     "nproxy_core.admin.models",
+    "nproxy_core.alerts.models",
     "nproxy_core.telegram.models",
     "nproxy_core.twofactor.models",
     "nproxy_core.customerbot.models",

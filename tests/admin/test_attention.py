@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from admin_support import make_payment
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.db import utcnow
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import KeyState
-from nproxy_core.telegram.models import Alert, AlertState
 from nproxy_core.wiring import find_service
 
 

@@ -15,6 +15,8 @@ from admin_support import alerts
 from nproxy_core.admin.models import KeyAttemptHour
 from nproxy_core.admin.rollups import sum_hour
 from nproxy_core.admin.stats import floor_hour
+from nproxy_core.alerts import AlertKind
+from nproxy_core.alerts.models import Alert
 from nproxy_core.db import utcnow
 from nproxy_core.keypool.checks import KEY_ACCEPTED
 from nproxy_core.keypool.models import (
@@ -24,8 +26,6 @@ from nproxy_core.keypool.models import (
     ProviderKey,
     key_name,
 )
-from nproxy_core.telegram import AlertKind
-from nproxy_core.telegram.models import Alert
 
 SECRET = "AIzaSyKEYTESTkeytestKEYTESTkeytest0x9Q2"
 

@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from admin_support import audit_rows
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.db import utcnow
-from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin, TelegramPairing
+from nproxy_core.telegram.models import TelegramAdmin, TelegramPairing
 
 
 def paired(db: Any, telegram_id: int, username: str | None, user_id: int | None = None) -> None:

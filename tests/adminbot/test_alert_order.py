@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from fakes.telegram import FakeTelegram
 from generation_support import Process, rabbitmq_vhost, write_ini
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.db import IDatabase, utcnow
-from nproxy_core.telegram import AlertKind, IAlertNotifier, IBotAPI
+from nproxy_core.telegram import IBotAPI
 from nproxy_core.telegram.alerts import LEASE, deliver_due
 from nproxy_core.telegram.models import AlertMessage, TelegramAdmin
 from nproxy_core.wiring import find_service

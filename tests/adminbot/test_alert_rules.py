@@ -1,21 +1,29 @@
-"""The rules of a stateful alert (DESIGN 4.8), on the database but without Telegram: one
-message per admin when it opens, repeats counted and not sent within the dedup window, one
-message naming them after it, "resolved" once when it clears, a new alert after that."""
+"""The rules of a stateful alert (DESIGN 4.8), on the database and Telegram's outbox, nothing
+sent: one message per admin when it opens, repeats counted and not sent within the dedup
+window, one message naming them after it, "resolved" once when it clears, a new alert after
+that."""
 
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from nproxy_core.telegram.alerts import raise_in, resolve_in
-from nproxy_core.telegram.models import Alert, AlertMessage, AlertState, TelegramAdmin
+from nproxy_core.alerts import services
+from nproxy_core.alerts.models import Alert, AlertState
+from nproxy_core.telegram.alerts import TelegramAlerts
+from nproxy_core.telegram.models import AlertMessage, TelegramAdmin
 
 T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 WINDOW = dt.timedelta(seconds=900)
 KIND, SUBJECT = "key_manual_review", "nanobanana key 3"
+#: Telegram's outbox is where these rules show: one message per paired admin.
+TELEGRAM = (TelegramAlerts(wake=lambda: None),)
+raise_in = partial(services.raise_in, senders=TELEGRAM)
+resolve_in = partial(services.resolve_in, senders=TELEGRAM)
 
 
 @pytest.fixture

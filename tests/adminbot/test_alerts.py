@@ -18,6 +18,8 @@ from fakes.gemini import FakeGemini, fake_gemini
 from fakes.telegram import FakeTelegram
 from generation_support import Process, rabbitmq_vhost
 from keypool_support import IMAGE
+from nproxy_core.alerts import AlertKind, IAlertNotifier
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.audit import Surface
 from nproxy_core.billing.models import NotificationSource, Payment, PaymentState
 from nproxy_core.billing.notifications import apply_event
@@ -31,8 +33,7 @@ from nproxy_core.keypool.tasks import resolve_recovered_alerts
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentEvent, PaymentStatus
 from nproxy_core.tasks import run_now
-from nproxy_core.telegram import AlertKind, IAlertNotifier
-from nproxy_core.telegram.models import Alert, AlertMessage, AlertState, TelegramAdmin
+from nproxy_core.telegram.models import AlertMessage, TelegramAdmin
 from nproxy_core.wiring import find_service
 
 ADMINS = (901, 902)

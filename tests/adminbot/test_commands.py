@@ -229,17 +229,27 @@ def test_payments_lists_the_review_queue_and_its_buttons_resolve_once(
     bot, telegram, paired, db, user_factory
 ):
     from admin_support import make_payment
+    from nproxy_core.alerts.models import Alert, AlertState
+    from nproxy_core.alerts.services import raise_in
     from nproxy_core.billing.models import BillingCycle
     from nproxy_core.billing.notifications import payment_subject
-    from nproxy_core.telegram.alerts import raise_in
-    from nproxy_core.telegram.models import Alert, AlertState
+    from nproxy_core.telegram.alerts import TelegramAlerts
 
     assert "No payments await review" in say(telegram, "/payments").text
     customer = user_factory("payer@example.com")
     first = make_payment(db, customer, status="partially_paid", review="partially paid")
     second = make_payment(db, customer, status="finished", review="amount mismatch")
     make_payment(db, customer)  # not flagged: not listed
-    raise_in(db, "payment_flagged", payment_subject(first.id), "partial", WINDOW, utcnow())
+    telegram_outbox = [TelegramAlerts(wake=lambda: None)]
+    raise_in(
+        db,
+        "payment_flagged",
+        payment_subject(first.id),
+        "partial",
+        WINDOW,
+        utcnow(),
+        senders=telegram_outbox,
+    )
     db.commit()
 
     listing = say(telegram, "/payments")

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from fakes.telegram import FakeTelegram
+from nproxy_core.alerts import AlertKind
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.health.models import WorkerHeartbeat
 from nproxy_core.health.probes import QueueDepth, WorkerStatus
 from nproxy_core.telegram import watch
-from nproxy_core.telegram.interfaces import AlertKind
-from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
+from nproxy_core.telegram.models import TelegramAdmin
 
 NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 

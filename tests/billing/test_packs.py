@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from admin_support import audit_rows, make_payment
 from apiclient import ApiClient
 from conftest import registry_service
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import packs as pack_service
 from nproxy_core.billing.cycles import add_months
@@ -346,6 +347,7 @@ def test_a_wrong_amount_goes_to_review_and_an_admins_resolve_grants_once(
             decision="activate",
             note=note,
             actor=ADMIN,
+            alerts=registry_service(registry, IAlertNotifier),
         )
 
     activate("paid the rest by bank transfer")

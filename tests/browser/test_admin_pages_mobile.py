@@ -22,14 +22,14 @@ import sqlalchemy as sa
 
 from admin_support import make_generation
 from browser_support import CHROMIUM, LiveStack, axe_problems, shot, sideways_scroll
+from nproxy_core.alerts import AlertKind
+from nproxy_core.alerts.models import Alert
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing.models import CreditPack, Payment, Plan
 from nproxy_core.db import utcnow
 from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import KeyAttempt, KeyState, ProviderKey, Proxy
-from nproxy_core.telegram import AlertKind
-from nproxy_core.telegram.models import Alert
 from nproxy_core.wiring import find_service
 
 pytestmark = [

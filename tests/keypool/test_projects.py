@@ -11,9 +11,11 @@ import logging
 import pytest
 
 from keypool_support import ACTOR, IMAGE, attempts, fresh_key, set_key
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.db import utcnow
 from nproxy_core.keypool import KeyPoolRouter, PoolUnavailable, services
 from nproxy_core.keypool.models import AttemptOutcome, KeyState
+from nproxy_core.wiring import find_service
 
 COOLDOWN = dt.timedelta(seconds=300)
 
@@ -77,7 +79,6 @@ def test_the_setting_is_read_from_the_configuration(make_app, pool_settings, add
         nproxy__keypool__group_rate_limits="off",
     )
     from nproxy_core.keypool.interfaces import IKeyPoolRouter
-    from nproxy_core.wiring import find_service
 
     assert find_service(app.app.registry, IKeyPoolRouter).group_rate_limits is False
 
@@ -255,7 +256,9 @@ def test_a_project_with_a_key_in_service_is_not_cooled_for_a_new_key(router, add
     assert fresh_key(db, joining).state == KeyState.ACTIVE
 
 
-def test_restoring_one_key_of_a_cooled_project_tries_that_key_alone(router, add_key, db, fake):
+def test_restoring_one_key_of_a_cooled_project_tries_that_key_alone(
+    router, add_key, db, fake, registry
+):
     limited = add_key("rate_limited-a001", project="gcp-a")
     peer = add_key("success-a002", project="gcp-a")
     with pytest.raises(PoolUnavailable):
@@ -263,7 +266,7 @@ def test_restoring_one_key_of_a_cooled_project_tries_that_key_alone(router, add_
     assert fresh_key(db, peer).state == KeyState.COOLDOWN
 
     # The admin's override is for the key named: it is tried at once; the rest still rests.
-    services.restore_key(db, peer, actor=ACTOR)
+    services.restore_key(db, peer, actor=ACTOR, alerts=find_service(registry, IAlertNotifier))
     db.commit()
     assert route(router).key_id == peer
     assert fresh_key(db, limited).state == KeyState.COOLDOWN

@@ -22,12 +22,14 @@ from keypool_support import (
     fresh_proxy,
     set_key,
 )
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.db import utcnow
 from nproxy_core.keypool import KeyPoolRouter, PoolUnavailable, ProviderNotEnabled, services
 from nproxy_core.keypool.models import AttemptOutcome, AttemptPath, KeyState, ProviderKey
 from nproxy_core.plugins import ContentPolicyError, InvalidInputError, UserCausedError
 from nproxy_core.tasks import run_now
+from nproxy_core.wiring import find_service
 
 COOLDOWN = dt.timedelta(seconds=300)
 
@@ -358,14 +360,16 @@ def test_a_cooldown_key_before_its_deadline_is_skipped(router, add_key, db, fake
 @pytest.mark.parametrize(
     "state", [KeyState.DISABLED, KeyState.OUT_OF_FUNDS, KeyState.MANUAL_REVIEW]
 )
-def test_keys_out_of_service_are_never_used_until_restored(router, add_key, db, fake, state):
+def test_keys_out_of_service_are_never_used_until_restored(
+    router, add_key, db, fake, state, registry
+):
     key_id = add_key("success-aaaa1", state=state)
 
     with pytest.raises(PoolUnavailable):
         route(router)
     assert fake.requests == []
 
-    services.restore_key(db, key_id, actor=ACTOR)
+    services.restore_key(db, key_id, actor=ACTOR, alerts=find_service(registry, IAlertNotifier))
     db.commit()
     assert route(router).key_id == key_id
     entry = db.scalars(sa.select(AuditEntry).where(AuditEntry.action == "key.restore")).one()

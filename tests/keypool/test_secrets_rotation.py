@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from apiclient import ApiClient
 from cli_runner import write_ini
 from keypool_support import ACTOR, IMAGE, attempts, fresh_key
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.cli import main
 from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.errors import Conflict
@@ -31,7 +32,6 @@ from nproxy_core.keypool.models import AttemptOutcome, KeyState, ProviderKey
 from nproxy_core.keypool.rotation import SecretsUnreadable
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.storage import IMediaLinks, LinkCheck
-from nproxy_core.telegram.models import Alert, AlertState
 from nproxy_core.wiring import find_service
 
 OLD = "the-old-secret-" + "a" * 40

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from keypool_support import ACTOR, IMAGE, attempts, fresh_key
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.errors import Conflict, NotFound, ValidationError
 from nproxy_core.keypool import KeyPoolRouter, services
@@ -116,7 +117,7 @@ def test_good_proxy_urls_and_credentials_hidden(db):
         services.add_proxy(db, "http://h:3128", actor=ACTOR)
 
 
-def test_disable_and_restore_are_audited_and_reset_the_key(add_key, db):
+def test_disable_and_restore_are_audited_and_reset_the_key(add_key, db, registry):
     key_id = add_key("success-aaaa1")
     db.execute(
         sa.update(ProviderKey)
@@ -128,7 +129,8 @@ def test_disable_and_restore_are_audited_and_reset_the_key(add_key, db):
     services.disable_key(db, key_id, actor=ACTOR)
     db.commit()
     assert fresh_key(db, key_id).state == KeyState.DISABLED
-    services.restore_key(db, key_id, actor=ACTOR)
+    alerts = find_service(registry, IAlertNotifier)
+    services.restore_key(db, key_id, actor=ACTOR, alerts=alerts)
     db.commit()
 
     key = fresh_key(db, key_id)
@@ -145,4 +147,4 @@ def test_disable_and_restore_are_audited_and_reset_the_key(add_key, db):
     ]
     assert entries[1].before["state"] == "manual_review"
     with pytest.raises(NotFound):
-        services.restore_key(db, 999, actor=ACTOR)
+        services.restore_key(db, 999, actor=ACTOR, alerts=alerts)

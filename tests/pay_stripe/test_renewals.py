@@ -14,13 +14,13 @@ import pytest
 import sqlalchemy as sa
 
 from fakes.stripe import deliver
+from nproxy_core.alerts.models import Alert
 from nproxy_core.billing.cycles import add_months
 from nproxy_core.billing.models import PaymentState, SubscriptionState
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.billing.tasks import reconcile_payments
 from nproxy_core.db import utcnow
 from nproxy_core.tasks import run_now
-from nproxy_core.telegram.models import Alert
 from pay_stripe.support import (
     buy,
     cycles,

@@ -2,7 +2,7 @@
 
 Three sources, each item linked to where it is dealt with:
 
-- every **open alert** (:mod:`nproxy_core.telegram.alerts`), linked by its subject: a key
+- every **open alert** (:mod:`nproxy_core.alerts`), linked by its subject: a key
   (``nanobanana key 12``, named by label and id), a provider project or provider (the keys
   page), a payment (its page), the workers or the task queue (the health page);
 - the **payments awaiting review** (flagged payments, and notifications for no known order);
@@ -24,11 +24,11 @@ from pyramid.request import Request
 from sqlalchemy.orm import Session
 
 from nproxy_core.admin import queries
+from nproxy_core.alerts import AlertKind
+from nproxy_core.alerts.models import Alert, AlertState
+from nproxy_core.alerts.services import title
 from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.keypool.models import key_name as keys_name
-from nproxy_core.telegram.alerts import title
-from nproxy_core.telegram.interfaces import AlertKind
-from nproxy_core.telegram.models import Alert, AlertState
 
 #: States a key leaves only when an admin restores it.
 OUT_OF_SERVICE = (KeyState.MANUAL_REVIEW, KeyState.OUT_OF_FUNDS)

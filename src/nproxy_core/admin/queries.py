@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from nproxy_core.accounts.models import User
 from nproxy_core.admin.pagination import Page, page_by_id, page_by_time
 from nproxy_core.admin.stats import KeyStats, attempt_activity
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.audit.models import AuditEntry
 from nproxy_core.billing.models import (
     BillingCycle,
@@ -34,7 +35,7 @@ from nproxy_core.generation.models import (
     Message,
 )
 from nproxy_core.keypool.models import KeyAttempt, KeyState, ProviderKey, Proxy
-from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
+from nproxy_core.telegram.models import TelegramAdmin
 
 #: Rows of related lists shown on one user's page (each links to the full list).
 RECENT = 20

@@ -25,6 +25,8 @@ from nproxy_core.accounts import actions as accounts
 from nproxy_core.accounts.models import User
 from nproxy_core.admin import queries
 from nproxy_core.admin.stats import image_activity
+from nproxy_core.alerts import IAlertNotifier
+from nproxy_core.alerts.models import Alert, AlertState
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import grants, refunds, review
 from nproxy_core.billing.interfaces import IPlan, IPlans
@@ -36,8 +38,7 @@ from nproxy_core.keypool import services as pool
 from nproxy_core.keypool.interfaces import IKeyPoolRouter
 from nproxy_core.keypool.models import KeyState, ProviderKey
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.telegram import IAlertNotifier
-from nproxy_core.telegram.models import Alert, AlertState, TelegramAdmin
+from nproxy_core.telegram.models import TelegramAdmin
 from nproxy_core.templating import money
 from nproxy_core.wiring import find_service
 

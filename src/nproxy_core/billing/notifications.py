@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import SYSTEM
 from nproxy_core.billing.activation import activate_payment, end_cycle_for_refund, is_activated
 from nproxy_core.billing.models import (
@@ -26,7 +27,6 @@ from nproxy_core.billing.models import (
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentEvent, PaymentProcessor
-from nproxy_core.telegram import AlertKind, IAlertNotifier
 from nproxy_core.templating import money
 
 log = logging.getLogger(__name__)

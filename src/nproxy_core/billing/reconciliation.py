@@ -11,12 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import subscriptions
 from nproxy_core.billing.models import OPEN_STATES, Payment
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import utcnow
 from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError
-from nproxy_core.telegram import IAlertNotifier
 
 log = logging.getLogger(__name__)
 

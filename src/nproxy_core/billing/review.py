@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, object_session
 
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import Actor
 from nproxy_core.billing.activation import activate_payment, is_activated
 from nproxy_core.billing.models import (
@@ -31,8 +32,6 @@ from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
-from nproxy_core.telegram import AlertKind, IAlertNotifier
-from nproxy_core.telegram.alerts import resolve_in
 from nproxy_core.templating import money
 
 __all__ = ["Decision", "dismiss_notification", "payment_view", "resolve_payment"]
@@ -118,14 +117,13 @@ def resolve_payment(
     decision: Any,
     note: Any,
     actor: Actor,
+    alerts: IAlertNotifier,
     now: dt.datetime | None = None,
-    alerts: IAlertNotifier | None = None,
 ) -> Payment:
     """Resolve a flagged payment: ``activate`` grants its cycle, ``dismiss`` closes it.
 
-    Its ``payment_flagged`` alert resolves with it (only if this transaction commits); with
-    ``alerts`` the "resolved" message goes out right after the commit, else with the periodic
-    alert delivery."""
+    Its ``payment_flagged`` alert resolves with it (only if this transaction commits), and
+    the "resolved" message goes out right after the commit."""
     decision = parse_decision(decision)
     note = clean_note(note)
     now = now or utcnow()
@@ -155,10 +153,7 @@ def resolve_payment(
     db.flush()
     actor.record(db, "payment.resolve", "payment", payment.id, before, payment_view(payment))
     detail = f"{payment.resolution} by {actor.name} ({actor.surface})"
-    if alerts is not None:
-        alerts.resolve(AlertKind.PAYMENT_FLAGGED, payment_subject(payment.id), detail, db=db)
-    else:
-        resolve_in(db, AlertKind.PAYMENT_FLAGGED, payment_subject(payment.id), detail, now)
+    alerts.resolve(AlertKind.PAYMENT_FLAGGED, payment_subject(payment.id), detail, db=db)
     return payment
 
 

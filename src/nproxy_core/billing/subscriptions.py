@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from nproxy_core.accounts.models import User
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import SYSTEM, Actor
 from nproxy_core.billing.checkout import new_order_id
 from nproxy_core.billing.models import (
@@ -62,7 +63,6 @@ from nproxy_core.plugins import (
     PaymentStatus,
     SubscriptionInfo,
 )
-from nproxy_core.telegram import AlertKind, IAlertNotifier
 from nproxy_core.templating import money
 
 log = logging.getLogger(__name__)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import reconciliation, reminders, subscriptions
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.tasks import task
-from nproxy_core.telegram import IAlertNotifier
 
 
 @task(name="billing.reconcile_payments")

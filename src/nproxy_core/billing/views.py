@@ -14,6 +14,7 @@ from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.accounts.security import user_view
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import checkout, free, presenters, services, subscriptions
 from nproxy_core.billing.activation import is_activated
@@ -35,7 +36,6 @@ from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError, WebhookRejected
 from nproxy_core.pricing import IUnitPrices
 from nproxy_core.ratelimit import client_ip, user_limit
-from nproxy_core.telegram import IAlertNotifier
 
 log = logging.getLogger(__name__)
 

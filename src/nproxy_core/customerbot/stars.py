@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from pyramid.request import Request
 
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import stars as billing_stars
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import CreditPack, Payment, PaymentState, Plan
@@ -26,7 +27,6 @@ from nproxy_core.errors import ValidationError
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessorError
 from nproxy_core.referrals import services as referrals
-from nproxy_core.telegram import IAlertNotifier
 
 if TYPE_CHECKING:
     import telegram

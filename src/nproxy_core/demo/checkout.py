@@ -9,6 +9,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 
 from nproxy_core.accounts.security import user_view
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import notifications
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES
@@ -16,7 +17,6 @@ from nproxy_core.billing.views import own_payment
 from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
 from nproxy_core.errors import NotFound
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.telegram import IAlertNotifier
 
 
 @user_view("demo.checkout", ("GET", "POST"))

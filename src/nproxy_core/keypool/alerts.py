@@ -1,14 +1,15 @@
 """The one place the key pool raises an admin alert: through the admin notifier
-(:class:`~nproxy_core.telegram.IAlertNotifier`), which records it, de-duplicates it and
-sends it to the paired Telegram admins from the queue. Raising never fails the routing."""
+(:class:`~nproxy_core.alerts.IAlertNotifier`), which records it, de-duplicates it and has
+every alert sender (Telegram's) tell the admins from its queue. Raising never fails the
+routing. The subjects of the pool's alerts are written here, once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.telegram import AlertKind, IAlertNotifier
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 
-__all__ = ["AlertKind", "PoolAlerts", "key_subject", "project_subject", "provider_subject"]
+__all__ = ["PoolAlerts", "key_subject", "project_subject", "provider_subject"]
 
 
 def key_subject(provider: str, key_id: int) -> str:

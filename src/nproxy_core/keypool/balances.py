@@ -11,7 +11,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nproxy_core.keypool.alerts import AlertKind, key_subject
+from nproxy_core.alerts import AlertKind
+from nproxy_core.keypool.alerts import key_subject
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.crypto import SecretBox, SecretUnreadable
 from nproxy_core.keypool.deadline import DaemonThreads

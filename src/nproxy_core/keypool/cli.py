@@ -150,8 +150,8 @@ def _money(amount: str) -> str:
 @pass_cli
 def keys_restore(cli: CLIContext, key_id: int) -> None:
     """Put a key back in service (from cooldown, out of funds, review or disabled)."""
+    from nproxy_core.alerts import IAlertNotifier
     from nproxy_core.keypool import services as pool
-    from nproxy_core.telegram import IAlertNotifier
 
     with cli.transaction() as db:
         key = pool.restore_key(

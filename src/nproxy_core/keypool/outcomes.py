@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from nproxy_core.keypool.alerts import AlertKind
+from nproxy_core.alerts import AlertKind
 from nproxy_core.keypool.choice import Claim
 from nproxy_core.keypool.connections import RouterConnections
 from nproxy_core.keypool.models import (

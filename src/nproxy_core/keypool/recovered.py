@@ -16,6 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nproxy_core.alerts import AlertKind
+from nproxy_core.alerts.services import open_alerts
 from nproxy_core.keypool.alerts import key_subject, project_subject, provider_subject
 from nproxy_core.keypool.models import (
     COUNTS_FOR_HEALTH,
@@ -25,7 +27,6 @@ from nproxy_core.keypool.models import (
     key_name,
 )
 from nproxy_core.keypool.projects import cooling_until, projects_of
-from nproxy_core.telegram import AlertKind, open_alerts
 
 
 def _resting(keys: list[ProviderKey], now: dt.datetime) -> dict[str, bool]:

@@ -39,9 +39,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from zope.interface import implementer
 
 from nproxy_core import metrics
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.keypool.alerts import (
-    AlertKind,
     PoolAlerts,
     key_subject,
     project_subject,
@@ -84,7 +84,6 @@ from nproxy_core.plugins import (
     UserCausedError,
     boolean,
 )
-from nproxy_core.telegram import IAlertNotifier
 from nproxy_core.wiring import find_service
 
 __all__ = [

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import Actor
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
-from nproxy_core.keypool.alerts import AlertKind, key_subject
+from nproxy_core.keypool.alerts import key_subject
 from nproxy_core.keypool.checks import KeyTestReport, report_key_test
 from nproxy_core.keypool.crypto import SecretBox, mask_secret
 from nproxy_core.keypool.interfaces import IKeyUsage
@@ -33,8 +34,6 @@ from nproxy_core.keypool.router import (
     RouteCheck,
 )
 from nproxy_core.keypool.rules import PROJECT_REST
-from nproxy_core.telegram import IAlertNotifier
-from nproxy_core.telegram.alerts import resolve_in
 
 __all__ = [
     "Actor",
@@ -266,12 +265,10 @@ def get_key(db: Session, key_id: int, *, for_update: bool = False) -> ProviderKe
     return key
 
 
-def restore_key(
-    db: Session, key_id: int, *, actor: Actor, alerts: IAlertNotifier | None = None
-) -> ProviderKey:
+def restore_key(db: Session, key_id: int, *, actor: Actor, alerts: IAlertNotifier) -> ProviderKey:
     """Put a key back in service: active, failures and cooldown cleared; its open alerts
-    resolve with it (and only if this transaction commits). With ``alerts`` the "resolved"
-    messages go out right after the commit, else with the periodic alert delivery."""
+    resolve with it (and only if this transaction commits), and the "resolved" messages go
+    out right after the commit."""
     key = get_key(db, key_id, for_update=True)
     if key.state == KeyState.ACTIVE:
         raise Conflict(f"{key.name} is already active")
@@ -286,10 +283,7 @@ def restore_key(
     subject = key_subject(key.provider, key.id)
     detail = f"{key.name} restored by {actor.name} ({actor.surface})"
     for kind in (AlertKind.KEY_MANUAL_REVIEW, AlertKind.KEY_OUT_OF_FUNDS):
-        if alerts is not None:
-            alerts.resolve(kind, subject, detail, db=db)
-        else:
-            resolve_in(db, kind, subject, detail, utcnow())
+        alerts.resolve(kind, subject, detail, db=db)
     return key
 
 

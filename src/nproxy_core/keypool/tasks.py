@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.db import utcnow
 from nproxy_core.keypool.interfaces import IKeyPoolRouter
 from nproxy_core.keypool.recovered import resolve_recovered
 from nproxy_core.tasks import task
-from nproxy_core.telegram import IAlertNotifier
 
 #: How often ``nproxy beat`` refreshes balances, unless ``nproxy.keypool.balance_interval_seconds``.
 DEFAULT_BALANCE_INTERVAL = 15 * 60

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import Surface
 from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
-from nproxy_core.db import utcnow
-from nproxy_core.keypool.alerts import AlertKind
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.rotation import UNREADABLE_SUBJECT, rotate_key_secrets
 from nproxy_core.keypool.services import Actor
-from nproxy_core.telegram.alerts import resolve_in
 
 CONSOLE = Actor("console", Surface.CLI)
 
@@ -48,12 +46,11 @@ def secrets_rotate(cli: CLIContext) -> None:
             {"re-encrypted": report.rotated, "already current": report.current},
         )
         # Every key reads again: the configuration fault the router raised is over.
-        resolve_in(
-            db,
+        cli.find_service(IAlertNotifier).resolve(
             AlertKind.KEY_UNREADABLE,
             UNREADABLE_SUBJECT,
             "every provider key is readable and encrypted with the current secret",
-            utcnow(),
+            db=db,
         )
     skipped = f", {report.skipped} deleted left unreadable" if report.skipped else ""
     click.echo(

@@ -1,5 +1,5 @@
-"""Telegram for admins: the allowlist and pairing (:mod:`.pairing`), stateful alerts sent
-from the queue (:mod:`.alerts`, found as :class:`IAlertNotifier`), and the console commands
+"""Telegram for admins: the allowlist and pairing (:mod:`.pairing`), the alert sender that
+tells every paired admin from an outbox (:mod:`.alerts`), and the console commands
 (:mod:`.cli`), and beat's own watch of the workers and the queue (:mod:`.watch`). The bot
 process itself, which calls the admin services, is ``adminbot``."""
 
@@ -9,18 +9,16 @@ from typing import Any
 
 from celery import signals
 
-from nproxy_core.db import IDatabase
-from nproxy_core.plugins import http_url, positive_float, setting
+from nproxy_core.plugins import http_url, setting
 from nproxy_core.tasks import CELERY_APP, TASKS, task_sender
 from nproxy_core.telegram import watch
-from nproxy_core.telegram.alerts import AlertNotifier, open_alerts
+from nproxy_core.telegram.alerts import TelegramAlerts
 from nproxy_core.telegram.botapi import BotAPI
-from nproxy_core.telegram.interfaces import AlertKind, IAlertNotifier, IBotAPI
+from nproxy_core.telegram.interfaces import IBotAPI
 from nproxy_core.telegram.tasks import DELIVERY_INTERVAL, deliver_alerts, prune_alert_messages
 from nproxy_core.telegram.watch import queue_threshold
-from nproxy_core.wiring import register_shared_service
 
-__all__ = ["AlertKind", "IAlertNotifier", "IBotAPI", "open_alerts"]
+__all__ = ["IBotAPI"]
 
 
 def includeme(config: Any) -> None:
@@ -29,18 +27,11 @@ def includeme(config: Any) -> None:
         settings, "telegram.api_base", default="https://api.telegram.org", cast=http_url
     )
     token = setting(settings, "telegram.bot_token", default="") or ""
-    dedup = setting(settings, "nproxy.admin.alert_dedup_seconds", default=900, cast=positive_float)
     config.register_service(BotAPI(api_base, token.strip()), IBotAPI)
     registry = config.registry
-
-    def build(request: Any) -> AlertNotifier:
-        return AlertNotifier(
-            request.find_service(IDatabase).session_factory,
-            dedup_seconds=dedup,
-            wake=lambda: task_sender(registry, deliver_alerts)(),
-        )
-
-    register_shared_service(config, build, IAlertNotifier)
+    config.add_alert_sender(
+        TelegramAlerts(wake=lambda: task_sender(registry, deliver_alerts)()), "telegram"
+    )
     config.scan("nproxy_core.telegram.tasks", categories=TASKS)
     config.add_periodic_task("telegram.deliver_alerts", deliver_alerts, DELIVERY_INTERVAL)
     config.add_periodic_task("telegram.prune_alert_messages", prune_alert_messages, 24 * 3600)

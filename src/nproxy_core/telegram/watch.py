@@ -22,11 +22,12 @@ from typing import Any
 
 from pyramid.registry import Registry
 
+from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.db import IDatabase, utcnow
 from nproxy_core.health import STALE_AFTER, probes
 from nproxy_core.plugins import setting
 from nproxy_core.telegram.alerts import deliver_due
-from nproxy_core.telegram.interfaces import AlertKind, IAlertNotifier, IBotAPI
+from nproxy_core.telegram.interfaces import IBotAPI
 from nproxy_core.wiring import find_service
 
 log = logging.getLogger(__name__)

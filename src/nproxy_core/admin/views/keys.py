@@ -23,6 +23,7 @@ from nproxy_core.admin.page import (
     optional_int,
     row_action,
 )
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.keypool import services as pool
@@ -30,7 +31,6 @@ from nproxy_core.keypool.interfaces import IKeyPoolRouter, ISecretBox
 from nproxy_core.keypool.models import key_name
 from nproxy_core.keypool.projects import projects_of
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.telegram import IAlertNotifier
 
 
 @admin_page("admin.keys", "keys.html")

@@ -21,12 +21,12 @@ from nproxy_core.admin.page import (
     list_error,
 )
 from nproxy_core.admin.pagination import Page
+from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import refunds, review
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import PackBalance
 from nproxy_core.errors import NotFound, ValidationError
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.telegram import IAlertNotifier
 
 
 @admin_page("admin.payments", "payments.html")
