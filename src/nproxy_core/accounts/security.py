@@ -25,6 +25,7 @@ from nproxy_core import logs
 from nproxy_core.accounts import sessions
 from nproxy_core.accounts.models import Role, User
 from nproxy_core.config import server_secrets
+from nproxy_core.db import is_read_only
 from nproxy_core.ratelimit import client_ip
 from nproxy_core.storage import IStorage
 
@@ -54,44 +55,68 @@ SESSION_USER = "auth.user_id"
 SESSION_VERSION = "auth.version"
 SESSION_TOKEN = "auth.token"  # noqa: S105 - a session key name, not a secret
 _IDENTITY = "_nproxy_identity"
+_CHECKED = "_nproxy_session_check"
 
 
 class SessionSecurityPolicy:
+    """The session check is one Core select (:func:`sessions.check_session`), done once per
+    request; the ORM user is made from its row only when a view asks for ``request.identity``
+    (the chat's poll never does). A route's context may name a statement extending the check
+    (``session_check``: statement and parameters), so the route learns what it needs about its
+    resource in the same round trip (the poll: whether the generation is the user's)."""
+
     def __init__(self, idle_limit: dt.timedelta) -> None:
         self.idle_limit = idle_limit
 
-    def identity(self, request: Request) -> User | None:
-        # Asked several times per request (permission, views, pyramid_tm's annotation): load the
-        # user once. remember() and forget() drop the cached answer.
-        if _IDENTITY not in request.__dict__:
-            request.__dict__[_IDENTITY] = self._load_identity(request)
-        return request.__dict__[_IDENTITY]
+    def checked(self, request: Request, context: Any = None) -> Any:
+        """The request's session check: a row of :data:`sessions.SESSION_CHECK` (or of the
+        context's extension of it), or None when no one is logged in."""
+        # Asked several times per request (permission, views, logs): checked once.
+        # remember() and forget() drop the cached answer.
+        if _CHECKED not in request.__dict__:
+            request.__dict__[_CHECKED] = self._check(request, context)
+        return request.__dict__[_CHECKED]
 
-    def _load_identity(self, request: Request) -> User | None:
+    def _check(self, request: Request, context: Any) -> Any:
         user_id = request.session.get(SESSION_USER)
         token = request.session.get(SESSION_TOKEN)
         if user_id is None or not isinstance(token, str):
             return None
-        found = sessions.find_session(request.db, token, idle_limit=self.idle_limit)
-        if found is None or found[1].id != user_id:
+        statement, params = getattr(context, "session_check", None) or (None, None)
+        found = sessions.check_session(
+            request.db,
+            token,
+            idle_limit=self.idle_limit,
+            # A read-only route cannot write: its requests never mark the session seen.
+            touch=not is_read_only(request),
+            **({"statement": statement, "params": params} if statement is not None else {}),
+        )
+        if found is None or found.id != user_id:
             return None
-        user = found[1]
-        if user.is_blocked or user.session_version != request.session.get(SESSION_VERSION):
+        if found.is_blocked or found.session_version != request.session.get(SESSION_VERSION):
             return None
-        logs.bind(user_id=user.id)
-        return user
+        logs.bind(user_id=found.id)
+        return found
+
+    def identity(self, request: Request) -> User | None:
+        if _IDENTITY not in request.__dict__:
+            found = self.checked(request)
+            request.__dict__[_IDENTITY] = (
+                None if found is None else sessions.user_of(request.db, found)
+            )
+        return request.__dict__[_IDENTITY]
 
     def authenticated_userid(self, request: Request) -> int | None:
-        user = request.identity
-        return None if user is None else user.id
+        found = self.checked(request)
+        return None if found is None else found.id
 
     def permits(self, request: Request, context: Any, permission: str) -> Allowed | Denied:
-        user = request.identity
-        if user is None:
+        found = self.checked(request, context)
+        if found is None:
             return Denied("not authenticated")
         if permission == Permission.AUTHENTICATED:
             return Allowed("authenticated")
-        if permission == Permission.ADMIN and user.role == Role.ADMIN:
+        if permission == Permission.ADMIN and found.role == Role.ADMIN:
             return Allowed("admin")
         return Denied(f"needs {permission}")
 
@@ -110,12 +135,14 @@ class SessionSecurityPolicy:
         )
         request.session.new_csrf_token()
         request.__dict__.pop(_IDENTITY, None)
+        request.__dict__.pop(_CHECKED, None)
         return []
 
     def forget(self, request: Request, **kw: Any) -> list[tuple[str, str]]:
         self._end(request)
         request.session.invalidate()
         request.__dict__.pop(_IDENTITY, None)
+        request.__dict__.pop(_CHECKED, None)
         return []
 
     def _end(self, request: Request) -> None:
@@ -123,6 +150,14 @@ class SessionSecurityPolicy:
         token = request.session.get(SESSION_TOKEN)
         if isinstance(token, str):
             sessions.end_session(request.db, token)
+
+
+def checked_session(request: Request) -> Any:
+    """The request's session check (:meth:`SessionSecurityPolicy.checked`): its row, with the
+    columns the route's context added to it, or None when no one is logged in."""
+    if request.authenticated_userid is None:
+        return None
+    return request.__dict__.get(_CHECKED)
 
 
 def current_session_token(request: Request) -> str | None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from nproxy_core.accounts.models import User, UserSession
 from nproxy_core.db import utcnow
@@ -38,23 +40,70 @@ def start_session(db: Session, user: User, *, ip: str, user_agent: str) -> str:
     return token
 
 
-def find_session(
-    db: Session, token: str, *, idle_limit: dt.timedelta
-) -> tuple[UserSession, User] | None:
-    """The live session of ``token`` with its user, in one round trip, touched; None if it
-    ended or sat idle too long."""
-    found = db.execute(
-        sa.select(UserSession, User)
-        .join(User, User.id == UserSession.user_id)
-        .where(UserSession.token_hash == token_hash(token), UserSession.ended_at.is_(None))
-    ).first()
+_SESSIONS = UserSession.__table__
+_USERS = User.__table__
+
+#: The session check: the live session of a token hash with its user's row, one Core select
+#: built once (loading the two ORM objects cost more than the rest of a poll). The user's
+#: columns keep their own names, so the ORM user can be made from the row without a query
+#: (:func:`user_of`). A route may add columns of its own (:func:`check_session`'s
+#: ``statement``) to learn what it needs in the same round trip.
+SESSION_CHECK = (
+    sa.select(
+        _SESSIONS.c.id.label("session_id"),
+        _SESSIONS.c.last_seen_at.label("session_last_seen_at"),
+        *_USERS.c,
+    )
+    .join_from(_SESSIONS, _USERS, _USERS.c.id == _SESSIONS.c.user_id)
+    .where(
+        _SESSIONS.c.token_hash == sa.bindparam("b_token_hash"),
+        _SESSIONS.c.ended_at.is_(None),
+    )
+)
+#: ORM-enabled (on the entity, not the table) so that the request's transaction knows it wrote.
+_TOUCH = (
+    sa.update(UserSession)
+    .where(UserSession.id == sa.bindparam("b_session_id"))
+    .values(last_seen_at=sa.bindparam("b_now"))
+    .execution_options(synchronize_session=False)
+)
+
+
+def check_session(
+    db: Session,
+    token: str,
+    *,
+    idle_limit: dt.timedelta,
+    touch: bool = True,
+    statement: sa.Select = SESSION_CHECK,
+    params: dict[str, Any] | None = None,
+) -> sa.Row[Any] | None:
+    """The live session of ``token`` as a row of :data:`SESSION_CHECK` (or of ``statement``,
+    which extends it), in one round trip; None if it ended or sat idle too long.
+
+    With ``touch``, a session last seen more than :data:`TOUCH_INTERVAL` ago is marked seen now,
+    in the caller's transaction (a read-only route passes False: it cannot write)."""
+    found = db.execute(statement, {"b_token_hash": token_hash(token), **(params or {})}).first()
     now = utcnow()
-    if found is None or found[0].last_seen_at + idle_limit <= now:
+    if found is None or found.session_last_seen_at + idle_limit <= now:
         return None
-    row, user = found
-    if now - row.last_seen_at >= TOUCH_INTERVAL:
-        row.last_seen_at = now
-    return row, user
+    if touch and now - found.session_last_seen_at >= TOUCH_INTERVAL:
+        db.execute(_TOUCH, {"b_session_id": found.session_id, "b_now": now})
+    return found
+
+
+def user_of(db: Session, row: sa.Row[Any]) -> User:
+    """The ORM user of a :data:`SESSION_CHECK` row, in ``db``, made from the row itself."""
+    known = db.identity_map.get(identity_key(User, row.id))
+    if known is not None:
+        return known  # type: ignore[return-value]
+    columns = row._mapping
+    user = User(**{a.key: columns[a.columns[0]] for a in sa.inspect(User).column_attrs})
+    # A row read from the database, not a new one: persistent in ``db`` with nothing to flush
+    # (SQLAlchemy's way to rebuild an object from a cache).
+    make_transient_to_detached(user)
+    db.add(user)
+    return user
 
 
 def end_session(db: Session, token: str) -> None:

@@ -16,9 +16,15 @@ from pyramid.config import PHASE3_CONFIG
 from nproxy_core.db import IDatabase
 from nproxy_core.generation.completion import completion_signal
 from nproxy_core.generation.fallback import Fallbacks
-from nproxy_core.generation.interfaces import ICompletionSignal, IGenerationSettings, IJobRunner
+from nproxy_core.generation.interfaces import (
+    ICompletionSignal,
+    IFinishedGenerations,
+    IGenerationSettings,
+    IJobRunner,
+)
 from nproxy_core.generation.key_usage import GenerationKeyUsage
 from nproxy_core.generation.models import GenerationImage
+from nproxy_core.generation.polls import FinishedGenerations, GenerationPoll
 from nproxy_core.generation.runner import JobRunner
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.generation.tasks import sweep_generations
@@ -74,6 +80,8 @@ def includeme(config: Any) -> None:
     config.action(
         None, lambda: _fallbacks(prepare_request(config.registry)), order=PHASE3_CONFIG + 1
     )
+    # The chat's poll answers a finished generation from here (polls.py says why never stale).
+    config.register_service(FinishedGenerations(), IFinishedGenerations)
     # The key pool asks, before deleting a key, whether unfinished generations used it.
     config.register_service(GenerationKeyUsage(), IKeyUsage)
 
@@ -92,5 +100,11 @@ def includeme(config: Any) -> None:
     config.add_route("api.generation.retry", "/api/v1/generations/{generation_id}/retry")
     config.add_route("api.images", "/api/v1/images")
     # Read-only: the poll reads in autocommit and hands its connection back while it waits.
-    config.add_route("api.generation", "/api/v1/generations/{generation_id}", read_only=True)
+    # Its context has the session check read the generation too (polls.py).
+    config.add_route(
+        "api.generation",
+        "/api/v1/generations/{generation_id}",
+        read_only=True,
+        factory=GenerationPoll,
+    )
     config.scan("nproxy_core.generation.views")

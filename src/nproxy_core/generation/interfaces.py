@@ -39,3 +39,17 @@ class ICompletionSignal(Interface):
 
     def close():
         """Wake every waiter and stop listening (the process is shutting down)."""
+
+
+class IFinishedGenerations(Interface):
+    """This process's cache of finished generations' poll states (polls.py)."""
+
+    def get(user_id, generation_id, images):
+        """The cached state of the user's finished generation, if it still has ``images``
+        images; else None."""
+
+    def put(user_id, state):
+        """Keep ``state`` for its owner ``user_id`` if it is terminal."""
+
+    def clear():
+        """Forget every state."""

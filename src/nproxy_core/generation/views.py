@@ -13,7 +13,7 @@ from pyramid.response import Response
 
 from nproxy_core.accounts.security import user_view
 from nproxy_core.db import hand_back_connection, parse_uuid
-from nproxy_core.generation import library, presenters, schemas, services
+from nproxy_core.generation import library, polls, presenters, schemas, services
 from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.jsonbody import json_object
 from nproxy_core.ratelimit import user_limit
@@ -119,17 +119,18 @@ def api_get_generation(request: Request) -> dict[str, Any]:
     started = request.environ.setdefault(_POLL_STARTED, time.monotonic())
     # A poll must never be cached: the state changes under it.
     request.response.headers["Cache-Control"] = "no-store"
-    user_id = _user_id(request)
+    # The id alone: the poll never needs the ORM user (polls.py).
+    user_id = request.authenticated_userid
     generation_id = request.matchdict["generation_id"]
     if wait <= 0:
-        state = services.generation_state(request.db, user_id, generation_id)
+        state = polls.poll_state(request, user_id, generation_id)
         return presenters.generation_json(request, state)
 
     deadline = started + wait
     key = parse_uuid(generation_id) or generation_id
     # Subscribed before the first read: an end that commits in between still wakes us.
     with request.find_service(ICompletionSignal).subscribe(key) as waiter:
-        state = services.generation_state(request.db, user_id, generation_id)
+        state = polls.poll_state(request, user_id, generation_id)
         while not state.is_terminal and not waiter.closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
