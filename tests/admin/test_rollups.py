@@ -19,6 +19,7 @@ from nproxy_core.audit import Actor, Surface
 from nproxy_core.db import IDatabase
 from nproxy_core.generation.models import GenerationImage
 from nproxy_core.keypool import services as pool
+from nproxy_core.keypool.errors import FAILURE_CODES
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.keypool.models import KeyAttempt
 from nproxy_core.wiring import find_service
@@ -87,7 +88,7 @@ def day(app: Any, db: Any, user_factory: Any) -> dict[str, Any]:
             status="failed",
             batch_size=2,
             created_at=moment,
-            error_code=rng.choice(stats.FAILURE_CLASSES),
+            error_code=rng.choice(FAILURE_CODES),
         )
     db.commit()
     return {"keys": keys}

@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nproxy_core.admin import histogram
 from nproxy_core.admin.models import ImageHour, KeyAttemptHour, StatHour
-from nproxy_core.admin.stats import FAILURE_CLASSES, HOUR, live_from, raw_attempts, raw_images
+from nproxy_core.admin.stats import HOUR, live_from, raw_attempts, raw_images
 from nproxy_core.db import utcnow
+from nproxy_core.keypool.errors import FAILURE_CODES
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def sum_hour(db: Session, hour: dt.datetime) -> None:
             )
         )
     made, failures = raw_images(db, span, hour, hour)
-    failed = dict.fromkeys(FAILURE_CLASSES, 0)
+    failed = dict.fromkeys(FAILURE_CODES, 0)
     for name, count, _slot, _recent in failures:
         failed[name] = failed.get(name, 0) + count
     db.add(ImageHour(hour=hour, made=sum(made.values()), failed=failed))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.admin import histogram
 from nproxy_core.admin.models import ImageHour, KeyAttemptHour, StatHour
 from nproxy_core.generation.models import Generation, GenerationImage, GenerationStatus, Message
+from nproxy_core.keypool.errors import FAILURE_CODES
 from nproxy_core.keypool.models import COUNTS_FOR_HEALTH, AttemptOutcome, KeyAttempt
 
 HOUR = dt.timedelta(hours=1)
@@ -32,8 +33,6 @@ DAY = dt.timedelta(days=1)
 #: Buckets of the 24-hour charts.
 HOURS = 24
 
-#: Why an image failed, as the generation records it (``Generation.error_code``).
-FAILURE_CLASSES = ("content_policy", "invalid_input", "provider_unavailable")
 OUTCOMES = tuple(str(o) for o in AttemptOutcome)
 
 
@@ -137,7 +136,7 @@ class ImageCounts:
 
     made: int = 0
     failed: dict[str, int] = dataclasses.field(
-        default_factory=lambda: dict.fromkeys(FAILURE_CLASSES, 0)
+        default_factory=lambda: dict.fromkeys(FAILURE_CODES, 0)
     )
 
     @property
@@ -503,7 +502,7 @@ def image_activity(db: Session, now: dt.datetime) -> ImageActivity:
     """Images made and failed (by class) in the last hour and 24 hours, and per chart hour."""
     hours = hour_starts(now)
     slot = {h: i for i, h in enumerate(hours)}
-    series = {name: [0] * HOURS for name in ("images", *FAILURE_CLASSES)}
+    series = {name: [0] * HOURS for name in ("images", *FAILURE_CODES)}
     last_hour, last_day = ImageCounts(), ImageCounts()
     marks, ranges = _day_plan(db, now)
     summed = [hour for hour, _ in marks]

@@ -48,6 +48,7 @@ from nproxy_core.generation.models import (
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.health.liveness import IWorkerLiveness, heard_from
 from nproxy_core.keypool.errors import (
+    FAILURE_CODES,
     FAILURE_MESSAGES,
     PoolUnavailable,
     ProviderNotEnabled,
@@ -72,8 +73,6 @@ log = logging.getLogger(__name__)
 
 _NO_SYNC = {"synchronize_session": False}
 
-#: When the user's error code is most useful to show first (a fixable request beats an outage).
-_ERROR_PRIORITY = ("content_policy", "invalid_input", "provider_unavailable")
 #: The ``invalid_input`` text for a job whose input image went away after it was submitted.
 INPUTS_LOST_MESSAGE = "An input image is no longer available. Upload it again and retry."
 #: Pauses between tries of a finish that could not reach the database, before the job is
@@ -742,9 +741,7 @@ def outcome_of(succeeded: int, failure_codes: list[str]) -> tuple[GenerationStat
     """The final state and error code of a job from its images' outcomes."""
     code = None
     if failure_codes:
-        code = min(
-            failure_codes, key=lambda c: _ERROR_PRIORITY.index(c) if c in _ERROR_PRIORITY else 9
-        )
+        code = min(failure_codes, key=lambda c: FAILURE_CODES.index(c) if c in FAILURE_CODES else 9)
     if succeeded and not failure_codes:
         return GenerationStatus.SUCCEEDED, None
     if succeeded:

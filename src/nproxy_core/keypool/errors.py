@@ -50,6 +50,11 @@ FAILURE_MESSAGES: dict[str, str] = {
 }
 
 
+#: Every failure code, the one most useful to show first first (a request the user can fix
+#: beats an outage): the one list that the runner, the admin's statistics and charts follow.
+FAILURE_CODES: tuple[str, ...] = tuple(FAILURE_MESSAGES)
+
+
 def failure_message(code: str) -> str:
     """The text for ``code``; an unknown code reads as the pool being unavailable."""
     return FAILURE_MESSAGES.get(code, FAILURE_MESSAGES[PoolUnavailable.code])

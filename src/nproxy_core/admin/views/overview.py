@@ -18,12 +18,17 @@ from nproxy_core.db import utcnow
 from nproxy_core.health import probes
 from nproxy_core.health.heartbeat import interval_seconds
 from nproxy_core.keypool import services as pool
+from nproxy_core.keypool.errors import FAILURE_CODES
+from nproxy_core.plugins import ContentPolicyError, InvalidInputError
 
+#: The chart colour of a failure code; a code without one of its own is drawn as an outage.
+FAILURE_COLOURS = {ContentPolicyError.code: "s-policy", InvalidInputError.code: "s-input"}
 IMAGE_SERIES = (
     ("images", "images made", "s-success"),
-    ("content_policy", "failed: content policy", "s-policy"),
-    ("invalid_input", "failed: invalid input", "s-input"),
-    ("provider_unavailable", "failed: provider unavailable", "s-unavailable"),
+    *(
+        (code, f"failed: {code.replace('_', ' ')}", FAILURE_COLOURS.get(code, "s-unavailable"))
+        for code in FAILURE_CODES
+    ),
 )
 ATTEMPT_SERIES = (
     ("success", "success", "s-success"),
