@@ -16,6 +16,8 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, forbidden_view_config, notfound_view_config
 from sqlalchemy import exc as sa_exc
 
+from nproxy_core.i18n import _, localizable, localize
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,8 @@ class APIError(Exception):
             cls.code = code
 
     def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        # A marked message (``_("...")``) is shown in the request's language (DESIGN 4.15).
+        message = localizable(message)
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
@@ -124,6 +128,7 @@ def error_response(
     fields: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    message = localize(request.localizer, message)
     if wants_json(request):
         body: dict[str, Any] = {"code": code, "message": message}
         if fields:
@@ -154,20 +159,20 @@ def bad_csrf(exc: BadCSRFToken, request: Request) -> Response:
         request,
         403,
         "forbidden",
-        "Missing or invalid CSRF token. Reload the page and try again.",
+        _("Missing or invalid CSRF token. Reload the page and try again."),
     )
 
 
 @exception_view_config(URLDecodeError)
 def undecodable_url(exc: URLDecodeError, request: Request) -> Response:
     return error_response(
-        request, 400, "validation_error", "The address is not valid UTF-8 once decoded."
+        request, 400, "validation_error", _("The address is not valid UTF-8 once decoded.")
     )
 
 
 @notfound_view_config()
 def not_found(exc: HTTPNotFound, request: Request) -> Response:
-    return error_response(request, 404, "not_found", "Not found.")
+    return error_response(request, 404, "not_found", _("Not found."))
 
 
 @forbidden_view_config()
@@ -178,8 +183,8 @@ def forbidden(exc: HTTPForbidden, request: Request) -> Response:
 
             # The gate has checked that the path decodes before any view could be refused.
             return HTTPSeeOther(request.route_url("login", _query={"next": request.path_qs}))
-        return error_response(request, 401, "not_authenticated", "Log in first.")
-    return error_response(request, 403, "forbidden", "You are not allowed to do that.")
+        return error_response(request, 401, "not_authenticated", _("Log in first."))
+    return error_response(request, 403, "forbidden", _("You are not allowed to do that."))
 
 
 @exception_view_config(HTTPException)
@@ -198,7 +203,7 @@ def database_busy(exc: sa_exc.TimeoutError, request: Request) -> Response:
         request,
         503,
         "busy",
-        "The service is very busy right now. Please try again in a few seconds.",
+        _("The service is very busy right now. Please try again in a few seconds."),
         headers={"Retry-After": "5"},
     )
 
@@ -215,7 +220,7 @@ def internal_error(exc: Exception, request: Request) -> Response:
         request,
         500,
         "internal_error",
-        "Something went wrong on our side. Please try again in a moment.",
+        _("Something went wrong on our side. Please try again in a moment."),
     )
 
 

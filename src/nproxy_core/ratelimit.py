@@ -17,6 +17,7 @@ from limits import RateLimitItem, parse_many, storage, strategies
 from pyramid.request import Request
 
 from nproxy_core.errors import RateLimited
+from nproxy_core.i18n import _
 from nproxy_core.plugins import setting
 
 #: Addresses of the reverse proxies whose X-Forwarded-For is believed (production: Caddy).
@@ -41,7 +42,7 @@ LIMITS: dict[str, tuple[str, str]] = {
     "free_grants": ("nproxy.limits.free_grants", "20/day"),
 }
 
-TOO_MANY = "Too many attempts. Please wait a little and try again."
+TOO_MANY = _("Too many attempts. Please wait a little and try again.")
 
 
 class RateLimiter:
@@ -123,7 +124,10 @@ def user_limit(request: Request, action: str) -> None:
     limiter.hit(
         action,
         f"user:{request.identity.id}",
-        message=f"You have reached the limit on {action} for now. Please try again later.",
+        message=_(
+            "You have reached the limit on ${action} for now. Please try again later.",
+            mapping={"action": action},
+        ),
     )
 
 

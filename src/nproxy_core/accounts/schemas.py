@@ -8,6 +8,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n import _
 from nproxy_core.jsonbody import check_json_value
 
 MIN_PASSWORD_LENGTH = 8
@@ -24,30 +25,34 @@ def normalize_email(value: Any) -> str:
     address written in punycode is the same account.
     """
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError("Enter your email address.", fields={"email": "required"})
+        raise ValidationError(_("Enter your email address."), fields={"email": "required"})
     email = value.strip().lower()
     if len(email) > MAX_EMAIL_LENGTH:
-        raise ValidationError("That email address is too long.", fields={"email": "invalid"})
+        raise ValidationError(_("That email address is too long."), fields={"email": "invalid"})
     try:
         checked = validate_email(email, check_deliverability=False)
     except EmailNotValidError as exc:
         raise ValidationError(
-            f"That does not look like an email address: {exc}", fields={"email": "invalid"}
+            _("That does not look like an email address: ${reason}", mapping={"reason": str(exc)}),
+            fields={"email": "invalid"},
         ) from None
     return checked.normalized.lower()
 
 
 def check_new_password(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValidationError("Enter a password.", fields={"password": "required"})
+        raise ValidationError(_("Enter a password."), fields={"password": "required"})
     check_text(value, "password", "The password")
     if len(value) < MIN_PASSWORD_LENGTH:
         raise ValidationError(
-            f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.",
+            _(
+                "The password must be at least ${count} characters long.",
+                mapping={"count": MIN_PASSWORD_LENGTH},
+            ),
             fields={"password": "too_short"},
         )
     if len(value) > MAX_PASSWORD_LENGTH:
-        raise ValidationError("The password is too long.", fields={"password": "too_long"})
+        raise ValidationError(_("The password is too long."), fields={"password": "too_long"})
     return value
 
 

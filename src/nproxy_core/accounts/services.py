@@ -28,6 +28,7 @@ from nproxy_core.accounts.schemas import check_new_password, normalize_email
 from nproxy_core.accounts.sessions import end_sessions
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Forbidden, NotAuthenticated, ValidationError
+from nproxy_core.i18n import _
 
 T = TypeVar("T", bound=SingleUseToken)
 
@@ -72,7 +73,7 @@ def change_password(db: Session, user: User, current: str, new: str) -> None:
     """A logged-in user's password change: the current password first, then the new one."""
     if not verify_password(user, current):
         raise ValidationError(
-            "The current password is not right.", fields={"current_password": "wrong"}
+            _("The current password is not right."), fields={"current_password": "wrong"}
         )
     new = check_new_password(new)
     set_password(db, user, new)
@@ -112,11 +113,11 @@ def authenticate(db: Session, email: str, password: str) -> User:
     user = find_user(db, email)
     if user is None:
         _hasher.verify(_dummy_hash(_hasher), _DUMMY_PASSWORD)
-        raise NotAuthenticated("Wrong email or password.")
+        raise NotAuthenticated(_("Wrong email or password."))
     if not verify_password(user, password):
-        raise NotAuthenticated("Wrong email or password.")
+        raise NotAuthenticated(_("Wrong email or password."))
     if user.is_blocked:
-        raise Forbidden("This account is blocked. Contact support.")
+        raise Forbidden(_("This account is blocked. Contact support."))
     return user
 
 
@@ -216,7 +217,7 @@ def start_password_reset(db: Session, email: str) -> tuple[User, str] | None:
 def finish_password_reset(db: Session, token: str, password: str) -> User:
     password = check_new_password(password)
     invalid = ValidationError(
-        "This reset link is invalid or has expired. Ask for a new one.",
+        _("This reset link is invalid or has expired. Ask for a new one."),
         fields={"token": "invalid"},
     )
     row = claim_token(db, PasswordResetToken, token)

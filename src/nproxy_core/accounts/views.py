@@ -23,6 +23,7 @@ from nproxy_core.accounts.security import current_session_token, user_view
 from nproxy_core.accounts.tasks import send_password_reset
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, NotAuthenticated, ValidationError
+from nproxy_core.i18n import _, localize
 from nproxy_core.jsonbody import json_object
 from nproxy_core.notifications import send_email
 from nproxy_core.ratelimit import client_ip
@@ -45,7 +46,7 @@ def _limiter(request: Request) -> Any:
 # elsewhere never touch the owner's own allowance; and an account-wide ceiling, much higher,
 # holds only for addresses the account never logged in from.
 
-ACCOUNT_CEILING = (
+ACCOUNT_CEILING = _(
     "Too many failed attempts on this account from new places. Log in from a device you "
     "used before, or wait and try again."
 )
@@ -150,7 +151,7 @@ def do_login_code(request: Request, data: dict[str, Any]) -> User:
     user = pending_login(request)
     if user is None:
         raise NotAuthenticated(
-            "Your login timed out. Enter your email and password again.",
+            _("Your login timed out. Enter your email and password again."),
             fields={"password": "expired"},
         )
     failed = _login_attempt(request, user.email)
@@ -181,7 +182,7 @@ def do_password_reset(request: Request, data: dict[str, Any]) -> None:
 def do_password_reset_confirm(request: Request, data: dict[str, Any]) -> User:
     token = data.get("token")
     if not isinstance(token, str):
-        raise ValidationError("The reset token is missing.", fields={"token": "required"})
+        raise ValidationError(_("The reset token is missing."), fields={"token": "required"})
     user = services.finish_password_reset(request.db, token, data.get("password"))
     return user
 
@@ -198,8 +199,10 @@ def send_verification(request: Request, user: User) -> bool:
     _limiter(request).hit(
         "verify_email",
         f"user:{user.id}",
-        message="We have sent several verification links already. Please wait a little and "
-        "check your inbox (and spam folder) for the latest one.",
+        message=_(
+            "We have sent several verification links already. Please wait a little and "
+            "check your inbox (and spam folder) for the latest one."
+        ),
     )
     token = services.start_email_verification(request.db, user)
     link = public_url(request, "verify_email", _query={"token": token})
@@ -242,7 +245,11 @@ def api_logout(request: Request) -> Response:
 def api_password_reset(request: Request) -> dict[str, Any]:
     do_password_reset(request, json_object(request))
     request.response.status = 202
-    return {"message": "If an account exists for that email, a reset link is on its way."}
+    return {
+        "message": localize(
+            request.localizer, _("If an account exists for that email, a reset link is on its way.")
+        )
+    }
 
 
 @view_config(route_name="api.password_reset_confirm", request_method="POST")

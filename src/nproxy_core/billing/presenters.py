@@ -9,15 +9,22 @@ from typing import Any
 
 from nproxy_core.billing.models import Payment
 from nproxy_core.billing.plans import images_per_model
+from nproxy_core.i18n import _
+from nproxy_core.i18n.shapes import shape_label
 from nproxy_core.templating import money
 
 #: The example pictures of the landing and pricing pages (static/examples/, drawn by
 #: ``nproxy_core.site.examples``): file name and the prompt they illustrate.
 EXAMPLES = (
-    ("lighthouse.webp", "A lighthouse on a cliff at dusk"),
-    ("garden.webp", "A watercolour garden of round flowers"),
-    ("city.webp", "A neon city at night"),
+    ("lighthouse.webp", _("A lighthouse on a cliff at dusk")),
+    ("garden.webp", _("A watercolour garden of round flowers")),
+    ("city.webp", _("A neon city at night")),
 )
+
+#: The names the product ships with (the plan migration 0014 seeds, named by the settings'
+#: default), marked so that pages show them in the reader's language; a name an admin types
+#: is shown as typed.
+SHIPPED_NAMES = (_("Monthly"),)
 
 
 def isoformat(moment: dt.datetime | None) -> str | None:
@@ -40,13 +47,12 @@ def month_offer(plan: Any, providers: Any, per_image: Any) -> dict[str, Any]:
     about how many images they make with each model (public, unlike a user's own counts), the
     batch size, the modes and the shapes (a model's larger tiers of a shape count once)."""
     models = [caps for provider in providers.values() for caps in provider.capabilities()]
-    sizes: dict[str, str] = {}
+    sizes: dict[str, tuple[str, str]] = {}
     for caps in models:
         for preset in caps.resolutions:
             shape = re.sub(r"_\d+k$", "", preset)
             ratio = _reduced(caps.aspect_ratios.get(preset, ""))
-            label = shape.replace("_", " ").capitalize()
-            sizes.setdefault(shape, f"{label} ({ratio})" if ratio else label)
+            sizes.setdefault(shape, (shape_label(shape), ratio))
     return {
         "units": plan.request_limit,
         "images": images_per_model(plan, per_image),
@@ -54,6 +60,7 @@ def month_offer(plan: Any, providers: Any, per_image: Any) -> dict[str, Any]:
         "both_modes": any(len(caps.modes) > 1 for caps in models),
         "sizes": list(sizes.values()),
         "period": "month" if plan.period_months == 1 else f"{plan.period_months} months",
+        "period_months": plan.period_months,
     }
 
 

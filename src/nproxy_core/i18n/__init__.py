@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from translationstring import TranslationStringFactory
+from translationstring import TranslationString, TranslationStringFactory
 
 #: The catalog's domain: ``locale/<lang>/LC_MESSAGES/messages.mo``.
 DOMAIN = "messages"
@@ -28,6 +28,28 @@ DEFAULT = "en"
 
 #: The cookie that keeps a visitor's choice of language.
 COOKIE = "lang"
+
+
+class Localizable(str):
+    """English text (its values filled in) that remembers the marked message it came from, so
+    code that treats it as a string reads English and a localizer can still translate it."""
+
+    translatable: TranslationString
+
+
+def localizable(message: str) -> str:
+    """``message`` as English text that :func:`localize` can translate later."""
+    if not isinstance(message, TranslationString):
+        return message
+    text = Localizable(message.interpolate())
+    text.translatable = message
+    return text
+
+
+def localize(localizer: Any, message: str) -> str:
+    """``message`` (marked, :func:`localizable` or a plain English string that the catalog
+    holds) in ``localizer``'s language."""
+    return localizer.translate(getattr(message, "translatable", message))
 
 
 def includeme(config: Any) -> None:

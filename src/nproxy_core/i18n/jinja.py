@@ -14,7 +14,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from pyramid.i18n import Localizer
 
-from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES
+from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES, _
 
 
 def context_localizer(context: Context) -> Localizer | None:
@@ -91,13 +91,58 @@ def local_number(context: Context, value: int | float | Decimal | None) -> str:
 @pass_context
 def local_money(context: Context, value: Decimal | None) -> str:
     """An amount as written in the reader's language, every digit kept (crypto amounts have
-    eight places) and no exponent: ``9,99`` in Russian, ``9.99`` in English."""
+    eight places), no exponent and no grouping (as ``templating.money``): ``9,99`` in Russian."""
     if value is None:
         return ""
-    return format_decimal(value.normalize(), "#,##0.##########", locale=context_locale(context))
+    return format_decimal(value.normalize(), "0.##########", locale=context_locale(context))
+
+
+@pass_context
+def time_left(
+    context: Context, value: dt.datetime | str | None, now: dt.datetime | None = None
+) -> str:
+    """``12 days left``, ``1 day left`` or ``less than a day left`` until ``value``, in the
+    reader's language (``templating.days_left`` in English)."""
+    if value is None or value == "":
+        return ""
+    days = (_moment(value) - (now or dt.datetime.now(dt.UTC))).days
+    localizer = context_localizer(context)
+    if days < 1:
+        message = _("less than a day left")
+        return message if localizer is None else localizer.translate(message)
+    if localizer is None:
+        return f"{days} day{'s' if days != 1 else ''} left"
+    return localizer.pluralize("%(num)s day left", "%(num)s days left", days) % {"num": days}
+
+
+@pass_context
+def translate(context: Context, value: str) -> str:
+    """A string marked elsewhere (``_()`` in Python), in the reader's language."""
+    localizer = context_localizer(context)
+    return value if localizer is None else localizer.translate(value)
+
+
+@pass_context
+def size_label(context: Context, size: tuple[str, str]) -> str:
+    """``Square (1:1)`` from a shape's name and its aspect ratio, the name translated."""
+    label, ratio = size
+    label = translate(context, label)
+    return f"{label} ({ratio})" if ratio else label
+
+
+def here(request: Any) -> str:
+    """The path and query of ``request``, for the picker to come back to; never failing on a
+    path that is not UTF-8 (error pages have a picker too)."""
+    path = request.environ.get("PATH_INFO", "").encode("latin-1", "replace")
+    path = path.decode("utf-8", "replace")
+    query = request.environ.get("QUERY_STRING", "")
+    return request.environ.get("SCRIPT_NAME", "") + path + (f"?{query}" if query else "")
 
 
 FILTERS = {
+    "translate": translate,
+    "time_left": time_left,
+    "size_label": size_label,
     "local_datetime": local_datetime,
     "local_date": local_date,
     "local_number": local_number,
@@ -111,3 +156,4 @@ def configure_environment(environment: Any) -> None:
     environment.policies["ext.i18n.trimmed"] = True
     environment.filters.update(FILTERS)
     environment.globals["languages"] = LANGUAGES
+    environment.globals["here"] = here

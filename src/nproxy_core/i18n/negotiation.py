@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from pyramid.request import Request
 
 from nproxy_core.i18n import COOKIE, DEFAULT, LANGUAGES
@@ -22,7 +24,9 @@ def negotiate_locale(request: Request) -> str:
     saved = supported(getattr(user, "language", None))
     if saved:
         return saved
-    for asked in (request.GET.get("lang"), request.cookies.get(COOKIE)):
+    # Read from the raw query: an error page for a query that is not UTF-8 is negotiated too.
+    asked_in_query = parse_qs(request.query_string, errors="replace").get("lang", [None])[-1]
+    for asked in (asked_in_query, request.cookies.get(COOKIE)):
         chosen = supported(asked)
         if chosen:
             return chosen
