@@ -6,6 +6,7 @@ from typing import Any
 
 from nproxy_core.accounts import services, sessions
 from nproxy_core.config import public_url
+from nproxy_core.i18n.localizers import localizer_for
 from nproxy_core.notifications import send_email
 from nproxy_core.tasks import task
 
@@ -22,7 +23,9 @@ def send_password_reset(request: Any, email: str) -> bool:
         return False
     user, token = started
     link = public_url(request, "reset_password", _query={"token": token})
-    send_email(request, user.email, "password_reset", {"link": link})
+    # In the account's language: no request of the owner's is there to negotiate one.
+    localizer = localizer_for(request.registry, user.language)
+    send_email(request, user.email, "password_reset", {"link": link, "localizer": localizer})
     return True
 
 

@@ -12,6 +12,7 @@ from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.subscriptions import renewing_subscription
 from nproxy_core.config import public_url
 from nproxy_core.db import utcnow
+from nproxy_core.i18n.localizers import localizer_for
 from nproxy_core.notifications import send_email
 
 WARNINGS = (
@@ -72,6 +73,8 @@ def send_expiry_warnings(request: Request, now: dt.datetime | None = None) -> in
                 "ends": cycle.ends_at.strftime("%Y-%m-%d %H:%M UTC"),
                 "plan": cycle.plan,
                 "pricing_url": public_url(request, "pricing"),
+                "kind": kind,
+                "localizer": localizer_for(request.registry, user.language),
             },
         )
         sent += 1

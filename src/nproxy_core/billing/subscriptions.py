@@ -523,6 +523,7 @@ def _payment_failed(
     if request is None or user.is_blocked:
         return
     from nproxy_core.config import public_url
+    from nproxy_core.i18n.localizers import localizer_for
     from nproxy_core.notifications import send_email
 
     send_email(
@@ -535,6 +536,7 @@ def _payment_failed(
             "pay_url": event.pay_url,
             "manage_url": public_url(request, "dashboard") + "#subscription",
             "ends": _paid_until(db, subscription),
+            "localizer": localizer_for(request.registry, user.language),
         },
     )
 

@@ -1,0 +1,85 @@
+"""Mail and API errors in the reader's language (DESIGN 4.15): a mail follows the account's
+saved language, wherever it is sent from; an API error's ``message`` follows the request
+(``Accept-Language`` included) while its ``code`` stays English."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from apiclient import ApiClient
+from conftest import monthly_plan_id
+from nproxy_core.billing.models import BillingCycle
+from nproxy_core.billing.tasks import send_expiry_warnings
+from nproxy_core.db import utcnow
+from nproxy_core.tasks import run_now
+
+
+def speaking(db, user_factory, email: str, language: str | None):
+    user = user_factory(email)
+    user.language = language
+    db.commit()
+    return user
+
+
+def test_a_russian_accounts_password_reset_mail_is_in_russian(api, db, outbox, user_factory):
+    speaking(db, user_factory, "ivan@example.com", "ru")
+    # Asked from an English browser: the mail speaks the account's language all the same.
+    api.post("/api/v1/auth/password-reset", {"email": "ivan@example.com"})
+    [mail] = outbox
+    assert mail["subject"] == "Сброс пароля nproxy"
+    assert "Откройте эту ссылку в течение часа" in mail["body"]
+    assert "reset-password?token=" in mail["body"]
+
+
+def test_an_account_with_no_saved_language_gets_its_mail_in_english(api, db, outbox, user_factory):
+    speaking(db, user_factory, "anne@example.com", None)
+    api.post(
+        "/api/v1/auth/password-reset",
+        {"email": "anne@example.com"},
+        headers={"Accept-Language": "ru"},
+    )
+    assert outbox[0]["subject"] == "Reset your nproxy password"
+
+
+def test_an_uzbek_accounts_expiry_warning_is_in_uzbek(db, registry, outbox, user_factory):
+    user = speaking(db, user_factory, "aziz@example.com", "uz")
+    now = utcnow()
+    db.add(
+        BillingCycle(
+            user_id=user.id,
+            starts_at=now - dt.timedelta(days=25),
+            ends_at=now + dt.timedelta(days=2, hours=12),
+            period_months=1,
+            plan_id=monthly_plan_id(db),
+            request_limit=300,
+        )
+    )
+    db.commit()
+    assert run_now(registry, send_expiry_warnings) == 1
+    assert outbox[0]["subject"] == "nproxy tarifingiz 3 kundan keyin tugaydi"
+    assert "«Oylik» tarifingiz" in outbox[0]["body"]
+
+
+def test_an_api_errors_message_follows_accept_language_and_its_code_stays(app):
+    client = ApiClient(app)
+    answers = {
+        language: client.post(
+            "/api/v1/auth/login",
+            {"email": "nobody@example.com", "password": "not the password"},
+            headers={"Accept-Language": language},
+        ).json["error"]
+        for language in ("en", "ru", "uz")
+    }
+    assert {answer["code"] for answer in answers.values()} == {"not_authenticated"}
+    assert answers["en"]["message"] == "Wrong email or password."
+    assert answers["ru"]["message"] == "Неверный адрес почты или пароль."
+    assert answers["uz"]["message"] == "Pochta yoki parol noto\u02bbg\u02bbri."
+
+
+def test_an_api_errors_values_are_filled_in_every_language(app):
+    answer = ApiClient(app).post(
+        "/api/v1/auth/register",
+        {"email": "short@example.com", "password": "short"},
+        headers={"Accept-Language": "ru"},
+    )
+    assert answer.json["error"]["message"] == "Пароль должен содержать не меньше 8 символов."
