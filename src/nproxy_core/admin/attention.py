@@ -196,11 +196,7 @@ def _open_review_ids(db: Session, alerts: list[Alert]) -> set[int]:
     if not ids:
         return set()
     return set(
-        db.scalars(
-            sa.select(Payment.id).where(
-                Payment.id.in_(ids), Payment.needs_review, Payment.resolved_at.is_(None)
-            )
-        )
+        db.scalars(sa.select(Payment.id).where(Payment.id.in_(ids), Payment.awaiting_review))
     )
 
 

@@ -65,9 +65,7 @@ def key_pool_by_state(db: Session) -> dict[str, dict[str, int]]:
 
 def awaiting_review(db: Session) -> tuple[int, int]:
     """(payments, notifications for no known payment) waiting for an admin's decision."""
-    payments = db.scalar(
-        sa.select(sa.func.count()).where(Payment.needs_review, Payment.resolved_at.is_(None))
-    )
+    payments = db.scalar(sa.select(sa.func.count()).where(Payment.awaiting_review))
     notifications = db.scalar(sa.select(sa.func.count()).where(*_UNMATCHED_OPEN))
     return int(payments or 0), int(notifications or 0)
 
@@ -238,7 +236,7 @@ _UNMATCHED_OPEN = (
 def list_payments(db: Session, state: str, user_id: int | None, cursor: str | None) -> Page[Any]:
     query = sa.select(Payment, User.email).join(User, User.id == Payment.user_id)
     if state == REVIEW:
-        query = query.where(Payment.needs_review, Payment.resolved_at.is_(None))
+        query = query.where(Payment.awaiting_review)
     elif state != "all":
         query = query.where(Payment.status == PaymentState(state))
     if user_id is not None:

@@ -294,7 +294,7 @@ def _user(db: Session, registry: Registry, actor: BotActor, args: list[str]) -> 
         f"Role: {user.role}; blocked: {'yes' if user.is_blocked else 'no'}",
         _cycle_line(detail.current_cycle),
     ]
-    flagged = [p for p in detail.payments if p.needs_review and p.resolved_at is None]
+    flagged = [p for p in detail.payments if p.awaiting_review]
     if flagged:
         lines.append(f"Payments awaiting review: {', '.join(f'#{p.id}' for p in flagged)}")
     return Answer("\n".join(lines))
@@ -360,10 +360,7 @@ def _payments(db: Session, registry: Registry, actor: BotActor, args: list[str])
     if args and args[0].lower() == "refund":
         return _refund_prompt(db, registry, args[1:])
     waiting = db.scalars(
-        sa.select(Payment)
-        .where(Payment.needs_review.is_(True), Payment.resolved_at.is_(None))
-        .order_by(Payment.id)
-        .limit(LISTED + 1)
+        sa.select(Payment).where(Payment.awaiting_review).order_by(Payment.id).limit(LISTED + 1)
     ).all()
     if not waiting:
         return Answer("No payments await review.")

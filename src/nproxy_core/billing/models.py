@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from nproxy_core.accounts.models import User
@@ -205,10 +206,17 @@ class Payment(Base):
         ),
     )
 
-    @property
+    @hybrid_property
     def awaiting_review(self) -> bool:
-        """Flagged and not yet decided by an admin: in the review queue."""
+        """Flagged and not yet decided by an admin: in the review queue. The one wording of
+        that condition, on a row and in a query (``where(Payment.awaiting_review)``, which the
+        partial index ``ix_payments_awaiting_review`` serves)."""
         return self.needs_review and self.resolved_at is None
+
+    @awaiting_review.inplace.expression
+    @classmethod
+    def _awaiting_review_expression(cls) -> sa.ColumnElement[bool]:
+        return sa.and_(cls.needs_review, cls.resolved_at.is_(None))
 
     def flag_for_review(self, reason: str) -> None:
         self.needs_review = True
