@@ -173,7 +173,8 @@ def _revenue(
     if db.get_bind().dialect.name == "postgresql":
         moment = sa.type_coerce(P.created_at, sa.DateTime(timezone=True))
         origin = sa.literal(first_day, type_=sa.DateTime(timezone=True))
-        slot = sa.cast(sa.func.floor(sa.extract("epoch", moment - origin) / 86400), sa.Integer)
+        seconds = sa.func.date_part("epoch", moment - origin, type_=sa.Float)  # as stats does
+        slot = sa.cast(sa.func.floor(seconds / 86400.0), sa.Integer)
         recent = moment >= sa.literal(since_week, type_=sa.DateTime(timezone=True))
         for currency, processor, index, in_week, total in db.execute(
             sa.select(P.currency, P.processor, slot, recent, sa.func.sum(P.amount))
