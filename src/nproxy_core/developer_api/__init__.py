@@ -27,7 +27,8 @@ def includeme(config: Any) -> None:
     )
 
     config.add_route("v1.generate", "/v1/generate")
-    config.add_route("v1.generation", "/v1/generations/{generation_id}")
+    # Read-only: the API's poll reads in autocommit, no BEGIN and ROLLBACK around it.
+    config.add_route("v1.generation", "/v1/generations/{generation_id}", read_only=True)
     config.add_route("v1.usage", "/v1/usage")
     config.add_route("v1.models", "/v1/models")
     config.add_route("v1.images.generations", "/v1/images/generations")

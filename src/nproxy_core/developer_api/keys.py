@@ -183,21 +183,48 @@ def bearer_secret(authorization: str | None) -> str:
     return value
 
 
-def authenticate(db: Session, hasher: KeyHasher, authorization: str | None) -> ApiKey:
-    """The live key named by an ``Authorization: Bearer`` header, of a user who may use it."""
+_KEYS = ApiKey.__table__
+_USERS = User.__table__
+
+#: The keys whose shown prefix is a secret's, with whether their user is blocked: one Core
+#: select built once. :mod:`.services` adds the caller's plan and quota to it, so that a request
+#: learns all it needs about its caller in one round trip.
+KEY_CHECK = (
+    sa.select(
+        _KEYS.c.id,
+        _KEYS.c.user_id,
+        _KEYS.c.name,
+        _KEYS.c.secret_hash,
+        _KEYS.c.revoked_at,
+        _KEYS.c.last_used_at,
+        _USERS.c.is_blocked,
+    )
+    .join_from(_KEYS, _USERS, _USERS.c.id == _KEYS.c.user_id)
+    .where(_KEYS.c.prefix == sa.bindparam("b_prefix"))
+)
+
+
+def authenticate(
+    db: Session,
+    hasher: KeyHasher,
+    authorization: str | None,
+    *,
+    statement: sa.Select = KEY_CHECK,
+    params: dict[str, Any] | None = None,
+) -> tuple[sa.Row[Any], str | None]:
+    """The live key named by an ``Authorization: Bearer`` header, of a user who may use it: its
+    row of :data:`KEY_CHECK` (or of ``statement``, which extends it), and the hash to store
+    instead of its own when it was hashed under a previous secret (else None). Writes nothing."""
     secret = bearer_secret(authorization)
     digests = hasher.hashes(secret)
-    candidates = db.scalars(sa.select(ApiKey).where(ApiKey.prefix == secret[:PREFIX_CHARS]))
+    candidates = db.execute(statement, {"b_prefix": secret[:PREFIX_CHARS], **(params or {})})
     key = next(
         (k for k in candidates if any(hmac.compare_digest(k.secret_hash, d) for d in digests)),
         None,
     )
     if key is None or key.revoked_at is not None:
         raise InvalidApiKey()
-    if key.secret_hash != digests[0]:
-        # Hashed under a previous secret: from now on under the current one.
-        key.secret_hash = digests[0]
-    user = db.get(User, key.user_id)
-    if user is None or user.is_blocked:
+    if key.is_blocked:
         raise InvalidApiKey("This account is blocked. Contact support.")
-    return key
+    # Hashed under a previous secret: from now on under the current one.
+    return key, (digests[0] if key.secret_hash != digests[0] else None)

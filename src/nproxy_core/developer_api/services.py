@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from nproxy_core import logs
 from nproxy_core.billing.models import BillingCycle, Plan
-from nproxy_core.db import IDatabase, utcnow
+from nproxy_core.db import IDatabase, is_read_only, utcnow
 from nproxy_core.developer_api.interfaces import IApiKeyHasher, IApiRateLimiter, IApiSettings
-from nproxy_core.developer_api.keys import KeyHasher, authenticate
+from nproxy_core.developer_api.keys import KEY_CHECK, KeyHasher, authenticate
 from nproxy_core.developer_api.models import ApiGeneration, ApiKey
 from nproxy_core.developer_api.schemas import ApiRequest, parse_api_request
 from nproxy_core.errors import APIError, RateLimited, ValidationError
@@ -34,10 +34,11 @@ from nproxy_core.generation.services import (
     GenerationState,
     find_by_idempotency_key,
     generation_state,
+    idempotency_mismatch,
     submit_generation,
 )
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.quota.services import current, user_bucket
+from nproxy_core.quota.services import bucket, current, user_bucket
 from nproxy_core.uploads.services import create_upload
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,35 @@ API_FIELD_NAMES = {
 }
 
 
-class IdempotencyMismatch(APIError):
-    status = 422
-    code = "idempotency_mismatch"
-
-
 @dataclasses.dataclass(frozen=True)
 class Caller:
     key_id: uuid.UUID
     user_id: int
     key_name: str
+
+
+_KEYS = ApiKey.__table__
+_CYCLES = BillingCycle.__table__
+_PLANS = Plan.__table__
+
+#: :data:`KEY_CHECK` with the caller's current cycle (its plan's API rate limit and its quota,
+#: for ``X-Quota-Bucket``): who is calling, in one round trip.
+CALLER_CHECK = (
+    KEY_CHECK.add_columns(
+        _PLANS.c.api_rate_limit,
+        _CYCLES.c.request_limit,
+        _CYCLES.c.used,
+        _CYCLES.c.reserved,
+    )
+    .outerjoin(
+        _CYCLES,
+        _CYCLES.c.id
+        == current(sa.select(BillingCycle.id), _KEYS.c.user_id, sa.bindparam("b_now"))
+        .correlate(_KEYS)
+        .scalar_subquery(),
+    )
+    .outerjoin(_PLANS, _PLANS.c.id == _CYCLES.c.plan_id)
+)
 
 
 def identify_caller(request: Request) -> Caller:
@@ -73,15 +93,27 @@ def identify_caller(request: Request) -> Caller:
     included. Raises InvalidApiKey (401) or RateLimited (429, with Retry-After).
     """
     hasher: KeyHasher = request.find_service(IApiKeyHasher)
-    key = authenticate(request.db, hasher, request.headers.get("Authorization"))
-    logs.bind(user_id=key.user_id)  # the request's log lines (its access line too) name the user
-    rate = request.find_service(IApiRateLimiter).hit(
-        key.id, plan_rate_limit(request.db, key.user_id)
+    now = utcnow()
+    key, rehash = authenticate(
+        request.db,
+        hasher,
+        request.headers.get("Authorization"),
+        statement=CALLER_CHECK,
+        params={"b_now": now},
     )
+    logs.bind(user_id=key.user_id)  # the request's log lines (its access line too) name the user
+    rate = request.find_service(IApiRateLimiter).hit(key.id, key.api_rate_limit)
     caller = Caller(key.id, key.user_id, key.name)
+    # A read-only request changes no quota: the bucket read with the key is the one to show.
+    # Any other may (a submission holds units), so its answer shows the bucket after it.
+    read_only = is_read_only(request)
+    known = 0 if key.request_limit is None else bucket(_remaining(key), key.request_limit)
 
     def answer_headers(request: Request, response: Any) -> None:
         response.headers.update(rate.headers())
+        if read_only:
+            response.headers["X-Quota-Bucket"] = str(known)
+            return
         try:
             response.headers["X-Quota-Bucket"] = str(quota_bucket(request, caller.user_id))
         except Exception:
@@ -94,22 +126,33 @@ def identify_caller(request: Request) -> Caller:
             f"Too many requests for this API key (limit {rate.limit} per window).",
             retry_after=rate.retry_after,
         )
-    now = utcnow()
+    values: dict[str, Any] = {"secret_hash": rehash} if rehash else {}
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        values["last_used_at"] = now
+    if values:
+        _note_use(request, key.id, values)
     return caller
 
 
-def plan_rate_limit(db: Session, user_id: int) -> str | None:
-    """The ``api_rate_limit`` of the plan of the user's current cycle (DESIGN 4.12), or None
-    for the default (no cycle, or a plan without one)."""
-    return db.scalar(
-        current(
-            sa.select(Plan.api_rate_limit).join(BillingCycle, BillingCycle.plan_id == Plan.id),
-            user_id,
-            utcnow(),
-        )
+def _remaining(cycle: Any) -> int:
+    return cycle.request_limit - cycle.used - cycle.reserved
+
+
+def _note_use(request: Request, key_id: uuid.UUID, values: dict[str, Any]) -> None:
+    """Write ``values`` to the key (its last use, a new hash): in the request's transaction, or
+    for a read-only request, which has none, in a short one of its own."""
+    statement = (
+        sa.update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
+    if is_read_only(request):
+        with request.find_service(IDatabase).session_factory.begin() as db:
+            db.execute(statement)
+    else:
+        # On the entity, not its table: the request's transaction then knows it wrote.
+        request.db.execute(statement)
 
 
 def quota_bucket(request: Request, user_id: int) -> int:
@@ -200,11 +243,7 @@ def submit_checked(
 def _replay(db: Session, existing: Generation, api: ApiRequest) -> uuid.UUID:
     row = db.get(ApiGeneration, existing.id)
     if row is None or row.request_hash != api.fingerprint:
-        raise IdempotencyMismatch(
-            "This Idempotency-Key was used for a different request. "
-            "Use a new key for a new request.",
-            fields={"Idempotency-Key": "mismatch"},
-        )
+        raise idempotency_mismatch()
     return existing.id
 
 
