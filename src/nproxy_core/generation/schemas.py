@@ -161,13 +161,38 @@ def library_limit(value: str | None) -> int:
 
 
 def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider]) -> Submission:
-    """Check a submission body against the chosen provider's declared capabilities."""
+    """Check a submission body against the chosen provider's declared capabilities, one
+    control at a time in this order (the first refusal is the one reported)."""
     provider = choose_provider(body, providers)
+    caps = choose_model(body, _offered_models(provider, providers))
+    mode = _mode(body, caps)
+    prompt = _prompt(body)
+    resolution = _resolution(body, caps)
+    batch_size = _batch_size(body, caps)
+    strength = _strength(body, mode, caps)
+    raw_ids, image_ids = _input_images(body, mode, caps)
+    return Submission(
+        provider=provider,
+        model=caps.model,
+        mode=mode,
+        prompt=prompt,
+        resolution=resolution,
+        batch_size=batch_size,
+        strength=strength,
+        input_upload_ids=tuple(raw_ids),
+        input_image_ids=tuple(image_ids),
+        capabilities=caps,
+    )
+
+
+def _offered_models(provider: str, providers: Mapping[str, Provider]) -> list[ModelCapabilities]:
     models = list(providers[provider].capabilities())
     if not models:
         raise _invalid("provider", f"The provider {provider!r} offers no model.", "unavailable")
-    caps = choose_model(body, models)
+    return models
 
+
+def _mode(body: Mapping[str, Any], caps: ModelCapabilities) -> Mode:
     raw_mode = body.get("mode")
     if raw_mode is None:
         raise _invalid("mode", f"The mode is required (one of: {_MODES}).", "required")
@@ -180,7 +205,10 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
     if mode not in caps.modes:
         offered = ", ".join(m.value for m in caps.modes)
         raise _invalid("mode", f"The model {caps.model} does not offer {mode} (only: {offered}).")
+    return mode
 
+
+def _prompt(body: Mapping[str, Any]) -> str:
     prompt = body.get("prompt")
     if prompt is None:
         raise _invalid("prompt", "The prompt is required.", "required")
@@ -195,7 +223,10 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
         )
     if "\x00" in prompt:
         raise _invalid("prompt", "The prompt contains a NUL character.")
+    return prompt
 
+
+def _resolution(body: Mapping[str, Any], caps: ModelCapabilities) -> str:
     resolution = body.get("resolution")
     if resolution is None:
         resolution = caps.resolutions[0]
@@ -204,31 +235,44 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
         raise _invalid(
             "resolution", f"Unknown resolution {str(resolution)[:64]!r} (one of: {offered})."
         )
+    return resolution
 
+
+def _batch_size(body: Mapping[str, Any], caps: ModelCapabilities) -> int:
     batch_size = body.get("batch_size")
     batch_size = 1 if batch_size is None else _whole_number(batch_size, "batch_size", "batch size")
     if not 1 <= batch_size <= caps.max_batch:
         raise _invalid(
             "batch_size", f"The batch size must be between 1 and {caps.max_batch}.", "out_of_range"
         )
+    return batch_size
 
+
+def _strength(body: Mapping[str, Any], mode: Mode, caps: ModelCapabilities) -> float | None:
     strength = body.get("strength")
-    if strength is not None:
-        if mode is not Mode.IMAGE_TO_IMAGE:
-            raise _invalid("strength", "Strength applies to image-to-image only.", "not_allowed")
-        if not caps.supports_strength:
-            raise _invalid(
-                "strength", f"The model {caps.model} does not support strength.", "not_allowed"
-            )
-        if (
-            isinstance(strength, bool)
-            or not isinstance(strength, int | float)
-            or not math.isfinite(strength)
-            or not 0 <= strength <= 1
-        ):
-            raise _invalid("strength", "The strength must be a number from 0 to 1.", "out_of_range")
-        strength = float(strength)
+    if strength is None:
+        return None
+    if mode is not Mode.IMAGE_TO_IMAGE:
+        raise _invalid("strength", "Strength applies to image-to-image only.", "not_allowed")
+    if not caps.supports_strength:
+        raise _invalid(
+            "strength", f"The model {caps.model} does not support strength.", "not_allowed"
+        )
+    if (
+        isinstance(strength, bool)
+        or not isinstance(strength, int | float)
+        or not math.isfinite(strength)
+        or not 0 <= strength <= 1
+    ):
+        raise _invalid("strength", "The strength must be a number from 0 to 1.", "out_of_range")
+    return float(strength)
 
+
+def _input_images(
+    body: Mapping[str, Any], mode: Mode, caps: ModelCapabilities
+) -> tuple[list[str], list[str]]:
+    """The input images named (uploads, and images already made): none for text-to-image,
+    one to the model's most for image-to-image, each named once."""
     raw_ids = _id_list(body, "input_upload_ids", "upload ids")
     image_ids = _id_list(body, "input_image_ids", "image ids")
     if mode is Mode.TEXT_TO_IMAGE:
@@ -253,16 +297,4 @@ def parse_submission(body: Mapping[str, Any], providers: Mapping[str, Provider])
         for field, ids in (("input_upload_ids", raw_ids), ("input_image_ids", image_ids)):
             if len(set(ids)) != len(ids):
                 raise _invalid(field, "The same input image is listed twice.")
-
-    return Submission(
-        provider=provider,
-        model=caps.model,
-        mode=mode,
-        prompt=prompt,
-        resolution=resolution,
-        batch_size=batch_size,
-        strength=strength,
-        input_upload_ids=tuple(raw_ids),
-        input_image_ids=tuple(image_ids),
-        capabilities=caps,
-    )
+    return raw_ids, image_ids
