@@ -143,6 +143,13 @@ def truncate(text: str | None) -> str | None:
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 1] + "…"
 
 
+#: The one UPDATE a success or a retryable failure makes to the key: (statement, parameters).
+KeyChange = tuple[sa.Update, dict[str, Any]]
+#: An admin alert the outcome calls for: its kind, and its detail worded from the names of
+#: the keys it mentions (looked up once, after the transaction, only when there is one).
+PendingAlert = tuple[AlertKind, Callable[[dict[int, str]], str]]
+
+
 def record_attempt(
     connections: RouterConnections,
     claim: Claim,
@@ -162,138 +169,50 @@ def record_attempt(
     (the ``TEST_`` rules). Returns the admin alerts the outcome calls for, as (kind, detail)
     about the claimed key, which they name by label and id.
     """
-    path, result, error = call.path, call.result, call.error
     test = work.reference == KEY_TEST_REFERENCE
-    outcome = outcome_of(error)
-    message = call.message
-    cost = getattr(result, "estimated_cost", None)
-    attempt = dict(
-        key_id=claim.key_id,
-        provider=claim.provider,
-        reference=work.reference,
-        image_index=work.image_index,
-        path=path,
-        proxy_id=claim.proxy_id if path is AttemptPath.PROXY else None,
-        outcome=outcome,
-        http_status=error.http_status
-        if error is not None
-        else getattr(result, "http_status", None),
-        latency_ms=call.latency_ms,
-        error=message,
-        estimated_cost=cost,
-        picked_at=claim.picked_at,
-        claim_version=claim.version,
-        created_at=now,
-    )
-    proxy_fault = path is AttemptPath.PROXY and outcome is AttemptOutcome.TRANSPORT
-    # Success and a retryable failure each change the key with one UPDATE (``key``).
+    outcome = outcome_of(call.error)
+    attempt = attempt_row(claim, call, work, outcome, now)
+    # The proxy failed, not the key: the key row is left alone.
+    proxy_fault = call.path is AttemptPath.PROXY and outcome is AttemptOutcome.TRANSPORT
     failed = outcome in (AttemptOutcome.RETRYABLE, AttemptOutcome.TRANSPORT)
-    key: tuple[sa.Update, dict[str, Any]] | None = None
-    if proxy_fault:
-        pass  # the proxy failed, not the key: the key row is left alone
-    elif outcome is AttemptOutcome.SUCCESS:
-        key = (
-            TEST_SUCCEEDED if test else SUCCEEDED,
-            {"b_key_id": claim.key_id, "b_cost": cost or Decimal(0), "b_now": now},
+    deadline = (
+        cooldown_deadline(call.error, now=now, cooldown_seconds=cooldown_seconds, day_zone=day_zone)
+        if failed
+        else None
+    )
+    key = None
+    if not proxy_fault:
+        key = key_change(
+            claim,
+            call,
+            outcome,
+            test=test,
+            deadline=deadline,
+            now=now,
+            max_consecutive_failures=max_consecutive_failures,
+            group_rate_limits=group_rate_limits,
         )
-    elif failed:
-        deadline = cooldown_deadline(
-            error, now=now, cooldown_seconds=cooldown_seconds, day_zone=day_zone
-        )
-        reason = f"{max_consecutive_failures + 1} consecutive failures; last: {message}"
-        failure = {
-            "b_key_id": claim.key_id,
-            "b_deadline": deadline,
-            "b_max": max_consecutive_failures,
-            "b_reason": truncate(reason),
-            "b_now": now,
-        }
-        if cools_the_project(error, claim, group_rate_limits=group_rate_limits):
-            failure.update(b_provider=claim.provider, b_project=claim.project)
-            key = TEST_RATE_LIMITED if test else PROJECT_RATE_LIMITED, failure
-        else:
-            key = TEST_FAILED if test else FAILED, failure
-
-    version: int | None = None
-    # Alerts are worded once the keys they name are known: (kind, detail from the names).
-    alerts: list[tuple[AlertKind, Callable[[dict[int, str]], str]]] = []
+    alerts: list[PendingAlert] = []
     named: set[int] = {claim.key_id}
-    if key is not None and path is AttemptPath.DIRECT and connections.one_statement and not test:
+    if (
+        key is not None
+        and call.path is AttemptPath.DIRECT
+        and connections.one_statement
+        and not test
+    ):
         # The hot path on PostgreSQL: the key's update and the attempt, one statement.
         statement, params = key
         params.update({f"a_{name}": value for name, value in attempt.items()})
         row = connections.run(LOGGED[statement], params)
     else:
-        with connections.transaction() as conn:
-            row = None
-            if key is not None:
-                # The called key's row (a rate limit also changes the rest of its project).
-                row = next((r for r in conn.execute(*key) if r.id == claim.key_id), None)
-            elif outcome is AttemptOutcome.OUT_OF_FUNDS:
-                changed = take_out_of_funds(
-                    conn, claim.provider, claim.key_id, claim.billing_group, message, now
-                )
-                version = changed.get(claim.key_id)
-                if changed:
-                    named.update(changed)
-                    ids = sorted(changed)
-                    alerts.append(
-                        (
-                            AlertKind.KEY_OUT_OF_FUNDS,
-                            lambda names: (
-                                f"{claim.provider} "
-                                + ", ".join(names[i] for i in ids)
-                                + f" {'is' if len(ids) == 1 else 'are'} out of funds: {message}"
-                            ),
-                        )
-                    )
-            elif outcome is AttemptOutcome.KEY_REJECTED:
-                version = conn.scalar(
-                    KEY_REJECTED, {"b_key_id": claim.key_id, "b_reason": message, "b_now": now}
-                )
-                if version is not None:
-                    alerts.append(
-                        (
-                            AlertKind.KEY_MANUAL_REVIEW,
-                            lambda names: (
-                                f"{claim.provider} {names[claim.key_id]} was rejected "
-                                f"and needs manual review: {message}"
-                            ),
-                        )
-                    )
-            # USER_CAUSED: the request was at fault; the key is untouched.
-
-            if path is AttemptPath.PROXY and claim.proxy_id is not None:
-                conn.execute(
-                    PROXY_FAILED if proxy_fault else PROXY_SUCCEEDED,
-                    {"b_proxy_id": claim.proxy_id, "b_reason": message, "b_now": now},
-                )
-
-            conn.execute(
-                RECORD,
-                dict(
-                    attempt,
-                    cooldown_until=row.cooldown_until if row is not None and failed else None,
-                    outcome_version=row.version if row is not None else version,
-                ),
-            )
-    if failed and getattr(error, "rate_limit", None) is RateLimit.DAILY:
+        row = _apply_in_transaction(
+            connections, claim, call, outcome, key, attempt, now=now, alerts=alerts, named=named
+        )
+    if failed and getattr(call.error, "rate_limit", None) is RateLimit.DAILY:
+        assert deadline is not None
         whole_project = key is not None and key[0] in (PROJECT_RATE_LIMITED, TEST_RATE_LIMITED)
         alerts.append(
-            (
-                AlertKind.PROJECT_DAILY_QUOTA,
-                lambda names: (
-                    f"{claim.provider} {names[claim.key_id]} exhausted its project's "
-                    "daily quota; "
-                    + (
-                        f"project {claim.project!r} (every key of it)"
-                        if whole_project
-                        else names[claim.key_id]
-                    )
-                    + f" rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
-                    f"(midnight {day_zone}): {message}"
-                ),
-            )
+            _daily_quota_alert(claim, call.message, deadline, day_zone, whole_project=whole_project)
         )
     if (
         failed
@@ -302,20 +221,183 @@ def record_attempt(
         and row.state is KeyState.MANUAL_REVIEW
         and row.consecutive_failures == max_consecutive_failures + 1
     ):
-        failures = row.consecutive_failures
-        alerts.append(
-            (
-                AlertKind.KEY_MANUAL_REVIEW,
-                lambda names: (
-                    f"{claim.provider} {names[claim.key_id]} was sent to manual review "
-                    f"after {failures} failures in a row: {message}"
-                ),
-            )
-        )
+        alerts.append(_too_many_failures_alert(claim, call.message, row.consecutive_failures))
     if not alerts:
         return []
     names = key_names(connections, named)
     return [(kind, word(names)) for kind, word in alerts]
+
+
+def attempt_row(
+    claim: Claim, call: ProviderCall, work: ProviderWork, outcome: AttemptOutcome, now: dt.datetime
+) -> dict[str, Any]:
+    """The attempt's row in the attempt log, but for what the key's change decides."""
+    error, result = call.error, call.result
+    return dict(
+        key_id=claim.key_id,
+        provider=claim.provider,
+        reference=work.reference,
+        image_index=work.image_index,
+        path=call.path,
+        proxy_id=claim.proxy_id if call.path is AttemptPath.PROXY else None,
+        outcome=outcome,
+        http_status=error.http_status
+        if error is not None
+        else getattr(result, "http_status", None),
+        latency_ms=call.latency_ms,
+        error=call.message,
+        estimated_cost=getattr(result, "estimated_cost", None),
+        picked_at=claim.picked_at,
+        claim_version=claim.version,
+        created_at=now,
+    )
+
+
+def key_change(
+    claim: Claim,
+    call: ProviderCall,
+    outcome: AttemptOutcome,
+    *,
+    test: bool,
+    deadline: dt.datetime | None,
+    now: dt.datetime,
+    max_consecutive_failures: int,
+    group_rate_limits: bool,
+) -> KeyChange | None:
+    """The UPDATE a success or a retryable failure makes to the key (a rate limit: to its
+    whole project); None for any other outcome, which the transaction applies itself."""
+    if outcome is AttemptOutcome.SUCCESS:
+        cost = getattr(call.result, "estimated_cost", None)
+        return (
+            TEST_SUCCEEDED if test else SUCCEEDED,
+            {"b_key_id": claim.key_id, "b_cost": cost or Decimal(0), "b_now": now},
+        )
+    if deadline is None:  # not a retryable failure
+        return None
+    reason = f"{max_consecutive_failures + 1} consecutive failures; last: {call.message}"
+    failure = {
+        "b_key_id": claim.key_id,
+        "b_deadline": deadline,
+        "b_max": max_consecutive_failures,
+        "b_reason": truncate(reason),
+        "b_now": now,
+    }
+    if cools_the_project(call.error, claim, group_rate_limits=group_rate_limits):
+        failure.update(b_provider=claim.provider, b_project=claim.project)
+        return TEST_RATE_LIMITED if test else PROJECT_RATE_LIMITED, failure
+    return TEST_FAILED if test else FAILED, failure
+
+
+def _apply_in_transaction(
+    connections: RouterConnections,
+    claim: Claim,
+    call: ProviderCall,
+    outcome: AttemptOutcome,
+    key: KeyChange | None,
+    attempt: dict[str, Any],
+    *,
+    now: dt.datetime,
+    alerts: list[PendingAlert],
+    named: set[int],
+) -> Any:
+    """Change the key (or take it out of service), the proxy's health and the attempt log in
+    one transaction; adds the alerts that taking keys out calls for. Returns the called key's
+    row as the change left it, or None when no UPDATE of the key returned it."""
+    message = call.message
+    version: int | None = None
+    with connections.transaction() as conn:
+        row = None
+        if key is not None:
+            # The called key's row (a rate limit also changes the rest of its project).
+            row = next((r for r in conn.execute(*key) if r.id == claim.key_id), None)
+        elif outcome is AttemptOutcome.OUT_OF_FUNDS:
+            changed = take_out_of_funds(
+                conn, claim.provider, claim.key_id, claim.billing_group, message, now
+            )
+            version = changed.get(claim.key_id)
+            if changed:
+                named.update(changed)
+                alerts.append(_out_of_funds_alert(claim, message, sorted(changed)))
+        elif outcome is AttemptOutcome.KEY_REJECTED:
+            version = conn.scalar(
+                KEY_REJECTED, {"b_key_id": claim.key_id, "b_reason": message, "b_now": now}
+            )
+            if version is not None:
+                alerts.append(_rejected_alert(claim, message))
+        # USER_CAUSED: the request was at fault; the key is untouched.
+
+        if call.path is AttemptPath.PROXY and claim.proxy_id is not None:
+            proxy_fault = outcome is AttemptOutcome.TRANSPORT
+            conn.execute(
+                PROXY_FAILED if proxy_fault else PROXY_SUCCEEDED,
+                {"b_proxy_id": claim.proxy_id, "b_reason": message, "b_now": now},
+            )
+
+        failed = outcome in (AttemptOutcome.RETRYABLE, AttemptOutcome.TRANSPORT)
+        conn.execute(
+            RECORD,
+            dict(
+                attempt,
+                cooldown_until=row.cooldown_until if row is not None and failed else None,
+                outcome_version=row.version if row is not None else version,
+            ),
+        )
+    return row
+
+
+def _out_of_funds_alert(claim: Claim, message: str | None, ids: list[int]) -> PendingAlert:
+    return (
+        AlertKind.KEY_OUT_OF_FUNDS,
+        lambda names: (
+            f"{claim.provider} "
+            + ", ".join(names[i] for i in ids)
+            + f" {'is' if len(ids) == 1 else 'are'} out of funds: {message}"
+        ),
+    )
+
+
+def _rejected_alert(claim: Claim, message: str | None) -> PendingAlert:
+    return (
+        AlertKind.KEY_MANUAL_REVIEW,
+        lambda names: (
+            f"{claim.provider} {names[claim.key_id]} was rejected "
+            f"and needs manual review: {message}"
+        ),
+    )
+
+
+def _daily_quota_alert(
+    claim: Claim,
+    message: str | None,
+    deadline: dt.datetime,
+    day_zone: str,
+    *,
+    whole_project: bool,
+) -> PendingAlert:
+    return (
+        AlertKind.PROJECT_DAILY_QUOTA,
+        lambda names: (
+            f"{claim.provider} {names[claim.key_id]} exhausted its project's "
+            "daily quota; "
+            + (
+                f"project {claim.project!r} (every key of it)"
+                if whole_project
+                else names[claim.key_id]
+            )
+            + f" rests until the daily reset at {deadline:%Y-%m-%d %H:%M} UTC "
+            f"(midnight {day_zone}): {message}"
+        ),
+    )
+
+
+def _too_many_failures_alert(claim: Claim, message: str | None, failures: int) -> PendingAlert:
+    return (
+        AlertKind.KEY_MANUAL_REVIEW,
+        lambda names: (
+            f"{claim.provider} {names[claim.key_id]} was sent to manual review "
+            f"after {failures} failures in a row: {message}"
+        ),
+    )
 
 
 def key_names(connections: RouterConnections, key_ids: set[int]) -> dict[int, str]:
