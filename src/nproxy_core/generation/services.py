@@ -192,17 +192,23 @@ def request_fingerprint(conversation_id: uuid.UUID, body: dict[str, Any]) -> str
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def idempotency_mismatch() -> IdempotencyMismatch:
+    """The refusal of an ``Idempotency-Key`` reused for a different request (422), the same
+    from the chat and from the developer API."""
+    return IdempotencyMismatch(
+        "This Idempotency-Key was already used for a different request. Use a new key "
+        "for a new request.",
+        fields={"Idempotency-Key": "mismatch"},
+    )
+
+
 def _replay(generation: Generation, conversation_id: uuid.UUID, fingerprint: str) -> Generation:
     """The generation a retried submit asks for, or 422 if the key was used for another one."""
     if generation.conversation_id != conversation_id or (
         # Jobs submitted before fingerprints were kept match on the conversation alone.
         generation.idempotency_fingerprint not in (None, fingerprint)
     ):
-        raise IdempotencyMismatch(
-            "This Idempotency-Key was already used for a different request. Use a new key "
-            "for a new generation.",
-            fields={"Idempotency-Key": "mismatch"},
-        )
+        raise idempotency_mismatch()
     return generation
 
 
