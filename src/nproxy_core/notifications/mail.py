@@ -40,8 +40,9 @@ class IMailer(Interface):
 
 
 # pyramid_mailer's mailers declare no interface: say here that they provide this one.
-for _mailer in (Mailer, DebugMailer, DummyMailer):
-    classImplements(_mailer, IMailer)
+classImplements(Mailer, IMailer)
+classImplements(DebugMailer, IMailer)
+classImplements(DummyMailer, IMailer)
 
 
 class LoggingDebugMailer(DebugMailer):
