@@ -166,3 +166,28 @@ def test_the_cache_forgets_the_least_recently_asked_for_when_full():
     assert len(cache) == 2
     assert cache.get(7, uuid.UUID(int=2), 0) is None
     assert cache.get(7, uuid.UUID(int=1), 0) is not None
+
+
+def test_claiming_a_job_is_one_statement(alice, app):
+    from nproxy_core.generation.interfaces import IJobRunner
+
+    gid = alice.submit(alice.conversation(), resolution="square", batch_size=2).json["id"]
+    engine = find_service(app.app.registry, IDatabase).engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        job = find_service(app.app.registry, IJobRunner).claim(uuid.UUID(gid))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert len(statements) == 1 and statements[0].startswith("UPDATE generations")
+    assert (job.prompt, job.batch_size, job.resolution, job.with_text) == (
+        "a red bicycle",
+        2,
+        "square",
+        False,
+    )
+    assert job.upload_keys == () and not job.inputs_missing

@@ -429,7 +429,13 @@ class JobRunner:
         worker_id = self._liveness.worker_id if self._liveness is not None else None
         G = Generation
         ours = sa.and_(G.status == GenerationStatus.RUNNING, G.lease_owner == token)
+
+        def of_message(column: Any) -> Any:
+            return sa.select(column).where(Message.id == G.message_id).scalar_subquery()
+
         with self._session_factory.begin() as session:
+            # What the run needs comes back from the UPDATE itself: the claim is one statement
+            # (RETURNING with subqueries), not an UPDATE and then reads.
             claimed = session.execute(
                 sa.update(G)
                 .where(
@@ -457,16 +463,35 @@ class JobRunner:
                     attempts=sa.case((ours, G.attempts), else_=G.attempts + 1),
                     started_at=now,
                 )
-                .returning(G.message_id, G.user_id, G.provider, G.attempts),
+                .returning(
+                    G.user_id,
+                    G.provider,
+                    G.attempts,
+                    *(
+                        of_message(column).label(column.key)
+                        for column in (
+                            Message.model,
+                            Message.batch_size,
+                            Message.mode,
+                            Message.prompt,
+                            Message.resolution,
+                            Message.strength,
+                            Message.input_upload_ids,
+                        )
+                    ),
+                    sa.select(TemplateRun.with_text)
+                    .where(TemplateRun.generation_id == G.id)
+                    .scalar_subquery()
+                    .label("with_text"),
+                ),
                 execution_options=_NO_SYNC,
             ).first()
             if claimed is None:
                 return None
-            message = session.get(Message, claimed.message_id)
-            assert message is not None  # the foreign key guarantees it
             upload_keys: list[tuple[str, str]] = []
-            if message.input_upload_ids:
-                ids = [uuid.UUID(i) for i in message.input_upload_ids]
+            if claimed.input_upload_ids:
+                # Only now known: the second statement of a claim, for image-to-image jobs.
+                ids = [uuid.UUID(i) for i in claimed.input_upload_ids]
                 uploads = {
                     u.id: u
                     for u in session.scalars(
@@ -495,19 +520,15 @@ class JobRunner:
                 worker_id=worker_id,
                 user_id=claimed.user_id,
                 provider=claimed.provider,
-                model=message.model,
-                batch_size=message.batch_size,
-                mode=message.mode,
-                prompt=message.prompt,
-                resolution=message.resolution,
-                strength=message.strength,
+                model=claimed.model,
+                batch_size=claimed.batch_size,
+                mode=claimed.mode,
+                prompt=claimed.prompt,
+                resolution=claimed.resolution,
+                strength=claimed.strength,
                 upload_keys=tuple(upload_keys),
-                inputs_missing=len(upload_keys) != len(message.input_upload_ids or ()),
-                with_text=bool(
-                    session.scalar(
-                        sa.select(TemplateRun.with_text).where(TemplateRun.generation_id == gid)
-                    )
-                ),
+                inputs_missing=len(upload_keys) != len(claimed.input_upload_ids or ()),
+                with_text=bool(claimed.with_text),
             )
 
     # --- images -------------------------------------------------------------------------------
