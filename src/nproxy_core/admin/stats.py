@@ -111,11 +111,11 @@ class Window:
     def _merged(self) -> Counter[int]:
         return self.summarized + histogram.histogram(self.latencies)
 
-    @property
+    @functools.cached_property
     def p50_ms(self) -> float | None:
         return self.percentile(0.5)
 
-    @property
+    @functools.cached_property
     def p95_ms(self) -> float | None:
         return self.percentile(0.95)
 
