@@ -15,6 +15,7 @@ from jinja2.runtime import Context
 from pyramid.i18n import Localizer
 
 from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES, _
+from nproxy_core.i18n.localizers import script_catalog
 
 
 def context_localizer(context: Context) -> Localizer | None:
@@ -157,3 +158,4 @@ def configure_environment(environment: Any) -> None:
     environment.filters.update(FILTERS)
     environment.globals["languages"] = LANGUAGES
     environment.globals["here"] = here
+    environment.globals["script_catalog"] = script_catalog

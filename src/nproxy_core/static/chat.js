@@ -1,6 +1,7 @@
 // The chat page's entry point: wires the modules of static/chat/ to the page and starts it.
 // Plain ES modules loaded as they are, no framework and no build step: the surface is small
 // enough that a few modules of helpers are clearer than a library (API: DESIGN section 6).
+import { gettext } from "./chat/i18n.js";
 import { whenSessionEnds } from "./chat/api.js";
 import {
   fillPrompt, loadModels, restoreDraft, useAsInput, wireComposer,
@@ -18,8 +19,8 @@ import { setResultActions, startElapsedClock, stopPolling } from "./chat/thread.
 function showSessionEnded() {
   // Back to this conversation after logging in; what was typed waits there as its draft.
   const next = encodeURIComponent(location.pathname);
-  showBanner("Your session has ended. ", el("a", { href: `${urls.login}?next=${next}` }, "Log in again"),
-    " to keep going.");
+  showBanner(gettext("Your session has ended."), " ",
+    el("a", { href: `${urls.login}?next=${next}` }, gettext("Log in again")), " ", gettext("to keep going."));
   ui.send.disabled = true;
   stopPolling();
 }

@@ -4,6 +4,7 @@
 // the lightbox with all of them and a way back to the conversation it was made in.
 import { api, whenSessionEnds } from "./chat/api.js";
 import { el, icon } from "./chat/dom.js";
+import { gettext } from "./chat/i18n.js";
 import { confirmDeleteImage, openLightbox, openShare, toggleFavorite, wireLightbox } from "./chat/lightbox.js";
 
 const $ = (id) => document.getElementById(id);
@@ -41,11 +42,11 @@ const nearby = new IntersectionObserver((entries) => {
 
 function tile(image) {
   const short = image.prompt.slice(0, 80);
-  const open = el("button", { type: "button", class: "tile-open", "aria-label": `Enlarge: ${short}`,
+  const open = el("button", { type: "button", class: "tile-open", "aria-label": gettext("Enlarge: %(prompt)s", { prompt: short }),
     onclick: () => show(state.images.indexOf(image)) }, el("img", { "data-src": image.thumb_url || image.url,
-    alt: `Image for “${short}”`, decoding: "async", width: image.width, height: image.height }));
+    alt: gettext("Image for “%(prompt)s”", { prompt: short }), decoding: "async", width: image.width, height: image.height }));
   nearby.observe(open.firstChild);
-  const star = toolButton(`Favourite: ${short}`, image.favorite ? "★" : "☆", async () => {
+  const star = toolButton(gettext("Favourite: %(prompt)s", { prompt: short }), image.favorite ? "★" : "☆", async () => {
     try {
       const on = await toggleFavorite(image);
       star.setAttribute("aria-pressed", on ? "true" : "false");
@@ -54,18 +55,18 @@ function tile(image) {
     } catch (error) {
       status.textContent = error.message;
     }
-  }, { "aria-pressed": image.favorite ? "true" : "false" });
-  const vary = toolButton(`Vary: ${short}`, "↻", async () => {
+  }, { "aria-pressed": image.favorite ? "true" : "false", "data-tool": "favourite" });
+  const vary = toolButton(gettext("Vary: %(prompt)s", { prompt: short }), "↻", async () => {
     try {
-      status.textContent = "Starting a variation…";
+      status.textContent = gettext("Starting a variation…");
       const answer = await api("POST", `/api/v1/images/${encodeURIComponent(image.id)}/vary`);
       location.href = `${chatUrl}/${encodeURIComponent(answer.conversation_id)}`;
     } catch (error) {
       status.textContent = error.message;
     }
   });
-  const shareButton = toolButton(`Share: ${short}`, "⤴", () => openShare(image));
-  const remove = toolButton(`Delete: ${short}`, icon("trash"), () => confirmDeleteImage(image, removeTile));
+  const shareButton = toolButton(gettext("Share: %(prompt)s", { prompt: short }), "⤴", () => openShare(image));
+  const remove = toolButton(gettext("Delete: %(prompt)s", { prompt: short }), icon("trash"), () => confirmDeleteImage(image, removeTile));
   const item = el("li", { class: "tile library-tile" }, open,
     el("div", { class: "tile-actions" }, star, vary, shareButton, remove));
   image.tile = item;
@@ -76,7 +77,7 @@ function removeTile(image) {
   const at = state.images.indexOf(image);
   if (at >= 0) state.images.splice(at, 1);
   image.tile?.remove();
-  status.textContent = "Image deleted.";
+  status.textContent = gettext("Image deleted.");
   showEmpty();
 }
 
@@ -100,7 +101,7 @@ function loadMore() {
   if (!hasMore()) return Promise.resolve();
   const generation = state.generation;
   state.loading ||= (async () => {
-    status.textContent = "Loading more images…";
+    status.textContent = gettext("Loading more images…");
     try {
       const page = await api("GET", `/api/v1/images${query()}`);
       if (generation !== state.generation) return; // the search changed meanwhile
@@ -109,14 +110,14 @@ function loadMore() {
       state.next = page.next;
       grid.append(...page.images.map((image) => tile(image)));
       // "The end" is news only after scrolling through more than one page.
-      status.textContent = !state.next && start > 0 ? "That is everything." : "";
+      status.textContent = !state.next && start > 0 ? gettext("That is everything.") : "";
       showEmpty();
     } catch (error) {
       if (generation !== state.generation) return;
       state.failed = true;
-      status.replaceChildren(`Could not load your images: ${error.message} `,
+      status.replaceChildren(`${gettext("Could not load your images: %(reason)s", { reason: error.message })} `,
         el("button", { type: "button", class: "link", onclick: () => { state.failed = false; loadMore(); } },
-          "Try again"));
+          gettext("Try again")));
     } finally {
       if (generation === state.generation) state.loading = null;
     }
@@ -166,7 +167,7 @@ function show(index) {
     hasMore,
     deleted: removeTile,
     changed: (item) => {
-      const star = item.tile?.querySelector('[aria-label^="Favourite"]');
+      const star = item.tile?.querySelector("[data-tool=favourite]");
       if (star) {
         star.setAttribute("aria-pressed", item.favorite ? "true" : "false");
         star.firstChild.textContent = item.favorite ? "★" : "☆";

@@ -1,7 +1,8 @@
 // The JSON API of DESIGN section 6: calls with the CSRF token, uploads with progress, ApiError.
+import { gettext, ngettext } from "./i18n.js";
 
 /** Said only when the server gave no words of its own: a lost connection, a proxy's error page. */
-export const FALLBACK_MESSAGE = "Something went wrong. Please try again.";
+export const FALLBACK_MESSAGE = gettext("Something went wrong. Please try again.");
 
 let csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 let sessionEnded = false;
@@ -19,13 +20,15 @@ export class ApiError extends Error {
 /** "30 MB", "512 KB": a size in the words a person uses (as errors.describe_size). */
 export function describeSize(bytes) {
   const mb = 1024 * 1024;
-  if (bytes >= mb) return `${Number((bytes / mb).toFixed(bytes % mb ? 1 : 0))} MB`;
-  return bytes >= 1024 ? `${Math.round(bytes / 1024)} KB` : `${bytes} bytes`;
+  if (bytes >= mb) return gettext("%(size)s MB", { size: Number((bytes / mb).toFixed(bytes % mb ? 1 : 0)) });
+  return bytes >= 1024 ? gettext("%(size)s KB", { size: Math.round(bytes / 1024) })
+    : ngettext("%(num)s byte", "%(num)s bytes", bytes);
 }
 
 /** "Too large: 30 MB, at most 12 MB.": the one message of a too-large upload. */
 export const tooLargeText = (bytes, limit) =>
-  `Too large: ${describeSize(bytes)}${limit ? `, at most ${describeSize(limit)}` : ""}.`;
+  (limit ? gettext("Too large: %(size)s, at most %(limit)s.", { size: describeSize(bytes), limit: describeSize(limit) })
+    : gettext("Too large: %(size)s.", { size: describeSize(bytes) }));
 
 /** A too-large upload, whoever refused it: the app (JSON) or a server in front of it (an HTML
  * 413 page), with the server's limit as the page was given it. */
@@ -60,8 +63,8 @@ async function request(method, path, body, extraHeaders = {}, signal = undefined
   try {
     response = await fetch(path, { method, headers, body: payload, credentials: "same-origin", signal });
   } catch (error) {
-    if (error?.name === "AbortError") throw new ApiError(0, "aborted", "Cancelled.");
-    throw new ApiError(0, "network_error", "Could not reach nproxy. Check your connection.");
+    if (error?.name === "AbortError") throw new ApiError(0, "aborted", gettext("Cancelled."));
+    throw new ApiError(0, "network_error", gettext("Could not reach nproxy. Check your connection."));
   }
   let data = null;
   if (response.status !== 204) data = await response.json().catch(() => null);
@@ -109,11 +112,11 @@ export function uploadImage(file, onProgress) {
       if (xhr.status === 401) endSession();
       if (xhr.status === 413 || data?.error?.fields?.file === "too_large") { reject(tooLarge(file)); return; }
       reject(new ApiError(xhr.status, data?.error?.code,
-        data?.error?.message || "This image could not be uploaded."));
+        data?.error?.message || gettext("This image could not be uploaded.")));
     });
     xhr.addEventListener("error", () =>
-      reject(new ApiError(0, "network_error", "Upload failed: check your connection.")));
-    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", "Upload cancelled.")));
+      reject(new ApiError(0, "network_error", gettext("Upload failed: check your connection."))));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "aborted", gettext("Upload cancelled."))));
   });
   xhr.open("POST", "/api/v1/uploads");
   xhr.setRequestHeader("X-CSRF-Token", csrf);

@@ -1,7 +1,8 @@
 // The composer: prompt, mode and model controls, what a send costs in units (DESIGN 4.12), and
 // input images (pick, drop, paste, upload).
 import { api, hasSessionEnded, uploadImage } from "./api.js";
-import { el, plural, pretty } from "./dom.js";
+import { countImages, countUnits, el, pretty } from "./dom.js";
+import { gettext, ngettext } from "./i18n.js";
 import { $, current, describeError, showBanner, ui, uploadProblem } from "./page.js";
 import { activeTemplate, leave, restoreTemplate, templateSnapshot } from "./templates.js";
 
@@ -40,6 +41,9 @@ function savePrefs() {
 
 const currentMode = () => ui.composer.querySelector('input[name="mode"]:checked').value;
 
+const WRITE_A_PROMPT = gettext("Write a prompt first.");
+const notEnoughFor = (batch) => ngettext("Not enough units left for %(num)s image — try fewer.",
+  "Not enough units left for %(num)s images — try fewer.", batch);
 const modelKey = (m) => `${m.provider}/${m.model}`;
 
 export async function loadModels() {
@@ -47,11 +51,11 @@ export async function loadModels() {
     const data = await api("GET", "/api/v1/models");
     state.models = data?.models || [];
   } catch (error) {
-    if (error.status !== 401) showBanner("Could not load the image models. ", describeError(error));
+    if (error.status !== 401) showBanner(gettext("Could not load the image models."), " ", describeError(error));
     return;
   }
   if (!state.models.length) {
-    ui.hint.textContent = "No image model is available at the moment.";
+    ui.hint.textContent = gettext("No image model is available at the moment.");
     ui.send.disabled = true;
     return;
   }
@@ -60,7 +64,7 @@ export async function loadModels() {
   ui.modelControl.hidden = state.models.length < 2;
   ui.model.replaceChildren(...state.models.map((m) => el("option",
     { value: modelKey(m), disabled: !isAllowed(m), title: abilities(m) },
-    isAllowed(m) ? modelSummary(m) : `${modelSummary(m)} — Not in your plan`)));
+    isAllowed(m) ? modelSummary(m) : `${modelSummary(m)} — ${gettext("Not in your plan")}`)));
   const prefs = savedPrefs();
   const usable = state.models.filter(isAllowed);
   applyModel(usable.find((m) => modelKey(m) === prefs.model) || usable[0] || state.models[0],
@@ -77,16 +81,19 @@ function modelSummary(m) {
   const prices = Object.values(m.units || {}).map(Number).filter((n) => n > 0);
   const low = Math.min(...prices);
   const high = Math.max(...prices);
-  const units = !prices.length ? "" : low === high ? ` · ${plural(low, "unit")}` : ` · ${low}–${high} units`;
-  return `${modelLabel(m)}${units}${m.status === "preview" ? " · preview" : ""}`;
+  const units = !prices.length ? "" : low === high ? ` · ${countUnits(low)}`
+    : ` · ${gettext("%(low)s–%(high)s units", { low, high })}`;
+  return `${modelLabel(m)}${units}${m.status === "preview" ? ` · ${gettext("preview")}` : ""}`;
 }
 
 /** What a model can do, in words (the picker option's tooltip). */
 function abilities(m) {
   const modes = (m.modes || []).includes("image_to_image")
-    ? `text → image and image → image (up to ${plural(m.max_input_images, "reference image")})`
-    : "text → image";
-  return `${modelLabel(m)}: ${modes}; up to ${plural(m.max_batch, "image")} at a time`;
+    ? ngettext("text → image and image → image (up to %(num)s reference image)",
+      "text → image and image → image (up to %(num)s reference images)", m.max_input_images)
+    : gettext("text → image");
+  return ngettext("%(model)s: %(modes)s; up to %(num)s image at a time",
+    "%(model)s: %(modes)s; up to %(num)s images at a time", m.max_batch, { model: modelLabel(m), modes });
 }
 
 /** Units one image of `model` costs at `resolution` (1 where the server does not say). */
@@ -97,7 +104,7 @@ export function unitsPerImage(model, resolution) {
 
 /** "4 images × 3 units = 12 units": what a send costs, before it is sent. */
 export function costText(batch, units) {
-  return `${plural(batch, "image")} × ${plural(units, "unit")} = ${plural(batch * units, "unit")}`;
+  return `${countImages(batch)} × ${countUnits(units)} = ${countUnits(batch * units)}`;
 }
 
 /** Whether a batch of `n` at `units` an image fits what can be spent now. */
@@ -115,12 +122,12 @@ function applyModel(model, prefs) {
   // Sizes that cost differently say so in the list; the cost line says it for all.
   const varied = new Set(presets.map((r) => unitsPerImage(model, r.id))).size > 1;
   ui.resolution.replaceChildren(...presets.map((r) => el("option", { value: r.id },
-    [r.label, r.ratio, varied ? plural(unitsPerImage(model, r.id), "unit") : ""]
+    [r.label, r.ratio, varied ? countUnits(unitsPerImage(model, r.id)) : ""]
       .filter(Boolean).join(" · "))));
   if (presets.some((r) => r.id === prefs.resolution)) ui.resolution.value = prefs.resolution;
   showShape();
   const sizes = Array.from({ length: Math.max(1, model.max_batch || 1) }, (_, i) => i + 1);
-  ui.batch.replaceChildren(...sizes.map((n) => el("option", { value: n }, plural(n, "image"))));
+  ui.batch.replaceChildren(...sizes.map((n) => el("option", { value: n }, countImages(n))));
   if (sizes.includes(Number(prefs.batch))) ui.batch.value = prefs.batch;
   limitBatch();
   if (prefs.strength) ui.strength.value = prefs.strength;
@@ -161,8 +168,8 @@ export function leaveTemplateControls() {
 /** Why `batch` images of the chosen size cannot be paid for now, or "". */
 export function budgetProblem(batch) {
   const units = unitsPerImage(state.model, ui.resolution.value);
-  if (!fits(1, units)) return "Not enough units left for this size.";
-  if (!fits(batch, units)) return `Not enough units left for ${plural(batch, "image")} — try fewer.`;
+  if (!fits(1, units)) return gettext("Not enough units left for this size.");
+  if (!fits(batch, units)) return notEnoughFor(batch);
   return "";
 }
 
@@ -226,7 +233,7 @@ function limitBatch() {
     const n = Number(option.value);
     const tooMany = !fits(n, units);
     option.disabled = tooMany;
-    option.textContent = tooMany ? `${plural(n, "image")} (not enough left)` : plural(n, "image");
+    option.textContent = tooMany ? gettext("%(images)s (not enough left)", { images: countImages(n) }) : countImages(n);
     if (!tooMany) largest = Math.max(largest, n);
   }
   if (largest && Number(ui.batch.value) > largest) ui.batch.value = String(largest);
@@ -244,8 +251,8 @@ function showCost() {
   const nothingFits = state.canGenerate && !fits(1, units);
   let text = costText(batch, units);
   if (nothingFits) {
-    text = `${costText(1, units)}: more than you have left.`
-      + (somethingFits() ? " A smaller size or another model fits." : "");
+    text = gettext("%(cost)s: more than you have left.", { cost: costText(1, units) })
+      + (somethingFits() ? ` ${gettext("A smaller size or another model fits.")}` : "");
   }
   // Written only when it changes: the line is a polite live region.
   if (ui.cost.textContent !== text) ui.cost.textContent = text;
@@ -265,10 +272,10 @@ export function setQuota({ status, canGenerate, maxUnitsNow }) {
   const noPlan = !canGenerate;
   ui.composer.classList.toggle("no-plan", noPlan);
   ui.noPlan.hidden = !noPlan;
-  ui.noPlanTitle.textContent = status === "expired" ? "Renew your plan to go on" : "Choose a plan to start";
+  ui.noPlanTitle.textContent = status === "expired" ? gettext("Renew your plan to go on") : gettext("Choose a plan to start");
   ui.send.disabled = noPlan;
   // Pay as you go (packs, no plan) has no plan to renew: the way on is another pack.
-  ui.renew.textContent = status === "none" ? "Buy a pack" : "Renew";
+  ui.renew.textContent = status === "none" ? gettext("Buy a pack") : gettext("Renew");
   limitBatch();
 }
 
@@ -284,8 +291,11 @@ function syncControls() {
   let hint = "";
   if (imageMode) {
     const ready = state.inputs.filter((i) => i.status === "ready").length;
-    if (state.inputs.some((i) => i.status === "uploading")) hint = "Uploading…";
-    else if (!ready) hint = `Add up to ${plural(max, "image")} to transform: pick or drop them here.`;
+    if (state.inputs.some((i) => i.status === "uploading")) hint = gettext("Uploading…");
+    else if (!ready) {
+      hint = ngettext("Add up to %(num)s image to transform: pick or drop it here.",
+        "Add up to %(num)s images to transform: pick or drop them here.", max);
+    }
   }
   if (!hasSessionEnded() && state.model) ui.hint.textContent = hint;
 }
@@ -306,7 +316,7 @@ function addFiles(files) {
   }
   for (const file of files) {
     if (state.inputs.length >= max) {
-      showBanner(`You can use up to ${plural(max, "input image")}.`);
+      showBanner(ngettext("You can use up to %(num)s input image.", "You can use up to %(num)s input images.", max));
       break;
     }
     const entry = { file, name: file.name || "image", preview: URL.createObjectURL(file), status: "uploading" };
@@ -325,19 +335,19 @@ function renderInput(entry) {
   const name = entry.name;
   // Only images we accept get a preview: anything else would show as a broken image.
   const preview = !entry.file || ACCEPTED.has(entry.file.type) ? entry.preview : null;
-  const image = preview ? el("img", { src: preview, alt: `Input image ${name}` }) : null;
+  const image = preview ? el("img", { src: preview, alt: gettext("Input image %(name)s", { name }) }) : null;
   image?.addEventListener("error", () => {
     // A picked file the browser cannot show: no broken-image icon while the server decides.
     if (entry.file) image.remove();
     // A remembered input that is gone (an unused upload is cleaned up after a day).
-    else failInput(entry, "This image is no longer available.");
+    else failInput(entry, gettext("This image is no longer available."));
   });
   return el("li", { class: "input-thumb", "data-state": entry.status },
     image,
-    el("div", { class: "thumb-progress", role: "progressbar", "aria-label": `Uploading ${name}`,
+    el("div", { class: "thumb-progress", role: "progressbar", "aria-label": gettext("Uploading %(name)s", { name }),
       "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": 0 }, el("span")),
     el("p", { class: "thumb-error" }),
-    el("button", { type: "button", class: "thumb-remove", "aria-label": `Remove ${name}`,
+    el("button", { type: "button", class: "thumb-remove", "aria-label": gettext("Remove %(name)s", { name }),
       onclick: () => removeInput(entry) }, "×"));
 }
 
@@ -364,7 +374,7 @@ function upload(entry) {
     saveDraft();
   }, (error) => {
     if (error.code === "aborted") return; // removed while uploading: nothing left to show
-    failInput(entry, error.status === 401 ? "Log in again to upload." : error.message);
+    failInput(entry, error.status === 401 ? gettext("Log in again to upload.") : error.message);
   });
 }
 
@@ -385,14 +395,15 @@ function removeInput(entry) {
 export function useAsInput(image) {
   if (!state.model) return;
   if (!state.model.modes.includes("image_to_image")) {
-    showBanner("This model cannot transform images.");
+    showBanner(gettext("This model cannot transform images."));
     return;
   }
   $("mode-i2i").checked = true;
   if (!state.inputs.some((i) => i.imageId === image.id)) {
     const max = state.model.max_input_images || 0;
     if (state.inputs.length >= max) {
-      showBanner(`You can use up to ${plural(max, "input image")}. Remove one first.`);
+      showBanner(ngettext("You can use up to %(num)s input image. Remove one first.",
+        "You can use up to %(num)s input images. Remove one first.", max));
     } else {
       addReadyInput({ imageId: image.id, preview: image.url, name: "generated image" });
     }
@@ -442,18 +453,20 @@ function composeRequest() {
 
 /** Why the composer cannot send yet, in words, or "" when it can. */
 function blocker(body) {
-  if (!body.prompt) return "Write a prompt first.";
+  if (!body.prompt) return WRITE_A_PROMPT;
   if (body.mode === "image_to_image") {
-    if (state.inputs.some((i) => i.status === "uploading")) return "Wait for the uploads to finish.";
+    if (state.inputs.some((i) => i.status === "uploading")) return gettext("Wait for the uploads to finish.");
     const count = body.input_upload_ids.length + (body.input_image_ids || []).length;
-    if (!count) return "Add at least one input image for image → image.";
+    if (!count) return gettext("Add at least one input image for image → image.");
     const max = state.model.max_input_images || 0;
-    if (count > max) return `This model takes at most ${plural(max, "input image")}.`;
+    if (count > max) {
+      return ngettext("This model takes at most %(num)s input image.", "This model takes at most %(num)s input images.", max);
+    }
   }
   const units = unitsPerImage(state.model, body.resolution);
-  if (!fits(1, units)) return "Not enough units left for this size.";
+  if (!fits(1, units)) return gettext("Not enough units left for this size.");
   if (!fits(body.batch_size, units)) {
-    return `Not enough units left for ${plural(body.batch_size, "image")} — try fewer.`;
+    return notEnoughFor(body.batch_size);
   }
   return "";
 }
@@ -565,7 +578,7 @@ export function wireComposer(send) {
     autosize();
     clearTimeout(typing);
     typing = setTimeout(() => saveDraft(), 300);
-    if (ui.hint.textContent === "Write a prompt first.") syncControls();
+    if (ui.hint.textContent === WRITE_A_PROMPT) syncControls();
   });
   ui.composer.addEventListener("change", (event) => {
     if (event.target.name === "mode" || event.target === ui.strength) { syncControls(); savePrefs(); saveDraft(); }

@@ -3,7 +3,8 @@ import { api, hasSessionEnded } from "./api.js";
 import {
   clearComposer, draftSnapshot, restoreDraft, restoreSnapshot, saveDraft, takeRequest,
 } from "./composer.js";
-import { el, plural } from "./dom.js";
+import { countImages, el } from "./dom.js";
+import { gettext } from "./i18n.js";
 import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
 import {
   addConversation, closeSidebar, forgetConversation, highlightConversation, refreshQuota,
@@ -28,20 +29,20 @@ export async function openConversation(id, { push = false, initial = false } = {
   if (push) history.pushState({ id }, "", id ? `${urls.chat}/${encodeURIComponent(id)}` : urls.chat);
   highlightConversation();
   clearThread();
-  ui.title.textContent = "New chat";
+  ui.title.textContent = gettext("New chat");
   closeSidebar();
   if (!id) { ui.prompt.focus(); return; }
   let conversation;
   try {
     conversation = await api("GET", `/api/v1/conversations/${encodeURIComponent(id)}`);
   } catch (error) {
-    if (error.status === 404) showBanner("This conversation does not exist or is not yours. ",
-      el("a", { href: urls.chat }, "Start a new one"), ".");
-    else if (error.status !== 401) showBanner("Could not load this conversation. ", describeError(error));
+    if (error.status === 404) showBanner(gettext("This conversation does not exist or is not yours."), " ",
+      el("a", { href: urls.chat }, gettext("Start a new one")), ".");
+    else if (error.status !== 401) showBanner(gettext("Could not load this conversation."), " ", describeError(error));
     return;
   }
   if (current.conversationId !== id) return; // another thread was opened meanwhile
-  ui.title.textContent = conversation.title || "Untitled";
+  ui.title.textContent = conversation.title || gettext("Untitled");
   showHistory(conversation.messages || []);
 }
 
@@ -71,7 +72,7 @@ export async function send() {
     startedAt: Date.now(),
   });
   showPending(view, null);
-  announce(`Sending. ${plural(body.batch_size, "image")} requested.`);
+  announce(gettext("Sending. %(images)s requested.", { images: countImages(body.batch_size) }));
   clearComposer();
   scrollToEnd();
   await submit(view, body, uuid(), snapshot);
@@ -88,7 +89,7 @@ export async function regenerate(source, idempotencyKey = uuid()) {
     startedAt: Date.now(),
   });
   showPending(view, null);
-  announce(`Regenerating. ${plural(source.batchSize, "image")} requested.`);
+  announce(gettext("Regenerating. %(images)s requested.", { images: countImages(source.batchSize) }));
   scrollToEnd();
   try {
     const generation = await api("POST",

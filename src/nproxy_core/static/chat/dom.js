@@ -1,4 +1,5 @@
 // Building the chat's elements and words: strings always become text, never markup.
+import { gettext, language, ngettext } from "./i18n.js";
 
 /** Build an element; strings become text nodes, so server text can never become markup. */
 export function el(tag, attrs = {}, ...children) {
@@ -19,7 +20,11 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** "1 image", "4 images", "4 изображения": a count of images in the reader's language. */
+export const countImages = (n) => ngettext("%(num)s image", "%(num)s images", n);
+
+/** "1 unit", "12 units": a count of units in the reader's language. */
+export const countUnits = (n) => ngettext("%(num)s unit", "%(num)s units", n);
 
 /** An API identifier as a label: "portrait_hd" -> "Portrait hd". */
 export function pretty(value) {
@@ -28,6 +33,10 @@ export function pretty(value) {
 }
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** "21 дек. 2026 г.": the day in the reader's language, as the browser writes it. */
+const localDay = (moment) => new Intl.DateTimeFormat(language, {
+  day: "numeric", month: "short", year: "numeric", timeZone: "UTC" }).format(moment);
 
 /** A moment as every page of nproxy writes it: "21 Dec 2026, 13:54 UTC" (templating.py). */
 export function formatDate(value) {
@@ -41,14 +50,15 @@ export function formatDate(value) {
 export function formatDay(value) {
   const moment = new Date(value);
   if (Number.isNaN(moment.getTime())) return "";
+  if (language !== "en") return localDay(moment);
   return `${moment.getUTCDate()} ${MONTHS[moment.getUTCMonth()]} ${moment.getUTCFullYear()}`;
 }
 
 /** "3 days left", "1 day left", "less than a day left": whole days until `value`. */
 export function daysLeft(value, now = Date.now()) {
   const days = Math.floor((new Date(value).getTime() - now) / 86400000);
-  if (days < 1) return "less than a day left";
-  return `${plural(days, "day")} left`;
+  if (days < 1) return gettext("less than a day left");
+  return ngettext("%(num)s day left", "%(num)s days left", days);
 }
 
 const ICONS = {

@@ -4,7 +4,8 @@
 // link, revocable), download as PNG/JPEG/WebP, delete. Shared by the chat and the library: it
 // needs only templates/chat/_lightbox.html on the page.
 import { api } from "./api.js";
-import { el, formatDate, pretty } from "./dom.js";
+import { countUnits, el, formatDate, pretty } from "./dom.js";
+import { gettext } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const box = {
@@ -31,7 +32,8 @@ const shown = { items: () => [], index: 0, actions: {} };
 /** What the image tools know of each image (GET /api/v1/images/{id}), by id. */
 const details = new Map();
 
-const MODES = { text_to_image: "Text → image", image_to_image: "Image → image" };
+const MODES = { text_to_image: gettext("Text → image"), image_to_image: gettext("Image → image") };
+const shareLabel = (shared) => (shared ? gettext("Shared ✓") : gettext("Share"));
 const current = () => shown.items()[shown.index];
 
 function say(text) {
@@ -58,12 +60,12 @@ function renderTools(item, tools) {
   if (current() !== item) return; // moved on meanwhile
   box.vary.hidden = !tools.can_vary;
   showFavorite(tools.favorite);
-  box.share.textContent = tools.share ? "Shared ✓" : "Share";
+  box.share.textContent = shareLabel(tools.share);
   box.upscales.replaceChildren(...tools.upscales.map((size) => el("button", {
     type: "button", class: "button small ghost",
     onclick: () => upscale(item, size),
-  }, `Upscale to ${size.width} × ${size.height}`,
-  size.units == null ? "" : el("span", { class: "units" }, ` · ${size.units} unit${size.units === 1 ? "" : "s"}`))));
+  }, gettext("Upscale to %(width)s × %(height)s", { width: size.width, height: size.height }),
+  size.units == null ? "" : el("span", { class: "units" }, ` · ${countUnits(size.units)}`))));
 }
 
 function render() {
@@ -71,7 +73,7 @@ function render() {
   const item = items[shown.index];
   if (!item) { box.dialog.close(); return; }
   box.image.src = item.url;
-  box.image.alt = `Image for “${item.prompt.slice(0, 120)}”`;
+  box.image.alt = gettext("Image for “%(prompt)s”", { prompt: item.prompt.slice(0, 120) });
   box.prompt.textContent = item.prompt;
   box.meta.textContent = [pretty(item.resolution || ""), MODES[item.mode] || "",
     item.createdAt ? formatDate(item.createdAt) : ""].filter(Boolean).join(" · ");
@@ -90,15 +92,15 @@ function render() {
   // The library may still load more: "next" stays possible at its end while it can.
   const more = Boolean(shown.actions.hasMore?.());
   box.next.disabled = shown.index >= items.length - 1 && !more;
-  box.position.textContent = `${shown.index + 1} of ${items.length}${more ? "+" : ""}`;
+  box.position.textContent = gettext("%(number)s of %(count)s", { number: shown.index + 1, count: `${items.length}${more ? "+" : ""}` });
   say("");
   // Until its tools arrive: what the list already says.
   box.vary.hidden = true;
   box.upscales.replaceChildren();
   showFavorite(Boolean(item.favorite));
-  box.share.textContent = item.shared ? "Shared ✓" : "Share";
+  box.share.textContent = shareLabel(item.shared);
   detail(item).then((tools) => renderTools(item, tools), (error) => {
-    if (current() === item) say(`Could not load this image's tools: ${error.message}`);
+    if (current() === item) say(gettext("Could not load this image's tools: %(reason)s", { reason: error.message }));
   });
 }
 
@@ -155,7 +157,7 @@ function submitted(answer, item) {
 function vary() {
   const item = current();
   return busy(box.vary, async () => {
-    say("Starting a variation…");
+    say(gettext("Starting a variation…"));
     submitted(await api("POST", `/api/v1/images/${encodeURIComponent(item.id)}/vary`), item);
   });
 }
@@ -163,7 +165,7 @@ function vary() {
 function upscale(item, size) {
   const button = [...box.upscales.querySelectorAll("button")].find((b) => b.textContent.includes(`${size.width} × ${size.height}`));
   return busy(button || box.upscales, async () => {
-    say(`Upscaling to ${size.width} × ${size.height}…`);
+    say(gettext("Upscaling to %(width)s × %(height)s…", { width: size.width, height: size.height }));
     const answer = await api("POST", `/api/v1/images/${encodeURIComponent(item.id)}/upscale`, { resolution: size.id });
     submitted(answer, item);
   });
@@ -183,7 +185,7 @@ function favorite() {
   const item = current();
   return busy(box.favorite, async () => {
     showFavorite(await toggleFavorite(item));
-    say(item.favorite ? "Added to your favourites." : "Removed from your favourites.");
+    say(item.favorite ? gettext("Added to your favourites.") : gettext("Removed from your favourites."));
     shown.actions.changed?.(item);
   });
 }
@@ -205,7 +207,7 @@ function setShared(item, link) {
   item.shared = Boolean(link);
   const known = details.get(item.id);
   if (known) details.set(item.id, known.then((tools) => ({ ...tools, share: link, shared: Boolean(link) })));
-  if (current() === item) box.share.textContent = link ? "Shared ✓" : "Share";
+  if (current() === item) box.share.textContent = shareLabel(link);
   shown.actions.changed?.(item);
 }
 
@@ -230,7 +232,7 @@ async function shareNow() {
       { show_prompt: share.showPrompt.checked });
     showShare(link);
     setShared(item, link);
-    share.status.textContent = "Link created. Anyone with it can see the image.";
+    share.status.textContent = gettext("Link created. Anyone with it can see the image.");
     share.copy.focus();
   }, shareSays);
 }
@@ -242,7 +244,7 @@ async function changeShowPrompt() {
     const link = await api("POST", `/api/v1/images/${encodeURIComponent(item.id)}/share`,
       { show_prompt: share.showPrompt.checked });
     setShared(item, link);
-    share.status.textContent = link.show_prompt ? "The page shows the prompt." : "The page hides the prompt.";
+    share.status.textContent = link.show_prompt ? gettext("The page shows the prompt.") : gettext("The page hides the prompt.");
   } catch (error) {
     share.showPrompt.checked = !share.showPrompt.checked;
     share.status.textContent = error.message;
@@ -255,7 +257,7 @@ async function revoke() {
     await api("DELETE", `/api/v1/images/${encodeURIComponent(item.id)}/share`);
     showShare(null);
     setShared(item, null);
-    share.status.textContent = "Link revoked: it no longer works.";
+    share.status.textContent = gettext("Link revoked: it no longer works.");
     share.create.focus();
   }, shareSays);
 }
@@ -263,11 +265,11 @@ async function revoke() {
 async function copyLink() {
   try {
     await navigator.clipboard.writeText(share.link.value);
-    share.status.textContent = "Link copied.";
+    share.status.textContent = gettext("Link copied.");
   } catch {
     // Without clipboard access (an insecure origin, a denied permission): select it to copy.
     share.link.select();
-    share.status.textContent = "Press Ctrl+C (⌘C) to copy the selected link.";
+    share.status.textContent = gettext("Press Ctrl+C (⌘C) to copy the selected link.");
   }
 }
 
@@ -300,7 +302,7 @@ function deleteCurrent() {
       shown.actions.deleted(gone);
       if (shown.index >= shown.items().length) shown.index = shown.items().length - 1;
       if (shown.items().length) render(); else box.dialog.close();
-      say("Image deleted.");
+      say(gettext("Image deleted."));
     } else {
       box.dialog.close();
       location.reload();

@@ -1,6 +1,7 @@
 // The chat page of templates/chat/chat.html: its elements, addresses, banner and live region.
 import { FALLBACK_MESSAGE, tooLargeText } from "./api.js";
 import { el } from "./dom.js";
+import { gettext } from "./i18n.js";
 
 export const $ = (id) => document.getElementById(id);
 export const root = $("chat");
@@ -13,7 +14,7 @@ export const uploadLimits = {
 
 /** Why the server would refuse `file` as an upload, or "" (checked before it is sent). */
 export function uploadProblem(file) {
-  if (!uploadLimits.types.has(file.type)) return "Only PNG, JPEG or WebP images.";
+  if (!uploadLimits.types.has(file.type)) return gettext("Only PNG, JPEG or WebP images.");
   if (uploadLimits.maxBytes && file.size > uploadLimits.maxBytes) return tooLargeText(file.size, uploadLimits.maxBytes);
   return "";
 }
@@ -61,13 +62,13 @@ export function describeError(error) {
   const pricing = (text) => el("a", { href: urls.pricing }, text);
   switch (error?.code) {
     case "no_active_subscription":
-      return [message, " ", pricing("See plans"), "."];
+      return [message, " ", pricing(gettext("See plans")), "."];
     case "quota_exhausted":
       // The server's words already say what to do ("renew your plan or buy a credit pack"):
       // the link only leads there, it does not say it again.
-      return [message, " ", pricing("See plans and packs"), "."];
+      return [message, " ", pricing(gettext("See plans and packs")), "."];
     case "plan_excludes_model":
-      return [message, " ", pricing("See plans and packs"), "."];
+      return [message, " ", pricing(gettext("See plans and packs")), "."];
     case "not_authenticated":
       return [el("a", { href: urls.login }, message)];
     default:

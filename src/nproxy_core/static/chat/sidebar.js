@@ -1,7 +1,8 @@
 // The sidebar: the list of conversations, the quota meter, and the drawer it becomes on a phone.
 import { api } from "./api.js";
 import { setQuota } from "./composer.js";
-import { daysLeft, el, formatDate, formatDay, icon, plural } from "./dom.js";
+import { countUnits, daysLeft, el, formatDate, formatDay, icon } from "./dom.js";
+import { gettext } from "./i18n.js";
 import { announce, current, describeError, root, showBanner, ui, urls } from "./page.js";
 
 let conversations = [];
@@ -38,19 +39,19 @@ function renderConversations() {
 }
 
 function conversationRow(c) {
-  const title = c.title || "Untitled";
+  const title = c.title || gettext("Untitled");
   return el("li", { class: "conversation", "data-id": c.id },
     el("a", { href: `${urls.chat}/${encodeURIComponent(c.id)}`, "data-id": c.id, title }, title),
-    el("button", { type: "button", class: "row-action", "aria-label": `Rename “${title}”`,
-      title: "Rename", onclick: (event) => startRename(c, event.currentTarget.closest("li")) }, icon("pencil")),
-    el("button", { type: "button", class: "row-action", "aria-label": `Delete “${title}”`,
-      title: "Delete", onclick: () => confirmDelete(c) }, icon("trash")));
+    el("button", { type: "button", class: "row-action", "aria-label": gettext("Rename “%(title)s”", { title }),
+      title: gettext("Rename"), onclick: (event) => startRename(c, event.currentTarget.closest("li")) }, icon("pencil")),
+    el("button", { type: "button", class: "row-action", "aria-label": gettext("Delete “%(title)s”", { title }),
+      title: gettext("Delete"), onclick: () => confirmDelete(c) }, icon("trash")));
 }
 
 /** Rename in place: Enter or leaving the field saves, Escape cancels. */
 function startRename(c, row) {
   const input = el("input", { type: "text", class: "rename-input", value: c.title || "",
-    maxlength: 200, "aria-label": "New name of the conversation" });
+    maxlength: 200, "aria-label": gettext("New name of the conversation") });
   let done = false;
   const finish = async (save) => {
     if (done) return;
@@ -61,9 +62,9 @@ function startRename(c, row) {
       const renamed = await api("PATCH", `/api/v1/conversations/${encodeURIComponent(c.id)}`, { title });
       c.title = renamed.title;
       if (String(current.conversationId) === String(c.id)) ui.title.textContent = renamed.title;
-      announce(`Renamed to ${renamed.title}.`);
+      announce(gettext("Renamed to %(title)s.", { title: renamed.title }));
     } catch (error) {
-      showBanner("Could not rename the conversation. ", describeError(error));
+      showBanner(gettext("Could not rename the conversation."), " ", describeError(error));
     }
     renderConversations();
     ui.list.querySelector(`li[data-id="${CSS.escape(c.id)}"] a`)?.focus();
@@ -80,7 +81,7 @@ function startRename(c, row) {
 
 function confirmDelete(c) {
   const dialog = ui.confirmDelete;
-  ui.confirmDeleteTitle.textContent = `Delete “${c.title || "Untitled"}”?`;
+  ui.confirmDeleteTitle.textContent = gettext("Delete “%(title)s”?", { title: c.title || gettext("Untitled") });
   dialog.returnValue = "";
   dialog.onclose = async () => {
     if (dialog.returnValue !== "delete") return;
@@ -88,14 +89,14 @@ function confirmDelete(c) {
       await api("DELETE", `/api/v1/conversations/${encodeURIComponent(c.id)}`);
     } catch (error) {
       if (error.status !== 404) {
-        showBanner("Could not delete the conversation. ", describeError(error));
+        showBanner(gettext("Could not delete the conversation."), " ", describeError(error));
         return;
       }
     }
     conversations = conversations.filter((other) => other.id !== c.id);
     try { localStorage.removeItem(`nproxy.chat.draft.${c.id}`); } catch { /* private mode */ }
     renderConversations();
-    announce("Conversation deleted.");
+    announce(gettext("Conversation deleted."));
     if (String(current.conversationId) === String(c.id)) onDeleted();
     else ui.newChat.focus();
   };
@@ -136,8 +137,10 @@ export function wireDrawer() {
 
 /** "Starter pack: 120 units left, expires 7 Dec 2027": packs are the person's exact purchase. */
 function packLine(pack) {
-  const until = pack.expires_at ? `, expires ${formatDay(pack.expires_at)}` : "";
-  return el("li", {}, `${pack.label || "Pack"}: ${plural(pack.units_left, "unit")} left${until}`);
+  const values = { pack: pack.label || gettext("Pack"), units: countUnits(pack.units_left) };
+  return el("li", {}, pack.expires_at
+    ? gettext("%(pack)s: %(units)s left, expires %(day)s", { ...values, day: formatDay(pack.expires_at) })
+    : gettext("%(pack)s: %(units)s left", values));
 }
 
 /** The figures of /api/v1/me, in the sidebar and the composer; after every generation too. */
@@ -149,13 +152,13 @@ export async function refreshQuota() {
   const packs = (me?.packs || []).filter((p) => Number(p.units_left) > 0);
   const canGenerate = status === "active" || packs.length > 0;
   ui.quotaMeter.setAttribute("aria-valuenow", String(bucket));
-  ui.quotaMeter.setAttribute("aria-valuetext", `About ${bucket}% left`);
+  ui.quotaMeter.setAttribute("aria-valuetext", gettext("About %(bucket)s%% left", { bucket }));
   ui.quotaMeter.dataset.level = bucket <= 20 ? "low" : bucket <= 40 ? "mid" : "high";
   ui.quotaMeter.firstElementChild.style.width = `${bucket}%`;
   // Lay the first level out before turning the transition on, so it is not animated.
   void ui.quotaMeter.offsetWidth;
   ui.quotaMeter.parentElement.dataset.loaded = "";
-  ui.quotaText.textContent = status === "active" ? `About ${bucket}% left` : "No plan";
+  ui.quotaText.textContent = status === "active" ? gettext("About %(bucket)s%% left", { bucket }) : gettext("No plan");
   root.dataset.quotaBucket = String(bucket);
   root.dataset.subscription = status;
   root.dataset.canGenerate = String(canGenerate);
@@ -171,15 +174,16 @@ export async function refreshQuota() {
   const plan = me?.subscription?.plan?.name;
   if (status === "active") {
     const end = me.subscription.current_period_end;
-    const until = end ? `Until ${formatDate(end)} (${daysLeft(end)})` : "Plan active";
-    ui.quotaNote.replaceChildren(plan ? `${plan} plan · ${until}` : until);
+    const until = end ? gettext("Until %(end)s (%(left)s)", { end: formatDate(end), left: daysLeft(end) })
+      : gettext("Plan active");
+    ui.quotaNote.replaceChildren(plan ? gettext("%(plan)s plan · %(until)s", { plan, until }) : until);
     if (bucket === 0) {
-      ui.quotaText.textContent = "Used up";
-      ui.quotaNote.append(". ", el("a", { href: urls.pricing }, packs.length ? "Renew" : "Renew now"));
+      ui.quotaText.textContent = gettext("Used up");
+      ui.quotaNote.append(". ", el("a", { href: urls.pricing }, packs.length ? gettext("Renew") : gettext("Renew now")));
     }
   } else {
-    const why = status === "expired" ? "Your plan has expired. " : "No active plan. ";
-    ui.quotaNote.replaceChildren(packs.length ? `${why}Drawing on your packs. ` : why,
-      el("a", { href: urls.pricing }, status === "expired" ? "Renew" : "Buy a plan"));
+    const why = status === "expired" ? gettext("Your plan has expired.") : gettext("No active plan.");
+    ui.quotaNote.replaceChildren(packs.length ? `${why} ${gettext("Drawing on your packs.")} ` : `${why} `,
+      el("a", { href: urls.pricing }, status === "expired" ? gettext("Renew") : gettext("Buy a plan")));
   }
 }

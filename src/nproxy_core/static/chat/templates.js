@@ -4,6 +4,7 @@
 import { api, uploadImage } from "./api.js";
 import { budgetProblem, leaveTemplateControls, saveDraft, useTemplateControls } from "./composer.js";
 import { el } from "./dom.js";
+import { gettext } from "./i18n.js";
 import { $, describeError, showBanner, ui, uploadProblem } from "./page.js";
 
 const gallery = $("template-gallery");
@@ -73,18 +74,18 @@ function imageSlot(field, saved) {
     accept: ui.fileInput.accept, "aria-describedby": `${id}-status ${id}-error`,
     ...(field.required ? { "aria-required": "true" } : {}) });
   const remove = el("button", { type: "button", class: "link slot-remove", hidden: true,
-    "aria-label": `Remove ${field.label}` }, "Remove");
+    "aria-label": gettext("Remove %(name)s", { name: field.label }) }, gettext("Remove"));
   const slot = el("div", { class: "image-slot", "data-state": "empty" },
     el("label", { for: id, class: "slot-pick" }, preview,
       el("span", { class: "slot-label" }, field.label,
         field.required ? "" : el("span", { class: "muted" }, " (optional)")),
-      el("span", { class: "slot-action small" }, "Choose a photo")),
+      el("span", { class: "slot-action small" }, gettext("Choose a photo"))),
     input, status, remove);
   const show = (entry) => {
     slot.dataset.state = entry ? entry.status : "empty";
     preview.replaceChildren(entry?.preview ? el("img", { src: entry.preview, alt: "" }) : "");
-    status.textContent = !entry ? "" : entry.status === "uploading" ? "Uploading…"
-      : entry.status === "ready" ? "Ready." : "";
+    status.textContent = !entry ? "" : entry.status === "uploading" ? gettext("Uploading…")
+      : entry.status === "ready" ? gettext("Ready.") : "";
     remove.hidden = !entry;
   };
   input.addEventListener("change", () => {
@@ -137,7 +138,7 @@ function fieldNode(field, values, images) {
   if (field.kind === "select") {
     input = el("select", { id, name: field.name, "aria-describedby": `${id}-error`,
       ...(field.required ? { required: true } : {}) },
-    el("option", { value: "" }, field.required ? "Choose…" : "None"),
+    el("option", { value: "" }, field.required ? gettext("Choose…") : gettext("None")),
     (field.options || []).map((o) => el("option", { value: o }, o)));
   } else {
     input = el("input", { id, name: field.name, maxlength: 300, autocomplete: "off",
@@ -219,11 +220,11 @@ export function takeTemplateRequest() {
     let problem = "";
     if (field.kind === "image") {
       const entry = state.images[field.name];
-      if (entry?.status === "uploading") problem = "Wait for the upload to finish.";
+      if (entry?.status === "uploading") problem = gettext("Wait for the upload to finish.");
       else if (entry?.status === "ready") inputs[field.name] = entry.uploadId;
-      else if (field.required) problem = `${field.label} is required: choose a photo.`;
+      else if (field.required) problem = gettext("%(field)s is required: choose a photo.", { field: field.label });
     } else if (field.required && !inputs[field.name]) {
-      problem = `${field.label} is required.`;
+      problem = gettext("%(field)s is required.", { field: field.label });
     }
     fieldError(field.name, problem);
     if (problem && !first) first = field.name;

@@ -1,7 +1,8 @@
 // The thread: each prompt with its answer, its progress, and polling a generation until terminal.
 import { api } from "./api.js";
 import { modelName, presetAspect, presetLabel } from "./composer.js";
-import { el, plural } from "./dom.js";
+import { countImages, el } from "./dom.js";
+import { gettext } from "./i18n.js";
 import { openLightbox } from "./lightbox.js";
 import { announce, describeError, ui } from "./page.js";
 import { refreshQuota } from "./sidebar.js";
@@ -56,15 +57,15 @@ async function copyPrompt(view, button) {
     document.execCommand("copy");
     area.remove();
   }
-  button.textContent = "Copied";
-  announce("Prompt copied.");
-  setTimeout(() => { button.textContent = "Copy prompt"; }, 1600);
+  button.textContent = gettext("Copied");
+  announce(gettext("Prompt copied."));
+  setTimeout(() => { button.textContent = gettext("Copy prompt"); }, 1600);
 }
 
 /** The row under a finished turn: regenerate (or try again) and copy the prompt. */
 function turnActions(view, status) {
-  const again = status === "succeeded" ? "Regenerate" : "Try again";
-  const copy = el("button", { type: "button", class: "chip-button" }, "Copy prompt");
+  const again = status === "succeeded" ? gettext("Regenerate") : gettext("Try again");
+  const copy = el("button", { type: "button", class: "chip-button" }, gettext("Copy prompt"));
   copy.addEventListener("click", () => copyPrompt(view, copy));
   return el("div", { class: "turn-actions" },
     view.generationId
@@ -91,17 +92,17 @@ function aspect(resolution) {
 function renderTurn(turn) {
   ui.empty.hidden = true;
   const chips = [
-    turn.mode === "image_to_image" ? "Image → image" : "Text → image",
+    turn.mode === "image_to_image" ? gettext("Image → image") : gettext("Text → image"),
     modelName(turn.provider, turn.model),
     presetLabel(turn.resolution),
-    plural(turn.batchSize, "image"),
+    countImages(turn.batchSize),
   ];
   if (turn.mode === "image_to_image" && turn.strength !== null && turn.strength !== undefined) {
-    chips.push(`Strength ${Number(turn.strength).toFixed(2)}`);
+    chips.push(gettext("Strength %(value)s", { value: Number(turn.strength).toFixed(2) }));
   }
   const inputs = turn.inputs.length
     ? el("ul", { class: "turn-inputs", role: "list" },
-      turn.inputs.map((src, i) => el("li", {}, el("img", { src, alt: `Input image ${i + 1}` }))))
+      turn.inputs.map((src, i) => el("li", {}, el("img", { src, alt: gettext("Input image %(number)s", { number: i + 1 }) }))))
     : null;
   const status = el("p", { class: "turn-status", "aria-hidden": "true" });
   const results = el("div", { class: "results", style: { "--tile-aspect": aspect(turn.resolution) } });
@@ -131,8 +132,8 @@ export function showPending(view, generation) {
       el("div", { class: "tile placeholder" }, el("span", { class: "spinner" }))));
   }
   const seconds = Math.max(0, Math.round((Date.now() - view.startedAt) / 1000));
-  const label = generation?.status === "running" ? "Generating" : "Waiting in line";
-  view.status.replaceChildren(el("span", { class: "dot" }), `${label}… ${seconds} s`);
+  const label = generation?.status === "running" ? gettext("Generating…") : gettext("Waiting in line…");
+  view.status.replaceChildren(el("span", { class: "dot" }), `${label} ${gettext("%(seconds)s s", { seconds })}`);
 }
 
 function showResult(view, generation) {
@@ -145,22 +146,23 @@ function showResult(view, generation) {
   view.createdAt = generation.created_at || view.createdAt;
   const count = images.length;
   view.results.replaceChildren(...images.map((image, i) => {
-    const alt = `Image ${i + 1} for “${view.prompt.slice(0, 80)}”`;
+    const alt = gettext("Image %(number)s for “%(prompt)s”", { number: i + 1, prompt: view.prompt.slice(0, 80) });
     const name = `nproxy-${generation.id}-${i + 1}`;
     return el("figure", { class: "tile" },
       el("button", { type: "button", class: "tile-open", tabindex: i === 0 ? "0" : "-1",
-        "aria-label": count > 1 ? `Enlarge image ${i + 1} of ${count} (arrow keys for the others)`
-          : "Enlarge the image",
+        "aria-label": count > 1
+          ? gettext("Enlarge image %(number)s of %(count)s (arrow keys for the others)", { number: i + 1, count })
+          : gettext("Enlarge the image"),
         onclick: () => openImage(image.id), onkeydown: roveImages },
       // The tile shows the thumbnail; the lightbox and the download use the original.
       el("img", { src: image.thumb_url || image.url, alt, loading: "lazy" })),
       // Pointer shortcuts; the keyboard finds the same actions in the lightbox.
       el("div", { class: "tile-actions" },
-        el("button", { type: "button", class: "tile-action", tabindex: "-1", title: "Use as input",
-          "aria-label": `Use image ${i + 1} as input`, onclick: () => actions.use({ ...image, prompt: view.prompt }) },
-        "⇢ Use"),
+        el("button", { type: "button", class: "tile-action", tabindex: "-1", title: gettext("Use as input"),
+          "aria-label": gettext("Use image %(number)s as input", { number: i + 1 }), onclick: () => actions.use({ ...image, prompt: view.prompt }) },
+        `⇢ ${gettext("Use")}`),
         el("a", { class: "tile-action", href: image.url, download: name, tabindex: "-1",
-          "aria-label": `Download image ${i + 1}`, title: "Download" }, "↓")));
+          "aria-label": gettext("Download image %(number)s", { number: i + 1 }), title: gettext("Download") }, "↓")));
   }));
   const missing = view.batchSize - images.length;
   const finished = Date.parse(generation.finished_at || "") || Date.now();
@@ -176,17 +178,18 @@ function showResult(view, generation) {
   const others = [...new Set(images.map((image) => image.model)
     .filter((model) => model && view.model && model !== view.model))];
   const madeBy = others.length
-    ? ` · made by ${others.map((model) => modelName(null, model) || model).join(", ")}, as ${
-      modelName(view.provider, view.model) || view.model} was unavailable` : "";
+    ? ` · ${gettext("made by %(others)s, as %(model)s was unavailable", {
+      others: others.map((model) => modelName(null, model) || model).join(", "),
+      model: modelName(view.provider, view.model) || view.model })}` : "";
   if (generation.status === "succeeded") {
-    view.status.replaceChildren(`${plural(images.length, "image")} · ${elapsed} s${madeBy}`);
-    announce(`${plural(images.length, "image")} ready${madeBy}.`);
+    view.status.replaceChildren(`${countImages(images.length)} · ${gettext("%(seconds)s s", { seconds: elapsed })}${madeBy}`);
+    announce(`${gettext("%(images)s ready", { images: countImages(images.length) })}${madeBy}.`);
   } else {
     const reason = describeError(generation.error);
     const prefix = images.length && missing > 0
-      ? `${plural(missing, "image")} could not be made. ` : "";
+      ? `${gettext("%(images)s could not be made.", { images: countImages(missing) })} ` : "";
     view.status.replaceChildren(el("span", { class: "turn-error", role: "note" }, prefix, ...reason));
-    announce(`Generation ${images.length ? "partly " : ""}failed. ${prefix}${
+    announce(`${images.length ? gettext("Generation partly failed.") : gettext("Generation failed.")} ${prefix}${
       reason.map((r) => (typeof r === "string" ? r : r.textContent)).join("")}`);
   }
   view.actions = turnActions(view, generation.status);
@@ -198,8 +201,8 @@ export function showSubmitError(view, error, retry) {
   view.node.dataset.state = "error";
   view.results.replaceChildren();
   view.status.replaceChildren(el("span", { class: "turn-error", role: "note" }, ...describeError(error)),
-    ...(retry ? [el("button", { type: "button", class: "link retry", onclick: retry }, "Try again")] : []));
-  announce(`Not sent: ${error.message}`);
+    ...(retry ? [el("button", { type: "button", class: "link retry", onclick: retry }, gettext("Try again"))] : []));
+  announce(gettext("Not sent: %(reason)s", { reason: error.message }));
 }
 
 /** Empty the thread for another conversation (its polls are stopped by stopWatching). */
@@ -235,7 +238,7 @@ export function showHistory(messages) {
     const view = mountTurn(turnFromMessage(message));
     const generation = view.generation;
     if (!generation) {
-      showSubmitError(view, { message: "This request was not sent." });
+      showSubmitError(view, { message: gettext("This request was not sent.") });
       continue;
     }
     // Resuming: anything not yet terminal is polled exactly as if it had just been sent.
