@@ -81,7 +81,8 @@ def includeme(config: Any) -> None:
         None, lambda: _fallbacks(prepare_request(config.registry)), order=PHASE3_CONFIG + 1
     )
     # The chat's poll answers a finished generation from here (polls.py says why never stale).
-    config.register_service(FinishedGenerations(), IFinishedGenerations)
+    finished = FinishedGenerations()
+    config.register_service(finished, IFinishedGenerations)
     # The key pool asks, before deleting a key, whether unfinished generations used it.
     config.register_service(GenerationKeyUsage(), IKeyUsage)
 
@@ -105,6 +106,6 @@ def includeme(config: Any) -> None:
         "api.generation",
         "/api/v1/generations/{generation_id}",
         read_only=True,
-        factory=GenerationPoll,
+        factory=GenerationPoll.factory(finished),
     )
     config.scan("nproxy_core.generation.views")

@@ -18,8 +18,10 @@ answer no longer matches, and the generation is read again.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,15 +63,22 @@ POLL_CHECK = SESSION_CHECK.add_columns(
 
 class GenerationPoll:
     """The poll route's context: the generation asked for, checked with the session
-    (``session_check``, read by the security policy)."""
+    (``session_check``, read by the security policy), and this process's cache of finished
+    generations (held here: a service lookup would cost a poll more than its cached answer)."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, finished: FinishedGenerations) -> None:
+        self.finished = finished
         self.generation_id = parse_uuid(request.matchdict.get("generation_id"))
         self.session_check = (
             None
             if self.generation_id is None
             else (POLL_CHECK, {"b_generation_id": self.generation_id})
         )
+
+    @classmethod
+    def factory(cls, finished: FinishedGenerations) -> Callable[[Request], GenerationPoll]:
+        """The route factory of contexts sharing ``finished``."""
+        return functools.partial(cls, finished=finished)
 
 
 @implementer(IFinishedGenerations)
@@ -117,7 +126,12 @@ def poll_state(request: Request, user_id: int, generation_id: Any) -> Generation
 
     A finished one already in the cache costs no query beyond the session check; anything else
     is read (:func:`generation_state`), and kept if it is finished."""
-    finished: FinishedGenerations = request.find_service(IFinishedGenerations)
+    context = request.context
+    finished = (
+        context.finished
+        if isinstance(context, GenerationPoll)
+        else request.find_service(IFinishedGenerations)
+    )
     checked = checked_session(request)
     known = {} if checked is None else checked._mapping
     gid = parse_uuid(generation_id)
