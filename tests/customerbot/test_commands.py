@@ -45,8 +45,13 @@ def test_settings_language_history_invite_paysupport_and_buy(bot, telegram, chat
     chat.press(second["callback_data"], contains="Saved")
     assert customer(db, chat.id).resolution == second["text"]
     pick = chat.say("/language", contains="language")
-    chat.press(chat.button(pick, "Русский"), contains="Language saved")
+    chat.press(chat.button(pick, "Русский"), contains="Язык сохранён")
     assert customer(db, chat.id).language == "ru"
+    # From now on the bot speaks Russian, the account's web pages too.
+    assert customer(db, chat.id).user.language == "ru"
+    assert "пока нет изображений" in chat.say("/history").text
+    pick = chat.say("/language", contains="Выберите язык бота")
+    chat.press(chat.button(pick, "English"), contains="Language saved")
     assert "no images yet" in chat.say("/history").text
     assert chat.say("/invite").text  # a link, or "not available yet" until referrals land
     assert "Payment questions" in chat.say("/paysupport").text

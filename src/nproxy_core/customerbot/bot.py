@@ -55,6 +55,8 @@ from nproxy_core.customerbot.texts import LANGUAGES, text
 from nproxy_core.errors import APIError
 from nproxy_core.generation.models import Generation, GenerationImage
 from nproxy_core.generation.schemas import PROMPT_MAX_CHARS
+from nproxy_core.i18n import localize
+from nproxy_core.i18n.localizers import catalog_localizer
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import setting
 from nproxy_core.storage import IStorage
@@ -164,7 +166,19 @@ class CustomerBot:
         **values: Any,
     ) -> telegram.Message:
         markup = self._markup(telegram_id or chat_id, buttons)
-        return await self.bot.send_message(chat_id, text(key, **values)[:4096], reply_markup=markup)
+        said = text(key, await self.speaks(telegram_id or chat_id), **values)
+        return await self.bot.send_message(chat_id, said[:4096], reply_markup=markup)
+
+    async def speaks(self, telegram_id: int) -> str:
+        """The language the bot writes to ``telegram_id`` in: the account's choice (made with
+        /language or on the web), else English. Read each time: a choice made on the web
+        counts from the next message."""
+
+        def chosen(request: Request) -> str | None:
+            customer = services.find_customer(request.db, telegram_id)
+            return None if customer is None else customer.user.language or customer.language
+
+        return await self.work(chosen) or "en"
 
     # --- updates ------------------------------------------------------------------------------
 
@@ -264,15 +278,17 @@ class CustomerBot:
             return summary.summary(request, customer.user)
 
         summary = await self.work(read)
+        language = await self.speaks(who.id)
         packs = "\n".join(
             text(
                 "balance_pack",
+                language,
                 label=p["label"],
                 units=p["units_left"],
                 expires=_day(p["expires_at"]),
             )
             for p in summary.get("packs") or []
-        ) or text("balance_no_packs")
+        ) or text("balance_no_packs", language)
         sub = summary["subscription"]
         if sub["status"] == "active":
             await self.say(
@@ -305,28 +321,30 @@ class CustomerBot:
             return found
 
         items = await self.work(offers)
-        lines = [text("buy_intro")] + [
-            text("buy_item", name=code, price=price) for _, code, price in items
+        language = await self.speaks(who.id)
+        lines = [text("buy_intro", language)] + [
+            text("buy_item", language, name=code, price=price) for _, code, price in items
         ]
         buttons = [
-            [(text("btn_buy_stars", name=code), f"b:{kind}:{code}")]
+            [(text("btn_buy_stars", language, name=code), f"b:{kind}:{code}")]
             for kind, code, price in items
             if "★" in price
         ]
-        buttons.append([(text("btn_buy_web"), f"url:{self.public_url}/pricing")])
+        buttons.append([(text("btn_buy_web", language), f"url:{self.public_url}/pricing")])
         await self.bot.send_message(
             who.chat_id, "\n".join(lines), reply_markup=self._markup(who.id, buttons)
         )
 
     async def cmd_settings(self, who: TelegramUser) -> None:
         current = await self.work(lambda request: self._settings_view(request, who))
+        language = await self.speaks(who.id)
         await self.say(
             who.chat_id,
             "settings",
             buttons=[
-                [(text("btn_model", model=current["model"]), "s:m")],
-                [(text("btn_resolution", resolution=current["resolution"]), "s:r")],
-                [(text("btn_batch", batch=current["batch"]), "s:b")],
+                [(text("btn_model", language, model=current["model"]), "s:m")],
+                [(text("btn_resolution", language, resolution=current["resolution"]), "s:r")],
+                [(text("btn_batch", language, batch=current["batch"]), "s:b")],
             ],
             telegram_id=who.id,
             **current,
@@ -378,9 +396,12 @@ class CustomerBot:
         if not items:
             await self.say(who.chat_id, "history_empty")
             return
-        lines = [text("history_item", when=when, prompt=prompt) for _, when, prompt in items]
+        language = await self.speaks(who.id)
+        lines = [
+            text("history_item", language, when=when, prompt=prompt) for _, when, prompt in items
+        ]
         buttons = [
-            [(f"{text('btn_original')} {i + 1}", f"o:{image}")]
+            [(f"{text('btn_original', language)} {i + 1}", f"o:{image}")]
             for i, (image, _, _) in enumerate(items)
         ]
         await self.bot.send_message(
@@ -414,7 +435,7 @@ class CustomerBot:
         # No preview: nothing should open the link but its owner.
         await self.bot.send_message(
             who.chat_id,
-            text("web_link", link=link),
+            text("web_link", await self.speaks(who.id), link=link),
             link_preview_options=LinkPreviewOptions(is_disabled=True),
         )
 
@@ -445,10 +466,13 @@ class CustomerBot:
         try:
             await self.work(submit)
         except Refused as refusal:
-            await self._refuse(who, status, text(refusal.key, **refusal.values))
+            language = await self.speaks(who.id)
+            await self._refuse(who, status, text(refusal.key, language, **refusal.values))
         except APIError as error:
-            # The web's own words: quota, plan, the checks of an upload.
-            await self._refuse(who, status, text("refused", reason=services.refusal_text(error)))
+            # The web's own words (quota, plan, the checks of an upload), in the same language.
+            language = await self.speaks(who.id)
+            reason = localize(catalog_localizer(language), services.refusal_text(error))
+            await self._refuse(who, status, text("refused", language, reason=reason))
 
     async def _refuse(self, who: TelegramUser, status: telegram.Message | None, said: str) -> None:
         if status is None:
@@ -532,7 +556,7 @@ class CustomerBot:
         who = TelegramUser(user.id, chat_id, user.username)
         data = services.verify(self.secret, user.id, query.data or "")
         if data is None:
-            await self._answer(query, text("button_bad"))
+            await self._answer(query, text("button_bad", await self.speaks(user.id)))
             return
         await self._answer(query)
         kind, _, arg = data.partition(":")
@@ -635,7 +659,9 @@ class CustomerBot:
             raise Refused("button_bad")
 
         def save(request: Request) -> None:
-            services.find_customer(request.db, who.id).language = code
+            # One language for the account: the web speaks it too from now on.
+            customer = services.find_customer(request.db, who.id)
+            customer.language = customer.user.language = code
 
         await self.work(save)
         await self.say(who.chat_id, "language_set", language=LANGUAGES[code])
@@ -699,7 +725,8 @@ class CustomerBot:
                 delay, reason = 5.0 * 2**item.attempts, type(error).__name__
             else:
                 with contextlib.suppress(telegram.error.TelegramError):
-                    await self._status(item, text("error"))
+                    language = await self.speaks(item.telegram_id or item.chat_id)
+                    await self._status(item, text("error", language))
         if delay is not None:
             await self.work(lambda r: services.postpone(r.db, item.delivery_id, delay, reason))
             return
@@ -709,7 +736,9 @@ class CustomerBot:
         chat_id = item.chat_id
         telegram_id = item.telegram_id or chat_id
         if not item.images:
-            said = text("failed", reason=item.error_message or text("no_image"))
+            language = await self.speaks(telegram_id)
+            reason = item.error_message or text("no_image", language)
+            said = text("failed", language, reason=reason)
             await self._status(item, said)
             return
         storage_get = self.registry_storage().get
@@ -717,18 +746,22 @@ class CustomerBot:
             *(asyncio.to_thread(storage_get, key) for _id, key, _mime in item.images)
         )
         gid = item.generation_id.replace("-", "")
+        language = await self.speaks(telegram_id)
         rows: list[list[tuple[str, str]]] = [
-            [(text("btn_regenerate"), f"r:{gid}"), (text("btn_vary"), f"v:{gid}")]
+            [
+                (text("btn_regenerate", language), f"r:{gid}"),
+                (text("btn_vary", language), f"v:{gid}"),
+            ]
         ]
         first = item.images[0][0].replace("-", "")
         if item.larger:
-            rows.append([(text("btn_larger", resolution=item.larger), f"l:{first}")])
+            rows.append([(text("btn_larger", language, resolution=item.larger), f"l:{first}")])
         rows += [
             [
                 (
-                    f"{text('btn_original')} {n + 1}"
+                    f"{text('btn_original', language)} {n + 1}"
                     if len(item.images) > 1
-                    else text("btn_original"),
+                    else text("btn_original", language),
                     f"o:{image_id.replace('-', '')}",
                 )
             ]
@@ -740,9 +773,9 @@ class CustomerBot:
         else:
             await self.bot.send_media_group(chat_id, [InputMediaPhoto(d) for d in datas])
             await self.bot.send_message(
-                chat_id, text("done", count=len(datas)), reply_markup=markup
+                chat_id, text("done", language, count=len(datas)), reply_markup=markup
             )
-        await self._status(item, text("done", count=len(datas)))
+        await self._status(item, text("done", language, count=len(datas)))
 
     async def _status(self, item: services.Ready, said: str) -> None:
         if item.status_message_id is None:

@@ -41,6 +41,13 @@ def localizer_for(registry: Registry, language: str | None) -> Localizer:
 
 
 @cache
+def catalog_localizer(language: str | None) -> Localizer:
+    """The localizer for ``language`` read from the catalogs alone, for what has no registry
+    at hand: the customer bot's texts."""
+    return make_localizer(supported(language) or DEFAULT, [str(LOCALE)])
+
+
+@cache
 def script_catalog(language: str) -> dict[str, Any]:
     """The chat's JavaScript strings in ``language``: ``{"plural": [...], "messages": {msgid:
     translation or [plural forms]}}``, from the catalog the build wrote (empty for English)."""
