@@ -50,7 +50,12 @@ def placeholders(text: str) -> set[str]:
 def test_the_sources_mark_messages_for_every_customer_surface():
     found = marked_messages()
     # One from each kind of source: a template, Python, the chat's JavaScript, the bot.
-    for message in ("Log in", "Wrong email or password.", "Copy prompt", "Choose the bot's language:"):
+    for message in (
+        "Log in",
+        "Wrong email or password.",
+        "Copy prompt",
+        "Choose the bot's language:",
+    ):
         assert message in found
 
 
