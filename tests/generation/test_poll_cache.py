@@ -191,3 +191,28 @@ def test_claiming_a_job_is_one_statement(alice, app):
         False,
     )
     assert job.upload_keys == () and not job.inputs_missing
+
+
+@pytest.mark.parametrize("quick", [True, False], ids=["the poll's few columns", "the whole user"])
+def test_the_identity_made_from_a_session_check_is_the_whole_user(db, user_factory, quick):
+    from sqlalchemy.orm import Session
+
+    from nproxy_core.accounts import sessions
+
+    user = user_factory()
+    token = sessions.start_session(db, user, ip="127.0.0.1", user_agent="tests")
+    db.commit()
+    other = Session(bind=db.get_bind())
+    try:
+        check = sessions.QUICK_SESSION_CHECK if quick else sessions.SESSION_CHECK
+        row = sessions.check_session(other, token, idle_limit=dt.timedelta(days=1), statement=check)
+        made = sessions.user_of(other, row)
+        assert (made.id, made.email, made.password_hash) == (
+            user.id,
+            user.email,
+            user.password_hash,
+        )
+        assert made in other and not other.dirty and not other.new
+        assert sessions.user_of(other, row) is made
+    finally:
+        other.close()

@@ -82,14 +82,19 @@ class SessionSecurityPolicy:
         token = request.session.get(SESSION_TOKEN)
         if user_id is None or not isinstance(token, str):
             return None
-        statement, params = getattr(context, "session_check", None) or (None, None)
+        read_only = is_read_only(request)
+        # A read-only route (the poll) reads only the columns that decide; the others read
+        # the whole user, from which request.identity is made without a query.
+        check = sessions.QUICK_SESSION_CHECK if read_only else sessions.SESSION_CHECK
+        statement, params = getattr(context, "session_check", None) or (check, None)
         found = sessions.check_session(
             request.db,
             token,
             idle_limit=self.idle_limit,
             # A read-only route cannot write: its requests never mark the session seen.
-            touch=not is_read_only(request),
-            **({"statement": statement, "params": params} if statement is not None else {}),
+            touch=not read_only,
+            statement=statement,
+            params=params,
         )
         if found is None or found.id != user_id:
             return None

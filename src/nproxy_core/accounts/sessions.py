@@ -43,22 +43,32 @@ def start_session(db: Session, user: User, *, ip: str, user_agent: str) -> str:
 _SESSIONS = UserSession.__table__
 _USERS = User.__table__
 
+
+def _session_check(*columns: Any) -> sa.Select[Any]:
+    return (
+        sa.select(
+            _SESSIONS.c.id.label("session_id"),
+            _SESSIONS.c.last_seen_at.label("session_last_seen_at"),
+            *columns,
+        )
+        .join_from(_SESSIONS, _USERS, _USERS.c.id == _SESSIONS.c.user_id)
+        .where(
+            _SESSIONS.c.token_hash == sa.bindparam("b_token_hash"),
+            _SESSIONS.c.ended_at.is_(None),
+        )
+    )
+
+
 #: The session check: the live session of a token hash with its user's row, one Core select
 #: built once (loading the two ORM objects cost more than the rest of a poll). The user's
 #: columns keep their own names, so the ORM user can be made from the row without a query
 #: (:func:`user_of`). A route may add columns of its own (:func:`check_session`'s
 #: ``statement``) to learn what it needs in the same round trip.
-SESSION_CHECK = (
-    sa.select(
-        _SESSIONS.c.id.label("session_id"),
-        _SESSIONS.c.last_seen_at.label("session_last_seen_at"),
-        *_USERS.c,
-    )
-    .join_from(_SESSIONS, _USERS, _USERS.c.id == _SESSIONS.c.user_id)
-    .where(
-        _SESSIONS.c.token_hash == sa.bindparam("b_token_hash"),
-        _SESSIONS.c.ended_at.is_(None),
-    )
+SESSION_CHECK = _session_check(*_USERS.c)
+#: The same with only the user's columns that decide the check: for a route that needs no
+#: more of its user than the id (each column is work in every request).
+QUICK_SESSION_CHECK = _session_check(
+    _USERS.c.id, _USERS.c.is_blocked, _USERS.c.session_version, _USERS.c.role
 )
 #: ORM-enabled (on the entity, not the table) so that the request's transaction knows it wrote.
 _TOUCH = (
@@ -100,11 +110,14 @@ def check_session(
 
 
 def user_of(db: Session, row: sa.Row[Any]) -> User:
-    """The ORM user of a :data:`SESSION_CHECK` row, in ``db``, made from the row itself."""
+    """The ORM user of a session check's row, in ``db``: made from the row itself when it has
+    the whole user (:data:`SESSION_CHECK`), else read."""
     known = db.identity_map.get(identity_key(User, row.id))
     if known is not None:
         return known  # type: ignore[return-value]
     columns = row._mapping
+    if any(column not in columns for column in _USERS.c):
+        return db.get_one(User, row.id)
     user = User(**{a.key: columns[a.columns[0]] for a in sa.inspect(User).column_attrs})
     # A row read from the database, not a new one: persistent in ``db`` with nothing to flush
     # (SQLAlchemy's way to rebuild an object from a cache).

@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from nproxy_core.accounts.models import User
 from nproxy_core.accounts.security import checked_session
-from nproxy_core.accounts.sessions import SESSION_CHECK
+from nproxy_core.accounts.sessions import QUICK_SESSION_CHECK
 from nproxy_core.db import parse_uuid
 from nproxy_core.errors import NotFound
 from nproxy_core.generation.interfaces import IFinishedGenerations
@@ -43,9 +43,10 @@ _IMAGES = GenerationImage.__table__
 #: Finished generations kept per process: a few hundred bytes each.
 CACHED_GENERATIONS = 4096
 
-#: The session check, and of generation ``b_generation_id`` its status if it is the user's
-#: (NULL otherwise, or when there is no such generation) and its number of images.
-POLL_CHECK = SESSION_CHECK.add_columns(
+#: The session check (of a read-only route: the route is), and of generation
+#: ``b_generation_id`` its status if it is the user's (NULL otherwise, or when there is no such
+#: generation) and its number of images.
+POLL_CHECK = QUICK_SESSION_CHECK.add_columns(
     sa.select(_GENERATIONS.c.status)
     .where(
         _GENERATIONS.c.id == sa.bindparam("b_generation_id"),

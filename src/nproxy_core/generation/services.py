@@ -508,6 +508,33 @@ class GenerationState:
         return self.status in TERMINAL
 
 
+_GEN, _MSG, _IMG = Generation.__table__, Message.__table__, GenerationImage.__table__
+_RUNS = TemplateRun.__table__
+#: A generation with its prompt and images, if it is the user's: built once, it is what polls
+#: run most.
+_STATE = (
+    sa.select(
+        _GEN.c.status,
+        _GEN.c.created_at,
+        _GEN.c.error_code,
+        _GEN.c.error_message,
+        _MSG.c.prompt,
+        _RUNS.c.text,
+        _IMG.c.id.label("image_id"),
+        _IMG.c.storage_key,
+        _IMG.c.mime,
+        _IMG.c.model.label("image_model"),
+    )
+    .select_from(
+        _GEN.join(_MSG, _MSG.c.id == _GEN.c.message_id)
+        .outerjoin(_IMG, _IMG.c.generation_id == _GEN.c.id)
+        .outerjoin(_RUNS, _RUNS.c.generation_id == _GEN.c.id)
+    )
+    .where(_GEN.c.id == sa.bindparam("b_id"), _GEN.c.user_id == sa.bindparam("b_user_id"))
+    .order_by(_IMG.c.n)
+)
+
+
 def generation_state(db: Session, user_id: int, generation_id: Any) -> GenerationState:
     """The user's generation with its prompt and images in one round trip, or NotFound.
 
@@ -517,29 +544,7 @@ def generation_state(db: Session, user_id: int, generation_id: Any) -> Generatio
     gid = parse_uuid(generation_id)
     if gid is None:
         raise _not_found()
-    gen, msg, img = Generation.__table__, Message.__table__, GenerationImage.__table__
-    runs = TemplateRun.__table__
-    rows = db.execute(
-        sa.select(
-            gen.c.status,
-            gen.c.created_at,
-            gen.c.error_code,
-            gen.c.error_message,
-            msg.c.prompt,
-            runs.c.text,
-            img.c.id.label("image_id"),
-            img.c.storage_key,
-            img.c.mime,
-            img.c.model.label("image_model"),
-        )
-        .select_from(
-            gen.join(msg, msg.c.id == gen.c.message_id)
-            .outerjoin(img, img.c.generation_id == gen.c.id)
-            .outerjoin(runs, runs.c.generation_id == gen.c.id)
-        )
-        .where(gen.c.id == gid, gen.c.user_id == user_id)
-        .order_by(img.c.n)
-    ).all()
+    rows = db.execute(_STATE, {"b_id": gid, "b_user_id": user_id}).all()
     if not rows:
         raise _not_found()
     first = rows[0]
