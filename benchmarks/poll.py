@@ -263,8 +263,9 @@ def round_trips(bench: Bench, cookie: str, gid: str, pending: str, key: str) -> 
 
     counter = RoundTrips(bench)
     # Warm-up: the pool's connections exist, and psycopg has prepared the statements (it does
-    # so on their 5th use, in a round trip of its own).
-    for _ in range(10):
+    # so on their 5th use on a connection, in a round trip of its own; the pool hands its
+    # connections out in turn, so each needs five uses).
+    for _ in range(30):
         get(f"/api/v1/generations/{gid}")
         get(f"/v1/generations/{gid}")
         get("/healthz")
