@@ -139,8 +139,8 @@ CLAIM_IN_ONE = (
         _CLAIMED.c.version,
         PROXIES.c.url.label("proxy_url"),
         # Only bookkeeping is written here (cursor, last use, row version), so waiting for the
-        # disk is not needed: a crash loses at most a cursor step, and the outcome's own
-        # durable commit flushes this one first anyway. (SET LOCAL for this statement's
+        # disk is not needed: a crash loses at most a cursor step, and the next durable commit
+        # (a failure's outcome, the job's finish) flushes this one first anyway. (SET LOCAL for this statement's
         # implicit transaction.)
         sa.func.set_config("synchronous_commit", "off", sa.true()).label("no_flush"),
     )
@@ -160,13 +160,16 @@ NEW_CURSOR = (
 )
 
 
-def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[Any]:
+def _with_attempt(
+    key_update: sa.Update, *, sets_cooldown: bool, flushed: bool = True
+) -> sa.Select[Any]:
     """``key_update`` (with RETURNING) and the attempt's row as one statement.
 
     The attempt's values are the ``a_<column>`` parameters, except its outcome version (and,
     with ``sets_cooldown``, its cooldown deadline), which come from the updated key row. The
     attempt is written even when the update matched nothing. Returns the called key's row (a
-    rate limit's update also changes the rest of its project).
+    rate limit's update also changes the rest of its project). Without ``flushed`` its commit
+    does not wait for the disk (see :data:`SUCCEEDED_LOGGED`).
     """
     changed = key_update.cte("changed_key")
     row = _ONE_ROW.outerjoin(changed, changed.c.id == sa.bindparam("b_key_id"))
@@ -180,10 +183,18 @@ def _with_attempt(key_update: sa.Update, *, sets_cooldown: bool) -> sa.Select[An
     logged = ATTEMPTS.insert().from_select(
         list(values), sa.select(*values.values()).select_from(row)
     )
-    return sa.select(changed).select_from(row).add_cte(logged.cte("logged"))
+    columns: list[Any] = [changed]
+    if not flushed:
+        columns.append(sa.func.set_config("synchronous_commit", "off", sa.true()).label("no_flush"))
+    return sa.select(*columns).select_from(row).add_cte(logged.cte("logged"))
 
 
-SUCCEEDED_LOGGED = _with_attempt(SUCCEEDED, sets_cooldown=False)
+#: A success does not wait for the disk: the image it made is then stored and its job finished
+#: in a transaction that does (the finish), and PostgreSQL writes the log in order, so that
+#: commit makes this one durable too. A crash in between loses the attempt's row and the key's
+#: spend for an image that is made again (its job runs again). Failures keep waiting: a key's
+#: cooldown or review must survive a crash.
+SUCCEEDED_LOGGED = _with_attempt(SUCCEEDED, sets_cooldown=False, flushed=False)
 FAILED_LOGGED = _with_attempt(FAILED, sets_cooldown=True)
 PROJECT_RATE_LIMITED_LOGGED = _with_attempt(PROJECT_RATE_LIMITED, sets_cooldown=True)
 
