@@ -8,6 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup
 from pyramid.i18n import Localizer, make_localizer
 from pyramid.interfaces import ILocalizer, ITranslationDirectories
 from pyramid.registry import Registry
@@ -54,3 +56,10 @@ def script_catalog(language: str) -> dict[str, Any]:
     path = LOCALE / language / "LC_MESSAGES" / "script.json"
     messages = json.loads(path.read_text("utf-8")) if path.is_file() else {}
     return {"plural": list(PLURAL_CATEGORIES.get(language, ("one", "other"))), "messages": messages}
+
+
+@cache
+def script_catalog_json(language: str) -> Markup:
+    """:func:`script_catalog` as JSON safe to embed in a page's ``<script type=
+    "application/json">`` (``<``, ``>``, ``&`` escaped), made once per language."""
+    return htmlsafe_json_dumps(script_catalog(language))
