@@ -99,8 +99,12 @@ def check_session(
     else:
         # Nothing to write: the statement runs on a connection of the session's engine, past
         # the session's own machinery (which costs more CPU than the rest of a poll's check).
-        with db.get_bind().connect() as conn:
-            found = conn.execute(statement, values).first()
+        bind = db.get_bind()
+        if isinstance(bind, sa.Connection):
+            found = bind.execute(statement, values).first()
+        else:
+            with bind.connect() as conn:
+                found = conn.execute(statement, values).first()
     now = utcnow()
     if found is None or found.session_last_seen_at + idle_limit <= now:
         return None
