@@ -40,8 +40,10 @@ from nproxy_core.generation.services import GenerationState, generation_state
 _GENERATIONS = Generation.__table__
 _IMAGES = GenerationImage.__table__
 
-#: Finished generations kept per process: a few hundred bytes each.
-CACHED_GENERATIONS = 4096
+#: Finished generations kept per process: a few hundred bytes each, a few kilobytes with a
+#: long prompt (at most about 5 MB in all). A chat polls the generations it just sent, so the
+#: most recent thousand serve every open chat of a process many times over.
+CACHED_GENERATIONS = 1024
 
 #: The session check (of a read-only route: the route is), and of generation
 #: ``b_generation_id`` its status if it is the user's (NULL otherwise, or when there is no such
