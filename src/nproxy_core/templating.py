@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nproxy_core.i18n import DOMAIN
+from nproxy_core.i18n import DOMAIN, _, localizable
 from nproxy_core.i18n.jinja import configure_environment
 
 #: The project's ``templates/`` folder; found next to ``src/`` in a checkout and an install
@@ -61,9 +61,12 @@ def device_name(user_agent: str | None) -> str:
     agent = user_agent or ""
     browser = next((name for marker, name in _BROWSERS if marker in agent), None)
     system = next((name for marker, name in _SYSTEMS if marker in agent), None)
+    # Marked for the customer's pages (``| translate``), English wherever it is used as text.
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown browser"
+        return localizable(
+            _("${browser} on ${system}", mapping={"browser": browser, "system": system})
+        )
+    return browser or system or localizable(_("Unknown browser"))
 
 
 def timestamp(value: dt.datetime | None) -> str:

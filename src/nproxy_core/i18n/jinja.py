@@ -15,7 +15,7 @@ from jinja2.runtime import Context
 from pyramid.i18n import Localizer
 from translationstring import TranslationString
 
-from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES, _
+from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES, _, localize
 from nproxy_core.i18n.localizers import script_catalog_json
 
 #: Where a render keeps the localizer it found, in the render's own dict of values (a page
@@ -110,11 +110,12 @@ def local_number(context: Context, value: int | float | Decimal | None) -> str:
 
 @pass_context
 def local_money(context: Context, value: Decimal | None) -> str:
-    """An amount as written in the reader's language, every digit kept (crypto amounts have
-    eight places), no exponent and no grouping (as ``templating.money``): ``9,99`` in Russian."""
+    """A price as written in the reader's language: at least two decimals, more only when the
+    amount has them (crypto amounts have eight), no grouping, as ``billing.models.decimal_text``
+    writes it in English: ``4.50``, ``4,50`` in Russian."""
     if value is None:
         return ""
-    return format_decimal(value.normalize(), "0.##########", locale=context_locale(context))
+    return format_decimal(value.normalize(), "0.00########", locale=context_locale(context))
 
 
 @pass_context
@@ -139,7 +140,7 @@ def time_left(
 def translate(context: Context, value: str) -> str:
     """A string marked elsewhere (``_()`` in Python), in the reader's language."""
     localizer = context_localizer(context)
-    return value if localizer is None else localizer.translate(value)
+    return value if localizer is None else localize(localizer, value)
 
 
 @pass_context
