@@ -12,8 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN useradd --system --user-group --create-home --uid 10001 nproxy
 
-COPY setup.cfg pyproject.toml README.md ./
+COPY setup.cfg setup.py pyproject.toml README.md ./
 COPY src ./src
+# The install compiles the translation catalogs (setup.py: the .mo files and the chat's JSON).
 RUN pip install --upgrade pip && pip install -e .
 
 COPY templates ./templates
