@@ -32,9 +32,25 @@ class LiveServer:
         self.thread.start()
 
     def stop(self) -> None:
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(timeout=10)
+        stop_server(self.server, self.thread)
+
+
+def stop_server(server: Any, thread: threading.Thread) -> None:
+    """Stop a waitress server running ``server.run`` in ``thread``, at once.
+
+    Closing only the listening socket leaves the open connections (a client's keep-alive
+    ones) in the loop's map, and the loop runs while any is there: the thread outlived a
+    ten-second join, then ran on until their idle timeout. So every channel is closed, from
+    the loop's own thread (the trigger), and the loop ends with its map empty.
+    """
+    from waitress import wasyncore
+
+    if thread.is_alive():
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        thread.join(timeout=10)
+    else:
+        wasyncore.close_all(server._map)
+    server.task_dispatcher.shutdown()
 
 
 def serve_live() -> Iterator[LiveServer]:
