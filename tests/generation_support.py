@@ -208,6 +208,105 @@ def wait_for_generation(
         time.sleep(0.05)
 
 
+def messages_in_vhost(vhost: str) -> int:
+    """Messages in the RabbitMQ virtual host ``vhost``, ready or in a worker's hands (a task is
+    acknowledged once it ran); 0 where ``rabbitmqctl`` cannot tell. Workers take no remote
+    control commands (tasks.py), so the broker is the one to ask what they hold."""
+    listed = subprocess.run(
+        [RABBITMQCTL, "-q", "list_queues", "-p", vhost, "messages"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return 0
+    return sum(int(line) for line in listed.stdout.split() if line.isdigit())
+
+
+def worker_idle(engine: sa.Engine, vhost: str) -> bool:
+    """No job is unfinished and no task is waiting or running in ``vhost``: what a warm
+    shutdown of the worker would have waited for."""
+    with engine.connect() as conn:
+        unfinished = conn.scalar(
+            sa.select(sa.func.count()).where(Generation.status.not_in(TERMINAL))
+        )
+    return not unfinished and not messages_in_vhost(vhost)
+
+
+#: How long a shared worker may take to finish what a test gave it before it is stopped.
+IDLE_SECONDS = 30
+
+
+class SharedWorker:
+    """One ``nproxy worker`` for the tests of a module that leave it running (none kills,
+    stops or reconfigures it), on a RabbitMQ virtual host of its own, so that the module's
+    other tests (jobs meant to stay queued, workers of their own) never meet it.
+
+    Starting a worker costs seconds of CPU a test. What one test leaves behind is undone for
+    the next: :meth:`release` waits until the worker has nothing in hand, as its warm shutdown
+    did, before the ``db`` fixture empties the tables; :meth:`acquire` puts back its liveness
+    row, which that emptied. A worker still busy after :data:`IDLE_SECONDS` is stopped, and the
+    next test starts a new one.
+    """
+
+    def __init__(
+        self, settings: dict[str, Any], folder: Path, vhost: str, engine: sa.Engine
+    ) -> None:
+        self.folder = folder
+        self.vhost = vhost
+        self.broker_url = f"{AMQP_BASE}/{vhost}"
+        self.settings = {**settings, "celery.broker_url": self.broker_url}
+        self.engine = engine
+        self.process: Process | None = None
+        self._running = contextlib.ExitStack()
+        self._liveness: list[dict[str, Any]] = []
+
+    def acquire(self) -> Process:
+        from nproxy_core.health.models import WorkerProcess
+
+        table = WorkerProcess.__table__
+        if self.process is None:
+            self._running.enter_context(rabbitmq_vhost(self.vhost))
+            ini = write_ini(self.folder, self.settings)
+            process = Process(
+                ["-c", str(ini), "worker", "--concurrency", "16"],
+                self.folder / "worker.log",
+                self.folder,
+            )
+            self._running.callback(process.stop)
+            process.wait_for_log(" ready.")
+            self.process = process
+            with self.engine.connect() as conn:
+                rows = conn.execute(table.select().where(table.c.pid == process.popen.pid))
+                self._liveness = [dict(row) for row in rows.mappings()]
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+
+            from nproxy_core.db import utcnow
+
+            rows = [{**row, "last_seen_at": utcnow()} for row in self._liveness]
+            if rows:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+        return self.process
+
+    def release(self) -> None:
+        if self.process is None:
+            return
+        deadline = time.monotonic() + IDLE_SECONDS
+        while time.monotonic() < deadline:
+            if worker_idle(self.engine, self.vhost):
+                return
+            time.sleep(0.1)
+        self.close()
+
+    def close(self) -> None:
+        self._running.close()
+        self._running = contextlib.ExitStack()
+        self.process = None
+
+
 def fresh_cycle(db: Session, cycle_id: int) -> BillingCycle:
     db.expire_all()
     cycle = db.get(BillingCycle, cycle_id)

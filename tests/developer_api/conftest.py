@@ -3,7 +3,8 @@ paying customers, and a client that speaks Bearer keys."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from generation.conftest import (  # noqa: F401 - fixtures shared with the gener
     start_worker,
     worker_settings,
 )
-from generation_support import Customer
+from generation_support import Customer, SharedWorker
 
 
 class Developer:
@@ -37,6 +38,29 @@ class Developer:
 
     def get(self, url: str, **headers: str) -> webtest.TestResponse:
         return self.app.get(url, headers=self.headers(**headers), status="*")
+
+
+@pytest.fixture(scope="module")
+def module_worker(
+    base_settings: dict[str, Any], engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorker]:
+    """One worker for the module's tests that leave it running, with ``worker_settings``' demo
+    delay, on a virtual host of its own: their apps send to ``module_worker.broker_url``."""
+    folder = tmp_path_factory.mktemp("worker")
+    shared = SharedWorker(
+        {
+            **base_settings,
+            "celery.beat_schedule_file": str(folder / "celerybeat-schedule"),
+            "demo.delay_seconds": "0.05",
+        },
+        folder,
+        f"nproxy_test_{os.getpid()}_{folder.name}",
+        engine,
+    )
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture

@@ -26,14 +26,21 @@ def png(width: int = 64, height: int = 48) -> bytes:
 
 
 @pytest.fixture
-def app(make_app, worker_settings):
+def app(make_app, worker_settings, request):
+    if "worker" in request.fixturenames:
+        # Its jobs go to the module's worker (the others' stay queued, or meet their own).
+        module_worker = request.getfixturevalue("module_worker")
+        return make_app(**{**worker_settings, "celery.broker_url": module_worker.broker_url})
     return make_app(**worker_settings)
 
 
 @pytest.fixture
-def worker(app, add_key, start_worker):
+def worker(app, add_key, module_worker, db):
     add_key(app.app.registry, "demo-key-api")
-    return start_worker()
+    try:
+        yield module_worker.acquire()
+    finally:
+        module_worker.release()
 
 
 def local(url: str) -> str:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import waitress.server
 from PIL import Image
 
+from live_support import stop_server
 from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.developer_api.openai_compat import GenerationFailed, choose_preset, openai_error
 from nproxy_core.generation.models import Generation
@@ -67,9 +68,7 @@ class Live:
 
     def stop(self) -> None:
         self.stopping = True
-        self.server.close()
-        self.server.task_dispatcher.shutdown()
-        self.thread.join(timeout=10)
+        stop_server(self.server, self.thread)
 
 
 @pytest.fixture
@@ -88,11 +87,15 @@ def serve(make_app, worker_settings) -> Iterator[Callable[..., Live]]:
 
 
 @pytest.fixture
-def live(serve, add_key, start_worker) -> Live:
-    served = serve()
+def live(serve, add_key, module_worker, db) -> Iterator[Live]:
+    # Its jobs go to the module's worker (the others' stay queued).
+    served = serve(celery__broker_url=module_worker.broker_url)
     add_key(served.app.app.registry, "demo-key-openai")
-    start_worker()
-    return served
+    try:
+        module_worker.acquire()
+        yield served
+    finally:
+        module_worker.release()
 
 
 def cycle(db, cycle_id) -> BillingCycle:
