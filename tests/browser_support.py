@@ -9,6 +9,7 @@ small delay and the demo payment processor. Nothing is mocked.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import threading
@@ -22,6 +23,8 @@ from playwright.sync_api import Error as PlaywrightError
 
 from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
+from generation_support import IDLE_SECONDS, worker_idle
+from live_support import stop_server
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase
 from nproxy_core.wiring import find_service
@@ -90,7 +93,9 @@ class LiveStack:
         self.settings = {**settings, "nproxy.public_url": self.url}
         self.workdir = workdir
         self.ini = workdir / "browser.ini"
-        self.worker_log = ARTIFACTS / "worker.log"
+        # A log of its own: stacks run side by side (a module's and a test's, other xdist
+        # workers'), and the start waits for this worker's own "ready".
+        self.worker_log = ARTIFACTS / f"worker-{os.getpid()}-{workdir.name}.log"
         self.worker: subprocess.Popen[bytes] | None = None
         self.app: Any = None
         self.registry: Any = None
@@ -146,10 +151,7 @@ class LiveStack:
             except subprocess.TimeoutExpired:
                 self.worker.kill()
                 self.worker.wait(timeout=5)
-        self.server.close()
-        with contextlib.suppress(Exception):
-            self.server.task_dispatcher.shutdown()
-        self.thread.join(timeout=10)
+        stop_server(self.server, self.thread)
         if self.registry is not None:
             from nproxy_core.generation.interfaces import ICompletionSignal
 
@@ -192,6 +194,110 @@ def demo_stack(settings: dict[str, Any], workdir: Path, vhost: str) -> Iterator[
             stack.stop()
 
 
+class SharedStack:
+    """One :func:`demo_stack` for the tests of a module, each test starting from the rows the
+    stack had when it started, as if it were the test's own.
+
+    Starting a stack (server, worker process, vhost, the operator's key) costs seconds of CPU
+    a test; this keeps one running instead. What a test may leave behind is undone by
+    :meth:`acquire`, for the next one: the ``db`` fixture has emptied every table after the
+    previous test, so the rows the stack made when it started (its key, its worker's liveness
+    row, their audit entries) and the sequences as they stood are put back, and the web app's
+    in-memory rate limits forgotten. :meth:`release` waits until the worker has nothing in
+    hand, as the warm shutdown of a test's own worker did, before the tables are emptied;
+    a worker still busy after that is stopped, and the next test gets a new stack.
+    """
+
+    def __init__(self, settings: dict[str, Any], workdir: Path, vhost: str, engine: Any) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.vhost = vhost
+        self.engine = engine
+        self._running: contextlib.ExitStack | None = None
+        self._stack: LiveStack | None = None
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._sequences: list[tuple[str, int, bool]] = []
+
+    def acquire(self) -> LiveStack:
+        if self._stack is None:
+            running = contextlib.ExitStack()
+            self._stack = running.enter_context(demo_stack(self.settings, self.workdir, self.vhost))
+            self._running = running
+            self._take_snapshot()
+        else:
+            self._put_back_snapshot()
+            _forget_rate_limits(self._stack.registry)
+        return self._stack
+
+    def release(self) -> None:
+        """Wait until no job is unfinished and the worker holds no task; stop the stack when
+        that does not come within :data:`IDLE_SECONDS`."""
+        if self._stack is None:
+            return
+        deadline = time.monotonic() + IDLE_SECONDS
+        while time.monotonic() < deadline:
+            if worker_idle(self.engine, self.vhost):
+                return
+            time.sleep(0.1)
+        self.close()
+
+    def close(self) -> None:
+        if self._running is not None:
+            self._running.close()
+        self._running = None
+        self._stack = None
+
+    def _take_snapshot(self) -> None:
+        import sqlalchemy as sa
+
+        from nproxy_core.db import import_models
+
+        with self.engine.connect() as conn:
+            self._rows = {
+                table.name: [dict(row) for row in conn.execute(table.select()).mappings()]
+                for table in import_models().sorted_tables
+            }
+            self._sequences = [
+                (name, int(last), bool(called))
+                for name, last, called in conn.execute(sa.text(_SEQUENCE_STATES))
+            ]
+
+    def _put_back_snapshot(self) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.dialects.postgresql import insert
+
+        from nproxy_core.db import import_models, utcnow
+        from nproxy_core.health.models import WorkerProcess
+
+        with self.engine.begin() as conn:
+            for table in import_models().sorted_tables:
+                rows = self._rows.get(table.name)
+                if rows:
+                    # The migrations' own rows are back already (the ``db`` fixture's clean-up).
+                    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+            for name, last, called in self._sequences:
+                conn.execute(sa.select(sa.func.setval(name, last, called)))
+            # Its worker has beaten all along: the row says so, as it would have.
+            conn.execute(sa.update(WorkerProcess).values(last_seen_at=utcnow()))
+
+
+_SEQUENCE_STATES = (
+    "SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename),"
+    " coalesce(last_value, start_value), last_value IS NOT NULL"
+    " FROM pg_sequences WHERE schemaname = current_schema()"
+)
+
+
+def _forget_rate_limits(registry: Any) -> None:
+    """The app's in-memory rate limits, counted afresh (as in a newly built app)."""
+    from zope.interface import Interface
+
+    from nproxy_core.developer_api.interfaces import IApiRateLimiter
+
+    find_service(registry, Interface, name="ratelimiter").reset()
+    find_service(registry, IApiRateLimiter).reset()
+
+
 #: axe-core, installed from package.json (``npm ci``); injected into pages by the tests.
 AXE_JS = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.min.js"
 
@@ -202,8 +308,6 @@ def axe_problems(page: Any) -> list[str]:
     Without axe-core installed the check is skipped, except where ``NPROXY_REQUIRE_AXE`` is
     set (``.ci/run``), where that is a failure: CI must never pass by not looking.
     """
-    import os
-
     import pytest
 
     if not AXE_JS.exists():

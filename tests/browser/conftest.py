@@ -4,39 +4,71 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, LiveStack, chromium, demo_stack
+from browser_support import ARTIFACTS, LiveStack, SharedStack, chromium
+
+#: The settings of :func:`live_stack`'s stack, over the session's base settings.
+LIVE_SETTINGS = {
+    "nproxy.providers": "demo",
+    "nproxy.payments": "demo",
+    # Slow enough to see the progress state, fast enough for a short test.
+    "demo.delay_seconds": "1.5",
+    "demo.failure_rate": "0",
+    # A small plan so that a few images visibly move the quota bucket (100 -> 80).
+    "nproxy.plan.request_limit": "10",
+}
+
+
+@pytest.fixture(scope="module")
+def module_stack(
+    engine: Any, base_settings: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedStack]:
+    """The stack of :func:`live_stack`, started once for the module's tests (see SharedStack)."""
+    shared = SharedStack(
+        {**base_settings, **LIVE_SETTINGS},
+        tmp_path_factory.mktemp("stack"),
+        f"nproxy_browser_{os.getpid()}",
+        engine,
+    )
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture
-def live_stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterator[LiveStack]:
+def live_stack(db: Any, module_stack: SharedStack) -> Iterator[LiveStack]:
     """The product as a person meets it: web + worker, demo provider and demo payments.
 
-    Depends on ``db`` so that every table is emptied after the test, once the worker is gone.
+    The module's stack, with the rows it started with; depends on ``db`` so that every table
+    is emptied after the test, once the worker has finished what the test gave it.
     """
-    settings = {
-        **base_settings,
-        "nproxy.providers": "demo",
-        "nproxy.payments": "demo",
-        # Slow enough to see the progress state, fast enough for a short test.
-        "demo.delay_seconds": "1.5",
-        "demo.failure_rate": "0",
-        # A small plan so that a few images visibly move the quota bucket (100 -> 80).
-        "nproxy.plan.request_limit": "10",
-    }
-    with demo_stack(settings, tmp_path, f"nproxy_browser_{os.getpid()}") as stack:
+    stack = module_stack.acquire()
+    try:
         yield stack
+    finally:
+        module_stack.release()
+
+
+@pytest.fixture(scope="session")
+def session_browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, launched once per session (per xdist worker)."""
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, with a fresh profile; never a downloaded browser."""
-    with chromium() as browser:
-        yield browser
+def browser(session_browser: Any) -> Iterator[Any]:
+    """The session's Chromium; every context the test opens (each a fresh profile: cookies,
+    storage, cache) is closed after it."""
+    try:
+        yield session_browser
+    finally:
+        for context in list(session_browser.contexts):
+            context.close()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
