@@ -7,10 +7,10 @@ Creates its own database and RabbitMQ vhost (see ``pipeline.Bench``) and prints:
    ``/healthz`` and a bare Pyramid route (``/bench/hello``: no cookie, no database) added to
    the same app, calling it in-process; ``throughput``: requests per second and p50/p99
    latency of both polls and the bare route with ``wrk`` (10 connections), served by the same
-   server in the same run; and each poll's share of the bare route;
+   server in the same run, in turns; and each poll's share of the bare route;
 2. ``round_trips``: database round trips of one plain poll, one ``/v1`` poll, one held poll
-   woken by its job's end, and ``/healthz``, counted from the PostgreSQL wire protocol itself (libpq's trace:
-   every round trip ends with a ReadyForQuery message);
+   woken by its job's end, and ``/healthz``, counted from the PostgreSQL wire protocol itself
+   (libpq's trace: every round trip ends with a ReadyForQuery message);
 3. ``wake``: from the provider returning an image (the key attempt's timestamp, written by the
    worker) to the chat's request answering, p50/p95: for a held poll (``?wait=25``) and for
    the plain once-a-second polling the chat did before;
@@ -37,6 +37,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,19 +172,36 @@ def wrk(url: str, cookie: str | None, seconds: int, bearer: str | None = None) -
     return {"rps": round(rps), **latency}
 
 
-def throughput(server: Server, cookie: str, gid: str, seconds: int, key: str) -> dict[str, Any]:
-    wrk(f"{server.url}/api/v1/generations/{gid}", cookie, 2)  # warm-up
-    wrk(f"{server.url}/v1/generations/{gid}", None, 2, bearer=key)
-    poll = wrk(f"{server.url}/api/v1/generations/{gid}", cookie, seconds)
-    v1 = wrk(f"{server.url}/v1/generations/{gid}", None, seconds, bearer=key)
-    bare = wrk(f"{server.url}/bench/hello", None, seconds)
-    return {
-        "poll": poll,
-        "v1_poll": v1,
-        "bare": bare,
-        "poll_share_of_bare": round(poll["rps"] / bare["rps"], 3),
-        "v1_poll_share_of_bare": round(v1["rps"] / bare["rps"], 3),
+def throughput(
+    server: Server, cookie: str, gid: str, seconds: int, key: str, rounds: int = 4
+) -> dict[str, Any]:
+    """Both polls and the bare route, each ``seconds`` in all, taken in turns of
+    ``seconds / rounds``: on a shared machine, a burst of load then weighs on all three alike
+    (one after the other, the share depended on which of them a burst fell on)."""
+    urls = {
+        "poll": (f"{server.url}/api/v1/generations/{gid}", cookie, None),
+        "v1_poll": (f"{server.url}/v1/generations/{gid}", None, key),
+        "bare": (f"{server.url}/bench/hello", None, None),
     }
+    for url, jar, bearer in urls.values():
+        wrk(url, jar, 2, bearer=bearer)  # warm-up
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, (url, jar, bearer) in urls.items():
+            runs[name].append(wrk(url, jar, max(1, seconds // rounds), bearer=bearer))
+    result: dict[str, Any] = {
+        name: {
+            "rps": round(statistics.fmean(r["rps"] for r in each)),
+            **{
+                figure: round(statistics.median(r[figure] for r in each), 2)
+                for figure in ("p50_ms", "p99_ms")
+            },
+        }
+        for name, each in runs.items()
+    }
+    for name in ("poll", "v1_poll"):
+        result[f"{name}_share_of_bare"] = round(result[name]["rps"] / result["bare"]["rps"], 3)
+    return result
 
 
 def cpu(bench: Bench, cookie: str, gid: str, key: str, count: int = 2000) -> dict[str, float]:
