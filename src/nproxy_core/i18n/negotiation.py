@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from pyramid.request import Request
+from sqlalchemy.exc import SQLAlchemyError
 
 from nproxy_core.i18n import COOKIE, DEFAULT, LANGUAGES
 
@@ -18,10 +19,22 @@ def supported(code: object) -> str | None:
     return base if base in LANGUAGES else None
 
 
+def saved_choice(request: Request) -> str | None:
+    """The language the account of ``request`` saved, if it can be read. The error page of a
+    request the database failed (a cut connection, a transaction to roll back) asks the
+    database nothing more: it is written in the language the request itself asks for."""
+    if isinstance(getattr(request, "exception", None), SQLAlchemyError):
+        return None
+    try:
+        user = request.identity
+    except SQLAlchemyError:
+        return None
+    return supported(getattr(user, "language", None))
+
+
 def negotiate_locale(request: Request) -> str:
     """The locale name Pyramid's localizer uses for ``request``."""
-    user = request.identity
-    saved = supported(getattr(user, "language", None))
+    saved = saved_choice(request)
     if saved:
         return saved
     # Read from the raw query: an error page for a query that is not UTF-8 is negotiated too.
