@@ -140,8 +140,8 @@ CLAIM_IN_ONE = (
         PROXIES.c.url.label("proxy_url"),
         # Only bookkeeping is written here (cursor, last use, row version), so waiting for the
         # disk is not needed: a crash loses at most a cursor step, and the next durable commit
-        # (a failure's outcome, the job's finish) flushes this one first anyway. (SET LOCAL for this statement's
-        # implicit transaction.)
+        # (a failure's outcome, the job's finish) flushes this one first anyway. (SET LOCAL
+        # for this statement's implicit transaction.)
         sa.func.set_config("synchronous_commit", "off", sa.true()).label("no_flush"),
     )
     .select_from(
