@@ -23,7 +23,7 @@ from playwright.sync_api import Error as PlaywrightError
 
 from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
-from generation_support import IDLE_SECONDS, worker_idle
+from generation_support import idle_in_time
 from live_support import stop_server
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase
@@ -231,15 +231,9 @@ class SharedStack:
 
     def release(self) -> None:
         """Wait until no job is unfinished and the worker holds no task; stop the stack when
-        that does not come within :data:`IDLE_SECONDS`."""
-        if self._stack is None:
-            return
-        deadline = time.monotonic() + IDLE_SECONDS
-        while time.monotonic() < deadline:
-            if worker_idle(self.engine, self.vhost):
-                return
-            time.sleep(0.1)
-        self.close()
+        that does not come within ``generation_support.IDLE_SECONDS``."""
+        if self._stack is not None and not idle_in_time(self.engine, self.vhost):
+            self.close()
 
     def close(self) -> None:
         if self._running is not None:

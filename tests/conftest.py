@@ -187,6 +187,16 @@ def db(engine: sa.Engine) -> Iterator[Session]:
         empty_all_tables(engine)
 
 
+@pytest.fixture(scope="session")
+def session_browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, launched once per session (per xdist worker) for every
+    browser test: Playwright's sync API runs one instance per thread."""
+    from browser_support import chromium
+
+    with chromium() as browser:
+        yield browser
+
+
 @pytest.fixture
 def make_app(db: Session, base_settings: dict[str, Any]) -> Callable[..., webtest.TestApp]:
     """Build the real WSGI app with setting overrides, wrapped in WebTest."""

@@ -238,6 +238,16 @@ def worker_idle(engine: sa.Engine, vhost: str) -> bool:
 IDLE_SECONDS = 30
 
 
+def idle_in_time(engine: sa.Engine, vhost: str) -> bool:
+    """Whether :func:`worker_idle` comes true within :data:`IDLE_SECONDS`."""
+    deadline = time.monotonic() + IDLE_SECONDS
+    while not worker_idle(engine, vhost):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 class SharedWorker:
     """One ``nproxy worker`` for the tests of a module that leave it running (none kills,
     stops or reconfigures it), on a RabbitMQ virtual host of its own, so that the module's
@@ -292,14 +302,8 @@ class SharedWorker:
         return self.process
 
     def release(self) -> None:
-        if self.process is None:
-            return
-        deadline = time.monotonic() + IDLE_SECONDS
-        while time.monotonic() < deadline:
-            if worker_idle(self.engine, self.vhost):
-                return
-            time.sleep(0.1)
-        self.close()
+        if self.process is not None and not idle_in_time(self.engine, self.vhost):
+            self.close()
 
     def close(self) -> None:
         self._running.close()

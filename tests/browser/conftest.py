@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import ARTIFACTS, LiveStack, SharedStack, chromium
+from browser_support import ARTIFACTS, LiveStack, SharedStack
 
 #: The settings of :func:`live_stack`'s stack, over the session's base settings.
 LIVE_SETTINGS = {
@@ -51,13 +51,6 @@ def live_stack(db: Any, module_stack: SharedStack) -> Iterator[LiveStack]:
         yield stack
     finally:
         module_stack.release()
-
-
-@pytest.fixture(scope="session")
-def session_browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, launched once per session (per xdist worker)."""
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

@@ -67,14 +67,12 @@ def app_code(secret: str, steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(moment)
 
 
-def focused(page: Any) -> str:
-    return page.evaluate("document.activeElement && document.activeElement.id")
-
-
 def log_in(page: Any, base: str, problems: list[str] | None = None) -> None:
+    from playwright.sync_api import expect
+
     page.goto(f"{base}/admin")
     page.wait_for_url(f"{base}/login?next=%2Fadmin")
-    assert focused(page) == "email"
+    expect(page.locator("#email")).to_be_focused()
     if problems is not None:
         look(page, "login", problems)
     page.fill("#email", ADMIN)
@@ -104,7 +102,7 @@ def test_an_admin_sets_up_two_factor_login_and_logs_in_with_a_code(
     ).to_be_visible()
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     assert len(secret) == 32
-    assert focused(page) == "otp"
+    expect(page.locator("#otp")).to_be_focused()
     look(page, "enrol", problems)
 
     page.fill("#otp", app_code(secret))
@@ -122,7 +120,7 @@ def test_an_admin_sets_up_two_factor_login_and_logs_in_with_a_code(
     # Password, then the code of the app (the next step: the current one was just used).
     log_in(page, base)
     page.wait_for_url(f"{base}/login/otp?next=%2Fadmin")
-    assert focused(page) == "otp"
+    expect(page.locator("#otp")).to_be_focused()
     code_field = page.locator("#otp")
     expect(code_field).to_have_attribute("inputmode", "numeric")
     expect(code_field).to_have_attribute("autocomplete", "one-time-code")
@@ -130,7 +128,7 @@ def test_an_admin_sets_up_two_factor_login_and_logs_in_with_a_code(
     page.fill("#otp", "000000" if app_code(secret, 1) != "000000" else "111111")
     page.click("main button[type=submit]")
     expect(page.locator("#form-error")).to_contain_text("not right")
-    assert focused(page) == "otp"
+    expect(page.locator("#otp")).to_be_focused()
     look(page, "login-code-wrong", problems)
     page.fill("#otp", app_code(secret, 1))
     page.click("main button[type=submit]")

@@ -13,7 +13,6 @@ import pytest
 from browser_support import (
     LiveStack,
     axe_problems,
-    chromium,
     look_at,
     shot,
     submit_credentials,
@@ -41,9 +40,12 @@ def stack(db: Any, base_settings: dict[str, Any], tmp_path: Path) -> Iterator[Li
 
 
 @pytest.fixture
-def page() -> Iterator[Any]:
-    with chromium() as browser:
-        yield browser.new_context().new_page()
+def page(session_browser: Any) -> Iterator[Any]:
+    context = session_browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def look(page: Any, name: str, problems: list[str], open_page: Callable[[], None]) -> None:
