@@ -178,6 +178,29 @@ def _within(column: Any, ranges: Sequence[tuple[dt.datetime, dt.datetime]]) -> A
     return sa.or_(*(sa.and_(column >= lo, column < hi) for lo, hi in ranges))
 
 
+def _health_attempts(
+    ranges: Sequence[tuple[dt.datetime, dt.datetime]], key_ids: Iterable[int] | None
+) -> Any:
+    """The attempts of ``ranges`` that count for a key's health (key_id, outcome, latency_ms,
+    created_at), as a subquery: one range scan per range glued with UNION ALL, each read from
+    the covering index alone (an OR of ranges makes PostgreSQL visit the table for every row)."""
+    A = KeyAttempt
+    keys = None if key_ids is None else list(key_ids)
+    scans = []
+    for lo, hi in ranges:
+        scan = sa.select(
+            A.key_id,
+            sa.type_coerce(A.outcome, sa.String).label("outcome"),
+            A.latency_ms,
+            A.created_at,
+        ).where(A.created_at >= lo, A.created_at < hi, COUNTS_FOR_HEALTH)
+        if keys is not None:
+            scan = scan.where(A.key_id.in_(keys))
+        scans.append(scan)
+    glued = sa.union_all(*scans) if len(scans) > 1 else scans[0]
+    return glued.subquery("attempts")
+
+
 def raw_attempts(
     db: Session,
     ranges: Sequence[tuple[dt.datetime, dt.datetime]],
@@ -189,14 +212,9 @@ def raw_attempts(
     attempts in ``ranges``; an admin's key tests are left out (they are no key's health)."""
     if not ranges:
         return []
-    A = KeyAttempt
-    placed = _placed(db, A.created_at, start, since)
-    columns = [A.key_id, sa.type_coerce(A.outcome, sa.String), A.latency_ms]
-    query = sa.select(*columns, *(placed or (A.created_at,))).where(
-        _within(A.created_at, ranges), COUNTS_FOR_HEALTH
-    )
-    if key_ids is not None:
-        query = query.where(A.key_id.in_(list(key_ids)))
+    R = _health_attempts(ranges, key_ids).c
+    placed = _placed(db, R.created_at, start, since)
+    query = sa.select(R.key_id, R.outcome, R.latency_ms, *(placed or (R.created_at,)))
     rows = db.execute(query).all()
     if placed is not None:
         return [tuple(row) for row in rows]
@@ -386,22 +404,7 @@ def _raw_attempts_summed(
     """
     if not ranges:
         return [], [], []
-    A = KeyAttempt
-    # One range scan per range, glued with UNION ALL: each is read from the covering index
-    # alone (an OR of ranges makes PostgreSQL visit the table for every row instead).
-    scans = []
-    for lo, hi in ranges:
-        scan = sa.select(
-            A.key_id,
-            sa.type_coerce(A.outcome, sa.String).label("outcome"),
-            A.latency_ms,
-            A.created_at,
-        ).where(A.created_at >= lo, A.created_at < hi, COUNTS_FOR_HEALTH)
-        if key_ids is not None:
-            scan = scan.where(A.key_id.in_(key_ids))
-        scans.append(scan)
-    rows = sa.union_all(*scans).subquery("attempts") if len(scans) > 1 else scans[0].subquery()
-    R = rows.c
+    R = _health_attempts(ranges, key_ids).c
     placed = _placed(db, R.created_at, start, since)
     assert placed is not None
     slot, recent = placed
