@@ -41,6 +41,15 @@ def test_a_strangers_start_makes_one_telegram_only_account(bot, telegram, chat, 
         "web",
         "paysupport",
     ]
+    # A menu for Telegram apps in Russian and in Uzbek too, in their words; English for the rest.
+    menus = telegram.commands_by_language
+    assert set(menus) == {"", "ru", "uz"}
+    described = {language: {c["command"]: c["description"] for c in menus[language]}
+                 for language in menus}  # fmt: skip
+    assert [c["command"] for c in menus["ru"]] == [c["command"] for c in menus["uz"]] == names
+    assert described[""]["balance"] == "Plan and quota left"
+    assert described["ru"]["balance"] == "Тариф и остаток"
+    assert described["uz"]["balance"] == "Tarif va qolgan miqdor"
 
 
 def _link_from_dashboard(make_app, user_factory, bot_settings):

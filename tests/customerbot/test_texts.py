@@ -31,3 +31,23 @@ def test_every_key_the_handlers_use_exists():
             if called in ("text", "say", "Refused") and isinstance(first, ast.Constant):
                 used.add(first.value)
     assert used and used <= set(texts.TEXTS), used - set(texts.TEXTS)
+
+
+def test_a_count_of_images_takes_each_languages_plural_form():
+    said = {
+        language: [texts.text("done", language, count=n) for n in (1, 3, 5, 21)]
+        for language in ("en", "ru", "uz")
+    }
+    assert said["en"] == [
+        "Done: 1 image.",
+        "Done: 3 images.",
+        "Done: 5 images.",
+        "Done: 21 images.",
+    ]
+    assert said["ru"] == [
+        "Готово: 1 изображение.",
+        "Готово: 3 изображения.",
+        "Готово: 5 изображений.",
+        "Готово: 21 изображение.",
+    ]
+    assert said["uz"] == [f"Tayyor: {n} ta rasm." for n in (1, 3, 5, 21)]

@@ -58,6 +58,8 @@ class FakeTelegram:
         self.messages: list[SentMessage] = []
         self.callback_answers: list[dict[str, Any]] = []
         self.commands: list[dict[str, Any]] = []
+        #: setMyCommands by its ``language_code`` ("" for the menu of every other language).
+        self.commands_by_language: dict[str, list[dict[str, Any]]] = {}
         #: Files users sent (file_id -> bytes), served through getFile and /file/bot.../path.
         self.files: dict[str, bytes] = {}
         self.chat_actions: list[dict[str, Any]] = []
@@ -378,7 +380,10 @@ class FakeTelegram:
             )
         if method in ("deleteWebhook", "setMyCommands"):
             if method == "setMyCommands":
-                self.commands = _json(params.get("commands")) or []
+                commands = _json(params.get("commands")) or []
+                self.commands_by_language[str(params.get("language_code") or "")] = commands
+                if not params.get("language_code"):
+                    self.commands = commands
             return 200, _ok(True)
         if method == "getUpdates":
             return 200, _ok(self._get_updates(params))

@@ -55,7 +55,7 @@ from nproxy_core.customerbot.texts import LANGUAGES, text
 from nproxy_core.errors import APIError
 from nproxy_core.generation.models import Generation, GenerationImage
 from nproxy_core.generation.schemas import PROMPT_MAX_CHARS
-from nproxy_core.i18n import localize
+from nproxy_core.i18n import DEFAULT, localize
 from nproxy_core.i18n.localizers import catalog_localizer
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import setting
@@ -818,9 +818,12 @@ class CustomerBot:
         asyncio.get_running_loop().set_default_executor(
             concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="customerbot")
         )
-        await application.bot.set_my_commands(
-            [BotCommand(name, text(f"cmd_{name}")) for name in COMMANDS]
-        )
+        # The menu in each offered language, for Telegram apps set to it; English for the rest.
+        for language in LANGUAGES:
+            await application.bot.set_my_commands(
+                [BotCommand(name, text(f"cmd_{name}", language)) for name in COMMANDS],
+                language_code=None if language == DEFAULT else language,
+            )
         if not self.username:
             self.username = application.bot.username or ""
         self._deliverer = asyncio.create_task(self.deliver_forever())

@@ -10,10 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from nproxy_core.i18n import LANGUAGES, _
+from nproxy_core.i18n import DOMAIN, LANGUAGES, _
 from nproxy_core.i18n.localizers import catalog_localizer
 
 __all__ = ["LANGUAGES", "TEXTS", "text"]
+
+
+class Counted(str):
+    """A text that counts something (``{count}``): its English singular, remembering the
+    plural; the reader's language picks its own form (Russian has three)."""
+
+    plural: str
+
+
+def ngettext(singular: str, plural: str) -> Counted:
+    """Marks a counting text for the catalogs (Babel reads ``ngettext``'s two strings as one
+    plural message); :func:`text` picks the form for ``count``."""
+    counted = Counted(singular)
+    counted.plural = plural
+    return counted
+
 
 #: Key → English template (``str.format`` with named fields), marked for the catalogs.
 TEXTS: dict[str, str] = {
@@ -91,7 +107,7 @@ TEXTS: dict[str, str] = {
     "history_item": _("{when}: {prompt}"),
     # generating
     "working": _("Working on it…"),
-    "done": _("Done: {count} image(s)."),
+    "done": ngettext("Done: {count} image.", "Done: {count} images."),
     "failed": _("No image this time: {reason}"),
     "refused": _("{reason}"),
     "busy": _("You already have {count} images in progress. Wait for them, then send more."),
@@ -133,4 +149,8 @@ TEXTS: dict[str, str] = {
 def text(key: str, language: str = "en", /, **values: Any) -> str:
     """The text ``key`` in ``language`` (English when it is not offered) with ``values``
     filled in."""
-    return catalog_localizer(language).translate(TEXTS[key]).format(**values)
+    template, localizer = TEXTS[key], catalog_localizer(language)
+    if isinstance(template, Counted):
+        chosen = localizer.pluralize(template, template.plural, values["count"], domain=DOMAIN)
+        return chosen.format(**values)
+    return localizer.translate(template).format(**values)
