@@ -284,9 +284,18 @@ def settings_body(customer: TelegramCustomer) -> dict[str, Any]:
 
 
 def _check_may_submit(db: Session, customer: TelegramCustomer) -> None:
-    """Refused for a blocked account, and for one with too many generations in progress."""
+    """Refused for a blocked account, and for one with too many generations in progress.
+
+    The customer's row is locked until the submission commits: updates are handled side by
+    side, and without the lock a burst of prompts would each count the same in-progress
+    generations and all be queued."""
     if customer.user.is_blocked:
         raise Refused("blocked")
+    db.execute(
+        sa.select(TelegramCustomer.user_id)
+        .where(TelegramCustomer.user_id == customer.user_id)
+        .with_for_update()
+    )
     busy = in_progress(db, customer.user_id)
     if busy >= MAX_IN_PROGRESS:
         raise Refused("busy", count=busy)
