@@ -663,6 +663,39 @@ def test_a_renewal_refunded_before_its_invoice_arrives_never_activates(
     assert len(cycles(db)) == 1 and not renewal.needs_review
 
 
+@pytest.mark.parametrize(
+    "order", ["refund-first", "after-subscription-created", "reversed", "reconciled"]
+)
+def test_a_first_payment_refunded_before_its_checkout_arrives_never_activates(
+    stripe_api, stripe_app, fake, db, order
+):
+    order_id = buy(stripe_api)
+    session = session_of(fake, order_id)
+    events = fake.complete_checkout(session["id"])
+    first_invoice = fake.get(fake.get(fake.get(session["id"])["subscription"])["latest_invoice"])
+    refund = fake.refund(first_invoice["charge"])
+    deliveries = {
+        "refund-first": refund + events,
+        "after-subscription-created": events[:1] + refund + events[1:],
+        "reversed": list(reversed(events + refund)),
+        "reconciled": refund,  # the checkout's webhooks are lost
+    }[order]
+    send(stripe_app, fake, deliveries + deliveries)  # each twice
+    if order == "reconciled":
+        run_now(stripe_app.app.registry, reconcile_payments)
+    assert cycles(db) == []
+    [checkout] = payments(db)  # no renewal was made of the checkout's own invoice
+    assert checkout.order_id == order_id and checkout.status == PaymentState.REFUNDED
+    assert not checkout.needs_review
+    notes = notifications(db)
+    assert order == "reconciled" or len(notes) == 2 * len(deliveries)
+    assert all(n.payment_id == checkout.id for n in notes if n.status == "refunded")
+    assert not [n for n in notes if n.needs_review and n.resolved_at is None]
+    assert stripe_api.get("/api/v1/me").json["subscription"]["status"] != "active"
+    db.expire_all()
+    assert not db.scalars(sa.select(Alert).where(Alert.state == "open")).all()
+
+
 def test_subscription_reconciliation_survives_a_failing_stripe(stripe_api, stripe_app, fake, db):
     from fakes._server import Reply
     from nproxy_core.billing.models import Subscription

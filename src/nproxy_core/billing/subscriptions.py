@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.accounts.models import User
 from nproxy_core.alerts import AlertKind, IAlertNotifier
 from nproxy_core.audit import SYSTEM, Actor
+from nproxy_core.billing.activation import end_cycle_for_refund
 from nproxy_core.billing.checkout import new_order_id
 from nproxy_core.billing.models import (
     BillingCycle,
@@ -265,6 +266,7 @@ def apply(
     if kind != EventKind.CHECKOUT or event.subscription is not None:
         _lock_owner(db, processor, event)
     if kind == EventKind.CHECKOUT:
+        _refunded_before_checkout(db, processor, event, now, alerts)
         if event.subscription is not None and event.order_id:
             info = event.subscription
             if info.order_id is None:
@@ -322,6 +324,92 @@ def _lock_owner(db: Session, processor: str, event: PaymentEvent) -> None:
         )
     if user_id is not None:
         db.execute(sa.select(User.id).where(User.id == user_id).with_for_update())
+
+
+def _refunded_before_checkout(
+    db: Session,
+    processor: str,
+    event: PaymentEvent,
+    now: dt.datetime,
+    alerts: IAlertNotifier | None,
+) -> None:
+    """A checkout whose money was refunded before the checkout itself was heard of (events
+    arrive in any order) is born refunded and never activates. The refund named only the
+    money's ids (a subscription's first invoice), so it was recorded about no payment, or,
+    once the subscription was known, as a renewal born refunded: it is moved to the checkout.
+    """
+    refs = [ref[:128] for ref in event.references if ref]
+    if not refs or not event.order_id or event.status != PaymentStatus.FINISHED:
+        return
+    checkout = db.scalar(
+        sa.select(Payment)
+        .where(Payment.order_id == event.order_id[:64], Payment.processor == processor)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if checkout is None or checkout.status in (PaymentState.FINISHED, PaymentState.REFUNDED):
+        return
+    # Recorded about no payment, flagged (the queue's partial index finds them).
+    early = db.scalars(
+        sa.select(PaymentNotification).where(
+            PaymentNotification.payment_id.is_(None),
+            PaymentNotification.needs_review,
+            PaymentNotification.resolved_at.is_(None),
+            PaymentNotification.processor == processor,
+            PaymentNotification.processor_payment_id.in_(refs),
+            PaymentNotification.status == str(PaymentStatus.REFUNDED),
+        )
+    ).all()
+    # The checkout's own invoice taken for a renewal (a refund cannot tell them apart).
+    info = event.subscription
+    subscription_id = None
+    if info is not None and info.subscription_id:
+        subscription_id = db.scalar(
+            sa.select(Subscription.id).where(
+                Subscription.processor == processor,
+                Subscription.external_id == info.subscription_id[:128],
+            )
+        )
+    strays: list[Payment] = []
+    if subscription_id is not None:
+        strays = [
+            stray
+            for stray in db.scalars(
+                sa.select(Payment)
+                .where(
+                    Payment.subscription_id == subscription_id,
+                    Payment.invoice_id.in_(refs),
+                    Payment.id != checkout.id,
+                    Payment.status == PaymentState.REFUNDED,
+                )
+                .with_for_update()
+            )
+            if stray.cycle is None
+        ]
+    if not early and not strays:
+        return
+    checkout.status = PaymentState.REFUNDED
+    for stray in strays:
+        for note in list(stray.notifications):
+            note.payment = checkout
+            note.order_id = checkout.order_id
+        db.delete(stray)
+    for note in early:
+        note.payment_id = checkout.id
+        note.order_id = checkout.order_id
+        note.resolved_at = now
+        note.resolved_by = "system"
+        note.resolution_note = "matched to its checkout when the checkout arrived"
+        if alerts is not None:
+            # The alert _unknown raised about it: the refund is accounted for now.
+            alerts.resolve(
+                AlertKind.PAYMENT_FLAGGED,
+                f"{processor} {note.processor_payment_id}"[:200],
+                "the refunded payment turned out to be a checkout's",
+                db=db,
+            )
+    db.flush()
+    end_cycle_for_refund(db, checkout, now)
 
 
 def _record(
