@@ -295,6 +295,15 @@ def test_reconciliation_alone_activates_a_paid_checkout(stripe_api, stripe_app, 
     assert not any(r.path.startswith("/v1/checkout/sessions/") for r in fake.requests)
 
 
+def test_reconciliation_runs_on_a_schedule_every_five_minutes(stripe_app):
+    from nproxy_core.tasks import CELERY_APP
+
+    celery_app = stripe_app.app.registry[CELERY_APP]
+    entry = celery_app.conf.beat_schedule["billing.reconcile_payments"]
+    assert entry["task"] == "billing.reconcile_payments" and entry["task"] in celery_app.tasks
+    assert entry["schedule"] == dt.timedelta(minutes=5)
+
+
 def test_reconciliation_finds_a_renewal_whose_webhook_was_lost(stripe_api, stripe_app, fake, db):
     _order, sub_id = subscribed(stripe_app, stripe_api, fake)
     fake.renew(sub_id)  # invoice.paid lost
