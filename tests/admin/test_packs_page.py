@@ -106,6 +106,7 @@ def test_an_admin_adds_a_pack_and_it_is_audited_as_theirs(admin, db, admin_user)
         "models": ["demo-pro"],
         "public": True,
         "active": True,
+        "translations": {},
     }
     [row] = audit_rows(db, "pack.add")
     assert (row.actor, row.surface, row.after["units"]) == (admin_user.email, "web", 250)

@@ -101,6 +101,7 @@ def test_an_admin_adds_a_plan_and_it_is_audited_as_theirs(admin, db, admin_user)
         "free": False,
         "recurring_allowed": True,
         "active": True,
+        "translations": {},
     }
     [row] = audit_rows(db, "plan.add")
     assert (row.actor, row.surface, row.after["units"]) == (admin_user.email, "web", 1000)

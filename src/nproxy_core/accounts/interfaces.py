@@ -8,9 +8,12 @@ from zope.interface import Interface
 
 
 class ISubscriptionSummary(Interface):
-    def summary(request: Any, user: Any, batch: bool = False) -> dict[str, Any]:
+    def summary(
+        request: Any, user: Any, batch: bool = False, localizer: Any = None
+    ) -> dict[str, Any]:
         """``{"subscription": {"status", "current_period_end"}, "quota": {"bucket"}}``; with
-        ``batch``, ``quota.max_batch_now`` too (``/api/v1/me`` only, DESIGN 4.3)."""
+        ``batch``, ``quota.max_batch_now`` too (``/api/v1/me`` only, DESIGN 4.3). Names in the
+        language of ``localizer``, else of the request."""
 
 
 class ISecondFactor(Interface):

@@ -95,6 +95,8 @@ class Plan(Base):
     recurring_allowed: Mapped[bool] = mapped_column(default=False)
     #: Only active plans are sold; an inactive one keeps its cycles and payments.
     active: Mapped[bool] = mapped_column(default=True)
+    #: The name in Russian and Uzbek, as the admin wrote it (``i18n.fields``); ``{}``: English.
+    translations: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -379,6 +381,8 @@ class CreditPack(Base):
     models: Mapped[list[str]] = mapped_column(JSONType, default=list)
     public: Mapped[bool] = mapped_column(default=True)
     active: Mapped[bool] = mapped_column(default=True)
+    #: The name in Russian and Uzbek, as the admin wrote it; ``{}``: English only.
+    translations: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -59,6 +59,7 @@ FIELDS = (
     "models",
     "public",
     "active",
+    "translations",
 )
 #: The label of a balance is at most this long (the column's size).
 LABEL_LIMIT = 100

@@ -23,6 +23,7 @@ from nproxy_core.billing.models import Plan
 from nproxy_core.billing.models import decimal_text as price_text
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
+from nproxy_core.i18n.fields import BadTranslation, clean_translations
 
 __all__ = [
     "PlanCatalog",
@@ -59,7 +60,11 @@ FIELDS = (
     "free",
     "recurring_allowed",
     "active",
+    "translations",
 )
+#: What an admin may translate of a plan or a pack, and how long each text may be (the
+#: English column's size).
+TRANSLATABLE = {"name": 100}
 
 
 @implementer(IPlans)
@@ -209,6 +214,8 @@ def row_view(row: Any, fields: Iterable[str]) -> dict[str, Any]:
             value = price_text(value)
         elif field == "models":
             value = list(value or [])
+        elif field == "translations":
+            value = {language: dict(texts) for language, texts in (value or {}).items()}
         view[field] = value
     return view
 
@@ -276,6 +283,11 @@ def _clean(field: str, value: Any) -> Any:
         if len(text) > 64:
             raise _bad("api_rate_limit", "api_rate_limit is at most 64 characters")
         return text
+    if field == "translations":
+        try:
+            return clean_translations(value, TRANSLATABLE)
+        except BadTranslation as exc:
+            raise ValidationError(exc.message, fields={exc.field: exc.reason}) from None
     if field in ("public", "free", "recurring_allowed", "active"):
         if not isinstance(value, bool):
             raise _bad(field, f"{field} must be true or false")

@@ -31,6 +31,7 @@ from nproxy_core.billing.plans import default_plan_json, plan_json, sold_by
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError, error_response
+from nproxy_core.i18n.fields import localized
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessor, PaymentProcessorError, WebhookRejected
@@ -155,10 +156,16 @@ def api_plan(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="api.plans", request_method="GET", renderer="json")
 def api_plans(request: Request) -> dict[str, Any]:
-    """The public, active plans: what each costs and buys; never anyone's counts."""
+    """The public, active plans: what each costs and buys; never anyone's counts. Names in
+    the request's language (``Accept-Language``)."""
     per_image = request.find_service(IUnitPrices).per_image(request.db)
     plans = request.find_service(IPlans).for_sale(request.db)
-    return {"plans": [plan_json(plan, per_image) for plan in plans]}
+    return {
+        "plans": [
+            {**plan_json(plan, per_image), "name": localized(plan, "name", request.localizer)}
+            for plan in plans
+        ]
+    }
 
 
 @view_config(route_name="api.packs", request_method="GET", renderer="json")
@@ -166,7 +173,12 @@ def api_packs(request: Request) -> dict[str, Any]:
     """The public, active credit packs: what each costs and buys."""
     per_image = request.find_service(IUnitPrices).per_image(request.db)
     packs = request.find_service(IPacks).for_sale(request.db)
-    return {"packs": [pack_json(pack, per_image) for pack in packs]}
+    return {
+        "packs": [
+            {**pack_json(pack, per_image), "name": localized(pack, "name", request.localizer)}
+            for pack in packs
+        ]
+    }
 
 
 @user_view("api.billing.checkout", "POST", "json")

@@ -56,6 +56,7 @@ from nproxy_core.errors import APIError
 from nproxy_core.generation.models import Generation, GenerationImage
 from nproxy_core.generation.schemas import PROMPT_MAX_CHARS
 from nproxy_core.i18n import DEFAULT, localize
+from nproxy_core.i18n.fields import localized
 from nproxy_core.i18n.localizers import catalog_localizer
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import setting
@@ -272,13 +273,15 @@ class CustomerBot:
         await self.say(who.chat_id, "help")
 
     async def cmd_balance(self, who: TelegramUser) -> None:
+        language = await self.speaks(who.id)
+
         def read(request: Request) -> dict[str, Any]:
             customer = services.find_customer(request.db, who.id)
             summary = request.find_service(ISubscriptionSummary)
-            return summary.summary(request, customer.user)
+            # The plan's and the packs' names in the customer's language.
+            return summary.summary(request, customer.user, localizer=catalog_localizer(language))
 
         summary = await self.work(read)
-        language = await self.speaks(who.id)
         packs = "\n".join(
             text(
                 "balance_pack",
@@ -303,32 +306,46 @@ class CustomerBot:
             await self.say(who.chat_id, "balance_none", packs=packs)
 
     async def cmd_buy(self, who: TelegramUser) -> None:
-        def offers(request: Request) -> list[tuple[str, str, str]]:
+        language = await self.speaks(who.id)
+        localizer = catalog_localizer(language)
+
+        def offers(request: Request) -> list[tuple[str, str, str, str, bool]]:
+            """(kind, code, name in the customer's language, price, sold for Stars)."""
             db = request.db
-            found = []
-            for plan in db.scalars(
-                sa.select(Plan)
-                .where(Plan.public.is_(True), Plan.active.is_(True), Plan.free.is_(False))
-                .order_by(Plan.price, Plan.id)
-            ):
-                found.append(("plan", plan.code, _price(plan)))
-            for pack in db.scalars(
-                sa.select(CreditPack)
-                .where(CreditPack.public.is_(True), CreditPack.active.is_(True))
-                .order_by(CreditPack.price, CreditPack.id)
-            ):
-                found.append(("pack", pack.code, _price(pack)))
-            return found
+            rows: list[tuple[str, Any]] = [
+                ("plan", plan)
+                for plan in db.scalars(
+                    sa.select(Plan)
+                    .where(Plan.public.is_(True), Plan.active.is_(True), Plan.free.is_(False))
+                    .order_by(Plan.price, Plan.id)
+                )
+            ] + [
+                ("pack", pack)
+                for pack in db.scalars(
+                    sa.select(CreditPack)
+                    .where(CreditPack.public.is_(True), CreditPack.active.is_(True))
+                    .order_by(CreditPack.price, CreditPack.id)
+                )
+            ]
+            return [
+                (
+                    kind,
+                    row.code,
+                    localized(row, "name", localizer),
+                    _price(row, language),
+                    bool(row.price_stars),
+                )
+                for kind, row in rows
+            ]
 
         items = await self.work(offers)
-        language = await self.speaks(who.id)
         lines = [text("buy_intro", language)] + [
-            text("buy_item", language, name=code, price=price) for _, code, price in items
+            text("buy_item", language, name=name, price=price) for _, _, name, price, _ in items
         ]
         buttons = [
-            [(text("btn_buy_stars", language, name=code), f"b:{kind}:{code}")]
-            for kind, code, price in items
-            if "★" in price
+            [(text("btn_buy_stars", language, name=name), f"b:{kind}:{code}")]
+            for kind, code, name, _, stars in items
+            if stars
         ]
         buttons.append([(text("btn_buy_web", language), f"url:{self.public_url}/pricing")])
         await self.bot.send_message(
@@ -842,10 +859,10 @@ def _day(value: str | None) -> str:
     return (value or "")[:10] or "-"
 
 
-def _price(row: Any) -> str:
+def _price(row: Any, language: str = "en") -> str:
     price = f"{money(row.price)} {row.currency}"
     if row.price_stars:
-        price = text("price_stars", price=price, stars=row.price_stars)
+        price = text("price_stars", language, price=price, stars=row.price_stars)
     return price
 
 

@@ -17,6 +17,7 @@ from pyramid.i18n import Localizer
 from translationstring import TranslationString
 
 from nproxy_core.i18n import DEFAULT, DOMAIN, LANGUAGES, _, localize
+from nproxy_core.i18n.fields import localized as localized_field
 from nproxy_core.i18n.localizers import script_catalog_json
 
 #: Where a render keeps the localizer it found, in the render's own dict of values (a page
@@ -116,6 +117,13 @@ def translate(context: Context, value: str) -> str:
 
 
 @pass_context
+def localized(context: Context, row: Any, field: str = "name") -> str:
+    """``field`` of an admin's row (a plan, a pack) in the reader's language: the admin's
+    translation, else the English (``i18n.fields``)."""
+    return localized_field(row, field, context_localizer(context))
+
+
+@pass_context
 def size_label(context: Context, size: tuple[str, str]) -> str:
     """``Square (1:1)`` from a shape's name and its aspect ratio, the name translated."""
     label, ratio = size
@@ -134,6 +142,7 @@ def here(request: Any) -> str:
 
 FILTERS = {
     "translate": translate,
+    "localized": localized,
     "time_left": time_left,
     "size_label": size_label,
     "local_datetime": local_datetime,

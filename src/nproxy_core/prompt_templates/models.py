@@ -34,6 +34,10 @@ class PromptTemplate(Base):
     resolution: Mapped[str | None] = mapped_column(sa.String(64))
     #: Ask the model for a few words with the picture (the fursona's character description).
     with_text: Mapped[bool] = mapped_column(default=False)
+    #: Title, description and the fields' labels and options in Russian and Uzbek, as the
+    #: admin wrote them: ``{"ru": {"title", "description", "fields": {name: {"label",
+    #: "options": {english: translated}}}}}``; what is missing shows in English.
+    translations: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     active: Mapped[bool] = mapped_column(default=True)
     #: Gallery order, smallest first.
     position: Mapped[int] = mapped_column(default=0)

@@ -14,6 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n.fields import (
+    ENGLISH_NAMES,
+    TRANSLATED,
+    BadTranslation,
+    clean_text,
+    form_name,
+)
 
 FIELD_KINDS = ("text", "select", "image")
 #: What a ``{placeholder}`` may be called; the same rule as a field's name.
@@ -26,6 +33,7 @@ MAX_FIELDS = 8
 MAX_OPTIONS = 30
 TITLE_MAX_CHARS = 100
 DESCRIPTION_MAX_CHARS = 500
+LABEL_MAX_CHARS = 60
 PROMPT_MAX_CHARS = 3000
 #: Keys a template submission may carry beside ``template`` and ``inputs``.
 SUBMISSION_EXTRAS = frozenset({"batch_size", "provider"})
@@ -97,7 +105,7 @@ def check_fields(raw: Any) -> list[Field]:
             )
         if any(f.name == name for f in fields):
             raise _invalid("fields", f"Two fields are named {name!r}.")
-        label = text_value(item.get("label"), "fields", f"label of field {name!r}", 60)
+        label = text_value(item.get("label"), "fields", f"label of field {name!r}", LABEL_MAX_CHARS)
         kind = item.get("kind")
         if kind not in FIELD_KINDS:
             raise _invalid(
@@ -118,6 +126,125 @@ def check_fields(raw: Any) -> list[Field]:
             raise _invalid("fields", f"Field {name!r}: required must be true or false.")
         fields.append(Field(name, label, kind, options, required))
     return fields
+
+
+def check_translations(raw: Any, fields: Sequence[Field]) -> dict[str, Any]:
+    """An admin's translations of a template, checked against its (English) ``fields``:
+    ``{language: {"title", "description", "fields": {name: {"label", "options": {english:
+    translated}}}}}``, blanks left out. A refusal names the form's field (``title_ru``,
+    ``fields_uz``) and says what does not fit."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _invalid("translations", "The translations must be an object by language.")
+    by_name = {f.name: f for f in fields}
+    out: dict[str, Any] = {}
+    for language, texts in raw.items():
+        if language not in TRANSLATED or not isinstance(texts, Mapping):
+            raise _invalid("translations", f"Translations are objects for {', '.join(TRANSLATED)}.")
+        unknown = set(texts) - {"title", "description", "fields"}
+        if unknown:
+            raise _invalid(
+                "translations", f"Nothing called {sorted(unknown)[0][:40]!r} is translated."
+            )
+        kept: dict[str, Any] = {}
+        try:
+            for key, limit in (("title", TITLE_MAX_CHARS), ("description", DESCRIPTION_MAX_CHARS)):
+                text = clean_text(texts.get(key), key, language, limit)
+                if text:
+                    kept[key] = text
+            field_texts = _check_field_translations(texts.get("fields"), by_name, language)
+        except BadTranslation as exc:
+            raise _invalid(exc.field, exc.message, exc.reason) from None
+        if field_texts:
+            kept["fields"] = field_texts
+        if kept:
+            out[language] = kept
+    return out
+
+
+def _check_field_translations(
+    raw: Any, by_name: Mapping[str, Field], language: str
+) -> dict[str, Any]:
+    where = form_name("fields", language)
+    in_language = f"Fields in {ENGLISH_NAMES[language]}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise BadTranslation(where, f"{in_language}: give an object by field name.")
+    out: dict[str, Any] = {}
+    for name, entry in raw.items():
+        field = by_name.get(name)
+        if field is None:
+            raise BadTranslation(
+                where,
+                f"{in_language}: the template has no field {str(name)[:40]!r} "
+                f"(fields: {', '.join(by_name) or 'none'}).",
+            )
+        if not isinstance(entry, Mapping) or set(entry) - {"label", "options"}:
+            raise BadTranslation(where, f"{in_language}: {name!r} takes a label and options.")
+        kept: dict[str, Any] = {}
+        label = _field_text(entry.get("label"), where, f"the label of {name!r}", LABEL_MAX_CHARS)
+        if label:
+            kept["label"] = label
+        options = entry.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise BadTranslation(where, f"{in_language}: {name!r}'s options by English option.")
+        translated: dict[str, str] = {}
+        for option, text in options.items():
+            if option not in field.options:
+                raise BadTranslation(
+                    where, f"{in_language}: {name!r} has no option {str(option)[:40]!r}."
+                )
+            text = _field_text(text, where, f"an option of {name!r}", INPUT_MAX_CHARS)
+            if text:
+                translated[option] = text
+        if translated:
+            kept["options"] = translated
+        if kept:
+            out[name] = kept
+    return out
+
+
+def _field_text(value: Any, where: str, what: str, limit: int) -> str:
+    language = where.rsplit("_", 1)[-1]
+    if value is None:
+        return ""
+    if not isinstance(value, str) or "\x00" in value:
+        raise BadTranslation(where, f"Fields in {ENGLISH_NAMES[language]}: {what} must be text.")
+    value = value.strip()
+    if len(value) > limit:
+        raise BadTranslation(
+            where,
+            f"Fields in {ENGLISH_NAMES[language]}: {what} is {len(value)} characters long; "
+            f"at most {limit} fit.",
+            "too_long",
+        )
+    return value
+
+
+def localized_fields(
+    fields: Sequence[Mapping[str, Any]], translations: Mapping[str, Any], language: str
+) -> list[dict[str, Any]]:
+    """The stored ``fields`` for a reader of ``language``: each ``label`` translated and an
+    ``option_labels`` list beside ``options`` (which stay the English values a submission
+    sends); English wherever the admin wrote no translation."""
+    texts = (translations or {}).get(language) or {}
+    by_name = texts.get("fields") or {}
+    out = []
+    for f in fields:
+        entry = by_name.get(f["name"]) or {}
+        options = list(f.get("options") or ())
+        names = entry.get("options") or {}
+        out.append(
+            {
+                **f,
+                "label": entry.get("label") or f["label"],
+                "options": options,
+                "option_labels": [names.get(o) or o for o in options],
+            }
+        )
+    return out
 
 
 def read_fields(raw: Sequence[Mapping[str, Any]]) -> list[Field]:

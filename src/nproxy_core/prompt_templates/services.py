@@ -31,6 +31,7 @@ EDITABLE = (
     "resolution",
     "with_text",
     "active",
+    "translations",
 )
 
 
@@ -189,6 +190,7 @@ def template_view(template: PromptTemplate) -> dict[str, Any]:
         "active": template.active,
         "position": template.position,
         "example": template.storage_key,
+        "translations": dict(template.translations or {}),
     }
 
 
@@ -208,6 +210,10 @@ def _checked(values: Mapping[str, Any]) -> dict[str, Any]:
         required=False,
     )
     out["prompt"] = schemas.check_prompt(values.get("prompt"), fields)
+    if "translations" in values:
+        # Checked against the fields above: a translation names a field or an option by its
+        # English name, which the same edit may have changed.
+        out["translations"] = schemas.check_translations(values["translations"], fields)
     for name, limit in (("model", 128), ("resolution", 64)):
         value = schemas.text_value(values.get(name), name, name, limit, required=False)
         out[name] = value or None

@@ -10,7 +10,8 @@ from pyramid.view import view_config
 
 from nproxy_core.accounts.security import user_view
 from nproxy_core.errors import NotFound
-from nproxy_core.prompt_templates import services
+from nproxy_core.i18n.fields import translation
+from nproxy_core.prompt_templates import schemas, services
 from nproxy_core.prompt_templates.models import PromptTemplate
 from nproxy_core.storage import IStorage
 
@@ -27,12 +28,16 @@ def example_url(request: Request, template: PromptTemplate) -> str | None:
 
 
 def template_json(request: Request, template: PromptTemplate) -> dict[str, Any]:
+    """A template for the gallery, its words in the request's language (the admin's
+    translation, else English); a field's ``options`` stay the English values a submission
+    sends, ``option_labels`` are what to show for them."""
+    language = request.localizer.locale_name
     return {
         "slug": template.slug,
-        "title": template.title,
-        "description": template.description,
+        "title": translation(template, "title", language) or template.title,
+        "description": translation(template, "description", language) or template.description,
         "prompt": template.prompt,
-        "fields": list(template.fields),
+        "fields": schemas.localized_fields(template.fields, template.translations, language),
         "model": template.model,
         "resolution": template.resolution,
         "with_text": template.with_text,

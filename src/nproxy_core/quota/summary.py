@@ -20,6 +20,7 @@ from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.billing.models import BillingCycle, PackBalance, Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
+from nproxy_core.i18n.fields import localized
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
@@ -75,11 +76,24 @@ def standing(db: Session, user_id: int, now: dt.datetime | None = None) -> Stand
     return Standing(cycle, usable_packs(db, user_id, now))
 
 
-def packs_json(packs: list[PackBalance]) -> list[dict[str, Any]]:
+def packs_json(packs: list[PackBalance], localizer: Any = None) -> list[dict[str, Any]]:
     return [
-        {"label": p.label, "units_left": p.units_left, "expires_at": isoformat(p.expires_at)}
+        {
+            "label": pack_label(p, localizer),
+            "units_left": p.units_left,
+            "expires_at": isoformat(p.expires_at),
+        }
         for p in packs
     ]
+
+
+def pack_label(balance: PackBalance, localizer: Any = None) -> str:
+    """A balance's label for the reader of ``localizer``: a bought pack's name in their
+    language while it is still the name it was bought under; any other label as written."""
+    pack = balance.pack
+    if pack is not None and balance.label == pack.name:
+        return localized(pack, "name", localizer)
+    return balance.label
 
 
 def subscription_summary(
@@ -89,10 +103,12 @@ def subscription_summary(
     *,
     prices: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
     models: list[tuple[str, ModelCapabilities]] | None = None,
+    localizer: Any = None,
 ) -> dict:
     """``{"subscription": {"status", "current_period_end", "plan"}, "quota": {"bucket"},
     "packs": [...]}``; given the enabled ``models`` and their ``prices``, ``quota`` also
-    holds ``max_units_now`` and ``max_batch_now`` (of the default model and preset)."""
+    holds ``max_units_now`` and ``max_batch_now`` (of the default model and preset). Names
+    (the plan's, the packs') are in the language of ``localizer`` (English without one)."""
     now = now or utcnow()
     state = standing(db, user_id, now)
     cycle = state.cycle
@@ -116,14 +132,14 @@ def subscription_summary(
             quota["max_batch_now"] = max_batch_now(
                 min(state.units(caps.model), largest), state.max_batch(caps), cost
             )
-    summary = {"quota": quota, "packs": packs_json(state.packs)}
+    summary = {"quota": quota, "packs": packs_json(state.packs, localizer)}
     if cycle is not None:
         plan = cycle.plan
         return summary | {
             "subscription": {
                 "status": "active",
                 "current_period_end": isoformat(cycle.ends_at),
-                "plan": {"code": plan.code, "name": plan.name},
+                "plan": {"code": plan.code, "name": localized(plan, "name", localizer)},
             }
         }
     last_end = db.scalar(
@@ -154,12 +170,16 @@ def enabled_models(request: Any) -> list[tuple[str, ModelCapabilities]]:
 class SubscriptionSummary:
     """The real subscription state for the dashboard and ``/api/v1/me``."""
 
-    def summary(self, request: Any, user: Any, batch: bool = False) -> dict[str, Any]:
+    def summary(
+        self, request: Any, user: Any, batch: bool = False, localizer: Any = None
+    ) -> dict[str, Any]:
+        localizer = localizer or getattr(request, "localizer", None)
         if not batch:
-            return subscription_summary(request.db, user.id)
+            return subscription_summary(request.db, user.id, localizer=localizer)
         return subscription_summary(
             request.db,
             user.id,
             prices=request.find_service(IUnitPrices).costs(request.db),
             models=enabled_models(request),
+            localizer=localizer,
         )

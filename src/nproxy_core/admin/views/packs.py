@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from nproxy_core.admin.page import actor, admin_action, admin_page, base, form
 from nproxy_core.admin.views.plans import (
     CODE_FIELD,
+    NAME_TRANSLATIONS,
     field_at_fault,
     known_models,
     offer_fields,
@@ -30,6 +31,7 @@ from nproxy_core.quota.services import pack_usable
 #: The fields of the pack form, as :data:`..plans.PLAN_FIELDS`.
 PACK_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("name", "Name", "text", "shown to buyers"),
+    *NAME_TRANSLATIONS,
     ("price", "Price", "text", "above 0"),
     ("currency", "Currency", "text", "USD, EUR, …"),
     ("price_stars", "Price in Stars", "optional", "empty: not sold for Telegram Stars"),

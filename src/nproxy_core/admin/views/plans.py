@@ -24,12 +24,22 @@ from nproxy_core.billing.interfaces import IPlans
 from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, NotFound
+from nproxy_core.i18n.fields import ENGLISH_NAMES, TRANSLATED, form_name
 from nproxy_core.plugin_registry import IPlugins
 
+#: The name in each language a buyer may read (``i18n.fields``): optional, blank shows the
+#: English name.
+NAME_TRANSLATIONS: tuple[tuple[str, str, str, str], ...] = tuple(
+    (form_name("name", language), f"Name in {ENGLISH_NAMES[language]}", "translation",
+     "empty: the English name")
+    for language in TRANSLATED
+)  # fmt: skip
 #: The fields of the plan form, in order: (name, label, kind, hint). Kinds: ``text``,
-#: ``number`` (a whole number), ``optional`` (a whole number or empty), ``models``, ``flag``.
+#: ``number`` (a whole number), ``optional`` (a whole number or empty), ``models``, ``flag``,
+#: ``translation`` (``<field>_<language>``, kept together in ``translations``).
 PLAN_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("name", "Name", "text", "shown to buyers"),
+    *NAME_TRANSLATIONS,
     ("price", "Price", "text", "0 only for a free plan"),
     ("currency", "Currency", "text", "USD, EUR, …"),
     ("price_stars", "Price in Stars", "optional", "empty: not sold for Telegram Stars"),
@@ -52,7 +62,13 @@ def offer_fields(request: Request, spec: tuple[tuple[str, str, str, str], ...]) 
     say what is wrong), empty optional numbers as None, ticked models, flags as booleans."""
     fields: dict[str, Any] = {}
     for name, _label, kind, _hint in spec:
-        if kind == "models":
+        if kind == "translation":
+            if name not in request.POST:
+                continue  # a form without it (a script's) leaves the translation alone
+            field, language = name.rsplit("_", 1)
+            texts = fields.setdefault("translations", {}).setdefault(language, {})
+            texts[field] = form(request, name)
+        elif kind == "models":
             fields[name] = [m for m in request.POST.getall(name) if isinstance(m, str)]
         elif kind == "flag":
             fields[name] = form(request, name) in ("1", "on", "true")

@@ -25,6 +25,7 @@ from nproxy_core.generation.models import (
     Generation,
     GenerationImage,
 )
+from nproxy_core.i18n.fields import ENGLISH_NAMES, TRANSLATED, form_name
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.prompt_templates import schemas
 from nproxy_core.prompt_templates import services as templates
@@ -42,6 +43,10 @@ FORM_FIELDS: tuple[tuple[str, str, str, str], ...] = (
     ("model", "Model", "text", "empty: the default model"),
     ("resolution", "Resolution", "text", "a preset of the model, e.g. square; empty: its default"),
 )
+#: What each language's part of the form holds: the title, the description, the fields.
+TRANSLATED_FIELDS = ("title", "description", "fields")
+#: The languages of that part, as the (English) admin names them: (code, name).
+TRANSLATION_LANGUAGES = tuple((language, ENGLISH_NAMES[language]) for language in TRANSLATED)
 
 
 # --- the fields as admins type them ----------------------------------------------------------
@@ -92,8 +97,70 @@ def parse_fields_text(text: str) -> list[dict[str, Any]]:
     return fields
 
 
+def translated_fields_text(fields: list[dict[str, Any]], texts: dict[str, Any]) -> str:
+    """A language's translations of the fields, one line per translated field: ``name |
+    Label | option, option`` (the options in the English order; an untranslated one as the
+    English)."""
+    lines = []
+    for f in fields:
+        entry = texts.get(f["name"])
+        if not entry:
+            continue
+        parts = [f["name"], entry.get("label") or ""]
+        names = entry.get("options") or {}
+        if names:
+            parts.append(", ".join(names.get(o) or o for o in f.get("options") or ()))
+        lines.append(" | ".join(parts))
+    return "\n".join(lines)
+
+
+def parse_translated_fields_text(
+    text: str, fields: list[dict[str, Any]], language: str
+) -> dict[str, Any]:
+    """The lines of :func:`translated_fields_text` back as ``{name: {label, options}}``, the
+    options matched to the English ones by place (checked by the service)."""
+    where = form_name("fields", language)
+    in_language = f"Fields in {ENGLISH_NAMES[language]}"
+    by_name = {f["name"]: f for f in fields}
+    out: dict[str, Any] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) not in (2, 3):
+            raise ValidationError(
+                f"{in_language}, line {n}: write name | Label, then the options in the "
+                "English order if it has some.",
+                fields={where: "invalid"},
+            )
+        field = by_name.get(parts[0])
+        if field is None:
+            raise ValidationError(
+                f"{in_language}, line {n}: there is no field {parts[0][:40]!r} "
+                f"(fields: {', '.join(by_name) or 'none'}).",
+                fields={where: "invalid"},
+            )
+        entry: dict[str, Any] = {"label": parts[1]}
+        if len(parts) == 3 and parts[2]:
+            english = list(field.get("options") or ())
+            options = [o.strip() for o in parts[2].split(",")]
+            if len(options) != len(english):
+                raise ValidationError(
+                    f"{in_language}, line {n}: {parts[0]} has {len(english)} options in "
+                    f"English and {len(options)} here; give one for each, in the same order.",
+                    fields={where: "invalid"},
+                )
+            entry["options"] = dict(zip(english, options, strict=True))
+        out[parts[0]] = entry
+    return out
+
+
 def _posted(request: Request) -> dict[str, Any]:
     values: dict[str, Any] = {name: form(request, name) for name, *_ in FORM_FIELDS}
+    for language in TRANSLATED:
+        for field in TRANSLATED_FIELDS:
+            if form_name(field, language) in request.POST:
+                values[form_name(field, language)] = form(request, form_name(field, language))
     values["prompt"] = form(request, "prompt")
     values["fields_text"] = form(request, "fields")
     values["with_text"] = request.POST.get("with_text") == "1"
@@ -111,11 +178,38 @@ def _values(template: PromptTemplate) -> dict[str, Any]:
         "fields_text": fields_text(template.fields),
         "with_text": template.with_text,
         "active": template.active,
+        **_translation_values(template),
     }
 
 
+def _translation_values(template: PromptTemplate) -> dict[str, str]:
+    values = {}
+    for language in TRANSLATED:
+        texts = (template.translations or {}).get(language) or {}
+        values[form_name("title", language)] = texts.get("title") or ""
+        values[form_name("description", language)] = texts.get("description") or ""
+        values[form_name("fields", language)] = translated_fields_text(
+            template.fields, texts.get("fields") or {}
+        )
+    return values
+
+
 def _for_service(values: dict[str, Any]) -> dict[str, Any]:
-    return {**values, "fields": parse_fields_text(values["fields_text"])}
+    fields = parse_fields_text(values["fields_text"])
+    if not any(form_name(f, lang) in values for f in TRANSLATED_FIELDS for lang in TRANSLATED):
+        # A form without the translations (a script's) leaves them as they are.
+        return {**values, "fields": fields}
+    translations = {
+        language: {
+            "title": values.get(form_name("title", language)) or "",
+            "description": values.get(form_name("description", language)) or "",
+            "fields": parse_translated_fields_text(
+                values.get(form_name("fields", language)) or "", fields, language
+            ),
+        }
+        for language in TRANSLATED
+    }
+    return {**values, "fields": fields, "translations": translations}
 
 
 # --- examples -------------------------------------------------------------------------------
@@ -216,6 +310,7 @@ def _list_page(request: Request, **form_state: Any) -> dict[str, Any]:
         "templates",
         templates=rows,
         fields=FORM_FIELDS,
+        translation_languages=TRANSLATION_LANGUAGES,
         values=values,
         example_url=lambda t: _example_url(request, t),
         **{"error": None, "error_field": None, **form_state},
@@ -260,6 +355,7 @@ def _template_page(request: Request, template: PromptTemplate, **form_state: Any
         "templates",
         template=template,
         fields=FORM_FIELDS,
+        translation_languages=TRANSLATION_LANGUAGES,
         template_fields=schemas.read_fields(template.fields),
         values=form_state.pop("values", None) or _values(template),
         example_url=_example_url(request, template),

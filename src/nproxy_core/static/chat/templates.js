@@ -133,13 +133,14 @@ function fieldNode(field, values, images) {
     return el("div", { class: "tfield image" }, imageSlot(field, images[field.name]), error);
   }
   const label = el("label", { for: id }, field.label,
-    field.required ? "" : el("span", { class: "muted" }, " (optional)"));
+    field.required ? "" : el("span", { class: "muted" }, " ", gettext("(optional)")));
   let input;
   if (field.kind === "select") {
     input = el("select", { id, name: field.name, "aria-describedby": `${id}-error`,
       ...(field.required ? { required: true } : {}) },
     el("option", { value: "" }, field.required ? gettext("Choose…") : gettext("None")),
-    (field.options || []).map((o) => el("option", { value: o }, o)));
+    // The value sent is the English option; what the reader sees is its translation.
+    (field.options || []).map((o, i) => el("option", { value: o }, field.option_labels?.[i] || o)));
   } else {
     input = el("input", { id, name: field.name, maxlength: 300, autocomplete: "off",
       "aria-describedby": `${id}-error`, ...(field.required ? { required: true } : {}) });
@@ -234,10 +235,17 @@ export function takeTemplateRequest() {
   const budget = budgetProblem(batch);
   if (budget) { ui.hint.textContent = budget; return null; }
   const label = [template.title, ...template.fields
-    .filter((f) => f.kind !== "image" && inputs[f.name]).map((f) => inputs[f.name])].join(" · ");
+    .filter((f) => f.kind !== "image" && inputs[f.name]).map((f) => shownValue(f, inputs[f.name]))]
+    .join(" · ");
   const previews = template.fields.filter((f) => f.kind === "image" && state.images[f.name])
     .map((f) => state.images[f.name].preview);
   return { body: { template: template.slug, inputs, batch_size: batch }, label, previews };
+}
+
+/** An input as the reader knows it: a select's option by its translated label. */
+function shownValue(field, value) {
+  const at = field.kind === "select" ? (field.options || []).indexOf(value) : -1;
+  return at >= 0 ? field.option_labels?.[at] || value : value;
 }
 
 /** A refused template submission: the field the server names is marked, else the banner. */
