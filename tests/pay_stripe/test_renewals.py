@@ -553,6 +553,7 @@ def test_cancel_and_manage_from_the_account_page(stripe_api, stripe_app, fake, d
     page = stripe_app.get("/dashboard")
     section = page.html.find(id="subscription")
     assert "Renews on" in section.text and "Manage subscription" in section.text
+    assert "Monthly" in section.text and "Card (Stripe)" in section.text
     form = next(f for f in page.forms.values() if f.action == "/billing/subscription/manage")
     res = form.submit()
     assert res.status_int == 303 and res.location.startswith(
@@ -574,6 +575,26 @@ def test_cancel_and_manage_from_the_account_page(stripe_api, stripe_app, fake, d
     assert subscriptions(db)[0].state == SubscriptionState.ENDING
     history = stripe_app.get("/billing")
     assert "Card (Stripe)" in history.text and "renewal is cancelled" not in history.text
+
+
+def test_the_payment_history_names_every_processor_and_marks_renewals(
+    stripe_api, stripe_app, fake, db
+):
+    order_id, sub_id = subscribed(stripe_app, stripe_api, fake)
+    send(stripe_app, fake, fake.renew(sub_id))
+    demo = stripe_api.post("/api/v1/billing/checkout", {"processor": "demo"})
+    assert demo.status_int == 201, demo.text
+    page = stripe_app.get("/billing")
+    methods = {
+        row["data-order"]: " ".join(row.find_all("td")[2].text.split())
+        for row in page.html.find(id="payments").find_all("tr", attrs={"data-order": True})
+    }
+    [renewal] = [p.order_id for p in payments(db) if p.subscription_id and p.order_id != order_id]
+    assert methods == {
+        order_id: "Card (Stripe)",
+        renewal: "Card (Stripe) (renewal)",
+        demo.json["payment_id"]: "Demo (no real money)",
+    }
 
 
 def test_cancel_without_csrf_or_subscription_changes_nothing(stripe_api, stripe_app, fake, db):
