@@ -316,6 +316,24 @@ def test_reconciliation_finds_a_renewal_whose_webhook_was_lost(stripe_api, strip
     assert second.starts_at == first.ends_at
 
 
+def test_reconciliation_finds_a_past_due_renewal_paid_later_whose_webhook_was_lost(
+    stripe_api, stripe_app, fake, db
+):
+    # Stripe's events were sent before the reconciliation asks (the fake's clock runs a second
+    # ahead per event: set it back).
+    fake.clock -= 600
+    _order, sub_id = subscribed(stripe_app, stripe_api, fake)
+    declined = fake.renew(sub_id, paid=False)
+    send(stripe_app, fake, declined)
+    assert subscriptions(db)[0].state == SubscriptionState.PAST_DUE
+    # The customer fixes the card at once; Stripe's invoice.paid never arrives.
+    fake.pay_invoice(declined[0]["data"]["object"]["id"])
+    run_now(stripe_app.app.registry, reconcile_payments)
+    first, second = cycles(db)
+    assert second.starts_at == first.ends_at
+    assert subscriptions(db)[0].state == SubscriptionState.ACTIVE
+
+
 def test_an_unpaid_open_checkout_stays_open_under_reconciliation(stripe_api, stripe_app, fake, db):
     order_id = buy(stripe_api)
     counts = run_now(stripe_app.app.registry, reconcile_payments)

@@ -825,8 +825,9 @@ def reconcile_subscriptions(
     alerts: IAlertNotifier | None = None,
     request: Any = None,
 ) -> dict[str, int]:
-    """Ask the processors about renewing subscriptions whose period is ending or over, so a
-    lost renewal (or cancellation) webhook still counts."""
+    """Ask the processors about renewing subscriptions whose period is ending or over, and
+    about those past due (their open renewal invoice), so a lost renewal (or cancellation)
+    webhook still counts."""
     now = now or utcnow()
     names = [name for name, p in processors.items() if getattr(p, "recurring", False)]
     counts = {"checked": 0, "failed": 0}
@@ -842,6 +843,8 @@ def reconcile_subscriptions(
             sa.or_(
                 Subscription.current_period_end.is_(None),
                 Subscription.current_period_end <= now + RENEWAL_DUE,
+                # Its declined renewal may be paid at any moment (a card fixed, a retry).
+                Subscription.state == SubscriptionState.PAST_DUE,
             ),
         )
         .order_by(Subscription.id)
