@@ -57,3 +57,33 @@ def test_settings_language_history_invite_paysupport_and_buy(bot, telegram, chat
     assert "Payment questions" in chat.say("/paysupport").text
     buy = chat.say("/buy", contains="Plans and packs")
     assert any(b.get("url", "").endswith("/pricing") for b in buy.buttons())
+
+
+def test_buy_and_balance_name_plans_and_packs_in_the_customers_language(bot, chat, db, make_cycle):
+    chat.say("/start", contains="Welcome")
+    pick = chat.say("/language", contains="language")
+    chat.press(chat.button(pick, "Русский"), contains="Язык сохранён")
+    pack = CreditPack(
+        code="p20", name="20 units", price=5, currency="USD", units=20, price_stars=250,
+        translations={"ru": {"name": "20 единиц"}},
+    )  # fmt: skip
+    plain = CreditPack(code="p50", name="Fifty", price=9, currency="USD", units=50)
+    db.add_all([pack, plain])
+    db.flush()
+    found = customer(db, chat.id)
+    make_cycle(found.user)
+    db.add(
+        PackBalance(
+            user_id=found.user_id, pack_id=pack.id, source=BalanceSource.PURCHASE,
+            label="20 units", units=20, expires_at=utcnow() + dt.timedelta(days=30),
+        )
+    )  # fmt: skip
+    db.commit()
+    buy = chat.say("/buy", contains="Тарифы")
+    # The shipped plan's name and the admin's Russian one; a pack with none in English.
+    assert "Месячный" in buy.text and "20 единиц" in buy.text and "Fifty" in buy.text
+    assert "monthly" not in buy.text and "p20" not in buy.text
+    assert any(b["text"].startswith("20 единиц") for b in buy.buttons())
+    balance = chat.say("/balance").text
+    assert "Месячный" in balance and "20 единиц" in balance
+    assert "Monthly" not in balance and "20 units" not in balance
