@@ -257,3 +257,31 @@ def test_a_result_that_cannot_be_read_is_given_up_with_a_message(
         assert time.monotonic() < deadline
         time.sleep(0.05)
         db.expire_all()
+
+
+def test_a_429_on_the_status_message_sends_no_result_twice(
+    bot, worker, telegram, chat, db, make_cycle
+):
+    found = paying(chat, db, make_cycle)
+
+    def delivered(prompt: str, method: str) -> list[str]:
+        seen = chat.seen()
+        telegram.rate_limit_edits(retry_after=1)
+        telegram.send_text(chat.id, prompt)
+        wait_photo(telegram, chat, seen, method=method)
+        deadline = time.monotonic() + 30
+        while db.scalar(sa.select(sa.func.count()).where(TelegramDelivery.sent_at.is_(None))):
+            assert time.monotonic() < deadline, "the delivery was never marked sent"
+            time.sleep(0.05)
+            db.expire_all()
+        return [m.method for m in telegram.sent_to(chat.id)[seen:]]
+
+    refused = telegram.refused
+    sent = delivered("an owl at night", "sendPhoto")
+    assert telegram.refused == refused + 1 and sent.count("sendPhoto") == 1
+    found.batch_size = 2
+    db.commit()
+    sent = delivered("two owls", "sendMediaGroup")
+    assert telegram.refused == refused + 2 and sent.count("sendMediaGroup") == 2  # one album
+    done = [m for m in telegram.sent_to(chat.id) if m.text.startswith("Done: 2")][-1]
+    assert [b["text"] for b in done.buttons()][:2] == ["Regenerate", "Vary"]

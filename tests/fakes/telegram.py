@@ -70,7 +70,10 @@ class FakeTelegram:
         self._file_ids = itertools.count(1)
         self._updates: list[dict[str, Any]] = []
         self._limited: list[int] = []
+        self._edits_limited: list[int] = []
         self._failing = 0
+        #: refundStarPayment calls Telegram took: {"user_id", "telegram_payment_charge_id"}.
+        self.refunds: list[dict[str, Any]] = []
         #: sendMessage calls answered 429 or 502 (by ``rate_limit`` and ``fail``).
         self.refused = 0
         self._update_ids = itertools.count(1000)
@@ -237,6 +240,11 @@ class FakeTelegram:
         """The next ``times`` sendMessage calls answer 429 with ``retry_after``."""
         with self._lock:
             self._limited.extend([retry_after] * times)
+
+    def rate_limit_edits(self, retry_after: int, times: int = 1) -> None:
+        """The next ``times`` editMessageText calls answer 429 with ``retry_after``."""
+        with self._lock:
+            self._edits_limited.extend([retry_after] * times)
 
     def fail(self, times: int = 1) -> None:
         """The next ``times`` sendMessage calls answer 502, as when Telegram has an outage."""
@@ -437,6 +445,15 @@ class FakeTelegram:
                 self.pre_checkout_answers.append(params)
                 self._lock.notify_all()
             return 200, _ok(True)
+        if method == "refundStarPayment":
+            with self._lock:
+                self.refunds.append(
+                    {
+                        "user_id": int(params.get("user_id") or 0),
+                        "telegram_payment_charge_id": str(params.get("telegram_payment_charge_id")),
+                    }
+                )
+            return 200, _ok(True)
         if method == "answerCallbackQuery":
             with self._lock:
                 self.callback_answers.append(params)
@@ -468,9 +485,10 @@ class FakeTelegram:
                 self._failing -= 1
                 self.refused += 1
                 return 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
-            if method == "sendMessage" and self._limited:
+            limited = self._limited if method == "sendMessage" else self._edits_limited
+            if limited:
                 self.refused += 1
-                retry_after = self._limited.pop(0)
+                retry_after = limited.pop(0)
                 return 429, {
                     "ok": False,
                     "error_code": 429,

@@ -785,26 +785,32 @@ class CustomerBot:
             for n, (image_id, _k, _m) in enumerate(item.images)
         ]
         markup = self._markup(telegram_id, rows)
+        done = text("done", language, count=len(datas))
+        # A delivery that fails part way is sent again from the start, so the pictures go
+        # last: a 429 or an outage on the status message then repeats only the status edit,
+        # never a photo or an album. An album cannot carry buttons: the status has them.
         if len(datas) == 1:
+            await self._status(item, done)
             await self.bot.send_photo(chat_id, datas[0], reply_markup=markup)
         else:
+            await self._status(item, done, markup)
             await self.bot.send_media_group(chat_id, [InputMediaPhoto(d) for d in datas])
-            await self.bot.send_message(
-                chat_id, text("done", language, count=len(datas)), reply_markup=markup
-            )
-        await self._status(item, text("done", language, count=len(datas)))
 
-    async def _status(self, item: services.Ready, said: str) -> None:
+    async def _status(
+        self, item: services.Ready, said: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
         if item.status_message_id is None:
-            await self.bot.send_message(item.chat_id, said)
+            await self.bot.send_message(item.chat_id, said, reply_markup=markup)
             return
         try:
             await self.bot.edit_message_text(
-                said, chat_id=item.chat_id, message_id=item.status_message_id
+                said, chat_id=item.chat_id, message_id=item.status_message_id, reply_markup=markup
             )
-        except telegram.error.BadRequest:
+        except telegram.error.BadRequest as error:
+            if "not modified" in error.message.lower():
+                return  # edited already, by an earlier try of this delivery
             # The status message is gone (deleted by the user): say it anew.
-            await self.bot.send_message(item.chat_id, said)
+            await self.bot.send_message(item.chat_id, said, reply_markup=markup)
 
     def registry_storage(self) -> Any:
         from nproxy_core.wiring import find_service
