@@ -10,6 +10,7 @@ from typing import Any
 
 from nproxy_core.i18n import DOMAIN, _, localizable
 from nproxy_core.i18n.jinja import configure_environment
+from nproxy_core.i18n.rendering import add_localized_jinja2_renderer
 
 #: The project's ``templates/`` folder; found next to ``src/`` in a checkout and an install
 #: made with ``pip install -e .``, or at ``NPROXY_TEMPLATES`` when packaged elsewhere.
@@ -146,7 +147,7 @@ def includeme(config: Any) -> None:
     settings.setdefault("jinja2.i18n.domain", DOMAIN)
     settings.setdefault("jinja2.i18n.gettext", "nproxy_core.i18n.jinja:Gettext")
     settings.setdefault("jinja2.newstyle", "true")
-    config.add_jinja2_renderer(".html")
+    add_localized_jinja2_renderer(config, ".html", "jinja2.")
     config.add_jinja2_search_path(folder, name=".html")
     # Plain-text email templates (templates/email/...): the same folder and filters, but no
     # HTML escaping, which would garble links and quotes in a text/plain message.
@@ -161,7 +162,7 @@ def includeme(config: Any) -> None:
     ):
         settings.setdefault(f"jinja2_text.{key}", settings[f"jinja2.{key}"])
     settings.setdefault("jinja2_text.autoescape", "false")
-    config.add_jinja2_renderer(".txt", settings_prefix="jinja2_text.")
+    add_localized_jinja2_renderer(config, ".txt", "jinja2_text.")
     config.add_jinja2_search_path(folder, name=".txt")
     for renderer in (".html", ".txt"):
         config.action(

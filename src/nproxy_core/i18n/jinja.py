@@ -10,7 +10,8 @@ from typing import Any
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
-from jinja2 import pass_context
+from jinja2 import pass_context, pass_eval_context
+from jinja2.nodes import EvalContext
 from jinja2.runtime import Context
 from markupsafe import Markup
 from pyramid.i18n import Localizer
@@ -152,26 +153,37 @@ FILTERS = {
 }
 
 
+def _text(localizer: Localizer | None, message: str) -> tuple[str, bool]:
+    """``message`` in ``localizer``'s language, and whether it is the template author's own
+    text (safe under autoescaping) rather than a string marked in Python and filled with values
+    from anywhere."""
+    if localizer is None:
+        return message, True
+    if isinstance(message, TranslationString):
+        return localizer.translate(message), False
+    # The catalog itself: Pyramid's ``translate`` would build a TranslationString a call.
+    return localizer.translations.gettext(message), True
+
+
+def _filled(eval_ctx: EvalContext, text: str, values: dict[str, Any]) -> str:
+    if eval_ctx.autoescape:
+        text = Markup(text)  # noqa: S704 - the template's own message, as Jinja2 marks it
+    return text % values if values or "%" in text else text
+
+
 # Jinja2's own newstyle callables wrap ours in a second call through the context and always
 # apply ``%``; these do the same work in one call and apply ``%`` only when it changes the
-# text (values to fill, or a ``%%``): about half of a translated page's extra rendering time.
+# text (values to fill, or a ``%%``). The globals below take the render's context, to find the
+# localizer; :func:`translators` are bound to one localizer and take only the evaluation
+# context, which spares Jinja2 a derived context per call inside a block that sets variables
+# (most of a translated page's extra rendering time).
 @pass_context
 def gettext(context: Context, message: str, **values: Any) -> str:
     """``_()``, ``gettext()`` and ``{% trans %}``: the message in the reader's language, marked
     safe under autoescaping (its text is the template author's) and filled with ``values``
     (escaped)."""
-    localizer = context_localizer(context)
-    if localizer is None:
-        text = message
-    elif isinstance(message, TranslationString):
-        # Marked in Python, maybe filled with values from anywhere: escaped like any value.
-        return localizer.translate(message)
-    else:
-        # The catalog itself: Pyramid's ``translate`` would build a TranslationString a call.
-        text = localizer.translations.gettext(message)
-    if context.eval_ctx.autoescape:
-        text = Markup(text)  # noqa: S704 - the template's own message, as Jinja2 marks it
-    return text % values if values or "%" in text else text
+    text, own = _text(context_localizer(context), message)
+    return _filled(context.eval_ctx, text, values) if own else text
 
 
 @pass_context
@@ -183,10 +195,27 @@ def ngettext(context: Context, singular: str, plural: str, n: int, **values: Any
         text = singular if n == 1 else plural
     else:
         text = localizer.translations.ngettext(singular, plural, n)
-    if context.eval_ctx.autoescape:
-        text = Markup(text)  # noqa: S704 - the template's own message, as Jinja2 marks it
     values.setdefault("num", n)
-    return text % values
+    return _filled(context.eval_ctx, text, values)
+
+
+def translators(localizer: Localizer) -> dict[str, Any]:
+    """``gettext``, ``_`` and ``ngettext`` speaking ``localizer``'s language, for one render's
+    values (they outrank the globals above)."""
+
+    @pass_eval_context
+    def bound_gettext(eval_ctx: EvalContext, message: str, **values: Any) -> str:
+        text, own = _text(localizer, message)
+        return _filled(eval_ctx, text, values) if own else text
+
+    @pass_eval_context
+    def bound_ngettext(
+        eval_ctx: EvalContext, singular: str, plural: str, n: int, **values: Any
+    ) -> str:
+        values.setdefault("num", n)
+        return _filled(eval_ctx, localizer.translations.ngettext(singular, plural, n), values)
+
+    return {"gettext": bound_gettext, "_": bound_gettext, "ngettext": bound_ngettext}
 
 
 class Gettext:
