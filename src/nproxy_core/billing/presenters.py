@@ -22,8 +22,9 @@ EXAMPLES = (
 )
 
 #: The names the product ships with (the plan migration 0014 seeds, named by the settings'
-#: default), marked so that pages show them in the reader's language; a name an admin types
-#: is shown as typed.
+#: default), marked so that pages show them in the reader's language even where the row has no
+#: translation of its own; a name an admin types is shown in the admin's translations
+#: (``i18n.fields``), else as typed.
 SHIPPED_NAMES = (_("Monthly"),)
 
 
