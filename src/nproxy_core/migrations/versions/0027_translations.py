@@ -73,7 +73,7 @@ TEMPLATES: dict[str, dict[str, Any]] = {
             },
         },
         "uz": {
-            "title": "Fotosuratingizdan fursona",
+            "title": "Fotodan hayvon-personaj",
             "description": (
                 "Fotosuratingiz hayvon qiyofasidagi personaj sifatida: portret va "
                 "personajning qisqacha tavsifi."
