@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import contextvars
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -104,6 +105,18 @@ POLLING = {
 }
 
 
+#: The languages read while handling one update (Telegram id -> code): an update reads the
+#: account's choice once however many messages it sends, and a choice made on the web counts
+#: from the next update. Each update is handled in a task of its own, so each has its own.
+_SPOKEN: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar(
+    "customerbot_spoken", default=None
+)
+
+
+def _new_update() -> None:
+    _SPOKEN.set({})
+
+
 def customer_token(settings: Any) -> str:
     return (setting(settings, "telegram.customer_bot_token", default="") or "").strip()
 
@@ -173,17 +186,24 @@ class CustomerBot:
     async def speaks(self, telegram_id: int) -> str:
         """The language the bot writes to ``telegram_id`` in: the account's choice (made with
         /language or on the web), else English. Read each time: a choice made on the web
-        counts from the next message."""
+        counts from the next update (read once per update: :data:`_SPOKEN`)."""
+        known = _SPOKEN.get()
+        if known is not None and telegram_id in known:
+            return known[telegram_id]
 
         def chosen(request: Request) -> str | None:
             customer = services.find_customer(request.db, telegram_id)
-            return None if customer is None else customer.user.language or customer.language
+            return None if customer is None else _language_of(customer)
 
-        return await self.work(chosen) or "en"
+        language = await self.work(chosen) or "en"
+        if known is not None:
+            known[telegram_id] = language
+        return language
 
     # --- updates ------------------------------------------------------------------------------
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        _new_update()
         message = update.effective_message
         user = update.effective_user
         chat = update.effective_chat
@@ -219,10 +239,16 @@ class CustomerBot:
         await self.say(who.chat_id, "unsupported")
 
     async def _ensure_account(self, who: TelegramUser) -> bool:
-        def open_(request: Request) -> bool:
-            return services.open_account(request.db, who)[1]
+        def open_(request: Request) -> tuple[bool, str]:
+            customer, created = services.open_account(request.db, who)
+            return created, _language_of(customer)
 
-        return await self.work(open_)
+        # The account's language comes with it: one trip to the database fewer per update.
+        created, language = await self.work(open_)
+        known = _SPOKEN.get()
+        if known is not None:
+            known[who.id] = language
+        return created
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -507,6 +533,7 @@ class CustomerBot:
             timer.cancel()
 
         async def later() -> None:
+            _new_update()
             await asyncio.sleep(ALBUM_WAIT)
             self._album_timers.pop(group, None)
             messages = sorted(self._albums.pop(group, []), key=lambda m: m.message_id)
@@ -565,6 +592,7 @@ class CustomerBot:
     # --- buttons ------------------------------------------------------------------------------
 
     async def on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        _new_update()
         query = update.callback_query
         user = update.effective_user
         if query is None or user is None:
@@ -681,6 +709,9 @@ class CustomerBot:
             customer.language = customer.user.language = code
 
         await self.work(save)
+        known = _SPOKEN.get()
+        if known is not None:
+            known[who.id] = code
         await self.say(who.chat_id, "language_set", language=LANGUAGES[code])
 
     # --- payments (the ``stars`` plugin's services, see :mod:`.stars`) ------------------------
@@ -859,6 +890,11 @@ class CustomerBot:
 
     async def _stopped(self, application: Application) -> None:
         await cancel_tasks(getattr(self, "_deliverer", None), getattr(self, "_heartbeat", None))
+
+
+def _language_of(customer: TelegramCustomer) -> str:
+    """The account's language (chosen in the bot or on the web)."""
+    return customer.user.language or customer.language
 
 
 def _day(value: str | None) -> str:
