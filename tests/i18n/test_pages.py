@@ -4,38 +4,51 @@ same page has is a name (nproxy, Google, a model, a currency) or the page's fail
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 from bs4 import BeautifulSoup
 
 from apiclient import ApiClient
+from nproxy_core.audit import Actor, Surface
+from nproxy_core.generation.tasks import run_generation
+from nproxy_core.keypool import services as keypool
+from nproxy_core.keypool.interfaces import ISecretBox
+from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.tasks import run_now
+from nproxy_core.twofactor import codes
+from nproxy_core.wiring import find_service
 
 #: Names that read the same in every language: the product, brands, models, currencies, units.
 NAMES = {
     "nproxy", "google", "nano", "banana", "api", "utc", "usd", "btc", "xtr", "telegram",
     "stars", "demo", "gemini", "openai", "crypto", "nowpayments", "stripe", "image", "flash",
     "pro", "gpt", "csrf", "utf", "ru", "uz", "en", "english", "o\u02bbzbekcha",
-    "png", "jpeg", "webp", "enter", "shift", "ctrl",
+    "png", "jpeg", "webp", "enter", "shift", "ctrl", "bearer", "javascript", "curl", "python",
 }  # fmt: skip
 #: Words English shares with a translation: Uzbek says "model", "neon" and "robot" too.
 SHARED = {"ru": set(), "uz": {"model", "neon", "robot", "pastel", "retro", "render"}}
 WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019\u02bb]+")
+COMMAND = re.compile(r"(?<![\w/])/[\w/.-]+")
 ATTRIBUTES = ("aria-label", "placeholder", "title", "alt")
 
 
 def visible_words(html: str) -> set[str]:
     """The Latin-script words a reader meets on the page, lower-cased."""
     soup = BeautifulSoup(html, "html.parser")
-    for hidden in soup(["script", "style", "template"]):
+    # Code reads the same in every language: a key, a header, an example request.
+    for hidden in soup(["script", "style", "template", "code", "pre"]):
         hidden.decompose()
     texts = list(soup.stripped_strings)
     for element in soup.find_all(True):
         texts += [element[name] for name in ATTRIBUTES if isinstance(element.get(name), str)]
         if element.name == "input" and element.get("type") in ("submit", "button"):
             texts.append(element.get("value", ""))
-    # Addresses (an invitation link) are not words.
-    texts = [text for text in texts if not text.startswith(("http://", "https://"))]
+    # Addresses (an invitation link, a document's path) are not words.
+    texts = [text for text in texts if not text.startswith(("http://", "https://", "/"))]
+    # Nor are a bot's commands (/web) and paths in a sentence.
+    texts = [COMMAND.sub(" ", text) for text in texts]
     words = {word.lower() for text in texts for word in WORD.findall(text)}
     return {word for word in words if len(word) > 2 and word not in NAMES}
 
@@ -46,7 +59,17 @@ def english_left(app, url: str, language: str) -> set[str]:
     return english & translated - SHARED[language]
 
 
-PUBLIC_PAGES = ["/", "/pricing", "/login", "/register", "/forgot-password", "/no-such-page"]
+PUBLIC_PAGES = [
+    "/",
+    "/pricing",
+    "/login",
+    "/register",
+    "/forgot-password",
+    "/no-such-page",
+    "/docs/api",
+    "/verify-email?token=not-a-token",
+    "/telegram/login/not-a-token",
+]
 
 
 @pytest.mark.parametrize("language", ["ru", "uz"])
@@ -68,12 +91,138 @@ def test_a_failed_login_says_why_in_the_readers_language(app, user_factory, lang
 
 
 @pytest.mark.parametrize("language", ["ru", "uz"])
-@pytest.mark.parametrize("url", ["/", "/pricing", "/chat", "/library", "/dashboard"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/pricing",
+        "/chat",
+        "/library",
+        "/dashboard",
+        "/account/password",
+        "/account/2fa",
+        "/account/api-keys",
+        "/verify-email",
+        "/docs/api",
+    ],
+)
 def test_a_logged_in_customers_page_has_no_english_left(app, user_factory, url, language):
     user_factory("reader@example.com")
     ApiClient(app).login("reader@example.com")
     # The account's email, and the session's address, which WebTest leaves "unknown".
     assert english_left(app, url, language) <= {"reader", "example", "com", "unknown"}
+
+
+#: The login of the tests below, and what WebTest leaves of a session's address.
+READER = {"reader", "example", "com", "unknown"}
+
+
+@pytest.mark.parametrize("language", ["ru", "uz"])
+def test_the_api_keys_page_with_a_new_key_and_its_usage_has_no_english_left(
+    app, user_factory, language
+):
+    user_factory("reader@example.com")
+    ApiClient(app).login("reader@example.com")
+    page = app.get("/account/api-keys")
+    form = next(f for f in page.forms.values() if "name" in f.fields)
+    form["name"] = "ключ-1"
+    english = visible_words(form.submit(headers={"Accept-Language": "en"}).text)
+    form["name"] = "ключ-2"
+    answer = form.submit(headers={"Accept-Language": language})
+    assert answer.html.find(id="new-key") and answer.html.select("tr[data-key-id]")
+    assert english & visible_words(answer.text) - SHARED[language] == set()
+    # The list of keys with their usage charts, as the page shows it afterwards.
+    assert english_left(app, "/account/api-keys", language) <= READER
+
+
+@pytest.mark.parametrize("language", ["ru", "uz"])
+def test_each_step_of_two_factor_login_has_no_english_left(app, user_factory, language):
+    user_factory("reader@example.com")
+    ApiClient(app).login("reader@example.com")
+
+    def form(page, action):
+        return next(f for f in page.forms.values() if f.action.startswith(action))
+
+    form(app.get("/account/2fa"), "/account/2fa/setup").submit()
+    enrolling = app.get("/account/2fa")
+    assert enrolling.html.find(id="two-factor")["data-state"] == "enrolling"
+    # The authenticator apps named as examples are brands (1Password).
+    assert english_left(app, "/account/2fa", language) <= READER | {
+        "authenticator",
+        "aegis",
+        "password",
+    }
+    confirm = form(enrolling, "/account/2fa/confirm")
+    secret = enrolling.html.find(id="totp-secret").text.replace(" ", "")
+    confirm["otp"] = codes.code_at(secret, dt.datetime.now(dt.UTC))
+    fresh = confirm.submit(headers={"Accept-Language": language})
+
+    def new_codes(code, language):
+        again = form(app.get("/account/2fa"), "/account/2fa/recovery-codes")
+        again["otp"] = code
+        page = again.submit(headers={"Accept-Language": language})
+        return page, [code.text for code in page.html.select("#recovery-codes code")]
+
+    # New recovery codes, each time asked for with one of the last ones.
+    english, recovery = new_codes(fresh.html.select_one("#recovery-codes code").text, "en")
+    translated, _codes = new_codes(recovery[0], language)
+    for page in (fresh, translated):
+        assert page.html.find(id="recovery-codes")
+        assert visible_words(english.text) & visible_words(page.text) - SHARED[language] == set()
+    assert app.get("/account/2fa").html.find(id="two-factor")["data-state"] == "on"
+    assert english_left(app, "/account/2fa", language) <= READER
+
+
+@pytest.mark.parametrize("language", ["ru", "uz"])
+def test_the_payment_pages_have_no_english_left(make_app, user_factory, language):
+    app = make_app(nproxy__payments="demo")
+    user_factory("reader@example.com")
+    ApiClient(app).login("reader@example.com")
+    checkout = app.get("/pricing").forms["checkout-form"].submit().follow()
+    assert checkout.html.find(id="demo-outcome")
+    # The payment's reference is a name too.
+    reference = {word.lower() for word in WORD.findall(checkout.request.path.rsplit("/", 1)[1])}
+    assert english_left(app, checkout.request.path, language) <= READER | reference
+    paid = checkout.forms["demo-outcome"].submit("outcome", value="paid").follow()
+    assert paid.html.find(id="payment")["data-status"] == "finished"
+    # The return page, the history with its payment row, the checkout once paid.
+    assert english_left(app, paid.request.path, language) <= READER | reference
+    history = app.get("/billing")
+    assert history.html.select("tr[data-order]")
+    assert english_left(app, "/billing", language) <= READER
+    assert english_left(app, checkout.request.path, language) <= READER | reference
+
+
+@pytest.mark.parametrize("language", ["ru", "uz"])
+def test_a_shared_images_public_page_has_no_english_left(
+    app, db, user_factory, make_cycle, language
+):
+    registry = app.app.registry
+    keypool.add_key(
+        db,
+        find_service(registry, ISecretBox),
+        provider="demo",
+        secret="demo-key-1",
+        enabled_providers=list(find_service(registry, IPlugins).providers),
+        actor=Actor("tests", Surface.CLI),
+    )
+    make_cycle(user_factory("reader@example.com"))
+    db.commit()
+    owner = ApiClient(app)
+    owner.login("reader@example.com")
+    conversation = owner.post("/api/v1/conversations", {}).json["id"]
+    submitted = owner.post(
+        f"/api/v1/conversations/{conversation}/generations",
+        {"mode": "text_to_image", "prompt": "лодка на закате", "resolution": "square"},
+    )
+    assert run_now(registry, run_generation, submitted.json["id"]) == "succeeded"
+    image = owner.get(f"/api/v1/generations/{submitted.json['id']}").json["images"][0]
+    hidden = owner.post(f"/api/v1/images/{image['id']}/share").json["url"]
+    visitor = app.__class__(app.app, extra_environ={"HTTP_HOST": "localhost"})
+    path = hidden.removeprefix("http://localhost")
+    assert english_left(visitor, path, language) == set()
+    shown = owner.post(f"/api/v1/images/{image['id']}/share", {"show_prompt": True}).json["url"]
+    assert english_left(visitor, shown.removeprefix("http://localhost"), language) == set()
 
 
 def test_an_admins_translated_plan_pack_and_template_leave_no_english(

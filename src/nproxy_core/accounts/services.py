@@ -239,9 +239,11 @@ class VerificationLinkRefused(ValidationError):
     account no longer has), ``expired`` or ``used``."""
 
     MESSAGES = {
-        "invalid": "This verification link is not valid. It may have been replaced by a newer one.",
-        "expired": "This verification link has expired: links are valid for 24 hours.",
-        "used": "This verification link has already been used.",
+        "invalid": _(
+            "This verification link is not valid. It may have been replaced by a newer one."
+        ),
+        "expired": _("This verification link has expired: links are valid for 24 hours."),
+        "used": _("This verification link has already been used."),
     }
 
     def __init__(self, reason: str, user: User | None = None) -> None:

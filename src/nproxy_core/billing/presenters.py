@@ -26,6 +26,9 @@ EXAMPLES = (
 #: translation of its own; a name an admin types is shown in the admin's translations
 #: (``i18n.fields``), else as typed.
 SHIPPED_NAMES = (_("Monthly"),)
+#: The payment methods as the shipped processors name them (their ``display_name``: a plugin
+#: imports nothing but the plugin interface), marked for the same reason.
+PROCESSOR_NAMES = (_("Card (Stripe)"), _("Crypto (NOWPayments)"), _("Demo (no real money)"))
 
 
 def isoformat(moment: dt.datetime | None) -> str | None:

@@ -31,6 +31,7 @@ from nproxy_core.billing.plans import default_plan_json, plan_json, sold_by
 from nproxy_core.billing.presenters import EXAMPLES
 from nproxy_core.config import public_url
 from nproxy_core.errors import APIError, ValidationError, error_response
+from nproxy_core.i18n import _
 from nproxy_core.i18n.fields import localized
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
@@ -46,11 +47,14 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 
 def chosen_processor(request: Request, name: Any) -> PaymentProcessor:
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError("Choose a payment method.", fields={"processor": "required"})
+        raise ValidationError(_("Choose a payment method."), fields={"processor": "required"})
     processor = request.find_service(IPlugins).processor(name.strip())
     if processor is None:
         raise ValidationError(
-            f"The payment method {name.strip()[:40]!r} is unknown or not enabled.",
+            _(
+                "The payment method '${name}' is unknown or not enabled.",
+                mapping={"name": name.strip()[:40]},
+            ),
             fields={"processor": "unknown"},
         )
     return processor
@@ -67,13 +71,16 @@ def checkout_fields(body: Any, *, strict: bool = True) -> tuple[Any, Any, Any]:
     unknown = [str(k)[:40] for k in body if k not in CHECKOUT_FIELDS] if strict else []
     if unknown:
         raise ValidationError(
-            f"Unknown field {unknown[0]!r}: a checkout takes processor and plan or pack.",
+            _(
+                "Unknown field '${name}': a checkout takes processor and plan or pack.",
+                mapping={"name": unknown[0]},
+            ),
             fields=dict.fromkeys(unknown, "unknown"),
         )
     plan, pack = body.get("plan"), body.get("pack")
     if plan is not None and pack is not None:
         raise ValidationError(
-            "Name a plan or a pack, not both.", fields={"plan": "invalid", "pack": "invalid"}
+            _("Name a plan or a pack, not both."), fields={"plan": "invalid", "pack": "invalid"}
         )
     return body.get("processor"), plan, pack
 
@@ -107,7 +114,7 @@ def checkout_failed(request: Request) -> Response:
         request,
         502,
         "payment_unavailable",
-        "The payment provider did not answer. Nothing was charged; please try again shortly.",
+        _("The payment provider did not answer. Nothing was charged; please try again shortly."),
     )
 
 
@@ -120,22 +127,22 @@ def payment_label(db: Any, payment: Payment) -> str:
     """The payment's state in words a buyer understands."""
     status = payment.status
     if status == PaymentState.REFUNDED:
-        return "Refunded"
+        return _("Refunded")
     if is_activated(db, payment):
-        return "Paid"
+        return _("Paid")
     if payment.awaiting_review:
-        return "Under review"
+        return _("Under review")
     if payment.resolution == Resolution.DISMISSED:
-        return "Closed after review"
+        return _("Closed after review")
     return {
-        PaymentState.CREATED: "Starting",
-        PaymentState.WAITING: "Waiting for payment",
-        PaymentState.CONFIRMING: "Confirming",
-        PaymentState.CONFIRMED: "Confirming",
-        PaymentState.SENDING: "Confirming",
-        PaymentState.FAILED: "Failed",
-        PaymentState.EXPIRED: "Expired",
-    }.get(status, "Under review")
+        PaymentState.CREATED: _("Starting"),
+        PaymentState.WAITING: _("Waiting for payment"),
+        PaymentState.CONFIRMING: _("Confirming"),
+        PaymentState.CONFIRMED: _("Confirming"),
+        PaymentState.SENDING: _("Confirming"),
+        PaymentState.FAILED: _("Failed"),
+        PaymentState.EXPIRED: _("Expired"),
+    }.get(status, _("Under review"))
 
 
 def enabled_processors(request: Request) -> list[dict[str, str]]:
@@ -235,9 +242,9 @@ def webhook(request: Request) -> Response:
     name = request.matchdict["processor"]
     processor = request.find_service(IPlugins).processor(name)
     if processor is None:
-        return error_response(request, 404, "not_found", "No such payment processor.")
+        return error_response(request, 404, "not_found", _("No such payment processor."))
     if (request.content_length or 0) > MAX_WEBHOOK_BYTES:
-        return error_response(request, 413, "validation_error", "The notification is too large.")
+        return error_response(request, 413, "validation_error", _("The notification is too large."))
     # Verified before anything is written (WebhookRejected: 400), then recorded and applied by
     # the one path every processor shares, renewals included (billing.subscriptions).
     event = processor.parse_webhook(request.body, request.headers)
@@ -425,8 +432,10 @@ def api_cancel_renewal(request: Request) -> Any:
             request,
             502,
             "payment_unavailable",
-            "The payment provider did not answer. Your subscription was not changed; please try "
-            "again shortly.",
+            _(
+                "The payment provider did not answer. Your subscription was not changed; "
+                "please try again shortly."
+            ),
         )
     return _subscription_json(request)
 
@@ -453,7 +462,7 @@ def api_manage_subscription(request: Request) -> Any:
             request,
             502,
             "payment_unavailable",
-            "The payment provider did not answer; please try again shortly.",
+            _("The payment provider did not answer; please try again shortly."),
         )
     return {"url": url}
 

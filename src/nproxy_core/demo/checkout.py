@@ -13,9 +13,10 @@ from nproxy_core.alerts import IAlertNotifier
 from nproxy_core.billing import notifications
 from nproxy_core.billing.interfaces import IPlan
 from nproxy_core.billing.models import OPEN_STATES
-from nproxy_core.billing.views import own_payment
+from nproxy_core.billing.views import own_payment, payment_label
 from nproxy_core.demo.payments import OUTCOMES, DemoProcessor
 from nproxy_core.errors import NotFound
+from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
 
 
@@ -24,7 +25,7 @@ def demo_checkout_page(request: Request) -> Response:
     payment = own_payment(request)
     processor = request.find_service(IPlugins).processor(payment.processor)
     if not isinstance(processor, DemoProcessor):
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     error = None
     if request.method == "POST":
         outcome = request.POST.get("outcome")
@@ -48,13 +49,14 @@ def demo_checkout_page(request: Request) -> Response:
             )
             target = "billing.cancel" if outcome == "expired" else "billing.success"
             return HTTPSeeOther(request.route_url(target, order_id=payment.order_id))
-        error = "Choose one of the outcomes below."
+        error = _("Choose one of the outcomes below.")
         request.response.status = 400
     return render_to_response(
         "demo/checkout.html",
         {
             "payment": payment,
             "open": payment.status in OPEN_STATES,
+            "state": payment_label(request.db, payment),
             "plan": payment.plan or request.find_service(IPlan),
             "error": error,
         },

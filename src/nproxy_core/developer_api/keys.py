@@ -32,6 +32,7 @@ from nproxy_core.db import parse_uuid, utcnow
 from nproxy_core.developer_api.interfaces import IApiKeyHasher
 from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.errors import APIError, Conflict, NotFound, ValidationError
+from nproxy_core.i18n import _
 
 SECRET_PREFIX = "npx_"  # noqa: S105 - the public marker of a key, not a secret
 SECRET_CHARS = 40
@@ -43,7 +44,7 @@ class InvalidApiKey(APIError):
     status = 401
     code = "invalid_api_key"
 
-    def __init__(self, message: str = "The API key is missing, invalid or revoked.") -> None:
+    def __init__(self, message: str = _("The API key is missing, invalid or revoked.")) -> None:
         super().__init__(message)
         self.headers["WWW-Authenticate"] = 'Bearer realm="nproxy"'
 
@@ -79,15 +80,18 @@ class NewKey:
 
 def key_name(value: Any) -> str:
     if value is None:
-        raise ValidationError("Give the key a name.", fields={"name": "required"})
+        raise ValidationError(_("Give the key a name."), fields={"name": "required"})
     if not isinstance(value, str):
-        raise ValidationError("The name must be text.", fields={"name": "invalid"})
+        raise ValidationError(_("The name must be text."), fields={"name": "invalid"})
     name = " ".join(value.split())
     if not name:
-        raise ValidationError("Give the key a name.", fields={"name": "required"})
+        raise ValidationError(_("Give the key a name."), fields={"name": "required"})
     if len(name) > NAME_MAX_CHARS or not name.isprintable():
         raise ValidationError(
-            f"The name must be printable text of at most {NAME_MAX_CHARS} characters.",
+            _(
+                "The name must be printable text of at most ${limit} characters.",
+                mapping={"limit": NAME_MAX_CHARS},
+            ),
             fields={"name": "invalid"},
         )
     return name
@@ -115,7 +119,10 @@ def create_key(db: Session, hasher: KeyHasher, user_id: int, name: Any, *, max_k
     )
     if count >= max_keys:
         raise Conflict(
-            f"You already have {max_keys} API keys, the most allowed. Revoke one first.",
+            _(
+                "You already have ${count} API keys, the most allowed. Revoke one first.",
+                mapping={"count": max_keys},
+            ),
             fields={"name": "too_many_keys"},
         )
     secret = SECRET_PREFIX + secrets.token_urlsafe(30)[:SECRET_CHARS]
@@ -143,7 +150,7 @@ def revoke_key(db: Session, user_id: int, key_id: Any) -> ApiKey:
     """Revoke one of the user's keys (again is harmless); NotFound for anyone else's."""
     key = _users_key(db, user_id, key_id)
     if key is None:
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key
@@ -161,7 +168,7 @@ def revoke_key_as_admin(db: Session, user_id: int, key_id: Any, *, actor: Actor)
     recorded either way)."""
     key = _users_key(db, user_id, key_id, lock=True)
     if key is None:
-        raise NotFound("No such API key.")
+        raise NotFound(_("No such API key."))
     if key.revoked_at is not None:
         raise Conflict(f"API key {key.prefix}… is already revoked.")
     before = key_view(key)
@@ -173,11 +180,11 @@ def revoke_key_as_admin(db: Session, user_id: int, key_id: Any, *, actor: Actor)
 
 def bearer_secret(authorization: str | None) -> str:
     if not authorization:
-        raise InvalidApiKey("Send your API key as 'Authorization: Bearer npx_...'.")
-    scheme, _, value = authorization.partition(" ")
+        raise InvalidApiKey(_("Send your API key as 'Authorization: Bearer npx_...'."))
+    scheme, _space, value = authorization.partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value.startswith(SECRET_PREFIX):
-        raise InvalidApiKey("Send your API key as 'Authorization: Bearer npx_...'.")
+        raise InvalidApiKey(_("Send your API key as 'Authorization: Bearer npx_...'."))
     if len(value) > 200 or not value.isascii():
         raise InvalidApiKey()
     return value
@@ -225,6 +232,6 @@ def authenticate(
     if key is None or key.revoked_at is not None:
         raise InvalidApiKey()
     if key.is_blocked:
-        raise InvalidApiKey("This account is blocked. Contact support.")
+        raise InvalidApiKey(_("This account is blocked. Contact support."))
     # Hashed under a previous secret: from now on under the current one.
     return key, (digests[0] if key.secret_hash != digests[0] else None)

@@ -12,6 +12,7 @@ from pyramid.view import view_config
 from nproxy_core.accounts.security import user_view
 from nproxy_core.errors import ValidationError
 from nproxy_core.generation import library, presenters, schemas
+from nproxy_core.i18n import _
 from nproxy_core.images import services
 from nproxy_core.jsonbody import json_object
 from nproxy_core.storage import IStorage
@@ -66,7 +67,10 @@ def api_update_image(request: Request) -> dict[str, Any]:
     unknown = sorted(set(body) - {"favorite"})
     if unknown:
         raise ValidationError(
-            f"Only favorite can be changed (not {', '.join(unknown)[:100]}).",
+            _(
+                "Only favorite can be changed (not ${names}).",
+                mapping={"names": ", ".join(unknown)[:100]},
+            ),
             fields={unknown[0][:64]: "not_allowed"},
         )
     favorite = _boolean(body, "favorite", required=True)
@@ -126,7 +130,7 @@ def share_page(request: Request) -> dict[str, Any]:
     token = request.matchdict["token"]
     found = services.shared(request.db, token)
     image = found.image
-    title = found.prompt or "An image made with nproxy"
+    title = found.prompt or request.localizer.translate(_("An image made with nproxy"))
     if len(title) > 90:
         title = title[:89].rstrip() + "…"
     request.response.headers["Cache-Control"] = "no-cache"

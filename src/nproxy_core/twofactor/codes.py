@@ -13,6 +13,7 @@ import secrets
 
 import pyotp
 import segno
+from markupsafe import escape
 from pyotp.exceptions import OTPVerificationError
 
 #: Steps of clock drift accepted either side of now (30 s each): a phone a little fast or slow,
@@ -46,16 +47,15 @@ def provisioning_uri(secret: str, account: str, issuer: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=account, issuer_name=issuer)
 
 
-def qr_svg(uri: str) -> str:
+def qr_svg(uri: str, label: str = "QR code to scan with your authenticator app") -> str:
     """The QR code of ``uri`` as an inline SVG element, drawn here (no image service sees the
-    secret). Dark modules on a white quiet zone, which every phone camera reads in either
-    theme; its size in attributes (the CSP allows no inline style)."""
+    secret), named ``label`` for screen readers. Dark modules on a white quiet zone, which
+    every phone camera reads in either theme; its size in attributes (the CSP allows no inline
+    style)."""
     svg = segno.make(uri, error="m").svg_inline(
         scale=5, border=4, dark="#000", light="#fff", svgclass="qr"
     )
-    return svg.replace(
-        "<svg ", '<svg role="img" aria-label="QR code to scan with your authenticator app" ', 1
-    )
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" ', 1)
 
 
 def time_step(now: dt.datetime) -> int:

@@ -25,6 +25,7 @@ from nproxy_core.accounts.models import User
 from nproxy_core.audit import Actor
 from nproxy_core.db import utcnow
 from nproxy_core.errors import APIError, Conflict, NotFound, ValidationError
+from nproxy_core.i18n import _
 from nproxy_core.keypool.crypto import SecretUnreadable
 from nproxy_core.keypool.interfaces import ISecretBox
 from nproxy_core.twofactor import codes
@@ -39,8 +40,10 @@ ISSUER = "nproxy"
 class WrongCode(ValidationError):
     def __init__(self) -> None:
         super().__init__(
-            "That code is not right, or it was used already. Enter the code your app shows "
-            "now, or one of your recovery codes.",
+            _(
+                "That code is not right, or it was used already. Enter the code your app shows "
+                "now, or one of your recovery codes."
+            ),
             fields={"otp": "invalid"},
         )
 
@@ -132,8 +135,10 @@ class TwoFactor:
         except SecretUnreadable:
             log.error("the TOTP secret of user %s opens with no known secret", credential.user_id)
             raise TwoFactorUnreadable(
-                "Two-factor codes cannot be checked right now: the server's configuration "
-                "changed. Please contact the operator."
+                _(
+                    "Two-factor codes cannot be checked right now: the server's configuration "
+                    "changed. Please contact the operator."
+                )
             ) from None
         if not current:
             # Stored under a previous NPROXY_SECRET: kept readable after that one is dropped.
@@ -202,7 +207,7 @@ class TwoFactor:
         credential = self._credential(db, user.id, lock=True)
         if credential is not None and credential.is_confirmed:
             raise Conflict(
-                "Two-factor login is already on. Turn it off first to move it to another app."
+                _("Two-factor login is already on. Turn it off first to move it to another app.")
             )
         encrypted = self.box.encrypt(codes.new_secret())
         if credential is None:
@@ -212,7 +217,7 @@ class TwoFactor:
                     db.flush()
             except IntegrityError:
                 raise Conflict(
-                    "A set-up was started at the same time in another window. Reload the page."
+                    _("A set-up was started at the same time in another window. Reload the page.")
                 ) from None
         else:
             # A new secret each time: one shown before may have been seen by someone else.
@@ -227,20 +232,22 @@ class TwoFactor:
     def confirm(self, db: Session, user: User, code: Any, *, actor: Actor) -> list[str]:
         credential = self._credential(db, user.id, lock=True)
         if credential is None:
-            raise Conflict("Start the set-up first: there is no new secret to confirm.")
+            raise Conflict(_("Start the set-up first: there is no new secret to confirm."))
         if credential.is_confirmed:
-            raise Conflict("Two-factor login is already on.")
+            raise Conflict(_("Two-factor login is already on."))
         cleaned = codes.clean_code(code)
         if cleaned is None:
             raise ValidationError(
-                "Enter the 6-digit code your app shows.", fields={"otp": "required"}
+                _("Enter the 6-digit code your app shows."), fields={"otp": "required"}
             )
         now = self.clock()
         step = codes.matching_step(self._secret(credential), cleaned, now)
         if step is None:
             raise ValidationError(
-                "That code is not right. Check that the app's clock is right, and enter the "
-                "6-digit code it shows now.",
+                _(
+                    "That code is not right. Check that the app's clock is right, and enter the "
+                    "6-digit code it shows now."
+                ),
                 fields={"otp": "invalid"},
             )
         credential.confirmed_at = now
@@ -261,10 +268,10 @@ class TwoFactor:
 
     def _require_code(self, db: Session, user: User, code: Any) -> None:
         if not self.is_enabled(db, user.id):
-            raise Conflict("Two-factor login is off.")
+            raise Conflict(_("Two-factor login is off."))
         if codes.clean_code(code) is None:
             raise ValidationError(
-                "Enter the code your app shows now, or one of your recovery codes.",
+                _("Enter the code your app shows now, or one of your recovery codes."),
                 fields={"otp": "required"},
             )
         if not self.verify(db, user.id, code):

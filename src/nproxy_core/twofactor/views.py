@@ -15,8 +15,12 @@ from nproxy_core.accounts.security import user_view
 from nproxy_core.accounts.views import safe_next
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.errors import APIError
-from nproxy_core.twofactor import REQUIRE_SETTING
+from nproxy_core.i18n import _
+from nproxy_core.twofactor import REQUIRE_SETTING, codes
 from nproxy_core.twofactor.interfaces import ITwoFactor
+
+#: The QR code's name for screen readers.
+QR_LABEL = _("QR code to scan with your authenticator app")
 
 
 def _service(request: Request) -> Any:
@@ -36,11 +40,16 @@ def _page(request: Request, *, error: APIError | None = None) -> Response:
     enrolment = service.enrolment(request.db, user) if status.enrolling else None
     if error is not None:
         request.response.status = error.status
+    qr = None
+    if enrolment:
+        # Drawn by segno, named in the reader's language.
+        label = request.localizer.translate(QR_LABEL)
+        qr = Markup(codes.qr_svg(enrolment.uri, label))  # noqa: S704
     context = {
         "user": user,
         "status": status,
         "enrolment": enrolment,
-        "qr_svg": Markup(enrolment.qr_svg) if enrolment else None,  # noqa: S704 - drawn by segno
+        "qr_svg": qr,
         "required": user.is_admin and request.registry.settings[REQUIRE_SETTING],
         "next_query": _next_query(request),
         "done": request.params.get("done"),
