@@ -744,6 +744,62 @@ def test_a_first_payment_refunded_before_its_checkout_arrives_never_activates(
     assert not db.scalars(sa.select(Alert).where(Alert.state == "open")).all()
 
 
+@pytest.mark.parametrize("seed", [3, 6, 11])
+def test_forty_shuffled_deliveries_with_the_first_payment_refunded_give_the_same_cycles(
+    stripe_api, stripe_app, fake, db, seed
+):
+    """The checkout's own money refunded, two renewals paid: the checkout never gives a
+    cycle (or gives one ended by the refund), the renewals give two months from about now,
+    and nothing waits for an admin, in whatever order Stripe's events come."""
+    order_id = buy(stripe_api)
+    session = session_of(fake, order_id)
+    events = fake.complete_checkout(session["id"])
+    sub_id = fake.get(session["id"])["subscription"]
+    first_invoice = fake.get(fake.get(sub_id)["latest_invoice"])
+    events += fake.renew(sub_id) + fake.renew(sub_id)
+    events += fake.refund(first_invoice["charge"])
+    send(stripe_app, fake, _forty(events, seed))
+    pays = payments(db)
+    assert len(pays) == 3
+    [checkout] = [p for p in pays if p.order_id == order_id]
+    assert checkout.status == PaymentState.REFUNDED and not checkout.needs_review
+    assert [p.status for p in pays if p is not checkout] == [PaymentState.FINISHED] * 2
+    now = utcnow()
+    giving = sorted((c for c in cycles(db) if c.ends_at > max(now, c.starts_at)), key=_start)
+    assert len(giving) == 2 and giving[1].starts_at == giving[0].ends_at
+    assert giving[0].starts_at <= now
+    assert not [n for n in notifications(db) if n.needs_review and n.resolved_at is None]
+
+
+def _start(cycle: Any) -> dt.datetime:
+    return cycle.starts_at
+
+
+def test_a_pack_refunded_before_its_checkout_arrives_never_grants_it(
+    stripe_api, stripe_app, fake, db
+):
+    from nproxy_core.audit import Actor, Surface
+    from nproxy_core.billing.packs import add_pack
+
+    add_pack(
+        db,
+        "small",
+        {"name": "Small", "price": "4.99", "currency": "USD", "units": 100},
+        actor=Actor("admin@example.com", Surface.CLI),
+    )
+    db.commit()
+    order_id = buy(stripe_api, pack="small")
+    completed = fake.complete_checkout(session_of(fake, order_id)["id"])
+    charge = next(o for o in fake.objects.values() if o["object"] == "charge")
+    assert send(stripe_app, fake, fake.refund(charge["id"]) + completed) == [
+        "refunded",
+        "ignored",
+    ]
+    row = payment(db, order_id)
+    assert row.status == PaymentState.REFUNDED and not row.needs_review
+    assert stripe_api.get("/api/v1/me").json["packs"] == []
+
+
 def test_subscription_reconciliation_survives_a_failing_stripe(stripe_api, stripe_app, fake, db):
     from fakes._server import Reply
     from nproxy_core.billing.models import Subscription

@@ -676,8 +676,44 @@ def _refund(
             )
     if payment is None:
         return _unknown(db, processor, event, source, now, alerts, "refund of an unknown payment")
+    if event.status == PaymentStatus.REFUNDED:
+        outcome = _refunded_first(db, processor, payment, event, source, now)
+        if outcome is not None:
+            return outcome
     refund = replace(event, order_id=payment.order_id, invoice_id=None, payment_id=None)
     return apply_event(db, plan, processor, refund, source=source, now=now, alerts=alerts)
+
+
+def _refunded_first(
+    db: Session,
+    processor: str,
+    payment: Payment,
+    event: PaymentEvent,
+    source: NotificationSource,
+    now: dt.datetime,
+) -> Outcome | None:
+    """A whole refund of money whose payment the processor has not yet said was paid (its
+    events arrive in any order; a refund means the money came): the payment is born refunded,
+    so that word, when it comes, grants nothing, as when the refund follows it. None: the
+    payment was paid (or only partly), the ordinary refund applies."""
+    payment = db.scalar(
+        sa.select(Payment)
+        .where(Payment.id == payment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert payment is not None
+    if payment.status in (
+        PaymentState.FINISHED,
+        PaymentState.REFUNDED,
+        PaymentState.PARTIALLY_PAID,
+    ):
+        return None
+    payment.status = PaymentState.REFUNDED
+    outcome = Outcome("refunded")
+    _record(db, processor, event, source, now, payment, outcome)
+    end_cycle_for_refund(db, payment, now)
+    return outcome
 
 
 # --- what the user sees and does -----------------------------------------------------------
