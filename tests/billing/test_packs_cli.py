@@ -50,6 +50,7 @@ def test_packs_add_list_and_edit(ini, db):
             "models": ["m1"],
             "public": True,
             "active": True,
+            "translations": {},
         }
     ]
     edited = run(ini, "packs", "edit", "small", "--inactive", "--hidden", "--valid-months", "6")

@@ -289,6 +289,7 @@ def test_plans_commands_add_list_and_edit(ini, db):
         "free": False,
         "recurring_allowed": True,
         "active": True,
+        "translations": {},
         "default": False,
     }
     edited = run(ini, "plans", "edit", "pro", "--inactive", "--public", "--units", "900")
