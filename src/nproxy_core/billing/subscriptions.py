@@ -696,13 +696,14 @@ def _refunded_first(
     events arrive in any order; a refund means the money came): the payment is born refunded,
     so that word, when it comes, grants nothing, as when the refund follows it. None: the
     payment was paid (or only partly), the ordinary refund applies."""
-    payment = db.scalar(
+    locked = db.scalar(
         sa.select(Payment)
         .where(Payment.id == payment.id)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    assert payment is not None
+    assert locked is not None
+    payment = locked
     if payment.status in (
         PaymentState.FINISHED,
         PaymentState.REFUNDED,
