@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -71,8 +72,13 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 T = TypeVar("T")
 
-#: Threads for database work (each holds a pooled connection while it runs).
-THREADS = 32
+#: Threads for the database work of commands, buttons and payments (each holds a pooled
+#: connection while it runs; with HEAVY_THREADS fewer than the pool's 30).
+THREADS = 16
+#: Threads for the heavy work: submitting generations, and reading results from storage and
+#: marking them sent. Apart and few, so that fifty prompts or results at once queue behind
+#: each other, never in front of another user's /help.
+HEAVY_THREADS = 8
 #: Tries of a result that fails for a reason other than Telegram's before it is given up.
 MAX_ATTEMPTS = 5
 #: Seconds between looks for finished results.
@@ -134,6 +140,7 @@ class CustomerBot:
         self.secret = registry.settings["nproxy.secret"]
         self.public_url = registry.settings["nproxy.public_url"].rstrip("/")
         self._albums: dict[str, list[telegram.Message]] = {}
+        self._heavy: concurrent.futures.ThreadPoolExecutor | None = None
         self._album_timers: dict[str, asyncio.Task[None]] = {}
         self.username = (
             setting(registry.settings, "telegram.customer_bot_username", default="") or ""
@@ -144,6 +151,15 @@ class CustomerBot:
     async def work(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(request, *args)`` in a thread, in a transaction of its own."""
         return await asyncio.to_thread(run_now, self.registry, fn, *args)
+
+    async def heavy(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the threads of heavy work (:data:`HEAVY_THREADS`)."""
+        call = functools.partial(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._heavy, call)
+
+    async def heavy_work(self, fn: Callable[..., T], *args: Any) -> T:
+        """:meth:`work` on the threads of heavy work."""
+        return await self.heavy(run_now, self.registry, fn, *args)
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -507,7 +523,7 @@ class CustomerBot:
         self, who: TelegramUser, status: telegram.Message | None, submit: Callable[[Request], Any]
     ) -> None:
         try:
-            await self.work(submit)
+            await self.heavy_work(submit)
         except Refused as refusal:
             language = await self.speaks(who.id)
             await self._refuse(who, status, text(refusal.key, language, **refusal.values))
@@ -748,7 +764,7 @@ class CustomerBot:
             await asyncio.sleep(DELIVERY_INTERVAL)
 
     async def deliver_once(self) -> int:
-        ready = await self.work(services.ready_deliveries)
+        ready = await self.heavy_work(services.ready_deliveries)
         # One chat's results in order; chats side by side.
         await asyncio.gather(*(self._deliver(item) for item in ready))
         return len(ready)
@@ -776,9 +792,11 @@ class CustomerBot:
                     language = await self.speaks(item.telegram_id or item.chat_id)
                     await self._status(item, text("error", language))
         if delay is not None:
-            await self.work(lambda r: services.postpone(r.db, item.delivery_id, delay, reason))
+            await self.heavy_work(
+                lambda r: services.postpone(r.db, item.delivery_id, delay, reason)
+            )
             return
-        await self.work(lambda r: services.mark_sent(r.db, item.delivery_id))
+        await self.heavy_work(lambda r: services.mark_sent(r.db, item.delivery_id))
 
     async def _send_result(self, item: services.Ready) -> None:
         chat_id = item.chat_id
@@ -791,7 +809,7 @@ class CustomerBot:
             return
         storage_get = self.registry_storage().get
         datas = await asyncio.gather(
-            *(asyncio.to_thread(storage_get, key) for _id, key, _mime in item.images)
+            *(self.heavy(storage_get, key) for _id, key, _mime in item.images)
         )
         gid = item.generation_id.replace("-", "")
         language = await self.speaks(telegram_id)
@@ -867,10 +885,12 @@ class CustomerBot:
         return application
 
     async def _started(self, application: Application) -> None:
-        # Database work runs in threads: more of them than asyncio's default (CPUs + 4), so
-        # fifty submissions and deliveries at once leave threads for other users' commands.
+        # Database work runs in threads, the heavy work on threads of its own (see THREADS).
         asyncio.get_running_loop().set_default_executor(
             concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="customerbot")
+        )
+        self._heavy = concurrent.futures.ThreadPoolExecutor(
+            HEAVY_THREADS, thread_name_prefix="customerbot-heavy"
         )
         # The menu in each offered language, for Telegram apps set to it; English for the rest.
         for language in LANGUAGES:
@@ -890,6 +910,8 @@ class CustomerBot:
 
     async def _stopped(self, application: Application) -> None:
         await cancel_tasks(getattr(self, "_deliverer", None), getattr(self, "_heartbeat", None))
+        if self._heavy is not None:
+            self._heavy.shutdown(wait=False)
 
 
 def _language_of(customer: TelegramCustomer) -> str:
