@@ -6,6 +6,7 @@ the admin wrote none."""
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,7 +19,8 @@ from nproxy_core.accounts.models import User
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import packs as pack_service
 from nproxy_core.billing import plans as plan_service
-from nproxy_core.billing.models import BalanceSource, CreditPack, Plan
+from nproxy_core.billing.checkout import new_order_id
+from nproxy_core.billing.models import BalanceSource, CreditPack, Payment, Plan
 from nproxy_core.db import utcnow
 from nproxy_core.prompt_templates.models import PromptTemplate
 
@@ -259,3 +261,24 @@ def test_a_bad_template_translation_is_refused_by_its_field_and_nothing_changes(
     found = row(db, PromptTemplate, slug="sticker")
     assert (found.title, found.translations) == ("Sticker", before)
     assert audit_rows(db) == audit_before
+
+
+def test_the_payment_history_names_a_bought_pack_in_the_readers_language(reader, db):
+    me = db.scalar(sa.select(User).where(User.email == "reader@example.com"))
+    pack = pack_service.add_pack(
+        db, "boost", {"name": "Boost", "price": "5", "currency": "USD", "units": 100,
+                      "translations": {"ru": {"name": "Ускорение"}}},
+        actor=TESTER,
+    )  # fmt: skip
+    db.add(
+        Payment(
+            order_id=new_order_id(), user_id=me.id, processor="demo", amount=Decimal("5"),
+            currency="USD", status="finished", pack_id=pack.id, pack_units=100,
+            pack_valid_months=12,
+        )
+    )  # fmt: skip
+    db.commit()
+    row = reader.get("/billing", headers=RU).html.select_one("table tbody tr").get_text()
+    assert "Ускорение" in row and "Boost" not in row
+    english = reader.get("/billing", headers={"Accept-Language": "en"}).html
+    assert "Boost" in english.select_one("table tbody tr").get_text()

@@ -56,6 +56,7 @@ from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound
+from nproxy_core.i18n.fields import localized
 from nproxy_core.plugins import (
     EventKind,
     PaymentEvent,
@@ -756,10 +757,15 @@ def _paid_until(db: Session, subscription: Subscription) -> dt.datetime | None:
 
 
 def subscription_view(
-    db: Session, user_id: int, processors: Any = None, now: dt.datetime | None = None
+    db: Session,
+    user_id: int,
+    processors: Any = None,
+    now: dt.datetime | None = None,
+    localizer: Any = None,
 ) -> dict[str, Any] | None:
-    """The user's latest subscription as the account page and the API show it: plan, state,
-    ``renews_on`` (renewing) or ``ends_on`` (cancelled or ended), and what can be done."""
+    """The user's latest subscription as the account page and the API show it: plan (its name
+    in the language of ``localizer``), state, ``renews_on`` (renewing) or ``ends_on``
+    (cancelled or ended), and what can be done."""
     now = now or utcnow()
     subscription = db.scalar(_latest(user_id))
     if subscription is None:
@@ -775,7 +781,10 @@ def subscription_view(
         "id": subscription.id,
         "processor": subscription.processor,
         "processor_name": getattr(processor, "display_name", "") or subscription.processor,
-        "plan": {"code": subscription.plan.code, "name": subscription.plan.name},
+        "plan": {
+            "code": subscription.plan.code,
+            "name": localized(subscription.plan, "name", localizer),
+        },
         "amount": money(subscription.amount),
         "currency": subscription.currency,
         "period_months": subscription.period_months,

@@ -390,7 +390,10 @@ def current_subscription(request: Request) -> dict[str, Any] | None:
     if request.identity is None:
         return None
     return subscriptions.subscription_view(
-        request.db, request.identity.id, request.find_service(IPlugins).payments
+        request.db,
+        request.identity.id,
+        request.find_service(IPlugins).payments,
+        localizer=request.localizer,
     )
 
 
