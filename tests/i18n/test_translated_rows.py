@@ -20,9 +20,11 @@ from nproxy_core.audit import Actor, Surface
 from nproxy_core.billing import packs as pack_service
 from nproxy_core.billing import plans as plan_service
 from nproxy_core.billing.checkout import new_order_id
-from nproxy_core.billing.models import BalanceSource, CreditPack, Payment, Plan
+from nproxy_core.billing.models import BalanceSource, BillingCycle, CreditPack, Payment, Plan
+from nproxy_core.billing.tasks import send_expiry_warnings
 from nproxy_core.db import utcnow
 from nproxy_core.prompt_templates.models import PromptTemplate
+from nproxy_core.tasks import run_now
 
 TESTER = Actor("tests", Surface.CLI)
 RU, UZ = {"Accept-Language": "ru"}, {"Accept-Language": "uz"}
@@ -282,3 +284,26 @@ def test_the_payment_history_names_a_bought_pack_in_the_readers_language(reader,
     assert "Ускорение" in row and "Boost" not in row
     english = reader.get("/billing", headers={"Accept-Language": "en"}).html
     assert "Boost" in english.select_one("table tbody tr").get_text()
+
+
+def test_a_russian_accounts_expiry_warning_names_the_admins_plan_in_russian(
+    db, registry, outbox, user_factory
+):
+    plan = plan_service.add_plan(
+        db, "family", {"name": "Family bundle", "price": "15", "currency": "USD", "units": 800,
+                       "period_months": 1, "translations": {"ru": {"name": "Семейный набор"}}},
+        actor=TESTER,
+    )  # fmt: skip
+    user = user_factory("anna@example.com")
+    user.language = "ru"
+    now = utcnow()
+    db.add(
+        BillingCycle(
+            user_id=user.id, starts_at=now - dt.timedelta(days=25),
+            ends_at=now + dt.timedelta(days=2, hours=12), period_months=1, plan_id=plan.id,
+            request_limit=800,
+        )
+    )  # fmt: skip
+    db.commit()
+    assert run_now(registry, send_expiry_warnings) == 1
+    assert "Семейный набор" in outbox[0]["body"] and "Family" not in outbox[0]["body"]
