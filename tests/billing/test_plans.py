@@ -262,6 +262,27 @@ def run(ini: str, *args: str) -> Result:
     return CliRunner().invoke(main, ["-c", ini, *args])
 
 
+def test_the_plans_commands_give_a_plan_its_names_in_russian_and_uzbek(ini, db):
+    added = run(
+        ini, "plans", "add", "pro", "--name", "Pro", "--price", "20", "--currency", "USD",
+        "--units", "900", "--period-months", "1", "--name-ru", "Профи", "--name-uz", "Pro",
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    # One name changed, the other kept; '' removes one (the English shows).
+    assert run(ini, "plans", "edit", "pro", "--name-uz", "Professional").exit_code == 0
+    db.expire_all()
+    pro = db.scalar(sa.select(Plan).where(Plan.code == "pro"))
+    assert pro.translations == {"ru": {"name": "Профи"}, "uz": {"name": "Professional"}}
+    assert run(ini, "plans", "edit", "pro", "--name-ru", "").exit_code == 0
+    db.expire_all()
+    assert db.scalar(sa.select(Plan.translations).where(Plan.code == "pro")) == {
+        "uz": {"name": "Professional"}
+    }
+    too_long = run(ini, "plans", "edit", "pro", "--name-ru", "Я" * 101)
+    assert too_long.exit_code != 0
+    assert "The name in Russian is 101 characters long; at most 100 fit." in too_long.output
+
+
 def test_plans_commands_add_list_and_edit(ini, db):
     added = run(
         ini, "plans", "add", "pro", "--name", "Pro", "--price", "29.90", "--currency", "usd",

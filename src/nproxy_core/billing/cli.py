@@ -25,6 +25,7 @@ from nproxy_core.cli import main
 from nproxy_core.cli.context import CLIContext, pass_cli
 from nproxy_core.db import utcnow
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n.fields import ENGLISH_NAMES, TRANSLATED
 
 
 @users.command("grant-cycle")
@@ -163,6 +164,15 @@ def _options(*, adding: bool, plan: bool) -> Any:
             click.option("--public/--hidden", "public", default=None, help="Listed for sale."),
             click.option("--models", multiple=True, metavar="MODEL", help="Allowed (repeat)."),
             click.option("--stars", "price_stars", type=int, help="Price in Telegram Stars."),
+            *(
+                click.option(
+                    f"--name-{language}",
+                    f"name_{language}",
+                    metavar="TEXT",
+                    help=f"The name in {ENGLISH_NAMES[language]}; '' for none (the English).",
+                )
+                for language in TRANSLATED
+            ),
         ]
         if plan:
             options += [
@@ -185,8 +195,28 @@ def _options(*, adding: bool, plan: bool) -> Any:
     return wrap
 
 
+def _names(values: dict[str, Any]) -> dict[str, str]:
+    """``--name-ru`` / ``--name-uz`` as given: language → the name ("" to remove it)."""
+    return {
+        language: values[f"name_{language}"]
+        for language in TRANSLATED
+        if values.get(f"name_{language}") is not None
+    }
+
+
+def _with_names(current: dict[str, Any] | None, names: dict[str, str]) -> dict[str, Any]:
+    """A row's translations with the names given replaced (the rest kept as they are)."""
+    merged = {language: dict(texts) for language, texts in (current or {}).items()}
+    for language, name in names.items():
+        merged.setdefault(language, {})["name"] = name
+    return merged
+
+
 def _given(values: dict[str, Any], fields: tuple[str, ...] = plan_service.FIELDS) -> dict[str, Any]:
     given = {k: v for k, v in values.items() if v is not None and k in fields}
+    names = _names(values)
+    if names:
+        given["translations"] = _with_names(None, names)
     if values.get("models") == ():
         given.pop("models", None)
     else:
@@ -215,11 +245,18 @@ def _print_rows(
         )
 
 
-def _edit(cli: CLIContext, code: str, fields: dict[str, Any], edit: Any) -> None:
+def _edit(
+    cli: CLIContext, code: str, fields: dict[str, Any], edit: Any, values: dict[str, Any]
+) -> None:
     """``plans edit`` or ``packs edit``: ``edit`` (audited) with the options given."""
     if not fields:
         raise click.UsageError("nothing to change: give at least one option")
     with cli.transaction() as db:
+        if "translations" in fields:
+            # Only the names given change: the row's other translations stay.
+            model = Plan if edit is plan_service.edit_plan else CreditPack
+            current = plan_service.by_code(db, model, code).translations
+            fields = {**fields, "translations": _with_names(current, _names(values))}
         row = edit(db, code, fields, actor=CONSOLE)
         what = "plan" if isinstance(row, Plan) else "pack"
         click.echo(f"{what} {row.code}: {row.price_text} {row.currency}, {row.units} units")
@@ -256,7 +293,7 @@ def plans_add(cli: CLIContext, code: str, **values: Any) -> None:
 @pass_cli
 def plans_edit(cli: CLIContext, code: str, **values: Any) -> None:
     """Change a plan; what was bought before keeps the terms it was bought with."""
-    _edit(cli, code, _given(values), plan_service.edit_plan)
+    _edit(cli, code, _given(values), plan_service.edit_plan, values)
 
 
 # --- nproxy packs ----------------------------------------------------------------------------
@@ -302,7 +339,7 @@ def packs_add(cli: CLIContext, code: str, **values: Any) -> None:
 @pass_cli
 def packs_edit(cli: CLIContext, code: str, **values: Any) -> None:
     """Change a credit pack; packs bought before keep their units and expiry."""
-    _edit(cli, code, _given(values, pack_service.FIELDS), pack_service.edit_pack)
+    _edit(cli, code, _given(values, pack_service.FIELDS), pack_service.edit_pack, values)
 
 
 @packs.command("grant")
