@@ -1,5 +1,5 @@
 """The customer bot's commands: help, balance, buy, settings, history, language, invite,
-paysupport, and an unknown command."""
+paysupport, an unknown command, and a reply Telegram asks to wait with."""
 
 from __future__ import annotations
 
@@ -87,3 +87,13 @@ def test_buy_and_balance_name_plans_and_packs_in_the_customers_language(bot, cha
     balance = chat.say("/balance").text
     assert "Месячный" in balance and "20 единиц" in balance
     assert "Monthly" not in balance and "20 units" not in balance
+
+
+def test_a_reply_telegram_answers_with_429_is_sent_after_its_wait(bot, telegram, chat):
+    chat.say("/start", contains="Welcome")
+    refused = telegram.refused
+    telegram.rate_limit(retry_after=1)
+    answer = chat.say("/help", contains="/balance")
+    assert telegram.refused == refused + 1
+    assert not any("went wrong" in m.text for m in telegram.sent_to(chat.id))
+    assert answer.method == "sendMessage"

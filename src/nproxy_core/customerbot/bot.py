@@ -41,6 +41,7 @@ from telegram import (
 from telegram.constants import ChatAction
 from telegram.ext import (
     Application,
+    BaseRateLimiter,
     CallbackQueryHandler,
     ContextTypes,
     MessageHandler,
@@ -104,6 +105,11 @@ COMMANDS = (
     "paysupport",
 )
 
+#: How long in all a reply Telegram answers with 429 waits before it is given up.
+REPLY_PATIENCE = 60.0
+#: ``rate_limit_args`` of the sends that deliver a result: the outbox tries those again.
+OUTBOX = "outbox"
+
 POLLING = {
     "allowed_updates": ["message", "callback_query", "pre_checkout_query"],
     "poll_interval": 0.0,
@@ -132,6 +138,40 @@ def _retry_seconds(error: telegram.error.RetryAfter) -> float:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     return float(value)
+
+
+class WaitOutFloodLimits(BaseRateLimiter[str]):
+    """A reply Telegram refuses with 429 (its flood limits, hit when many users write at once)
+    is sent again after ``retry_after`` instead of being lost, for up to
+    :data:`REPLY_PATIENCE` seconds in all. The sends of a result (``rate_limit_args`` =
+    :data:`OUTBOX`) are not repeated here: their delivery row is postponed and tried again,
+    across restarts too."""
+
+    async def initialize(self) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+    async def process_request(
+        self,
+        callback: Callable[..., Any],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: str | None,
+    ) -> Any:
+        waited = 0.0
+        while True:
+            try:
+                return await callback(*args, **kwargs)
+            except telegram.error.RetryAfter as error:
+                delay = _retry_seconds(error)
+                if rate_limit_args == OUTBOX or waited + delay > REPLY_PATIENCE:
+                    raise
+                waited += delay
+                await asyncio.sleep(delay)
 
 
 class CustomerBot:
@@ -840,26 +880,38 @@ class CustomerBot:
         # never a photo or an album. An album cannot carry buttons: the status has them.
         if len(datas) == 1:
             await self._status(item, done)
-            await self.bot.send_photo(chat_id, datas[0], reply_markup=markup)
+            await self.bot.send_photo(
+                chat_id, datas[0], reply_markup=markup, rate_limit_args=OUTBOX
+            )
         else:
             await self._status(item, done, markup)
-            await self.bot.send_media_group(chat_id, [InputMediaPhoto(d) for d in datas])
+            await self.bot.send_media_group(
+                chat_id, [InputMediaPhoto(d) for d in datas], rate_limit_args=OUTBOX
+            )
 
     async def _status(
         self, item: services.Ready, said: str, markup: InlineKeyboardMarkup | None = None
     ) -> None:
         if item.status_message_id is None:
-            await self.bot.send_message(item.chat_id, said, reply_markup=markup)
+            await self.bot.send_message(
+                item.chat_id, said, reply_markup=markup, rate_limit_args=OUTBOX
+            )
             return
         try:
             await self.bot.edit_message_text(
-                said, chat_id=item.chat_id, message_id=item.status_message_id, reply_markup=markup
+                said,
+                chat_id=item.chat_id,
+                message_id=item.status_message_id,
+                reply_markup=markup,
+                rate_limit_args=OUTBOX,
             )
         except telegram.error.BadRequest as error:
             if "not modified" in error.message.lower():
                 return  # edited already, by an earlier try of this delivery
             # The status message is gone (deleted by the user): say it anew.
-            await self.bot.send_message(item.chat_id, said, reply_markup=markup)
+            await self.bot.send_message(
+                item.chat_id, said, reply_markup=markup, rate_limit_args=OUTBOX
+            )
 
     def registry_storage(self) -> Any:
         from nproxy_core.wiring import find_service
@@ -873,6 +925,7 @@ class CustomerBot:
         application = (
             application_builder(settings, customer_token(settings))
             .concurrent_updates(64)
+            .rate_limiter(WaitOutFloodLimits())
             .post_init(self._started)
             .post_shutdown(self._stopped)
             .build()
