@@ -32,6 +32,7 @@ from pyramid.router import default_execution_policy
 from pyramid.tweens import EXCVIEW
 
 from nproxy_core.errors import APIError, PayloadTooLarge, ValidationError, describe_size
+from nproxy_core.i18n import _
 from nproxy_core.plugins import positive_int, setting
 
 #: Default of ``nproxy.max_body_bytes``: room for a 10 MB upload and its multipart framing.
@@ -53,7 +54,10 @@ class UnsupportedMediaType(APIError):
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The request body is larger than {describe_size(max_bytes)}; nothing was read."
+        _(
+            "The request body is larger than ${max_bytes}; nothing was read.",
+            mapping={"max_bytes": describe_size(max_bytes)},
+        )
     )
 
 
@@ -83,7 +87,7 @@ def check_body(environ: dict[str, Any], max_bytes: int) -> APIError | None:
     length = environ.get("CONTENT_LENGTH", "").strip()
     if length:
         if not length.isdigit():
-            return ValidationError("The Content-Length header is not a number.")
+            return ValidationError(_("The Content-Length header is not a number."))
         if int(length) > max_bytes:
             return _too_large(max_bytes)
         return None
@@ -170,23 +174,26 @@ def check_request(request: Request) -> None:
         path = decoded_path(request.environ)
     except UnicodeDecodeError:
         raise ValidationError(
-            "The address holds a percent-escape that is not valid UTF-8."
+            _("The address holds a percent-escape that is not valid UTF-8.")
         ) from None
     if "\x00" in path:
-        raise ValidationError("The address holds a NUL character.")
+        raise ValidationError(_("The address holds a NUL character."))
     try:
         query = request.GET
     except UnicodeDecodeError:
         raise ValidationError(
-            "The query string holds a percent-escape that is not valid UTF-8."
+            _("The query string holds a percent-escape that is not valid UTF-8.")
         ) from None
     if _has_nul(query.keys()) or _has_nul(query.values()):
-        raise ValidationError("The query string holds a NUL character.")
+        raise ValidationError(_("The query string holds a NUL character."))
 
     charset = request.charset if request.content_type else None
     if charset and not is_text_encoding(charset):
         raise UnsupportedMediaType(
-            f"The charset {charset[:40]!r} of the Content-Type header is unknown."
+            _(
+                "The charset '${charset}' of the Content-Type header is unknown.",
+                mapping={"charset": charset[:40]},
+            )
         )
 
     if request.content_type in _FORM_TYPES and request.method not in ("GET", "HEAD"):
@@ -197,18 +204,21 @@ def _check_form(request: Request) -> None:
     if request.content_type == "multipart/form-data":
         boundary = _content_type_param(request, "boundary")
         if not boundary:
-            raise ValidationError("The multipart/form-data body has no boundary parameter.")
+            raise ValidationError(_("The multipart/form-data body has no boundary parameter."))
     try:
         form = request.POST
     except Exception:
         # WebOb (through the cgi module) reports a malformed body with assorted errors.
         raise ValidationError(
-            f"The {request.content_type} body could not be read: it is malformed."
+            _(
+                "The ${content_type} body could not be read: it is malformed.",
+                mapping={"content_type": request.content_type},
+            )
         ) from None
     names = list(form.keys())
     texts = [value for value in form.values() if isinstance(value, str)]
     if _has_nul(names) or _has_nul(texts):
-        raise ValidationError("A form field holds a NUL character.")
+        raise ValidationError(_("A form field holds a NUL character."))
 
 
 def _content_type_param(request: Request, name: str) -> str:

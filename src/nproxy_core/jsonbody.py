@@ -10,18 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n import _
 
 #: Deepest nesting of arrays and objects accepted; real bodies are two or three levels deep.
 MAX_DEPTH = 32
 
 
 def _bad_text(value: str) -> str | None:
+    """What is wrong with ``value``: ``nul`` or ``surrogate``; None when nothing is."""
     if "\x00" in value:
-        return "a NUL character"
+        return "nul"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "a lone surrogate (text that is not valid Unicode)"
+        return "surrogate"
     return None
 
 
@@ -36,7 +38,12 @@ def check_json_value(body: Any, *, max_depth: int = MAX_DEPTH) -> None:
             _refuse_bad_text(value, field)
         elif isinstance(value, dict | list):
             if depth > max_depth:
-                raise ValidationError(f"The JSON body is nested deeper than {max_depth} levels.")
+                raise ValidationError(
+                    _(
+                        "The JSON body is nested deeper than ${max_depth} levels.",
+                        mapping={"max_depth": max_depth},
+                    )
+                )
             if isinstance(value, dict):
                 for key, item in value.items():
                     _refuse_bad_text(key, field)
@@ -49,10 +56,25 @@ def check_json_value(body: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
 def _refuse_bad_text(value: str, field: str | None) -> None:
     problem = _bad_text(value)
-    if problem and field is None:
-        raise ValidationError(f"The request body holds {problem}.")
-    if problem:
-        raise ValidationError(f"The field {field!r} holds {problem}.", fields={field: "invalid"})
+    if problem is None:
+        return
+    # One whole sentence per case, so that each language can say it its own way.
+    if field is None:
+        raise ValidationError(
+            _("The request body holds a NUL character.")
+            if problem == "nul"
+            else _("The request body holds a lone surrogate (text that is not valid Unicode).")
+        )
+    mapping = {"field": field}
+    raise ValidationError(
+        _("The field '${field}' holds a NUL character.", mapping=mapping)
+        if problem == "nul"
+        else _(
+            "The field '${field}' holds a lone surrogate (text that is not valid Unicode).",
+            mapping=mapping,
+        ),
+        fields={field: "invalid"},
+    )
 
 
 def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:
@@ -63,10 +85,15 @@ def json_object(request: Any, *, empty_ok: bool = False) -> dict[str, Any]:
         body = request.json_body
     except ValueError:
         # Also a body that does not decode in its declared charset (UnicodeDecodeError).
-        raise ValidationError("The request body is not valid JSON.") from None
+        raise ValidationError(_("The request body is not valid JSON.")) from None
     except RecursionError:
-        raise ValidationError(f"The JSON body is nested deeper than {MAX_DEPTH} levels.") from None
+        raise ValidationError(
+            _(
+                "The JSON body is nested deeper than ${max_depth} levels.",
+                mapping={"max_depth": MAX_DEPTH},
+            )
+        ) from None
     if not isinstance(body, dict):
-        raise ValidationError("The request body must be a JSON object.")
+        raise ValidationError(_("The request body must be a JSON object."))
     check_json_value(body)
     return body

@@ -83,3 +83,94 @@ def test_an_api_errors_values_are_filled_in_every_language(app):
         headers={"Accept-Language": "ru"},
     )
     assert answer.json["error"]["message"] == "Пароль должен содержать не меньше 8 символов."
+
+
+def messages(ask) -> dict[str, dict]:
+    """The error of ``ask(headers)`` in English, Russian and Uzbek."""
+    return {
+        language: ask({"Accept-Language": language}).json["error"]
+        for language in ("en", "ru", "uz")
+    }
+
+
+def test_a_developer_api_errors_message_follows_accept_language_and_its_code_stays(app):
+    answers = messages(
+        lambda headers: app.post_json(
+            "/v1/generate",
+            {"prompt": "a cat"},
+            headers={"Authorization": "Bearer npx_not_a_key", **headers},
+            status=401,
+        )
+    )
+    assert {answer["code"] for answer in answers.values()} == {"invalid_api_key"}
+    assert answers["en"]["message"] == "The API key is missing, invalid or revoked."
+    assert answers["ru"]["message"] == "Ключ API не указан, неверен или отозван."
+    assert answers["uz"]["message"] == (
+        "API kaliti ko\u02bbrsatilmagan, noto\u02bbg\u02bbri yoki bekor qilingan."
+    )
+    # The OpenAI-shaped routes too: type and code stay OpenAI's, the message is the reader's.
+    openai = messages(
+        lambda headers: app.post_json(
+            "/v1/images/generations",
+            {"prompt": "a cat"},
+            headers={"Authorization": "Bearer npx_not_a_key", **headers},
+            status=401,
+        )
+    )
+    assert openai["ru"]["message"] == answers["ru"]["message"]
+    assert openai["uz"]["code"] == openai["en"]["code"]
+    assert openai["uz"]["type"] == openai["en"]["type"]
+
+
+def test_an_upload_error_is_said_in_the_readers_language(app, user_factory):
+    user_factory("reader@example.com")
+    client = ApiClient(app)
+    client.login("reader@example.com")
+    answers = messages(
+        lambda headers: client.post(
+            "/api/v1/uploads",
+            upload_files=[("file", "a.gif", b"GIF89a not really an image")],
+            headers=headers,
+        )
+    )
+    assert len({answer["code"] for answer in answers.values()}) == 1
+    assert answers["en"]["message"] == "The file is not a PNG, JPEG or WebP image."
+    assert answers["ru"]["message"] == "Файл не является изображением PNG, JPEG или WebP."
+    assert answers["uz"]["message"] == "Fayl PNG, JPEG yoki WebP rasmi emas."
+
+
+def test_a_quota_error_is_said_in_the_readers_language(app, user_factory):
+    # No plan and no pack: nothing to generate with.
+    user_factory("reader@example.com")
+    client = ApiClient(app)
+    client.login("reader@example.com")
+    conversation = client.post("/api/v1/conversations", {}).json["id"]
+    answers = messages(
+        lambda headers: client.post(
+            f"/api/v1/conversations/{conversation}/generations",
+            {"mode": "text_to_image", "prompt": "a cat", "resolution": "square"},
+            headers=headers,
+        )
+    )
+    assert {answer["code"] for answer in answers.values()} == {"no_active_subscription"}
+    assert answers["en"]["message"].startswith("You have no active plan.")
+    assert answers["ru"]["message"].startswith("У вас нет активного тарифа.")  # noqa: RUF001
+    assert answers["uz"]["message"].startswith("Sizda faol tarif yo\u02bbq.")
+
+
+def test_a_refusals_values_are_filled_in_in_the_readers_language(app, user_factory):
+    user_factory("reader@example.com")
+    client = ApiClient(app)
+    client.login("reader@example.com")
+    conversation = client.post("/api/v1/conversations", {}).json["id"]
+    answers = messages(
+        lambda headers: client.post(
+            f"/api/v1/conversations/{conversation}/generations",
+            {"mode": "text_to_image", "prompt": "a cat", "resolution": "no-such-size"},
+            headers=headers,
+        )
+    )
+    assert {answer["code"] for answer in answers.values()} == {"validation_error"}
+    assert "'no-such-size'" in answers["en"]["message"]
+    assert answers["ru"]["message"].startswith("Неизвестное разрешение «no-such-size» (одно из: ")
+    assert answers["uz"]["message"].startswith("Noma\u02bclum o\u02bblcham «no-such-size»")

@@ -24,6 +24,7 @@ from nproxy_core.billing.grants import cycle_view
 from nproxy_core.billing.models import BillingCycle, Plan
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, Forbidden, ValidationError
+from nproxy_core.i18n import _
 
 __all__ = [
     "FREE_GRANT_REASON",
@@ -37,7 +38,7 @@ __all__ = [
 #: The ``grant_reason`` of a cycle a user started from a free plan themselves.
 FREE_GRANT_REASON = "free plan, started by the user"
 
-VERIFY_HINT = (
+VERIFY_HINT = _(
     "Verify your email address first: open the link we sent you, or ask for a new one "
     "on the Verify email page (/verify-email)."
 )
@@ -79,17 +80,19 @@ def free_plan(db: Session, code: Any = None) -> Plan:
         if len(plans) == 1:
             return plans[0]
         if not plans:
-            raise ValidationError("There is no free plan to start.", fields={"plan": "required"})
+            raise ValidationError(_("There is no free plan to start."), fields={"plan": "required"})
         names = ", ".join(repr(p.code) for p in (public or plans))
         raise ValidationError(
-            f"Name the free plan to start: one of {names}.", fields={"plan": "required"}
+            _("Name the free plan to start: one of ${names}.", mapping={"names": names}),
+            fields={"plan": "required"},
         )
     if not isinstance(code, str) or not code.strip():
-        raise ValidationError("Name a plan.", fields={"plan": "invalid"})
+        raise ValidationError(_("Name a plan."), fields={"plan": "invalid"})
     plan = db.scalar(sa.select(Plan).where(Plan.code == code.strip().lower()))
     if plan is None:
         raise ValidationError(
-            f"There is no plan {code.strip()[:40]!r}.", fields={"plan": "unknown"}
+            _("There is no plan '${strip}'.", mapping={"strip": code.strip()[:40]}),
+            fields={"plan": "unknown"},
         )
     _check_startable(plan)
     return plan
@@ -98,12 +101,16 @@ def free_plan(db: Session, code: Any = None) -> Plan:
 def _check_startable(plan: Plan) -> None:
     if not plan.free:
         raise ValidationError(
-            f"The plan {plan.code!r} is not free: buy it on the pricing page.",
+            _(
+                "The plan '${code}' is not free: buy it on the pricing page.",
+                mapping={"code": plan.code},
+            ),
             fields={"plan": "not_free"},
         )
     if not plan.active:
         raise ValidationError(
-            f"The plan {plan.code!r} is no longer offered.", fields={"plan": "unavailable"}
+            _("The plan '${code}' is no longer offered.", mapping={"code": plan.code}),
+            fields={"plan": "unavailable"},
         )
 
 
@@ -136,8 +143,11 @@ def start_free(
         again = add_months(last_free, plan.period_months)
         if again > now:
             raise FreePlanUsed(
-                "You already had a free cycle in this period. You can start the free plan "
-                f"again from {_day(again)}."
+                _(
+                    "You already had a free cycle in this period. You can start the free plan "
+                    "again from ${again}.",
+                    mapping={"again": _day(again)},
+                )
             )
     running = db.scalar(
         sa.select(sa.func.max(BillingCycle.ends_at)).where(
@@ -146,8 +156,11 @@ def start_free(
     )
     if running is not None:
         raise PlanRunning(
-            f"You already have an active plan, until {_day(running)}. "
-            "The free plan is for accounts without one."
+            _(
+                "You already have an active plan, until ${running}. The free plan is for accounts "
+                "without one.",
+                mapping={"running": _day(running)},
+            )
         )
     if limiter is not None:
         limiter.hit(

@@ -32,6 +32,7 @@ from nproxy_core.billing.notifications import Outcome
 from nproxy_core.billing.plan import Plan
 from nproxy_core.db import Base, utcnow
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n import _
 from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,17 @@ def start_stars_checkout(
     """
     stars = item.price_stars
     if stars is None or stars <= 0:
-        kind = "pack" if isinstance(item, CreditPack) else "plan"
-        raise ValidationError(f"The {kind} {item.code!r} is not sold for Telegram Stars.")
+        if isinstance(item, CreditPack):
+            message = _(
+                "The pack '${code}' is not sold for Telegram Stars.", mapping={"code": item.code}
+            )
+        else:
+            message = _(
+                "The plan '${code}' is not sold for Telegram Stars.", mapping={"code": item.code}
+            )
+        raise ValidationError(message)
     if not item.active:
-        raise ValidationError(f"{item.name} is not on sale.")
+        raise ValidationError(_("${name} is not on sale.", mapping={"name": item.name}))
     payment = Payment(
         order_id=new_order_id(),
         user_id=user_id,
@@ -122,7 +130,9 @@ def start_stars_checkout(
     description = describe(item)
     invoice = getattr(processor, "invoice", None)
     if invoice is None:
-        raise ValidationError(f"{processor.name} does not sell for Telegram Stars.")
+        raise ValidationError(
+            _("${name} does not sell for Telegram Stars.", mapping={"name": processor.name})
+        )
     fields = invoice(payment.order_id, item.name, description, stars)
     if link:
         try:
@@ -140,7 +150,9 @@ def start_stars_checkout(
         except PaymentProcessorError as exc:
             log.warning("Stars invoice link failed for payment %s: %s", payment.id, exc)
             payment.status = PaymentState.FAILED
-            raise ValidationError("Telegram did not make the invoice; please try again.") from None
+            raise ValidationError(
+                _("Telegram did not make the invoice; please try again.")
+            ) from None
         payment.checkout_url = hosted.checkout_url
     payment.status = PaymentState.WAITING
     return payment, fields

@@ -59,6 +59,7 @@ from nproxy_core.developer_api.schemas import (
 from nproxy_core.developer_api.views import commit_and_wait
 from nproxy_core.errors import APIError, NotFound, ValidationError
 from nproxy_core.generation.schemas import choose_model, idempotency_key
+from nproxy_core.i18n import _, localize
 from nproxy_core.jsonbody import json_object
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import ModelCapabilities, Provider
@@ -126,15 +127,19 @@ def resolve_model(value: Any, providers: Mapping[str, Provider]) -> tuple[str, M
     """(provider, model) for OpenAI's ``model``: an nproxy id, ``provider:model``, or None
     (the default model of the first provider). Raises ModelNotFound (404)."""
     if not providers:
-        raise _bad("model", "No image provider is enabled.", "unavailable")
+        raise _bad("model", _("No image provider is enabled."), "unavailable")
     if value is None:
         name = next(iter(providers))
         models = list(providers[name].capabilities())
         if not models:
-            raise _bad("model", f"The provider {name!r} offers no model.", "unavailable")
+            raise _bad(
+                "model",
+                _("The provider '${name}' offers no model.", mapping={"name": name}),
+                "unavailable",
+            )
         return name, models[0]
     if not isinstance(value, str) or not value.strip():
-        raise _bad("model", "model must be a model id, such as demo-image-1.")
+        raise _bad("model", _("model must be a model id, such as demo-image-1."))
     value = value.strip()
     prefix, colon, rest = value.partition(":")
     candidates: Sequence[tuple[str, str]]
@@ -155,7 +160,10 @@ def resolve_model(value: Any, providers: Mapping[str, Provider]) -> tuple[str, M
         caps.model for provider in providers.values() for caps in provider.capabilities()
     )
     raise ModelNotFound(
-        f"The model {value[:64]!r} does not exist (available: {known}).",
+        _(
+            "The model '${value}' does not exist (available: ${known}).",
+            mapping={"value": value[:64], "known": known},
+        ),
         fields={"model": "not_found"},
     )
 
@@ -173,17 +181,27 @@ def choose_preset(caps: ModelCapabilities, size: Any, quality: Any) -> str | Non
         if match is None:
             raise _bad(
                 "size",
-                f"Unknown size {str(size)[:32]!r}: give auto or WIDTHxHEIGHT, e.g. 1024x1024.",
+                _(
+                    "Unknown size '${size}': give auto or WIDTHxHEIGHT, e.g. 1024x1024.",
+                    mapping={"size": str(size)[:32]},
+                ),
             )
         base = nearest_preset(caps, int(match.group(1)), int(match.group(2)))
         if base is None:
-            raise _bad("size", f"The model {caps.model} does not offer sizes.", "unavailable")
+            raise _bad(
+                "size",
+                _("The model ${model} does not offer sizes.", mapping={"model": caps.model}),
+                "unavailable",
+            )
     if quality is None or quality in ("auto", "standard"):
         return base
     if quality not in QUALITIES:
         raise _bad(
             "quality",
-            f"Unknown quality {str(quality)[:32]!r} (one of: {', '.join(QUALITIES)}).",
+            _(
+                "Unknown quality '${quality}' (one of: ${qualities}).",
+                mapping={"quality": str(quality)[:32], "qualities": ", ".join(QUALITIES)},
+            ),
         )
     anchor = base or caps.resolutions[0]
     ratios = preset_ratios(caps)
@@ -193,7 +211,10 @@ def choose_preset(caps: ModelCapabilities, size: Any, quality: Any) -> str | Non
     if len(tiers) < 2:
         raise _bad(
             "quality",
-            f"The model {caps.model} has one quality: give auto or standard.",
+            _(
+                "The model ${model} has one quality: give auto or standard.",
+                mapping={"model": caps.model},
+            ),
             "unavailable",
         )
 
@@ -217,8 +238,16 @@ def _check_fields(fields: Any, allowed: set[str]) -> None:
             values = IGNORED[name]
             if values is None or fields[name] in values:
                 continue
-            raise _bad(name, f"{name} {str(fields[name])[:32]!r} is not supported here.")
-        raise _bad(name, f"Unknown parameter: {str(name)[:32]!r}.", "unknown")
+            raise _bad(
+                name,
+                _(
+                    "${name} '${value}' is not supported here.",
+                    mapping={"name": name, "value": str(fields[name])[:32]},
+                ),
+            )
+        raise _bad(
+            name, _("Unknown parameter: '${name}'.", mapping={"name": str(name)[:32]}), "unknown"
+        )
 
 
 def _n(value: Any) -> Any:
@@ -227,7 +256,7 @@ def _n(value: Any) -> Any:
         return 1
     if isinstance(value, str):
         if not value.strip().isdigit():
-            raise _bad("n", "n must be a whole number.")
+            raise _bad("n", _("n must be a whole number."))
         return int(value)
     return value
 
@@ -254,7 +283,11 @@ def read_request(
     response_format = fields.get("response_format") or "url"
     if response_format not in RESPONSE_FORMATS:
         raise _bad(
-            "response_format", f"response_format must be one of: {', '.join(RESPONSE_FORMATS)}."
+            "response_format",
+            _(
+                "response_format must be one of: ${response_formats}.",
+                mapping={"response_formats": ", ".join(RESPONSE_FORMATS)},
+            ),
         )
     submission: dict[str, Any] = {
         "provider": provider,
@@ -280,30 +313,45 @@ def _form_images(request: Request) -> tuple[dict[str, Any], list[bytes]]:
     ):
         raise too_large_error(max_bytes)
     if request.content_type != "multipart/form-data":
-        raise _bad("image", "Send the edit as multipart/form-data with the image files.")
+        raise _bad("image", _("Send the edit as multipart/form-data with the image files."))
     try:
         items = list(request.POST.items())
     except Exception:
         # WebOb raises assorted errors on a malformed multipart body.
-        raise _bad("image", "The body is not a readable multipart/form-data body.") from None
+        raise _bad("image", _("The body is not a readable multipart/form-data body.")) from None
     fields: dict[str, Any] = {}
     images: list[bytes] = []
     for name, value in items:
         stream = getattr(value, "file", None)
         if name in ("image", "image[]"):
             if stream is None:
-                raise _bad("image", "image must be an image file.")
+                raise _bad("image", _("image must be an image file."))
             if len(images) >= MAX_INPUT_IMAGES:
-                raise _bad("image", f"At most {MAX_INPUT_IMAGES} images are accepted.", "too_many")
+                raise _bad(
+                    "image",
+                    _(
+                        "At most ${max_input_images} images are accepted.",
+                        mapping={"max_input_images": MAX_INPUT_IMAGES},
+                    ),
+                    "too_many",
+                )
             images.append(read_capped(stream, max_bytes))
         elif stream is not None:
-            raise _bad(name, f"{str(name)[:32]!r} is not supported here (a file was sent).")
+            raise _bad(
+                name,
+                _(
+                    "'${name}' is not supported here (a file was sent).",
+                    mapping={"name": str(name)[:32]},
+                ),
+            )
         elif name in fields:
-            raise _bad(name, f"{str(name)[:32]!r} was sent more than once.")
+            raise _bad(
+                name, _("'${name}' was sent more than once.", mapping={"name": str(name)[:32]})
+            )
         else:
             fields[name] = value
     if not images:
-        raise _bad("image", "An edit needs at least one image (the field image).", "required")
+        raise _bad("image", _("An edit needs at least one image (the field image)."), "required")
     return fields, images
 
 
@@ -351,7 +399,9 @@ def openai_error_view(exc: APIError, request: Request) -> Response:
     is aborted: nothing it wrote stays."""
     status, kind, code, headers = openai_error(exc)
     param = _param(exc)
-    body = {"error": {"message": exc.message, "type": kind, "param": param, "code": code}}
+    # The message in the request's language (Accept-Language); type and code stay English.
+    message = localize(request.localizer, exc.message)
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     response = Response(json_body=body, status=status)
     response.headers.update(exc.headers)
     response.headers.update(headers)
@@ -364,9 +414,12 @@ def _finished(
 ) -> dict[str, Any]:
     if not state.is_terminal:
         timeout = GenerationTimeout(
-            f"The generation {state.id} did not finish within the wait. It still runs and is "
-            f"charged when its images are made: GET /v1/generations/{state.id} gives them. "
-            "Do not send this request again.",
+            _(
+                "The generation ${id} did not finish within the wait. It still runs and is "
+                "charged when its images are made: GET /v1/generations/${id} gives them. Do not "
+                "send this request again.",
+                mapping={"id": state.id},
+            ),
         )
         timeout.headers["Location"] = request.route_url(
             "v1.generation", generation_id=str(state.id)

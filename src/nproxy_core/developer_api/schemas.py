@@ -20,6 +20,7 @@ from typing import Any
 
 from nproxy_core.errors import ValidationError
 from nproxy_core.generation.schemas import choose_model, choose_provider
+from nproxy_core.i18n import _
 from nproxy_core.plugins import ModelCapabilities, Provider
 
 #: The sizes of the seed API, as width and height.
@@ -102,22 +103,35 @@ def _resolution(body: Mapping[str, Any], caps: ModelCapabilities) -> str | None:
     """The preset for ``size`` or ``aspect_ratio``; None leaves the model's default."""
     size, ratio = body.get("size"), body.get("aspect_ratio")
     if size is not None and ratio is not None:
-        raise _invalid("size", "Give either size or aspect_ratio, not both.", "conflict")
+        raise _invalid("size", _("Give either size or aspect_ratio, not both."), "conflict")
     ratios = preset_ratios(caps)
     if size is not None:
         if not isinstance(size, str) or size not in SEED_SIZES:
             known = ", ".join(SEED_SIZES)
-            raise _invalid("size", f"Unknown size {str(size)[:32]!r} (one of: {known}).")
+            raise _invalid(
+                "size",
+                _(
+                    "Unknown size '${size}' (one of: ${known}).",
+                    mapping={"size": str(size)[:32], "known": known},
+                ),
+            )
         preset = nearest_preset(caps, *SEED_SIZES[size])
         if preset is None:
-            raise _invalid("size", f"The model {caps.model} does not offer sizes.", "unavailable")
+            raise _invalid(
+                "size",
+                _("The model ${model} does not offer sizes.", mapping={"model": caps.model}),
+                "unavailable",
+            )
         return preset
     if ratio is not None:
         offered = {caps.aspect_ratios[name]: name for name in ratios}
         if not isinstance(ratio, str) or ratio not in offered:
             raise _invalid(
                 "aspect_ratio",
-                f"Unknown aspect ratio {str(ratio)[:32]!r} (one of: {', '.join(offered)}).",
+                _(
+                    "Unknown aspect ratio '${ratio}' (one of: ${known}).",
+                    mapping={"ratio": str(ratio)[:32], "known": ", ".join(offered)},
+                ),
             )
         return offered[ratio]
     return None
@@ -127,10 +141,12 @@ def _input_images(value: Any) -> tuple[bytes, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _invalid("input_images", "input_images must be a list of base64 strings.")
+        raise _invalid("input_images", _("input_images must be a list of base64 strings."))
     if len(value) > MAX_INPUT_IMAGES:
         raise _invalid(
-            "input_images", f"At most {MAX_INPUT_IMAGES} input images are accepted.", "too_many"
+            "input_images",
+            _("At most ${most} input images are accepted.", mapping={"most": MAX_INPUT_IMAGES}),
+            "too_many",
         )
     images = []
     for n, text in enumerate(value):
@@ -138,10 +154,16 @@ def _input_images(value: Any) -> tuple[bytes, ...]:
             data = base64.b64decode(_DATA_URI.sub("", text.strip()), validate=True)
         except (binascii.Error, ValueError):
             raise _invalid(
-                "input_images", f"Input image {n + 1} is not valid base64.", "not_base64"
+                "input_images",
+                _("Input image ${number} is not valid base64.", mapping={"number": n + 1}),
+                "not_base64",
             ) from None
         if not data:
-            raise _invalid("input_images", f"Input image {n + 1} is empty.", "empty")
+            raise _invalid(
+                "input_images",
+                _("Input image ${number} is empty.", mapping={"number": n + 1}),
+                "empty",
+            )
         images.append(data)
     return tuple(images)
 
@@ -151,14 +173,23 @@ def parse_api_request(body: Mapping[str, Any], providers: Mapping[str, Provider]
     unknown = sorted(set(body) - FIELDS)
     if unknown:
         raise _invalid(
-            unknown[0], f"Unknown field(s): {', '.join(u[:32] for u in unknown[:5])}.", "unknown"
+            unknown[0],
+            _(
+                "Unknown field(s): ${names}.",
+                mapping={"names": ", ".join(u[:32] for u in unknown[:5])},
+            ),
+            "unknown",
         )
     if "template" in body:
         return _template_request(body)
     provider = choose_provider(body, providers)
     models = list(providers[provider].capabilities())
     if not models:
-        raise _invalid("provider", f"The provider {provider!r} offers no model.", "unavailable")
+        raise _invalid(
+            "provider",
+            _("The provider '${name}' offers no model.", mapping={"name": provider}),
+            "unavailable",
+        )
     caps = choose_model(body, models)
     images = _input_images(body.get("input_images"))
 
@@ -166,7 +197,10 @@ def parse_api_request(body: Mapping[str, Any], providers: Mapping[str, Provider]
     if response_format not in RESPONSE_FORMATS:
         raise _invalid(
             "response_format",
-            f"response_format must be one of: {', '.join(RESPONSE_FORMATS)}.",
+            _(
+                "response_format must be one of: ${formats}.",
+                mapping={"formats": ", ".join(RESPONSE_FORMATS)},
+            ),
         )
     n = body.get("n", 1)
     submission: dict[str, Any] = {
@@ -200,19 +234,25 @@ def _template_request(body: Mapping[str, Any]) -> ApiRequest:
     if extra:
         raise _invalid(
             extra[0],
-            f"A template request takes template, inputs, n and response_format; "
-            f"{extra[0][:32]!r} is decided by the template.",
+            _(
+                "A template request takes template, inputs, n and response_format; '${name}' is "
+                "decided by the template.",
+                mapping={"name": extra[0][:32]},
+            ),
             "not_allowed",
         )
     response_format = body.get("response_format", "url")
     if response_format not in RESPONSE_FORMATS:
         raise _invalid(
             "response_format",
-            f"response_format must be one of: {', '.join(RESPONSE_FORMATS)}.",
+            _(
+                "response_format must be one of: ${formats}.",
+                mapping={"formats": ", ".join(RESPONSE_FORMATS)},
+            ),
         )
     inputs = body.get("inputs")
     if inputs is not None and not isinstance(inputs, Mapping):
-        raise _invalid("inputs", "The inputs must be an object of field names and values.")
+        raise _invalid("inputs", _("The inputs must be an object of field names and values."))
     inputs = dict(inputs or {})
     images: list[tuple[str, bytes]] = []
     for name, value in inputs.items():
@@ -221,10 +261,10 @@ def _template_request(body: Mapping[str, Any]) -> ApiRequest:
                 data = base64.b64decode(_DATA_URI.sub("", value.strip()), validate=True)
             except (binascii.Error, ValueError):
                 raise _invalid(
-                    f"inputs.{str(name)[:40]}", "The image is not valid base64.", "not_base64"
+                    f"inputs.{str(name)[:40]}", _("The image is not valid base64."), "not_base64"
                 ) from None
             if not data:
-                raise _invalid(f"inputs.{str(name)[:40]}", "The image is empty.", "empty")
+                raise _invalid(f"inputs.{str(name)[:40]}", _("The image is empty."), "empty")
             images.append((str(name), data))
     submission: dict[str, Any] = {"template": body.get("template"), "inputs": inputs}
     if body.get("n") is not None:
@@ -244,8 +284,8 @@ def prefer_wait(header: str | None, max_wait: float) -> float:
             try:
                 seconds = float(value.strip())
             except ValueError:
-                raise _invalid("Prefer", "Prefer: wait=N needs a number of seconds.") from None
+                raise _invalid("Prefer", _("Prefer: wait=N needs a number of seconds.")) from None
             if not math.isfinite(seconds) or seconds < 0:
-                raise _invalid("Prefer", "Prefer: wait=N needs a number of seconds.")
+                raise _invalid("Prefer", _("Prefer: wait=N needs a number of seconds."))
             return min(seconds, max_wait)
     return max_wait

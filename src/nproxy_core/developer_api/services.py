@@ -37,6 +37,7 @@ from nproxy_core.generation.services import (
     idempotency_mismatch,
     submit_generation,
 )
+from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.quota.services import bucket, current, user_bucket
 from nproxy_core.uploads.services import create_upload
@@ -123,7 +124,10 @@ def identify_caller(request: Request) -> Caller:
     request.add_response_callback(answer_headers)
     if not rate.allowed:
         raise RateLimited(
-            f"Too many requests for this API key (limit {rate.limit} per window).",
+            _(
+                "Too many requests for this API key (limit ${limit} per window).",
+                mapping={"limit": rate.limit},
+            ),
             retry_after=rate.retry_after,
         )
     values: dict[str, Any] = {"secret_hash": rehash} if rehash else {}
@@ -212,8 +216,10 @@ def submit_checked(
     )
     if unfinished >= settings.max_concurrent_jobs:
         raise RateLimited(
-            f"This API key already has {settings.max_concurrent_jobs} unfinished generations; "
-            "wait for one to finish.",
+            _(
+                "This API key already has ${count} unfinished generations; wait for one to finish.",
+                mapping={"count": settings.max_concurrent_jobs},
+            ),
             retry_after=5,
         )
     conversation_id = _key_conversation(db, key)

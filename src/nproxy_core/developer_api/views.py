@@ -23,6 +23,7 @@ from nproxy_core.generation.interfaces import ICompletionSignal
 from nproxy_core.generation.models import GenerationStatus
 from nproxy_core.generation.presenters import models_json
 from nproxy_core.generation.schemas import idempotency_key
+from nproxy_core.i18n import _
 from nproxy_core.jsonbody import json_object
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ def _response_format(request: Request) -> str:
     value = request.GET.get("response_format", "url")
     if value not in schemas.RESPONSE_FORMATS:
         raise ValidationError(
-            f"response_format must be one of: {', '.join(schemas.RESPONSE_FORMATS)}.",
+            _(
+                "response_format must be one of: ${formats}.",
+                mapping={"formats": ", ".join(schemas.RESPONSE_FORMATS)},
+            ),
             fields={"response_format": "invalid"},
         )
     return value
@@ -151,7 +155,11 @@ def v1_usage(request: Request) -> dict[str, Any]:
     raw = request.GET.get("days", "30")
     if not raw.isdigit() or not 1 <= int(raw) <= USAGE_MAX_DAYS:
         raise ValidationError(
-            f"days must be a whole number from 1 to {USAGE_MAX_DAYS}.", fields={"days": "invalid"}
+            _(
+                "days must be a whole number from 1 to ${most}.",
+                mapping={"most": USAGE_MAX_DAYS},
+            ),
+            fields={"days": "invalid"},
         )
     return {
         "api_key": {"id": str(caller.key_id), "name": caller.key_name},

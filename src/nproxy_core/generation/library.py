@@ -19,6 +19,7 @@ from nproxy_core.generation.models import (
     GenerationImage,
     Message,
 )
+from nproxy_core.i18n import _
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,11 @@ def search_text(value: str | None) -> str | None:
     text = " ".join(value.split())
     if len(text) > MAX_QUERY:
         raise ValidationError(
-            f"The search is too long: at most {MAX_QUERY} characters.", fields={"q": "too_long"}
+            _(
+                "The search is too long: at most ${max_query} characters.",
+                mapping={"max_query": MAX_QUERY},
+            ),
+            fields={"q": "too_long"},
         )
     return text
 
@@ -63,7 +68,7 @@ def favorite_filter(value: str | None) -> bool | None:
         return True
     if value.lower() in ("false", "0"):
         return False
-    raise ValidationError("favorite must be true or false.", fields={"favorite": "invalid"})
+    raise ValidationError(_("favorite must be true or false."), fields={"favorite": "invalid"})
 
 
 def _like_pattern(text: str) -> str:
@@ -79,11 +84,11 @@ def _cursor(image: LibraryImage) -> str:
 
 def _parse_cursor(value: str) -> tuple[dt.datetime, uuid.UUID]:
     problem = ValidationError(
-        "The library cursor is not one this server gave.", fields={"before": "invalid"}
+        _("The library cursor is not one this server gave."), fields={"before": "invalid"}
     )
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        moment, _, image_id = raw.partition("|")
+        moment, _bar, image_id = raw.partition("|")
         return dt.datetime.fromisoformat(moment), uuid.UUID(image_id)
     except (ValueError, UnicodeDecodeError):
         raise problem from None

@@ -36,6 +36,7 @@ from nproxy_core.errors import NotFound
 from nproxy_core.generation.interfaces import IFinishedGenerations
 from nproxy_core.generation.models import TERMINAL, Generation, GenerationImage
 from nproxy_core.generation.services import GenerationState, generation_state
+from nproxy_core.i18n import _
 
 _GENERATIONS = Generation.__table__
 _IMAGES = GenerationImage.__table__
@@ -142,7 +143,7 @@ def poll_state(request: Request, user_id: int, generation_id: Any) -> Generation
         # The session check read the generation (the route's context asked it to).
         status = known["generation_status"]
         if status is None:
-            raise NotFound("Not found.")
+            raise NotFound(_("Not found."))
         if status in TERMINAL:
             state = finished.get(user_id, gid, known["generation_images"])
             if state is not None:

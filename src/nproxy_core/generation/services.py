@@ -32,6 +32,7 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.generation.schemas import Submission, parse_submission
 from nproxy_core.generation.tasks import run_generation
+from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.pricing import IUnitPrices
 from nproxy_core.prompt_templates import services as templates
@@ -49,7 +50,7 @@ AUTO_TITLE_CHARS = 60
 
 def _not_found() -> NotFound:
     # The same answer for a malformed id, an unknown one and another user's.
-    return NotFound("Not found.")
+    return NotFound(_("Not found."))
 
 
 # --- conversations -----------------------------------------------------------------------------
@@ -168,17 +169,24 @@ def conversation_with_history(db: Session, user_id: int, conversation_id: Any) -
 def _check_inputs(submission: Submission, uploads: list[Upload]) -> None:
     caps = submission.capabilities
     for upload in uploads:
+        values = {
+            "id": upload.id,
+            "mime": upload.mime,
+            "model": caps.model,
+            "side": caps.max_input_side,
+        }
         problem = None
         if upload.mime not in caps.input_mime_types:
-            problem = f"is a {upload.mime} image, which {caps.model} does not accept"
-        elif upload.size_bytes > caps.max_input_bytes:
-            problem = f"is larger than {caps.model} accepts"
-        elif max(upload.width, upload.height) > caps.max_input_side:
-            problem = f"is larger than {caps.max_input_side} px a side"
-        if problem:
-            raise ValidationError(
-                f"The input image {upload.id} {problem}.", fields={"input_upload_ids": "invalid"}
+            problem = _(
+                "The input image ${id} is a ${mime} image, which ${model} does not accept.",
+                mapping=values,
             )
+        elif upload.size_bytes > caps.max_input_bytes:
+            problem = _("The input image ${id} is larger than ${model} accepts.", mapping=values)
+        elif max(upload.width, upload.height) > caps.max_input_side:
+            problem = _("The input image ${id} is larger than ${side} px a side.", mapping=values)
+        if problem:
+            raise ValidationError(problem, fields={"input_upload_ids": "invalid"})
 
 
 def request_fingerprint(conversation_id: uuid.UUID, body: dict[str, Any]) -> str:
@@ -196,8 +204,10 @@ def idempotency_mismatch() -> IdempotencyMismatch:
     """The refusal of an ``Idempotency-Key`` reused for a different request (422), the same
     from the chat and from the developer API."""
     return IdempotencyMismatch(
-        "This Idempotency-Key was already used for a different request. Use a new key "
-        "for a new request.",
+        _(
+            "This Idempotency-Key was already used for a different request. Use a new key "
+            "for a new request."
+        ),
         fields={"Idempotency-Key": "mismatch"},
     )
 
@@ -270,7 +280,10 @@ def submit_generation(
             load_user_uploads(db, user_id, [upload_id])
         except NotFound:
             raise ValidationError(
-                f"The image for {name!r} was not found; upload it again.",
+                _(
+                    "The image for '${name}' was not found; upload it again.",
+                    mapping={"name": name},
+                ),
                 fields={f"inputs.{name}": "not_found"},
             ) from None
     submission = parse_submission(built, providers)
@@ -362,7 +375,7 @@ def load_user_images(db: Session, user_id: int, ids: Iterable[str]) -> list[Gene
     for raw, value in zip(wanted, parsed, strict=True):
         if value is None or value not in found:
             raise NotFound(
-                f"The image {str(raw)[:64]!r} was not found.",
+                _("The image '${raw}' was not found.", mapping={"raw": str(raw)[:64]}),
                 fields={"input_image_ids": "not_found"},
             )
     return [found[value] for value in parsed if value is not None]

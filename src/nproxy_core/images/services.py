@@ -17,6 +17,7 @@ from nproxy_core.generation import services as generations
 from nproxy_core.generation.models import Generation, GenerationImage
 from nproxy_core.generation.presenters import resolution_json
 from nproxy_core.generation.schemas import PROMPT_MAX_CHARS
+from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import Mode, ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
@@ -33,7 +34,7 @@ SHARE_TOKEN_BYTES = 24
 
 def _not_found() -> NotFound:
     # The same answer for a malformed id, an unknown one and another user's: nothing leaks.
-    return NotFound("Not found.")
+    return NotFound(_("Not found."))
 
 
 def owned_image(db: Session, user_id: int, image_id: Any, *, lock: bool = False) -> GenerationImage:
@@ -168,13 +169,22 @@ def upscale(
     offered = upscales(request, image, made)
     if not isinstance(resolution, str) or not resolution:
         raise ValidationError(
-            "Choose the size to upscale to (resolution).", fields={"resolution": "required"}
+            _("Choose the size to upscale to (resolution)."), fields={"resolution": "required"}
         )
     if resolution not in {preset["id"] for preset in offered}:
         larger = ", ".join(preset["id"] for preset in offered) or "none"
         raise ValidationError(
-            f"{resolution[:64]!r} is not a larger size of {made.model} than this "
-            f"{image.width} x {image.height} px image (larger sizes: {larger}).",
+            _(
+                "'${resolution}' is not a larger size of ${model} than this ${width} x ${height} "
+                "px image (larger sizes: ${larger}).",
+                mapping={
+                    "resolution": resolution[:64],
+                    "model": made.model,
+                    "width": image.width,
+                    "height": image.height,
+                    "larger": larger,
+                },
+            ),
             fields={"resolution": "invalid"},
         )
     prompt = UPSCALE_INSTRUCTION + made.prompt

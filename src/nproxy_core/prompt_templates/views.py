@@ -10,6 +10,7 @@ from pyramid.view import view_config
 
 from nproxy_core.accounts.security import user_view
 from nproxy_core.errors import NotFound
+from nproxy_core.i18n import _
 from nproxy_core.i18n.fields import translation
 from nproxy_core.prompt_templates import schemas, services
 from nproxy_core.prompt_templates.models import PromptTemplate
@@ -60,7 +61,7 @@ def example_image(request: Request) -> Response:
     # A hidden template's example is for admins, who make it before showing the template.
     admin = request.identity is not None and request.identity.is_admin
     if template is None or not template.storage_key or not (template.active or admin):
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
     data = request.find_service(IStorage).get(template.storage_key)
     response = Response(body=data, content_type=template.example_mime or "image/png")
     scope = "public" if template.active else "private"

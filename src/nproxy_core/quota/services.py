@@ -38,6 +38,7 @@ from nproxy_core.errors import (
     QuotaExhausted,
     ValidationError,
 )
+from nproxy_core.i18n import _
 from nproxy_core.pricing.models import UnitPrice
 from nproxy_core.quota.models import HoldState, QuotaHold, QuotaHoldPack
 
@@ -63,14 +64,14 @@ __all__ = [
 ]
 
 # Messages users may see: they name the problem and never a count.
-NO_SUBSCRIPTION_MESSAGE = (
+NO_SUBSCRIPTION_MESSAGE = _(
     "You have no active plan. Buy or renew a plan, or buy a credit pack, to generate images."
 )
-EXHAUSTED_MESSAGE = (
+EXHAUSTED_MESSAGE = _(
     "Not enough units are left for that. "
     "Try a smaller batch or size, or renew your plan or buy a credit pack to continue."
 )
-USED_UP_MESSAGE = (
+USED_UP_MESSAGE = _(
     "This period's units are used up. Renew your plan or buy a credit pack to continue."
 )
 
@@ -85,9 +86,10 @@ def exhausted_message(n: int, remaining: int) -> str:
         return USED_UP_MESSAGE
     if n <= 1:
         return EXHAUSTED_MESSAGE
-    return (
-        f"Not enough units left for {n} images \u2014 try fewer, or renew your plan or buy a "
-        "credit pack to continue."
+    return _(
+        "Not enough units left for ${count} images \u2014 try fewer, or renew your plan or buy "
+        "a credit pack to continue.",
+        mapping={"count": n},
     )
 
 
@@ -174,7 +176,10 @@ def exact_usage(db: Session, user_id: int, now: dt.datetime | None = None) -> Qu
 
 def _check_count(n: object, name: str) -> int:
     if isinstance(n, bool) or not isinstance(n, int):
-        raise ValidationError(f"The {name} must be a whole number.", fields={name: "invalid"})
+        raise ValidationError(
+            _("The ${name} must be a whole number.", mapping={"name": name}),
+            fields={name: "invalid"},
+        )
     return n
 
 
@@ -306,11 +311,13 @@ def reserve(
     n = _check_count(n, "batch_size")
     if n < 1:
         raise ValidationError(
-            "The batch size must be at least 1.", fields={"batch_size": "invalid"}
+            _("The batch size must be at least 1."), fields={"batch_size": "invalid"}
         )
     unit_cost = _check_count(unit_cost, "unit_cost")
     if unit_cost < 1:
-        raise ValidationError("An image costs at least one unit.", fields={"unit_cost": "invalid"})
+        raise ValidationError(
+            _("An image costs at least one unit."), fields={"unit_cost": "invalid"}
+        )
     now = now or utcnow()
     cycle, override = _current(db, user_id, now, priced)
     unit_cost = override or unit_cost
@@ -321,7 +328,10 @@ def reserve(
         cycle_id = None if cycle is None else cycle.id
     if cycle_id is not None and cycle.max_batch is not None and n > cycle.max_batch:
         raise ValidationError(
-            f"Your plan makes at most {cycle.max_batch} images at a time.",
+            _(
+                "Your plan makes at most ${max_batch} images at a time.",
+                mapping={"max_batch": cycle.max_batch},
+            ),
             fields={"batch_size": "out_of_range"},
         )
     if cycle_id is not None and cycle.remaining >= need:
@@ -378,8 +388,11 @@ def _reserve_with_packs(
             raise NoActiveSubscription(NO_SUBSCRIPTION_MESSAGE)
         if cycle is not None and cycle_id is None and not balances:
             raise PlanExcludesModel(
-                f"Your plan does not include {model}. Choose another model, or change your "
-                "plan or buy a credit pack to use it.",
+                _(
+                    "Your plan does not include ${model}. Choose another model, or change your "
+                    "plan or buy a credit pack to use it.",
+                    mapping={"model": model},
+                ),
                 fields={"model": "not_in_plan"},
             )
         available = need - short
@@ -459,7 +472,7 @@ def _close(
 ) -> QuotaHold:
     row = _locked_hold(db, hold)
     if row is None:
-        raise ValidationError("No such quota hold.", fields={"hold": "unknown"})
+        raise ValidationError(_("No such quota hold."), fields={"hold": "unknown"})
     if row.state != HoldState.HELD:
         # Closing twice is a no-op: a retried job must not count its images twice, and a job
         # that finishes after the sweeper released its hold costs the user nothing.
@@ -467,12 +480,12 @@ def _close(
         return row
     if not 0 <= images * row.unit_cost <= row.amount:
         raise ValidationError(
-            "The number of successful images must be between 0 and the batch size.",
+            _("The number of successful images must be between 0 and the batch size."),
             fields={"succeeded": "invalid"},
         )
     if costs is not None and len(costs) != images:
         raise ValidationError(
-            "Give one cost for each successful image.", fields={"costs": "invalid"}
+            _("Give one cost for each successful image."), fields={"costs": "invalid"}
         )
     # An image made by a fallback costs the lower of the two prices (DESIGN 4.13).
     consumed = sum(

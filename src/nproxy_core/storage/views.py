@@ -17,6 +17,7 @@ from pyramid.response import Response
 from pyramid.view import exception_view_config, view_config
 
 from nproxy_core.errors import APIError, NotFound, ValidationError, error_response
+from nproxy_core.i18n import _
 from nproxy_core.storage.images import (
     FORMATS,
     THUMB_MIME,
@@ -46,7 +47,9 @@ def _signed_link_allows(request: Request, asset_id: str) -> bool:
         return False
     check = request.find_service(IMediaLinks).check(asset_id, expires, signature)
     if check is LinkCheck.EXPIRED:
-        raise LinkExpired("This image link has expired. Fetch the generation again for a new one.")
+        raise LinkExpired(
+            _("This image link has expired. Fetch the generation again for a new one.")
+        )
     # A tampered link is answered like an unknown asset.
     return check is LinkCheck.VALID
 
@@ -59,12 +62,18 @@ def _wanted(request: Request) -> tuple[str | None, str | None]:
     size, wanted = request.GET.get("size"), request.GET.get("format")
     if size is not None and size not in SIZES:
         raise ValidationError(
-            f"Unknown size {size[:32]!r} (available: {', '.join(SIZES)}).",
+            _(
+                "Unknown size '${size}' (available: ${sizes}).",
+                mapping={"size": size[:32], "sizes": ", ".join(SIZES)},
+            ),
             fields={"size": "invalid"},
         )
     if wanted is not None and wanted.lower() not in FORMATS:
         raise ValidationError(
-            f"Unknown format {wanted[:32]!r} (available: {', '.join(FORMATS)}).",
+            _(
+                "Unknown format '${wanted}' (available: ${formats}).",
+                mapping={"wanted": wanted[:32], "formats": ", ".join(FORMATS)},
+            ),
             fields={"format": "invalid"},
         )
     return size, None if wanted is None else wanted.lower()
@@ -91,7 +100,7 @@ def _download(
         data = convert(storage.get(asset.storage_key), asset.mime, wanted)
     except ImageUnreadable:
         log.error("media %s: the stored image could not be read for conversion", asset_id)
-        raise NotFound("Not found.") from None
+        raise NotFound(_("Not found.")) from None
     response = Response(body=data, content_type=wanted.mime)
     response.headers["Content-Disposition"] = (
         f'attachment; filename="nproxy-{asset_id[:64]}.{wanted.extension}"'
@@ -113,7 +122,7 @@ def media(request: Request) -> Response:
     if asset is None or not (
         signed or (user is not None and (asset.owner_user_id == user.id or user.is_admin))
     ):
-        raise NotFound("Not found.")
+        raise NotFound(_("Not found."))
 
     storage = request.find_service(IStorage)
     if wanted is not None:
@@ -143,7 +152,7 @@ def media(request: Request) -> Response:
 
 @exception_view_config(ObjectNotFound)
 def object_not_found(exc: ObjectNotFound, request: Request) -> Response:
-    return error_response(request, 404, "not_found", "Not found.")
+    return error_response(request, 404, "not_found", _("Not found."))
 
 
 @exception_view_config(StorageError)
@@ -154,5 +163,5 @@ def storage_unavailable(exc: StorageError, request: Request) -> Response:
         request,
         503,
         "storage_unavailable",
-        "Image storage is unavailable just now. Please try again in a moment.",
+        _("Image storage is unavailable just now. Please try again in a moment."),
     )

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from nproxy_core.db import parse_uuid
 from nproxy_core.errors import NotFound, ValidationError, describe_size
+from nproxy_core.i18n import _
 from nproxy_core.plugins import IMAGE_FORMATS, identify_image
 from nproxy_core.storage import IStorage, upload_key
 from nproxy_core.uploads.interfaces import IUploadLimits
@@ -43,13 +44,17 @@ class CheckedImage:
 
 def too_large_error(max_bytes: int) -> ValidationError:
     return ValidationError(
-        f"The image is larger than {describe_size(max_bytes)}.", fields={"file": "too_large"}
+        _(
+            "The image is larger than ${max_bytes}.",
+            mapping={"max_bytes": describe_size(max_bytes)},
+        ),
+        fields={"file": "too_large"},
     )
 
 
 def _not_an_image() -> ValidationError:
     return ValidationError(
-        "The file is not a PNG, JPEG or WebP image.", fields={"file": "unsupported_type"}
+        _("The file is not a PNG, JPEG or WebP image."), fields={"file": "unsupported_type"}
     )
 
 
@@ -78,7 +83,7 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
     """
     if not data:
         raise ValidationError(
-            "The file sent in the 'file' field is empty.", fields={"file": "empty"}
+            _("The file sent in the 'file' field is empty."), fields={"file": "empty"}
         )
     if len(data) > max_bytes:
         raise too_large_error(max_bytes)
@@ -94,7 +99,11 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
             # The header is enough to know the size: refuse before decoding a single pixel.
             if width > max_side or height > max_side:
                 raise ValidationError(
-                    f"The image is {width}\u00d7{height} px; the limit is {max_side} px a side.",
+                    _(
+                        "The image is ${width}\u00d7${height} px; the limit is ${max_side} px a "
+                        "side.",
+                        mapping={"width": width, "height": height, "max_side": max_side},
+                    ),
                     fields={"file": "too_many_pixels"},
                 )
             # Pillow only warns between its pixel limit and twice that; we refuse. (Checked by
@@ -102,8 +111,11 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
             # filters, which is not thread-safe.)
             if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
                 raise ValidationError(
-                    f"The image is {width}\u00d7{height} px: "
-                    "too many pixels to be processed safely.",
+                    _(
+                        "The image is ${width}\u00d7${height} px: too many pixels to be processed "
+                        "safely.",
+                        mapping={"width": width, "height": height},
+                    ),
                     fields={"file": "too_many_pixels"},
                 )
             image.verify()
@@ -116,14 +128,17 @@ def check_image(data: bytes, *, max_bytes: int, max_side: int) -> CheckedImage:
     except Image.DecompressionBombError:
         # Beyond twice Pillow's limit, Image.open itself refuses, before we see the size.
         raise ValidationError(
-            "The image has too many pixels to be processed safely.",
+            _("The image has too many pixels to be processed safely."),
             fields={"file": "too_many_pixels"},
         ) from None
     except Exception:
         # Pillow reports a damaged file with many exception types (OSError, SyntaxError,
         # ValueError, struct.error, EOFError, ...); all mean the same thing to the user.
         raise ValidationError(
-            f"The image could not be read: the {fmt.label} file is damaged or incomplete.",
+            _(
+                "The image could not be read: the ${label} file is damaged or incomplete.",
+                mapping={"label": fmt.label},
+            ),
             fields={"file": "damaged"},
         ) from None
     return CheckedImage(mime=found.mime, extension=fmt.extension, width=width, height=height)
@@ -199,7 +214,7 @@ def load_user_uploads(
         if value is None or value not in found:
             shown = str(raw)[:64]
             raise NotFound(
-                f"The uploaded image {shown!r} was not found.",
+                _("The uploaded image '${shown}' was not found.", mapping={"shown": shown}),
                 fields={"input_upload_ids": "not_found"},
             )
     return [found[value] for value in parsed if value is not None]

@@ -8,6 +8,7 @@ from pyramid.request import Request
 
 from nproxy_core.accounts.security import user_view
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n import _
 from nproxy_core.ratelimit import user_limit
 from nproxy_core.uploads import services
 from nproxy_core.uploads.interfaces import IUploadLimits
@@ -28,7 +29,7 @@ def upload_json(request: Request, upload: Upload) -> dict[str, Any]:
 
 
 def _no_file() -> ValidationError:
-    return ValidationError("No file was sent in the 'file' field.", fields={"file": "required"})
+    return ValidationError(_("No file was sent in the 'file' field."), fields={"file": "required"})
 
 
 def read_file_field(request: Request, max_bytes: int) -> bytes:
@@ -45,7 +46,7 @@ def read_file_field(request: Request, max_bytes: int) -> bytes:
     except Exception:
         # WebOb raises assorted errors on a malformed multipart body.
         raise ValidationError(
-            "The upload is not a readable multipart/form-data body.", fields={"file": "required"}
+            _("The upload is not a readable multipart/form-data body."), fields={"file": "required"}
         ) from None
     stream = getattr(field, "file", None)
     if stream is None:
