@@ -16,6 +16,7 @@ import io
 import os
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,105 @@ def test_a_send_that_does_not_go_through_keeps_what_was_typed(
     assert renews_said(page) <= 1
 
     assert problems == [], "\n".join(problems)
+
+
+def hold(held: dict[str, Any], name: str, route: Any) -> None:
+    """A route handler that keeps the request waiting, as ``held[name]``."""
+    held[name] = route
+
+
+def test_a_session_ending_gives_back_the_inputs_and_the_template_too(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    """1, beyond the prompt: an image-to-image send keeps its attached photo (not marked gone
+    because the server shows it to no one logged out), and a template's send keeps the
+    template with its fields and photo; after logging in they are still there and go through
+    as they are. A photo attached while the page still loads stays too."""
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    user = user_factory()
+    make_cycle(user, request_limit=5)
+    log_in(page, base, user.email)
+    banner = page.locator("#banner")
+    ready = page.locator(".input-thumb[data-state=ready]")
+
+    # Image to image, the photo attached (and still uploading) before the page has finished
+    # loading: it stays.
+    held: dict[str, Any] = {}
+    for name in ("templates", "uploads"):
+        page.route(f"**/api/v1/{name}", partial(hold, held, name))
+    page.goto(f"{base}/chat")
+    expect(page.locator("#model option")).not_to_have_count(0)
+    page.click("label[for=mode-i2i]")
+    photo = {"name": "me.png", "mimeType": "image/png", "buffer": png(128)}
+    page.set_input_files("#file-input", files=[photo])
+    expect(page.locator(".input-thumb[data-state=uploading]")).to_have_count(1)
+    for name in ("templates", "uploads"):
+        assert name in held, name
+        held[name].continue_()
+        page.unroute(f"**/api/v1/{name}")
+        if name == "templates":
+            expect(page.locator("#template-gallery .template-card")).not_to_have_count(0)
+    expect(ready).to_have_count(1)
+    expect(page.locator("#mode-i2i")).to_be_checked()
+
+    # The session ends before the send: all of it comes back, the photo still ready once its
+    # preview (which the server no longer shows) has failed to load.
+    page.fill("#prompt", "the same scene as a watercolour")
+    page.context.clear_cookies()
+    page.press("#prompt", "Enter")
+    expect(banner).to_contain_text("Your session has ended")
+    expect(page.locator(".turn")).to_have_count(0)
+    expect(page.locator("#prompt")).to_have_value("the same scene as a watercolour")
+    page.wait_for_function("() => !document.querySelector('.input-thumb img')")
+    expect(ready).to_have_count(1)
+    expect(page.locator("#mode-i2i")).to_be_checked()
+    # Typing on keeps the draft, photo included.
+    page.type("#prompt", ", soft light")
+    page.wait_for_function(
+        "() => (localStorage.getItem('nproxy.chat.draft.new') || '').includes('soft light')"
+    )
+    banner.locator("a").click()
+    submit_credentials(page, user.email)
+    page.wait_for_url(f"{base}/chat")
+    expect(page.locator("#prompt")).to_have_value("the same scene as a watercolour, soft light")
+    expect(ready).to_have_count(1)
+    expect(page.locator("#mode-i2i")).to_be_checked()
+    # It goes through as it was: the photo is the turn's input.
+    page.press("#prompt", "Enter")
+    turn = page.locator(".turn").first
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    expect(turn.locator(".turn-inputs img")).to_have_count(1)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
+    conversation = page.url
+
+    # A template filled in, photo and all; the session ends before the send.
+    page.click("#templates-button")
+    page.locator('#templates-dialog [data-template="fursona"]').click()
+    page.set_input_files("#tf-photo", files=[photo])
+    page.select_option("#tf-species", "Fox")
+    page.fill("#tf-colours", "silver and blue")
+    expect(page.locator('.image-slot[data-state="ready"]')).to_be_visible()
+    page.context.clear_cookies()
+    page.click("#send")
+    expect(banner).to_contain_text("Your session has ended")
+    expect(page.locator(".turn")).to_have_count(1)
+    banner.locator("a").click()
+    submit_credentials(page, user.email)
+    page.wait_for_url(conversation)
+    expect(page.locator(".turn")).to_have_count(1)
+    expect(page.locator("#template-form")).to_be_visible()
+    expect(page.locator("#tf-species")).to_have_value("Fox")
+    expect(page.locator("#tf-colours")).to_have_value("silver and blue")
+    expect(page.locator('.image-slot[data-state="ready"]')).to_be_visible()
+    page.click("#send")
+    expect(page.locator(".turn")).to_have_count(2)
+    turn = page.locator(".turn").last
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    expect(turn.locator(".prompt-text")).to_have_text(
+        "Fursona from your photo · Fox · silver and blue"
+    )
 
 
 def test_uploads_are_checked_before_sending_and_every_413_reads_the_same(

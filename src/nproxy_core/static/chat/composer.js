@@ -339,6 +339,9 @@ function renderInput(entry) {
   image?.addEventListener("error", () => {
     // A picked file the browser cannot show: no broken-image icon while the server decides.
     if (entry.file) image.remove();
+    // Logged out, the server shows no one's uploads: the input is still there (a send that
+    // the session's end stopped gave it back), and shows again after logging in.
+    else if (hasSessionEnded()) image.remove();
     // A remembered input that is gone (an unused upload is cleaned up after a day).
     else failInput(entry, gettext("This image is no longer available."));
   });
@@ -538,10 +541,14 @@ export function restoreSnapshot(snapshot, id = current.conversationId) {
 
 /**
  * Put a conversation's draft in the composer (a new conversation starts in text → image).
- * On the page's first load (`initial`), what the person already typed while it loaded wins.
+ * On the page's first load (`initial`), what the person already typed, attached or picked
+ * while it loaded wins.
  */
 export function restoreDraft(id, { initial = false } = {}) {
-  if (initial && ui.prompt.value.trim()) { saveDraft(id); return; }
+  if (initial && (ui.prompt.value.trim() || state.inputs.length || activeTemplate())) {
+    saveDraft(id);
+    return;
+  }
   let draft = {};
   try { draft = JSON.parse(localStorage.getItem(draftKey(id))) || {}; } catch { draft = {}; }
   state.inputs.forEach((entry) => { entry.upload?.abort(); entry.node.remove(); });
