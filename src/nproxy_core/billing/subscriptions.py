@@ -777,14 +777,12 @@ def subscription_view(
         return None  # over and done with
     processor = None if processors is None else processors.get(subscription.processor)
     renews = subscription.renews
+    plan = subscription.plan
     return {
         "id": subscription.id,
         "processor": subscription.processor,
         "processor_name": getattr(processor, "display_name", "") or subscription.processor,
-        "plan": {
-            "code": subscription.plan.code,
-            "name": localized(subscription.plan, "name", localizer),
-        },
+        "plan": {"code": plan.code, "name": localized(plan, "name", localizer)},
         "amount": money(subscription.amount),
         "currency": subscription.currency,
         "period_months": subscription.period_months,
