@@ -6,7 +6,9 @@ the admin wrote none."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -308,3 +310,24 @@ def test_a_russian_accounts_expiry_warning_names_the_admins_plan_in_russian(
     db.commit()
     assert run_now(registry, send_expiry_warnings) == 1
     assert "Семейный набор" in outbox[0]["body"] and "Family" not in outbox[0]["body"]
+
+
+def test_the_migration_translates_only_what_an_admin_left_as_shipped():
+    """An edited shipped template keeps no translation of words the admin changed: the reader
+    sees the admin's English until the admin translates it."""
+    migration = importlib.import_module("nproxy_core.migrations.versions.0027_translations")
+    edited = SimpleNamespace(
+        title="My sticker",  # changed
+        description="A die-cut sticker of anything, with a white border.",
+        fields=[
+            {"name": "subject", "label": "What", "kind": "text", "options": []},  # changed
+            {"name": "style", "label": "Style", "kind": "select",
+             "options": ["Cartoon", "Watercolour"]},  # one shipped option kept
+        ],
+    )  # fmt: skip
+    out = migration.template_translations(edited, migration.TEMPLATES["sticker"])
+    assert out["ru"] == {
+        "description": migration.TEMPLATES["sticker"]["ru"]["description"],
+        "fields": {"style": {"label": "Стиль", "options": {"Cartoon": "Мультяшный"}}},
+    }
+    assert "title" not in out["uz"] and "subject" not in out["uz"]["fields"]
