@@ -11,6 +11,7 @@ from conftest import monthly_plan_id
 from nproxy_core.billing.models import BillingCycle
 from nproxy_core.billing.tasks import send_expiry_warnings
 from nproxy_core.db import utcnow
+from nproxy_core.generation.tasks import run_generation
 from nproxy_core.tasks import run_now
 
 
@@ -174,3 +175,25 @@ def test_a_refusals_values_are_filled_in_in_the_readers_language(app, user_facto
     assert "'no-such-size'" in answers["en"]["message"]
     assert answers["ru"]["message"].startswith("Неизвестное разрешение «no-such-size» (одно из: ")
     assert answers["uz"]["message"].startswith("Noma\u02bclum o\u02bblcham «no-such-size»")
+
+
+def test_a_failed_generations_message_is_read_in_the_readers_language(
+    app, user_factory, make_cycle
+):
+    # No key in the pool: the job fails as provider_unavailable, its message kept in English.
+    make_cycle(user_factory("reader@example.com"))
+    client = ApiClient(app)
+    client.login("reader@example.com")
+    conversation = client.post("/api/v1/conversations", {}).json["id"]
+    submitted = client.post(
+        f"/api/v1/conversations/{conversation}/generations",
+        {"mode": "text_to_image", "prompt": "a cat", "resolution": "square"},
+    )
+    assert run_now(app.app.registry, run_generation, submitted.json["id"]) == "failed"
+    answers = messages(
+        lambda headers: app.get(f"/api/v1/generations/{submitted.json['id']}", headers=headers)
+    )
+    assert {answer["code"] for answer in answers.values()} == {"provider_unavailable"}
+    assert answers["en"]["message"].startswith("Image generation is temporarily unavailable.")
+    assert answers["ru"]["message"].startswith("Создание изображений временно недоступно.")
+    assert answers["uz"]["message"].startswith("Rasm yaratish vaqtincha mavjud emas.")

@@ -11,6 +11,7 @@ from pyramid.request import Request
 from nproxy_core.developer_api.interfaces import IApiSettings
 from nproxy_core.developer_api.models import ApiKey
 from nproxy_core.generation.services import GenerationState
+from nproxy_core.i18n import localize
 from nproxy_core.storage import IMediaLinks, IStorage
 
 
@@ -49,7 +50,12 @@ def generation_json(
             images.append({"url": url, "thumb_url": f"{url}&size=thumb"})
     error = None
     if state.error_code:
-        error = {"code": state.error_code, "message": state.error_message or ""}
+        # Stored in English; a message of the product's own is read in the reader's language.
+        message = state.error_message or ""
+        error = {
+            "code": state.error_code,
+            "message": message and localize(request.localizer, message),
+        }
     answer = {
         "id": str(state.id),
         "status": str(state.status),

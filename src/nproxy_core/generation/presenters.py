@@ -10,6 +10,7 @@ from typing import Any
 from pyramid.request import Request
 
 from nproxy_core.generation.models import Conversation, Generation, Message
+from nproxy_core.i18n import localize
 from nproxy_core.plugins import ModelCapabilities
 from nproxy_core.pricing import IUnitPrices
 from nproxy_core.prompt_templates.services import texts_of
@@ -33,7 +34,12 @@ def generation_json(request: Request, generation: Generation) -> dict[str, Any]:
     """``{id, status, images: [{id, url}], error: {code, message} | null}`` (DESIGN 6)."""
     error = None
     if generation.error_code:
-        error = {"code": generation.error_code, "message": generation.error_message or ""}
+        # Stored in English; a message of the product's own is read in the reader's language.
+        message = generation.error_message or ""
+        error = {
+            "code": generation.error_code,
+            "message": message and localize(request.localizer, message),
+        }
     answer = {
         "id": str(generation.id),
         "status": str(generation.status),

@@ -47,6 +47,7 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.generation.settings import GenerationSettings
 from nproxy_core.health.liveness import IWorkerLiveness, heard_from
+from nproxy_core.i18n import _
 from nproxy_core.keypool.errors import (
     FAILURE_CODES,
     FAILURE_MESSAGES,
@@ -74,7 +75,7 @@ log = logging.getLogger(__name__)
 _NO_SYNC = {"synchronize_session": False}
 
 #: The ``invalid_input`` text for a job whose input image went away after it was submitted.
-INPUTS_LOST_MESSAGE = "An input image is no longer available. Upload it again and retry."
+INPUTS_LOST_MESSAGE = _("An input image is no longer available. Upload it again and retry.")
 #: Pauses between tries of a finish that could not reach the database, before the job is
 #: handed to the task's next run (which takes the images already stored).
 FINISH_PAUSES = (0.5, 1.0, 2.0)

@@ -39,6 +39,7 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.generation.runner import abandoned
 from nproxy_core.generation.settings import GenerationSettings
+from nproxy_core.i18n import _
 from nproxy_core.quota import services as quota
 from nproxy_core.quota.models import HoldState, QuotaHold
 
@@ -46,7 +47,9 @@ log = logging.getLogger(__name__)
 
 #: Rows handled per sweep at most; the next sweep takes the rest.
 BATCH = 500
-GAVE_UP_MESSAGE = "This generation could not be completed. Nothing was charged; please try again."
+GAVE_UP_MESSAGE = _(
+    "This generation could not be completed. Nothing was charged; please try again."
+)
 
 
 @dataclasses.dataclass

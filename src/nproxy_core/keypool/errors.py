@@ -8,6 +8,7 @@ the one text users read for each, whichever surface shows it.
 
 from __future__ import annotations
 
+from nproxy_core.i18n import _
 from nproxy_core.plugins import ContentPolicyError, InvalidInputError
 
 
@@ -35,16 +36,18 @@ class ProviderNotEnabled(LookupError):
 
 
 #: What users read for each failure code: what happened and what to do, never a key or proxy.
+#: Stored in English with the generation; marked, so that each answer reads it in its reader's
+#: language.
 FAILURE_MESSAGES: dict[str, str] = {
-    ContentPolicyError.code: (
+    ContentPolicyError.code: _(
         "The image was blocked by the provider's content policy. "
         "Try rephrasing the prompt or using different input images."
     ),
-    InvalidInputError.code: (
+    InvalidInputError.code: _(
         "The provider could not use this request (for example an input image or a setting it "
         "does not accept). Try different input images or settings."
     ),
-    PoolUnavailable.code: (
+    PoolUnavailable.code: _(
         "Image generation is temporarily unavailable. Please try again in a few minutes."
     ),
 }
