@@ -52,22 +52,26 @@ def localized(row: Any, field: str, localizer: Any) -> str:
     return translation(row, field, localizer.locale_name) or localize(localizer, english)
 
 
-def clean_text(value: Any, field: str, language: str, limit: int) -> str:
-    """One translation as typed: trimmed text of at most ``limit`` characters; "" for none."""
-    name = form_name(field, language)
+def checked_text(value: Any, where: str, subject: str, limit: int) -> str:
+    """One translation as typed: trimmed text of at most ``limit`` characters; "" for none.
+    BadTranslation names the form field ``where`` and says what is wrong with ``subject``
+    ("The name in Russian")."""
     if value is None:
         return ""
     if not isinstance(value, str) or "\x00" in value:
-        raise BadTranslation(name, f"The {field} in {ENGLISH_NAMES[language]} must be plain text.")
+        raise BadTranslation(where, f"{subject} must be plain text.")
     value = value.strip()
     if len(value) > limit:
         raise BadTranslation(
-            name,
-            f"The {field} in {ENGLISH_NAMES[language]} is {len(value)} characters long; "
-            f"at most {limit} fit.",
-            "too_long",
+            where, f"{subject} is {len(value)} characters long; at most {limit} fit.", "too_long"
         )
     return value
+
+
+def clean_text(value: Any, field: str, language: str, limit: int) -> str:
+    """The ``language`` text of ``field`` as typed (:func:`checked_text`)."""
+    subject = f"The {field} in {ENGLISH_NAMES[language]}"
+    return checked_text(value, form_name(field, language), subject, limit)
 
 
 def clean_translations(value: Any, limits: Mapping[str, int]) -> dict[str, dict[str, str]]:

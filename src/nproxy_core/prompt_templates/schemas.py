@@ -18,6 +18,7 @@ from nproxy_core.i18n.fields import (
     ENGLISH_NAMES,
     TRANSLATED,
     BadTranslation,
+    checked_text,
     clean_text,
     form_name,
 )
@@ -208,19 +209,7 @@ def _check_field_translations(
 
 def _field_text(value: Any, where: str, what: str, limit: int) -> str:
     language = where.rsplit("_", 1)[-1]
-    if value is None:
-        return ""
-    if not isinstance(value, str) or "\x00" in value:
-        raise BadTranslation(where, f"Fields in {ENGLISH_NAMES[language]}: {what} must be text.")
-    value = value.strip()
-    if len(value) > limit:
-        raise BadTranslation(
-            where,
-            f"Fields in {ENGLISH_NAMES[language]}: {what} is {len(value)} characters long; "
-            f"at most {limit} fit.",
-            "too_long",
-        )
-    return value
+    return checked_text(value, where, f"Fields in {ENGLISH_NAMES[language]}: {what}", limit)
 
 
 def localized_fields(
