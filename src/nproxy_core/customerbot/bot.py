@@ -843,7 +843,10 @@ class CustomerBot:
         telegram_id = item.telegram_id or chat_id
         if not item.images:
             language = await self.speaks(telegram_id)
-            reason = item.error_message or text("no_image", language)
+            # The product's own failure messages are kept in English and read in the customer's.
+            failed = item.error_message
+            localizer = catalog_localizer(language)
+            reason = localize(localizer, failed) if failed else text("no_image", language)
             said = text("failed", language, reason=reason)
             await self._status(item, said)
             return
