@@ -44,6 +44,7 @@ from telegram.ext import (
     BaseRateLimiter,
     CallbackQueryHandler,
     ContextTypes,
+    ExtBot,
     MessageHandler,
     PreCheckoutQueryHandler,
     filters,
@@ -204,7 +205,7 @@ class CustomerBot:
     # --- sending ------------------------------------------------------------------------------
 
     @property
-    def bot(self) -> telegram.Bot:
+    def bot(self) -> ExtBot[str]:
         return self.application.bot
 
     def _markup(self, telegram_id: int, rows: list[list[tuple[str, str]]] | None) -> Any:
