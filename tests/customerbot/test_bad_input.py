@@ -113,3 +113,14 @@ def test_the_webs_upload_limit_holds_in_telegram(start_bot, bot_settings, telegr
     said = telegram.wait_for(chat.id, method="editMessageText", after=seen).text
     assert "limit on uploads" in said
     assert nothing_made(db)
+
+
+def test_an_album_that_cannot_be_fetched_gets_one_clear_message(bot, telegram, chat, db):
+    chat.say("/start", contains="Welcome")
+    telegram.downloads_failing = True
+    seen = chat.seen()
+    telegram.send_photo(chat.id, png(), caption="blend these", media_group_id="lost")
+    telegram.send_photo(chat.id, png("blue"), media_group_id="lost")
+    said = telegram.wait_for_message(chat.id, after=seen, contains="went wrong", timeout=20)
+    assert said.text.startswith("Something went wrong")
+    assert nothing_made(db)

@@ -54,6 +54,8 @@ class FakeTelegram:
     def __init__(self, token: str = "123456:TEST-token") -> None:  # noqa: S107 - a fake
         self.token = token
         self.down = False
+        #: Files are known (getFile answers) but fetching one answers 502.
+        self.downloads_failing = False
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.messages: list[SentMessage] = []
         self.callback_answers: list[dict[str, Any]] = []
@@ -316,6 +318,8 @@ class FakeTelegram:
                 path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
                 prefix = f"/file/bot{fake.token}/"
                 if path.startswith(prefix):
+                    if fake.downloads_failing:
+                        return self._answer(502, {"ok": False, "description": "Bad Gateway"})
                     data = fake.files.get(path[len(prefix) :])
                     if data is None:
                         return self._answer(404, {"ok": False, "description": "Not Found"})

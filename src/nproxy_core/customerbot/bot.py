@@ -594,11 +594,17 @@ class CustomerBot:
             await asyncio.sleep(ALBUM_WAIT)
             self._album_timers.pop(group, None)
             messages = sorted(self._albums.pop(group, []), key=lambda m: m.message_id)
-            created = await self._ensure_account(who)
-            if created:
-                await self.say(who.chat_id, "welcome_new")
-            caption = next((m.caption for m in messages if m.caption), "")
-            await self._image_to_image(who, messages, caption)
+            try:
+                created = await self._ensure_account(who)
+                if created:
+                    await self.say(who.chat_id, "welcome_new")
+                caption = next((m.caption for m in messages if m.caption), "")
+                await self._image_to_image(who, messages, caption)
+            except Exception:
+                # This task is no update's handler: the error handler never hears of it.
+                log.exception("the customer bot could not handle an album")
+                with contextlib.suppress(Exception):
+                    await self.say(who.chat_id, "error")
 
         self._album_timers[group] = asyncio.create_task(later())
 
