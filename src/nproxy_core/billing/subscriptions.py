@@ -56,6 +56,7 @@ from nproxy_core.billing.plan import Plan
 from nproxy_core.billing.presenters import isoformat
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound
+from nproxy_core.i18n import _
 from nproxy_core.i18n.fields import localized
 from nproxy_core.plugins import (
     EventKind,
@@ -799,7 +800,7 @@ def subscription_view(
 def _owned(db: Session, user_id: int) -> Subscription:
     subscription = db.scalar(_latest(user_id).with_for_update())
     if subscription is None:
-        raise NotFound("You have no subscription.")
+        raise NotFound(_("You have no subscription."))
     return subscription
 
 
@@ -816,11 +817,11 @@ def cancel_renewal(
     now = now or utcnow()
     subscription = _owned(db, user.id)
     if not subscription.renews:
-        raise Conflict("Your subscription does not renew: there is nothing to cancel.")
+        raise Conflict(_("Your subscription does not renew: there is nothing to cancel."))
     processor: PaymentProcessor | None = processors.get(subscription.processor)
     if processor is None:
         raise Conflict(
-            "Your subscription's payment method is not available right now; please try later."
+            _("Your subscription's payment method is not available right now; please try later.")
         )
     before = _view(subscription)
     info = processor.cancel_renewal(subscription.external_id)
@@ -843,7 +844,9 @@ def manage_url(db: Session, user: Any, processors: Any, return_url: str) -> str:
     subscription = _owned(db, user.id)
     processor: PaymentProcessor | None = processors.get(subscription.processor)
     if processor is None or not subscription.customer_id:
-        raise Conflict("Managing this subscription is not available right now; please try later.")
+        raise Conflict(
+            _("Managing this subscription is not available right now; please try later.")
+        )
     return processor.manage_url(subscription.customer_id, return_url)
 
 
@@ -851,8 +854,10 @@ def check_can_subscribe(db: Session, user_id: int) -> None:
     """A second renewing subscription would charge twice: refused, naming the way out."""
     if renewing_subscription(db, user_id) is not None:
         raise Conflict(
-            "You already have a subscription that renews by itself. Cancel its renewal on your "
-            "account page first, or buy a credit pack."
+            _(
+                "You already have a subscription that renews by itself. Cancel its renewal on your "
+                "account page first, or buy a credit pack."
+            )
         )
 
 
