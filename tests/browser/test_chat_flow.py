@@ -220,8 +220,14 @@ def test_register_pay_and_generate_both_modes(live_stack: Any, page: Any) -> Non
     assert overflow <= 0, f"the page scrolls sideways by {overflow}px at phone width"
     expect(page.locator("#chat-sidebar")).not_to_be_in_viewport()
     shot(page, "11-phone")
+    # Closed, the drawer's controls are out of the keyboard's way; opened, it takes the focus.
+    new_chat = page.locator("#new-chat")
+    assert not new_chat.evaluate(
+        "node => { node.focus(); return document.activeElement === node; }"
+    )
     page.click("#sidebar-toggle")
     expect(page.locator("#chat-sidebar")).to_be_in_viewport()
+    expect(new_chat).to_be_focused()
     page.wait_for_timeout(300)  # the drawer slides in
     shot(page, "12-phone-sidebar")
 
