@@ -100,10 +100,19 @@ def test_the_account_pages_leave_no_english_and_fit_a_phone(
     base = live_stack.url
     sign_up(page, base, f"keys-{language}@example.com")
     page.wait_for_url(f"{base}/pricing")
+    speak(page, base, language)
     page.goto(f"{base}/account/api-keys")
     page.fill("#name", "мой ключ")
     page.locator("form.newkey-form button[type=submit]").click()
     page.wait_for_selector("#new-key")
+    # The copy button's script says what it did in the reader's language too.
+    label = page.locator("#copy-key").text_content()
+    page.click("#copy-key")
+    copied = {"ru": ("Скопировано", "Нажмите Ctrl+C"), "uz": ("Nusxalandi", "Ctrl+C ni bosing")}
+    page.wait_for_function(
+        "(label) => document.querySelector('#copy-key').textContent !== label", arg=label
+    )
+    assert page.locator("#copy-key").text_content() in copied[language]
     # A plan paid through the demo checkout: the payment's page and a row in the history.
     page.goto(f"{base}/pricing")
     page.select_option("#processor", "demo")
