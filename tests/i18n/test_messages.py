@@ -197,3 +197,12 @@ def test_a_failed_generations_message_is_read_in_the_readers_language(
     assert answers["en"]["message"].startswith("Image generation is temporarily unavailable.")
     assert answers["ru"]["message"].startswith("Создание изображений временно недоступно.")
     assert answers["uz"]["message"].startswith("Rasm yaratish vaqtincha mavjud emas.")
+
+
+def test_a_request_refused_before_any_view_is_answered_in_the_readers_language(app):
+    # The gate refuses a query string that does not decode, before routing.
+    answers = messages(lambda headers: app.get("/api/v1/plans?q=%FF", headers=headers, status=400))
+    assert {answer["code"] for answer in answers.values()} == {"validation_error"}
+    assert answers["en"]["message"].startswith("The query string holds a percent-escape")
+    assert answers["ru"]["message"].startswith("В строке запроса есть %-последовательность")  # noqa: RUF001
+    assert answers["uz"]["message"].startswith("So\u02bbrov satrida yaroqli UTF-8")
