@@ -23,6 +23,7 @@ from nproxy_core.billing.models import Plan
 from nproxy_core.billing.models import decimal_text as price_text
 from nproxy_core.db import utcnow
 from nproxy_core.errors import Conflict, NotFound, ValidationError
+from nproxy_core.i18n import _
 from nproxy_core.i18n.fields import BadTranslation, clean_translations
 
 __all__ = [
@@ -125,11 +126,17 @@ def to_buy(db: Session, model: Any, code: Any, processor: Any) -> Any:
     be bought with ``processor`` (the field of the error is ``plan`` or ``pack``)."""
     what = kind(model)
     if not isinstance(code, str) or not code.strip():
-        raise ValidationError(f"Name a {what}.", fields={what: "invalid"})
+        raise ValidationError(
+            _("Name a plan.") if what == "plan" else _("Name a pack."), fields={what: "invalid"}
+        )
     row = db.scalar(sa.select(model).where(model.code == code.strip().lower()))
     if row is None:
+        mapping = {"code": code.strip()[:40]}
         raise ValidationError(
-            f"There is no {what} {code.strip()[:40]!r}.", fields={what: "unknown"}
+            _("There is no plan '${code}'.", mapping=mapping)
+            if what == "plan"
+            else _("There is no pack '${code}'.", mapping=mapping),
+            fields={what: "unknown"},
         )
     return buyable(row, processor)
 
@@ -139,7 +146,19 @@ def buyable(row: Any, processor: Any) -> Any:
     problem = sold_by(row, processor)
     if problem:
         what = kind(type(row))
-        raise ValidationError(f"The {what} {row.code!r} {problem}.", fields={what: "unavailable"})
+        mapping = {"code": row.code, "processor": getattr(processor, "name", "")}
+        # Whole sentences, so that each language can say them its own way.
+        said = {
+            ("plan", "is no longer sold"): _("The plan '${code}' is no longer sold."),
+            ("pack", "is no longer sold"): _("The pack '${code}' is no longer sold."),
+            ("plan", "is free: nothing to pay"): _("The plan '${code}' is free: nothing to pay."),
+        }.get((what, problem))
+        if said is None and what == "plan":
+            said = _("The plan '${code}' has no price in Stars, so '${processor}' cannot sell it.")
+        elif said is None:
+            said = _("The pack '${code}' has no price in Stars, so '${processor}' cannot sell it.")
+        message = _(said, mapping=mapping)
+        raise ValidationError(message, fields={what: "unavailable"})
     return row
 
 

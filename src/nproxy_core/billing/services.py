@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from nproxy_core.billing.models import Payment
 from nproxy_core.errors import NotFound
+from nproxy_core.i18n import _
 
 
 def user_payments(db: Session, user_id: int) -> list[Payment]:
@@ -25,5 +26,5 @@ def owned_payment(db: Session, user_id: int, order_id: str) -> Payment:
         sa.select(Payment).where(Payment.order_id == order_id, Payment.user_id == user_id)
     )
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     return payment

@@ -37,6 +37,7 @@ from nproxy_core.generation.models import (
     GenerationImage,
     GenerationStatus,
 )
+from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.uploads.services import create_upload
 
@@ -170,8 +171,10 @@ def unlink(db: Session, user: User) -> bool:
         return False
     if user.email is None:
         raise ValidationError(
-            "Add an email and password to this account before unlinking Telegram: without "
-            "them nobody could log in to it."
+            _(
+                "Add an email and password to this account before unlinking Telegram: without "
+                "them nobody could log in to it."
+            )
         )
     db.delete(customer)
     db.flush()
@@ -183,7 +186,7 @@ def add_credentials(db: Session, user: User, email: Any, password: Any) -> User:
     /web login link). Refused for an account that has an email already and for an address
     another account uses; nothing changes then."""
     if user.email is not None:
-        raise ValidationError("This account already has an email address.")
+        raise ValidationError(_("This account already has an email address."))
     address = normalize_email(email)
     password = check_new_password(password)
     if accounts.find_user(db, address) is not None:

@@ -34,7 +34,7 @@ def _boolean(body: dict[str, Any], field: str, *, required: bool) -> bool | None
         return None
     if not isinstance(value, bool):
         raise ValidationError(
-            f"{field} must be true or false.",
+            _("${field} must be true or false.", mapping={"field": field}),
             fields={field: "required" if value is None else "invalid"},
         )
     return value
