@@ -101,6 +101,50 @@ def test_a_send_made_while_the_page_still_loads_keeps_its_turn(
     expect(page.locator("#empty-thread")).to_be_hidden()
 
 
+def test_a_send_made_while_a_conversation_still_loads_comes_after_its_turns(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    """The conversation's own turns, arriving after a send made as it opened, go before that
+    send's turn, not after it."""
+    from playwright.sync_api import expect
+
+    from waiting import wait_until
+
+    base = live_stack.url
+    user = user_factory()
+    make_cycle(user, request_limit=3)
+    log_in(page, base, user.email)
+    page.goto(f"{base}/chat")
+    page.fill("#prompt", "the first idea")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".turn")).to_have_attribute(
+        "data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS
+    )
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}$"))
+
+    held: dict[str, Any] = {}
+    page.route(
+        "**/api/v1/conversations/*",
+        lambda route: (
+            hold(held, "thread", route) if route.request.method == "GET" else route.continue_()
+        ),
+    )
+    page.reload()
+    wait_until(lambda: page.evaluate("0") or held, timeout=20, what="the conversation's read")
+    page.fill("#prompt", "the second idea")
+    page.press("#prompt", "Enter")
+    expect(page.locator(".turn")).to_have_count(1)
+    held["thread"].continue_()
+    page.unroute("**/api/v1/conversations/*")
+    turns = page.locator(".turn .prompt-text")
+    expect(turns).to_have_count(2)
+    expect(turns).to_have_text(["the first idea", "the second idea"])
+    expect(page.locator(".turn").last).to_have_attribute(
+        "data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS
+    )
+    expect(turns).to_have_text(["the first idea", "the second idea"])
+
+
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_send_that_does_not_go_through_keeps_what_was_typed(
     live_stack: Any, page: Any, db: Any, user_factory: Any, make_cycle: Any, size: Any

@@ -232,10 +232,17 @@ function turnFromMessage(message) {
   };
 }
 
-/** Show a conversation's messages, as loaded from the API. */
+/**
+ * Show a conversation's messages, as loaded from the API. Turns sent while they loaded stay
+ * after them, and a message such a turn already shows is not shown twice.
+ */
 export function showHistory(messages) {
+  const sent = views.splice(0);
+  const shown = new Set(sent.map((view) => view.generationId).filter(Boolean));
   for (const message of messages) {
-    const view = mountTurn(turnFromMessage(message));
+    const turn = turnFromMessage(message);
+    if (turn.generationId && shown.has(turn.generationId)) continue;
+    const view = mountTurn(turn);
     const generation = view.generation;
     if (!generation) {
       showSubmitError(view, { message: gettext("This request was not sent.") });
@@ -244,6 +251,10 @@ export function showHistory(messages) {
     // Resuming: anything not yet terminal is polled exactly as if it had just been sent.
     if (TERMINAL.has(generation.status) && Array.isArray(generation.images)) showResult(view, generation);
     else { view.lastStatus = generation; showPending(view, generation); watch(view, generation.id); }
+  }
+  for (const view of sent) {
+    ui.messages.append(view.node);
+    views.push(view);
   }
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
