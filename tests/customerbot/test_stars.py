@@ -37,6 +37,21 @@ def _buy_button(offers, item: str) -> str:
     raise AssertionError(f"no Stars button for {item}: {offers.buttons()}")
 
 
+def test_a_stars_invoice_is_written_in_the_customers_language(bot, telegram, chat, db):
+    db.execute(sa.update(Plan).where(Plan.code == "monthly").values(price_stars=250))
+    db.commit()
+    chat.say("/start", contains="Welcome")
+    pick = chat.say("/language", contains="language")
+    chat.press(chat.button(pick, "Русский"), contains="Язык сохранён")
+    offers = chat.say("/buy", contains="Тарифы")
+    seen = chat.seen()
+    telegram.press_button(chat.id, _buy_button(offers, "plan:monthly"), message=offers)
+    invoice = telegram.wait_for(chat.id, method="sendInvoice", after=seen).invoice
+    # The shipped plan's Russian name (migration 0027) and its period in Russian.
+    assert invoice["title"] == "Месячный"
+    assert invoice["description"] == "nproxy: тариф «Месячный» (1 месяц)"
+
+
 def test_a_stars_purchase_activates_once(bot, telegram, chat, db):
     db.execute(sa.update(Plan).where(Plan.code == "monthly").values(price_stars=250))
     db.commit()

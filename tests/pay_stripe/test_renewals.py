@@ -76,7 +76,7 @@ def test_checkout_of_a_recurring_plan_is_a_subscription_session(stripe_api, fake
     assert price == {
         "currency": "usd",
         "unit_amount": "999",
-        "product_data": {"name": "nproxy Monthly plan (month)"},
+        "product_data": {"name": "nproxy Monthly plan (1 month)"},
         "recurring": {"interval": "month", "interval_count": "1"},
     }
     assert form["success_url"] == f"http://localhost/billing/payments/{order_id}/success"
@@ -84,6 +84,15 @@ def test_checkout_of_a_recurring_plan_is_a_subscription_session(stripe_api, fake
     session = session_of(fake, order_id)
     assert row.invoice_id == session["id"] and row.checkout_url == session["url"]
     assert row.status == PaymentState.WAITING
+
+
+def test_the_checkout_describes_the_plan_in_the_buyers_language(stripe_api, fake):
+    stripe_api.app.set_cookie("lang", "ru")
+    buy(stripe_api)
+    [request] = [r for r in fake.requests if r.path == "/v1/checkout/sessions"]
+    product = request.form()["line_items"][0]["price_data"]["product_data"]
+    # The shipped plan's Russian name (migration 0027), its period in Russian.
+    assert product == {"name": "nproxy: тариф «Месячный» (1 месяц)"}
 
 
 def test_a_pack_is_one_payment_and_its_refund_takes_the_unused_units(

@@ -7,9 +7,13 @@ import secrets
 from collections.abc import Callable
 from decimal import Decimal
 
+from pyramid.i18n import Localizer
 from sqlalchemy.orm import Session
 
 from nproxy_core.billing.models import CreditPack, Payment, PaymentState, Plan
+from nproxy_core.i18n import DOMAIN
+from nproxy_core.i18n.fields import localized
+from nproxy_core.i18n.localizers import catalog_localizer
 from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
 
 log = logging.getLogger(__name__)
@@ -29,9 +33,10 @@ def start_checkout(
     callback_url: str,
     return_urls: Callable[[str], tuple[str, str]],
     customer_email: str | None = None,
+    localizer: Localizer | None = None,
 ) -> Payment:
     """Record a payment for the plan (or credit pack), then ask the processor for a hosted
-    checkout.
+    checkout, described in the buyer's language (``localizer``'s, English without one).
 
     The payment keeps the plan's price, units and period (a pack's price, units and validity)
     as they are now: they are what its activation grants, whatever the row says by then.
@@ -75,7 +80,7 @@ def start_checkout(
                 order_id=payment.order_id,
                 amount=price,
                 currency=currency,
-                description=describe(plan),
+                description=describe(plan, localizer),
                 callback_url=callback_url,
                 success_url=success_url,
                 cancel_url=cancel_url,
@@ -105,9 +110,25 @@ def _terms(item: Plan | CreditPack) -> dict[str, int]:
     return {"plan_id": item.id, "plan_units": item.units, "plan_period_months": item.period_months}
 
 
-def describe(item: Plan | CreditPack) -> str:
-    """The invoice's description, as the processor shows it to the buyer."""
+def describe(item: Plan | CreditPack, localizer: Localizer | None = None) -> str:
+    """The invoice's description, as the processor shows it to the buyer, in ``localizer``'s
+    language (English without one): ``nproxy Monthly plan (month)``."""
+    localizer = localizer or catalog_localizer(None)
+    values = {"name": localized(item, "name", localizer)}
     if isinstance(item, CreditPack):
-        return f"nproxy {item.name} credit pack ({item.units} units)"
-    months = "month" if item.period_months == 1 else f"{item.period_months} months"
-    return f"nproxy {item.name} plan ({months})"
+        values["num"] = item.units
+        return localizer.pluralize(
+            "nproxy ${name} credit pack (${num} unit)",
+            "nproxy ${name} credit pack (${num} units)",
+            item.units,
+            domain=DOMAIN,
+            mapping=values,
+        )
+    values["num"] = item.period_months
+    return localizer.pluralize(
+        "nproxy ${name} plan (${num} month)",
+        "nproxy ${name} plan (${num} months)",
+        item.period_months,
+        domain=DOMAIN,
+        mapping=values,
+    )

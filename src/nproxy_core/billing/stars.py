@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from pyramid.i18n import Localizer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -33,6 +34,7 @@ from nproxy_core.billing.plan import Plan
 from nproxy_core.db import Base, utcnow
 from nproxy_core.errors import ValidationError
 from nproxy_core.i18n import _
+from nproxy_core.i18n.fields import localized
 from nproxy_core.plugins import CheckoutRequest, PaymentProcessor, PaymentProcessorError
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,7 @@ def start_stars_checkout(
     user_id: int,
     *,
     link: bool = True,
+    localizer: Localizer | None = None,
 ) -> tuple[Payment, dict[str, Any]]:
     """Record a payment of ``item`` in Stars (its ``price_stars``) and make its invoice.
 
@@ -127,13 +130,15 @@ def start_stars_checkout(
     )
     db.add(payment)
     db.flush()
-    description = describe(item)
+    # Its title and description in the buyer's language (``localizer``'s, else English).
+    description = describe(item, localizer)
     invoice = getattr(processor, "invoice", None)
     if invoice is None:
         raise ValidationError(
             _("${name} does not sell for Telegram Stars.", mapping={"name": processor.name})
         )
-    fields = invoice(payment.order_id, item.name, description, stars)
+    title = localized(item, "name", localizer)
+    fields = invoice(payment.order_id, title, description, stars)
     if link:
         try:
             hosted = processor.create_checkout(

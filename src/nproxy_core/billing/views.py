@@ -100,6 +100,7 @@ def do_checkout(
         processor,
         request.identity.id,
         customer_email=request.identity.email,
+        localizer=request.localizer,
         callback_url=public_url(request, "billing.webhook", processor=processor.name),
         return_urls=lambda order_id: (
             public_url(request, "billing.success", order_id=order_id),

@@ -24,6 +24,8 @@ from nproxy_core.customerbot import services
 from nproxy_core.customerbot.services import Refused, TelegramUser
 from nproxy_core.customerbot.texts import text
 from nproxy_core.errors import ValidationError
+from nproxy_core.i18n import localize
+from nproxy_core.i18n.localizers import catalog_localizer
 from nproxy_core.plugin_registry import IPlugins
 from nproxy_core.plugins import PaymentProcessorError
 from nproxy_core.referrals import services as referrals
@@ -86,6 +88,8 @@ async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
     The order is committed first and the invoice sent after, so a payment made at once finds
     its order; an invoice Telegram refused leaves the order failed (never payable)."""
     kind, _, code = arg.partition(":")
+    # The invoice's title and description, and a refusal, in the customer's language.
+    localizer = catalog_localizer(await bot.speaks(who.id))
 
     def order(request: Request) -> tuple[int, dict[str, Any]] | None:
         stars = processor(request)
@@ -94,14 +98,14 @@ async def send_invoice(bot: CustomerBot, who: TelegramUser, arg: str) -> None:
         customer = services.find_customer(request.db, who.id)
         item = _item(request.db, kind, code)
         payment, fields = billing_stars.start_stars_checkout(
-            request.db, item, stars, customer.user_id, link=False
+            request.db, item, stars, customer.user_id, link=False, localizer=localizer
         )
         return payment.id, fields
 
     try:
         made = await bot.work(order)
     except ValidationError as error:
-        await bot.bot.send_message(who.chat_id, error.message)
+        await bot.bot.send_message(who.chat_id, localize(localizer, error.message))
         return
     if made is None:
         await bot.say(who.chat_id, "stars_unavailable")
