@@ -138,6 +138,10 @@ def test_bad_requests_name_the_field_and_change_nothing(app, developer_factory, 
         answer = dev.generate(body)
         assert answer.status_int == 400, (body, answer.text)
         assert field in answer.json["error"]["fields"], (body, answer.json)
+    for prefer in ("wait=soon", "wait=-1", "wait=nan"):
+        answer = dev.generate({"prompt": "x"}, Prefer=prefer)
+        assert answer.status_int == 400, (prefer, answer.text)
+        assert "Prefer" in answer.json["error"]["fields"], (prefer, answer.json)
     assert db.query(Generation).count() == 0
 
 

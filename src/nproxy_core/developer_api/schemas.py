@@ -279,7 +279,7 @@ def prefer_wait(header: str | None, max_wait: float) -> float:
     if not header:
         return max_wait
     for part in header.split(","):
-        name, _, value = part.strip().partition("=")
+        name, _equals, value = part.strip().partition("=")
         if name.strip().lower() == "wait":
             try:
                 seconds = float(value.strip())
