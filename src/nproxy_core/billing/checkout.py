@@ -114,7 +114,7 @@ def describe(item: Plan | CreditPack, localizer: Localizer | None = None) -> str
     """The invoice's description, as the processor shows it to the buyer, in ``localizer``'s
     language (English without one): ``nproxy Monthly plan (month)``."""
     localizer = localizer or catalog_localizer(None)
-    values = {"name": localized(item, "name", localizer)}
+    values: dict[str, object] = {"name": localized(item, "name", localizer)}
     if isinstance(item, CreditPack):
         values["num"] = item.units
         return localizer.pluralize(
