@@ -32,6 +32,7 @@ def test_a_strangers_start_makes_one_telegram_only_account(bot, telegram, chat, 
     assert names == [
         "start",
         "help",
+        "templates",
         "balance",
         "buy",
         "settings",

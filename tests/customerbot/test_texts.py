@@ -20,7 +20,7 @@ def test_every_template_has_only_named_fields_and_fills():
 
 def test_every_key_the_handlers_use_exists():
     used: set[str] = set()
-    for name in ("bot.py", "stars.py", "services.py"):
+    for name in ("bot.py", "stars.py", "services.py", "forms.py"):
         tree = ast.parse((SOURCES / name).read_text())
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not node.args:
@@ -51,3 +51,23 @@ def test_a_count_of_images_takes_each_languages_plural_form():
         "Готово: 21 изображение.",
     ]
     assert said["uz"] == [f"Tayyor: {n} ta rasm." for n in (1, 3, 5, 21)]
+
+
+def test_the_template_forms_words_read_in_russian_and_uzbek():
+    values = {"label": "L", "limit": 300, "options": "A, B", "title": "T", "description": "D"}
+    for key in (
+        "templates_pick",
+        "template_start",
+        "ask_select",
+        "ask_text",
+        "ask_image",
+        "form_pick_option",
+        "form_too_long",
+        "form_button_stale",
+        "form_cancelled",
+        "btn_skip",
+        "cmd_templates",
+    ):
+        english = texts.text(key, "en", **values)
+        assert texts.text(key, "ru", **values) != english, key
+        assert texts.text(key, "uz", **values) != english, key

@@ -52,7 +52,7 @@ from telegram.ext import (
 
 from nproxy_core.accounts.interfaces import ISubscriptionSummary
 from nproxy_core.billing.models import CreditPack, Plan
-from nproxy_core.customerbot import services, stars
+from nproxy_core.customerbot import forms, services, stars
 from nproxy_core.customerbot.models import TelegramCustomer
 from nproxy_core.customerbot.services import Refused, TelegramUser
 from nproxy_core.customerbot.texts import LANGUAGES, text
@@ -90,12 +90,15 @@ ALBUM_WAIT = 1.0
 #: Telegram's own limits: 20 MB through getFile, 10 items in a media group.
 MAX_DOWNLOAD = 20 * 1024 * 1024
 MAX_ALBUM = 10
+#: Telegram's limit on a photo's caption.
+CAPTION_MAX_CHARS = 1024
 #: Image types a document may be to count as a photo.
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 
 COMMANDS = (
     "start",
     "help",
+    "templates",
     "balance",
     "buy",
     "settings",
@@ -183,6 +186,8 @@ class CustomerBot:
         self._albums: dict[str, list[telegram.Message]] = {}
         self._heavy: concurrent.futures.ThreadPoolExecutor | None = None
         self._album_timers: dict[str, asyncio.Task[None]] = {}
+        #: Template forms being filled in, by chat (see :mod:`.forms`).
+        self.forms = forms.Forms()
         self.username = (
             setting(registry.settings, "telegram.customer_bot_username", default="") or ""
         ).strip()
@@ -272,14 +277,17 @@ class CustomerBot:
         if message.successful_payment is not None:
             await self._paid(who, message)
             return
-        if message.media_group_id:
-            self._collect_album(who, message)
-            return
         raw = message.text or ""
         if raw.startswith("/"):
             head, _, rest = raw.partition(" ")
             name = head[1:].split("@", 1)[0].lower()
             await self.command(who, name, rest.strip())
+            return
+        # An open template form takes the message as its answer.
+        if await forms.on_message(self, who, message):
+            return
+        if message.media_group_id:
+            self._collect_album(who, message)
             return
         created = await self._ensure_account(who)
         if created:
@@ -310,12 +318,17 @@ class CustomerBot:
     # --- commands -----------------------------------------------------------------------------
 
     async def command(self, who: TelegramUser, name: str, args: str) -> None:
+        # Any command closes an open template form.
+        closed = self.forms.drop(who.chat_id)
         if name == "start":
             await self.start(who, args)
             return
         created = await self._ensure_account(who)
         if created:
             await self.say(who.chat_id, "welcome_new")
+        if name == "cancel":  # not in the menu: it only closes an open template form
+            await self.say(who.chat_id, "form_cancelled" if closed else "nothing_to_cancel")
+            return
         handler = getattr(self, f"cmd_{name}", None) if name in COMMANDS else None
         if handler is None:
             await self.say(who.chat_id, "unknown_command")
@@ -354,6 +367,9 @@ class CustomerBot:
 
     async def cmd_help(self, who: TelegramUser) -> None:
         await self.say(who.chat_id, "help")
+
+    async def cmd_templates(self, who: TelegramUser) -> None:
+        await forms.list_templates(self, who)
 
     async def cmd_balance(self, who: TelegramUser) -> None:
         language = await self.speaks(who.id)
@@ -665,6 +681,8 @@ class CustomerBot:
         data = services.verify(self.secret, user.id, query.data or "")
         if data is None:
             await self._answer(query, text("button_bad", await self.speaks(user.id)))
+            if chat_id == user.id:  # pressed in the user's own chat: an open form still waits
+                await forms.remind(self, who)
             return
         await self._answer(query)
         kind, _, arg = data.partition(":")
@@ -681,6 +699,10 @@ class CustomerBot:
                 await self._language(who, arg)
             elif kind == "b":
                 await stars.send_invoice(self, who, arg)
+            elif kind == "t":
+                await forms.pick(self, who, arg)
+            elif kind == "f":
+                await forms.on_button(self, who, arg)
             else:
                 await self.say(who.chat_id, "button_bad")
         except Refused as refusal:
@@ -885,13 +907,23 @@ class CustomerBot:
         ]
         markup = self._markup(telegram_id, rows)
         done = text("done", language, count=len(datas))
+        # The model's words (a template that asks for them) go under a single photo; an album,
+        # or words too long for a caption, have them on the status message.
+        words = (item.text or "").strip()
+        caption = words if len(datas) == 1 and len(words) <= CAPTION_MAX_CHARS else ""
+        if words and not caption:
+            done = f"{done}\n\n{words}"[:4096]
         # A delivery that fails part way is sent again from the start, so the pictures go
         # last: a 429 or an outage on the status message then repeats only the status edit,
         # never a photo or an album. An album cannot carry buttons: the status has them.
         if len(datas) == 1:
             await self._status(item, done)
             await self.bot.send_photo(
-                chat_id, datas[0], reply_markup=markup, rate_limit_args=OUTBOX
+                chat_id,
+                datas[0],
+                caption=caption or None,
+                reply_markup=markup,
+                rate_limit_args=OUTBOX,
             )
         else:
             await self._status(item, done, markup)

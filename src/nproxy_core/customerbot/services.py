@@ -39,6 +39,8 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
+from nproxy_core.prompt_templates.models import PromptTemplate
+from nproxy_core.prompt_templates.services import texts_of
 from nproxy_core.uploads.services import create_upload
 
 #: Deep links and web login links are good for this long (DESIGN 4.14).
@@ -338,15 +340,7 @@ def submit(
     _check_may_submit(db, customer)
     body = settings_body(customer) | {"mode": "text_to_image", "prompt": prompt}
     if photos:
-        # The web's own per-user limit on uploads (``nproxy.limits.uploads``).
-        limiter = request.find_service(name="ratelimiter")
-        for _photo in photos:
-            limiter.hit(
-                "uploads",
-                f"user:{customer.user_id}",
-                message="You have reached the limit on uploads for now. Please try again later.",
-            )
-        uploads = [create_upload(request, customer.user_id, data) for data in photos]
+        uploads = store_photos(request, customer, photos)
         body |= {"mode": "image_to_image", "input_upload_ids": [str(u.id) for u in uploads]}
     body |= overrides or {}
     conversation = _conversation(db, customer.user_id)
@@ -355,6 +349,71 @@ def submit(
     )
     _deliver_to(db, customer, generation, status_message_id)
     return generation
+
+
+def store_photos(request: Request, customer: TelegramCustomer, photos: list[bytes]) -> list[Any]:
+    """``photos`` as the customer's uploads, through the web's checks and its per-user limit on
+    uploads (``nproxy.limits.uploads``). Raises the web's APIError, nothing stored."""
+    limiter = request.find_service(name="ratelimiter")
+    for _photo in photos:
+        limiter.hit(
+            "uploads",
+            f"user:{customer.user_id}",
+            message="You have reached the limit on uploads for now. Please try again later.",
+        )
+    return [create_upload(request, customer.user_id, data) for data in photos]
+
+
+def template_photo(request: Request, telegram_id: int, photo: bytes) -> str:
+    """A photo given for a template's image field, stored as an upload when it is given (so
+    a photo the checks refuse is refused at once, naming the field): its upload id."""
+    customer = find_customer(request.db, telegram_id)
+    if customer is None or customer.user.is_blocked:
+        raise Refused("blocked")
+    return str(store_photos(request, customer, [photo])[0].id)
+
+
+def submit_template(
+    request: Request,
+    customer: TelegramCustomer,
+    slug: str,
+    inputs: dict[str, str],
+    *,
+    status_message_id: int | None = None,
+) -> Generation:
+    """A generation from a template filled in in the chat: the ``{template, inputs}``
+    submission the web's chat and ``/v1/generate`` send, with the same checks, charges and
+    refusals as a typed prompt, and its delivery row in the same transaction. The template
+    decides the model and size; the customer's batch is kept as far as that model allows."""
+    db: Session = request.db
+    _check_may_submit(db, customer)
+    providers = request.find_service(IPlugins).providers
+    body: dict[str, Any] = {
+        "template": slug,
+        "inputs": inputs,
+        "batch_size": min(customer.batch_size or 1, _template_max_batch(db, slug, providers)),
+    }
+    conversation = _conversation(db, customer.user_id)
+    generation, _created = generations.submit_generation(
+        request, customer.user_id, conversation.id, body
+    )
+    _deliver_to(db, customer, generation, status_message_id)
+    return generation
+
+
+def _template_max_batch(db: Session, slug: str, providers: Any) -> int:
+    """The largest batch of the model template ``slug`` makes with (1 when unknown: the
+    submission then says what is wrong)."""
+    template = db.scalar(sa.select(PromptTemplate).where(PromptTemplate.slug == slug))
+    every = [caps for plugin in providers.values() for caps in plugin.capabilities()]
+    if template is None or not every:
+        return 1
+    if template.model is None:
+        return every[0].max_batch
+    for caps in every:
+        if template.model == caps.model or template.model in caps.aliases:
+            return caps.max_batch
+    return 1
 
 
 def again(
@@ -464,6 +523,8 @@ class Ready:
     images: tuple[tuple[str, str, str], ...]  # (image id, storage key, mime)
     larger: str | None
     attempts: int = 0
+    #: The model's words beside the picture (a template that asks for them, the fursona).
+    text: str | None = None
 
 
 def ready_deliveries(request: Request, limit: int = 20) -> list[Ready]:
@@ -508,6 +569,7 @@ def ready_deliveries(request: Request, limit: int = 20) -> list[Ready]:
                 images=tuple((str(i), key, mime) for i, key, mime in images),
                 larger=larger_preset(request, message.provider, message.model, message.resolution),
                 attempts=delivery.attempts,
+                text=texts_of(db, [generation.id]).get(generation.id),
             )
         )
     return ready

@@ -63,6 +63,7 @@ TEXTS: dict[str, str] = {
         "Send a description: I draw it with your settings.\n"
         "Send a photo (or up to 10 in an album) with a caption: I change it as the caption "
         "says.\n\n"
+        "/templates ready-made recipes: answer a few questions, get a picture\n"
         "/balance what is left of your plan and packs\n"
         "/buy plans and credit packs\n"
         "/settings model, resolution and batch\n"
@@ -123,6 +124,30 @@ TEXTS: dict[str, str] = {
     "button_not_yours": _("This button belongs to someone else's message."),
     "no_larger": _("This image is already the largest size."),
     "error": _("Something went wrong on our side; please try again in a minute."),
+    # templates (a form asked one field at a time)
+    "templates_pick": _("Choose a template; I will ask for what it needs, one question at a time:"),
+    "templates_none": _("There are no templates yet. Send a description instead."),
+    "template_gone": _(
+        "This template is not available any more. /templates lists the current ones."
+    ),
+    "template_start": _("{title}\n{description}\n\n/cancel stops this form."),
+    "optional_label": _("{label} (optional)"),
+    "ask_select": _("{label}: choose one."),
+    "ask_text": _("{label}: reply with your answer (up to {limit} characters)."),
+    "ask_image": _("{label}: send a photo."),
+    "form_pick_option": _("{label}: choose one of the buttons ({options})."),
+    "form_want_text": _("{label}: reply with text."),
+    "form_want_photo": _("{label}: send a photo (JPEG, PNG or WebP)."),
+    "form_one_photo": _("{label}: send one photo, not an album."),
+    "form_too_long": _("{label}: at most {limit} characters; send a shorter answer."),
+    "form_photo_too_big": _("{label}: this photo is larger than 20 MB; send a smaller one."),
+    "form_photo_refused": _("{label}: {reason}"),
+    "form_button_stale": _(
+        "That button is not for this question. The form is waiting for: {label}."
+    ),
+    "form_gone": _("This form is closed. /templates starts a new one."),
+    "form_cancelled": _("The template form is closed; nothing was made."),
+    "nothing_to_cancel": _("There is nothing to cancel."),
     # buttons
     "btn_regenerate": _("Regenerate"),
     "btn_vary": _("Vary"),
@@ -132,9 +157,11 @@ TEXTS: dict[str, str] = {
     "btn_resolution": _("Resolution: {resolution}"),
     "btn_batch": _("Batch: {batch}"),
     "btn_buy_web": _("Pay on the web"),
+    "btn_skip": _("Skip"),
     # commands menu (setMyCommands)
     "cmd_start": _("Start"),
     "cmd_help": _("What I can do"),
+    "cmd_templates": _("Templates: answer a few questions"),
     "cmd_balance": _("Plan and quota left"),
     "cmd_buy": _("Plans and credit packs"),
     "cmd_settings": _("Model, resolution, batch"),
