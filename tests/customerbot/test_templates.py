@@ -79,6 +79,11 @@ def test_a_fursona_from_a_photo_in_russian_with_the_models_words_under_it(
     run = db.scalars(sa.select(TemplateRun)).one()
     assert run.text == photo.text
     assert run.inputs["photo"] == str(message.input_upload_ids[0])
+    # Regenerate asks for the words again.
+    seen = chat.seen()
+    telegram.press_button(chat.id, chat.button(photo, "Создать заново"), message=photo)
+    again = wait_photo(telegram, chat, seen)
+    assert again.text.startswith("Meet ")
 
 
 def test_forged_and_stale_buttons_and_answers_that_do_not_fit_change_nothing(

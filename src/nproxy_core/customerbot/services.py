@@ -39,7 +39,7 @@ from nproxy_core.generation.models import (
 )
 from nproxy_core.i18n import _
 from nproxy_core.plugin_registry import IPlugins
-from nproxy_core.prompt_templates.models import PromptTemplate
+from nproxy_core.prompt_templates.models import PromptTemplate, TemplateRun
 from nproxy_core.prompt_templates.services import texts_of
 from nproxy_core.uploads.services import create_upload
 
@@ -433,7 +433,19 @@ def again(
         body = body | {"mode": "image_to_image", "input_image_ids": [str(first.id)]}
         body.pop("input_upload_ids", None)
         body["prompt"] = f"A variation of this image: {message.prompt}"[:4000]
-    return _resubmit(request, customer, body)
+    generation = _resubmit(request, customer, body)
+    run = None if vary else db.get(TemplateRun, original.id)
+    if run is not None:
+        # A template's regeneration asks the model for its words again too (as the web's retry).
+        db.add(
+            TemplateRun(
+                generation_id=generation.id,
+                template_id=run.template_id,
+                inputs=dict(run.inputs or {}),
+                with_text=run.with_text,
+            )
+        )
+    return generation
 
 
 def larger(request: Request, customer: TelegramCustomer, image_id: str) -> Generation:
