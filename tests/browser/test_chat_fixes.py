@@ -101,6 +101,30 @@ def test_a_send_made_while_the_page_still_loads_keeps_its_turn(
     expect(page.locator("#empty-thread")).to_be_hidden()
 
 
+def test_a_send_made_before_the_models_are_known_waits_for_them(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
+) -> None:
+    """Enter pressed while the page still asks for the models sends once they arrive (it did
+    nothing, and said nothing, before)."""
+    from playwright.sync_api import expect
+
+    base = live_stack.url
+    user = user_factory()
+    make_cycle(user, request_limit=3)
+    log_in(page, base, user.email)
+    held: list[Any] = []
+    page.route("**/api/v1/models", lambda route: held.append(route))
+    page.goto(f"{base}/chat")
+    expect(page.locator("#quota-text")).not_to_have_text("…")
+    page.fill("#prompt", "a kite sent before the models are known")
+    page.press("#prompt", "Enter")
+    assert len(held) == 1
+    held[0].continue_()
+    turn = page.locator(".turn")
+    expect(turn).to_have_attribute("data-state", "succeeded", timeout=GENERATION_TIMEOUT_MS)
+    expect(page.locator("#prompt")).to_have_value("")
+
+
 def test_a_send_made_while_a_conversation_still_loads_comes_after_its_turns(
     live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
 ) -> None:

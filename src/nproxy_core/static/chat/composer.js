@@ -46,7 +46,21 @@ const notEnoughFor = (batch) => ngettext("Not enough units left for %(num)s imag
   "Not enough units left for %(num)s images — try fewer.", batch);
 const modelKey = (m) => `${m.provider}/${m.model}`;
 
-export async function loadModels() {
+let modelsAnswered = Promise.resolve();
+
+/** Ask for the models the person may use; a send made before they are known waits for the
+ * answer (`whenModelsKnown`) instead of doing nothing. */
+export function loadModels() {
+  modelsAnswered = fetchModels();
+  return modelsAnswered;
+}
+
+/** Settles once the models asked for at start-up are known (or could not be loaded). */
+export function whenModelsKnown() {
+  return modelsAnswered;
+}
+
+async function fetchModels() {
   try {
     const data = await api("GET", "/api/v1/models");
     state.models = data?.models || [];

@@ -2,6 +2,7 @@
 import { api, hasSessionEnded } from "./api.js";
 import {
   clearComposer, draftSnapshot, restoreDraft, restoreSnapshot, saveDraft, takeRequest,
+  whenModelsKnown,
 } from "./composer.js";
 import { countImages, el } from "./dom.js";
 import { gettext } from "./i18n.js";
@@ -48,6 +49,8 @@ export async function openConversation(id, { push = false, initial = false } = {
 
 export async function send() {
   if (hasSessionEnded()) return;
+  // Sent as the page still loads: the request needs the models, so it waits for them.
+  await whenModelsKnown();
   if (root.dataset.canGenerate !== "true") {
     // Without a plan or a pack nothing is sent and no conversation is made: the composer
     // shows the "choose a plan" card and keeps what was typed.
