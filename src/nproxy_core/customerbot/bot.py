@@ -178,6 +178,17 @@ class WaitOutFloodLimits(BaseRateLimiter[str]):
                 await asyncio.sleep(delay)
 
 
+def image_file(message: telegram.Message) -> Any | None:
+    """The image ``message`` carries: its photo (the largest size Telegram made) or a document
+    of an image type; None for anything else (a PDF, a sticker, text)."""
+    if message.photo:
+        return message.photo[-1]
+    document = message.document
+    if document is not None and (document.mime_type or "") in IMAGE_TYPES:
+        return document
+    return None
+
+
 class CustomerBot:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
@@ -630,16 +641,10 @@ class CustomerBot:
         if len(messages) > MAX_ALBUM:
             await self.say(who.chat_id, "album_too_big", limit=MAX_ALBUM)
             return
-        files = []
-        for message in messages:
-            if message.photo:
-                files.append(message.photo[-1])
-                continue
-            document = message.document
-            if document is None or (document.mime_type or "") not in IMAGE_TYPES:
-                await self.say(who.chat_id, "bad_file")
-                return
-            files.append(document)
+        files = [file for file in map(image_file, messages) if file is not None]
+        if len(files) < len(messages):
+            await self.say(who.chat_id, "bad_file")
+            return
         if any((f.file_size or 0) > MAX_DOWNLOAD for f in files):
             await self.say(who.chat_id, "photo_too_big")
             return

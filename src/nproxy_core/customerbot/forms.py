@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import telegram
@@ -134,19 +134,16 @@ def shown_label(question: Question, language: str) -> str:
 
 def typed_answer(question: Question, typed: str, language: str) -> str:
     """The value a typed reply gives ``question``, or Refused naming the field."""
-    label = shown_label(question, language)
     value = typed.strip()
-    if question.kind == "image":
-        raise Refused("form_want_photo", label=label)
     if question.kind == "select":
         wanted = value.casefold()
         for option, shown in zip(question.options, question.option_labels, strict=True):
             if wanted in (option.casefold(), shown.casefold()):
                 return option
-        raise Refused("form_pick_option", label=label, options=", ".join(question.option_labels))
-    if not value or "\x00" in value:
-        raise Refused("form_want_text", label=label)
+    if question.kind != "text" or not value or "\x00" in value:
+        raise wrong_kind(question, language)
     if len(value) > schemas.INPUT_MAX_CHARS:
+        label = shown_label(question, language)
         raise Refused("form_too_long", label=label, limit=schemas.INPUT_MAX_CHARS)
     return value
 
@@ -348,17 +345,13 @@ async def on_message(bot: CustomerBot, who: TelegramUser, message: telegram.Mess
 async def _photo(bot: CustomerBot, who: TelegramUser, form: Form, message: telegram.Message) -> str:
     """The upload id of the photo answering ``form``'s image question, through the bot's
     download and the web's upload checks; Refused naming the field when it does not do."""
-    from nproxy_core.customerbot.bot import IMAGE_TYPES, MAX_DOWNLOAD
+    from nproxy_core.customerbot.bot import MAX_DOWNLOAD, image_file
 
     question = form.question
     assert question is not None
     label = shown_label(question, form.language)
-    file: Any
-    if message.photo:
-        file = message.photo[-1]
-    elif message.document is not None and (message.document.mime_type or "") in IMAGE_TYPES:
-        file = message.document
-    else:
+    file = image_file(message)
+    if file is None:
         raise Refused("form_want_photo", label=label)
     if (file.file_size or 0) > MAX_DOWNLOAD:
         raise Refused("form_photo_too_big", label=label)
