@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -18,12 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import waitress.server
 from playwright.sync_api import Error as PlaywrightError
 
 from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
-from generation_support import idle_in_time
+from generation_support import AMQP_BASE, add_vhost, delete_vhost, idle_in_time
 from live_support import stop_server
 from nproxy_core.config import configure
 from nproxy_core.db import IDatabase
@@ -41,15 +41,15 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "browser"
-RABBIT = "amqp://guest:guest@127.0.0.1:5672"
 WORKER_START_SECONDS = 30
 
 
 class RabbitVhost:
     """A RabbitMQ virtual host for one test run, removed afterwards.
 
-    Falls back to the default vhost when ``rabbitmqctl`` cannot be used (not root, say): the
-    test still runs, it is merely not isolated from a parallel run.
+    Falls back to the default vhost when none can be made (no management API and
+    ``rabbitmqctl`` not usable, not root say): the test still runs, it is merely not isolated
+    from a parallel run.
     """
 
     def __init__(self, name: str) -> None:
@@ -57,25 +57,17 @@ class RabbitVhost:
         self.created = False
 
     def __enter__(self) -> str:
-        ctl = shutil.which("rabbitmqctl")
-        if ctl is not None:
-            try:
-                subprocess.run([ctl, "add_vhost", self.name], check=True, capture_output=True)
-                subprocess.run(
-                    [ctl, "set_permissions", "-p", self.name, "guest", ".*", ".*", ".*"],
-                    check=True,
-                    capture_output=True,
-                )
-                self.created = True
-            except (subprocess.CalledProcessError, OSError):
-                self.created = False
-        return f"{RABBIT}/{self.name}" if self.created else f"{RABBIT}//"
+        try:
+            add_vhost(self.name)
+            self.created = True
+        except (httpx.HTTPError, subprocess.SubprocessError, OSError):
+            self.created = False
+        return f"{AMQP_BASE}/{self.name}" if self.created else f"{AMQP_BASE}//"
 
     def __exit__(self, *exc: Any) -> None:
         if self.created:
-            subprocess.run(
-                ["rabbitmqctl", "delete_vhost", self.name], check=False, capture_output=True
-            )
+            with contextlib.suppress(httpx.HTTPError, subprocess.SubprocessError, OSError):
+                delete_vhost(self.name)
 
 
 class LiveStack:
