@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot_support import BotThread
 from fakes.telegram import FakeTelegram
 from generation_support import Process, write_ini
 
@@ -35,20 +36,27 @@ def ini(tmp_path: Path, bot_settings: dict[str, Any], db: Any) -> str:
 
 
 @pytest.fixture
-def start_bot(ini: str, tmp_path: Path, telegram: FakeTelegram) -> Iterator[Callable[[], Process]]:
-    started: list[Process] = []
+def start_bot(
+    ini: str, tmp_path: Path, bot_settings: dict[str, Any], telegram: FakeTelegram
+) -> Iterator[Callable[..., Process | BotThread]]:
+    """Start the bot: in a thread of this process (``bot_support``), or with ``process=True``
+    as the real ``nproxy bot`` process; every one stopped before the tables are emptied."""
+    started: list[Process | BotThread] = []
 
-    def start() -> Process:
-        process = Process(["-c", ini, "bot"], tmp_path / f"bot{len(started)}.log", tmp_path)
-        started.append(process)
+    def start(*, process: bool = False) -> Process | BotThread:
+        if not process:
+            started.append(BotThread(bot_settings, telegram))
+            return started[-1]
+        bot = Process(["-c", ini, "bot"], tmp_path / f"bot{len(started)}.log", tmp_path)
+        started.append(bot)
         telegram.wait_for_polling(timeout=60)
-        return process
+        return bot
 
     yield start
-    for process in started:
-        process.stop()
+    for bot in started:
+        bot.stop()
 
 
 @pytest.fixture
-def bot(start_bot: Callable[[], Process]) -> Process:
+def bot(start_bot: Callable[..., Process | BotThread]) -> Process | BotThread:
     return start_bot()

@@ -46,8 +46,9 @@ def asker(telegram_id: int) -> pairing.Asker:
 
 
 def test_a_stranger_pairs_from_the_console_and_is_told_within_ten_seconds(
-    bot, telegram, ini, db, user_factory
+    start_bot, telegram, ini, db, user_factory
 ):
+    start_bot(process=True)  # the real ``nproxy bot`` process, as an operator runs it
     admin_user = user_factory("boss@example.com", admin=True)
     code = ask_code(telegram, 501, username="ada", first_name="Ada")
     assert set(code) <= set("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")

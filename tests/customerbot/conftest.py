@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bot_support import BotThread, polls_of
 from fakes.telegram import FakeTelegram, SentMessage
 from generation_support import LOGGING_INI, Process, rabbitmq_vhost, write_ini
 from nproxy_core.audit import Actor, Surface
@@ -53,9 +54,10 @@ def bot_settings(
 
 
 @pytest.fixture
-def processes(tmp_path: Path, db: Session) -> Iterator[list[Process]]:
-    """Every process a test starts, stopped before the tables are emptied (``db``)."""
-    started: list[Process] = []
+def processes(tmp_path: Path, db: Session) -> Iterator[list[Process | BotThread]]:
+    """Every process (and bot thread) a test starts, stopped before the tables are emptied
+    (``db``)."""
+    started: list[Process | BotThread] = []
     yield started
     for process in started:
         process.stop()
@@ -66,32 +68,38 @@ def start_bot(
     tmp_path: Path,
     bot_settings: dict[str, Any],
     telegram: FakeTelegram,
-    processes: list[Process],
-) -> Callable[[], Process]:
-    def start() -> Process:
+    processes: list[Process | BotThread],
+) -> Callable[..., Process | BotThread]:
+    """Start the bot: in a thread of this process (``bot_support``), or with ``process=True``
+    as the real ``nproxy bot`` process."""
+
+    def start(*, process: bool = False) -> Process | BotThread:
+        if not process:
+            processes.append(BotThread(bot_settings, telegram))
+            return processes[-1]
         n = len(processes)
         ini = write_ini(tmp_path, bot_settings, f"bot{n}.ini", logging=LOGGING_INI)
-        calls = sum(1 for name, _ in telegram.calls if name == "getUpdates")
-        process = Process(["-c", str(ini), "bot"], tmp_path / f"bot{n}.log", tmp_path)
-        processes.append(process)
+        polls = polls_of(telegram)
+        bot = Process(["-c", str(ini), "bot"], tmp_path / f"bot{n}.log", tmp_path)
+        processes.append(bot)
         deadline = time.monotonic() + 60
-        while sum(1 for name, _ in telegram.calls if name == "getUpdates") <= calls:
-            if process.popen.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the bot did not start:\n{process.log[-3000:]}")
+        while polls_of(telegram) <= polls:
+            if bot.popen.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the bot did not start:\n{bot.log[-3000:]}")
             time.sleep(0.05)
-        return process
+        return bot
 
     return start
 
 
 @pytest.fixture
-def bot(start_bot: Callable[[], Process]) -> Process:
+def bot(start_bot: Callable[..., Process | BotThread]) -> Process | BotThread:
     return start_bot()
 
 
 @pytest.fixture
 def worker(
-    tmp_path: Path, bot_settings: dict[str, Any], processes: list[Process], db: Session
+    tmp_path: Path, bot_settings: dict[str, Any], processes: list[Process | BotThread], db: Session
 ) -> Process:
     key = pool.add_key(
         db,

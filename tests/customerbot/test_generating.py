@@ -136,7 +136,7 @@ def test_no_plan_gets_the_webs_own_message_and_nothing_is_held(bot, telegram, ch
 def test_a_429_delays_a_result_and_a_restart_loses_none(
     start_bot, worker, telegram, chat, db, make_cycle, processes, make_app, bot_settings
 ):
-    first = start_bot()
+    first = start_bot(process=True)  # the real ``nproxy bot`` process, restarted below
     found = paying(chat, db, make_cycle)
     telegram.rate_limit_media(retry_after=1, times=2)
     seen = chat.seen()
@@ -163,7 +163,7 @@ def test_a_429_delays_a_result_and_a_restart_loses_none(
     run_now(app.app.registry, submit)
     wait_latest_finished(db)
     seen = chat.seen()
-    start_bot()
+    start_bot(process=True)
     wait_photo(telegram, chat, seen)
     db.expire_all()
     unsent = sa.select(sa.func.count()).select_from(TelegramDelivery)

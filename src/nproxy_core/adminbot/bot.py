@@ -219,39 +219,45 @@ def run(registry: Registry) -> None:
     """Run the bots until interrupted (SIGINT/SIGTERM stop them cleanly): the admin bot when
     ``telegram.bot_token`` is set, the customer bot (DESIGN 4.14) when
     ``telegram.customer_bot_token`` is; both in one event loop when both are."""
-    from nproxy_core.customerbot.bot import CustomerBot, customer_token, run_together
+    from nproxy_core.customerbot.bot import customer_token, run_together
 
-    admin_token = (setting(registry.settings, "telegram.bot_token", default="") or "").strip()
     if not customer_token(registry.settings):
         application = AdminBot(registry).build()
         # Updates left from before a restart are handled once (the offset is confirmed).
         application.run_polling(**POLLING)
         return
-    customer = CustomerBot(registry)
-    if not admin_token:
-        # The container's healthcheck (``nproxy health bot``) then beats from the customer bot.
-        customer.heartbeat = True
-        run_together([customer.build()])
-        return
-    run_together([AdminBot(registry).build(), customer.build()])
+    run_together(build_applications(registry))
 
 
-def start_in_thread(registry: Registry) -> threading.Thread:
-    """The bots whose token is set (admin, customer) in a daemon thread with an event loop of
-    its own (``nproxy dev``)."""
-    from nproxy_core.customerbot.bot import CustomerBot, customer_token, run_together
+def build_applications(registry: Registry) -> list[Application]:
+    """The bots whose token is set: the admin bot, the customer bot, or both. A customer bot
+    alone beats for the container's healthcheck (``nproxy health bot``)."""
+    from nproxy_core.customerbot.bot import CustomerBot, customer_token
 
     applications = []
-    if (setting(registry.settings, "telegram.bot_token", default="") or "").strip():
+    admin_token = (setting(registry.settings, "telegram.bot_token", default="") or "").strip()
+    if admin_token:
         applications.append(AdminBot(registry).build())
     if customer_token(registry.settings):
-        applications.append(CustomerBot(registry).build())
+        customer = CustomerBot(registry)
+        customer.heartbeat = not admin_token
+        applications.append(customer.build())
+    return applications
+
+
+def start_in_thread(registry: Registry, until: threading.Event | None = None) -> threading.Thread:
+    """The bots whose token is set in a daemon thread with an event loop of its own (``nproxy
+    dev``), until the process ends or another thread sets ``until``; they then stop as on
+    SIGTERM, and the thread ends."""
+    from nproxy_core.customerbot.bot import run_together
+
+    applications = build_applications(registry)
 
     def polling() -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         # Signals belong to the main thread (the web server's).
-        run_together(applications, signals=False)
+        run_together(applications, signals=False, until=until)
 
-    thread = threading.Thread(target=polling, name="nproxy-dev-bot", daemon=True)
+    thread = threading.Thread(target=polling, name="nproxy-bot", daemon=True)
     thread.start()
     return thread

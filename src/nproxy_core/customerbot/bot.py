@@ -23,6 +23,7 @@ import contextvars
 import datetime as dt
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -1030,9 +1031,15 @@ def _price(row: Any, language: str = "en") -> str:
     return price
 
 
-def run_together(applications: list[Application], *, signals: bool = True) -> None:
-    """Run several bots' long polling in one event loop until SIGINT or SIGTERM (``signals``;
-    without, until the process ends: ``nproxy dev`` runs them in a thread)."""
+def run_together(
+    applications: list[Application],
+    *,
+    signals: bool = True,
+    until: threading.Event | None = None,
+) -> None:
+    """Run several bots' long polling in one event loop until SIGINT or SIGTERM (``signals``),
+    or until another thread sets ``until``; with neither, until the process ends. Either way
+    they stop as on SIGTERM: polling ends, the updates in hand are finished, then shutdown."""
     import signal
 
     from nproxy_core.adminbot.bot import POLLING as ADMIN_POLLING
@@ -1042,6 +1049,14 @@ def run_together(applications: list[Application], *, signals: bool = True) -> No
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM) if signals else ():
             loop.add_signal_handler(signum, stop.set)
+        if until is not None:
+
+            def relay() -> None:
+                until.wait()
+                with contextlib.suppress(RuntimeError):  # the loop ended by itself
+                    loop.call_soon_threadsafe(stop.set)
+
+            threading.Thread(target=relay, name="nproxy-bot-stop", daemon=True).start()
         started: list[Application] = []
         try:
             for application in applications:
