@@ -21,6 +21,7 @@ import httpx
 import waitress.server
 from playwright.sync_api import Error as PlaywrightError
 
+import cli_runner
 from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
 from generation_support import AMQP_BASE, add_vhost, delete_vhost, idle_in_time
@@ -97,14 +98,9 @@ class LiveStack:
         write_ini(self.ini.parent, self.settings, self.ini.name)
 
     def nproxy(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*NPROXY, "-c", str(self.ini), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        """``nproxy -c <this stack's ini> ARGS`` as an operator runs it (in this process, through
+        click's runner: see ``cli_runner``)."""
+        return cli_runner.nproxy("-c", str(self.ini), *args, stdin=stdin or "")
 
     def start(self, *, worker: bool = True) -> None:
         """Serve the app; and with ``worker``, start the worker (pages alone need none)."""
