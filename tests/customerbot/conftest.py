@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot_support import BotThread, polls_of
+from fakes.proxies import free_port
 from fakes.telegram import FakeTelegram, SentMessage
-from generation_support import LOGGING_INI, Process, rabbitmq_vhost, write_ini
+from generation_support import LOGGING_INI, Process, SharedWorker, rabbitmq_vhost, write_ini
 from nproxy_core.audit import Actor, Surface
 from nproxy_core.customerbot.models import TelegramCustomer
 from nproxy_core.keypool import services as pool
@@ -39,8 +40,15 @@ def telegram() -> Iterator[FakeTelegram]:
 
 @pytest.fixture
 def bot_settings(
-    base_settings: dict[str, Any], telegram: FakeTelegram, broker_url: str, tmp_path: Path
+    base_settings: dict[str, Any],
+    telegram: FakeTelegram,
+    broker_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> dict[str, Any]:
+    if "worker" in request.fixturenames:
+        # The test's jobs go to the module's worker; the others' stay queued.
+        broker_url = request.getfixturevalue("module_worker").broker_url
     return {
         **base_settings,
         "telegram.customer_bot_token": TOKEN,
@@ -51,6 +59,34 @@ def bot_settings(
         "demo.delay_seconds": "0.05",
         "nproxy.state_dir": str(tmp_path / "state"),
     }
+
+
+@pytest.fixture(scope="module")
+def module_worker(
+    base_settings: dict[str, Any], engine: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SharedWorker]:
+    """One worker for the module's tests that make images, on a virtual host of its own. It
+    never speaks to Telegram (the bot delivers), so its Bot API address is a closed port: a
+    call there would fail the test that made it."""
+    folder = tmp_path_factory.mktemp("worker")
+    shared = SharedWorker(
+        {
+            **base_settings,
+            "telegram.customer_bot_token": TOKEN,
+            "telegram.customer_bot_username": BOT_USERNAME,
+            "telegram.api_base": f"http://127.0.0.1:{free_port()}",
+            "celery.beat_schedule_file": str(folder / "celerybeat-schedule"),
+            "demo.delay_seconds": "0.05",
+            "nproxy.state_dir": str(folder / "state"),
+        },
+        folder,
+        f"nproxy_test_cb_{os.getpid()}_{folder.name}",
+        engine,
+    )
+    try:
+        yield shared
+    finally:
+        shared.close()
 
 
 @pytest.fixture
@@ -99,8 +135,9 @@ def bot(start_bot: Callable[..., Process | BotThread]) -> Process | BotThread:
 
 @pytest.fixture
 def worker(
-    tmp_path: Path, bot_settings: dict[str, Any], processes: list[Process | BotThread], db: Session
-) -> Process:
+    module_worker: SharedWorker, bot_settings: dict[str, Any], db: Session
+) -> Iterator[Process]:
+    """The module's worker, with a key for the demo provider in the pool."""
     key = pool.add_key(
         db,
         SecretBox(bot_settings["nproxy.secret"]),
@@ -111,13 +148,10 @@ def worker(
     )
     db.commit()
     assert key.id
-    ini = write_ini(tmp_path, bot_settings, "worker.ini", logging=LOGGING_INI)
-    process = Process(
-        ["-c", str(ini), "worker", "--concurrency", "16"], tmp_path / "worker.log", tmp_path
-    )
-    processes.append(process)
-    process.wait_for_log(" ready.")
-    return process
+    try:
+        yield module_worker.acquire()
+    finally:
+        module_worker.release()
 
 
 class Chat:
