@@ -61,3 +61,32 @@ def test_a_constant_message_keeps_what_the_call_would_write(environment):
     template = environment.from_string('{{ _("Hello, %(name)s!") }}')
     with pytest.raises(KeyError):
         template.render()
+
+
+def test_an_app_configured_again_reuses_the_compiled_pages_of_each_language(make_app, monkeypatch):
+    from jinja2 import Environment
+
+    expected = {language: in_language(language, "Skip to content") for language in ("ru", "uz")}
+    expected["en"] = "Skip to content"
+    first = make_app()
+    for language in expected:
+        assert skip_link(first, language) == expected[language]
+
+    compiled: list[str] = []
+    compile_source = Environment.compile
+
+    def counting(self, source, name=None, *args, **kw):
+        compiled.append(name)
+        return compile_source(self, source, name, *args, **kw)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    # Another app of the same settings: the same pages in every language, none compiled again,
+    # and each language still gets its own compiled page.
+    second = make_app()
+    for language in ["uz", "en", "ru"]:
+        assert skip_link(second, language) == expected[language]
+    assert compiled == []
+    # Other renderer settings are other compiled code.
+    third = make_app(jinja2__lstrip_blocks="false")
+    assert skip_link(third, "ru") == expected["ru"]
+    assert compiled

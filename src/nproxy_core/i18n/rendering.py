@@ -4,13 +4,17 @@ translated page renders as fast as one written in English. Messages with values 
 translated as the page renders, by the reader's :func:`~nproxy_core.i18n.jinja.translators`.
 
 Each language has its own Jinja2 environment, an overlay of the one pyramid_jinja2 configures
-from the settings (same loader, filters and globals; its own cache of compiled templates)."""
+from the settings (same loader, filters and globals; its own cache of templates). The code they
+compile is kept for the process (:class:`CompiledTemplates`), so an app configured again in the
+same process (the tests configure hundreds) does not compile its templates again."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from jinja2 import Environment, Template, TemplateNotFound, nodes
+from jinja2.bccache import Bucket, BytecodeCache
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.visitor import NodeTransformer
 from pyramid.i18n import Localizer
@@ -78,6 +82,41 @@ class TranslatingCodeGenerator(CodeGenerator):
         super().visit_Template(node, frame)
 
 
+class CompiledTemplates(BytecodeCache):
+    """The code of every template compiled in this process, by language and renderer settings
+    as well as by name (Jinja2 compares the source's checksum before it uses the code). Held in
+    memory: a few hundred templates and languages at most."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def get_bucket(
+        self, environment: Environment, name: str, filename: str | None, source: str
+    ) -> Bucket:
+        localizer = getattr(environment, "nproxy_localizer", None)
+        language = "" if localizer is None else localizer.locale_name
+        settings = getattr(environment, "nproxy_settings", "")
+        key = self.get_cache_key(f"{settings}\0{language}\0{name}", filename)
+        bucket = Bucket(environment, key, self.get_source_checksum(source))
+        self.load_bytecode(bucket)
+        return bucket
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        code = bucket.bytecode_to_string()
+        with self._lock:
+            self._code[bucket.key] = code
+
+
+#: One per process: the compiled code depends only on what its key names.
+COMPILED_TEMPLATES = CompiledTemplates()
+
+
 class LocalizedRendererFactory(Jinja2RendererFactory):  # type: ignore[misc]
     """pyramid_jinja2's renderer factory, rendering each template in its reader's language
     from an environment of that language."""
@@ -98,8 +137,7 @@ class LocalizedRendererFactory(Jinja2RendererFactory):  # type: ignore[misc]
             environment = self.environment.overlay()
             environment.code_generator_class = TranslatingCodeGenerator
             environment.nproxy_localizer = localizer  # type: ignore[attr-defined]
-            # A cache of compiled code keyed by the source alone would mix languages.
-            environment.bytecode_cache = None
+            # Its code is kept by language too (the overlay shares the base's compiled code).
             self.languages[language] = environment
         return environment
 
@@ -153,7 +191,13 @@ def add_localized_jinja2_renderer(config: Any, name: str, settings_prefix: str) 
         environment_options = parse_env_options_from_settings(
             settings, settings_prefix, resolver.maybe_resolve, config.package
         )
-        factory.environment = create_environment_from_options(environment_options, loader_options)
+        environment = create_environment_from_options(environment_options, loader_options)
+        # The settings that shape the compiled code, in the key of the code kept for the process.
+        environment.nproxy_settings = repr(  # type: ignore[attr-defined]
+            sorted((k, str(v)) for k, v in settings.items() if k.startswith(settings_prefix))
+        )
+        environment.bytecode_cache = COMPILED_TEMPLATES
+        factory.environment = environment
         config.registry.registerUtility(factory.environment, IJinja2Environment, name=name)
 
     # pyramid_jinja2's own phase, so that ``add_jinja2_search_path`` finds the environment.
