@@ -201,3 +201,29 @@ def test_same_major_is_accepted(declared):
 def test_other_versions_are_refused(declared):
     with pytest.raises(PluginError):
         check_contract("p", "g", declared)
+
+
+def test_a_plugin_installed_while_the_process_runs_is_found_by_the_next_configuration(
+    tmp_path, monkeypatch
+):
+    from nproxy_core.plugin_registry.loader import discover
+    from nproxy_core.plugins import PROVIDER_GROUP
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "latecomer" not in discover(PROVIDER_GROUP)
+    assert "demo" in discover(PROVIDER_GROUP)  # read once, then kept while nothing changes
+
+    info = site / "nproxy_latecomer-0.0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: nproxy-latecomer\nVersion: 0.0.1\n"
+    )
+    (info / "entry_points.txt").write_text("[nproxy.providers]\nlatecomer = nowhere:Nothing\n")
+    # An install comes seconds after the last reading; a file system's clock may tick coarser
+    # than this test, so the folder's time is moved on as that install would have moved it.
+    stat = site.stat()
+    os.utime(site, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    importlib.invalidate_caches()
+    assert "latecomer" in discover(PROVIDER_GROUP)

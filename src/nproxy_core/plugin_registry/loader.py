@@ -8,6 +8,9 @@ version stops start-up with one line) and built from its own settings only
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -46,10 +49,40 @@ class Plugins:
         return self.payments.get(name)
 
 
+#: The last reading of each group's entry points, with the path it was read from.
+_READ: dict[str, tuple[tuple[tuple[str, int | None], ...], tuple[metadata.EntryPoint, ...]]] = {}
+_READING = threading.Lock()
+
+
+def _path_state() -> tuple[tuple[str, int | None], ...]:
+    """The import path and each folder's modification time: installing or removing a
+    distribution adds or removes its metadata folder, which changes its folder's time."""
+    state = []
+    for entry in sys.path:
+        try:
+            state.append((entry, os.stat(entry or ".").st_mtime_ns))
+        except OSError:
+            state.append((entry, None))
+    return tuple(state)
+
+
+def entry_points(group: str) -> tuple[metadata.EntryPoint, ...]:
+    """The group's entry points, read again only when the import path or a folder on it has
+    changed since the last reading: reading every installed distribution's metadata costs
+    about 30 ms, and the app is configured more than once in a process (the CLI, the tests)."""
+    state = _path_state()
+    with _READING:
+        read = _READ.get(group)
+        if read is None or read[0] != state:
+            read = (state, tuple(metadata.entry_points(group=group)))
+            _READ[group] = read
+    return read[1]
+
+
 def discover(group: str) -> dict[str, metadata.EntryPoint]:
     """All entry points of a group by name; two distributions claiming one name is an error."""
     found: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=group):
+    for ep in entry_points(group):
         other = found.get(ep.name)
         if other is not None and other.value != ep.value:
             raise PluginError(
