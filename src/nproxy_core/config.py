@@ -221,7 +221,6 @@ def configure(settings: Mapping[str, Any] | None = None) -> Configurator:
 
     # Rendering, sessions, security and errors; the request's language first (DESIGN 4.15).
     config.include("nproxy_core.i18n")
-    config.include("pyramid_jinja2")
     config.include("nproxy_core.templating")
     config.include("nproxy_core.accounts.security")
     config.include("nproxy_core.errors")

@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyramid_jinja2
+
 from nproxy_core.i18n import DOMAIN, _, localizable
 from nproxy_core.i18n.jinja import configure_environment
 from nproxy_core.i18n.rendering import add_localized_jinja2_renderer
@@ -133,6 +135,15 @@ FILTERS = (
 
 
 def includeme(config: Any) -> None:
+    # pyramid_jinja2's directives, without its own ``.jinja2`` renderer, which no template here
+    # uses and whose set-up reads the whole call stack's source each time the app is configured.
+    for directive in (
+        pyramid_jinja2.add_jinja2_renderer,
+        pyramid_jinja2.add_jinja2_search_path,
+        pyramid_jinja2.add_jinja2_extension,
+        pyramid_jinja2.get_jinja2_environment,
+    ):
+        config.add_directive(directive.__name__, directive)
     settings = config.get_settings()
     settings.setdefault(
         "jinja2.filters",
