@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -42,10 +44,52 @@ def _drop_database() -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
 
 
-def _recreate_database() -> None:
-    _drop_database()
+def _migrations_fingerprint() -> str:
+    """A digest of the migrations (their scripts and Alembic's environment)."""
+    from nproxy_core import migrations
+
+    folder = Path(migrations.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*.py")):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+#: The advisory lock under which test processes make or copy the migrated template.
+_TEMPLATE_LOCK = 7_311_052
+
+
+def _create_migrated_database(base_settings: dict[str, Any]) -> None:
+    """The test database as a copy of a template migrated to head with Alembic, made by the
+    first test process that needs it and kept, under a name of its migrations' digest, until
+    they change: every xdist worker and every later run copies it instead of migrating again."""
+    from nproxy_core.migrations import upgrade
+
+    template = f"nproxy_test_template_{_migrations_fingerprint()}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+        conn.execute("SELECT pg_advisory_lock(%s)", (_TEMPLATE_LOCK,))
+        try:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (template,))
+            if found.fetchone() is None:
+                stale = conn.execute(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'nproxy_test_template_%'"
+                ).fetchall()
+                for (name,) in stale:
+                    conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+                # Built under another name and renamed once migrated: a template that exists is
+                # whole, even after a run stopped halfway through building it.
+                building = f"{template}_building"
+                conn.execute(f'CREATE DATABASE "{building}"')
+                upgrade({**base_settings, "sqlalchemy.url": TEST_URL.replace(TEST_DB, building)})
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (building,),
+                )
+                conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{template}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{TEST_DB}" TEMPLATE "{template}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_TEMPLATE_LOCK,))
 
 
 @pytest.fixture(autouse=True)
@@ -91,11 +135,9 @@ def base_settings(media_root: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def database(base_settings: dict[str, Any]) -> Iterator[str]:
-    """A fresh database at the start of the run, migrated to head with Alembic."""
-    from nproxy_core.migrations import upgrade
-
-    _recreate_database()
-    upgrade(base_settings)
+    """A fresh database at the start of the run, migrated to head with Alembic (a copy of the
+    migrated template, see :func:`_create_migrated_database`)."""
+    _create_migrated_database(base_settings)
     yield TEST_URL
     _drop_database()
 
