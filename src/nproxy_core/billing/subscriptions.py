@@ -265,6 +265,7 @@ def apply(
     request or a task's) sends the failed-renewal email; without it none is sent."""
     now = now or utcnow()
     kind = EventKind(event.kind)
+    _lock_money(db, processor, event)
     if kind != EventKind.CHECKOUT or event.subscription is not None:
         _lock_owner(db, processor, event)
     if kind == EventKind.CHECKOUT:
@@ -283,6 +284,19 @@ def apply(
         return _subscription_news(db, processor, event, source, now, alerts)
     _record(db, processor, event, source, now, None, Outcome("ignored"))
     return Outcome("ignored")
+
+
+def _lock_money(db: Session, processor: str, event: PaymentEvent) -> None:
+    """Events that name the same money (an invoice, a charge, a customer) are applied one after
+    the other even before the user they concern is known: a refund that comes while its
+    invoice's event is being applied waits for it, then finds the payment it made, instead of
+    being recorded about no payment while the invoice, not seeing that refund yet, grants. One
+    transaction-scoped advisory lock per reference, always in one order and before the user's
+    lock (:func:`_lock_owner`), so that no two events wait for each other in a circle."""
+    ids = (event.payment_id, event.invoice_id, event.renewal_id, *event.references)
+    for ref in sorted({ref[:128] for ref in ids if ref}):
+        key = sa.func.hashtextextended(f"nproxy payment {processor} {ref}", 0)
+        db.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
 
 
 def _lock_owner(db: Session, processor: str, event: PaymentEvent) -> None:
