@@ -103,8 +103,10 @@ def test_two_hundred_held_polls_against_a_real_worker_leave_other_requests_fast(
         ).all()
     )
     lags = [answered_at[gid] - finished[uuid.UUID(gid)].timestamp() for gid in ids]
+    # A poll the deadline released answers 25 s or more after it was sent (the server counts
+    # from when it reads the request); one its job woke answers before, however late the job.
     held_for = [answered_at[gid] - sent_at[gid] for gid in ids]
-    assert max(held_for) < 24, sorted(held_for)[-5:]
+    assert max(held_for) < 25, sorted(held_for)[-5:]
     assert statistics.median(lags) < 3, sorted(lags)[len(lags) // 2 :][:5]
 
     # Holding 200 requests did not slow the others down (medians, a few milliseconds apart).
