@@ -57,7 +57,7 @@ _READING = threading.Lock()
 def _path_state() -> tuple[tuple[str, int | None], ...]:
     """The import path and each folder's modification time: installing or removing a
     distribution adds or removes its metadata folder, which changes its folder's time."""
-    state = []
+    state: list[tuple[str, int | None]] = []
     for entry in sys.path:
         try:
             state.append((entry, os.stat(entry or ".").st_mtime_ns))
