@@ -292,7 +292,10 @@ def _lock_money(db: Session, processor: str, event: PaymentEvent) -> None:
     invoice's event is being applied waits for it, then finds the payment it made, instead of
     being recorded about no payment while the invoice, not seeing that refund yet, grants. One
     transaction-scoped advisory lock per reference, always in one order and before the user's
-    lock (:func:`_lock_owner`), so that no two events wait for each other in a circle."""
+    lock (:func:`_lock_owner`), so that no two events wait for each other in a circle. SQLite
+    (the embedded development database) has no such locks and writes one at a time anyway."""
+    if db.get_bind().dialect.name != "postgresql":
+        return
     ids = (event.payment_id, event.invoice_id, event.renewal_id, *event.references)
     for ref in sorted({ref[:128] for ref in ids if ref}):
         key = sa.func.hashtextextended(f"nproxy payment {processor} {ref}", 0)
