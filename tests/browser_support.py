@@ -24,10 +24,10 @@ from playwright.sync_api import Error as PlaywrightError
 import cli_runner
 from apiclient import PASSWORD
 from cli_runner import NPROXY, write_ini
+from conftest import release_registry
 from generation_support import AMQP_BASE, add_vhost, delete_vhost, idle_in_time
 from live_support import stop_server
 from nproxy_core.config import configure
-from nproxy_core.db import IDatabase
 from nproxy_core.wiring import find_service
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -141,10 +141,7 @@ class LiveStack:
                 self.worker.wait(timeout=5)
         stop_server(self.server, self.thread)
         if self.registry is not None:
-            from nproxy_core.generation.interfaces import ICompletionSignal
-
-            find_service(self.registry, ICompletionSignal).close()
-            find_service(self.registry, IDatabase).engine.dispose()
+            release_registry(self.registry)
 
 
 @contextlib.contextmanager

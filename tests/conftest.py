@@ -252,12 +252,17 @@ def make_app(db: Session, base_settings: dict[str, Any]) -> Callable[..., webtes
         return webtest.TestApp(wsgi, extra_environ={"HTTP_HOST": "localhost"})
 
     yield factory
+    for registry in built:
+        release_registry(registry)
+
+
+def release_registry(registry: Any) -> None:
+    """Let go of what an app built by a test holds: the completion listener (if a held poll
+    started it) its connection first, then every pooled connection."""
     from nproxy_core.generation.interfaces import ICompletionSignal
 
-    for registry in built:
-        # The completion listener (if a held poll started it) lets go of its connection first.
-        find_service(registry, ICompletionSignal).close()
-        find_service(registry, IDatabase).engine.dispose()
+    find_service(registry, ICompletionSignal).close()
+    find_service(registry, IDatabase).engine.dispose()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot_support import BotThread
+from bot_support import BotThread, start_process
 from fakes.telegram import FakeTelegram
 from generation_support import Process, write_ini
 
@@ -44,12 +44,13 @@ def start_bot(
     started: list[Process | BotThread] = []
 
     def start(*, process: bool = False) -> Process | BotThread:
-        if not process:
-            started.append(BotThread(bot_settings, telegram))
-            return started[-1]
-        bot = Process(["-c", ini, "bot"], tmp_path / f"bot{len(started)}.log", tmp_path)
+        log = tmp_path / f"bot{len(started)}.log"
+        bot = (
+            start_process(Path(ini), log, telegram)
+            if process
+            else BotThread(bot_settings, telegram)
+        )
         started.append(bot)
-        telegram.wait_for_polling(timeout=60)
         return bot
 
     yield start

@@ -4,7 +4,6 @@ real worker on a RabbitMQ vhost of this run where a generation is made."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from bot_support import BotThread, polls_of
+from bot_support import BotThread, start_process
 from fakes.proxies import free_port
 from fakes.telegram import FakeTelegram, SentMessage
 from generation_support import LOGGING_INI, Process, SharedWorker, rabbitmq_vhost, write_ini
@@ -115,15 +114,8 @@ def start_bot(
             return processes[-1]
         n = len(processes)
         ini = write_ini(tmp_path, bot_settings, f"bot{n}.ini", logging=LOGGING_INI)
-        polls = polls_of(telegram)
-        bot = Process(["-c", str(ini), "bot"], tmp_path / f"bot{n}.log", tmp_path)
-        processes.append(bot)
-        deadline = time.monotonic() + 60
-        while polls_of(telegram) <= polls:
-            if bot.popen.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the bot did not start:\n{bot.log[-3000:]}")
-            time.sleep(0.05)
-        return bot
+        processes.append(start_process(ini, tmp_path / f"bot{n}.log", telegram))
+        return processes[-1]
 
     return start
 
