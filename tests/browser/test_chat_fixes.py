@@ -71,6 +71,20 @@ def renews_said(page: Any) -> int:
     return text.count("renew your plan")
 
 
+def open_chat_holding(
+    live_stack: Any, page: Any, user_factory: Any, make_cycle: Any, call: str
+) -> list[Any]:
+    """A paying customer's chat opened with its start-up call ``/api/v1/{call}`` held: the
+    list that the held request lands in, for the test to let go of."""
+    user = user_factory()
+    make_cycle(user, request_limit=3)
+    log_in(page, live_stack.url, user.email)
+    held: list[Any] = []
+    page.route(f"**/api/v1/{call}", lambda route: held.append(route))
+    page.goto(f"{live_stack.url}/chat")
+    return held
+
+
 def test_a_send_made_while_the_page_still_loads_keeps_its_turn(
     live_stack: Any, page: Any, user_factory: Any, make_cycle: Any
 ) -> None:
@@ -78,13 +92,7 @@ def test_a_send_made_while_the_page_still_loads_keeps_its_turn(
     (which cleared the turn just sent and stopped watching it)."""
     from playwright.sync_api import expect
 
-    base = live_stack.url
-    user = user_factory()
-    make_cycle(user, request_limit=3)
-    log_in(page, base, user.email)
-    held: list[Any] = []
-    page.route("**/api/v1/templates", lambda route: held.append(route))
-    page.goto(f"{base}/chat")
+    held = open_chat_holding(live_stack, page, user_factory, make_cycle, "templates")
     expect(page.locator("#model option")).not_to_have_count(0)
     page.fill("#prompt", "a kite before the page is ready")
     page.press("#prompt", "Enter")
@@ -108,13 +116,7 @@ def test_a_send_made_before_the_models_are_known_waits_for_them(
     nothing, and said nothing, before)."""
     from playwright.sync_api import expect
 
-    base = live_stack.url
-    user = user_factory()
-    make_cycle(user, request_limit=3)
-    log_in(page, base, user.email)
-    held: list[Any] = []
-    page.route("**/api/v1/models", lambda route: held.append(route))
-    page.goto(f"{base}/chat")
+    held = open_chat_holding(live_stack, page, user_factory, make_cycle, "models")
     expect(page.locator("#quota-text")).not_to_have_text("…")
     page.fill("#prompt", "a kite sent before the models are known")
     page.press("#prompt", "Enter")
